@@ -1,0 +1,186 @@
+"""Command line: ``python -m harness {run,list,leaderboard,show,config}``.
+
+A user's mistake is one line on stderr and exit status 2; nothing is written before the input is known
+to be good.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import UserError
+
+# Ray reads these at import time: set them before anything imports ray.
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0",
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
+           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "100000"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage on two)
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip() != ""]
+    except ValueError:
+        raise UserError(f"--seed-list '{text}': expected comma-separated integers, e.g. 3,7") from None
+    if not seeds:
+        raise UserError("--seed-list is empty; expected comma-separated integers, e.g. 3,7")
+    return seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness",
+                     description="Run NAS methods side by side under one protocol as Ray Tune trials.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run (or resume) an experiment: one trial per seed")
+    run.add_argument("--method", help="search method (see 'list')")
+    run.add_argument("--space", help="search space (see 'list')")
+    run.add_argument("--dataset", default="cifar10", help="digits, cifar10, cifar100 or folder:PATH")
+    run.add_argument("--budget", default="paper", help="smoke, small or paper (default: paper)")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, help="run seeds 0..N-1 (default 1)")
+    seeds.add_argument("--seed-list", help="explicit seeds, e.g. 3,7")
+    run.add_argument("--out", default="results", type=Path, help="output folder (default: results/)")
+    run.add_argument("--name", help="experiment name (default: method-space-dataset-budget-time)")
+    run.add_argument("--cpus-per-trial", type=int, help="CPUs per trial (default: cores / parallel trials)")
+    run.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: 1 with CUDA, else 0)")
+    run.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    run.add_argument("--max-failures", type=int, default=2,
+                     help="retries of a crashed trial from its last checkpoint (default 2)")
+    run.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                     help="Ray cluster address ('auto' on a 'ray up' cluster; default: a local Ray)")
+    run.add_argument("--data-dir", help="where datasets are downloaded (default: ~/.cache/nas-harness/data "
+                                        "or $HARNESS_DATA_DIR)")
+    run.add_argument("--resume", action="store_true", help="continue the experiment --name in --out")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a configuration key (see 'config'); repeatable")
+
+    sub.add_parser("list", help="methods, spaces, datasets, budgets and the method × space matrix")
+
+    board = sub.add_parser("leaderboard", help="aggregate every record under DIR into a leaderboard")
+    board.add_argument("dir", nargs="?", default="results", type=Path)
+
+    show = sub.add_parser("show", help="one trial record, readable")
+    show.add_argument("record", type=Path)
+
+    config = sub.add_parser("config", help="the resolved configuration: every key --set accepts")
+    config.add_argument("--method", required=True)
+    config.add_argument("--space", required=True)
+    config.add_argument("--budget", default="paper")
+    config.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from harness.experiment import RunRequest, run
+
+    if not args.resume and (not args.method or not args.space):
+        raise UserError("run needs --method and --space (or --resume --name NAME)")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"--seeds must be at least 1 (got {args.seeds})")
+    seeds = _seed_list(args.seed_list) if args.seed_list else list(range(args.seeds or 1))
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError("--max-concurrent must be at least 1")
+    req = RunRequest(method=args.method, space=args.space, dataset=args.dataset, budget=args.budget,
+                     seeds=seeds, overrides=args.overrides, out=args.out, name=args.name,
+                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                     max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                     address=args.address, data_dir=args.data_dir, resume=args.resume)
+    return run(req, console)
+
+
+def cmd_list(console: Console) -> int:
+    from harness.config import BUDGET_HELP
+    from harness.data import DATASETS
+    from harness.registry import METHODS, SPACES, load_all
+
+    load_all()
+    for title, items in (("methods", {k: v.description for k, v in METHODS.items()}),
+                         ("spaces", {k: v.description for k, v in SPACES.items()}),
+                         ("datasets", DATASETS), ("budgets", BUDGET_HELP)):
+        table = Table(title=title, show_header=False)
+        for name, text in items.items():
+            table.add_row(name, text)
+        console.print(table)
+    matrix = Table(title="method × space (✓ = supported)")
+    matrix.add_column("method")
+    for space in SPACES:
+        matrix.add_column(space, justify="center")
+    for name, cls in METHODS.items():
+        matrix.add_row(name, *("✓" if s in cls.supported_spaces else "·" for s in SPACES))
+    console.print(matrix)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, console: Console) -> int:
+    from harness.config import HELP, parse_overrides, resolve
+    from harness.registry import check_pair, get_method, get_space
+
+    check_pair(args.method, args.space)
+    resolved = resolve(get_method(args.method), get_space(args.space), args.budget,
+                       parse_overrides(args.overrides))
+    table = Table(title=f"configuration of {args.method} on {args.space}, budget {args.budget}")
+    for col in ("key", "value", "source", "meaning"):
+        table.add_column(col)
+    for key in sorted(resolved.values):
+        table.add_row(key, repr(resolved.values[key]), resolved.sources[key], HELP.get(key, ""))
+    console.print(table)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
+    from harness.leaderboard import build_leaderboard, leaderboard_table, write_leaderboard
+    from harness.records import load_records
+
+    records = load_records(args.dir)
+    if not records:
+        raise UserError(f"no trial records under '{args.dir}' (looked for */trials/*.json)")
+    board = build_leaderboard(records)
+    csv_path, md_path = write_leaderboard(board, args.dir)
+    console.print(leaderboard_table(board, f"leaderboard of {args.dir} ({len(records)} records)"))
+    console.print(f"written: {csv_path}, {md_path}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    from harness.records import read_record, show_record
+
+    show_record(read_record(args.record), console)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    console = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            return cmd_run(args, console)
+        if args.command == "list":
+            return cmd_list(console)
+        if args.command == "config":
+            return cmd_config(args, console)
+        if args.command == "leaderboard":
+            return cmd_leaderboard(args, console)
+        return cmd_show(args, console)
+    except UserError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

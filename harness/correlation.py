@@ -1,0 +1,60 @@
+"""Operation-level ranking correlation: the discretisation protocol of AGNAS (Fig. 3).
+
+For a fixed sample of edges — drawn from a fixed generator (seed 0), so every method and every seed of a
+space is measured on the same edges — each edge is discretised in turn to every op the derivation may
+choose (``space.selectable_ops()``; ``none`` is left out on the DARTS space because no genotype can
+contain it), the supernet's accuracy on a fixed subset of the architecture half (its first
+``corr_batches`` batches, unaugmented) is measured, and the method's importance scores of that edge are
+correlated with those accuracies (Kendall τ-b and Spearman ρ). The figures are averaged over the edges on
+which they are defined.
+
+BatchNorm uses batch statistics during these measurements (its running statistics are restored after):
+the running statistics were accumulated by the mixed supernet and do not describe a discretised one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.data import SearchData
+from harness.metrics import mean_ignoring_nan, rank_correlation
+from harness.train import evaluate
+from methods.base import SearchMethod
+
+EDGE_SAMPLE_SEED = 0
+
+
+def sample_edges(arch_shape: dict[str, tuple[int, int]], count: int) -> list[tuple[str, int]]:
+    """A fixed, seed-independent sample of ``count`` (group, edge) pairs, in a stable order."""
+    all_edges = [(group, i) for group, (n, _) in arch_shape.items() for i in range(n)]
+    if count <= 0:
+        return []
+    if count >= len(all_edges):
+        return all_edges
+    rng = np.random.default_rng(EDGE_SAMPLE_SEED)
+    picked = sorted(rng.choice(len(all_edges), size=count, replace=False).tolist())
+    return [all_edges[i] for i in picked]
+
+
+def op_level_correlation(method: SearchMethod, data: SearchData, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``op_kendall_tau``, ``op_spearman_rho`` (means over edges), ``op_corr_edges`` and per-edge detail."""
+    scores = method.importance()
+    if scores is None or method.supernet is None:
+        return {"op_kendall_tau": None, "op_spearman_rho": None, "op_corr_edges": 0, "op_correlation": []}
+    ops = method.space.selectable_ops()
+    batches = data.val_batches(limit_batches=int(cfg["corr_batches"]))
+    detail = []
+    for group, index in sample_edges(method.space.arch_shape(), int(cfg["corr_edges"])):
+        accs = []
+        for op in ops:
+            with method.discretised(group, index, op):
+                accs.append(evaluate(method.supernet, batches, train_mode_bn=True)[1])
+        edge_scores = [float(scores[group][index, op]) for op in ops]
+        tau, rho = rank_correlation(edge_scores, accs)
+        detail.append({"group": group, "edge": index, "ops": [method.space.op_names[o] for o in ops],
+                       "scores": edge_scores, "accs": accs, "kendall_tau": tau, "spearman_rho": rho})
+    return {"op_kendall_tau": mean_ignoring_nan([d["kendall_tau"] for d in detail]),
+            "op_spearman_rho": mean_ignoring_nan([d["spearman_rho"] for d in detail]),
+            "op_corr_edges": len(detail), "op_correlation": detail}

@@ -1,0 +1,350 @@
+"""Trial records: one self-contained JSON file per finished trial, the source of truth for results.
+
+Records are written atomically (temporary file in the same folder, fsync, rename) so a crash or a
+killed worker leaves either the complete old record, the complete new one, or nothing — never a
+half-written file that would silently drop a seed from a leaderboard.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePath
+from typing import IO, Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from harness.errors import UserError
+
+IDENTITY_KEYS = ("method", "space", "dataset", "budget", "seed")
+NULL = "—"
+
+
+# --- file names ---------------------------------------------------------------------------------
+def _slug(text: str) -> str:
+    """A file-name-safe form of a name; ``folder:/data/my_set/`` becomes ``folder-my_set``.
+
+    For ``kind:path`` dataset names only the last path component is kept: the full path would make
+    unreadable names, and the folder name is what a user recognises.
+    """
+    text = str(text)
+    if ":" in text:
+        kind, rest = text.split(":", 1)
+        rest = rest.rstrip("/\\")
+        name = PurePath(rest.replace("\\", "/")).name or rest
+        text = f"{kind}-{name}" if name else kind
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+    return text.lstrip(".") or "_"
+
+
+def record_filename(method: str, space: str, dataset: str, seed: int) -> str:
+    """``<method>-<space>-<dataset>-s<seed>.json`` with every part made safe for a file name."""
+    return f"{_slug(method)}-{_slug(space)}-{_slug(dataset)}-s{int(seed)}.json"
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+def json_safe(obj: Any) -> Any:
+    """Plain-JSON form of ``obj``: NaN/inf → None, NumPy/tensors → Python, tuples/sets → lists, Path → str.
+
+    Strict JSON has no NaN, and other tools (jq, JavaScript, pandas' strict readers) reject it; an
+    undefined metric is stored as null. Anything else unknown becomes its ``str`` so that a record is
+    never lost after hours of search because of one odd value.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    if isinstance(obj, dict):
+        return {_json_key(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, range)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted((json_safe(v) for v in obj), key=repr)
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays, torch tensors
+        return json_safe(obj.tolist())
+    return str(obj)
+
+
+def _json_key(key: Any) -> str:
+    # JSON keys are strings; converting here also keeps sort_keys from failing on mixed key types.
+    key = json_safe(key)
+    return key if isinstance(key, str) else json.dumps(key)
+
+
+# --- atomic writes ------------------------------------------------------------------------------
+def atomic_write(path: Path | str, write: Callable[[IO[str]], None]) -> None:
+    """Write a text file atomically: ``write(f)`` fills a temporary file that then replaces ``path``.
+
+    The temporary file lives in the same folder (``os.replace`` is only atomic within a file system),
+    is hidden and ends in ``.tmp`` so loaders never mistake it for a record, and is removed if writing
+    fails, leaving any previous file untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """Atomically replace ``path`` with ``text``."""
+    atomic_write(path, lambda f: f.write(text))
+
+
+def write_record(path: Path | str, record: dict[str, Any]) -> None:
+    """Write one trial record atomically as sorted, indented strict JSON (parent folders created)."""
+    safe = json_safe(record)
+    atomic_write(path, lambda f: json.dump(safe, f, indent=2, sort_keys=True, allow_nan=False))
+
+
+# --- reading ------------------------------------------------------------------------------------
+def read_record(path: Path | str) -> dict[str, Any]:
+    """Read one record, raising ``UserError`` (one line) if it is missing, not JSON, or not a record."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"record {path} does not exist; check the path or list results/<experiment>/trials/") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read record {path}: {_one_line(err)}") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"record {path} is not valid JSON ({_one_line(err)}); delete it and re-run the trial") from None
+    if not isinstance(record, dict):
+        raise UserError(f"record {path} is not a JSON object; delete it and re-run the trial")
+    missing = [k for k in IDENTITY_KEYS if k not in record]
+    if missing:
+        raise UserError(f"record {path} lacks the identity keys {', '.join(missing)}; "
+                        "it is not a trial record (delete it or move it out of trials/)")
+    return record
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def load_records(root: Path | str) -> list[dict[str, Any]]:
+    """Every ``trials/*.json`` record anywhere under ``root``, sorted by path, each with ``_path``.
+
+    A corrupt or foreign file is skipped with a one-line warning on stderr: one bad file must not hide
+    every other result, but the user must hear about it.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise UserError(f"results folder {root} does not exist; run an experiment first or pass the "
+                        "folder that holds <experiment>/trials/")
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder; pass the results folder that holds <experiment>/trials/")
+    records = []
+    for path in sorted(p for p in root.rglob("*.json") if p.parent.name == "trials" and p.is_file()):
+        try:
+            record = read_record(path)
+        except UserError as err:
+            print(f"warning: skipping {_one_line(err)}", file=sys.stderr)
+            continue
+        record["_path"] = str(path)
+        records.append(record)
+    return records
+
+
+# --- showing ------------------------------------------------------------------------------------
+# (key, label, unit) of the metrics shown first and in this order; other numeric keys follow.
+_METRIC_ROWS = [
+    ("search_val_acc", "supernet val accuracy", "%"),
+    ("val_acc", "validation accuracy", "%"),
+    ("test_acc", "test accuracy", "%"),
+    ("search_seconds", "search time", "s"),
+    ("correlation_seconds", "correlation time", "s"),
+    ("eval_seconds", "evaluation time", "s"),
+    ("device_hours", "device time", None),  # unit: the record's device_hours_kind
+    ("peak_mem_mb", "peak memory", "MB"),
+    ("params_m", "parameters", "M"),
+    ("madds_m", "multiply-adds", "M"),
+    ("op_kendall_tau", "op-level Kendall τ", ""),
+    ("op_spearman_rho", "op-level Spearman ρ", ""),
+    ("op_corr_edges", "op-level edges sampled", ""),
+    ("arch_kendall_tau", "arch-level Kendall τ", ""),
+    ("arch_spearman_rho", "arch-level Spearman ρ", ""),
+]
+_NOT_METRICS = set(IDENTITY_KEYS) | {"config", "overrides", "history", "genotype", "benchmark"}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return NULL
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:.0f}"
+    return str(value)
+
+
+def genotype_lines(genotype: str) -> list[str]:
+    """DARTS-style ``Genotype(...)`` strings as one line per cell node; other strings unchanged.
+
+    A genotype is a list of (op, source) pairs, two per intermediate node; nodes are numbered from 2
+    because sources 0 and 1 are the cell's two inputs, so node numbers and sources read the same way.
+    """
+    if not genotype.startswith("Genotype("):
+        return [genotype]
+    lines = []
+    for cell in ("normal", "reduce"):
+        match = re.search(rf"\b{cell}=(\[[^\]]*\])", genotype)
+        if match is None:
+            continue
+        try:
+            edges = ast.literal_eval(match.group(1))
+        except (ValueError, SyntaxError):
+            return [genotype]
+        lines.append(f"{cell} cell:")
+        for k in range(0, len(edges), 2):
+            pair = ", ".join(f"({op}, {src})" for op, src in edges[k:k + 2])
+            lines.append(f"  node {k // 2 + 2} ← {pair}")
+        concat = re.search(rf"\b{cell}_concat=(range\([^)]*\)|\[[^\]]*\])", genotype)
+        if concat is not None:
+            lines.append(f"  output = concat {concat.group(1)}")
+    return lines or [genotype]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _history_rows(history: list[dict[str, Any]], head: int = 5, tail: int = 5) -> list[dict[str, Any] | None]:
+    """Per phase, the first and last epochs when a phase is long; ``None`` marks an elision."""
+    phases: dict[Any, list[dict[str, Any]]] = {}
+    for row in history:
+        if isinstance(row, dict):
+            phases.setdefault(row.get("phase"), []).append(row)
+    rows: list[dict[str, Any] | None] = []
+    for phase_rows in phases.values():
+        if len(phase_rows) > head + tail + 2:
+            rows += phase_rows[:head] + [None] + phase_rows[-tail:]
+        else:
+            rows += phase_rows
+    return rows
+
+
+def show_record(record: dict[str, Any], console: Console) -> None:
+    """Print a readable view of one record: identity, genotype, metrics, history and configuration."""
+    ident = " · ".join(f"{k} {record.get(k, NULL)}" for k in IDENTITY_KEYS)
+    console.print(Text(ident, style="bold"))
+    details = [f"{k}: {record[k]}" for k in ("experiment", "config_hash", "device", "harness_version",
+                                             "finished_at", "_path") if record.get(k) not in (None, "")]
+    if details:
+        console.print(Text("  ".join(details), style="dim"))
+
+    genotype = record.get("genotype")
+    if genotype not in (None, ""):
+        console.print(Text("genotype", style="bold"))
+        for line in genotype_lines(str(genotype)):
+            console.print(Text(f"  {line}"))
+
+    metrics = Table(title="metrics", title_justify="left")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    metrics.add_column("unit")
+    shown = set()
+    for key, label, unit in _METRIC_ROWS:
+        if key in record:
+            shown.add(key)
+            if unit is None:
+                unit = str(record.get("device_hours_kind") or "hours")
+            metrics.add_row(label, _fmt(record[key]), unit)
+    for key in sorted(record):
+        value = record[key]
+        if key in shown or key in _NOT_METRICS or key.startswith("_") or isinstance(value, bool):
+            continue
+        if _is_number(value) or (value is None and key.endswith(("_acc", "_tau", "_rho"))):
+            metrics.add_row(key, _fmt(value), "")
+    benchmark = record.get("benchmark")
+    if isinstance(benchmark, dict):
+        for key, value in _flatten(benchmark).items():
+            metrics.add_row(f"benchmark {key}", _fmt(value), "")
+    console.print(metrics)
+
+    history = record.get("history") or []
+    if isinstance(history, list) and history:
+        columns: list[str] = []
+        for row in history:
+            if isinstance(row, dict):
+                for key, value in row.items():
+                    if key not in ("epoch", "phase") and key not in columns and (
+                            _is_number(value) or value is None):
+                        columns.append(key)
+        columns = [c for c in columns if any(isinstance(r, dict) and _is_number(r.get(c)) for r in history)]
+        table = Table(title=f"history ({len(history)} epochs)", title_justify="left")
+        table.add_column("epoch", justify="right")
+        table.add_column("phase")
+        for column in columns:
+            table.add_column(column, justify="right")
+        for row in _history_rows(history):
+            if row is None:
+                table.add_row("…", "…", *["…" for _ in columns])
+            else:
+                table.add_row(_fmt(row.get("epoch")), _fmt(row.get("phase")),
+                              *[_fmt(row.get(c)) for c in columns])
+        console.print(table)
+
+    config = record.get("config")
+    if isinstance(config, dict) and config:
+        overrides = record.get("overrides") or {}
+        overridden = set(_flatten(overrides)) | set(overrides)
+        table = Table(title="configuration", title_justify="left",
+                      caption="* set by --set" if overridden else None, caption_justify="left")
+        table.add_column("key")
+        table.add_column("value")
+        for key, value in sorted(_flatten(config).items()):
+            mark = " *" if key in overridden else ""
+            table.add_row(f"{key}{mark}", _fmt(value) if not isinstance(value, (list, dict)) else
+                          json.dumps(value))
+        console.print(table)

@@ -1,0 +1,99 @@
+"""Shared training and evaluation loops (one place for each; methods and protocols call these)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """Networks return logits or ``(logits, aux_logits)``."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
+    """Learning rate of ``epoch`` (0-based) under cosine annealing from lr_max to lr_min over ``epochs``."""
+    return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * epoch / max(1, epochs)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable, train_mode_bn: bool = False) -> tuple[float, float]:
+    """Mean loss and top-1 accuracy (percent) of ``model`` over ``batches``.
+
+    ``train_mode_bn`` uses batch statistics (running statistics are restored afterwards).
+    """
+    was_training = model.training
+    saved = None
+    if train_mode_bn:
+        saved = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+        model.train()
+    else:
+        model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for x, y in batches:
+        logits = logits_of(model(x))
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        count += len(y)
+    if saved is not None:
+        model.load_state_dict(saved, strict=False)
+    model.train(was_training)
+    return loss_sum / max(1, count), 100.0 * correct / max(1, count)
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, grad_clip: float,
+                auxiliary_weight: float = 0.0) -> tuple[float, float]:
+    """One epoch of plain supervised training; returns mean loss and accuracy (percent)."""
+    model.train()
+    loss_sum, correct, count = 0.0, 0, 0
+    for x, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        logits = logits_of(out)
+        loss = F.cross_entropy(logits, y)
+        if auxiliary_weight and isinstance(out, tuple) and out[1] is not None:
+            loss = loss + auxiliary_weight * F.cross_entropy(out[1], y)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        loss_sum += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        count += len(y)
+    return loss_sum / max(1, count), 100.0 * correct / max(1, count)

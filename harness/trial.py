@@ -1,0 +1,161 @@
+"""One trial, end to end: one (method, space, dataset, seed) as a Ray Tune function trainable.
+
+1. The resolved configuration arrives in ``params["spec"]`` (stored in the record with its hash).
+2. Everything is seeded from the trial's seed.
+3. Data: the fixed search split; the test set is kept for the evaluation.
+4. Search, one ``tune.report`` and one checkpoint per epoch (a restarted trial continues from it).
+5. Derive the genotype and the operation-importance scores.
+6. Operation-level ranking correlation.
+7. Evaluate: train the derived network from scratch (one report and checkpoint per epoch), test once.
+8. Write the record atomically; report the flat summary.
+
+A trial whose record already exists with the same configuration hash reports it and returns: a resumed
+experiment never runs a finished seed twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from harness import __version__
+from harness.correlation import op_level_correlation
+from harness.data import SearchData, load_dataset
+from harness.evaluation import FinalTraining
+from harness.metrics import count_madds_m, count_params_m, describe_device, device_hours_kind, peak_memory_mb
+from harness.records import read_record, record_filename, write_record
+from harness.registry import get_method, get_space
+from harness.train import rng_state, seed_everything, set_rng_state
+
+EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
+SUMMARY_KEYS = ("test_acc", "search_val_acc", "op_kendall_tau", "params_m", "search_seconds", "eval_seconds")
+
+
+def record_path(spec: dict[str, Any], seed: int) -> Path:
+    return Path(spec["records_dir"]) / record_filename(spec["method"], spec["space"], spec["dataset"], seed)
+
+
+def pick_device(gpus_per_trial: float) -> torch.device:
+    return torch.device("cuda" if gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
+
+
+def _report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
+    """``tune.report`` with a checkpoint of ``state`` when given."""
+    if state is None:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(state, Path(folder) / "state.pt")
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _load_checkpoint() -> dict[str, Any] | None:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
+
+
+def run_trial(params: dict[str, Any]) -> None:
+    spec, seed = params["spec"], int(params["seed"])
+    cfg = spec["config"]
+    path = record_path(spec, seed)
+    if path.exists():
+        done = read_record(path)
+        if done.get("config_hash") == spec["config_hash"]:
+            tune.report({**{k: done.get(k) for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
+            return
+
+    torch.set_num_threads(max(1, int(spec["cpus_per_trial"])))
+    device = pick_device(spec["gpus_per_trial"])
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seed_everything(seed)
+    data = SearchData(load_dataset(spec["dataset"], spec.get("data_dir"), cfg["image_size"]), cfg, seed, device)
+    space = get_space(spec["space"])(cfg)
+    method = get_method(spec["method"])(space, cfg, data.info, device, seed)
+    search_epochs = method.num_epochs()
+    total_epochs = search_epochs + int(cfg["eval_epochs"])
+
+    state: dict[str, Any] = {"phase": "search", "epoch": 0, "history": [], "search_seconds": 0.0,
+                             "eval_seconds": 0.0, "results": {}}
+    saved_rng = None
+    saved = _load_checkpoint()
+    if saved is not None:
+        state, saved_rng = saved, saved.pop("rng")
+        if state["phase"] == "search":
+            method.load_state_dict(state.pop("method"))
+            set_rng_state(saved_rng)
+
+    def checkpoint_state(extra: dict[str, Any]) -> dict[str, Any]:
+        return {**state, **extra, "rng": rng_state()}
+
+    # 4. search
+    while state["phase"] == "search" and state["epoch"] < search_epochs:
+        epoch, start = state["epoch"], time.perf_counter()
+        metrics = method.train_epoch(epoch, data)
+        seconds = time.perf_counter() - start
+        state["search_seconds"] += seconds
+        state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds})
+        state["epoch"] = epoch + 1
+        _report({"phase": "search", "epoch": epoch, "progress": state["epoch"] / total_epochs,
+                 **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
+                checkpoint_state({"method": method.state_dict()}))
+
+    # 5-6. derive and correlate (deterministic given the search state, so not checkpointed separately)
+    if state["phase"] == "search":
+        start = time.perf_counter()
+        genotype = method.derive()
+        correlation = op_level_correlation(method, data, cfg)
+        state["results"] = {"genotype": space.to_str(genotype),
+                            "search_val_acc": method.search_val_acc(state["history"][-1]),
+                            "correlation_seconds": time.perf_counter() - start, **correlation}
+        state.update(phase="eval", epoch=0)
+
+    # 7. evaluate
+    genotype = space.parse(state["results"]["genotype"])
+    torch.manual_seed(seed + EVAL_SEED_OFFSET)
+    final = FinalTraining(space, genotype, data, cfg, device)
+    if "final" in state:  # resumed mid-evaluation
+        final.load_state_dict(state.pop("final"))
+        set_rng_state(saved_rng)
+    while state["epoch"] < final.epochs:
+        epoch, start = state["epoch"], time.perf_counter()
+        metrics = final.train_epoch(epoch)
+        seconds = time.perf_counter() - start
+        state["eval_seconds"] += seconds
+        state["history"].append({"phase": "eval", "epoch": epoch, **metrics, "seconds": seconds})
+        state["epoch"] = epoch + 1
+        _report({"phase": "eval", "epoch": epoch,
+                 "progress": (search_epochs + state["epoch"]) / total_epochs, **metrics},
+                checkpoint_state({"final": final.state_dict()}))
+    start = time.perf_counter()
+    test_loss, test_acc = final.test()
+    state["eval_seconds"] += time.perf_counter() - start
+
+    # 8. record
+    info = data.info
+    hours = (state["search_seconds"] + state["results"]["correlation_seconds"] + state["eval_seconds"]) / 3600
+    record = {
+        "method": spec["method"], "space": spec["space"], "dataset": spec["dataset"],
+        "budget": spec["budget"], "seed": seed, "experiment": spec["experiment"],
+        "config": cfg, "config_hash": spec["config_hash"], "overrides": spec["overrides"],
+        **state["results"],
+        "test_acc": test_acc, "test_loss": test_loss,
+        "search_seconds": state["search_seconds"], "eval_seconds": state["eval_seconds"],
+        "device_hours": hours, "device_hours_kind": device_hours_kind(device),
+        "device": describe_device(device), "peak_mem_mb": peak_memory_mb(device),
+        "params_m": count_params_m(final.net),
+        "madds_m": count_madds_m(final.net, (1, info.in_channels, info.image_size, info.image_size)),
+        "history": state["history"], "harness_version": __version__,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_record(path, record)
+    tune.report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})

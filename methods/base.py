@@ -1,0 +1,114 @@
+"""The method side of the narrow space/method interface.
+
+A method owns how the candidates of a searchable edge are combined during search, how architecture
+knowledge is learned, the operation-importance scores it produces, and how it derives the genotype (most
+methods hand their scores to the space's derivation rule). The space asks the method for one edge module
+per searchable edge through ``edge_factory``; those modules read the architecture state the method keeps.
+
+Discretisation for the operation-level ranking correlation is shared: while ``discretised(group, index,
+op)`` is active, every edge instance of that (group, index) must compute only candidate ``op``. Edge
+modules look the choice up in ``ArchState.forced``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.data import SearchData
+from harness.errors import UserError
+from spaces.base import DataInfo, SearchSpace
+
+
+class ArchState:
+    """Architecture state shared by a method's edge modules (deliberately not an ``nn.Module``, so the
+    architecture parameters never end up among the supernet's weights)."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, nn.Parameter] = {}
+        self.forced: dict[tuple[str, int], int] = {}
+
+
+class SearchMethod:
+    """Base class of a search method. Subclasses are registered with ``@register_method``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    supported_spaces: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}
+    ignored_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
+                 seed: int):
+        self.space, self.cfg, self.info, self.device, self.seed = space, cfg, info, device, seed
+        self.arch = ArchState()
+        self.supernet: nn.Module | None = None
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        """Refuse impossible values with one line (called when the configuration is resolved)."""
+        for key, value in cfg.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                raise UserError(f"configuration key '{key}' must not be negative (got {value})")
+        for key in ("search_epochs", "search_layers", "search_channels", "eval_layers", "eval_channels",
+                    "search_batch_size", "eval_batch_size"):
+            if key in cfg and cfg[key] < 1:
+                raise UserError(f"configuration key '{key}' must be at least 1 (got {cfg[key]})")
+
+    # --- search ---------------------------------------------------------------------------------
+    def num_epochs(self) -> int:
+        return int(self.cfg["search_epochs"])
+
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        """One search epoch; returns the epoch's metrics (``val_acc`` among them, percent)."""
+        raise NotImplementedError
+
+    def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
+        """Measured seconds of one search step and the number of steps per epoch, for the plan's time
+        estimate (run on a throw-away instance: it trains)."""
+        weight_batch, arch_batch = next(iter(data.weight_batches(0))), next(iter(data.arch_batches(0)))
+        self.train_step(weight_batch, arch_batch, 0)  # warm-up
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.train_step(weight_batch, arch_batch, 0)
+        return (time.perf_counter() - start) / steps, len(data.weight_batches(0))
+
+    def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    # --- results --------------------------------------------------------------------------------
+    def search_val_acc(self, last_epoch: dict[str, Any]) -> float:
+        """Validation accuracy (percent, architecture half) that the search ends with."""
+        return float(last_epoch["val_acc"])
+
+    def importance(self) -> dict[str, np.ndarray] | None:
+        """Operation-importance scores per group (``[edges, ops]``), or None if the method has none."""
+        return None
+
+    def derive(self) -> Any:
+        """The derived genotype (default: the space's rule on the importance scores)."""
+        scores = self.importance()
+        assert scores is not None
+        return self.space.derive(scores)
+
+    @contextmanager
+    def discretised(self, group: str, index: int, op: int) -> Iterator[None]:
+        """Make every instance of edge (group, index) compute only candidate ``op``."""
+        self.arch.forced[(group, index)] = op
+        try:
+            yield
+        finally:
+            del self.arch.forced[(group, index)]
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError

@@ -1,0 +1,171 @@
+"""DARTS: differentiable architecture search (Liu et al., ICLR 2019), first and second order.
+
+Every searchable edge is a mixed edge Σ_o softmax(α)_o · o(x); one α matrix per architecture group of the
+space (DARTS space: one for all normal cells, one for all reduction cells), initialised as
+``arch_init_std`` · N(0, 1). Bilevel optimisation, each iteration the architecture step first, then the
+weight step:
+
+- weights: SGD (lr cosine-annealed from ``w_lr`` to ``w_lr_min`` per epoch, momentum, weight decay,
+  gradient-norm clip) on batches of the weight half;
+- architecture: Adam on batches of the architecture half, with the gradient of the validation loss at the
+  current weights (``order=1``) or the unrolled gradient (``order=2``):
+  w' = w − η(momentum·buffer + ∇w L_train(w) + wd·w);
+  ∇α L_val(w', α) − η · (∇α L_train(w + R·v) − ∇α L_train(w − R·v)) / 2R, v = ∇w' L_val(w', α),
+  R = 0.01 / ‖v‖, η the current weight learning rate.
+
+Operation importance = softmax(α); the genotype is the space's derivation rule on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.data import SearchData
+from harness.errors import UserError
+from harness.registry import register_method
+from harness.train import cosine_lr, evaluate, set_lr
+from methods.base import ArchState, SearchMethod
+from spaces.base import DataInfo, EdgeId, SearchSpace
+
+
+class MixedEdge(nn.Module):
+    """Σ_o softmax(α[group][index])_o · o(x) over the candidates of one edge."""
+
+    def __init__(self, edge: EdgeId, candidates: nn.ModuleList, arch: ArchState):
+        super().__init__()
+        self.edge, self.ops, self.arch = edge, candidates, arch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        forced = self.arch.forced.get((self.edge.group, self.edge.index))
+        if forced is not None:
+            return self.ops[forced](x)
+        weights = F.softmax(self.arch.params[self.edge.group][self.edge.index], dim=-1)
+        return sum(w * op(x) for w, op in zip(weights, self.ops))
+
+
+@register_method
+class Darts(SearchMethod):
+    name = "darts"
+    description = "DARTS: softmax-relaxed mixed edges, bilevel search (first or second order)"
+    supported_spaces = ("darts",)
+    defaults = {
+        "search_epochs": 50,
+        "order": 1,
+        "arch_lr": 3e-4,
+        "arch_beta1": 0.5,
+        "arch_beta2": 0.999,
+        "arch_weight_decay": 1e-3,
+        "arch_init_std": 1e-3,
+    }
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        super().validate_config(cfg)
+        if cfg["order"] not in (1, 2):
+            raise UserError(f"order must be 1 (first order) or 2 (second order), got {cfg['order']}")
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
+                 seed: int):
+        super().__init__(space, cfg, info, device, seed)
+        for group, shape in space.arch_shape().items():
+            self.arch.params[group] = nn.Parameter(cfg["arch_init_std"] * torch.randn(*shape, device=device))
+        self.supernet = space.build_supernet(self.make_edge, info).to(device)
+        self.w_opt = torch.optim.SGD(self.supernet.parameters(), lr=cfg["w_lr"], momentum=cfg["w_momentum"],
+                                     weight_decay=cfg["w_weight_decay"])
+        self.a_opt = torch.optim.Adam(self.arch_parameters(), lr=cfg["arch_lr"],
+                                      betas=(cfg["arch_beta1"], cfg["arch_beta2"]),
+                                      weight_decay=cfg["arch_weight_decay"])
+
+    def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:
+        return MixedEdge(edge, candidates, self.arch)
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return list(self.arch.params.values())
+
+    # --- search ---------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        set_lr(self.w_opt, cosine_lr(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"]))
+        loss_sum, correct, count = 0.0, 0.0, 0
+        for weight_batch, arch_batch in zip(data.weight_batches(epoch), data.arch_batches(epoch)):
+            stats = self.train_step(weight_batch, arch_batch, epoch)
+            n = len(weight_batch[1])
+            loss_sum, correct, count = loss_sum + stats["loss"] * n, correct + stats["correct"], count + n
+        val_loss, val_acc = evaluate(self.supernet, data.val_batches())
+        return {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count, "val_loss": val_loss,
+                "val_acc": val_acc, "lr": self.w_opt.param_groups[0]["lr"],
+                "genotype": self.space.to_str(self.derive())}
+
+    def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
+        (x_w, y_w), (x_a, y_a) = weight_batch, arch_batch
+        self.supernet.train()
+        self.a_opt.zero_grad(set_to_none=True)
+        if self.cfg["order"] == 2:
+            grads = self.unrolled_arch_grads(x_w, y_w, x_a, y_a, self.w_opt.param_groups[0]["lr"])
+        else:
+            grads = torch.autograd.grad(F.cross_entropy(self.supernet(x_a), y_a), self.arch_parameters())
+        for alpha, grad in zip(self.arch_parameters(), grads):
+            alpha.grad = grad
+        self.a_opt.step()
+
+        self.w_opt.zero_grad(set_to_none=True)
+        logits = self.supernet(x_w)
+        loss = F.cross_entropy(logits, y_w)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
+        self.w_opt.step()
+        return {"loss": loss.item(), "correct": (logits.argmax(1) == y_w).sum().item()}
+
+    def unrolled_arch_grads(self, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor,
+                            y_a: torch.Tensor, eta: float) -> list[torch.Tensor]:
+        """Second-order (unrolled) architecture gradient; the weights are left as they were."""
+        net, alphas = self.supernet, self.arch_parameters()
+        weights = [p for p in net.parameters() if p.requires_grad]
+
+        def grads(loss: torch.Tensor, wrt: list[torch.Tensor]) -> list[torch.Tensor]:
+            gs = torch.autograd.grad(loss, wrt, allow_unused=True)
+            return [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, gs)]
+
+        momentum, wd = self.cfg["w_momentum"], self.cfg["w_weight_decay"]
+        backup = [w.detach().clone() for w in weights]
+        g_train = grads(F.cross_entropy(net(x_w), y_w), weights)
+        with torch.no_grad():  # one virtual SGD step: w' = w − η(momentum·buffer + ∇w L_train + wd·w)
+            for w, g in zip(weights, g_train):
+                buf = self.w_opt.state.get(w, {}).get("momentum_buffer")
+                step = g + wd * w + (momentum * buf if buf is not None else 0.0)
+                w.sub_(eta * step)
+        g_val = grads(F.cross_entropy(net(x_a), y_a), alphas + weights)
+        d_alpha, v = g_val[:len(alphas)], g_val[len(alphas):]
+
+        r = 0.01 / torch.cat([t.reshape(-1) for t in v]).norm().clamp_min(1e-12)
+        hessian_terms = []
+        for sign in (1.0, -1.0):  # finite-difference Hessian-vector product around w
+            with torch.no_grad():
+                for w, b, vi in zip(weights, backup, v):
+                    w.copy_(b + sign * r * vi)
+            hessian_terms.append(grads(F.cross_entropy(net(x_w), y_w), alphas))
+        with torch.no_grad():
+            for w, b in zip(weights, backup):
+                w.copy_(b)
+        return [da - eta * (gp - gn) / (2 * r) for da, gp, gn in zip(d_alpha, *hessian_terms)]
+
+    # --- results --------------------------------------------------------------------------------
+    def importance(self) -> dict[str, np.ndarray]:
+        return {g: F.softmax(a.detach(), dim=-1).cpu().numpy() for g, a in self.arch.params.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"supernet": self.supernet.state_dict(),
+                "alphas": {g: a.detach().clone() for g, a in self.arch.params.items()},
+                "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        with torch.no_grad():
+            for g, a in self.arch.params.items():
+                a.copy_(state["alphas"][g])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])

@@ -1,0 +1,80 @@
+"""Random search baseline: the NOS paper's "best of 30 random cells".
+
+Samples ``rs_candidates`` genotypes from the trial's seed (the space's uniform sampler), trains each one
+from scratch for ``rs_epochs`` epochs on the weight half — network at the search size (``search_layers``,
+``search_channels``), no auxiliary head or drop-path, with the shared search weight optimiser — and keeps
+the one with the best accuracy on the architecture half (ties: the earlier sample). One search "epoch" is
+one candidate, so checkpoints and progress come per candidate. It has no operation-importance scores, so
+its operation-level correlation is undefined (null in the record).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.data import SearchData
+from harness.registry import register_method
+from harness.train import cosine_lr, evaluate, set_lr, train_epoch
+from methods.base import SearchMethod
+from spaces.base import DataInfo, SearchSpace
+
+
+@register_method
+class RandomSearch(SearchMethod):
+    name = "random"
+    description = "random search: best of k sampled genotypes, each trained briefly"
+    supported_spaces = ("darts",)
+    defaults = {"rs_candidates": 30, "rs_epochs": 10}
+    ignored_keys = frozenset({"corr_edges", "corr_batches"})
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
+                 seed: int):
+        super().__init__(space, cfg, info, device, seed)
+        rng = np.random.default_rng(seed)
+        self.candidates = [space.sample(rng) for _ in range(cfg["rs_candidates"])]
+        self.val_accs: list[float] = []
+
+    def num_epochs(self) -> int:
+        return int(self.cfg["rs_candidates"])
+
+    def _train_candidate(self, index: int, data: SearchData, max_batches: int = 0) -> float:
+        cfg = self.cfg
+        net = self.space.build_network(self.candidates[index], self.info, cfg["search_layers"],
+                                       cfg["search_channels"], auxiliary=False).to(self.device)
+        opt = torch.optim.SGD(net.parameters(), lr=cfg["w_lr"], momentum=cfg["w_momentum"],
+                              weight_decay=cfg["w_weight_decay"])
+        for epoch in range(cfg["rs_epochs"]):
+            set_lr(opt, cosine_lr(epoch, cfg["rs_epochs"], cfg["w_lr"], cfg["w_lr_min"]))
+            batches = data.weight_batches(index * cfg["rs_epochs"] + epoch, phase="candidate")
+            if max_batches:
+                batches.limit_batches = max_batches
+            train_epoch(net, opt, batches, cfg["grad_clip"])
+        return evaluate(net, data.val_batches())[1]
+
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        val_acc = self._train_candidate(epoch, data)
+        self.val_accs.append(val_acc)
+        return {"val_acc": val_acc, "best_val_acc": max(self.val_accs),
+                "genotype": self.space.to_str(self.candidates[epoch])}
+
+    def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
+        start = time.perf_counter()
+        self._train_candidate(0, data, max_batches=steps)
+        per_step = (time.perf_counter() - start) / steps
+        return per_step, len(data.weight_batches(0)) * self.cfg["rs_epochs"]
+
+    def derive(self) -> Any:
+        return self.candidates[int(np.argmax(self.val_accs))]
+
+    def search_val_acc(self, last_epoch: dict[str, Any]) -> float:
+        return max(self.val_accs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"val_accs": list(self.val_accs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.val_accs = list(state["val_accs"])

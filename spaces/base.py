@@ -1,0 +1,106 @@
+"""The search-space side of the narrow space/method interface.
+
+A space owns the topology (cells, edges, stages), the candidate ops on each searchable edge, the genotype
+type and its string form, the supernet and final-network builders, the derivation rule from per-edge op
+scores, and random sampling. It never knows a method by name: for every searchable edge of the supernet
+it calls the ``edge_factory`` it is given, and the method decides how the candidates are combined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import nn
+
+from harness.errors import UserError
+
+
+@dataclass(frozen=True)
+class EdgeId:
+    """Identity of one searchable edge instance in a supernet.
+
+    ``group`` names the architecture matrix the edge belongs to (e.g. ``"normal"`` / ``"reduce"`` in the
+    DARTS space, where all cells of a type share one matrix); ``index`` is its row in that matrix;
+    ``cell`` is the position of the cell holding this instance (methods that keep per-cell state, such
+    as AGNAS, key on it).
+    """
+
+    group: str
+    index: int
+    cell: int
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a network builder needs to know about the data."""
+
+    in_channels: int
+    num_classes: int
+    image_size: int
+
+
+# edge_factory(edge, candidates) -> module combining the candidate ops (ordered as the space's op_names)
+EdgeFactory = Callable[[EdgeId, nn.ModuleList], nn.Module]
+
+
+class GenotypeError(UserError):
+    """A malformed or invalid genotype string."""
+
+
+class SearchSpace:
+    """Base class of a search space. Subclasses are registered with ``@register_space``.
+
+    ``defaults`` holds the space's paper-default configuration keys (network sizes); the budget presets
+    and ``--set`` overrides act on them through ``harness.config``.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    op_names: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, cfg: dict[str, Any]):
+        self.cfg = cfg
+
+    # --- topology -------------------------------------------------------------------------------
+    def arch_shape(self) -> dict[str, tuple[int, int]]:
+        """Shape (edges, ops) of every architecture-matrix group, e.g. ``{"normal": (14, 8), ...}``."""
+        raise NotImplementedError
+
+    def selectable_ops(self) -> list[int]:
+        """Indices (into ``op_names``) of the ops the derivation may choose on an edge."""
+        raise NotImplementedError
+
+    # --- networks -------------------------------------------------------------------------------
+    def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
+        """The search network; ``forward(x)`` returns logits."""
+        raise NotImplementedError
+
+    def build_network(self, genotype: Any, info: DataInfo, layers: int, channels: int,
+                      auxiliary: bool) -> nn.Module:
+        """The final (evaluation) network for ``genotype``.
+
+        ``forward(x)`` returns ``(logits, aux_logits)``; ``aux_logits`` is None unless the network has an
+        auxiliary head and is in training mode. The trainer sets ``drop_path_prob`` on the module.
+        """
+        raise NotImplementedError
+
+    # --- genotypes ------------------------------------------------------------------------------
+    def derive(self, scores: dict[str, np.ndarray]) -> Any:
+        """The space's derivation rule applied to per-edge op scores (one matrix per group)."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        """A uniformly random valid genotype."""
+        raise NotImplementedError
+
+    def parse(self, text: str) -> Any:
+        """Genotype from its string form; raises ``GenotypeError`` with one clear line."""
+        raise NotImplementedError
+
+    def to_str(self, genotype: Any) -> str:
+        """String form of a genotype; ``to_str(parse(s)) == s`` for every canonical string."""
+        raise NotImplementedError

@@ -1,0 +1,487 @@
+"""The DARTS cell search space (Liu et al., "DARTS: Differentiable Architecture Search", ICLR 2019).
+
+A network is a stack of cells; every normal cell shares one architecture, every reduction cell another.
+A cell has two input nodes (the outputs of the previous two cells), four intermediate nodes and an output
+that concatenates the intermediate nodes. Intermediate node ``k`` (2..5) may read every earlier node, so a
+cell has 2 + 3 + 4 + 5 = 14 edges, numbered in DARTS order: node 2's edges from nodes 0, 1; node 3's from
+0, 1, 2; node 4's from 0..3; node 5's from 0..4. A genotype keeps two of a node's incoming edges with one
+op each.
+
+The space never knows which method searches it: for every edge of the supernet it calls the method's
+``edge_factory`` with the edge's identity and its candidate ops, and uses whatever module comes back.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections import namedtuple
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.registry import register_space
+from spaces.base import DataInfo, EdgeFactory, EdgeId, GenotypeError, SearchSpace
+from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
+
+Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
+
+STEPS = 4  # intermediate nodes per cell
+NUM_EDGES = sum(2 + step for step in range(STEPS))  # 14
+CONCAT = range(2, 2 + STEPS)  # the intermediate nodes, concatenated into the cell output
+STEM_MULTIPLIER = 3
+
+_FIELDS = Genotype._fields
+_EXPECTED_FORM = ("expected Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ... 8 (op, source) "
+                  "pairs, two per node 2..5, each source < its node, the two distinct], "
+                  "normal_concat=range(2, 6), reduce=[... 8 pairs], reduce_concat=range(2, 6))")
+
+
+def edge_sources() -> list[tuple[int, int]]:
+    """``(node, source)`` of every edge of a cell, in edge-index order."""
+    return [(node, source) for node in range(2, 2 + STEPS) for source in range(node)]
+
+
+def reduction_positions(layers: int) -> tuple[int, int]:
+    """Positions of the two reduction cells: a third and two thirds of the way up, as in DARTS."""
+    return layers // 3, 2 * layers // 3
+
+
+# --- genotype strings ------------------------------------------------------------------------------------
+
+def _bad(problem: str) -> GenotypeError:
+    return GenotypeError(f"invalid DARTS genotype: {problem}; {_EXPECTED_FORM}")
+
+
+def _snippet(node: ast.AST) -> str:
+    """A short one-line rendering of a piece of the user's text, for error messages."""
+    text = ast.unparse(node).replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _literal_int(node: ast.AST) -> int | None:
+    """The value of an integer literal (optionally negated), or None; booleans are not integers here."""
+    sign = 1
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        sign, node = -1, node.operand
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return sign * node.value
+    return None
+
+
+def _parse_edges(field: str, node: ast.AST) -> list[tuple[str, int]]:
+    if not isinstance(node, ast.List):
+        raise _bad(f"{field} must be a list of (op, source) pairs, got {_snippet(node)}")
+    edges = []
+    for item in node.elts:
+        if not (isinstance(item, (ast.Tuple, ast.List)) and len(item.elts) == 2):
+            raise _bad(f"{field} entries must be (op, source) pairs, got {_snippet(item)}")
+        op_node, source_node = item.elts
+        if not (isinstance(op_node, ast.Constant) and isinstance(op_node.value, str)):
+            raise _bad(f"op names in {field} must be quoted strings, got {_snippet(op_node)}")
+        source = _literal_int(source_node)
+        if source is None:
+            raise _bad(f"sources in {field} must be integers, got {_snippet(source_node)}")
+        edges.append((op_node.value, source))
+    return edges
+
+
+def _parse_concat(field: str, node: ast.AST) -> range | list[int]:
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
+            and not node.keywords and 1 <= len(node.args) <= 3):
+        bounds = [_literal_int(arg) for arg in node.args]
+        if all(bound is not None for bound in bounds) and bounds[-1] != 0:
+            return range(*bounds)  # type: ignore[arg-type]
+    elif isinstance(node, (ast.List, ast.Tuple)):
+        values = [_literal_int(elt) for elt in node.elts]
+        if all(value is not None for value in values):
+            return values  # type: ignore[return-value]
+    raise _bad(f"{field} must be range(2, 6) or a list of node indices, got {_snippet(node)}")
+
+
+def _check_cell(field: str, edges: list[tuple[str, int]], op_names: tuple[str, ...]) -> None:
+    if len(edges) != 2 * STEPS:
+        raise _bad(f"{field} has {len(edges)} (op, source) pairs, need {2 * STEPS}")
+    for j, (op, source) in enumerate(edges):
+        if op == "none":
+            raise _bad(f"{field}[{j}] uses 'none', which a genotype cannot choose")
+        if op not in op_names:
+            raise _bad(f"{field}[{j}] has unknown op {op!r} (valid: {', '.join(n for n in op_names if n != 'none')})")
+        node = 2 + j // 2
+        if not 0 <= source < node:
+            raise _bad(f"{field}[{j}] belongs to node {node}, so its source must be in 0..{node - 1}, "
+                       f"got {source}")
+    for node in range(2, 2 + STEPS):
+        first, second = edges[2 * (node - 2)][1], edges[2 * (node - 2) + 1][1]
+        if first == second:
+            raise _bad(f"node {node} of {field} uses source {first} twice; its two sources must differ")
+
+
+def _check_concat(field: str, concat: Any) -> None:
+    # A range compares with CONCAT without being materialised (the user may write range(0, 10**12)).
+    if isinstance(concat, range):
+        valid = concat == CONCAT
+    else:
+        valid = isinstance(concat, (list, tuple)) and list(concat) == list(CONCAT)
+    if not valid:
+        raise _bad(f"{field} must be the intermediate nodes 2..5, got {concat!r}"[:400])
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_genotype(genotype: Any, op_names: tuple[str, ...]) -> None:
+    if not isinstance(genotype, Genotype):
+        raise _bad(f"not a Genotype: {type(genotype).__name__}")
+    for group in ("normal", "reduce"):
+        edges = getattr(genotype, group)
+        if not (isinstance(edges, (list, tuple)) and all(
+                isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], str) and _is_int(e[1])
+                for e in edges)):
+            raise _bad(f"{group} must be a list of (op name, integer source) pairs")
+        _check_cell(group, [(op, int(source)) for op, source in edges], op_names)
+        _check_concat(f"{group}_concat", getattr(genotype, f"{group}_concat"))
+
+
+def _format_edges(edges: list[tuple[str, int]]) -> str:
+    return "[" + ", ".join(f"({str(op)!r}, {int(source)})" for op, source in edges) + "]"
+
+
+# --- networks ------------------------------------------------------------------------------------------
+
+def _preprocess(C_prev_prev: int, C_prev: int, C: int, reduction_prev: bool,
+                affine: bool) -> tuple[nn.Module, nn.Module]:
+    """Bring both cell inputs to ``C`` channels and the same size.
+
+    After a reduction cell the older input (two cells back) is twice as large, so it is factorized-reduced.
+    """
+    if reduction_prev:
+        preprocess0: nn.Module = FactorizedReduce(C_prev_prev, C, affine=affine)
+    else:
+        preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=affine)
+    preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=affine)
+    return preprocess0, preprocess1
+
+
+def _search_candidates(C: int, stride: int, op_names: tuple[str, ...]) -> nn.ModuleList:
+    """The candidate ops of one supernet edge, in ``op_names`` order.
+
+    Pooling has no BN of its own; DARTS follows it with BN(affine=False) so its output scale matches the
+    conv ops' and the architecture weights compare like with like.
+    """
+    candidates = []
+    for name in op_names:
+        op = OPS[name](C, stride, False)
+        if "pool" in name:
+            op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+        candidates.append(op)
+    return nn.ModuleList(candidates)
+
+
+class SearchCell(nn.Module):
+    """A supernet cell: every one of the 14 edges carries all candidate ops, combined by the method."""
+
+    def __init__(self, edge_factory: EdgeFactory, cell: int, C_prev_prev: int, C_prev: int, C: int,
+                 reduction: bool, reduction_prev: bool, op_names: tuple[str, ...]):
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0, self.preprocess1 = _preprocess(C_prev_prev, C_prev, C, reduction_prev, affine=False)
+        group = "reduce" if reduction else "normal"
+        edges = []
+        for index, (_, source) in enumerate(edge_sources()):
+            # Only edges leaving the two input nodes are strided: the intermediate nodes are already reduced.
+            stride = 2 if reduction and source < 2 else 1
+            candidates = _search_candidates(C, stride, op_names)
+            edges.append(edge_factory(EdgeId(group=group, index=index, cell=cell), candidates))
+        self.edges = nn.ModuleList(edges)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(STEPS):
+            node = sum(self.edges[offset + j](h) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(node)
+        return torch.cat(states[-STEPS:], dim=1)
+
+
+class SearchNetwork(nn.Module):
+    """The DARTS search network: stem, ``layers`` search cells, global average pool, linear classifier.
+
+    The stem BN is affine, as in the DARTS code; every BN inside the cells is affine=False.
+    ``forward(x)`` returns logits.
+    """
+
+    def __init__(self, edge_factory: EdgeFactory, info: DataInfo, layers: int, C: int,
+                 op_names: tuple[str, ...]):
+        super().__init__()
+        C_curr = STEM_MULTIPLIER * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(info.in_channels, C_curr, 3, padding=1, bias=False),
+            nn.BatchNorm2d(C_curr),
+        )
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        reductions = reduction_positions(layers)
+        cells = []
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in reductions
+            if reduction:
+                C_curr *= 2
+            cells.append(SearchCell(edge_factory, i, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
+                                    op_names))
+            reduction_prev = reduction
+            C_prev_prev, C_prev = C_prev, STEPS * C_curr
+        self.cells = nn.ModuleList(cells)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, info.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        out = self.global_pooling(s1)
+        return self.classifier(out.flatten(1))
+
+
+class EvalCell(nn.Module):
+    """A final-network cell: each intermediate node sums the two ops the genotype chose for it."""
+
+    def __init__(self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
+                 reduction_prev: bool):
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0, self.preprocess1 = _preprocess(C_prev_prev, C_prev, C, reduction_prev, affine=True)
+        edges = genotype.reduce if reduction else genotype.normal
+        self.concat = list(genotype.reduce_concat if reduction else genotype.normal_concat)
+        self.sources = [source for _, source in edges]
+        self.ops = nn.ModuleList(
+            OPS[name](C, 2 if reduction and source < 2 else 1, True) for name, source in edges)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for step in range(STEPS):
+            node = 0
+            for j in (2 * step, 2 * step + 1):
+                op = self.ops[j]
+                h = op(states[self.sources[j]])
+                # Identity is never dropped: dropping it would cut the skip path drop-path is meant to keep.
+                if self.training and drop_prob > 0.0 and not isinstance(op, Identity):
+                    h = drop_path(h, drop_prob)
+                node = node + h
+            states.append(node)
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's CIFAR auxiliary classifier, made to work for any spatial size.
+
+    DARTS assumes an 8×8 input: ReLU → AvgPool(5, stride 3) → 2×2 → 1×1 conv to 128 → BN → ReLU → 2×2 conv
+    to 768 → 1×1 → BN → ReLU → Linear. That exact head is kept whenever the pool yields at least 2×2
+    (input ≥ 8×8, e.g. CIFAR). For smaller inputs (the bundled 8×8 digits reach the head at 2×2) the
+    AvgPool(5, 3) would yield nothing or a 1×1 map the 2×2 conv cannot take, so it is replaced by
+    AdaptiveAvgPool2d(2), which gives the 2×2 map the conv expects from any input ≥ 1×1. An adaptive pool to
+    1×1 before the linear layer is a no-op in the CIFAR case and covers larger inputs.
+    """
+
+    def __init__(self, C: int, num_classes: int, input_size: int):
+        super().__init__()
+        if input_size >= 8:
+            pool: nn.Module = nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False)
+        else:
+            pool = nn.AdaptiveAvgPool2d(2)
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            pool,
+            nn.Conv2d(C, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=False),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class EvalNetwork(nn.Module):
+    """The DARTS evaluation network (NetworkCIFAR) for one genotype.
+
+    ``forward(x)`` returns ``(logits, aux_logits)``; ``aux_logits`` is None unless the network has an
+    auxiliary head and is training. The trainer sets ``drop_path_prob`` (default 0.0).
+    """
+
+    def __init__(self, genotype: Genotype, info: DataInfo, layers: int, C: int, auxiliary: bool):
+        super().__init__()
+        self.layers = layers
+        self.auxiliary = auxiliary
+        self.drop_path_prob = 0.0
+        self.aux_position = 2 * layers // 3
+        C_curr = STEM_MULTIPLIER * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(info.in_channels, C_curr, 3, padding=1, bias=False),
+            nn.BatchNorm2d(C_curr),
+        )
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        reductions = reduction_positions(layers)
+        size = info.image_size  # the stem keeps the size; each reduction halves it, rounding up
+        cells = []
+        reduction_prev = False
+        C_aux, size_aux = C_prev, size
+        for i in range(layers):
+            reduction = i in reductions
+            if reduction:
+                C_curr *= 2
+                size = math.ceil(size / 2)
+            cells.append(EvalCell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev))
+            reduction_prev = reduction
+            C_prev_prev, C_prev = C_prev, len(cells[-1].concat) * C_curr
+            if i == self.aux_position:
+                C_aux, size_aux = C_prev, size
+        self.cells = nn.ModuleList(cells)
+        if auxiliary:
+            self.auxiliary_head = AuxiliaryHead(C_aux, info.num_classes, size_aux)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, info.num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        aux_logits = None
+        s0 = s1 = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self.aux_position and self.auxiliary and self.training:
+                aux_logits = self.auxiliary_head(s1)
+        out = self.global_pooling(s1)
+        return self.classifier(out.flatten(1)), aux_logits
+
+
+# --- the space -----------------------------------------------------------------------------------------
+
+@register_space
+class DartsSpace(SearchSpace):
+    """The DARTS cell space: shared normal and reduction cells, 14 edges × 8 ops each."""
+
+    name = "darts"
+    description = "DARTS cells: 4 nodes, 14 edges x 8 ops, shared normal and reduction cells"
+    op_names = DARTS_OPS
+    defaults: ClassVar[dict[str, Any]] = {"search_layers": 8, "search_channels": 16,
+                                          "eval_layers": 20, "eval_channels": 36}
+
+    # --- topology -------------------------------------------------------------------------------
+    def arch_shape(self) -> dict[str, tuple[int, int]]:
+        return {"normal": (NUM_EDGES, len(self.op_names)), "reduce": (NUM_EDGES, len(self.op_names))}
+
+    def selectable_ops(self) -> list[int]:
+        return [i for i, name in enumerate(self.op_names) if name != "none"]
+
+    # --- networks -------------------------------------------------------------------------------
+    def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
+        return SearchNetwork(edge_factory, info, int(self.cfg["search_layers"]),
+                             int(self.cfg["search_channels"]), self.op_names)
+
+    def build_network(self, genotype: Genotype, info: DataInfo, layers: int, channels: int,
+                      auxiliary: bool) -> nn.Module:
+        _check_genotype(genotype, self.op_names)
+        return EvalNetwork(genotype, info, layers, channels, auxiliary)
+
+    # --- genotypes ------------------------------------------------------------------------------
+    def derive(self, scores: dict[str, np.ndarray]) -> Genotype:
+        """The DARTS derivation rule, made deterministic.
+
+        For each intermediate node, an incoming edge's strength is its highest score over the non-``none``
+        ops (``none`` is ignored entirely: choosing it would remove the edge). The two strongest edges are
+        kept, strongest first; equal strengths go to the lower source index. On each kept edge the op is the
+        best non-``none`` op; equal scores go to the op earlier in ``op_names``.
+        """
+        selectable = self.selectable_ops()
+        cells = {}
+        for group, shape in self.arch_shape().items():
+            if group not in scores:
+                raise ValueError(f"derive needs scores for '{group}', got {sorted(scores)}")
+            matrix = np.asarray(scores[group], dtype=np.float64)
+            if matrix.shape != shape:
+                raise ValueError(f"scores['{group}'] must have shape {shape}, got {matrix.shape}")
+            if np.isnan(matrix).any():
+                raise ValueError(f"scores['{group}'] contains NaN")
+            usable = matrix[:, selectable]
+            edges: list[tuple[str, int]] = []
+            start = 0
+            for node in range(2, 2 + STEPS):
+                rows = usable[start:start + node]
+                strength = rows.max(axis=1)
+                # np.argmax and the stable sort both favour the first index: the tie-breaks documented above.
+                ranked = sorted(range(node), key=lambda source: -strength[source])
+                for source in ranked[:2]:
+                    best = selectable[int(np.argmax(rows[source]))]
+                    edges.append((self.op_names[best], source))
+                start += node
+            cells[group] = edges
+        return Genotype(normal=cells["normal"], normal_concat=CONCAT,
+                        reduce=cells["reduce"], reduce_concat=CONCAT)
+
+    def sample(self, rng: np.random.Generator) -> Genotype:
+        """A uniform random genotype: per node two distinct sources, each with a uniform non-``none`` op.
+
+        The two entries of a node are ordered by source index. Uses only ``rng``, so equal generator states
+        give equal genotypes.
+        """
+        selectable = self.selectable_ops()
+        cells = {}
+        for group in ("normal", "reduce"):
+            edges = []
+            for node in range(2, 2 + STEPS):
+                sources = sorted(int(s) for s in rng.choice(node, size=2, replace=False))
+                ops = rng.integers(0, len(selectable), size=2)
+                edges += [(self.op_names[selectable[int(op)]], source) for op, source in zip(ops, sources)]
+            cells[group] = edges
+        return Genotype(normal=cells["normal"], normal_concat=CONCAT,
+                        reduce=cells["reduce"], reduce_concat=CONCAT)
+
+    def parse(self, text: str) -> Genotype:
+        """Genotype from its DARTS repr form, read with ``ast`` (never evaluated).
+
+        Accepts ``Genotype(normal=[(op, source), ...], normal_concat=range(2, 6), reduce=[...],
+        reduce_concat=range(2, 6))`` with the fields as keywords or in order; concat may also be a list of
+        node indices. Every problem raises ``GenotypeError`` with one line.
+        """
+        if not isinstance(text, str):
+            raise _bad(f"expected a string, got {type(text).__name__}")
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            raise _bad("the text is not a Python-style Genotype(...) expression") from None
+        call = tree.body
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"):
+            raise _bad(f"the text must be a single Genotype(...) call, got {_snippet(call)}")
+        if len(call.args) > len(_FIELDS):
+            raise _bad(f"Genotype takes {len(_FIELDS)} fields, got {len(call.args)} positional arguments")
+        fields: dict[str, ast.AST] = dict(zip(_FIELDS, call.args))
+        for keyword in call.keywords:
+            if keyword.arg not in _FIELDS:
+                raise _bad(f"unknown field {keyword.arg or '**'} (fields: {', '.join(_FIELDS)})")
+            if keyword.arg in fields:
+                raise _bad(f"field {keyword.arg} given twice")
+            fields[keyword.arg] = keyword.value
+        missing = [field for field in _FIELDS if field not in fields]
+        if missing:
+            raise _bad(f"missing field(s) {', '.join(missing)}")
+        values: dict[str, Any] = {}
+        for group in ("normal", "reduce"):
+            edges = _parse_edges(group, fields[group])
+            _check_cell(group, edges, self.op_names)
+            _check_concat(f"{group}_concat", _parse_concat(f"{group}_concat", fields[f"{group}_concat"]))
+            values[group], values[f"{group}_concat"] = edges, CONCAT
+        return Genotype(**values)
+
+    def to_str(self, genotype: Genotype) -> str:
+        """The DARTS repr form, e.g. ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6),
+        reduce=[...], reduce_concat=range(2, 6))``; raises ``GenotypeError`` for an invalid genotype."""
+        _check_genotype(genotype, self.op_names)
+        return (f"Genotype(normal={_format_edges(genotype.normal)}, normal_concat=range(2, 6), "
+                f"reduce={_format_edges(genotype.reduce)}, reduce_concat=range(2, 6))")

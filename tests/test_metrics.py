@@ -1,0 +1,126 @@
+"""Metrics: correlations against SciPy and by hand, parameter and multiply-add counts by hand."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import scipy.stats
+import torch
+from torch import nn
+
+from harness.metrics import (
+    count_madds_m,
+    count_params_m,
+    describe_device,
+    device_hours_kind,
+    mean_ignoring_nan,
+    peak_memory_mb,
+    rank_correlation,
+)
+
+
+def test_rank_correlation_perfect_orders():
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx((1.0, 1.0))
+    assert rank_correlation([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx((-1.0, -1.0))
+
+
+def test_rank_correlation_hand_worked():
+    # x = 1..4, y = 1,3,2,4: pairs (1,2),(1,3),(1,4),(2,3),(2,4),(3,4); only (2,3) is discordant.
+    # τ = (5 - 1) / 6 = 2/3; ρ = 1 - 6·Σd² / (n(n²-1)) = 1 - 6·2 / 60 = 0.8.
+    tau, rho = rank_correlation([1, 2, 3, 4], [1, 3, 2, 4])
+    assert tau == pytest.approx(2 / 3)
+    assert rho == pytest.approx(0.8)
+
+
+def test_rank_correlation_matches_scipy_with_ties():
+    scores = [0.1, 0.4, 0.4, 0.2, 0.9, 0.05, 0.3]
+    accs = [50.0, 61.0, 58.0, 58.0, 70.0, 40.0, 62.0]
+    tau, rho = rank_correlation(scores, accs)
+    assert tau == pytest.approx(scipy.stats.kendalltau(scores, accs).statistic)
+    assert rho == pytest.approx(scipy.stats.spearmanr(scores, accs).statistic)
+
+
+@pytest.mark.parametrize("scores, accs", [
+    ([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]),  # constant scores (uniform α)
+    ([1.0, 2.0, 3.0], [5.0, 5.0, 5.0]),  # constant accuracies
+    ([1.0], [2.0]),                      # one point
+    ([], []),
+    ([1.0, float("nan")], [1.0, 2.0]),   # one finite pair left
+])
+def test_rank_correlation_undefined_is_nan_without_warnings(scores, accs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau, rho = rank_correlation(scores, accs)
+    assert math.isnan(tau) and math.isnan(rho)
+
+
+def test_rank_correlation_drops_non_finite_pairs():
+    tau, _ = rank_correlation([1, 2, float("nan"), 3], [1, 2, 100, 3])
+    assert tau == pytest.approx(1.0)
+
+
+def test_rank_correlation_length_mismatch():
+    with pytest.raises(ValueError):
+        rank_correlation([1, 2], [1, 2, 3])
+
+
+def test_mean_ignoring_nan():
+    assert mean_ignoring_nan([1.0, float("nan"), 3.0, None]) == pytest.approx(2.0)
+    assert math.isnan(mean_ignoring_nan([float("nan"), None]))
+    assert math.isnan(mean_ignoring_nan([]))
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, bias=False)
+        self.auxiliary_head = nn.Linear(100, 10)  # 1010 parameters, excluded
+
+    def forward(self, x):
+        y = self.conv(x)
+        aux = self.auxiliary_head(y.flatten(1)[:, :100]) if self.training else None
+        return y, aux
+
+
+def test_count_params_excludes_auxiliary_head():
+    assert count_params_m(TinyNet()) == pytest.approx(18 / 1e6)
+    assert count_params_m(nn.Linear(10, 5)) == pytest.approx(55 / 1e6)
+
+
+def test_madds_linear_by_hand():
+    assert count_madds_m(nn.Linear(10, 5), (1, 10)) == pytest.approx(50 / 1e6)
+
+
+def test_madds_conv_by_hand():
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    assert count_madds_m(conv, (1, 3, 8, 8)) == pytest.approx(3 * 4 * 9 * 64 / 1e6)
+
+
+def test_madds_tuple_output_eval_mode_and_training_flags_restored():
+    model = TinyNet()
+    model.train()
+    model.auxiliary_head.eval()  # mixed flags must come back exactly as they were
+    # 10x10 input → 8x8 output, 2 channels, 9 taps: the auxiliary head is not run in eval mode.
+    assert count_madds_m(model, (1, 1, 10, 10)) == pytest.approx(2 * 9 * 64 / 1e6)
+    assert model.training and model.conv.training and not model.auxiliary_head.training
+
+
+def test_peak_memory_cpu_is_positive():
+    assert peak_memory_mb(torch.device("cpu")) > 1.0
+
+
+def test_device_labels():
+    assert describe_device(torch.device("cpu")) == f"cpu ({torch.get_num_threads()} threads)"
+    assert device_hours_kind(torch.device("cpu")) == "CPU-hours"
+    assert device_hours_kind("cuda") == "GPU-hours"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_metrics():
+    device = torch.device("cuda")
+    conv = nn.Conv2d(3, 4, 3, padding=1).to(device)
+    assert count_madds_m(conv, (1, 3, 8, 8)) == pytest.approx(3 * 4 * 9 * 64 / 1e6)
+    assert describe_device(device).startswith("cuda (")
+    assert peak_memory_mb(device) > 0
