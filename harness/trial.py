@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def pick_device(gpus_per_trial: float) -> torch.device:
     return torch.device("cuda" if gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
 
 
-def _report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
+def tune_report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
     """``tune.report`` with a checkpoint of ``state`` when given."""
     if state is None:
         tune.report(metrics)
@@ -55,7 +56,7 @@ def _report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> Non
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def _load_checkpoint() -> dict[str, Any] | None:
+def tune_checkpoint() -> dict[str, Any] | None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
@@ -64,14 +65,25 @@ def _load_checkpoint() -> dict[str, Any] | None:
 
 
 def run_trial(params: dict[str, Any]) -> None:
-    spec, seed = params["spec"], int(params["seed"])
+    """The Ray Tune function trainable."""
+    execute_trial(params["spec"], int(params["seed"]), tune_report, tune_checkpoint())
+
+
+Reporter = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
+
+
+def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
+                  checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one trial; ``report(metrics, state)`` is called once per epoch with the state to checkpoint
+    (``state`` None for the final report); ``checkpoint`` is the last such state when resuming.
+    Returns the record (also written to the experiment's ``trials/`` folder)."""
     cfg = spec["config"]
     path = record_path(spec, seed)
     if path.exists():
         done = read_record(path)
         if done.get("config_hash") == spec["config_hash"]:
-            tune.report({**{k: done.get(k) for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
-            return
+            report({**{k: done.get(k) for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0}, None)
+            return done
 
     torch.set_num_threads(max(1, int(spec["cpus_per_trial"])))
     device = pick_device(spec["gpus_per_trial"])
@@ -87,7 +99,7 @@ def run_trial(params: dict[str, Any]) -> None:
     state: dict[str, Any] = {"phase": "search", "epoch": 0, "history": [], "search_seconds": 0.0,
                              "eval_seconds": 0.0, "results": {}}
     saved_rng = None
-    saved = _load_checkpoint()
+    saved = checkpoint
     if saved is not None:
         state, saved_rng = saved, saved.pop("rng")
         if state["phase"] == "search":
@@ -105,7 +117,7 @@ def run_trial(params: dict[str, Any]) -> None:
         state["search_seconds"] += seconds
         state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds})
         state["epoch"] = epoch + 1
-        _report({"phase": "search", "epoch": epoch, "progress": state["epoch"] / total_epochs,
+        report({"phase": "search", "epoch": epoch, "progress": state["epoch"] / total_epochs,
                  **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
                 checkpoint_state({"method": method.state_dict()}))
 
@@ -133,7 +145,7 @@ def run_trial(params: dict[str, Any]) -> None:
         state["eval_seconds"] += seconds
         state["history"].append({"phase": "eval", "epoch": epoch, **metrics, "seconds": seconds})
         state["epoch"] = epoch + 1
-        _report({"phase": "eval", "epoch": epoch,
+        report({"phase": "eval", "epoch": epoch,
                  "progress": (search_epochs + state["epoch"]) / total_epochs, **metrics},
                 checkpoint_state({"final": final.state_dict()}))
     start = time.perf_counter()
@@ -158,4 +170,5 @@ def run_trial(params: dict[str, Any]) -> None:
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     write_record(path, record)
-    tune.report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
+    report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0}, None)
+    return record
