@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +130,10 @@ def _coerce(key: str, text: str, default: Any) -> Any:
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):  # nan would pass every range check and poison the trial
+                raise ValueError
+            return value
     except ValueError:
         kind = type(default).__name__
         raise UserError(f"--set {key}={text}: expected a {kind} value (current default {default!r})") from None

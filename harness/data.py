@@ -121,12 +121,15 @@ def read_cifar_folder(name: str, root: Path) -> Dataset:
                 batch = pickle.load(fh, encoding="latin1")
             xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(batch[label_key], dtype=np.int64))
+            if len(xs[-1]) != len(ys[-1]):
+                raise ValueError(f"{f}: {len(xs[-1])} images but {len(ys[-1])} labels")
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
     try:
         train_x, train_y = read(train_files)
         test_x, test_y = read(test_files)
-    except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
+    except (OSError, pickle.UnpicklingError, KeyError, IndexError, TypeError, ValueError, AttributeError,
+            ImportError, EOFError) as exc:  # whatever a corrupt pickle raises
         raise UserError(f"{name} files in '{root / sub}' are unreadable ({exc.__class__.__name__}); "
                         "delete the folder to download them again") from None
     return Dataset(name, train_x, train_y, test_x, test_y, 10 if name == "cifar10" else 100,
@@ -155,9 +158,17 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
     from torchvision import datasets, transforms
 
     tf = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.PILToTensor()])
-    train = datasets.ImageFolder(str(root / "train"), transform=tf)
+
+    def image_folder(path: Path):
+        try:
+            return datasets.ImageFolder(str(path), transform=tf)
+        except FileNotFoundError as exc:  # no class folder, or a class folder without images
+            raise UserError(f"'{path}' is not a usable ImageFolder ({exc}); put the images of each class in "
+                            "a subfolder named after the class") from None
+
+    train = image_folder(root / "train")
     test_dir = root / "test" if (root / "test").is_dir() else root / "val"
-    test = datasets.ImageFolder(str(test_dir), transform=tf)
+    test = image_folder(test_dir)
     unknown = set(test.classes) - set(train.classes)
     if unknown:
         raise UserError(f"classes {sorted(unknown)} in '{test_dir}' are not in '{root / 'train'}'")
@@ -166,7 +177,14 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
     def stack(ds, mapping=None) -> tuple[torch.Tensor, torch.Tensor]:
         if len(ds) == 0:
             raise UserError(f"no images in '{ds.root}'")
-        xs, ys = zip(*(ds[i] for i in range(len(ds))))
+        items = []
+        for i, (path, _) in enumerate(ds.samples):
+            try:
+                items.append(ds[i])
+            except OSError as exc:  # PIL's UnidentifiedImageError among them
+                raise UserError(f"cannot read image '{path}' ({exc.__class__.__name__}); remove or replace "
+                                "it") from None
+        xs, ys = zip(*items)
         ys = [mapping[y] for y in ys] if mapping else list(ys)
         return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
 
@@ -207,7 +225,10 @@ class Batches:
             x = self.x[idx].float().div_(255.0)
             if self.augment:
                 x = self._augment(x, gen)
-            yield (x - self.mean) / self.std, self.y[idx]
+            x = (x - self.mean) / self.std
+            if self.augment and self.cutout:  # after normalisation, as in DARTS: the hole is the mean colour
+                x = self._cutout(x, gen)
+            yield x, self.y[idx]
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -224,17 +245,21 @@ class Batches:
         if self.flip:
             mask = (torch.rand(b, generator=gen) < 0.5).to(dev)
             x = torch.where(mask[:, None, None, None], x.flip(3), x)
-        if self.cutout:
-            cy = torch.randint(0, h, (b,), generator=gen).to(dev)
-            cx = torch.randint(0, w, (b,), generator=gen).to(dev)
-            half = self.cutout // 2
-            ys = torch.arange(h, device=dev)[None, :, None]
-            xs = torch.arange(w, device=dev)[None, None, :]
-            y0, x0 = (cy - half).clamp(0, h), (cx - half).clamp(0, w)
-            y1, x1 = (cy + half).clamp(0, h), (cx + half).clamp(0, w)
-            hole = ((ys >= y0[:, None, None]) & (ys < y1[:, None, None])
-                    & (xs >= x0[:, None, None]) & (xs < x1[:, None, None]))
-            x = x * (~hole)[:, None].to(x.dtype)
+        return x
+
+    def _cutout(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        b, _, h, w = x.shape
+        dev = x.device
+        cy = torch.randint(0, h, (b,), generator=gen).to(dev)
+        cx = torch.randint(0, w, (b,), generator=gen).to(dev)
+        half = self.cutout // 2
+        ys = torch.arange(h, device=dev)[None, :, None]
+        xs = torch.arange(w, device=dev)[None, None, :]
+        y0, x0 = (cy - half).clamp(0, h), (cx - half).clamp(0, w)
+        y1, x1 = (cy + half).clamp(0, h), (cx + half).clamp(0, w)
+        hole = ((ys >= y0[:, None, None]) & (ys < y1[:, None, None])
+                & (xs >= x0[:, None, None]) & (xs < x1[:, None, None]))
+        x = x * (~hole)[:, None].to(x.dtype)
         return x
 
 

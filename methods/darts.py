@@ -33,6 +33,12 @@ from methods.base import ArchState, SearchMethod
 from spaces.base import DataInfo, EdgeId, SearchSpace
 
 
+def _grads(loss: torch.Tensor, wrt: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Gradients of ``loss``; zeros for tensors it does not use (e.g. a group with no cell of its type)."""
+    found = torch.autograd.grad(loss, wrt, allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, found)]
+
+
 class MixedEdge(nn.Module):
     """Σ_o softmax(α[group][index])_o · o(x) over the candidates of one edge."""
 
@@ -107,7 +113,7 @@ class Darts(SearchMethod):
         if self.cfg["order"] == 2:
             grads = self.unrolled_arch_grads(x_w, y_w, x_a, y_a, self.w_opt.param_groups[0]["lr"])
         else:
-            grads = torch.autograd.grad(F.cross_entropy(self.supernet(x_a), y_a), self.arch_parameters())
+            grads = _grads(F.cross_entropy(self.supernet(x_a), y_a), self.arch_parameters())
         for alpha, grad in zip(self.arch_parameters(), grads):
             alpha.grad = grad
         self.a_opt.step()
@@ -121,15 +127,13 @@ class Darts(SearchMethod):
         return {"loss": loss.item(), "correct": (logits.argmax(1) == y_w).sum().item()}
 
     def unrolled_arch_grads(self, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor,
-                            y_a: torch.Tensor, eta: float) -> list[torch.Tensor]:
-        """Second-order (unrolled) architecture gradient; the weights are left as they were."""
+                            y_a: torch.Tensor, eta: float, r_scale: float = 0.01) -> list[torch.Tensor]:
+        """Second-order (unrolled) architecture gradient; the weights are left as they were.
+
+        ``r_scale`` is the DARTS finite-difference radius: R = r_scale / ‖v‖."""
         net, alphas = self.supernet, self.arch_parameters()
         weights = [p for p in net.parameters() if p.requires_grad]
-
-        def grads(loss: torch.Tensor, wrt: list[torch.Tensor]) -> list[torch.Tensor]:
-            gs = torch.autograd.grad(loss, wrt, allow_unused=True)
-            return [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, gs)]
-
+        grads = _grads
         momentum, wd = self.cfg["w_momentum"], self.cfg["w_weight_decay"]
         backup = [w.detach().clone() for w in weights]
         g_train = grads(F.cross_entropy(net(x_w), y_w), weights)
@@ -141,7 +145,7 @@ class Darts(SearchMethod):
         g_val = grads(F.cross_entropy(net(x_a), y_a), alphas + weights)
         d_alpha, v = g_val[:len(alphas)], g_val[len(alphas):]
 
-        r = 0.01 / torch.cat([t.reshape(-1) for t in v]).norm().clamp_min(1e-12)
+        r = r_scale / torch.cat([t.reshape(-1) for t in v]).norm().clamp_min(1e-12)
         hessian_terms = []
         for sign in (1.0, -1.0):  # finite-difference Hessian-vector product around w
             with torch.no_grad():

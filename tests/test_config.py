@@ -1,0 +1,269 @@
+"""Configuration resolution: layering with sources, overrides and their parsing, validation, the setting
+hash; with the registered DARTS and random-search methods and with tiny stand-in classes."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+import torch
+
+from harness.config import (
+    BUDGET_HELP,
+    BUDGETS,
+    HELP,
+    SHARED_HARNESS,
+    SHARED_PAPER,
+    config_hash,
+    parse_overrides,
+    resolve,
+)
+from harness.errors import UserError
+from harness.registry import get_method, get_space
+from methods.base import SearchMethod
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _one_line(exc_info) -> str:
+    msg = str(exc_info.value)
+    assert msg and "\n" not in msg, repr(msg)
+    return msg
+
+
+class TinySpace:
+    name = "tiny"
+    defaults: ClassVar[dict[str, Any]] = {"search_layers": 3, "eval_channels": 5}
+
+
+class TinyMethod(SearchMethod):
+    """Has a bool, a string, a key shared with the harness layer and one ignored shared key."""
+
+    name = "tiny"
+    defaults: ClassVar[dict[str, Any]] = {"search_epochs": 7, "use_bn": True, "mode": "fast", "train_limit": 123,
+                                          "temperature": 1.5}
+    ignored_keys = frozenset({"drop_path", "corr_edges"})
+
+
+DARTS = get_method("darts")
+RANDOM = get_method("random")
+SPACE = get_space("darts")
+
+
+# --- layering --------------------------------------------------------------------------------------------
+
+def test_darts_paper_budget_is_the_paper_layer():
+    cfg = resolve(DARTS, SPACE, "paper")
+    for key, value in SHARED_PAPER.items():
+        assert cfg.values[key] == value and cfg.sources[key] == "paper"
+    for key, value in {**SPACE.defaults, **DARTS.defaults}.items():
+        assert cfg.values[key] == value and cfg.sources[key] == "paper"
+    for key, value in SHARED_HARNESS.items():
+        assert cfg.values[key] == value and cfg.sources[key] == "harness"
+    assert cfg.values["order"] == 1 and cfg.values["eval_layers"] == 20 and cfg.values["search_epochs"] == 50
+    assert set(cfg.values) == set(cfg.sources)
+    assert cfg.overrides == {}
+    # Random-search keys belong to another method.
+    assert "rs_candidates" not in cfg.values and "rs_epochs" not in cfg.values
+
+
+def test_layers_paper_harness_budget_override():
+    cfg = resolve(DARTS, SPACE, "small", {"w_lr": "0.05", "search_epochs": "3", "corr_edges": "6"})
+    assert (cfg.values["w_momentum"], cfg.sources["w_momentum"]) == (0.9, "paper")
+    assert (cfg.values["order"], cfg.sources["order"]) == (1, "paper")
+    assert (cfg.values["corr_batches"], cfg.sources["corr_batches"]) == (4, "budget:small")
+    assert (cfg.values["image_size"], cfg.sources["image_size"]) == (32, "harness")
+    # harness < budget
+    assert (cfg.values["train_limit"], cfg.sources["train_limit"]) == (10000, "budget:small")
+    # paper < budget
+    assert (cfg.values["search_layers"], cfg.sources["search_layers"]) == (5, "budget:small")
+    # budget < override, and override on a paper key
+    assert (cfg.values["search_epochs"], cfg.sources["search_epochs"]) == (3, "override")
+    assert (cfg.values["corr_edges"], cfg.sources["corr_edges"]) == (6, "override")
+    assert (cfg.values["w_lr"], cfg.sources["w_lr"]) == (0.05, "override")
+    assert cfg.overrides == {"w_lr": 0.05, "search_epochs": 3, "corr_edges": 6}
+    assert type(cfg.values["search_epochs"]) is int and type(cfg.values["w_lr"]) is float
+    # Budget keys of other methods are not added.
+    assert "rs_candidates" not in cfg.values
+
+
+def test_layers_with_stand_in_classes():
+    cfg = resolve(TinyMethod, TinySpace, "smoke")
+    # paper (method default 123) < harness (0)
+    assert (cfg.values["train_limit"], cfg.sources["train_limit"]) == (0, "harness")
+    # space paper default < budget
+    assert (cfg.values["search_layers"], cfg.sources["search_layers"]) == (4, "budget:smoke")
+    # keys in no layer of this pair are not brought in by the budget
+    assert "search_channels" not in cfg.values and "rs_candidates" not in cfg.values
+    assert (cfg.values["eval_channels"], cfg.sources["eval_channels"]) == (8, "budget:smoke")
+    assert (cfg.values["mode"], cfg.sources["mode"]) == ("fast", "paper")
+    # override < nothing
+    cfg = resolve(TinyMethod, TinySpace, "small", {"train_limit": "50", "mode": "slow"})
+    assert (cfg.values["train_limit"], cfg.sources["train_limit"]) == (50, "override")
+    assert (cfg.values["mode"], cfg.sources["mode"]) == ("slow", "override")
+
+
+def test_resolve_does_not_mutate_the_layers():
+    before = (dict(SHARED_PAPER), dict(SHARED_HARNESS), {k: dict(v) for k, v in BUDGETS.items()},
+              dict(DARTS.defaults), dict(SPACE.defaults))
+    resolve(DARTS, SPACE, "smoke", {"w_lr": "0.5", "order": "2"})
+    after = (dict(SHARED_PAPER), dict(SHARED_HARNESS), {k: dict(v) for k, v in BUDGETS.items()},
+             dict(DARTS.defaults), dict(SPACE.defaults))
+    assert before == after
+
+
+# --- ignored keys ----------------------------------------------------------------------------------------
+
+def test_ignored_keys_are_absent():
+    assert RANDOM.ignored_keys  # the registered random search ignores the correlation keys
+    for budget in BUDGETS:
+        cfg = resolve(RANDOM, SPACE, budget)
+        for key in RANDOM.ignored_keys:
+            assert key not in cfg.values and key not in cfg.sources
+        assert "rs_candidates" in cfg.values and "order" not in cfg.values
+    cfg = resolve(TinyMethod, TinySpace, "smoke")
+    assert "drop_path" not in cfg.values and "corr_edges" not in cfg.values  # budget smoke sets corr_edges
+    for key in RANDOM.ignored_keys:
+        with pytest.raises(UserError) as exc_info:
+            resolve(RANDOM, SPACE, "smoke", {key: "3"})
+        assert key in _one_line(exc_info)
+
+
+# --- errors ----------------------------------------------------------------------------------------------
+
+def test_unknown_budget():
+    with pytest.raises(UserError) as exc_info:
+        resolve(DARTS, SPACE, "huge")
+    msg = _one_line(exc_info)
+    assert "huge" in msg and all(b in msg for b in BUDGETS)
+
+
+def test_unknown_key():
+    with pytest.raises(UserError) as exc_info:
+        resolve(DARTS, SPACE, "smoke", {"ordr": "2"})
+    msg = _one_line(exc_info)
+    assert "ordr" in msg and "darts" in msg
+    with pytest.raises(UserError):
+        resolve(DARTS, SPACE, "smoke", {"rs_candidates": "2"})  # a key of another method
+
+
+@pytest.mark.parametrize("key, text", [("order", "abc"), ("order", "2.0"), ("order", ""), ("w_lr", "fast"),
+                                       ("search_epochs", "1e3"), ("w_lr", "nan"), ("w_lr", "inf")])
+def test_bad_type(key, text):
+    with pytest.raises(UserError) as exc_info:
+        resolve(DARTS, SPACE, "smoke", {key: text})
+    msg = _one_line(exc_info)
+    assert key in msg
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("false", False), ("1", True), ("0", False),
+                                         ("True", True), ("FALSE", False), ("yes", True), ("off", False),
+                                         (" on ", True)])
+def test_bool_parsing(text, value):
+    cfg = resolve(TinyMethod, TinySpace, "paper", {"use_bn": text})
+    assert cfg.values["use_bn"] is value and cfg.sources["use_bn"] == "override"
+
+
+@pytest.mark.parametrize("text", ["2", "maybe", "tru", "-1"])
+def test_bool_parsing_refuses_other_words(text):
+    with pytest.raises(UserError) as exc_info:
+        resolve(TinyMethod, TinySpace, "paper", {"use_bn": text})
+    assert "use_bn" in _one_line(exc_info)
+
+
+def test_numeric_coercion():
+    cfg = resolve(TinyMethod, TinySpace, "paper", {"temperature": "2", "search_epochs": " 4 "})
+    assert cfg.values["temperature"] == 2.0 and type(cfg.values["temperature"]) is float
+    assert cfg.values["search_epochs"] == 4 and type(cfg.values["search_epochs"]) is int
+
+
+@pytest.mark.parametrize("key, text", [("w_lr", "-0.1"), ("search_epochs", "-1"), ("cutout", "-16"),
+                                       ("train_limit", "-5"), ("arch_lr", "-1e-3")])
+def test_negative_values_refused(key, text):
+    with pytest.raises(UserError) as exc_info:
+        resolve(DARTS, SPACE, "smoke", {key: text})
+    assert key in _one_line(exc_info)
+
+
+@pytest.mark.parametrize("key", ["search_epochs", "search_batch_size", "eval_batch_size", "eval_layers"])
+def test_zero_sizes_refused(key):
+    with pytest.raises(UserError) as exc_info:
+        resolve(DARTS, SPACE, "smoke", {key: "0"})
+    assert key in _one_line(exc_info)
+
+
+def test_darts_order():
+    assert resolve(DARTS, SPACE, "smoke", {"order": "2"}).values["order"] == 2
+    for bad in ("3", "0"):
+        with pytest.raises(UserError) as exc_info:
+            resolve(DARTS, SPACE, "smoke", {"order": bad})
+        assert "order" in _one_line(exc_info)
+
+
+def test_zero_allowed_where_it_means_off():
+    cfg = resolve(DARTS, SPACE, "smoke", {"cutout": "0", "train_limit": "0", "drop_path": "0",
+                                          "auxiliary_weight": "0", "eval_lr_min": "0"})
+    assert cfg.values["cutout"] == 0 and cfg.values["drop_path"] == 0.0
+
+
+# --- parse_overrides -------------------------------------------------------------------------------------
+
+def test_parse_overrides():
+    assert parse_overrides([]) == {}
+    assert parse_overrides(["order=2", " w_lr = 0.1 ", "name=a=b"]) == {"order": "2", "w_lr": "0.1", "name": "a=b"}
+    assert parse_overrides(["order=1", "order=2"]) == {"order": "2"}  # the last one wins
+
+
+@pytest.mark.parametrize("item", ["order", "=2", "order=", "order=  ", " =2", ""])
+def test_parse_overrides_malformed(item):
+    with pytest.raises(UserError) as exc_info:
+        parse_overrides(["w_lr=0.1", item])
+    assert "key=value" in _one_line(exc_info)
+
+
+# --- config_hash -----------------------------------------------------------------------------------------
+
+def test_config_hash_stable_across_dict_order():
+    values = resolve(DARTS, SPACE, "smoke").values
+    reordered = dict(reversed(list(values.items())))
+    assert list(reordered) != list(values)
+    h = config_hash("darts", "darts", "digits", "smoke", values)
+    assert h == config_hash("darts", "darts", "digits", "smoke", reordered)
+    assert len(h) == 12 and int(h, 16) >= 0
+    assert h == config_hash("darts", "darts", "digits", "smoke", resolve(DARTS, SPACE, "smoke").values)
+
+
+def test_config_hash_changes_with_every_value():
+    values = resolve(DARTS, SPACE, "smoke").values
+    base = config_hash("darts", "darts", "digits", "smoke", values)
+    seen = {base}
+    for key, value in values.items():
+        changed = dict(values)
+        changed[key] = (not value) if isinstance(value, bool) else value + 1
+        h = config_hash("darts", "darts", "digits", "smoke", changed)
+        assert h not in seen, key
+        seen.add(h)
+    for args in (("random", "darts", "digits", "smoke"), ("darts", "nb201", "digits", "smoke"),
+                 ("darts", "darts", "cifar10", "smoke"), ("darts", "darts", "digits", "small")):
+        h = config_hash(*args, values)
+        assert h not in seen, args
+        seen.add(h)
+    extra = dict(values, new_key=1)
+    assert config_hash("darts", "darts", "digits", "smoke", extra) not in seen
+
+
+# --- help and budgets ------------------------------------------------------------------------------------
+
+def test_every_key_has_help_and_every_budget_a_description():
+    keys = set(SHARED_PAPER) | set(SHARED_HARNESS) | set(DARTS.defaults) | set(RANDOM.defaults) | set(SPACE.defaults)
+    for budget in BUDGETS.values():
+        keys |= set(budget)
+    assert keys <= set(HELP), sorted(keys - set(HELP))
+    assert set(BUDGETS) == set(BUDGET_HELP)
+    assert BUDGETS["paper"] == {}
