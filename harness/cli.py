@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
     console = Console()
+    if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard's columns
+        console = Console(width=160)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "run":

@@ -141,6 +141,15 @@ def estimate_seconds(spec: dict[str, Any], dataset: Any) -> tuple[float, float]:
     return search, evaluation
 
 
+def parallel_trials(spec: dict[str, Any]) -> int:
+    """How many trials of this experiment can run at once on this machine."""
+    fits = (os.cpu_count() or 1) // spec["cpus_per_trial"]
+    if spec["gpus_per_trial"]:
+        fits = min(fits, int(torch.cuda.device_count() // spec["gpus_per_trial"]))
+    limit = spec["max_concurrent"] or len(spec["seeds"])
+    return max(1, min(fits, limit, len(spec["seeds"])))
+
+
 def _fmt_seconds(s: float) -> str:
     if s < 120:
         return f"{s:.0f} s"
@@ -164,9 +173,11 @@ def print_plan(spec: dict[str, Any], console: Console, estimate: tuple[float, fl
                             + (f"; at most {spec['max_concurrent']} at once" if spec["max_concurrent"] else ""))
     if estimate is not None:
         search, evaluation = estimate
+        waves = -(-len(spec["seeds"]) // parallel_trials(spec))
         table.add_row("estimate", f"≈ {_fmt_seconds(search + evaluation)} per trial (search "
-                                  f"{_fmt_seconds(search)}, evaluation {_fmt_seconds(evaluation)}), "
-                                  "measured from a few steps on this machine")
+                                  f"{_fmt_seconds(search)}, evaluation {_fmt_seconds(evaluation)}); "
+                                  f"≈ {_fmt_seconds(waves * (search + evaluation))} in all, from a few steps "
+                                  "measured on this machine")
     console.print(table)
     if spec["budget"] == "paper" and not spec["gpus_per_trial"]:
         console.print("[bold yellow]warning:[/] the paper budget is about to run without a GPU: expect days "
@@ -240,13 +251,25 @@ def init_ray(spec: dict[str, Any]) -> None:
              include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
 
+def check_resources(spec: dict[str, Any]) -> None:
+    """Ray waits forever for a trial that asks for more than the cluster has: refuse it instead."""
+    import ray
+
+    have = ray.cluster_resources()
+    for kind, key in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
+        if spec[key] > have.get(kind, 0):
+            raise UserError(f"each trial asks for {spec[key]} {kind} but the Ray cluster has {have.get(kind, 0):g}; "
+                            f"lower --{key.replace('_', '-')}")
+
+
 def run_experiment(spec: dict[str, Any], resume: bool, console: Console) -> int:
     """Run (or resume) the trials; write the leaderboard; return the exit status."""
     global _SINK
     exp_dir = Path(spec["out"]) / spec["experiment"]
+    init_ray(spec)
+    check_resources(spec)
     if not resume:
         write_record(exp_dir / SPEC_FILE, spec)
-    init_ray(spec)
     trainable = tune.with_resources(run_trial, {"cpu": spec["cpus_per_trial"], "gpu": spec["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                         TimeElapsedColumn(), console=console, transient=False)
@@ -286,11 +309,11 @@ def summarise(spec: dict[str, Any], console: Console, errors: list[str], interru
     exp_dir = Path(spec["out"]) / spec["experiment"]
     records = [r for r in load_records(exp_dir) if r.get("config_hash") == spec["config_hash"]]
     table = Table(title=f"trials of {spec['experiment']}")
-    for col in ("seed", "genotype", "search val %", "test %", "params M", "op τ", "search s", "eval s"):
-        table.add_column(col, overflow="fold" if col == "genotype" else "ellipsis")
+    for col in ("seed", "record", "search val %", "test %", "params M", "op τ", "search s", "eval s"):
+        table.add_column(col)
     for r in sorted(records, key=lambda r: r["seed"]):
         tau = r.get("op_kendall_tau")
-        table.add_row(str(r["seed"]), r["genotype"], f"{r['search_val_acc']:.2f}", f"{r['test_acc']:.2f}",
+        table.add_row(str(r["seed"]), Path(r["_path"]).name, f"{r['search_val_acc']:.2f}", f"{r['test_acc']:.2f}",
                       f"{r['params_m']:.3f}", "—" if tau is None else f"{tau:.3f}",
                       f"{r['search_seconds']:.1f}", f"{r['eval_seconds']:.1f}")
     console.print(table)
@@ -298,7 +321,7 @@ def summarise(spec: dict[str, Any], console: Console, errors: list[str], interru
         board = build_leaderboard(records)
         csv_path, _ = write_leaderboard(board, exp_dir)
         console.print(leaderboard_table(board, f"leaderboard ({spec['budget']} budget, {spec['dataset']})"))
-        console.print(f"records: {exp_dir / 'trials'}\nleaderboard: {csv_path}")
+        console.print(f"records: {exp_dir / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}")
     missing = sorted(set(spec["seeds"]) - {r["seed"] for r in records})
     for line in errors:
         print(f"trial error: {line}", file=sys.stderr)

@@ -1,0 +1,186 @@
+"""End-to-end: the real CLI with Ray on the smoke budget (records, leaderboard, reproducibility, resume),
+and every bad input refused with one line and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.registry import SPACES, get_space
+from spaces.darts import DartsSpace
+
+SMOKE = ["--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset", "digits", "--cpus-per-trial", "1"]
+RECORD_KEYS = {"method", "space", "dataset", "budget", "seed", "config", "config_hash", "genotype", "search_val_acc",
+               "test_acc", "search_seconds", "eval_seconds", "device_hours", "device", "peak_mem_mb", "params_m",
+               "madds_m", "op_kendall_tau", "op_spearman_rho", "history", "harness_version"}
+BOARD_COLUMNS = {"method", "space", "dataset", "budget", "n_seeds", "test_acc_mean", "test_acc_std", "test_acc_median",
+                 "test_acc_best", "search_hours_mean", "params_m_mean", "madds_m_mean", "op_kendall_tau_mean"}
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def two_seeds(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["run", *SMOKE, "--seeds", "2", "--out", str(out), "--name", "e2e"]) == 0
+    return out
+
+
+def test_run_writes_records_and_leaderboard(two_seeds):
+    trials = two_seeds / "e2e" / "trials"
+    paths = sorted(trials.glob("*.json"))
+    assert [p.name for p in paths] == ["darts-darts-digits-s0.json", "darts-darts-digits-s1.json"]
+    records = [read(p) for p in paths]
+    space = get_space("darts")(records[0]["config"])
+    for seed, rec in enumerate(records):
+        assert RECORD_KEYS <= set(rec)
+        assert (rec["method"], rec["space"], rec["dataset"], rec["budget"], rec["seed"]) == (
+            "darts", "darts", "digits", "smoke", seed)
+        assert space.to_str(space.parse(rec["genotype"])) == rec["genotype"]
+        assert rec["test_acc"] > 30.0  # 10 classes: chance is 10 %
+        phases = [h["phase"] for h in rec["history"]]
+        assert phases == ["search"] * rec["config"]["search_epochs"] + ["eval"] * rec["config"]["eval_epochs"]
+        assert rec["params_m"] > 0 and rec["madds_m"] > 0 and rec["peak_mem_mb"] > 0
+        assert rec["op_corr_edges"] == rec["config"]["corr_edges"]
+        assert rec["device_hours_kind"] == "CPU-hours"
+    assert records[0]["config_hash"] == records[1]["config_hash"]
+    assert records[0]["genotype"] != records[1]["genotype"] or records[0]["test_acc"] != records[1]["test_acc"]
+
+    board = pd.read_csv(two_seeds / "e2e" / "leaderboard.csv")
+    assert BOARD_COLUMNS <= set(board.columns)
+    assert len(board) == 1
+    row = board.iloc[0]
+    assert (row.method, row.space, row.n_seeds) == ("darts", "darts", 2)
+    assert row.test_acc_mean == pytest.approx((records[0]["test_acc"] + records[1]["test_acc"]) / 2)
+    assert (two_seeds / "e2e" / "leaderboard.md").read_text().count("| darts |") == 1
+    assert not list((two_seeds / "e2e").rglob("*.tmp"))
+
+
+def test_same_seed_gives_same_genotype_and_accuracy(two_seeds):
+    assert main(["run", *SMOKE, "--seed-list", "0", "--out", str(two_seeds), "--name", "again"]) == 0
+    first = read(two_seeds / "e2e" / "trials" / "darts-darts-digits-s0.json")
+    again = read(two_seeds / "again" / "trials" / "darts-darts-digits-s0.json")
+    assert again["genotype"] == first["genotype"]
+    assert again["test_acc"] == first["test_acc"]
+    assert again["op_kendall_tau"] == first["op_kendall_tau"]
+    assert [h.get("train_loss") for h in again["history"]] == [h.get("train_loss") for h in first["history"]]
+
+
+def test_leaderboard_show_and_config_commands(two_seeds, capsys):
+    assert main(["leaderboard", str(two_seeds)]) == 0
+    out = capsys.readouterr().out
+    assert "darts" in out and (two_seeds / "leaderboard.csv").is_file()
+    board = pd.read_csv(two_seeds / "leaderboard.csv")
+    # e2e (seeds 0, 1) and again (seed 0): one setting; a seed run twice counts once (the newest record)
+    assert list(board.n_seeds) == [2]
+
+    record = two_seeds / "e2e" / "trials" / "darts-darts-digits-s0.json"
+    assert main(["show", str(record)]) == 0
+    out = capsys.readouterr().out
+    assert "node 2" in out and "test" in out.lower() and read(record)["config_hash"] in out
+
+    assert main(["config", "--method", "darts", "--space", "darts", "--budget", "smoke", "--set", "order=2"]) == 0
+    out = capsys.readouterr().out
+    assert "budget:smoke" in out and "override" in out and "paper" in out
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "random" in out and "digits" in out and "✓" in out
+
+
+def test_random_search_runs_end_to_end(ray_session, tmp_path):
+    argv = ["run", "--method", "random", "--space", "darts", "--budget", "smoke", "--dataset", "digits",
+            "--seeds", "1", "--cpus-per-trial", "1", "--out", str(tmp_path), "--name", "rs"]
+    assert main(argv) == 0
+    rec = read(tmp_path / "rs" / "trials" / "random-darts-digits-s0.json")
+    assert rec["op_kendall_tau"] is None and rec["op_corr_edges"] == 0
+    search = [h for h in rec["history"] if h["phase"] == "search"]
+    assert len(search) == rec["config"]["rs_candidates"]
+    assert rec["search_val_acc"] == max(h["val_acc"] for h in search)
+    best = max(search, key=lambda h: h["val_acc"])
+    assert rec["genotype"] == best["genotype"]
+    assert rec["test_acc"] > 20.0
+
+
+def test_interrupted_experiment_resumes_without_rerunning(ray_session, tmp_path):
+    argv = [sys.executable, "-m", "harness", "run", *SMOKE, "--seeds", "2", "--max-concurrent", "1",
+            "--out", str(tmp_path), "--name", "res", "--address", ray_session]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "res" / "trials" / "darts-darts-digits-s0.json"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert first.exists(), proc.stderr.read() if proc.poll() is not None else "seed 0 did not finish in time"
+    time.sleep(3)  # seed 1 is now running
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with: python -m harness run --resume --name res" in err
+    assert not (tmp_path / "res" / "trials" / "darts-darts-digits-s1.json").exists()
+    before = first.read_text()
+
+    assert main(["run", "--resume", "--name", "res", "--out", str(tmp_path)]) == 0
+    assert first.read_text() == before  # the finished seed was not run again
+    records = sorted((tmp_path / "res" / "trials").glob("*.json"))
+    assert [p.name for p in records] == ["darts-darts-digits-s0.json", "darts-darts-digits-s1.json"]
+    board = pd.read_csv(tmp_path / "res" / "leaderboard.csv")
+    assert list(board.n_seeds) == [2]
+
+
+class ToySpace(DartsSpace):
+    name = "toy"
+
+
+BAD_INPUTS = {
+    "unknown method": ["run", "--method", "nope", "--space", "darts", "--dataset", "digits"],
+    "unknown space": ["run", "--method", "darts", "--space", "nope", "--dataset", "digits"],
+    "unknown dataset": ["run", "--method", "darts", "--space", "darts", "--dataset", "mnist"],
+    "incompatible pair": ["run", "--method", "darts", "--space", "toy", "--dataset", "digits"],
+    "zero seeds": ["run", *SMOKE, "--seeds", "0"],
+    "bad seed list": ["run", *SMOKE, "--seed-list", "1,x"],
+    "malformed set": ["run", *SMOKE, "--set", "order"],
+    "unknown set key": ["run", *SMOKE, "--set", "colour=blue"],
+    "bad set value": ["run", *SMOKE, "--set", "order=3"],
+    "missing folder": ["run", "--method", "darts", "--space", "darts", "--budget", "smoke",
+                       "--dataset", "folder:/no/such/folder"],
+    "cannot download": ["run", "--method", "darts", "--space", "darts", "--budget", "smoke",
+                        "--dataset", "cifar10", "--data-dir", "{tmp}/data"],
+    "unknown budget": ["run", *SMOKE[:6], "--budget", "huge"],
+    "resume unknown": ["run", "--resume", "--name", "ghost"],
+    "unknown command option": ["run", *SMOKE, "--colour", "blue"],
+    "show missing record": ["show", "{tmp}/nothing.json"],
+    "empty leaderboard": ["leaderboard", "{tmp}/nothing"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(SPACES, "toy", ToySpace)
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    out = tmp_path / "out"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in BAD_INPUTS[case]]
+    if argv[0] == "run":
+        argv += ["--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert not out.exists()  # nothing written
+
+
+def test_existing_experiment_without_resume_is_refused(tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    assert main(["run", *SMOKE, "--out", str(tmp_path), "--name", "taken"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and err.count("\n") == 1
+    assert list((tmp_path / "taken").iterdir()) == []
