@@ -24,7 +24,7 @@ from torch import nn
 
 from harness.registry import register_space
 from spaces.base import DataInfo, EdgeFactory, EdgeId, GenotypeError, SearchSpace
-from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path
+from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path, stem
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
 
@@ -219,10 +219,7 @@ class SearchNetwork(nn.Module):
                  op_names: tuple[str, ...]):
         super().__init__()
         C_curr = STEM_MULTIPLIER * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(info.in_channels, C_curr, 3, padding=1, bias=False),
-            nn.BatchNorm2d(C_curr),
-        )
+        self.stem = stem(info.in_channels, C_curr)
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         reductions = reduction_positions(layers)
         cells = []
@@ -324,10 +321,7 @@ class EvalNetwork(nn.Module):
         self.drop_path_prob = 0.0
         self.aux_position = 2 * layers // 3
         C_curr = STEM_MULTIPLIER * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(info.in_channels, C_curr, 3, padding=1, bias=False),
-            nn.BatchNorm2d(C_curr),
-        )
+        self.stem = stem(info.in_channels, C_curr)
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         reductions = reduction_positions(layers)
         size = info.image_size  # the stem keeps the size; each reduction halves it, rounding up

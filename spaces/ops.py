@@ -184,3 +184,8 @@ DARTS_OPS: tuple[str, ...] = (
     "dil_conv_3x3",
     "dil_conv_5x5",
 )
+
+
+def stem(in_channels: int, channels: int) -> nn.Sequential:
+    """The DARTS stem: 3×3 convolution to ``channels`` and BN (affine, in the supernet too, as in DARTS)."""
+    return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))

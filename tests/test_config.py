@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
-import torch
+from helpers import one_line as _one_line
 
 from harness.config import (
     BUDGET_HELP,
@@ -21,20 +21,6 @@ from harness.config import (
 from harness.errors import UserError
 from harness.registry import get_method, get_space
 from methods.base import SearchMethod
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _one_line(exc_info) -> str:
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg, repr(msg)
-    return msg
 
 
 class TinySpace:

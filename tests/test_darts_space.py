@@ -18,14 +18,6 @@ from spaces.ops import DARTS_OPS
 SELECTABLE = DARTS_OPS[1:]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy CI core torch's thread pool can
-    slow them down by orders of magnitude; restore the caller's setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 INFO = DataInfo(in_channels=1, num_classes=10, image_size=8)
 
 # The DARTS (second order) cell from the DARTS repository's genotypes.py, concat written as lists there.

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_line as _one_line
 
 from harness import data as data_mod
 from harness.data import (
@@ -24,21 +25,6 @@ from harness.data import (
     validate_name,
 )
 from harness.errors import UserError
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _one_line(exc_info) -> str:
-    msg = str(exc_info.value)
-    assert msg and "\n" not in msg, repr(msg)
-    return msg
-
 
 # --- digits ----------------------------------------------------------------------------------------------
 

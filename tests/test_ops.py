@@ -12,14 +12,6 @@ from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, Zero, drop_pa
 C = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy CI core torch's thread pool can
-    slow them down by orders of magnitude; restore the caller's setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_darts_ops_order_and_registry():
