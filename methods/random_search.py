@@ -41,18 +41,21 @@ class RandomSearch(SearchMethod):
     def num_epochs(self) -> int:
         return int(self.cfg["rs_candidates"])
 
-    def _train_candidate(self, index: int, data: SearchData, max_batches: int = 0) -> float:
+    def _build_candidate(self, index: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         cfg = self.cfg
         net = self.space.build_network(self.candidates[index], self.info, cfg["search_layers"],
                                        cfg["search_channels"], auxiliary=False).to(self.device)
         opt = torch.optim.SGD(net.parameters(), lr=cfg["w_lr"], momentum=cfg["w_momentum"],
                               weight_decay=cfg["w_weight_decay"])
+        return net, opt
+
+    def _train_candidate(self, index: int, data: SearchData) -> float:
+        cfg = self.cfg
+        net, opt = self._build_candidate(index)
         for epoch in range(cfg["rs_epochs"]):
             set_lr(opt, cosine_lr(epoch, cfg["rs_epochs"], cfg["w_lr"], cfg["w_lr_min"]))
-            batches = data.weight_batches(index * cfg["rs_epochs"] + epoch, phase="candidate")
-            if max_batches:
-                batches.limit_batches = max_batches
-            train_epoch(net, opt, batches, cfg["grad_clip"])
+            train_epoch(net, opt, data.weight_batches(index * cfg["rs_epochs"] + epoch, phase="candidate"),
+                        cfg["grad_clip"])
         return evaluate(net, data.val_batches())[1]
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
@@ -62,8 +65,13 @@ class RandomSearch(SearchMethod):
                 "genotype": self.space.to_str(self.candidates[epoch])}
 
     def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
+        net, opt = self._build_candidate(0)
+        batches = data.weight_batches(0, phase="candidate")
+        batches.limit_batches = 1
+        train_epoch(net, opt, batches, self.cfg["grad_clip"])  # warm-up
+        batches.limit_batches = steps
         start = time.perf_counter()
-        self._train_candidate(0, data, max_batches=steps)
+        train_epoch(net, opt, batches, self.cfg["grad_clip"])
         per_step = (time.perf_counter() - start) / steps
         return per_step, len(data.weight_batches(0)) * self.cfg["rs_epochs"]
 
