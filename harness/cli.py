@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seed-list", help="explicit seeds, e.g. 3,7")
     run.add_argument("--out", default="results", type=Path, help="output folder (default: results/)")
     run.add_argument("--name", help="experiment name (default: method-space-dataset-budget-time)")
-    run.add_argument("--cpus-per-trial", type=int, help="CPUs per trial (default: cores / parallel trials)")
+    run.add_argument("--cpus-per-trial", type=int,
+                     help="CPUs (torch threads) per trial (default: 1 on CPU; cores / GPUs with GPUs)")
     run.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: 1 with CUDA, else 0)")
     run.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     run.add_argument("--max-failures", type=int, default=2,

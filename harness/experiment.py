@@ -85,11 +85,12 @@ def build_spec(req: RunRequest) -> dict[str, Any]:
     if gpus > 0 and not cuda and req.address is None:
         raise UserError(f"--gpus-per-trial {gpus} but this machine has no CUDA GPU; use --gpus-per-trial 0 "
                         "(or --address of a cluster with GPUs)")
-    ncpu = os.cpu_count() or 1
-    parallel = max(1, min(len(req.seeds), int(cuda // gpus) if gpus else ncpu))
-    cpus = req.cpus_per_trial or max(1, ncpu // parallel)
+    # Default threads per trial do not depend on how many seeds run at once: torch's CPU results depend on
+    # the thread count, and seed 0 must give the same record whether it runs alone or beside others.
     if req.cpus_per_trial is not None and req.cpus_per_trial < 1:
         raise UserError("--cpus-per-trial must be at least 1")
+    ncpu = os.cpu_count() or 1
+    cpus = req.cpus_per_trial or (max(1, ncpu // max(1, cuda)) if gpus else 1)
     values = resolved.values
     return {
         "method": req.method, "space": req.space, "dataset": req.dataset, "budget": req.budget,
