@@ -253,9 +253,12 @@ def init_ray(spec: dict[str, Any]) -> None:
 
 
 def check_resources(spec: dict[str, Any]) -> None:
-    """Ray waits forever for a trial that asks for more than the cluster has: refuse it instead."""
+    """Ray waits forever for a trial that asks for more than the local Ray has: refuse it instead. (A
+    cluster reached with --address may add nodes as it autoscales, so it is not checked.)"""
     import ray
 
+    if spec.get("address"):
+        return
     have = ray.cluster_resources()
     for kind, key in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
         if spec[key] > have.get(kind, 0):
