@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,11 @@ from rich.table import Table
 from harness.config import config_hash, parse_overrides, resolve
 from harness.data import SearchData, load_dataset, validate_name
 from harness.errors import UserError
+from harness.evaluation import FinalTraining
 from harness.leaderboard import build_leaderboard, leaderboard_table, write_leaderboard
 from harness.records import load_records, record_filename, write_record
 from harness.registry import check_pair, get_method, get_space
-from harness.train import seed_everything, train_epoch
+from harness.train import seed_everything, time_train_steps
 from harness.trial import pick_device, record_path, run_trial
 
 SPEC_FILE = "experiment.json"
@@ -128,17 +128,10 @@ def estimate_seconds(spec: dict[str, Any], dataset: Any) -> tuple[float, float]:
     step, steps_per_epoch = method.step_time(data)
     search = step * steps_per_epoch * method.num_epochs()
 
-    net = space.build_network(space.sample(np.random.default_rng(0)), data.info, cfg["eval_layers"],
-                              cfg["eval_channels"], auxiliary=cfg["auxiliary_weight"] > 0).to(device)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg["eval_lr"], momentum=cfg["eval_momentum"])
-    batches = data.eval_train_batches(0)
-    batches.limit_batches = 1
-    train_epoch(net, opt, batches, cfg["eval_grad_clip"], cfg["auxiliary_weight"])  # warm-up
-    start = time.perf_counter()
-    batches.limit_batches = 2
-    train_epoch(net, opt, batches, cfg["eval_grad_clip"], cfg["auxiliary_weight"])
-    eval_step = (time.perf_counter() - start) / 2
-    evaluation = eval_step * len(data.eval_train_batches(0)) * cfg["eval_epochs"]
+    final = FinalTraining(space, space.sample(np.random.default_rng(0)), data, cfg, device)
+    eval_step = time_train_steps(final.net, final.opt, data.eval_train_batches(0), cfg["eval_grad_clip"],
+                                 cfg["auxiliary_weight"], steps=2)
+    evaluation = eval_step * len(data.eval_train_batches(0)) * final.epochs
     return search, evaluation
 
 

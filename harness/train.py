@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from harness.data import Batches
 
 
 def seed_everything(seed: int) -> None:
@@ -97,3 +101,14 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ite
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
     return loss_sum / max(1, count), 100.0 * correct / max(1, count)
+
+
+def time_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Batches, grad_clip: float,
+                     auxiliary_weight: float = 0.0, steps: int = 1) -> float:
+    """Seconds per training step after one untimed warm-up step, for time estimates (it trains ``model``)."""
+    batches.limit_batches = 1
+    train_epoch(model, optimizer, batches, grad_clip, auxiliary_weight)
+    batches.limit_batches = steps
+    start = time.perf_counter()
+    train_epoch(model, optimizer, batches, grad_clip, auxiliary_weight)
+    return (time.perf_counter() - start) / steps

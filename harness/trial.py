@@ -99,9 +99,8 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
     state: dict[str, Any] = {"phase": "search", "epoch": 0, "history": [], "search_seconds": 0.0,
                              "eval_seconds": 0.0, "results": {}}
     saved_rng = None
-    saved = checkpoint
-    if saved is not None:
-        state, saved_rng = saved, saved.pop("rng")
+    if checkpoint is not None:
+        state, saved_rng = checkpoint, checkpoint.pop("rng")
         if state["phase"] == "search":
             method.load_state_dict(state.pop("method"))
             set_rng_state(saved_rng)
@@ -118,8 +117,8 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
         state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds})
         state["epoch"] = epoch + 1
         report({"phase": "search", "epoch": epoch, "progress": state["epoch"] / total_epochs,
-                 **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
-                checkpoint_state({"method": method.state_dict()}))
+                **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
+               checkpoint_state({"method": method.state_dict()}))
 
     # 5-6. derive and correlate (deterministic given the search state, so not checkpointed separately)
     if state["phase"] == "search":
@@ -146,8 +145,8 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
         state["history"].append({"phase": "eval", "epoch": epoch, **metrics, "seconds": seconds})
         state["epoch"] = epoch + 1
         report({"phase": "eval", "epoch": epoch,
-                 "progress": (search_epochs + state["epoch"]) / total_epochs, **metrics},
-                checkpoint_state({"final": final.state_dict()}))
+                "progress": (search_epochs + state["epoch"]) / total_epochs, **metrics},
+               checkpoint_state({"final": final.state_dict()}))
     start = time.perf_counter()
     test_loss, test_acc = final.test()
     state["eval_seconds"] += time.perf_counter() - start

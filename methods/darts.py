@@ -133,16 +133,15 @@ class Darts(SearchMethod):
         ``r_scale`` is the DARTS finite-difference radius: R = r_scale / ‖v‖."""
         net, alphas = self.supernet, self.arch_parameters()
         weights = [p for p in net.parameters() if p.requires_grad]
-        grads = _grads
         momentum, wd = self.cfg["w_momentum"], self.cfg["w_weight_decay"]
         backup = [w.detach().clone() for w in weights]
-        g_train = grads(F.cross_entropy(net(x_w), y_w), weights)
+        g_train = _grads(F.cross_entropy(net(x_w), y_w), weights)
         with torch.no_grad():  # one virtual SGD step: w' = w − η(momentum·buffer + ∇w L_train + wd·w)
             for w, g in zip(weights, g_train):
                 buf = self.w_opt.state.get(w, {}).get("momentum_buffer")
                 step = g + wd * w + (momentum * buf if buf is not None else 0.0)
                 w.sub_(eta * step)
-        g_val = grads(F.cross_entropy(net(x_a), y_a), alphas + weights)
+        g_val = _grads(F.cross_entropy(net(x_a), y_a), alphas + weights)
         d_alpha, v = g_val[:len(alphas)], g_val[len(alphas):]
 
         r = r_scale / torch.cat([t.reshape(-1) for t in v]).norm().clamp_min(1e-12)
@@ -151,7 +150,7 @@ class Darts(SearchMethod):
             with torch.no_grad():
                 for w, b, vi in zip(weights, backup, v):
                     w.copy_(b + sign * r * vi)
-            hessian_terms.append(grads(F.cross_entropy(net(x_w), y_w), alphas))
+            hessian_terms.append(_grads(F.cross_entropy(net(x_w), y_w), alphas))
         with torch.no_grad():
             for w, b in zip(weights, backup):
                 w.copy_(b)

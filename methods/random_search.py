@@ -10,7 +10,6 @@ its operation-level correlation is undefined (null in the record).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 
 from harness.data import SearchData
 from harness.registry import register_method
-from harness.train import cosine_lr, evaluate, set_lr, train_epoch
+from harness.train import cosine_lr, evaluate, set_lr, time_train_steps, train_epoch
 from methods.base import SearchMethod
 from spaces.base import DataInfo, SearchSpace
 
@@ -66,13 +65,8 @@ class RandomSearch(SearchMethod):
 
     def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
         net, opt = self._build_candidate(0)
-        batches = data.weight_batches(0, phase="candidate")
-        batches.limit_batches = 1
-        train_epoch(net, opt, batches, self.cfg["grad_clip"])  # warm-up
-        batches.limit_batches = steps
-        start = time.perf_counter()
-        train_epoch(net, opt, batches, self.cfg["grad_clip"])
-        per_step = (time.perf_counter() - start) / steps
+        per_step = time_train_steps(net, opt, data.weight_batches(0, phase="candidate"), self.cfg["grad_clip"],
+                                    steps=steps)
         return per_step, len(data.weight_batches(0)) * self.cfg["rs_epochs"]
 
     def derive(self) -> Any:
