@@ -29,8 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.cli import RAY_ENV  # imports no ray
+
 # Ray reads these at import time (harness.trial imports ray.tune); the --cli subprocess gets them too.
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
 for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
 

@@ -24,7 +24,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.config import resolve
+from harness.metrics import peak_memory_mb
 from harness.registry import get_method, get_space
 from harness.train import seed_everything
 from spaces.base import DataInfo
@@ -67,11 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
     return args
-
-
-def peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def describe(device: torch.device) -> str:
@@ -115,10 +110,9 @@ def time_order(order: int, device: torch.device, steps: int, warmup: int) -> dic
         method.train_step((x_w, y_w), (x_a, y_a), 0)
         sync(device)
         times.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        peak, peak_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
-    else:
-        peak, peak_kind = peak_rss_mib(), "process peak RSS (process-wide, cumulative)"
+    peak = peak_memory_mb(device)
+    peak_kind = ("cuda max_memory_allocated" if device.type == "cuda"
+                 else "process peak RSS (process-wide, cumulative)")
     result = {
         "order": order, "search_layers": cfg["search_layers"], "search_channels": cfg["search_channels"],
         "batch_size": batch, "supernet_params_m": round(params_m, 4), "warmup": warmup, "steps": steps,
