@@ -31,6 +31,7 @@ SHARED_PAPER: dict[str, Any] = {
     "w_lr_min": 0.001,
     "w_momentum": 0.9,
     "w_weight_decay": 3e-4,
+    "w_nesterov": False,
     "grad_clip": 5.0,
     "eval_epochs": 600,
     "eval_batch_size": 96,
@@ -38,6 +39,7 @@ SHARED_PAPER: dict[str, Any] = {
     "eval_lr_min": 0.0,
     "eval_momentum": 0.9,
     "eval_weight_decay": 3e-4,
+    "eval_nesterov": False,
     "eval_grad_clip": 5.0,
     "cutout": 16,
     "auxiliary_weight": 0.4,
@@ -58,11 +60,12 @@ HELP: dict[str, str] = {
     "w_lr_min": "search: final weight learning rate",
     "w_momentum": "search: weight SGD momentum",
     "w_weight_decay": "search: weight decay of the weights",
+    "w_nesterov": "search: Nesterov momentum for the weights (NAS-Bench-201 protocol)",
     "grad_clip": "search: gradient-norm clip of the weights",
     "search_epochs": "search epochs",
-    "search_layers": "cells in the search supernet",
+    "search_layers": "cells in the search supernet (nb201: cells per stage)",
     "search_channels": "initial channels of the search supernet",
-    "eval_layers": "cells in the final network",
+    "eval_layers": "cells in the final network (nb201: cells per stage)",
     "eval_channels": "initial channels of the final network",
     "eval_epochs": "evaluation: epochs of training the derived network from scratch",
     "eval_batch_size": "evaluation: batch size",
@@ -70,6 +73,7 @@ HELP: dict[str, str] = {
     "eval_lr_min": "evaluation: final learning rate",
     "eval_momentum": "evaluation: SGD momentum",
     "eval_weight_decay": "evaluation: weight decay",
+    "eval_nesterov": "evaluation: Nesterov momentum",
     "eval_grad_clip": "evaluation: gradient-norm clip",
     "cutout": "evaluation: cutout length in pixels at 32x32 (scaled to the image size; 0 = off)",
     "auxiliary_weight": "evaluation: weight of the auxiliary head's loss (0 = no head)",
@@ -86,6 +90,11 @@ HELP: dict[str, str] = {
     "arch_init_std": "architecture parameters initialised as std * N(0, 1)",
     "rs_candidates": "random search: number of sampled genotypes",
     "rs_epochs": "random search: training epochs of each candidate",
+    "eval": "nb201: 'lookup' = test accuracy from the benchmark table, 'train' = train the derived cell",
+    "nb201_table": "nb201: benchmark table ('default' = the bundled one, or a file from 'nb201 import')",
+    "arch_corr_samples": "architecture-level correlation: architectures sampled from the benchmark (fixed)",
+    "tau_max": "GDAS: initial Gumbel-softmax temperature",
+    "tau_min": "GDAS: final temperature (annealed linearly per epoch)",
 }
 
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal
@@ -165,7 +174,7 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
             if key in method_cls.ignored_keys:
                 continue
             values[key], sources[key] = value, source
-    for key, value in BUDGETS[budget].items():
+    for key, value in {**BUDGETS[budget], **space_cls.budgets.get(budget, {})}.items():
         if key in values:
             values[key], sources[key] = value, f"budget:{budget}"
     typed: dict[str, Any] = {}
@@ -176,6 +185,7 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
                             f"--space {space_cls.name}' for the valid keys")
         typed[key] = _coerce(key, text, values[key])
         values[key], sources[key] = typed[key], "override"
+    space_cls.validate_config(values)
     method_cls.validate_config(values)
     return ResolvedConfig(values=values, sources=sources, overrides=typed)
 

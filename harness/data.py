@@ -58,7 +58,7 @@ class Dataset:
     @property
     def info(self) -> DataInfo:
         return DataInfo(in_channels=self.train_x.shape[1], num_classes=self.num_classes,
-                        image_size=self.train_x.shape[-1])
+                        image_size=self.train_x.shape[-1], name=self.name)
 
     def limited(self, train_limit: int) -> Dataset:
         """The same dataset with only the first ``train_limit`` training images (0 = all)."""

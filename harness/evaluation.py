@@ -1,10 +1,12 @@
 """The evaluation protocol: train the derived network from scratch and measure test accuracy.
 
-Shared by every method (fairness): the whole training set (both search halves), SGD with momentum, weight
-decay and gradient clip, learning rate cosine-annealed per epoch from ``eval_lr`` to ``eval_lr_min``,
-cutout, the auxiliary head weighted by ``auxiliary_weight``, and drop-path ramped linearly from 0 to
-``drop_path`` over the epochs (DARTS: ``drop_path · epoch / epochs``). The test set is touched once, after
-the last epoch: the reported figure is the final network's, never a best-of-epochs.
+Shared by every method (fairness): the whole training set (both search halves), SGD with momentum
+(Nesterov where the space's protocol says so), weight decay and gradient clip, learning rate
+cosine-annealed per epoch from ``eval_lr`` to ``eval_lr_min``, cutout, the auxiliary head weighted by
+``auxiliary_weight``, and drop-path ramped linearly from 0 to ``drop_path`` over the epochs (DARTS:
+``drop_path · epoch / epochs``). The test set is touched once, after the last epoch: the reported figure is
+the final network's, never a best-of-epochs. The space's defaults set these keys where its protocol
+differs (NAS-Bench-201: Nesterov, lr 0.1, weight decay 5e-4, no cutout, auxiliary head or drop-path).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import torch
 
 from harness.data import SearchData
-from harness.train import cosine_lr, evaluate, set_lr, train_epoch
+from harness.train import cosine_lr, evaluate, set_lr, sgd, train_epoch
 from spaces.base import SearchSpace
 
 
@@ -24,8 +26,7 @@ class FinalTraining:
         self.data, self.cfg = data, cfg
         self.net = space.build_network(genotype, data.info, cfg["eval_layers"], cfg["eval_channels"],
                                        auxiliary=cfg["auxiliary_weight"] > 0).to(device)
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg["eval_lr"], momentum=cfg["eval_momentum"],
-                                   weight_decay=cfg["eval_weight_decay"])
+        self.opt = sgd(self.net.parameters(), cfg, "eval")
 
     @property
     def epochs(self) -> int:

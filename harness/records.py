@@ -87,8 +87,9 @@ def _json_key(key: Any) -> str:
 
 
 # --- atomic writes ------------------------------------------------------------------------------
-def atomic_write(path: Path | str, write: Callable[[IO[str]], None]) -> None:
-    """Write a text file atomically: ``write(f)`` fills a temporary file that then replaces ``path``.
+def atomic_write(path: Path | str, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
+    """Write a file atomically: ``write(f)`` fills a temporary file (text, or bytes when ``binary``) that
+    then replaces ``path``.
 
     The temporary file lives in the same folder (``os.replace`` is only atomic within a file system),
     is hidden and ends in ``.tmp`` so loaders never mistake it for a record, and is removed if writing
@@ -98,7 +99,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[str]], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

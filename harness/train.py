@@ -51,6 +51,12 @@ def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
     return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * epoch / max(1, epochs)))
 
 
+def sgd(params: Iterable[nn.Parameter], cfg: dict[str, Any], prefix: str) -> torch.optim.SGD:
+    """The SGD optimiser of the protocol: ``prefix`` "w" for search weights, "eval" for the final network."""
+    return torch.optim.SGD(params, lr=cfg[f"{prefix}_lr"], momentum=cfg[f"{prefix}_momentum"],
+                           weight_decay=cfg[f"{prefix}_weight_decay"], nesterov=bool(cfg[f"{prefix}_nesterov"]))
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -35,11 +35,12 @@ class EdgeId:
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What a network builder needs to know about the data."""
+    """What a network builder (and a benchmark look-up) needs to know about the data."""
 
     in_channels: int
     num_classes: int
     image_size: int
+    name: str = ""
 
 
 # edge_factory(edge, candidates) -> module combining the candidate ops (ordered as the space's op_names)
@@ -54,16 +55,32 @@ class SearchSpace:
     """Base class of a search space. Subclasses are registered with ``@register_space``.
 
     ``defaults`` holds the space's paper-default configuration keys (network sizes); the budget presets
-    and ``--set`` overrides act on them through ``harness.config``.
+    and ``--set`` overrides act on them through ``harness.config``. ``budgets`` holds the space's own
+    values of a budget preset where the generic ones do not fit its networks (they win over the generic
+    preset for this space only).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     op_names: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, cfg: dict[str, Any]):
         self.cfg = cfg
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        """Refuse impossible values of the space's own keys with one line (``UserError``)."""
+
+    # --- benchmark ------------------------------------------------------------------------------
+    def benchmark(self) -> Any:
+        """The space's table of known accuracies (NAS-Bench-201), or None for spaces without one."""
+        return None
+
+    def evaluates_by_lookup(self) -> bool:
+        """True when the trial's test accuracy is looked up in ``benchmark()`` instead of trained."""
+        return False
 
     # --- topology -------------------------------------------------------------------------------
     def arch_shape(self) -> dict[str, tuple[int, int]]:

@@ -21,11 +21,13 @@ from harness.config import (
 from harness.errors import UserError
 from harness.registry import get_method, get_space
 from methods.base import SearchMethod
+from spaces.base import SearchSpace
 
 
-class TinySpace:
+class TinySpace(SearchSpace):
     name = "tiny"
     defaults: ClassVar[dict[str, Any]] = {"search_layers": 3, "eval_channels": 5}
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {"small": {"search_layers": 2}}
 
 
 class TinyMethod(SearchMethod):
@@ -91,6 +93,8 @@ def test_layers_with_stand_in_classes():
     assert (cfg.values["mode"], cfg.sources["mode"]) == ("fast", "paper")
     # override < nothing
     cfg = resolve(TinyMethod, TinySpace, "small", {"train_limit": "50", "mode": "slow"})
+    # the space's own budget values win over the generic preset (small: 5 cells) for this space
+    assert (cfg.values["search_layers"], cfg.sources["search_layers"]) == (2, "budget:small")
     assert (cfg.values["train_limit"], cfg.sources["train_limit"]) == (50, "override")
     assert (cfg.values["mode"], cfg.sources["mode"]) == ("slow", "override")
 
