@@ -1,0 +1,305 @@
+"""The NAS-Bench-201 search space (Dong & Yang, "NAS-Bench-201", ICLR 2020).
+
+A cell has 4 nodes; node ``i`` sums one op applied to every earlier node, so a cell has 6 edges, numbered
+in the benchmark's order 1←0, 2←0, 2←1, 3←0, 3←1, 3←2, and its output is node 3. Each edge takes one of 5
+ops (``none`` included), so the space has 5^6 = 15,625 cells. A genotype is the tuple of the 6 op names in
+edge order; its string form is the benchmark's official architecture string
+``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (node 1 | node 2 | node 3, ``~j`` the source node), which is the
+only form the harness converts through (other tools order edges and ops differently).
+
+Macro skeleton (search and final network alike): 3×3 conv stem to C + BN; N cells at C; a residual block
+with stride 2 to 2C; N cells; a residual block to 4C; N cells; BN → ReLU → global average pool → linear.
+The supernet's cells all share one architecture matrix (group ``"cell"``, 6 × 5) and use BN with
+affine=False; the residual blocks and the stem are ordinary affine layers, as in the benchmark's search
+code. ``layers`` (``search_layers`` / ``eval_layers``) is N, the number of cells per stage.
+
+Evaluation: by default (``eval=lookup``) the trial does not train the derived cell; it looks up its
+figures in the benchmark table (``harness.benchmarks.nb201``). ``eval=train`` trains the final network
+with the benchmark's own protocol (SGD with Nesterov momentum 0.9, lr 0.1 cosine to 0, weight decay 5e-4,
+batch 256, 200 epochs, random crop and flip, no cutout, auxiliary head or drop-path), scaled by the
+budget.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.errors import UserError
+from harness.registry import register_space
+from spaces.base import DataInfo, EdgeFactory, EdgeId, GenotypeError, SearchSpace
+from spaces.ops import OPS, ReLUConvBN
+
+NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (node, source)
+NUM_NODES = 4
+NUM_ARCHS = len(NB201_OPS) ** len(EDGES)  # 15,625
+GROUP = "cell"
+
+Genotype = tuple[str, ...]  # the 6 op names in edge order
+
+_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+_ENTRY = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+
+
+# --- genotypes and their strings --------------------------------------------------------------------------
+
+def _bad(problem: str) -> GenotypeError:
+    return GenotypeError(f"invalid NAS-Bench-201 architecture string: {problem}; expected the official form, "
+                         f"e.g. {_EXAMPLE}")
+
+
+def parse_arch(text: str) -> Genotype:
+    """The 6 ops of an official architecture string (strict: nodes in order, sources 0..i-1 in order)."""
+    if not isinstance(text, str):
+        raise _bad(f"expected a string, got {type(text).__name__}")
+    nodes = text.strip().split("+")
+    if len(nodes) != NUM_NODES - 1:
+        raise _bad(f"found {len(nodes)} node groups separated by '+', need {NUM_NODES - 1}")
+    ops: list[str] = []
+    for node, group in enumerate(nodes, start=1):
+        if not (group.startswith("|") and group.endswith("|") and len(group) > 1):
+            raise _bad(f"node {node} group {group[:40]!r} must start and end with '|'")
+        entries = group[1:-1].split("|")
+        if len(entries) != node:
+            raise _bad(f"node {node} must have {node} inputs, found {len(entries)}")
+        for source, entry in enumerate(entries):
+            match = _ENTRY.match(entry)
+            if not match:
+                raise _bad(f"node {node} input {entry[:40]!r} is not op~source")
+            op, found = match.group(1), int(match.group(2))
+            if found != source:
+                raise _bad(f"node {node}'s inputs must come from sources 0..{node - 1} in order; "
+                           f"input {source + 1} reads source {found}")
+            if op not in NB201_OPS:
+                raise _bad(f"unknown op {op!r} (valid: {', '.join(NB201_OPS)})")
+            ops.append(op)
+    return tuple(ops)
+
+
+def check_genotype(genotype: Any) -> Genotype:
+    if not (isinstance(genotype, (tuple, list)) and len(genotype) == len(EDGES)
+            and all(isinstance(op, str) and op in NB201_OPS for op in genotype)):
+        raise _bad(f"a genotype is a tuple of {len(EDGES)} op names from {', '.join(NB201_OPS)}, "
+                   f"got {genotype!r}"[:300])
+    return tuple(genotype)
+
+
+def format_arch(genotype: Genotype) -> str:
+    """The official string of a genotype."""
+    ops = check_genotype(genotype)
+    groups, e = [], 0
+    for node in range(1, NUM_NODES):
+        groups.append("|" + "|".join(f"{ops[e + source]}~{source}" for source in range(node)) + "|")
+        e += node
+    return "+".join(groups)
+
+
+def arch_codes(genotype: Genotype) -> np.ndarray:
+    """Op indices (into ``NB201_OPS``) of the 6 edges."""
+    return np.array([NB201_OPS.index(op) for op in check_genotype(genotype)], dtype=np.uint8)
+
+
+def codes_key(codes: np.ndarray) -> np.ndarray:
+    """Base-5 number of op-index rows (edge 0 least significant): 0..15,624, our enumeration order."""
+    codes = np.asarray(codes, dtype=np.int64)
+    return (codes * (len(NB201_OPS) ** np.arange(len(EDGES)))).sum(axis=-1)
+
+
+def genotype_of_key(key: int) -> Genotype:
+    ops = []
+    for _ in EDGES:
+        key, code = divmod(int(key), len(NB201_OPS))
+        ops.append(NB201_OPS[code])
+    return tuple(ops)
+
+
+def enumerate_space() -> Iterator[Genotype]:
+    """All 15,625 genotypes in base-5 order (not the benchmark's index order: the table maps between them)."""
+    for key in range(NUM_ARCHS):
+        yield genotype_of_key(key)
+
+
+# --- networks ------------------------------------------------------------------------------------------
+
+class ResidualBlock(nn.Module):
+    """NAS-Bench-201's reduction block: ReLU-conv3×3(stride 2)-BN → ReLU-conv3×3-BN, plus a shortcut of
+    AvgPool(2) → 1×1 conv (no BN).
+
+    The shortcut's pool rounds up (``ceil_mode``), like the strided conv, so odd sizes (``folder:``
+    datasets) work; for the even sizes of CIFAR and digits it is the benchmark's pool exactly."""
+
+    def __init__(self, C_in: int, C_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(C_in, C_out, 3, 2, 1, affine=True)
+        self.conv_b = ReLUConvBN(C_out, C_out, 3, 1, 1, affine=True)
+        self.downsample = nn.Sequential(nn.AvgPool2d(kernel_size=2, stride=2, padding=0, ceil_mode=True,
+                                                     count_include_pad=False),
+                                        nn.Conv2d(C_in, C_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+def _forward_cell(edges: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    nodes = [x]
+    e = 0
+    for node in range(1, NUM_NODES):
+        total = edges[e](nodes[0])
+        for source in range(1, node):
+            total = total + edges[e + source](nodes[source])
+        e += node
+        nodes.append(total)
+    return nodes[-1]
+
+
+class SearchCell(nn.Module):
+    """A supernet cell: all 5 ops on each of the 6 edges (BN affine=False), combined by the method."""
+
+    def __init__(self, edge_factory: EdgeFactory, cell: int, C: int, op_names: tuple[str, ...]):
+        super().__init__()
+        self.edges = nn.ModuleList(
+            edge_factory(EdgeId(group=GROUP, index=e, cell=cell),
+                         nn.ModuleList(OPS[name](C, 1, False) for name in op_names))
+            for e in range(len(EDGES)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _forward_cell(self.edges, x)
+
+
+class EvalCell(nn.Module):
+    """A final-network cell: one op per edge (a ``none`` edge contributes zeros, as in the benchmark)."""
+
+    def __init__(self, genotype: Genotype, C: int):
+        super().__init__()
+        self.edges = nn.ModuleList(OPS[name](C, 1, True) for name in genotype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _forward_cell(self.edges, x)
+
+
+class Skeleton(nn.Module):
+    """Stem, three stages of ``cells_per_stage`` cells joined by residual blocks, and the classifier.
+
+    ``make_cell(position, C)`` builds the cell at ``position`` (0-based among cells) with ``C`` channels.
+    ``forward`` returns logits (``with_aux`` False, the supernet) or ``(logits, None)`` (final network;
+    NAS-Bench-201 has no auxiliary head, and drop-path is not part of its protocol).
+    """
+
+    def __init__(self, make_cell: Any, info: DataInfo, cells_per_stage: int, C: int, with_aux: bool):
+        super().__init__()
+        self.with_aux = with_aux
+        self.drop_path_prob = 0.0  # set by the shared trainer; NAS-Bench-201 never drops paths
+        self.stem = nn.Sequential(nn.Conv2d(info.in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        layers: list[nn.Module] = []
+        C_prev, position = C, 0
+        for stage, C_stage in enumerate((C, 2 * C, 4 * C)):
+            if stage:
+                layers.append(ResidualBlock(C_prev, C_stage))
+            for _ in range(cells_per_stage):
+                layers.append(make_cell(position, C_stage))
+                position += 1
+            C_prev = C_stage
+        self.cells = nn.ModuleList(layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=False))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, info.num_classes)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        out = self.stem(x)
+        for cell in self.cells:
+            out = cell(out)
+        logits = self.classifier(self.global_pooling(self.lastact(out)).flatten(1))
+        return (logits, None) if self.with_aux else logits
+
+
+# --- the space -----------------------------------------------------------------------------------------
+
+@register_space
+class NB201Space(SearchSpace):
+    """NAS-Bench-201: one 6-edge cell × 5 ops shared by all 15 cells; every architecture's accuracy is known."""
+
+    name = "nb201"
+    description = "NAS-Bench-201: 6 edges x 5 ops, one cell shared by all cells; 15,625 known architectures"
+    op_names = NB201_OPS
+    defaults: ClassVar[dict[str, Any]] = {
+        # search (NAS-Bench-201 paper, Sec. 5: SGD with Nesterov momentum, weight decay 5e-4)
+        "search_layers": 5, "search_channels": 16, "w_weight_decay": 5e-4, "w_nesterov": True,
+        # evaluation: look up by default; 'train' uses the benchmark's own 200-epoch protocol
+        "eval": "lookup", "nb201_table": "default",
+        "eval_layers": 5, "eval_channels": 16, "eval_epochs": 200, "eval_batch_size": 256,
+        "eval_lr": 0.1, "eval_lr_min": 0.0, "eval_momentum": 0.9, "eval_nesterov": True,
+        "eval_weight_decay": 5e-4, "eval_grad_clip": 0.0, "cutout": 0, "auxiliary_weight": 0.0, "drop_path": 0.0,
+        "arch_corr_samples": NUM_ARCHS,
+    }
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"search_layers": 1, "eval_layers": 1, "arch_corr_samples": 1000},
+        "small": {"search_layers": 2, "eval_layers": 3, "arch_corr_samples": 5000},
+    }
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        if cfg["eval"] not in ("lookup", "train"):
+            raise UserError(f"eval must be 'lookup' (benchmark table) or 'train', got {cfg['eval']!r}")
+        if not 0 <= int(cfg["arch_corr_samples"]) <= NUM_ARCHS:
+            raise UserError(f"arch_corr_samples must be in 0..{NUM_ARCHS}, got {cfg['arch_corr_samples']}")
+        table = cfg["nb201_table"]
+        if table != "default":
+            cfg["nb201_table"] = str(Path(table).expanduser().resolve())
+        from harness.benchmarks.nb201 import load_table
+        load_table(cfg["nb201_table"])  # a missing or unreadable table is refused before anything runs
+
+    # --- topology -------------------------------------------------------------------------------
+    def arch_shape(self) -> dict[str, tuple[int, int]]:
+        return {GROUP: (len(EDGES), len(self.op_names))}
+
+    def selectable_ops(self) -> list[int]:
+        return list(range(len(self.op_names)))  # the benchmark's cells may use 'none'
+
+    # --- networks -------------------------------------------------------------------------------
+    def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
+        return Skeleton(lambda position, C: SearchCell(edge_factory, position, C, self.op_names), info,
+                        int(self.cfg["search_layers"]), int(self.cfg["search_channels"]), with_aux=False)
+
+    def build_network(self, genotype: Genotype, info: DataInfo, layers: int, channels: int,
+                      auxiliary: bool) -> nn.Module:
+        """The benchmark's network for ``genotype`` (``layers`` cells per stage; ``auxiliary`` is ignored:
+        NAS-Bench-201 networks have no auxiliary head)."""
+        genotype = check_genotype(genotype)
+        return Skeleton(lambda position, C: EvalCell(genotype, C), info, layers, channels, with_aux=True)
+
+    # --- genotypes ------------------------------------------------------------------------------
+    def derive(self, scores: dict[str, np.ndarray]) -> Genotype:
+        """Argmax per edge over all 5 ops (``none`` allowed, as in the benchmark's search code); equal
+        scores go to the op earlier in ``op_names``."""
+        matrix = np.asarray(scores.get(GROUP), dtype=np.float64)
+        if matrix.shape != (len(EDGES), len(self.op_names)):
+            raise ValueError(f"scores['{GROUP}'] must have shape {(len(EDGES), len(self.op_names))}, "
+                             f"got {matrix.shape}")
+        if np.isnan(matrix).any():
+            raise ValueError(f"scores['{GROUP}'] contains NaN")
+        return tuple(self.op_names[int(i)] for i in matrix.argmax(axis=1))
+
+    def sample(self, rng: np.random.Generator) -> Genotype:
+        """Uniform over the 15,625 cells: an independent uniform op per edge."""
+        return tuple(self.op_names[int(i)] for i in rng.integers(0, len(self.op_names), size=len(EDGES)))
+
+    def parse(self, text: str) -> Genotype:
+        return parse_arch(text)
+
+    def to_str(self, genotype: Genotype) -> str:
+        return format_arch(genotype)
+
+    # --- benchmark ------------------------------------------------------------------------------
+    def benchmark(self) -> Any:
+        from harness.benchmarks.nb201 import load_table
+        return load_table(self.cfg["nb201_table"])
+
+    def evaluates_by_lookup(self) -> bool:
+        return self.cfg["eval"] == "lookup"
