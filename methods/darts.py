@@ -14,6 +14,9 @@ weight step:
   R = 0.01 / ‖v‖, η the current weight learning rate.
 
 Operation importance = softmax(α); the genotype is the space's derivation rule on it.
+
+With Nesterov momentum (the NAS-Bench-201 search protocol) the virtual step of the second order keeps the
+DARTS formula above, as the benchmark's own DARTS-V2 code does.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch import nn
 from harness.data import SearchData
 from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import cosine_lr, evaluate, set_lr
+from harness.train import cosine_lr, evaluate, set_lr, sgd
 from methods.base import ArchState, SearchMethod
 from spaces.base import DataInfo, EdgeId, SearchSpace
 
@@ -58,7 +61,7 @@ class MixedEdge(nn.Module):
 class Darts(SearchMethod):
     name = "darts"
     description = "DARTS: softmax-relaxed mixed edges, bilevel search (first or second order)"
-    supported_spaces = ("darts",)
+    supported_spaces = ("darts", "nb201")
     defaults = {
         "search_epochs": 50,
         "order": 1,
@@ -81,8 +84,7 @@ class Darts(SearchMethod):
         for group, shape in space.arch_shape().items():
             self.arch.params[group] = nn.Parameter(cfg["arch_init_std"] * torch.randn(*shape, device=device))
         self.supernet = space.build_supernet(self.make_edge, info).to(device)
-        self.w_opt = torch.optim.SGD(self.supernet.parameters(), lr=cfg["w_lr"], momentum=cfg["w_momentum"],
-                                     weight_decay=cfg["w_weight_decay"])
+        self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
         self.a_opt = torch.optim.Adam(self.arch_parameters(), lr=cfg["arch_lr"],
                                       betas=(cfg["arch_beta1"], cfg["arch_beta2"]),
                                       weight_decay=cfg["arch_weight_decay"])

@@ -6,6 +6,11 @@ from scratch for ``rs_epochs`` epochs on the weight half — network at the sear
 the one with the best accuracy on the architecture half (ties: the earlier sample). One search "epoch" is
 one candidate, so checkpoints and progress come per candidate. It has no operation-importance scores, so
 its operation-level correlation is undefined (null in the record).
+
+On a space with a benchmark table (NAS-Bench-201) nothing is trained: each candidate is a query of the
+table's *validation* figure for the search dataset (``NB201Table.valid_column``: ``cifar10_valid_valid``
+unless the table has the dataset's own), ``rs_candidates`` queries in all — random search with a budget
+of benchmark queries, selecting by validation, never by test accuracy.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import numpy as np
 import torch
 
 from harness.data import SearchData
+from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import cosine_lr, evaluate, set_lr, time_train_steps, train_epoch
+from harness.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, train_epoch
 from methods.base import SearchMethod
 from spaces.base import DataInfo, SearchSpace
 
@@ -26,7 +32,7 @@ from spaces.base import DataInfo, SearchSpace
 class RandomSearch(SearchMethod):
     name = "random"
     description = "random search: best of k sampled genotypes, each trained briefly"
-    supported_spaces = ("darts",)
+    supported_spaces = ("darts", "nb201")
     defaults = {"rs_candidates": 30, "rs_epochs": 10}
     ignored_keys = frozenset({"corr_edges", "corr_batches"})
 
@@ -36,6 +42,8 @@ class RandomSearch(SearchMethod):
         rng = np.random.default_rng(seed)
         self.candidates = [space.sample(rng) for _ in range(cfg["rs_candidates"])]
         self.val_accs: list[float] = []
+        self.table = space.benchmark()
+        self.valid_column = self.table.valid_column(info.name) if self.table is not None else None
 
     def num_epochs(self) -> int:
         return int(self.cfg["rs_candidates"])
@@ -44,9 +52,7 @@ class RandomSearch(SearchMethod):
         cfg = self.cfg
         net = self.space.build_network(self.candidates[index], self.info, cfg["search_layers"],
                                        cfg["search_channels"], auxiliary=False).to(self.device)
-        opt = torch.optim.SGD(net.parameters(), lr=cfg["w_lr"], momentum=cfg["w_momentum"],
-                              weight_decay=cfg["w_weight_decay"])
-        return net, opt
+        return net, sgd(net.parameters(), cfg, "w")
 
     def _train_candidate(self, index: int, data: SearchData) -> float:
         cfg = self.cfg
@@ -58,22 +64,31 @@ class RandomSearch(SearchMethod):
         return evaluate(net, data.val_batches())[1]
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
-        val_acc = self._train_candidate(epoch, data)
+        if self.table is not None:
+            val_acc = self.table.figures(self.candidates[epoch]).get(self.valid_column, float("nan"))
+        else:
+            val_acc = self._train_candidate(epoch, data)
         self.val_accs.append(val_acc)
-        return {"val_acc": val_acc, "best_val_acc": max(self.val_accs),
+        return {"val_acc": val_acc, "best_val_acc": self.search_val_acc({}),
                 "genotype": self.space.to_str(self.candidates[epoch])}
 
     def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
+        if self.table is not None:
+            return 0.0, 1
         net, opt = self._build_candidate(0)
         per_step = time_train_steps(net, opt, data.weight_batches(0, phase="candidate"), self.cfg["grad_clip"],
                                     steps=steps)
         return per_step, len(data.weight_batches(0)) * self.cfg["rs_epochs"]
 
     def derive(self) -> Any:
-        return self.candidates[int(np.argmax(self.val_accs))]
+        if np.isnan(self.val_accs).all():
+            raise UserError(f"none of the {len(self.val_accs)} sampled architectures has a '{self.valid_column}' "
+                            "figure in the benchmark table; use a table with validation figures")
+        return self.candidates[int(np.nanargmax(self.val_accs))]
 
     def search_val_acc(self, last_epoch: dict[str, Any]) -> float:
-        return max(self.val_accs)
+        known = [v for v in self.val_accs if not np.isnan(v)]
+        return max(known) if known else float("nan")
 
     def state_dict(self) -> dict[str, Any]:
         return {"val_accs": list(self.val_accs)}

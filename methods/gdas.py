@@ -1,0 +1,149 @@
+"""GDAS: searching for a robust neural architecture in four GPU hours (Dong & Yang, CVPR 2019).
+
+Differentiable sampling with the Gumbel-max trick. Every forward pass of the supernet draws one op per
+edge of every architecture group — one draw per group and forward, shared by all cells of the group, as in
+GDAS's code where one sample drives the whole network:
+
+    probs = softmax((log_softmax(α) + g) / τ),  g = −log(Exp(1)) noise,  index = argmax(probs),
+    hard = one_hot(index) − probs.detach() + probs      (straight-through)
+
+An edge computes only its sampled op, multiplied by its hard weight (value 1), and adds the other ops' hard
+weights (value 0): the forward pass costs one op per edge while α receives the straight-through gradient
+through every op's probability. Draws with infinite or NaN values are redrawn, as in GDAS.
+
+τ is annealed linearly per epoch from ``tau_max`` to ``tau_min`` (GDAS: 10 → 0.1):
+τ_e = tau_max − (tau_max − tau_min) · e / (E − 1).
+
+Each iteration follows GDAS's code: the weight step (shared search SGD, on a weight-half batch), then the
+architecture step (Adam on the first-order gradient of the architecture-half loss). Architecture
+parameters, optimisers, importance (softmax(α)) and derivation (the space's rule) are DARTS's.
+
+Our choices: the Gumbel noise comes from the method's own generator, seeded from the trial seed and
+checkpointed, so a resumed trial draws the same noise. For the operation-level correlation one edge is
+discretised while the others keep sampling; the generator is rewound for every op of that edge, so each op
+is measured under the same draws of the other edges (common random numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.data import SearchData
+from harness.errors import UserError
+from harness.registry import register_method
+from methods.base import SearchMethod
+from methods.darts import Darts, _grads
+from spaces.base import DataInfo, EdgeId, SearchSpace
+
+
+def gumbel_sample(alpha: torch.Tensor, tau: float, generator: torch.Generator | None = None,
+                  max_tries: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """GDAS's hard straight-through sample of one op per row of ``alpha``: (hard weights, indices)."""
+    for _ in range(max_tries):
+        gumbels = -torch.empty_like(alpha).exponential_(generator=generator).log()
+        probs = F.softmax((F.log_softmax(alpha, dim=-1) + gumbels) / tau, dim=-1)
+        if torch.isfinite(gumbels).all() and torch.isfinite(probs).all():
+            break
+    else:
+        raise RuntimeError("GDAS: could not draw finite Gumbel noise")
+    index = probs.argmax(dim=-1)
+    one_hot = torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
+    return one_hot - probs.detach() + probs, index
+
+
+class GumbelEdge(nn.Module):
+    """Computes only the op the current sample chose for this edge (or the forced op, when discretised)."""
+
+    def __init__(self, edge: EdgeId, candidates: nn.ModuleList, method: Gdas):
+        super().__init__()
+        self.edge, self.ops = edge, candidates
+        self._method = [method]  # a list, so the method is not mistaken for a submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        method = self._method[0]
+        forced = method.arch.forced.get((self.edge.group, self.edge.index))
+        if forced is not None:
+            return self.ops[forced](x)
+        hard, index = method.current[self.edge.group]
+        weights, chosen = hard[self.edge.index], index[self.edge.index]
+        return weights[chosen] * self.ops[chosen](x) + (weights.sum() - weights[chosen])
+
+
+@register_method
+class Gdas(Darts):
+    name = "gdas"
+    description = "GDAS: Gumbel-max sampling of one op per edge, straight-through gradient"
+    supported_spaces = ("nb201",)
+    defaults = {**{k: v for k, v in Darts.defaults.items() if k != "order"},
+                "search_epochs": 250, "tau_max": 10.0, "tau_min": 0.1}
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        SearchMethod.validate_config(cfg)
+        if not 0 < cfg["tau_min"] <= cfg["tau_max"]:
+            raise UserError(f"need 0 < tau_min <= tau_max, got tau_min={cfg['tau_min']}, tau_max={cfg['tau_max']}")
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
+                 seed: int):
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.tau = float(cfg["tau_max"])
+        self.current: dict[str, tuple[torch.Tensor, list[int]]] = {}
+        super().__init__(space, cfg, info, device, seed)
+        self.supernet.register_forward_pre_hook(lambda module, inputs: self.resample())
+
+    def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:
+        return GumbelEdge(edge, candidates, self)
+
+    def resample(self) -> None:
+        """Draw the sample of every group for the next forward pass."""
+        for group, alpha in self.arch.params.items():
+            hard, index = gumbel_sample(alpha, self.tau, self.generator)
+            self.current[group] = (hard, index.tolist())
+
+    def tau_at(self, epoch: int) -> float:
+        tau_max, tau_min = float(self.cfg["tau_max"]), float(self.cfg["tau_min"])
+        return tau_max - (tau_max - tau_min) * epoch / max(1, self.num_epochs() - 1)
+
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        self.tau = self.tau_at(epoch)
+        return {**super().train_epoch(epoch, data), "tau": self.tau}
+
+    def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
+        (x_w, y_w), (x_a, y_a) = weight_batch, arch_batch
+        self.supernet.train()
+        self.w_opt.zero_grad(set_to_none=True)
+        logits = self.supernet(x_w)
+        loss = F.cross_entropy(logits, y_w)
+        weights = [p for p in self.supernet.parameters() if p.requires_grad]
+        for w, g in zip(weights, _grads(loss, weights)):
+            w.grad = g
+        nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
+        self.w_opt.step()
+
+        self.a_opt.zero_grad(set_to_none=True)
+        arch_loss = F.cross_entropy(self.supernet(x_a), y_a)
+        for alpha, grad in zip(self.arch_parameters(), _grads(arch_loss, self.arch_parameters())):
+            alpha.grad = grad
+        self.a_opt.step()
+        return {"loss": loss.item(), "correct": (logits.argmax(1) == y_w).sum().item()}
+
+    @contextmanager
+    def discretised(self, group: str, index: int, op: int) -> Iterator[None]:
+        state = self.generator.get_state()
+        with super().discretised(group, index, op):
+            yield
+        self.generator.set_state(state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "generator": self.generator.get_state(), "tau": self.tau}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.generator.set_state(state["generator"])
+        self.tau = state["tau"]
