@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness {run,list,leaderboard,show,config}``.
+"""Command line: ``python -m harness {run,list,leaderboard,show,config,nb201}``.
 
 A user's mistake is one line on stderr and exit status 2; nothing is written before the input is known
 to be good.
@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -70,9 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="aggregate every record under DIR into a leaderboard")
     board.add_argument("dir", nargs="?", default="results", type=Path)
+    board.add_argument("--optimum", action="store_true",
+                       help="add the benchmark optimum as a reference row (spaces with a table: nb201)")
 
     show = sub.add_parser("show", help="one trial record, readable")
     show.add_argument("record", type=Path)
+
+    nb201 = sub.add_parser("nb201", help="NAS-Bench-201 tables: import the official file, query, optimum")
+    nb201_sub = nb201.add_subparsers(dest="nb201_command", required=True, parser_class=_Parser)
+    imp = nb201_sub.add_parser("import", help="convert the official benchmark file (v1.0/v1.1 .pth) or the merged "
+                                              "CSV into a compact table for --set nb201_table=PATH")
+    imp.add_argument("path", type=Path)
+    imp.add_argument("--out", type=Path, help="the table to write (default: ./<file name>.nb201.npz)")
+    table_help = "'default' (bundled) or a table made by 'nb201 import'"
+    query = nb201_sub.add_parser("query", help="an architecture's index and figures")
+    query.add_argument("arch", help="official architecture string (quote it) or index 0..15624")
+    query.add_argument("--table", default="default", help=table_help)
+    best = nb201_sub.add_parser("best", help="the best architecture for a dataset (the 'Optimal' row)")
+    best.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet16-120")
+    best.add_argument("--metric", default="test", help="test or valid (cifar10 valid: the cifar10-valid setting)")
+    best.add_argument("--table", default="default", help=table_help)
+    info = nb201_sub.add_parser("info", help="a table's columns and provenance")
+    info.add_argument("--table", default="default", help=table_help)
 
     config = sub.add_parser("config", help="the resolved configuration: every key --set accepts")
     config.add_argument("--method", required=True)
@@ -146,10 +166,78 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
     records = load_records(args.dir)
     if not records:
         raise UserError(f"no trial records under '{args.dir}' (looked for */trials/*.json)")
-    board = build_leaderboard(records)
+    board = build_leaderboard(records, reference=args.optimum)
     csv_path, md_path = write_leaderboard(board, args.dir)
     console.print(leaderboard_table(board, f"leaderboard of {args.dir} ({len(records)} records)"))
     console.print(f"written: {csv_path}, {md_path}")
+    return 0
+
+
+def _figures_table(table, index: int, title: str) -> Table:
+    from harness.benchmarks.nb201 import COLUMN_HELP
+
+    out = Table(title=title)
+    for col in ("figure", "value", "meaning"):
+        out.add_column(col, justify="right" if col == "value" else "left")
+    for column, value in table.row(index).items():
+        out.add_row(column, "—" if value is None else f"{value:.2f}", COLUMN_HELP.get(column, ""))
+    return out
+
+
+def cmd_nb201(args: argparse.Namespace, console: Console) -> int:
+    from harness.benchmarks import nb201
+    from spaces.nb201 import parse_arch
+
+    if args.nb201_command == "import":
+        source = args.path
+        out = args.out or Path(f"{source.stem}.nb201.npz")
+        if source.is_file():
+            console.print(nb201.import_memory_note(source))
+        table = nb201.import_file(source)
+        table.save(out)
+        known = int(np.isfinite(table.values).any(axis=1).sum())
+        console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {known} of {len(table)} architectures with "
+                      f"figures, columns {', '.join(table.columns)}")
+        console.print(f"use it with: --set nb201_table={out.resolve()}")
+        return 0
+    table = nb201.load_table(args.table)
+    if args.nb201_command == "query":
+        text = args.arch.strip()
+        if text.isdigit():
+            index = int(text)
+            if index >= len(table):
+                raise UserError(f"index {index} is outside 0..{len(table) - 1}")
+        else:
+            index = table.index_of(parse_arch(text))
+        console.print(f"index {index}: {table.arch_str(index)}")
+        console.print(_figures_table(table, index, f"NAS-Bench-201 architecture {index}"))
+        return 0
+    if args.nb201_command == "best":
+        column = nb201.metric_column(args.dataset, args.metric)
+        if not table.has(column):
+            raise UserError(f"the table '{args.table}' has no '{column}' figures; import the official benchmark file "
+                            "for them ('python -m harness nb201 import FILE')")
+        index = table.best(column)
+        console.print(f"best {args.dataset} {args.metric} accuracy: {table.row(index)[column]:.2f} "
+                      f"(index {index}: {table.arch_str(index)})")
+        console.print(_figures_table(table, index, f"NAS-Bench-201 architecture {index}"))
+        optimum = Table(title="optimum of each figure over all architectures (AGNAS Table 3, 'Optimal')")
+        optimum.add_column("figure")
+        optimum.add_column("best", justify="right")
+        for name, value in table.optimum().items():
+            optimum.add_row(name, f"{value:.2f}")
+        console.print(optimum)
+        return 0
+    console.print(f"table {table.path}")
+    for key in ("format", "source", "source_kind", "source_sha256", "created", "harness_version", "notes"):
+        console.print(f"  {key}: {table.meta.get(key)}")
+    cols = Table(title="columns")
+    cols.add_column("column")
+    cols.add_column("architectures with a figure", justify="right")
+    cols.add_column("origin")
+    for column in table.columns:
+        cols.add_row(column, str(int(np.isfinite(table.column(column)).sum())), table.meta["columns"].get(column, ""))
+    console.print(cols)
     return 0
 
 
@@ -176,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_config(args, console)
         if args.command == "leaderboard":
             return cmd_leaderboard(args, console)
+        if args.command == "nb201":
+            return cmd_nb201(args, console)
         return cmd_show(args, console)
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

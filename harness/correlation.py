@@ -1,4 +1,7 @@
-"""Operation-level ranking correlation: the discretisation protocol of AGNAS (Fig. 3).
+"""Ranking correlations of a method's scores: operation level (every space) and architecture level
+(spaces with a benchmark table).
+
+**Operation level**: the discretisation protocol of AGNAS (Fig. 3).
 
 For a fixed sample of edges — drawn from a fixed generator (seed 0), so every method and every seed of a
 space is measured on the same edges — each edge is discretised in turn to every op the derivation may
@@ -10,6 +13,14 @@ which they are defined.
 
 BatchNorm uses batch statistics during these measurements (its running statistics are restored after):
 the running statistics were accumulated by the mixed supernet and do not describe a discretised one.
+
+**Architecture level** (NAS-Bench-201): for a fixed sample of ``arch_corr_samples`` architectures —
+drawn from a fixed generator (seed 0), the same for every method and seed — the method's score of each
+architecture is correlated (Kendall τ-b, Spearman ρ) with its benchmark accuracy (the column that stands
+for the search dataset, ``NB201Table.target_column``). The score of an architecture is the sum over edges
+of the log of the chosen op's importance normalised over the edge's ops, Σ_e log(I[e, o_e] / Σ_o I[e, o]):
+for DARTS and GDAS (I = softmax(α)) that is the sum of the log softmax weights of the chosen ops.
+Architectures without a figure in the table are left out.
 """
 
 from __future__ import annotations
@@ -18,12 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from harness.benchmarks.nb201 import NB201Table
 from harness.data import SearchData
 from harness.metrics import mean_ignoring_nan, rank_correlation
 from harness.train import evaluate
 from methods.base import SearchMethod
 
 EDGE_SAMPLE_SEED = 0
+ARCH_SAMPLE_SEED = 0
 
 
 def sample_edges(arch_shape: dict[str, tuple[int, int]], count: int) -> list[tuple[str, int]]:
@@ -58,3 +71,42 @@ def op_level_correlation(method: SearchMethod, data: SearchData, cfg: dict[str, 
     return {"op_kendall_tau": mean_ignoring_nan([d["kendall_tau"] for d in detail]),
             "op_spearman_rho": mean_ignoring_nan([d["spearman_rho"] for d in detail]),
             "op_corr_edges": len(detail), "op_correlation": detail}
+
+
+def sample_archs(count: int, total: int) -> np.ndarray:
+    """A fixed, seed-independent sample of ``count`` of ``total`` architecture indices, sorted."""
+    if count >= total:
+        return np.arange(total)
+    rng = np.random.default_rng(ARCH_SAMPLE_SEED)
+    return np.sort(rng.choice(total, size=max(0, count), replace=False))
+
+
+def arch_scores(importance: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Σ_e log(I[e, codes[e]] / Σ_o I[e, o]) for every row of ``codes`` (importance must be ≥ 0).
+
+    A zero importance counts as 1e-30 (log ≈ −69) so that a pruned op ranks last without producing NaN.
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    normalised = importance / importance.sum(axis=1, keepdims=True)
+    log_p = np.log(np.clip(normalised, 1e-30, None))
+    codes = np.asarray(codes, dtype=np.int64)
+    return log_p[np.arange(codes.shape[1]), codes].sum(axis=1)
+
+
+def arch_level_correlation(method: SearchMethod, table: NB201Table, dataset: str,
+                           cfg: dict[str, Any]) -> dict[str, Any]:
+    """``arch_kendall_tau``, ``arch_spearman_rho`` and ``arch_correlation`` (sample size, target column)."""
+    target, _ = table.target_column(dataset)
+    detail: dict[str, Any] = {"target": target, "sample_seed": ARCH_SAMPLE_SEED, "samples": 0}
+    scores = method.importance()
+    count = int(cfg["arch_corr_samples"])
+    if scores is None or count == 0:
+        return {"arch_kendall_tau": None, "arch_spearman_rho": None, "arch_correlation": detail}
+    indices = sample_archs(count, len(table))
+    accs = table.column(target)[indices]
+    known = np.isfinite(accs)
+    indices, accs = indices[known], accs[known]
+    group = next(iter(method.space.arch_shape()))
+    tau, rho = rank_correlation(arch_scores(scores[group], table.codes[indices]), accs)
+    detail["samples"] = int(len(indices))
+    return {"arch_kendall_tau": tau, "arch_spearman_rho": rho, "arch_correlation": detail}

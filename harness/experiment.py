@@ -127,6 +127,8 @@ def estimate_seconds(spec: dict[str, Any], dataset: Any) -> tuple[float, float]:
     method = get_method(spec["method"])(space, cfg, data.info, device, 0)
     step, steps_per_epoch = method.step_time(data)
     search = step * steps_per_epoch * method.num_epochs()
+    if space.evaluates_by_lookup():
+        return search, 0.0
 
     final = FinalTraining(space, space.sample(np.random.default_rng(0)), data, cfg, device)
     eval_step = time_train_steps(final.net, final.opt, data.eval_train_batches(0), cfg["eval_grad_clip"],
@@ -225,7 +227,7 @@ class RichProgressCallback(tune.Callback):
 
 
 def trial_name(trial: Any) -> str:
-    spec = trial.config["spec"]
+    spec = json.loads(trial.config["spec"])
     return Path(record_filename(spec["method"], spec["space"], spec["dataset"], trial.config["seed"])).stem
 
 
@@ -283,7 +285,7 @@ def run_experiment(spec: dict[str, Any], resume: bool, console: Console) -> int:
             else:
                 tuner = tune.Tuner(
                     trainable,
-                    param_space={"seed": tune.grid_search(spec["seeds"]), "spec": spec},
+                    param_space={"seed": tune.grid_search(spec["seeds"]), "spec": json.dumps(spec)},
                     tune_config=tune.TuneConfig(max_concurrent_trials=spec["max_concurrent"],
                                                 trial_name_creator=trial_name,
                                                 trial_dirname_creator=trial_name),

@@ -30,13 +30,14 @@ BASE_COLUMNS = GROUP_KEYS + [
     "search_val_acc_mean", "search_hours_mean", "eval_hours_mean",
     "device_hours_mean", "device_hours_kind",
     "params_m_mean", "madds_m_mean",
-    "op_kendall_tau_mean", "op_spearman_rho_mean",
+    "op_kendall_tau_mean", "op_spearman_rho_mean", "arch_kendall_tau_mean", "arch_spearman_rho_mean",
     "p_vs_darts", "rank",
 ]
 # Record keys already summarised by BASE_COLUMNS (or not metrics); every other numeric key gets <key>_mean.
 _SUMMARISED = {"seed", "test_acc", "search_val_acc", "search_seconds", "eval_seconds", "device_hours",
-               "params_m", "madds_m", "op_kendall_tau", "op_spearman_rho"}
+               "params_m", "madds_m", "op_kendall_tau", "op_spearman_rho", "arch_kendall_tau", "arch_spearman_rho"}
 BASELINE_METHOD = "darts"
+REFERENCE_METHOD = "optimum"
 NULL = "—"
 
 
@@ -119,10 +120,37 @@ def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [newest[s] for s in sorted(newest, key=lambda s: (not _is_number(s), s if _is_number(s) else str(s)))]
 
 
-def build_leaderboard(records: list[dict[str, Any]]) -> pd.DataFrame:
+def reference_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For every (space, dataset, budget) whose records looked their cells up in a benchmark table, the
+    table's optimum as a reference row (method ``optimum``, no seeds, no rank): every benchmark column's
+    best over all architectures — the "Optimal" row of AGNAS's Table 3 — and as test accuracy the best
+    of the column that stands for the dataset."""
+    from harness.benchmarks.nb201 import load_table
+
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for record in records:
+        info = record.get("benchmark_info")
+        key = tuple(str(record.get(k, "")) for k in ("space", "dataset", "budget"))
+        if not isinstance(info, dict) or key in rows:
+            continue
+        path = (info.get("table") or {}).get("path") or "default"
+        table = load_table(path)
+        optimum = table.optimum()
+        column, _ = table.target_column(str(record.get("dataset")))
+        row: dict[str, Any] = {"method": REFERENCE_METHOD, "space": key[0], "dataset": key[1], "budget": key[2],
+                               "variant": "", "n_seeds": 0, "seeds": "",
+                               "test_acc_mean": optimum.get(column, float("nan")),
+                               "test_acc_best": optimum.get(column, float("nan"))}
+        row.update({f"benchmark_{k}_mean": v for k, v in optimum.items()})
+        rows[key] = row
+    return list(rows.values())
+
+
+def build_leaderboard(records: list[dict[str, Any]], reference: bool = False) -> pd.DataFrame:
     """One row per (method, space, dataset, budget, variant) with seeds, accuracy stats, costs,
     correlations, Welch p-value against the DARTS baseline and rank; columns in ``BASE_COLUMNS`` order,
     then ``<key>_mean`` for every other numeric record key and ``benchmark_<k>_mean/_std``.
+    ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked).
     """
     extra_keys = sorted({
         key for record in records for key, value in record.items()
@@ -164,6 +192,8 @@ def build_leaderboard(records: list[dict[str, Any]]) -> pd.DataFrame:
             "madds_m_mean": _mean(_num(r.get("madds_m")) for r in group),
             "op_kendall_tau_mean": _mean(_num(r.get("op_kendall_tau")) for r in group),
             "op_spearman_rho_mean": _mean(_num(r.get("op_spearman_rho")) for r in group),
+            "arch_kendall_tau_mean": _mean(_num(r.get("arch_kendall_tau")) for r in group),
+            "arch_spearman_rho_mean": _mean(_num(r.get("arch_spearman_rho")) for r in group),
         })
         for extra in extra_keys:
             row[f"{extra}_mean"] = _mean(_num(r.get(extra)) for r in group)
@@ -181,6 +211,11 @@ def build_leaderboard(records: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["rank"] = (df.groupby(["space", "dataset", "budget"])["test_acc_mean"]
                   .rank(method="min", ascending=False).astype("Int64"))
+    if reference:
+        extra = pd.DataFrame(reference_rows(records)).reindex(columns=df.columns)
+        if len(extra):
+            extra = extra.astype({c: df[c].dtype for c in ("n_seeds", "rank")})
+            df = pd.concat([df, extra], ignore_index=True)
     df = df.sort_values(["space", "dataset", "budget", "rank", "method", "variant"], na_position="last")
     return df[columns].reset_index(drop=True)
 
@@ -225,22 +260,34 @@ def write_leaderboard(df: pd.DataFrame, folder: Path | str) -> tuple[Path, Path]
 def leaderboard_table(df: pd.DataFrame, title: str) -> Table:
     """The leaderboard as a rich table for the terminal (the CSV keeps every column)."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)  # no vertical rules: 15 columns are wide
-    headers = ["method", "space", "dataset", "budget", "variant", "seeds", "test acc %", "median", "best",
-               "search h", "params M", "MAdds M", "Kendall τ", "p vs darts", "rank"]
-    rows = []
-    for _, row in df.iterrows():
-        rows.append([
-            str(row["method"]), str(row["space"]), str(row["dataset"]), str(row["budget"]), str(row["variant"]),
-            str(row["seeds"]),
-            f"{_cell(row['test_acc_mean'], 2)} ± {_cell(row['test_acc_std'], 2)}",
-            _cell(row["test_acc_median"], 2), _cell(row["test_acc_best"], 2),
-            _cell(row["search_hours_mean"], 2), _cell(row["params_m_mean"], 2), _cell(row["madds_m_mean"], 2),
-            _cell(row["op_kendall_tau_mean"], 3), _cell(row["p_vs_darts"], 3), _cell(row["rank"], 0),
-        ])
-    for i, header in enumerate(headers):
-        # Never wrap: a number split over two lines is misread. On a terminal narrower than the table
-        # (about 150 columns) rich shortens cells with "…"; the CSV and Markdown keep full values.
-        table.add_column(header, justify="right" if i >= 5 else "left", no_wrap=True)
+
+    def shown(column: str) -> bool:
+        return bool(pd.to_numeric(df[column], errors="coerce").notna().any()) if column in df else False
+
+    variants = bool(df["variant"].astype(str).str.len().gt(0).any()) if len(df) else False
+    columns: list[tuple[str, Any]] = [
+        ("method", lambda r: str(r["method"])), ("space", lambda r: str(r["space"])),
+        ("dataset", lambda r: str(r["dataset"])), ("budget", lambda r: str(r["budget"])),
+    ]
+    if variants:
+        columns.append(("variant", lambda r: str(r["variant"])))
+    columns += [
+        ("seeds", lambda r: str(r["seeds"])),
+        ("test acc %", lambda r: f"{_cell(r['test_acc_mean'], 2)} ± {_cell(r['test_acc_std'], 2)}"),
+        ("best", lambda r: _cell(r["test_acc_best"], 2)),
+        ("search h", lambda r: _cell(r["search_hours_mean"], 2)),
+        ("params M", lambda r: _cell(r["params_m_mean"], 2)), ("MAdds M", lambda r: _cell(r["madds_m_mean"], 2)),
+        ("op τ", lambda r: _cell(r["op_kendall_tau_mean"], 3)),
+    ]
+    if shown("arch_kendall_tau_mean"):
+        columns.append(("arch τ", lambda r: _cell(r["arch_kendall_tau_mean"], 3)))
+    columns += [("p vs darts", lambda r: _cell(r["p_vs_darts"], 3)), ("rank", lambda r: _cell(r["rank"], 0))]
+    for i, (header, _) in enumerate(columns):
+        # Never wrap or shorten a header: a number split over two lines is misread. On a terminal narrower
+        # than the table rich shortens cells with "…"; the CSV and Markdown keep every column in full.
+        table.add_column(header, justify="left" if i < 4 + variants else "right", no_wrap=True,
+                         min_width=len(header))
+    rows = [[render(row) for _, render in columns] for _, row in df.iterrows()]
     for cells in rows:
         table.add_row(*cells)
     return table

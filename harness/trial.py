@@ -1,12 +1,17 @@
 """One trial, end to end: one (method, space, dataset, seed) as a Ray Tune function trainable.
 
-1. The resolved configuration arrives in ``params["spec"]`` (stored in the record with its hash).
+1. The resolved configuration arrives in ``params["spec"]``, as JSON text: Ray Tune's variant generator
+   would otherwise interpret parts of it (a config key named ``eval`` is its legacy ``sample_from``
+   marker). It is stored in the record with its hash.
 2. Everything is seeded from the trial's seed.
 3. Data: the fixed search split; the test set is kept for the evaluation.
 4. Search, one ``tune.report`` and one checkpoint per epoch (a restarted trial continues from it).
 5. Derive the genotype and the operation-importance scores.
 6. Operation-level ranking correlation.
-7. Evaluate: train the derived network from scratch (one report and checkpoint per epoch), test once.
+   On a space with a benchmark table (NAS-Bench-201): the derived cell's benchmark figures and the
+   architecture-level correlation.
+7. Evaluate: train the derived network from scratch (one report and checkpoint per epoch), test once —
+   or, where the space evaluates by look-up, take the test accuracy from the benchmark table.
 8. Write the record atomically; report the flat summary.
 
 A trial whose record already exists with the same configuration hash reports it and returns: a resumed
@@ -16,6 +21,7 @@ experiment never runs a finished seed twice.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,7 +32,8 @@ import torch
 from ray import tune
 
 from harness import __version__
-from harness.correlation import op_level_correlation
+from harness.benchmarks.nb201 import NB201Table, network_info
+from harness.correlation import arch_level_correlation, op_level_correlation
 from harness.data import SearchData, load_dataset
 from harness.evaluation import FinalTraining
 from harness.metrics import count_madds_m, count_params_m, describe_device, device_hours_kind, peak_memory_mb
@@ -66,7 +73,7 @@ def tune_checkpoint() -> dict[str, Any] | None:
 
 def run_trial(params: dict[str, Any]) -> None:
     """The Ray Tune function trainable."""
-    execute_trial(params["spec"], int(params["seed"]), tune_report, tune_checkpoint())
+    execute_trial(json.loads(params["spec"]), int(params["seed"]), tune_report, tune_checkpoint())
 
 
 Reporter = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
@@ -93,8 +100,9 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
     data = SearchData(load_dataset(spec["dataset"], spec.get("data_dir"), cfg["image_size"]), cfg, seed, device)
     space = get_space(spec["space"])(cfg)
     method = get_method(spec["method"])(space, cfg, data.info, device, seed)
+    table, lookup = space.benchmark(), space.evaluates_by_lookup()
     search_epochs = method.num_epochs()
-    total_epochs = search_epochs + int(cfg["eval_epochs"])
+    total_epochs = search_epochs + (0 if lookup else int(cfg["eval_epochs"]))
 
     state: dict[str, Any] = {"phase": "search", "epoch": 0, "history": [], "search_seconds": 0.0,
                              "eval_seconds": 0.0, "results": {}}
@@ -125,6 +133,12 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
         start = time.perf_counter()
         genotype = method.derive()
         correlation = op_level_correlation(method, data, cfg)
+        if table is not None:
+            correlation.update(benchmark_figures(table, genotype, spec["dataset"]))
+            correlation.update(arch_level_correlation(method, table, spec["dataset"], cfg))
+        importance = method.importance()
+        if importance is not None:  # the scores behind the genotype and the correlations, for tracing
+            correlation["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}
         state["results"] = {"genotype": space.to_str(genotype),
                             "search_val_acc": method.search_val_acc(state["history"][-1]),
                             "correlation_seconds": time.perf_counter() - start, **correlation}
@@ -132,6 +146,8 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
 
     # 7. evaluate
     genotype = space.parse(state["results"]["genotype"])
+    if lookup:
+        return finish_by_lookup(spec, seed, space, table, genotype, state, device, report)
     torch.manual_seed(seed + EVAL_SEED_OFFSET)
     final = FinalTraining(space, genotype, data, cfg, device)
     if "final" in state:  # resumed mid-evaluation
@@ -152,22 +168,49 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
     state["eval_seconds"] += time.perf_counter() - start
 
     # 8. record
-    info = data.info
+    return finish(spec, seed, state, device, report, final.net, data.info, test_acc, test_loss,
+                  f"the final network trained from scratch ({final.epochs} epochs), tested once on "
+                  f"{spec['dataset']}")
+
+
+def benchmark_figures(table: NB201Table, genotype: Any, dataset: str) -> dict[str, Any]:
+    """The derived cell's benchmark figures and where they come from."""
+    index = table.index_of(genotype)
+    return {"benchmark": table.figures(genotype),
+            "benchmark_info": {"index": index, "arch": table.arch_str(index), "table": table.describe()}}
+
+
+def finish_by_lookup(spec: dict[str, Any], seed: int, space: Any, table: NB201Table, genotype: Any,
+                     state: dict[str, Any], device: torch.device, report: Reporter) -> dict[str, Any]:
+    """Evaluation by look-up: the test accuracy is the table's figure for the search dataset; parameters
+    and multiply-adds are those of the benchmark's own network (paper size) for that dataset."""
+    column, source = table.target_column(spec["dataset"])
+    info = network_info(column)
+    net = space.build_network(genotype, info, int(space.defaults["eval_layers"]),
+                              int(space.defaults["eval_channels"]), auxiliary=False)
+    test_acc = state["results"]["benchmark"].get(column)
+    return finish(spec, seed, state, device, report, net, info, test_acc, None, f"{source} (table column {column})")
+
+
+def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch.device, report: Reporter,
+           net: torch.nn.Module, info: Any, test_acc: float | None, test_loss: float | None,
+           test_acc_source: str) -> dict[str, Any]:
+    """Write the trial's record atomically and report the flat summary."""
     hours = (state["search_seconds"] + state["results"]["correlation_seconds"] + state["eval_seconds"]) / 3600
     record = {
         "method": spec["method"], "space": spec["space"], "dataset": spec["dataset"],
         "budget": spec["budget"], "seed": seed, "experiment": spec["experiment"],
-        "config": cfg, "config_hash": spec["config_hash"], "overrides": spec["overrides"],
+        "config": spec["config"], "config_hash": spec["config_hash"], "overrides": spec["overrides"],
         **state["results"],
-        "test_acc": test_acc, "test_loss": test_loss,
+        "test_acc": test_acc, "test_loss": test_loss, "test_acc_source": test_acc_source,
         "search_seconds": state["search_seconds"], "eval_seconds": state["eval_seconds"],
         "device_hours": hours, "device_hours_kind": device_hours_kind(device),
         "device": describe_device(device), "peak_mem_mb": peak_memory_mb(device),
-        "params_m": count_params_m(final.net),
-        "madds_m": count_madds_m(final.net, (1, info.in_channels, info.image_size, info.image_size)),
+        "params_m": count_params_m(net),
+        "madds_m": count_madds_m(net, (1, info.in_channels, info.image_size, info.image_size)),
         "history": state["history"], "harness_version": __version__,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_record(path, record)
+    write_record(record_path(spec, seed), record)
     report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0}, None)
     return record
