@@ -84,10 +84,12 @@ def sample_archs(count: int, total: int) -> np.ndarray:
 def arch_scores(importance: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Σ_e log(I[e, codes[e]] / Σ_o I[e, o]) for every row of ``codes`` (importance must be ≥ 0).
 
-    A zero importance counts as 1e-30 (log ≈ −69) so that a pruned op ranks last without producing NaN.
+    A zero importance counts as 1e-30 (log ≈ −69) so that a pruned op ranks last without producing NaN; an
+    edge whose importances are all zero adds the same constant to every architecture.
     """
     importance = np.asarray(importance, dtype=np.float64)
-    normalised = importance / importance.sum(axis=1, keepdims=True)
+    totals = importance.sum(axis=1, keepdims=True)
+    normalised = importance / np.where(totals > 0, totals, 1.0)  # an all-zero edge ranks nothing
     log_p = np.log(np.clip(normalised, 1e-30, None))
     codes = np.asarray(codes, dtype=np.int64)
     return log_p[np.arange(codes.shape[1]), codes].sum(axis=1)

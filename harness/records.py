@@ -289,6 +289,13 @@ def show_record(record: dict[str, Any], console: Console) -> None:
         console.print(Text("genotype", style="bold"))
         for line in genotype_lines(str(genotype)):
             console.print(Text(f"  {line}"))
+    bench = record.get("benchmark_info")
+    if isinstance(bench, dict):
+        table = bench.get("table") or {}
+        console.print(Text(f"benchmark index {bench.get('index')} (table {table.get('path')}, "
+                           f"source {table.get('source')})", style="dim"))
+    if record.get("test_acc_source"):
+        console.print(Text(f"test accuracy: {record['test_acc_source']}", style="dim"))
 
     metrics = Table(title="metrics", title_justify="left")
     metrics.add_column("metric")

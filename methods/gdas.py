@@ -136,9 +136,11 @@ class Gdas(Darts):
     @contextmanager
     def discretised(self, group: str, index: int, op: int) -> Iterator[None]:
         state = self.generator.get_state()
-        with super().discretised(group, index, op):
-            yield
-        self.generator.set_state(state)
+        try:
+            with super().discretised(group, index, op):
+                yield
+        finally:
+            self.generator.set_state(state)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "generator": self.generator.get_state(), "tau": self.tau}
