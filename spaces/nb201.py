@@ -45,7 +45,7 @@ GROUP = "cell"
 Genotype = tuple[str, ...]  # the 6 op names in edge order
 
 _EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-_ENTRY = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+_ENTRY = re.compile(r"([a-z0-9_]+)~([0-9]+)")  # used with fullmatch: no trailing newline, ASCII digits only
 
 
 # --- genotypes and their strings --------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def parse_arch(text: str) -> Genotype:
         if len(entries) != node:
             raise _bad(f"node {node} must have {node} inputs, found {len(entries)}")
         for source, entry in enumerate(entries):
-            match = _ENTRY.match(entry)
+            match = _ENTRY.fullmatch(entry)
             if not match:
                 raise _bad(f"node {node} input {entry[:40]!r} is not op~source")
             op, found = match.group(1), int(match.group(2))
@@ -86,8 +86,8 @@ def parse_arch(text: str) -> Genotype:
 def check_genotype(genotype: Any) -> Genotype:
     if not (isinstance(genotype, (tuple, list)) and len(genotype) == len(EDGES)
             and all(isinstance(op, str) and op in NB201_OPS for op in genotype)):
-        raise _bad(f"a genotype is a tuple of {len(EDGES)} op names from {', '.join(NB201_OPS)}, "
-                   f"got {genotype!r}"[:300])
+        shown = " ".join(repr(genotype).split())[:200]  # one line, whatever the object prints as
+        raise _bad(f"a genotype is a tuple of {len(EDGES)} op names from {', '.join(NB201_OPS)}, got {shown}")
     return tuple(genotype)
 
 

@@ -8,3 +8,15 @@ def one_line(exc_info) -> str:
     msg = str(exc_info.value)
     assert msg and "\n" not in msg, repr(msg)
     return msg
+
+
+def hand_count(genotype: tuple[str, ...], layers: int = 5, channels: int = 16) -> int:
+    """Parameters of the NAS-Bench-201 CIFAR-10 network: 73,306 for the skeleton (stem 464, residual blocks
+    14,464 and 57,600, last BN 128, classifier 650); each conv edge adds its conv and BN in each of the
+    3 × ``layers`` cells."""
+    total = 73_306
+    for width in (channels, 2 * channels, 4 * channels):
+        conv_1x1 = width * width + 2 * width  # conv (no bias) + BN weight and bias
+        conv_3x3 = 9 * width * width + 2 * width
+        total += layers * (genotype.count("nor_conv_1x1") * conv_1x1 + genotype.count("nor_conv_3x3") * conv_3x3)
+    return total

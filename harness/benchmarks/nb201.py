@@ -30,6 +30,7 @@ import io
 import json
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -201,11 +202,17 @@ class NB201Table:
 def _read_table(path: Path) -> NB201Table:
     bad = f"'{path}' is not a NAS-Bench-201 table made by 'python -m harness nb201 import'"
     try:
-        with np.load(path, allow_pickle=False) as data:
-            codes, values = data["codes"], data["values"]
-            columns, meta = [str(c) for c in data["columns"]], json.loads(str(data["meta"]))
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise UserError(f"NAS-Bench-201 table '{path}' does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        raise UserError(bad) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a plain .npy array
+        raise UserError(bad)
+    try:
+        with data:
+            codes, values = data["codes"], data["values"]
+            columns, meta = [str(c) for c in data["columns"]], json.loads(str(data["meta"]))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
         raise UserError(bad) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -286,8 +293,11 @@ def table_from_merged_csv(path: Path) -> NB201Table:
 
 
 def _safe_globals() -> list[Any]:
-    """NumPy types a NAS-Bench-201 file may hold; everything else is refused by the restricted unpickler."""
-    scalar, reconstruct = np._core.multiarray.scalar, np._core.multiarray._reconstruct
+    """NumPy types a NAS-Bench-201 file may hold; everything else is refused by the restricted unpickler.
+
+    Files written under NumPy 1.x name them ``numpy.core.…``; NumPy 2 moved them to ``numpy._core``."""
+    multiarray = (getattr(np, "_core", None) or np.core).multiarray
+    scalar, reconstruct = multiarray.scalar, multiarray._reconstruct
     dtypes = [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     return [np.dtype, np.ndarray, scalar, reconstruct, *dtypes,
             (scalar, "numpy.core.multiarray.scalar"), (reconstruct, "numpy.core.multiarray._reconstruct")]
@@ -300,9 +310,10 @@ def _load_official(path: Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_safe_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = str(exc).split("Unsupported global:")[-1].split(".")[0].strip() if "Unsupported" in str(exc) else ""
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         raise UserError(f"refusing '{path}': it is not a NAS-Bench-201 benchmark file"
-                        + (f" (it holds {detail}, which such a file does not)" if detail else "")) from None
+                        + (f" (it holds the Python object {found.group(1)}, which such a file does not)"
+                           if found else "")) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError):
         raise UserError(f"'{path}' is corrupt or not a torch file: cannot read it as a NAS-Bench-201 "
                         "benchmark file") from None
@@ -333,16 +344,25 @@ def _official_figures(entry: Any) -> dict[str, float]:
 def import_official(path: Path, progress: Any = None) -> NB201Table:
     """The table of an official NAS-Bench-201 file (v1.0 or v1.1): hp='200' figures, means over seeds."""
     data = _load_official(path)
+    if not isinstance(data["meta_archs"], (list, tuple)) or not isinstance(data["arch2infos"], dict):
+        raise UserError(f"'{path}' is not a NAS-Bench-201 benchmark file (meta_archs must be a list and "
+                        "arch2infos a dict)")
     codes = _codes_of(list(data["meta_archs"]), str(path))
     columns = [f"{prefix}_{split}" for d, prefix in OFFICIAL_DATASETS.items() for split, _ in OFFICIAL_SETS[d]]
     columns += [f"{OFFICIAL_DATASETS[d]}_{k}" for d in ("cifar10", "cifar100", "ImageNet16-120")
                 for k in ("params_m", "flops_m")]
     values = np.full((NUM_ARCHS, len(columns)), np.nan)
     infos = data["arch2infos"]
+    for index in infos:
+        if isinstance(index, bool) or not (isinstance(index, (int, np.integer)) and 0 <= index < NUM_ARCHS):
+            raise UserError(f"'{path}': architecture index {str(index)[:40]!r} is not an integer in "
+                            f"0..{NUM_ARCHS - 1}")
     for n, index in enumerate(sorted(infos)):
-        if not (isinstance(index, (int, np.integer)) and 0 <= index < NUM_ARCHS):
-            raise UserError(f"'{path}': architecture index {index!r} is outside 0..{NUM_ARCHS - 1}")
         entry = infos[index]
+        # The package would torch.load a string here (a path, outside our restricted unpickler): only dicts.
+        if not (isinstance(entry, dict) and isinstance(entry.get("full"), dict)
+                and isinstance(entry["full"].get("all_results"), dict)):
+            raise UserError(f"'{path}': architecture {index} has no hp='200' results in the benchmark's format")
         try:
             figures = _official_figures(entry["full"])
         except (KeyError, TypeError, AttributeError, ValueError, IndexError, AssertionError) as exc:
