@@ -132,16 +132,16 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
     if state["phase"] == "search":
         start = time.perf_counter()
         genotype = method.derive()
-        correlation = op_level_correlation(method, data, cfg)
+        findings = op_level_correlation(method, data, cfg)
         if table is not None:
-            correlation.update(benchmark_figures(table, genotype, spec["dataset"]))
-            correlation.update(arch_level_correlation(method, table, spec["dataset"], cfg))
+            findings.update(benchmark_figures(table, genotype, spec["dataset"]))
+            findings.update(arch_level_correlation(method, table, spec["dataset"], cfg))
         importance = method.importance()
         if importance is not None:  # the scores behind the genotype and the correlations, for tracing
-            correlation["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}
+            findings["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}
         state["results"] = {"genotype": space.to_str(genotype),
                             "search_val_acc": method.search_val_acc(state["history"][-1]),
-                            "correlation_seconds": time.perf_counter() - start, **correlation}
+                            "correlation_seconds": time.perf_counter() - start, **findings}
         state.update(phase="eval", epoch=0)
 
     # 7. evaluate
