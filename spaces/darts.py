@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import math
 from collections import namedtuple
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,19 +72,48 @@ def _literal_int(node: ast.AST) -> int | None:
     return None
 
 
-def _parse_edges(field: str, node: ast.AST) -> list[tuple[str, int]]:
+def parse_call_fields(text: Any, type_name: str, fields: tuple[str, ...],
+                      bad: Callable[[str], GenotypeError]) -> dict[str, ast.AST]:
+    """The fields of a ``type_name(...)`` call written as text, read with ``ast`` (never evaluated): fields
+    as keywords or in order, each exactly once. Every problem raises ``bad(problem)``."""
+    if not isinstance(text, str):
+        raise bad(f"expected a string, got {type(text).__name__}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise bad(f"the text is not a Python-style {type_name}(...) expression") from None
+    call = tree.body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == type_name):
+        raise bad(f"the text must be a single {type_name}(...) call, got {_snippet(call)}")
+    if len(call.args) > len(fields):
+        raise bad(f"{type_name} takes {len(fields)} fields, got {len(call.args)} positional arguments")
+    found: dict[str, ast.AST] = dict(zip(fields, call.args))
+    for keyword in call.keywords:
+        if keyword.arg not in fields:
+            raise bad(f"unknown field {keyword.arg or '**'} (fields: {', '.join(fields)})")
+        if keyword.arg in found:
+            raise bad(f"field {keyword.arg} given twice")
+        found[keyword.arg] = keyword.value
+    missing = [field for field in fields if field not in found]
+    if missing:
+        raise bad(f"missing field(s) {', '.join(missing)}")
+    return found
+
+
+def parse_edges(field: str, node: ast.AST, bad: Callable[[str], GenotypeError] = _bad) -> list[tuple[str, int]]:
+    """A list of ``(op, source)`` pairs."""
     if not isinstance(node, ast.List):
-        raise _bad(f"{field} must be a list of (op, source) pairs, got {_snippet(node)}")
+        raise bad(f"{field} must be a list of (op, source) pairs, got {_snippet(node)}")
     edges = []
     for item in node.elts:
         if not (isinstance(item, (ast.Tuple, ast.List)) and len(item.elts) == 2):
-            raise _bad(f"{field} entries must be (op, source) pairs, got {_snippet(item)}")
+            raise bad(f"{field} entries must be (op, source) pairs, got {_snippet(item)}")
         op_node, source_node = item.elts
         if not (isinstance(op_node, ast.Constant) and isinstance(op_node.value, str)):
-            raise _bad(f"op names in {field} must be quoted strings, got {_snippet(op_node)}")
+            raise bad(f"op names in {field} must be quoted strings, got {_snippet(op_node)}")
         source = _literal_int(source_node)
         if source is None:
-            raise _bad(f"sources in {field} must be integers, got {_snippet(source_node)}")
+            raise bad(f"sources in {field} must be integers, got {_snippet(source_node)}")
         edges.append((op_node.value, source))
     return edges
 
@@ -212,11 +242,12 @@ class SearchNetwork(nn.Module):
     """The DARTS search network: stem, ``layers`` search cells, global average pool, linear classifier.
 
     The stem BN is affine, as in the DARTS code; every BN inside the cells is affine=False.
-    ``forward(x)`` returns logits.
+    ``forward(x)`` returns logits. ``cell_cls`` (default ``SearchCell``) lets a space with DARTS's skeleton
+    but another cell (the heterogeneous space) reuse it.
     """
 
     def __init__(self, edge_factory: EdgeFactory, info: DataInfo, layers: int, C: int,
-                 op_names: tuple[str, ...]):
+                 op_names: tuple[str, ...], cell_cls: type[nn.Module] | None = None):
         super().__init__()
         C_curr = STEM_MULTIPLIER * C
         self.stem = stem(info.in_channels, C_curr)
@@ -228,8 +259,8 @@ class SearchNetwork(nn.Module):
             reduction = i in reductions
             if reduction:
                 C_curr *= 2
-            cells.append(SearchCell(edge_factory, i, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                                    op_names))
+            cells.append((cell_cls or SearchCell)(edge_factory, i, C_prev_prev, C_prev, C_curr, reduction,
+                                                  reduction_prev, op_names))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, STEPS * C_curr
         self.cells = nn.ModuleList(cells)
@@ -237,11 +268,21 @@ class SearchNetwork(nn.Module):
         self.classifier = nn.Linear(C_prev, info.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and the feature maps at the end of each of the three stages (the last cell before each
+        reduction and the last cell), for attention transfer."""
+        first, second = reduction_positions(len(self.cells))
+        ends = {first - 1, second - 1, len(self.cells) - 1}
+        features = []
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
+        for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)
+            if i in ends:
+                features.append(s1)
         out = self.global_pooling(s1)
-        return self.classifier(out.flatten(1))
+        return self.classifier(out.flatten(1)), features
 
 
 class EvalCell(nn.Module):
@@ -311,10 +352,12 @@ class EvalNetwork(nn.Module):
     """The DARTS evaluation network (NetworkCIFAR) for one genotype.
 
     ``forward(x)`` returns ``(logits, aux_logits)``; ``aux_logits`` is None unless the network has an
-    auxiliary head and is training. The trainer sets ``drop_path_prob`` (default 0.0).
+    auxiliary head and is training. The trainer sets ``drop_path_prob`` (default 0.0). ``cell_cls`` (default
+    ``EvalCell``) builds the cells from the genotype; it must expose ``concat``.
     """
 
-    def __init__(self, genotype: Genotype, info: DataInfo, layers: int, C: int, auxiliary: bool):
+    def __init__(self, genotype: Genotype, info: DataInfo, layers: int, C: int, auxiliary: bool,
+                 cell_cls: type[nn.Module] | None = None):
         super().__init__()
         self.layers = layers
         self.auxiliary = auxiliary
@@ -333,7 +376,7 @@ class EvalNetwork(nn.Module):
             if reduction:
                 C_curr *= 2
                 size = math.ceil(size / 2)
-            cells.append(EvalCell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev))
+            cells.append((cell_cls or EvalCell)(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, len(cells[-1].concat) * C_curr
             if i == self.aux_position:
@@ -444,30 +487,10 @@ class DartsSpace(SearchSpace):
         reduce_concat=range(2, 6))`` with the fields as keywords or in order; concat may also be a list of
         node indices. Every problem raises ``GenotypeError`` with one line.
         """
-        if not isinstance(text, str):
-            raise _bad(f"expected a string, got {type(text).__name__}")
-        try:
-            tree = ast.parse(text.strip(), mode="eval")
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            raise _bad("the text is not a Python-style Genotype(...) expression") from None
-        call = tree.body
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"):
-            raise _bad(f"the text must be a single Genotype(...) call, got {_snippet(call)}")
-        if len(call.args) > len(_FIELDS):
-            raise _bad(f"Genotype takes {len(_FIELDS)} fields, got {len(call.args)} positional arguments")
-        fields: dict[str, ast.AST] = dict(zip(_FIELDS, call.args))
-        for keyword in call.keywords:
-            if keyword.arg not in _FIELDS:
-                raise _bad(f"unknown field {keyword.arg or '**'} (fields: {', '.join(_FIELDS)})")
-            if keyword.arg in fields:
-                raise _bad(f"field {keyword.arg} given twice")
-            fields[keyword.arg] = keyword.value
-        missing = [field for field in _FIELDS if field not in fields]
-        if missing:
-            raise _bad(f"missing field(s) {', '.join(missing)}")
+        fields = parse_call_fields(text, "Genotype", _FIELDS, _bad)
         values: dict[str, Any] = {}
         for group in ("normal", "reduce"):
-            edges = _parse_edges(group, fields[group])
+            edges = parse_edges(group, fields[group])
             _check_cell(group, edges, self.op_names)
             _check_concat(f"{group}_concat", _parse_concat(f"{group}_concat", fields[f"{group}_concat"]))
             values[group], values[f"{group}_concat"] = edges, CONCAT
