@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 from harness.cli import RAY_ENV
 
 for _key, _value in RAY_ENV.items():  # before anything imports ray
     os.environ.setdefault(_key, _value)
+# Teachers trained by the tests go to a throw-away cache, never the user's; set before Ray starts so that
+# its workers inherit it.
+_TEST_CACHE = None
+if "HARNESS_CACHE_DIR" not in os.environ:
+    _TEST_CACHE = os.environ["HARNESS_CACHE_DIR"] = tempfile.mkdtemp(prefix="harness-test-cache-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _throw_away_cache():
+    yield
+    if _TEST_CACHE is not None:
+        shutil.rmtree(_TEST_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
