@@ -1,14 +1,17 @@
-"""Time one DARTS search step (architecture step + weight step) of the paper-size supernet.
+"""Time one search step (architecture step + weight step) of a paper-size supernet.
 
-The supernet is built exactly as a trial builds it (``resolve`` with the ``paper`` budget, the ``darts``
-space, ``Darts``): C=16, 8 cells, batch 64 of 32×32×3 inputs, 10 classes. The data are fixed random
-tensors (no dataset download), so the figure is the cost of ``Darts.train_step`` alone: the
-architecture step (first order: one forward/backward on the architecture batch; second order: the
-unrolled gradient, four forward/backward passes) followed by the weight step.
+The supernet is built exactly as a trial builds it (``resolve`` with the ``paper`` budget; default the
+``darts`` space and ``Darts``; ``--method``/``--space`` choose others, e.g. ``nos``/``hetero``): C=16, 8
+cells, batch 64 of 32×32×3 inputs, 10 classes. The data are fixed random tensors (no dataset download), so
+the figure is the cost of ``train_step`` alone: the architecture step (first order: one forward/backward on
+the architecture batch; second order: the unrolled gradient, four forward/backward passes) followed by the
+weight step. For NOS the step includes the teacher's forward pass (an untrained PyramidNet of the
+configured size: the cost is the same); ``--set ags=false`` times it without the teacher.
 
     python benchmarks/supernet_step.py                          # auto device, orders 1 and 2
     python benchmarks/supernet_step.py --device cpu --steps 1 --warmup 0 --threads 2
     python benchmarks/supernet_step.py --device cuda --json step.json
+    python benchmarks/supernet_step.py --method nos --space hetero --orders 1 [--set ags=false]
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` since a reset after the model is built (the
 parameters and optimiser state are included); on CPU the process's peak resident set
@@ -33,7 +36,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from harness.config import resolve
+from harness.config import parse_overrides, resolve
 from harness.metrics import peak_memory_mb
 from harness.registry import get_method, get_space
 from harness.train import seed_everything
@@ -51,6 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     parser.add_argument("--orders", default="1,2", help="comma-separated DARTS orders (default 1,2)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--method", default="darts", help="search method (default darts)")
+    parser.add_argument("--space", default="darts", help="search space (default darts)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="configuration override, as for 'run' (repeatable)")
     args = parser.parse_args(argv)
     try:
         args.orders = [int(o) for o in args.orders.split(",") if o.strip()]
@@ -86,12 +93,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_order(order: int, device: torch.device, steps: int, warmup: int) -> dict[str, Any]:
+def time_order(order: int, device: torch.device, steps: int, warmup: int, method_name: str = "darts",
+               space_name: str = "darts", overrides: list[str] | None = None) -> dict[str, Any]:
     seed_everything(0)  # as a trial does (also: cudnn deterministic, no autotuning)
-    method_cls, space_cls = get_method("darts"), get_space("darts")
-    cfg = resolve(method_cls, space_cls, "paper", {"order": str(order)}).values
+    method_cls, space_cls = get_method(method_name), get_space(space_name)
+    cfg = resolve(method_cls, space_cls, "paper", {"order": str(order), **parse_overrides(overrides or [])}).values
     space = space_cls(cfg)
     method = method_cls(space, cfg, DataInfo(CHANNELS, CLASSES, SIZE), device, seed=0)
+    if hasattr(method, "use_untrained_teacher"):
+        method.use_untrained_teacher()
     gen = torch.Generator().manual_seed(0)
     batch = cfg["search_batch_size"]
     x_w, x_a = (torch.randn(batch, CHANNELS, SIZE, SIZE, generator=gen).to(device) for _ in range(2))
@@ -143,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for order in args.orders:
         console.print(f"order {order}: building the supernet and timing …")
-        results.append(time_order(order, device, steps, args.warmup))
+        results.append(time_order(order, device, steps, args.warmup, args.method, args.space, args.overrides))
 
-    table = Table(title="DARTS search step (arch + weight), paper size: C=16, 8 cells, batch 64, 32×32×3")
+    table = Table(title=f"{args.method}/{args.space} search step (arch + weight), paper size: C=16, 8 cells, "
+                        f"batch 64, 32×32×3{' ' + ' '.join(args.overrides) if args.overrides else ''}")
     for col in ("order", "s / step", "steps / s", "peak mem MiB", "steps timed", "supernet params M"):
         table.add_column(col, justify="right")
     for r in results:

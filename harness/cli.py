@@ -153,8 +153,9 @@ def cmd_config(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"configuration of {args.method} on {args.space}, budget {args.budget}")
     for col in ("key", "value", "source", "meaning"):
         table.add_column(col)
+    meanings = {**HELP, **get_method(args.method).help}
     for key in sorted(resolved.values):
-        table.add_row(key, repr(resolved.values[key]), resolved.sources[key], HELP.get(key, ""))
+        table.add_row(key, repr(resolved.values[key]), resolved.sources[key], meanings.get(key, ""))
     console.print(table)
     return 0
 

@@ -174,7 +174,8 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
             if key in method_cls.ignored_keys:
                 continue
             values[key], sources[key] = value, source
-    for key, value in {**BUDGETS[budget], **space_cls.budgets.get(budget, {})}.items():
+    preset = {**BUDGETS[budget], **space_cls.budgets.get(budget, {}), **method_cls.budgets.get(budget, {})}
+    for key, value in preset.items():
         if key in values:
             values[key], sources[key] = value, f"budget:{budget}"
     typed: dict[str, Any] = {}

@@ -136,6 +136,7 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
         if table is not None:
             findings.update(benchmark_figures(table, genotype, spec["dataset"]))
             findings.update(arch_level_correlation(method, table, spec["dataset"], cfg))
+        findings.update(method.record_info())
         importance = method.importance()
         if importance is not None:  # the scores behind the genotype and the correlations, for tracing
             findings["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}

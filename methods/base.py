@@ -43,6 +43,8 @@ class SearchMethod:
     supported_spaces: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
     ignored_keys: ClassVar[frozenset[str]] = frozenset()
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
+    help: ClassVar[dict[str, str]] = {}  # meaning of the method's own configuration keys
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):
@@ -86,6 +88,10 @@ class SearchMethod:
     def search_val_acc(self, last_epoch: dict[str, Any]) -> float:
         """Validation accuracy (percent, architecture half) that the search ends with."""
         return float(last_epoch["val_acc"])
+
+    def record_info(self) -> dict[str, Any]:
+        """Method-specific facts for the trial record (e.g. NOS's teacher), called after the search."""
+        return {}
 
     def importance(self) -> dict[str, np.ndarray] | None:
         """Operation-importance scores per group (``[edges, ops]``), or None if the method has none."""

@@ -61,7 +61,7 @@ class MixedEdge(nn.Module):
 class Darts(SearchMethod):
     name = "darts"
     description = "DARTS: softmax-relaxed mixed edges, bilevel search (first or second order)"
-    supported_spaces = ("darts", "nb201")
+    supported_spaces = ("darts", "hetero", "nb201")
     defaults = {
         "search_epochs": 50,
         "order": 1,
@@ -115,18 +115,23 @@ class Darts(SearchMethod):
         if self.cfg["order"] == 2:
             grads = self.unrolled_arch_grads(x_w, y_w, x_a, y_a, self.w_opt.param_groups[0]["lr"])
         else:
-            grads = _grads(F.cross_entropy(self.supernet(x_a), y_a), self.arch_parameters())
+            grads = _grads(self.loss(x_a, y_a)[0], self.arch_parameters())
         for alpha, grad in zip(self.arch_parameters(), grads):
             alpha.grad = grad
         self.a_opt.step()
 
         self.w_opt.zero_grad(set_to_none=True)
-        logits = self.supernet(x_w)
-        loss = F.cross_entropy(logits, y_w)
-        loss.backward()
+        loss, logits = self.loss(x_w, y_w)
+        loss.backward(inputs=[p for p in self.supernet.parameters() if p.requires_grad])  # not into α
         nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
         self.w_opt.step()
         return {"loss": loss.item(), "correct": (logits.argmax(1) == y_w).sum().item()}
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The search loss of both levels and the logits (DARTS: cross-entropy; NOS adds its attention
+        transfer term here, so that the first- and second-order steps use it alike)."""
+        logits = self.supernet(x)
+        return F.cross_entropy(logits, y), logits
 
     def unrolled_arch_grads(self, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor,
                             y_a: torch.Tensor, eta: float, r_scale: float = 0.01) -> list[torch.Tensor]:
@@ -137,13 +142,13 @@ class Darts(SearchMethod):
         weights = [p for p in net.parameters() if p.requires_grad]
         momentum, wd = self.cfg["w_momentum"], self.cfg["w_weight_decay"]
         backup = [w.detach().clone() for w in weights]
-        g_train = _grads(F.cross_entropy(net(x_w), y_w), weights)
+        g_train = _grads(self.loss(x_w, y_w)[0], weights)
         with torch.no_grad():  # one virtual SGD step: w' = w − η(momentum·buffer + ∇w L_train + wd·w)
             for w, g in zip(weights, g_train):
                 buf = self.w_opt.state.get(w, {}).get("momentum_buffer")
                 step = g + wd * w + (momentum * buf if buf is not None else 0.0)
                 w.sub_(eta * step)
-        g_val = _grads(F.cross_entropy(net(x_a), y_a), alphas + weights)
+        g_val = _grads(self.loss(x_a, y_a)[0], alphas + weights)
         d_alpha, v = g_val[:len(alphas)], g_val[len(alphas):]
 
         r = r_scale / torch.cat([t.reshape(-1) for t in v]).norm().clamp_min(1e-12)
@@ -152,7 +157,7 @@ class Darts(SearchMethod):
             with torch.no_grad():
                 for w, b, vi in zip(weights, backup, v):
                     w.copy_(b + sign * r * vi)
-            hessian_terms.append(_grads(F.cross_entropy(net(x_w), y_w), alphas))
+            hessian_terms.append(_grads(self.loss(x_w, y_w)[0], alphas))
         with torch.no_grad():
             for w, b in zip(weights, backup):
                 w.copy_(b)

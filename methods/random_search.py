@@ -32,7 +32,7 @@ from spaces.base import DataInfo, SearchSpace
 class RandomSearch(SearchMethod):
     name = "random"
     description = "random search: best of k sampled genotypes, each trained briefly"
-    supported_spaces = ("darts", "nb201")
+    supported_spaces = ("darts", "hetero", "nb201")
     defaults = {"rs_candidates": 30, "rs_epochs": 10}
     ignored_keys = frozenset({"corr_edges", "corr_batches"})
 

@@ -290,6 +290,10 @@ class HeteroSpace(SearchSpace):
     op_names = HETERO_OPS
     defaults: ClassVar[dict[str, Any]] = {"search_layers": 8, "search_channels": 16,
                                           "eval_layers": 20, "eval_channels": 36}
+    # Each heterogeneous edge carries 11 ops (about 2.5× a DARTS edge's cost on a CPU, where these tiny ops
+    # are overhead-bound): the smoke budget keeps a seed near a minute with the fewest cells that still have
+    # three stages (normal, reduction, reduction) and one sampled edge for the operation-level correlation.
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"search_layers": 3, "eval_layers": 3, "corr_edges": 1}}
 
     def arch_shape(self) -> dict[str, tuple[int, int]]:
         return {"normal": (NUM_ROWS, len(self.op_names)), "reduce": (NUM_ROWS, len(self.op_names))}

@@ -1,0 +1,123 @@
+"""NOS: Neural Operator Search (journal version, Sec. 3.3 "Attention Guided Search", Appendix A).
+
+DARTS's bilevel search (first or second order, ``order``) over the heterogeneous space — or any space with
+DARTS's skeleton — plus **attention-guided search (AGS)**: knowledge distillation from a pre-trained
+teacher through the attention-transfer loss at three stages, added to both levels:
+
+    weights:       min L_train + λ·L_AT        architecture:  min L_val + λ·L_AT        (Eqs. 12–13)
+
+L_AT compares the student supernet's feature maps at the end of each of its three stages (the last cell
+before each reduction and the last cell: ``SearchNetwork.forward_features``) with the teacher's three stage
+outputs (``harness.teacher``): attention maps vec(Σ_c |F|²), L2-normalised, the student's resized to the
+teacher's size by average pooling where they differ. λ = ``ags_lambda`` (paper 1e3). ``--set ags=false`` is
+the paper's "without AGS" ablation (plain DARTS search with NOS's settings).
+
+Teacher: PyramidNet (bottleneck; paper: depth 110, α 84, smaller at the smoke and small budgets), trained
+by the harness on the search dataset's training set and cached in a content-addressed folder shared by
+all seeds and experiments (``harness.teacher.get_teacher``: trained once, under a file lock); or a user's
+checkpoint with ``--set teacher=PATH``. The record names the teacher and its test accuracy.
+
+Our choices:
+
+- **The form of L_AT** (``at_form``): the paper writes ½ Σ_j ‖a_S^j − a_T^j‖₂ with λ = 1e3, the β of
+  Zagoruyko & Komodakis' attention transfer, whose code uses ½ Σ_j mean((a_S^j − a_T^j)²) over samples and
+  positions. With the norm as written, λ = 1e3 makes the distillation term ~100× the cross-entropy of an
+  untrained supernet (measured on digits: ‖d‖ ≈ 0.2 per stage), so the search would ignore the labels; the
+  default is therefore ``code``, the form λ = 1e3 was tuned for. ``--set at_form=paper`` gives the norm.
+- The teacher is obtained at the first search epoch (it needs the data); the search's random state is
+  unaffected by whether it was trained or loaded. It is never a submodule of the supernet, so it is not
+  among the searched weights nor in the method's checkpoints (a resumed trial gets it from the cache).
+- Settings (Appendix A): 25 epochs; weights SGD 0.025 cosine to 0, momentum 0.9, weight decay 3e-4;
+  architecture Adam lr 6e-4 (β as DARTS), weight decay 1e-3; α initialised as DARTS (1e-3·N(0, 1)).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from harness.data import SearchData
+from harness.errors import UserError
+from harness.registry import register_method
+from harness.teacher import (
+    TEACHER_BUDGETS,
+    TEACHER_DEFAULTS,
+    TEACHER_HELP,
+    attention_transfer_loss,
+    build_teacher,
+    get_teacher,
+    validate_teacher_config,
+)
+from methods.darts import Darts
+from spaces.base import DataInfo, SearchSpace
+
+
+@register_method
+class Nos(Darts):
+    name = "nos"
+    description = "NOS: DARTS-style search with attention-guided distillation from a PyramidNet teacher"
+    supported_spaces = ("hetero", "darts")
+    defaults = {**Darts.defaults, "search_epochs": 25, "w_lr_min": 0.0, "arch_lr": 6e-4,
+                "ags": True, "ags_lambda": 1e3, "at_form": "code", **TEACHER_DEFAULTS}
+    budgets = TEACHER_BUDGETS
+    help = {**TEACHER_HELP,
+            "ags": "NOS: attention-guided search (false = the paper's 'without AGS' ablation)",
+            "ags_lambda": "NOS: weight λ of the attention-transfer loss in both levels",
+            "at_form": "NOS: 'code' = ½ Σ mean((a_S − a_T)²) as in attention-transfer code, 'paper' = ½ Σ ‖a_S − a_T‖₂"}
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        super().validate_config(cfg)
+        if cfg["at_form"] not in ("code", "paper"):
+            raise UserError(f"at_form must be 'code' (squared, averaged) or 'paper' (norm), got {cfg['at_form']!r}")
+        if cfg["ags"] and int(cfg["search_layers"]) < 3:
+            raise UserError("attention-guided search needs search_layers >= 3 (three stages to match the teacher's)")
+        validate_teacher_config(cfg)
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
+                 seed: int):
+        super().__init__(space, cfg, info, device, seed)
+        self.teacher: torch.nn.Module | None = None
+        self.teacher_info: dict[str, Any] = {}
+
+    def prepare_teacher(self, data: SearchData) -> None:
+        if not self.cfg["ags"] or self.teacher is not None:
+            return
+        self.teacher, self.teacher_info = get_teacher(data, self.cfg, self.device, data.info.name,
+                                                      user_path=self.cfg["teacher"] or None)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, features = self.supernet.forward_features(x)
+        loss = F.cross_entropy(logits, y)
+        if self.cfg["ags"]:
+            assert self.teacher is not None, "prepare_teacher(data) first"
+            with torch.no_grad():
+                _, targets = self.teacher.forward_features(x)
+            distil = attention_transfer_loss(features, targets, squared=self.cfg["at_form"] == "code")
+            loss = loss + self.cfg["ags_lambda"] * distil
+        return loss, logits
+
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        self.prepare_teacher(data)
+        return super().train_epoch(epoch, data)
+
+    def use_untrained_teacher(self) -> None:
+        """For timing only: an untrained teacher of the configured size (its forward pass costs the same)."""
+        if self.cfg["ags"] and self.teacher is None:
+            self.teacher = build_teacher(self.cfg, self.info).to(self.device).eval()
+
+    def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
+        """Timed with an untrained teacher when none is ready, so that the plan's estimate never trains one."""
+        self.use_untrained_teacher()
+        return super().step_time(data, steps)
+
+    def record_info(self) -> dict[str, Any]:
+        if not self.cfg["ags"]:
+            return {"teacher": None}
+        info = dict(self.teacher_info)
+        return {"teacher": {k: info.get(k) for k in ("source", "path", "key", "test_acc", "train_seconds", "params",
+                                                      "config")},
+                "teacher_test_acc": info.get("test_acc")}
+

@@ -1,0 +1,83 @@
+"""End-to-end: NOS on the heterogeneous space through the real CLI with Ray (smoke budget, digits) — two
+seeds sharing one teacher trained once — and the other pairs the papers ran: ``--set ags=false``,
+NOS on the DARTS space, DARTS on the heterogeneous space."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.registry import get_space
+from spaces.hetero import HeteroGenotype
+
+
+def smoke(method: str, space: str) -> list[str]:
+    return ["run", "--method", method, "--space", space, "--budget", "smoke", "--dataset", "digits"]
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((folder / "trials").glob("*.json"))]
+
+
+@pytest.fixture(scope="module")
+def nos_two_seeds(ray_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("nos")
+    assert main([*smoke("nos", "hetero"), "--seeds", "2", "--out", str(out), "--name", "nos"]) == 0
+    return out / "nos"
+
+
+def test_two_seeds_share_one_teacher(nos_two_seeds):
+    recs = records(nos_two_seeds)
+    assert [r["seed"] for r in recs] == [0, 1]
+    space = get_space("hetero")(recs[0]["config"])
+    for rec in recs:
+        genotype = space.parse(rec["genotype"])
+        assert isinstance(genotype, HeteroGenotype) and space.to_str(genotype) == rec["genotype"]
+        assert rec["test_acc"] > 40.0  # 10 classes: chance is 10 %
+        assert rec["op_corr_edges"] == rec["config"]["corr_edges"]
+        assert len(rec["op_correlation"][0]["ops"]) == 11
+        assert rec["teacher"]["test_acc"] > 50.0 and rec["teacher_test_acc"] == rec["teacher"]["test_acc"]
+    # one teacher, trained by one trial (or earlier in this test session), loaded by the other
+    assert recs[0]["teacher"]["key"] == recs[1]["teacher"]["key"]
+    assert recs[0]["teacher"]["test_acc"] == recs[1]["teacher"]["test_acc"]
+    assert [r["teacher"]["source"] for r in recs].count("trained") <= 1
+    cache = Path(os.environ["HARNESS_CACHE_DIR"]) / "teachers"
+    assert (cache / recs[0]["teacher"]["key"] / "teacher.json").is_file()
+    assert recs[0]["genotype"] != recs[1]["genotype"]
+
+
+# the other pairs at a reduced smoke budget (one epoch each on 512 images) to keep the suite short
+QUICK = ["--seeds", "1", "--set", "search_epochs=1", "--set", "eval_epochs=1", "--set", "corr_edges=1",
+         "--set", "train_limit=512"]
+
+
+@pytest.mark.parametrize("method,space,extra", [
+    ("nos", "hetero", ["--set", "ags=false"]),
+    ("nos", "darts", []),
+    ("darts", "hetero", []),
+])
+def test_other_pairs_run(ray_session, tmp_path, method, space, extra):
+    assert main([*smoke(method, space), *QUICK, *extra, "--out", str(tmp_path), "--name", "x"]) == 0
+    (rec,) = records(tmp_path / "x")
+    assert get_space(space)(rec["config"]).to_str(get_space(space)(rec["config"]).parse(rec["genotype"])) == \
+        rec["genotype"]
+    assert 0.0 <= rec["test_acc"] <= 100.0 and rec["op_corr_edges"] == 1
+    if method == "nos" and "ags=false" not in extra:
+        assert rec["teacher"]["source"] in ("trained", "cache")
+    elif method == "nos":
+        assert rec["teacher"] is None
+
+
+def test_list_shows_the_pairs(capsys):
+    from harness.registry import SPACES
+
+    assert main(["list"]) == 0
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
+    spaces = list(SPACES)
+    for method, supported in {"nos": {"hetero", "darts"}, "darts": {"darts", "hetero", "nb201"}}.items():
+        assert {s for s, mark in zip(spaces, rows[method]) if mark == "✓"} == supported
