@@ -113,6 +113,13 @@ class Nos(Darts):
         self.use_untrained_teacher()
         return super().step_time(data, steps)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "teacher_info": self.teacher_info}  # the teacher itself is in the cache
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.teacher_info = dict(state.get("teacher_info") or {})
+
     def record_info(self) -> dict[str, Any]:
         if not self.cfg["ags"]:
             return {"teacher": None}

@@ -102,3 +102,13 @@ def test_defaults_follow_the_paper():
     assert sizes == (110, 84, 8, 16)
     smoke = resolve(get_method("nos"), get_space("hetero"), "smoke").values
     assert (smoke["teacher_depth"], smoke["search_layers"]) == (11, 3)
+
+
+def test_the_teacher_record_survives_a_checkpoint():
+    method, _ = build()
+    method.teacher_info = {"source": "cache", "key": "abc", "test_acc": 97.5, "path": "/x"}
+    state = method.state_dict()
+    again, _ = build()
+    again.load_state_dict(state)
+    info = again.record_info()
+    assert info["teacher"]["key"] == "abc" and info["teacher_test_acc"] == 97.5
