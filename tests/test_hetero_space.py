@@ -843,8 +843,11 @@ def test_drop_path_on_the_lone_feature_op_zeros_the_whole_node():
 # --- pairing with the DARTS method -------------------------------------------------------------------------
 
 def test_darts_config_resolves_on_hetero():
-    cfg = resolve(get_method("darts"), get_space("hetero"), "smoke", {}).values
-    assert cfg["search_layers"] == 4 and cfg["search_channels"] == 4 and cfg["corr_edges"] == 2
+    resolved = resolve(get_method("darts"), get_space("hetero"), "smoke", {})
+    cfg = resolved.values
+    # the space's own smoke values (3 cells, 1 correlation edge) win over the generic preset (4, 2)
+    assert (cfg["search_layers"], cfg["eval_layers"], cfg["search_channels"], cfg["corr_edges"]) == (3, 3, 4, 1)
+    assert resolved.sources["search_layers"] == resolved.sources["corr_edges"] == "budget:smoke"
     assert "hetero" in get_method("darts").supported_spaces
 
 
