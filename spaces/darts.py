@@ -224,9 +224,13 @@ class SearchCell(nn.Module):
         for index, (_, source) in enumerate(edge_sources()):
             # Only edges leaving the two input nodes are strided: the intermediate nodes are already reduced.
             stride = 2 if reduction and source < 2 else 1
-            candidates = _search_candidates(C, stride, op_names)
+            candidates = self.candidates(C, stride, op_names)
             edges.append(edge_factory(EdgeId(group=group, index=index, cell=cell), candidates))
         self.edges = nn.ModuleList(edges)
+
+    def candidates(self, C: int, stride: int, op_names: tuple[str, ...]) -> nn.ModuleList:
+        """The candidate ops of one edge (a subclass may wrap them: the heterogeneous space does)."""
+        return _search_candidates(C, stride, op_names)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]

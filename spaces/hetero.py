@@ -62,10 +62,10 @@ from spaces.darts import (
     _preprocess,
     _search_candidates,
     _snippet,
-    edge_sources,
     parse_call_fields,
     parse_edges,
 )
+from spaces.darts import SearchCell as DartsSearchCell
 from spaces.ops import HETERO_OPS, OP_FAMILY, OPS, Identity, drop_path, dynamic_depthwise
 
 HeteroGenotype = namedtuple("HeteroGenotype", "normal normal_tier2 reduce reduce_tier2")
@@ -154,26 +154,21 @@ def _family_ops(ops: list[nn.Module] | nn.ModuleList, names: tuple[str, ...], ti
 
 # --- cells -------------------------------------------------------------------------------------------
 
-class SearchCell(nn.Module):
-    """A supernet cell: 14 tier-1 edges and 4 tier-2 edges, each with all 11 candidates, combined by the
-    method's edge modules into contributions."""
+class SearchCell(DartsSearchCell):
+    """A supernet cell: DARTS's 14 edges (tier 1) plus 4 tier-2 edges, each with all 11 candidates,
+    combined by the method's edge modules into contributions."""
 
     def __init__(self, edge_factory: EdgeFactory, cell: int, C_prev_prev: int, C_prev: int, C: int,
                  reduction: bool, reduction_prev: bool, op_names: tuple[str, ...]):
-        super().__init__()
-        self.reduction = reduction
-        self.preprocess0, self.preprocess1 = _preprocess(C_prev_prev, C_prev, C, reduction_prev, affine=False)
+        super().__init__(edge_factory, cell, C_prev_prev, C_prev, C, reduction, reduction_prev, op_names)
         group = "reduce" if reduction else "normal"
-        edges = []
-        for index, (_, source) in enumerate(edge_sources()):
-            stride = 2 if reduction and source < 2 else 1
-            candidates = _family_ops(_search_candidates(C, stride, op_names), op_names, tier2=False)
-            edges.append(edge_factory(EdgeId(group=group, index=index, cell=cell), candidates))
-        self.edges = nn.ModuleList(edges)
         self.tier2 = nn.ModuleList(
             edge_factory(EdgeId(group=group, index=TIER2_OFFSET + step, cell=cell),
                          _family_ops(_search_candidates(C, 1, op_names), op_names, tier2=True))
             for step in range(STEPS))
+
+    def candidates(self, C: int, stride: int, op_names: tuple[str, ...]) -> nn.ModuleList:
+        return _family_ops(_search_candidates(C, stride, op_names), op_names, tier2=False)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
