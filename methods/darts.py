@@ -95,6 +95,10 @@ class Darts(SearchMethod):
     def arch_parameters(self) -> list[nn.Parameter]:
         return list(self.arch.params.values())
 
+    def weights(self) -> list[nn.Parameter]:
+        """The supernet's trainable weights (α is not among them: it lives outside the module tree)."""
+        return [p for p in self.supernet.parameters() if p.requires_grad]
+
     # --- search ---------------------------------------------------------------------------------
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
         set_lr(self.w_opt, cosine_lr(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"]))
@@ -122,7 +126,7 @@ class Darts(SearchMethod):
 
         self.w_opt.zero_grad(set_to_none=True)
         loss, logits = self.loss(x_w, y_w)
-        loss.backward(inputs=[p for p in self.supernet.parameters() if p.requires_grad])  # not into α
+        loss.backward(inputs=self.weights())  # not into α
         nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
         self.w_opt.step()
         return {"loss": loss.item(), "correct": (logits.argmax(1) == y_w).sum().item()}
@@ -138,8 +142,8 @@ class Darts(SearchMethod):
         """Second-order (unrolled) architecture gradient; the weights are left as they were.
 
         ``r_scale`` is the DARTS finite-difference radius: R = r_scale / ‖v‖."""
-        net, alphas = self.supernet, self.arch_parameters()
-        weights = [p for p in net.parameters() if p.requires_grad]
+        alphas = self.arch_parameters()
+        weights = self.weights()
         momentum, wd = self.cfg["w_momentum"], self.cfg["w_weight_decay"]
         backup = [w.detach().clone() for w in weights]
         g_train = _grads(self.loss(x_w, y_w)[0], weights)

@@ -120,7 +120,7 @@ class Gdas(Darts):
         self.w_opt.zero_grad(set_to_none=True)
         logits = self.supernet(x_w)
         loss = F.cross_entropy(logits, y_w)
-        weights = [p for p in self.supernet.parameters() if p.requires_grad]
+        weights = self.weights()
         for w, g in zip(weights, _grads(loss, weights)):
             w.grad = g
         nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
