@@ -94,7 +94,8 @@ HELP: dict[str, str] = {
     "nb201_table": "nb201: benchmark table ('default' = the bundled one, or a file from 'nb201 import')",
     "arch_corr_samples": "architecture-level correlation: architectures sampled from the benchmark (fixed)",
     "tau_max": "GDAS: initial Gumbel-softmax temperature",
-    "tau_min": "GDAS: final temperature (annealed linearly per epoch)",
+    "tau_min": "GDAS: final temperature (annealed per epoch)",
+    "tau_schedule": "GDAS: temperature schedule per epoch, 'linear' (GDAS) or 'exponential' (EoiNAS)",
 }
 
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal

@@ -1,5 +1,8 @@
 """GDAS: searching for a robust neural architecture in four GPU hours (Dong & Yang, CVPR 2019).
 
+On the DARTS space (normal and reduction cells both searched: GDAS's searched-reduction variant, the
+baseline of EoiNAS's Table 3, not GDAS-FRC's fixed reduction cell) and on NAS-Bench-201.
+
 Differentiable sampling with the Gumbel-max trick. Every forward pass of the supernet draws one op per
 edge of every architecture group — one draw per group and forward, shared by all cells of the group, as in
 GDAS's code where one sample drives the whole network:
@@ -11,8 +14,13 @@ An edge computes only its sampled op, multiplied by its hard weight (value 1), a
 weights (value 0): the forward pass costs one op per edge while α receives the straight-through gradient
 through every op's probability. Draws with infinite or NaN values are redrawn, as in GDAS.
 
-τ is annealed linearly per epoch from ``tau_max`` to ``tau_min`` (GDAS: 10 → 0.1):
-τ_e = tau_max − (tau_max − tau_min) · e / (E − 1).
+τ is annealed per epoch from ``tau_max`` to ``tau_min``, linearly (GDAS: 10 → 0.1),
+τ_e = tau_max − (tau_max − tau_min) · e / (E − 1), or exponentially (``tau_schedule=exponential``, EoiNAS),
+τ_e = tau_max · (tau_min / tau_max)^(e / (E − 1)). The hard sample's argmax does not depend on τ (dividing
+by τ > 0 keeps the order), so τ shapes only the straight-through gradient: a small τ saturates the softmax.
+
+GDAS's epoch count on the DARTS space is not in our sources; the default (250) is the NAS-Bench-201
+protocol's, used on both spaces.
 
 Each iteration follows GDAS's code: the weight step (shared search SGD, on a weight-half batch), then the
 architecture step (Adam on the first-order gradient of the architecture-half loss). Architecture
@@ -41,6 +49,8 @@ from methods.base import SearchMethod
 from methods.darts import Darts, _grads
 from spaces.base import DataInfo, EdgeId, SearchSpace
 
+TAU_SCHEDULES = ("linear", "exponential")
+
 
 def gumbel_sample(alpha: torch.Tensor, tau: float, generator: torch.Generator | None = None,
                   max_tries: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +68,10 @@ def gumbel_sample(alpha: torch.Tensor, tau: float, generator: torch.Generator | 
 
 
 class GumbelEdge(nn.Module):
-    """Computes only the op the current sample chose for this edge (or the forced op, when discretised)."""
+    """Computes only the op the current sample chose for this edge (or the forced op, when discretised).
+
+    The sample indexes the columns of the edge's α row; ``method.op_at`` maps a column to the candidate
+    (the identity for GDAS; EoiNAS prunes columns)."""
 
     def __init__(self, edge: EdgeId, candidates: nn.ModuleList, method: Gdas):
         super().__init__()
@@ -71,23 +84,26 @@ class GumbelEdge(nn.Module):
         if forced is not None:
             return self.ops[forced](x)
         hard, index = method.current[self.edge.group]
-        weights, chosen = hard[self.edge.index], index[self.edge.index]
-        return weights[chosen] * self.ops[chosen](x) + (weights.sum() - weights[chosen])
+        weights, column = hard[self.edge.index], index[self.edge.index]
+        op = self.ops[method.op_at(self.edge.group, self.edge.index, column)]
+        return weights[column] * op(x) + (weights.sum() - weights[column])
 
 
 @register_method
 class Gdas(Darts):
     name = "gdas"
     description = "GDAS: Gumbel-max sampling of one op per edge, straight-through gradient"
-    supported_spaces = ("nb201",)
+    supported_spaces = ("darts", "nb201")
     defaults = {**{k: v for k, v in Darts.defaults.items() if k != "order"},
-                "search_epochs": 250, "tau_max": 10.0, "tau_min": 0.1}
+                "search_epochs": 250, "tau_max": 10.0, "tau_min": 0.1, "tau_schedule": "linear"}
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
         SearchMethod.validate_config(cfg)
         if not 0 < cfg["tau_min"] <= cfg["tau_max"]:
             raise UserError(f"need 0 < tau_min <= tau_max, got tau_min={cfg['tau_min']}, tau_max={cfg['tau_max']}")
+        if cfg["tau_schedule"] not in TAU_SCHEDULES:
+            raise UserError(f"tau_schedule must be one of {', '.join(TAU_SCHEDULES)}, got '{cfg['tau_schedule']}'")
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):
@@ -106,32 +122,49 @@ class Gdas(Darts):
             hard, index = gumbel_sample(alpha, self.tau, self.generator)
             self.current[group] = (hard, index.tolist())
 
+    def op_at(self, group: str, index: int, column: int) -> int:
+        """The candidate op that column ``column`` of edge (group, index)'s α row stands for."""
+        return column
+
     def tau_at(self, epoch: int) -> float:
         tau_max, tau_min = float(self.cfg["tau_max"]), float(self.cfg["tau_min"])
-        return tau_max - (tau_max - tau_min) * epoch / max(1, self.num_epochs() - 1)
+        progress = epoch / max(1, self.num_epochs() - 1)
+        if self.cfg["tau_schedule"] == "exponential":
+            return tau_max * (tau_min / tau_max) ** progress
+        return tau_max - (tau_max - tau_min) * progress
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
         self.tau = self.tau_at(epoch)
         return {**super().train_epoch(epoch, data), "tau": self.tau}
 
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
-        (x_w, y_w), (x_a, y_a) = weight_batch, arch_batch
+        stats = self.weight_step(*weight_batch)
+        self.arch_step(*arch_batch)
+        return stats
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """One SGD step of the weights on a freshly sampled sub-network; loss and correct count."""
         self.supernet.train()
         self.w_opt.zero_grad(set_to_none=True)
-        logits = self.supernet(x_w)
-        loss = F.cross_entropy(logits, y_w)
+        logits = self.supernet(x)
+        loss = F.cross_entropy(logits, y)
         weights = self.weights()
         for w, g in zip(weights, _grads(loss, weights)):
             w.grad = g
         nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
         self.w_opt.step()
+        return {"loss": loss.item(), "correct": (logits.argmax(1) == y).sum().item()}
 
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One Adam step of α on a freshly sampled sub-network (first order); returns its logits."""
+        self.supernet.train()
         self.a_opt.zero_grad(set_to_none=True)
-        arch_loss = F.cross_entropy(self.supernet(x_a), y_a)
+        logits = self.supernet(x)
+        arch_loss = F.cross_entropy(logits, y)
         for alpha, grad in zip(self.arch_parameters(), _grads(arch_loss, self.arch_parameters())):
             alpha.grad = grad
         self.a_opt.step()
-        return {"loss": loss.item(), "correct": (logits.argmax(1) == y_w).sum().item()}
+        return logits.detach()
 
     @contextmanager
     def discretised(self, group: str, index: int, op: int) -> Iterator[None]:

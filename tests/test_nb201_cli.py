@@ -141,7 +141,7 @@ def test_query_and_best(capsys):
      "--set", "eval=both"],
     ["run", "--method", "darts", "--space", "nb201", "--budget", "smoke", "--dataset", "digits",
      "--set", "nb201_table=/nonexistent.npz"],
-    ["run", "--method", "gdas", "--space", "darts", "--budget", "smoke", "--dataset", "digits"],
+    ["run", "--method", "nos", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"],  # unsupported pair
 ])
 def test_bad_input_is_one_line(argv, capsys, tmp_path):
     out = tmp_path / "out"
