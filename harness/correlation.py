@@ -6,7 +6,8 @@
 For a fixed sample of edges — drawn from a fixed generator (seed 0), so every method and every seed of a
 space is measured on the same edges — each edge is discretised in turn to every op the derivation may
 choose (``space.selectable_ops()``; ``none`` is left out on the DARTS space because no genotype can
-contain it), the supernet's accuracy on a fixed subset of the architecture half (its first
+contain it; a method that pruned ops offers only those it kept: ``method.correlation_ops``), the
+supernet's accuracy on a fixed subset of the architecture half (its first
 ``corr_batches`` batches, unaugmented) is measured, and the method's importance scores of that edge are
 correlated with those accuracies (Kendall τ-b and Spearman ρ). The figures are averaged over the edges on
 which they are defined.
@@ -25,7 +26,7 @@ Architectures without a figure in the table are left out.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,7 +34,9 @@ from harness.benchmarks.nb201 import NB201Table
 from harness.data import SearchData
 from harness.metrics import mean_ignoring_nan, rank_correlation
 from harness.train import evaluate
-from methods.base import SearchMethod
+
+if TYPE_CHECKING:  # methods import this module (EoiNAS measures its indicator at every pruning step)
+    from methods.base import SearchMethod
 
 EDGE_SAMPLE_SEED = 0
 ARCH_SAMPLE_SEED = 0
@@ -56,10 +59,10 @@ def op_level_correlation(method: SearchMethod, data: SearchData, cfg: dict[str, 
     scores = method.importance()
     if scores is None or method.supernet is None:
         return {"op_kendall_tau": None, "op_spearman_rho": None, "op_corr_edges": 0, "op_correlation": []}
-    ops = method.space.selectable_ops()
     batches = data.val_batches(limit_batches=int(cfg["corr_batches"]))
     detail = []
     for group, index in sample_edges(method.space.arch_shape(), int(cfg["corr_edges"])):
+        ops = method.correlation_ops(group, index)
         accs = []
         for op in ops:
             with method.discretised(group, index, op):

@@ -71,14 +71,14 @@ class SearchMethod:
         """One search epoch; returns the epoch's metrics (``val_acc`` among them, percent)."""
         raise NotImplementedError
 
-    def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
-        """Measured seconds of one search step and the number of steps per epoch, for the plan's time
-        estimate (run on a throw-away instance: it trains)."""
+    def step_time(self, data: SearchData, steps: int = 1, epoch: int = 0) -> tuple[float, int]:
+        """Measured seconds of one search step (as at ``epoch``) and the number of steps per epoch, for the
+        plan's time estimate (run on a throw-away instance: it trains)."""
         weight_batch, arch_batch = next(iter(data.weight_batches(0))), next(iter(data.arch_batches(0)))
-        self.train_step(weight_batch, arch_batch, 0)  # warm-up
+        self.train_step(weight_batch, arch_batch, epoch)  # warm-up
         start = time.perf_counter()
         for _ in range(steps):
-            self.train_step(weight_batch, arch_batch, 0)
+            self.train_step(weight_batch, arch_batch, epoch)
         return (time.perf_counter() - start) / steps, len(data.weight_batches(0))
 
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
@@ -96,6 +96,11 @@ class SearchMethod:
     def importance(self) -> dict[str, np.ndarray] | None:
         """Operation-importance scores per group (``[edges, ops]``), or None if the method has none."""
         return None
+
+    def correlation_ops(self, group: str, index: int) -> list[int]:
+        """The ops of edge (group, index) that the operation-level correlation discretises to: every op the
+        derivation may choose (a method that prunes ops has fewer left)."""
+        return self.space.selectable_ops()
 
     def derive(self) -> Any:
         """The derived genotype (default: the space's rule on the importance scores)."""
