@@ -1,0 +1,309 @@
+"""EoiNAS: exploiting operation importance for differentiable NAS (Zhou et al.), built on GDAS.
+
+Sampling, the two optimisers and their order are GDAS's (``methods/gdas.py``: one hard Gumbel-max sample
+per group and forward, only the sampled op computed, weight step then architecture step), with the paper's
+settings: α initialised to zero, τ annealed exponentially from 5 towards 0 (``tau_min`` 0.01 is our stand-in
+for 0, which an exponential never reaches; τ only scales the straight-through gradient), 160 search epochs.
+
+**Indicator** (Eq. 7), per edge e and op o of every architecture group:
+
+    I[e, o] = β[e, o] + λ · C[e, o],   β = softmax(α[e]) over the ops still alive on the edge,
+    C[e, o] = A[e, o] / N[e, o],       λ = ``indicator_lambda`` = 0.5
+
+- N, training iterations: +1 for the op that a weight step sampled on the edge (warm-up steps included).
+  One draw serves all cells of a group, so an edge's count is shared by its cells, as its α is.
+- A, validation accuracy: top-1 in percent of each architecture step's batch (architecture half),
+  attributed on every edge to the op sampled *in that step's forward* — the sub-network that produced the
+  accuracy. Percent is the unit of the DARTS/GDAS accuracy utilities the reference code builds on (as a
+  fraction, λ·C would be 100× smaller). ``acc_stat=mean`` (our default) averages all batches the op was
+  sampled in; ``acc_stat=latest`` keeps the last one, as the reference code overwrites it. We average
+  because one batch's top-1 is noisy (a few points on 64 images) and the pruning decision is taken once.
+- An op that was never validated has C = 0 (no evidence); one validated but never trained counts N = 1.
+  Pruned ops have I = 0.
+
+**Gradual operation pruning**: the first ``warmup_epochs`` train the weights only (no architecture step, so
+no accuracy is recorded); then the steps alternate as in GDAS. With K ops per edge, K − 1 pruning steps are
+spread evenly over the epochs after the warm-up: step j = 1..K−1 runs after epoch w + ⌈j·(E − w)/(K − 1)⌉
+(epochs counted from 1, E = ``search_epochs``, w = ``warmup_epochs``), so the last one closes the search.
+For the paper (E = 160, w = 20, K = 8) that is after epochs 40, 60, ..., 160, Algorithm 1's "epoch > 20 and
+epoch % 20 == 0"; on NAS-Bench-201 (K = 5) after 55, 90, 125 and 160. Where E − w < K − 1 several steps run
+after one epoch, each decided on the indicator the previous one left.
+
+A pruning step removes, on every edge of every group, the op with the lowest I (ties: the later op in the
+space's op order, so pruning and derivation agree that earlier ops win ties) — except that when two ops are
+left and one of them cannot appear in a genotype (``none`` on the DARTS space), that one goes: by the last
+step ``none`` is dropped. The removed op's module is replaced in every cell by a parameter-free
+``PrunedOp`` (which refuses to run); its parameters leave the SGD optimiser with their momentum; its α
+column is deleted, so α shrinks to [edges, K − 1] and Adam's moments shrink with it. Sampling then covers
+the remaining ops only.
+
+**Derivation** by I through the space's rule (DARTS space: edge strength = max over non-``none`` ops, two
+strongest edges per node, op = argmax; NAS-Bench-201: argmax, ``none`` allowed). Once one op is left per
+edge the softmax over a single column is 1 everywhere and ranks nothing, so the importance is then the
+indicator that decided the last pruning step (computed just before it, the removed ops set to 0): the
+survivor's I against the last op it beat.
+
+**Ablations** (the paper's Table 3): ``pruning=false`` keeps every op (derivation by I after the search);
+``indicator=false`` uses β alone (I = β) for pruning, derivation and the correlations. Both off is GDAS's
+sampling and derivation under EoiNAS's schedule (τ, warm-up, zero α, epochs).
+
+**Record** (``record_info``): the pruning schedule and history — per step the epoch, the op removed on every
+edge, the indicator matrix that decided it and the operation-level correlation of that indicator over the
+ops alive at the time (the harness's protocol: after the search only one op per edge is left, so the trial's
+own ``op_kendall_tau`` is undefined when pruning ran to the end) — and the indicator's parts (β, A, N).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.correlation import op_level_correlation
+from harness.data import SearchData
+from harness.errors import UserError
+from harness.registry import register_method
+from methods.gdas import Gdas, GumbelEdge
+from spaces.base import DataInfo, EdgeId, SearchSpace
+
+ACC_STATS = ("mean", "latest")
+
+
+class PrunedOp(nn.Module):
+    """Stands in for a pruned candidate: no parameters or buffers, and it refuses to run."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError(f"EoiNAS: candidate '{self.name}' was pruned from this edge")
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+def indicator_matrix(beta: np.ndarray, accuracy: np.ndarray, iterations: np.ndarray, alive: np.ndarray,
+                     lam: float) -> np.ndarray:
+    """I = β + λ·A/N per (edge, op): A NaN (never validated) gives C = 0, N below 1 counts as 1, and ops not
+    ``alive`` get I = 0."""
+    validated = np.isfinite(accuracy)
+    c = np.where(validated, np.where(validated, accuracy, 0.0) / np.maximum(iterations, 1.0), 0.0)
+    return np.where(alive, beta + lam * c, 0.0)
+
+
+@register_method
+class Eoinas(Gdas):
+    name = "eoinas"
+    description = "EoiNAS: GDAS sampling, operation-importance indicator, gradual operation pruning"
+    supported_spaces = ("darts", "nb201")
+    defaults = {**Gdas.defaults, "search_epochs": 160, "arch_init_std": 0.0, "tau_max": 5.0, "tau_min": 0.01,
+                "tau_schedule": "exponential", "warmup_epochs": 20, "pruning": True, "indicator": True,
+                "indicator_lambda": 0.5, "acc_stat": "mean"}
+    # the paper's 20 warm-up epochs of 160, scaled; smoke needs 1 + 7 epochs to prune the DARTS ops one a time
+    budgets = {"smoke": {"search_epochs": 8, "warmup_epochs": 1}, "small": {"warmup_epochs": 1}}
+    help = {"warmup_epochs": "EoiNAS: first epochs train the weights only (no architecture step, no pruning)",
+            "pruning": "EoiNAS: gradual operation pruning (false = keep every op: the paper's ablation)",
+            "indicator": "EoiNAS: rank ops by softmax(alpha) + lambda*C (false = by softmax(alpha) alone)",
+            "indicator_lambda": "EoiNAS: lambda, the weight of C = validation accuracy / training iterations",
+            "acc_stat": "EoiNAS: an op's validation accuracy, 'mean' over its sampled batches (ours) or the 'latest'",
+            "tau_min": "EoiNAS: final temperature; the paper anneals to 0, which an exponential never reaches (ours)"}
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        super().validate_config(cfg)
+        if cfg["acc_stat"] not in ACC_STATS:
+            raise UserError(f"acc_stat must be one of {', '.join(ACC_STATS)}, got '{cfg['acc_stat']}'")
+        if cfg["warmup_epochs"] >= cfg["search_epochs"]:
+            raise UserError(f"warmup_epochs ({cfg['warmup_epochs']}) must be below search_epochs "
+                            f"({cfg['search_epochs']}): the architecture steps and the pruning come after it")
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
+                 seed: int):
+        self.instances: dict[tuple[str, int], list[GumbelEdge]] = {}  # filled while the supernet is built
+        super().__init__(space, cfg, info, device, seed)
+        n_ops = len(space.op_names)
+        shapes = space.arch_shape()
+        self.alive = {g: [list(range(n_ops)) for _ in range(n)] for g, (n, _) in shapes.items()}
+        self.iterations = {g: np.zeros(shape) for g, shape in shapes.items()}
+        self.acc_sum = {g: np.zeros(shape) for g, shape in shapes.items()}
+        self.acc_count = {g: np.zeros(shape) for g, shape in shapes.items()}
+        self.acc_latest = {g: np.full(shape, np.nan) for g, shape in shapes.items()}
+        self.history: list[dict[str, Any]] = []
+        self.decisive: dict[str, np.ndarray] | None = None  # the indicator that decided the last pruning step
+
+    def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:
+        module = super().make_edge(edge, candidates)
+        self.instances.setdefault((edge.group, edge.index), []).append(module)
+        return module
+
+    def op_at(self, group: str, index: int, column: int) -> int:
+        return self.alive[group][index][column]
+
+    def correlation_ops(self, group: str, index: int) -> list[int]:
+        alive = self.alive[group][index]
+        return [op for op in self.space.selectable_ops() if op in alive]
+
+    def ops_per_edge(self) -> int:
+        return len(next(iter(self.alive.values()))[0])
+
+    # --- search ---------------------------------------------------------------------------------
+    def schedule(self) -> list[int]:
+        """The epochs (counted from 1) after which a pruning step runs, one entry per step."""
+        if not self.cfg["pruning"]:
+            return []
+        epochs, warmup, steps = self.num_epochs(), int(self.cfg["warmup_epochs"]), len(self.space.op_names) - 1
+        return [warmup - (-j * (epochs - warmup) // steps) for j in range(1, steps + 1)]
+
+    def step_time(self, data: SearchData, steps: int = 1, epoch: int = 0) -> tuple[float, int]:
+        """Timed as a step after the warm-up (weight and architecture step), the cost of most epochs."""
+        return super().step_time(data, steps, max(epoch, int(self.cfg["warmup_epochs"])))
+
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        metrics = super().train_epoch(epoch, data)
+        steps = self.schedule().count(epoch + 1)
+        for _ in range(steps):
+            self.prune_step(epoch + 1, data)
+        if steps:
+            metrics["genotype"] = self.space.to_str(self.derive())
+        return {**metrics, "ops_per_edge": self.ops_per_edge()}
+
+    def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
+        stats = self.weight_step(*weight_batch)
+        for group, (_, columns) in self.current.items():
+            self.iterations[group][np.arange(len(columns)), self.sampled_ops(group, columns)] += 1
+        if epoch >= int(self.cfg["warmup_epochs"]):
+            x, y = arch_batch
+            logits = self.arch_step(x, y)
+            self.record_accuracy(100.0 * (logits.argmax(1) == y).float().mean().item())
+        return stats
+
+    def sampled_ops(self, group: str, columns: list[int]) -> np.ndarray:
+        return np.array([self.op_at(group, e, c) for e, c in enumerate(columns)])
+
+    def record_accuracy(self, acc: float) -> None:
+        """Attribute one validation batch's top-1 (percent) to the ops of the last forward's sample."""
+        for group, (_, columns) in self.current.items():
+            rows, ops = np.arange(len(columns)), self.sampled_ops(group, columns)
+            self.acc_sum[group][rows, ops] += acc
+            self.acc_count[group][rows, ops] += 1
+            self.acc_latest[group][rows, ops] = acc
+
+    # --- the indicator and pruning --------------------------------------------------------------
+    def alive_mask(self, group: str) -> np.ndarray:
+        mask = np.zeros(self.iterations[group].shape, dtype=bool)
+        for e, ops in enumerate(self.alive[group]):
+            mask[e, ops] = True
+        return mask
+
+    def parts(self, group: str) -> dict[str, np.ndarray]:
+        """β (0 for pruned ops), A (NaN where never validated) and N of one group, on the full op axis."""
+        beta = np.zeros(self.iterations[group].shape)
+        softmax = F.softmax(self.arch.params[group].detach(), dim=-1).double().cpu().numpy()
+        for e, ops in enumerate(self.alive[group]):
+            beta[e, ops] = softmax[e]
+        if self.cfg["acc_stat"] == "latest":
+            accuracy = self.acc_latest[group].copy()
+        else:
+            count = self.acc_count[group]
+            accuracy = np.where(count > 0, self.acc_sum[group] / np.maximum(count, 1), np.nan)
+        return {"beta": beta, "accuracy": accuracy, "iterations": self.iterations[group].copy()}
+
+    def indicator(self) -> dict[str, np.ndarray]:
+        """The current I (or β alone with ``indicator=false``) of every group, pruned ops 0."""
+        out = {}
+        for group in self.arch.params:
+            p = self.parts(group)
+            lam = float(self.cfg["indicator_lambda"]) if self.cfg["indicator"] else 0.0
+            out[group] = indicator_matrix(p["beta"], p["accuracy"], p["iterations"], self.alive_mask(group), lam)
+        return out
+
+    def importance(self) -> dict[str, np.ndarray]:
+        if self.decisive is not None and self.ops_per_edge() == 1:
+            return {g: m.copy() for g, m in self.decisive.items()}
+        return self.indicator()
+
+    def loser(self, group: str, index: int, scores: np.ndarray) -> int:
+        """The op that a pruning step removes from edge (group, index), given the edge's scores."""
+        alive = self.alive[group][index]
+        unselectable = [op for op in alive if op not in self.space.selectable_ops()]
+        if len(alive) == 2 and len(unselectable) == 1:
+            return unselectable[0]
+        return min(reversed(alive), key=lambda op: scores[op])  # min keeps the first: ties go to the later op
+
+    def prune_step(self, after_epoch: int, data: SearchData) -> dict[str, Any]:
+        """Remove the lowest-indicator op from every edge; the step is appended to ``history``."""
+        scores = self.indicator()
+        corr = op_level_correlation(self, data, self.cfg)
+        removed = {g: [self.loser(g, e, matrix[e]) for e in range(len(matrix))] for g, matrix in scores.items()}
+        keep = {g: [[op for op in ops if op != removed[g][e]] for e, ops in enumerate(self.alive[g])]
+                for g in self.alive}
+        self.restrict(keep)
+        self.decisive = {g: np.where(self.alive_mask(g), m, 0.0) for g, m in scores.items()}
+        names = self.space.op_names
+        entry = {"after_epoch": after_epoch, "ops_per_edge": self.ops_per_edge(),
+                 "removed": {g: [names[op] for op in ops] for g, ops in removed.items()},
+                 "indicator": {g: m.tolist() for g, m in scores.items()},
+                 "op_kendall_tau": corr["op_kendall_tau"], "op_spearman_rho": corr["op_spearman_rho"],
+                 "op_corr_edges": corr["op_corr_edges"]}
+        self.history.append(entry)
+        return entry
+
+    def restrict(self, keep: dict[str, list[list[int]]]) -> None:
+        """Keep only the ops ``keep[group][edge]`` (a subset of the alive ones, equally many per edge): their
+        modules, α columns and optimiser state stay; the rest is deleted."""
+        removed_params: set[int] = set()
+        for group, rows in keep.items():
+            old = self.arch.params[group]
+            mask = torch.tensor([[op in row for op in ops] for ops, row in zip(self.alive[group], rows)],
+                                device=old.device)
+            if bool(mask.all()):
+                continue
+            width = int(mask[0].sum())
+            if not (mask.sum(dim=1) == width).all() or width == 0:
+                raise ValueError("EoiNAS: every edge must keep the same, positive number of ops")
+            for index, (ops, row) in enumerate(zip(self.alive[group], rows)):
+                for op in ops:
+                    if op in row:
+                        continue
+                    for edge in self.instances[(group, index)]:
+                        removed_params.update(id(p) for p in edge.ops[op].parameters())
+                        edge.ops[op] = PrunedOp(self.space.op_names[op])
+                self.alive[group][index] = [op for op in ops if op in row]
+            new = nn.Parameter(old.detach()[mask].view(len(rows), width).clone())
+            state = self.a_opt.state.pop(old, {})
+            self.a_opt.state[new] = {k: v[mask].view(len(rows), width).clone()
+                                     if torch.is_tensor(v) and v.shape == old.shape else v for k, v in state.items()}
+            params = self.a_opt.param_groups[0]["params"]
+            params[next(i for i, p in enumerate(params) if p is old)] = new
+            self.arch.params[group] = new
+        for p in [p for p in self.w_opt.state if id(p) in removed_params]:
+            del self.w_opt.state[p]
+        self.w_opt.param_groups[0]["params"] = self.weights()
+        self.current = {}  # the last sample indexes the old columns
+
+    # --- results --------------------------------------------------------------------------------
+    def record_info(self) -> dict[str, Any]:
+        names = self.space.op_names
+        return {
+            "pruning": {"enabled": bool(self.cfg["pruning"]), "schedule": self.schedule(),
+                        "ops_per_edge": self.ops_per_edge(), "history": self.history,
+                        "alive": {g: [[names[op] for op in ops] for ops in rows] for g, rows in self.alive.items()}},
+            "indicator_parts": {g: {k: v.tolist() for k, v in self.parts(g).items()} for g in self.arch.params},
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "alive": {g: [list(ops) for ops in rows] for g, rows in self.alive.items()},
+                "iterations": self.iterations, "acc_sum": self.acc_sum, "acc_count": self.acc_count,
+                "acc_latest": self.acc_latest, "history": self.history, "decisive": self.decisive}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.restrict(state["alive"])  # shrink to the saved shapes first
+        super().load_state_dict(state)
+        for key in ("iterations", "acc_sum", "acc_count", "acc_latest"):
+            setattr(self, key, {g: np.array(m, dtype=float) for g, m in state[key].items()})
+        self.history = list(state["history"])
+        self.decisive = state["decisive"]

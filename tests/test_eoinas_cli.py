@@ -1,0 +1,145 @@
+"""End-to-end through the real CLI with Ray (smoke budget, digits): EoiNAS on the DARTS space and on
+NAS-Bench-201 (pruning history, indicator, benchmark figures, leaderboard rows), its ablation flags, GDAS on
+the DARTS space, and refused EoiNAS settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.benchmarks.nb201 import load_table
+from harness.cli import main
+from harness.correlation import arch_scores, sample_archs
+from harness.metrics import rank_correlation
+from harness.registry import get_space
+from spaces.darts import DARTS_OPS
+from spaces.nb201 import NB201_OPS, parse_arch
+
+
+def run(method: str, space: str, out: Path, name: str, seeds: int = 1, *sets: str) -> list[dict]:
+    argv = ["run", "--method", method, "--space", space, "--budget", "smoke", "--dataset", "digits",
+            "--seeds", str(seeds), "--out", str(out), "--name", name]
+    for item in sets:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    return [json.loads(p.read_text()) for p in sorted((out / name / "trials").glob("*.json"))]
+
+
+@pytest.fixture(scope="module")
+def out(ray_session, tmp_path_factory):
+    return tmp_path_factory.mktemp("eoinas")
+
+
+@pytest.fixture(scope="module")
+def darts_records(out):
+    return run("eoinas", "darts", out, "eoinas-darts")
+
+
+@pytest.fixture(scope="module")
+def nb201_records(out):
+    return run("eoinas", "nb201", out, "eoinas-nb201", 2)
+
+
+def check_pruning(rec: dict, ops: tuple[str, ...], schedule: list[int]) -> None:
+    """The history removes one op per edge at every scheduled epoch and ends with one op per edge."""
+    pruning = rec["pruning"]
+    assert pruning["enabled"] and pruning["schedule"] == schedule and pruning["ops_per_edge"] == 1
+    history = pruning["history"]
+    assert [h["after_epoch"] for h in history] == schedule
+    assert [h["ops_per_edge"] for h in history] == list(range(len(ops) - 1, 0, -1))
+    search = [h for h in rec["history"] if h["phase"] == "search"]
+    assert [h["ops_per_edge"] for h in search] == [len(ops) - sum(s <= e + 1 for s in schedule)
+                                                   for e in range(len(search))]
+    for group, alive in pruning["alive"].items():
+        removed = [step["removed"][group] for step in history]
+        for edge, survivor in enumerate(alive):
+            gone = [step[edge] for step in removed]
+            assert len(survivor) == 1 and sorted([*gone, *survivor]) == sorted(ops)  # each op removed once
+            # the indicator that decided each step: the removed op was the lowest alive one (or `none`)
+            for step, op in zip(history, gone):
+                scores = np.array(step["indicator"][group][edge])
+                alive_scores = scores[scores > 0]
+                assert scores[ops.index(op)] == alive_scores.min() or op == "none"
+        # the record's importance: the survivor's deciding indicator, every other op 0
+        importance = np.array(rec["importance"][group])
+        assert (np.count_nonzero(importance, axis=1) == 1).all()
+        assert [[ops[i]] for i in importance.argmax(axis=1)] == alive
+        last = np.array(history[-1]["indicator"][group])
+        assert np.allclose(importance.max(axis=1), last[np.arange(len(alive)), importance.argmax(axis=1)])
+
+
+def test_eoinas_darts_prunes_on_schedule_and_trains_the_cell(darts_records):
+    (rec,) = darts_records
+    assert rec["config"]["search_epochs"] == 8 and rec["config"]["warmup_epochs"] == 1
+    check_pruning(rec, DARTS_OPS, [2, 3, 4, 5, 6, 7, 8])
+    for group in ("normal", "reduce"):
+        assert all(alive != ["none"] for alive in rec["pruning"]["alive"][group])
+        parts = rec["indicator_parts"][group]
+        assert np.array(parts["iterations"]).sum(axis=1).tolist() == [8 * 6] * 14  # 8 epochs × 6 weight steps
+    space = get_space("darts")(rec["config"])  # the genotype is DARTS's rule on the recorded indicator
+    assert rec["genotype"] == space.to_str(space.derive({g: np.array(m) for g, m in rec["importance"].items()}))
+    assert rec["test_acc"] > 50.0  # digits: chance is 10 %
+    assert rec["op_kendall_tau"] is None  # one op per edge left: the trial's op-level correlation is undefined
+    assert all(len(c["ops"]) == 1 for c in rec["op_correlation"])
+
+
+def test_eoinas_nb201_records_benchmark_figures_and_recomputable_arch_correlation(nb201_records, out):
+    table = load_table()
+    assert [r["seed"] for r in nb201_records] == [0, 1]
+    for rec in nb201_records:
+        check_pruning(rec, NB201_OPS, [3, 5, 7, 8])
+        row = table.row(table.index_of(parse_arch(rec["genotype"])))
+        assert rec["test_acc"] == row["cifar10_test"] and rec["benchmark"]["cifar10_test"] == row["cifar10_test"]
+        importance = np.array(rec["importance"]["cell"])
+        assert parse_arch(rec["genotype"]) == tuple(NB201_OPS[i] for i in importance.argmax(axis=1))
+        indices = sample_archs(rec["arch_correlation"]["samples"], len(table))
+        tau, rho = rank_correlation(arch_scores(importance, table.codes[indices]),
+                                    table.column("cifar10_test")[indices])
+        assert rec["arch_kendall_tau"] == pytest.approx(tau) and rec["arch_spearman_rho"] == pytest.approx(rho)
+    assert main(["leaderboard", str(out / "eoinas-nb201")]) == 0
+    board = pd.read_csv(out / "eoinas-nb201" / "leaderboard.csv")
+    (row,) = board.itertuples()
+    assert (row.method, row.space, row.n_seeds) == ("eoinas", "nb201", 2)
+    assert row.test_acc_mean == pytest.approx(np.mean([r["test_acc"] for r in nb201_records]))
+
+
+def test_ablation_flags_reach_the_search(out, nb201_records):
+    (gdas_like,) = run("eoinas", "nb201", out, "ablation", 1, "pruning=false", "indicator=false")
+    assert gdas_like["overrides"] == {"pruning": False, "indicator": False}
+    assert gdas_like["pruning"]["history"] == [] and gdas_like["pruning"]["schedule"] == []
+    assert gdas_like["pruning"]["ops_per_edge"] == 5
+    importance = np.array(gdas_like["importance"]["cell"])
+    assert np.allclose(importance, gdas_like["indicator_parts"]["cell"]["beta"])  # softmax(α) alone
+    assert np.allclose(importance.sum(axis=1), 1.0)
+    assert gdas_like["op_kendall_tau"] is not None  # every op is still there to be measured
+    default = nb201_records[0]
+    assert default["config_hash"] != gdas_like["config_hash"]
+
+
+def test_gdas_on_the_darts_space(out):
+    (rec,) = run("gdas", "darts", out, "gdas-darts")
+    assert rec["genotype"].startswith("Genotype(normal=[")
+    importance = {g: np.array(m) for g, m in rec["importance"].items()}
+    assert set(importance) == {"normal", "reduce"}
+    for matrix in importance.values():
+        assert matrix.shape == (14, 8) and np.allclose(matrix.sum(axis=1), 1.0)
+    taus = [h["tau"] for h in rec["history"] if h["phase"] == "search"]
+    assert taus == pytest.approx([10.0, 0.1])  # GDAS: linear 10 → 0.1 over the (2) smoke epochs
+    assert rec["test_acc"] > 50.0 and rec["op_kendall_tau"] is not None
+
+
+@pytest.mark.parametrize("sets", [["acc_stat=best"], ["warmup_epochs=8"], ["tau_schedule=cosine"],
+                                  ["indicator=maybe"]])
+def test_bad_eoinas_settings_are_one_line(sets, capsys, tmp_path):
+    argv = ["run", "--method", "eoinas", "--space", "darts", "--budget", "smoke", "--dataset", "digits",
+            "--out", str(tmp_path / "out")]
+    for item in sets:
+        argv += ["--set", item]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
