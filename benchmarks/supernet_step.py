@@ -12,6 +12,7 @@ configured size: the cost is the same); ``--set ags=false`` times it without the
     python benchmarks/supernet_step.py --device cpu --steps 1 --warmup 0 --threads 2
     python benchmarks/supernet_step.py --device cuda --json step.json
     python benchmarks/supernet_step.py --method nos --space hetero --orders 1 [--set ags=false]
+    python benchmarks/supernet_step.py --method eoinas      # GDAS-style: one sampled op per edge, first order
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` since a reset after the model is built (the
 parameters and optimiser state are included); on CPU the process's peak resident set
@@ -97,7 +98,8 @@ def time_order(order: int, device: torch.device, steps: int, warmup: int, method
                space_name: str = "darts", overrides: list[str] | None = None) -> dict[str, Any]:
     seed_everything(0)  # as a trial does (also: cudnn deterministic, no autotuning)
     method_cls, space_cls = get_method(method_name), get_space(space_name)
-    cfg = resolve(method_cls, space_cls, "paper", {"order": str(order), **parse_overrides(overrides or [])}).values
+    order_set = {"order": str(order)} if "order" in method_cls.defaults else {}  # GDAS and EoiNAS: first order
+    cfg = resolve(method_cls, space_cls, "paper", {**order_set, **parse_overrides(overrides or [])}).values
     space = space_cls(cfg)
     method = method_cls(space, cfg, DataInfo(CHANNELS, CLASSES, SIZE), device, seed=0)
     if hasattr(method, "use_untrained_teacher"):
@@ -111,13 +113,14 @@ def time_order(order: int, device: torch.device, steps: int, warmup: int, method
     if device.type == "cuda":
         sync(device)
         torch.cuda.reset_peak_memory_stats(device)
+    epoch = method.timing_epoch()  # EoiNAS: after its weights-only warm-up
     for _ in range(warmup):
-        method.train_step((x_w, y_w), (x_a, y_a), 0)
+        method.train_step((x_w, y_w), (x_a, y_a), epoch)
     sync(device)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        method.train_step((x_w, y_w), (x_a, y_a), 0)
+        method.train_step((x_w, y_w), (x_a, y_a), epoch)
         sync(device)
         times.append(time.perf_counter() - start)
     peak = peak_memory_mb(device)
@@ -150,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             "host": platform.node(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
     console.print(f"device {info['device']}, torch {info['torch']}, {info['threads']} threads; "
                   f"{steps} timed step(s) after {args.warmup} warm-up step(s) per order")
+    if "order" not in get_method(args.method).defaults:
+        args.orders = [1]  # a method without DARTS's order setting has one kind of step
     results = []
     for order in args.orders:
         console.print(f"order {order}: building the supernet and timing …")

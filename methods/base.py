@@ -71,10 +71,16 @@ class SearchMethod:
         """One search epoch; returns the epoch's metrics (``val_acc`` among them, percent)."""
         raise NotImplementedError
 
-    def step_time(self, data: SearchData, steps: int = 1, epoch: int = 0) -> tuple[float, int]:
-        """Measured seconds of one search step (as at ``epoch``) and the number of steps per epoch, for the
-        plan's time estimate (run on a throw-away instance: it trains)."""
+    def timing_epoch(self) -> int:
+        """An epoch whose steps cost what most of the search's steps cost (timed for the plan's estimate and
+        by ``benchmarks/supernet_step.py``)."""
+        return 0
+
+    def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
+        """Measured seconds of one search step (as in ``timing_epoch``) and the number of steps per epoch, for
+        the plan's time estimate (run on a throw-away instance: it trains)."""
         weight_batch, arch_batch = next(iter(data.weight_batches(0))), next(iter(data.arch_batches(0)))
+        epoch = self.timing_epoch()
         self.train_step(weight_batch, arch_batch, epoch)  # warm-up
         start = time.perf_counter()
         for _ in range(steps):

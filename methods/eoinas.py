@@ -158,9 +158,9 @@ class Eoinas(Gdas):
         epochs, warmup, steps = self.num_epochs(), int(self.cfg["warmup_epochs"]), len(self.space.op_names) - 1
         return [warmup - (-j * (epochs - warmup) // steps) for j in range(1, steps + 1)]
 
-    def step_time(self, data: SearchData, steps: int = 1, epoch: int = 0) -> tuple[float, int]:
-        """Timed as a step after the warm-up (weight and architecture step), the cost of most epochs."""
-        return super().step_time(data, steps, max(epoch, int(self.cfg["warmup_epochs"])))
+    def timing_epoch(self) -> int:
+        """The first epoch after the warm-up: a weight and an architecture step, as in most epochs."""
+        return int(self.cfg["warmup_epochs"])
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
         metrics = super().train_epoch(epoch, data)

@@ -108,10 +108,10 @@ class Nos(Darts):
         if self.cfg["ags"] and self.teacher is None:
             self.teacher = build_teacher(self.cfg, self.info).to(self.device).eval()
 
-    def step_time(self, data: SearchData, steps: int = 1, epoch: int = 0) -> tuple[float, int]:
+    def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
         """Timed with an untrained teacher when none is ready, so that the plan's estimate never trains one."""
         self.use_untrained_teacher()
-        return super().step_time(data, steps, epoch)
+        return super().step_time(data, steps)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "teacher_info": self.teacher_info}  # the teacher itself is in the cache

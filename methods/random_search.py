@@ -72,7 +72,7 @@ class RandomSearch(SearchMethod):
         return {"val_acc": val_acc, "best_val_acc": self.search_val_acc({}),
                 "genotype": self.space.to_str(self.candidates[epoch])}
 
-    def step_time(self, data: SearchData, steps: int = 1, epoch: int = 0) -> tuple[float, int]:
+    def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
         if self.table is not None:
             return 0.0, 1
         net, opt = self._build_candidate(0)
