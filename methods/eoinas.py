@@ -103,7 +103,7 @@ class Eoinas(Gdas):
     defaults = {**Gdas.defaults, "search_epochs": 160, "arch_init_std": 0.0, "tau_max": 5.0, "tau_min": 0.01,
                 "tau_schedule": "exponential", "warmup_epochs": 20, "pruning": True, "indicator": True,
                 "indicator_lambda": 0.5, "acc_stat": "mean"}
-    # the paper's 20 warm-up epochs of 160, scaled; smoke needs 1 + 7 epochs to prune the DARTS ops one a time
+    # the paper's 20 warm-up epochs of 160, scaled; smoke needs 1 + 7 epochs to prune the DARTS ops one at a time
     budgets = {"smoke": {"search_epochs": 8, "warmup_epochs": 1}, "small": {"warmup_epochs": 1}}
     help = {"warmup_epochs": "EoiNAS: first epochs train the weights only (no architecture step, no pruning)",
             "pruning": "EoiNAS: gradual operation pruning (false = keep every op: the paper's ablation)",

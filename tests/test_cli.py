@@ -116,6 +116,7 @@ def test_random_search_runs_end_to_end(ray_session, tmp_path):
 
 def test_interrupted_experiment_resumes_without_rerunning(ray_session, tmp_path):
     argv = [sys.executable, "-m", "harness", "run", *SMOKE, "--seeds", "2", "--max-concurrent", "1",
+            "--set", "search_epochs=1", "--set", "eval_epochs=1",  # shorter trials: the resume logic is the same
             "--out", str(tmp_path), "--name", "res", "--address", ray_session]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = tmp_path / "res" / "trials" / "darts-darts-digits-s0.json"
