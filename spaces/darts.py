@@ -45,6 +45,12 @@ def edge_sources() -> list[tuple[int, int]]:
     return [(node, source) for node in range(2, 2 + STEPS) for source in range(node)]
 
 
+def edge_stride(reduction: bool, source: int) -> int:
+    """Stride of an edge: in a reduction cell only edges leaving the two input nodes are strided (the
+    intermediate nodes are already reduced)."""
+    return 2 if reduction and source < 2 else 1
+
+
 def reduction_positions(layers: int) -> tuple[int, int]:
     """Positions of the two reduction cells: a third and two thirds of the way up, as in DARTS."""
     return layers // 3, 2 * layers // 3
@@ -222,9 +228,7 @@ class SearchCell(nn.Module):
         group = "reduce" if reduction else "normal"
         edges = []
         for index, (_, source) in enumerate(edge_sources()):
-            # Only edges leaving the two input nodes are strided: the intermediate nodes are already reduced.
-            stride = 2 if reduction and source < 2 else 1
-            candidates = self.candidates(C, stride, op_names)
+            candidates = self.candidates(C, edge_stride(reduction, source), op_names)
             edges.append(edge_factory(EdgeId(group=group, index=index, cell=cell), candidates))
         self.edges = nn.ModuleList(edges)
 
@@ -301,7 +305,7 @@ class EvalCell(nn.Module):
         self.concat = list(genotype.reduce_concat if reduction else genotype.normal_concat)
         self.sources = [source for _, source in edges]
         self.ops = nn.ModuleList(
-            OPS[name](C, 2 if reduction and source < 2 else 1, True) for name, source in edges)
+            OPS[name](C, edge_stride(reduction, source), True) for name, source in edges)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]

@@ -62,6 +62,7 @@ from spaces.darts import (
     _preprocess,
     _search_candidates,
     _snippet,
+    edge_stride,
     parse_call_fields,
     parse_edges,
 )
@@ -193,7 +194,7 @@ class EvalCell(nn.Module):
         self.concat = list(CONCAT)
         self.sources = [source for _, source in edges]
         names = tuple(name for name, _ in edges)
-        self.ops = _family_ops([OPS[name](C, 2 if reduction and source < 2 else 1, True) for name, source in edges],
+        self.ops = _family_ops([OPS[name](C, edge_stride(reduction, source), True) for name, source in edges],
                                names, tier2=False)
         self.tier2 = _family_ops([OPS[name](C, 1, True) for name in tier2], tuple(tier2), tier2=True)
 
