@@ -133,7 +133,6 @@ class Eoinas(Gdas):
         self.acc_count = {g: np.zeros(shape) for g, shape in shapes.items()}
         self.acc_latest = {g: np.full(shape, np.nan) for g, shape in shapes.items()}
         self.history: list[dict[str, Any]] = []
-        self.decisive: dict[str, np.ndarray] | None = None  # the indicator that decided the last pruning step
 
     def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:
         module = super().make_edge(edge, candidates)
@@ -173,24 +172,25 @@ class Eoinas(Gdas):
 
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
         stats = self.weight_step(*weight_batch)
-        for group, (_, columns) in self.current.items():
-            self.iterations[group][np.arange(len(columns)), self.sampled_ops(group, columns)] += 1
+        for group, cells in self.sampled().items():
+            self.iterations[group][cells] += 1
         if epoch >= int(self.cfg["warmup_epochs"]):
             x, y = arch_batch
             logits = self.arch_step(x, y)
             self.record_accuracy(100.0 * (logits.argmax(1) == y).float().mean().item())
         return stats
 
-    def sampled_ops(self, group: str, columns: list[int]) -> np.ndarray:
-        return np.array([self.op_at(group, e, c) for e, c in enumerate(columns)])
+    def sampled(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(edge rows, op indices) of the last forward's sample per group, to index [edges, ops] matrices."""
+        return {group: (np.arange(len(columns)), np.array([self.op_at(group, e, c) for e, c in enumerate(columns)]))
+                for group, (_, columns) in self.current.items()}
 
     def record_accuracy(self, acc: float) -> None:
         """Attribute one validation batch's top-1 (percent) to the ops of the last forward's sample."""
-        for group, (_, columns) in self.current.items():
-            rows, ops = np.arange(len(columns)), self.sampled_ops(group, columns)
-            self.acc_sum[group][rows, ops] += acc
-            self.acc_count[group][rows, ops] += 1
-            self.acc_latest[group][rows, ops] = acc
+        for group, cells in self.sampled().items():
+            self.acc_sum[group][cells] += acc
+            self.acc_count[group][cells] += 1
+            self.acc_latest[group][cells] = acc
 
     # --- the indicator and pruning --------------------------------------------------------------
     def alive_mask(self, group: str) -> np.ndarray:
@@ -214,16 +214,16 @@ class Eoinas(Gdas):
 
     def indicator(self) -> dict[str, np.ndarray]:
         """The current I (or β alone with ``indicator=false``) of every group, pruned ops 0."""
+        lam = float(self.cfg["indicator_lambda"]) if self.cfg["indicator"] else 0.0
         out = {}
         for group in self.arch.params:
             p = self.parts(group)
-            lam = float(self.cfg["indicator_lambda"]) if self.cfg["indicator"] else 0.0
             out[group] = indicator_matrix(p["beta"], p["accuracy"], p["iterations"], self.alive_mask(group), lam)
         return out
 
     def importance(self) -> dict[str, np.ndarray]:
-        if self.decisive is not None and self.ops_per_edge() == 1:
-            return {g: m.copy() for g, m in self.decisive.items()}
+        if self.history and self.ops_per_edge() == 1:  # the indicator that decided the last step, survivors only
+            return {g: np.where(self.alive_mask(g), np.array(m), 0.0) for g, m in self.history[-1]["indicator"].items()}
         return self.indicator()
 
     def loser(self, group: str, index: int, scores: np.ndarray) -> int:
@@ -242,7 +242,6 @@ class Eoinas(Gdas):
         keep = {g: [[op for op in ops if op != removed[g][e]] for e, ops in enumerate(self.alive[g])]
                 for g in self.alive}
         self.restrict(keep)
-        self.decisive = {g: np.where(self.alive_mask(g), m, 0.0) for g, m in scores.items()}
         names = self.space.op_names
         entry = {"after_epoch": after_epoch, "ops_per_edge": self.ops_per_edge(),
                  "removed": {g: [names[op] for op in ops] for g, ops in removed.items()},
@@ -298,7 +297,7 @@ class Eoinas(Gdas):
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "alive": {g: [list(ops) for ops in rows] for g, rows in self.alive.items()},
                 "iterations": self.iterations, "acc_sum": self.acc_sum, "acc_count": self.acc_count,
-                "acc_latest": self.acc_latest, "history": self.history, "decisive": self.decisive}
+                "acc_latest": self.acc_latest, "history": self.history}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.restrict(state["alive"])  # shrink to the saved shapes first
@@ -306,4 +305,3 @@ class Eoinas(Gdas):
         for key in ("iterations", "acc_sum", "acc_count", "acc_latest"):
             setattr(self, key, {g: np.array(m, dtype=float) for g, m in state[key].items()})
         self.history = list(state["history"])
-        self.decisive = state["decisive"]
