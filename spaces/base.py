@@ -25,12 +25,14 @@ class EdgeId:
     ``group`` names the architecture matrix the edge belongs to (e.g. ``"normal"`` / ``"reduce"`` in the
     DARTS space, where all cells of a type share one matrix); ``index`` is its row in that matrix;
     ``cell`` is the position of the cell holding this instance (methods that keep per-cell state, such
-    as AGNAS, key on it).
+    as AGNAS, key on it); ``channels`` is the number of channels every candidate op of the edge outputs
+    (a method that builds layers over the candidates' outputs, such as AGNAS's attention, sizes them by it).
     """
 
     group: str
     index: int
     cell: int
+    channels: int
 
 
 @dataclass(frozen=True)

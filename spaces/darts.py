@@ -229,7 +229,7 @@ class SearchCell(nn.Module):
         edges = []
         for index, (_, source) in enumerate(edge_sources()):
             candidates = self.candidates(C, edge_stride(reduction, source), op_names)
-            edges.append(edge_factory(EdgeId(group=group, index=index, cell=cell), candidates))
+            edges.append(edge_factory(EdgeId(group=group, index=index, cell=cell, channels=C), candidates))
         self.edges = nn.ModuleList(edges)
 
     def candidates(self, C: int, stride: int, op_names: tuple[str, ...]) -> nn.ModuleList:

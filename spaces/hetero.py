@@ -164,7 +164,7 @@ class SearchCell(DartsSearchCell):
         super().__init__(edge_factory, cell, C_prev_prev, C_prev, C, reduction, reduction_prev, op_names)
         group = "reduce" if reduction else "normal"
         self.tier2 = nn.ModuleList(
-            edge_factory(EdgeId(group=group, index=TIER2_OFFSET + step, cell=cell),
+            edge_factory(EdgeId(group=group, index=TIER2_OFFSET + step, cell=cell, channels=C),
                          _family_ops(_search_candidates(C, 1, op_names), op_names, tier2=True))
             for step in range(STEPS))
 

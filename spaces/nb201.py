@@ -165,7 +165,7 @@ class SearchCell(nn.Module):
     def __init__(self, edge_factory: EdgeFactory, cell: int, C: int, op_names: tuple[str, ...]):
         super().__init__()
         self.edges = nn.ModuleList(
-            edge_factory(EdgeId(group=GROUP, index=e, cell=cell),
+            edge_factory(EdgeId(group=GROUP, index=e, cell=cell, channels=C),
                          nn.ModuleList(OPS[name](C, 1, False) for name in op_names))
             for e in range(len(EDGES)))
 

@@ -361,7 +361,8 @@ def test_supernet_forward_and_edge_factory_calls(space):
     layers = 5
     assert len(calls) == 14 * layers
     reductions = {layers // 3, 2 * layers // 3}
-    expected_ids = [EdgeId("reduce" if cell in reductions else "normal", index, cell)
+    channels = [4, 8, 8, 16, 16]  # C = 4, doubled at each reduction cell
+    expected_ids = [EdgeId("reduce" if cell in reductions else "normal", index, cell, channels[cell])
                     for cell in range(layers) for index in range(14)]
     assert [edge for edge, _ in calls] == expected_ids
 

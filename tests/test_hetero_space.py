@@ -361,14 +361,14 @@ def test_search_cell_is_the_family_weighted_block_by_hand(reduction):
     _randomise_bns(cell, 7)
     cell.eval()
     group = "reduce" if reduction else "normal"
-    assert [edge for edge, _ in factory.calls] == [EdgeId(group, index, 3) for index in range(18)]
+    assert [edge for edge, _ in factory.calls] == [EdgeId(group, index, 3, 4) for index in range(18)]
     for edge, candidates in factory.calls:
         assert len(candidates) == 11
         assert all(isinstance(c, FamilyOp) for c in candidates)
         assert [c.family for c in candidates] == [OP_FAMILY[name] for name in HETERO_OPS]
         assert all(c.carries_input == (edge.index >= TIER2_OFFSET) for c in candidates)
         assert all(not bn.affine for bn in candidates.modules() if isinstance(bn, nn.BatchNorm2d))
-    weights = [factory.weights[EdgeId(group, index, 3)] for index in range(18)]
+    weights = [factory.weights[EdgeId(group, index, 3, 4)] for index in range(18)]
     assert len({tuple(w.tolist()) for w in weights}) == 18  # distinct and non-uniform
     tier1 = [c for edge, c in factory.calls[:14]]
     tier2 = [c for edge, c in factory.calls[14:]]
@@ -740,7 +740,8 @@ def test_supernet_forward_edge_ids_and_affine_free_cells():
     torch.manual_seed(0)
     net = SPACE.build_supernet(factory, DataInfo(3, 10, 16))
     reductions = {1, 3}  # 5 layers: a third and two thirds of the way up
-    assert calls == [EdgeId("reduce" if cell in reductions else "normal", index, cell)
+    channels = [4, 8, 8, 16, 16]  # C = 4, doubled at each reduction cell
+    assert calls == [EdgeId("reduce" if cell in reductions else "normal", index, cell, channels[cell])
                      for cell in range(5) for index in range(18)]
     assert [cell.reduction for cell in net.cells] == [False, True, False, True, False]
     assert all(isinstance(cell, SearchCell) for cell in net.cells)

@@ -282,8 +282,8 @@ def test_supernet_edges_channels_and_forward():
 
     torch.manual_seed(0)
     net = space.build_supernet(factory, CIFAR10)
-    assert [edge for edge, _ in calls] == [EdgeId("cell", index, cell) for cell in range(3 * layers)
-                                           for index in range(6)]
+    assert [edge for edge, _ in calls] == [EdgeId("cell", index, cell, channels * 2 ** (cell // layers))
+                                           for cell in range(3 * layers) for index in range(6)]
     kinds = [type(m).__name__ for m in net.cells]
     assert kinds == ["SearchCell"] * 2 + ["ResidualBlock"] + ["SearchCell"] * 2 + ["ResidualBlock"] + \
         ["SearchCell"] * 2
