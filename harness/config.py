@@ -4,7 +4,8 @@ Every key that ``--set`` accepts appears in the resolved configuration with its 
 came from. Layers, in order (a later layer wins):
 
 1. ``paper``   — the shared conventions of METHODS.md (search optimiser, evaluation protocol), then the
-                 space's and the method's own paper defaults;
+                 space's and the method's own paper defaults (and the method's keys that exist on one
+                 space only, ``space_defaults``);
 2. ``harness`` — protocol choices of ours that the papers do not fix (correlation sample sizes, ...);
 3. ``budget:<name>`` — the budget preset (only for keys the method/space has);
 4. ``override`` — the user's ``--set key=value``.
@@ -169,8 +170,8 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
         raise UserError(f"unknown budget '{budget}'; valid budgets: {', '.join(BUDGETS)}")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for layer, source in ((SHARED_PAPER, "paper"), (space_cls.defaults, "paper"),
-                          (method_cls.defaults, "paper"), (SHARED_HARNESS, "harness")):
+    for layer, source in ((SHARED_PAPER, "paper"), (space_cls.defaults, "paper"), (method_cls.defaults, "paper"),
+                          (method_cls.space_defaults.get(space_cls.name, {}), "paper"), (SHARED_HARNESS, "harness")):
         for key, value in layer.items():
             if key in method_cls.ignored_keys:
                 continue

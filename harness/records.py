@@ -222,12 +222,33 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _cell_lines(title: str, edges: list[tuple[str, int]]) -> list[str]:
+    lines = [f"{title}:"]
+    for k in range(0, len(edges), 2):
+        pair = ", ".join(f"({op}, {src})" for op, src in edges[k:k + 2])
+        lines.append(f"  node {k // 2 + 2} ← {pair}")
+    return lines
+
+
 def genotype_lines(genotype: str) -> list[str]:
-    """DARTS-style ``Genotype(...)`` strings as one line per cell node; other strings unchanged.
+    """DARTS-style ``Genotype(...)`` and ``StagedGenotype(...)`` strings as one line per cell node; other
+    strings unchanged.
 
     A genotype is a list of (op, source) pairs, two per intermediate node; nodes are numbered from 2
     because sources 0 and 1 are the cell's two inputs, so node numbers and sources read the same way.
     """
+    if genotype.startswith("StagedGenotype("):
+        try:
+            call = ast.parse(genotype, mode="eval").body
+            fields = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
+        except (ValueError, SyntaxError, AttributeError, TypeError):
+            return [genotype]
+        lines = []
+        for k, edges in enumerate(fields.get("normal", [])):
+            lines += _cell_lines(f"normal cells of stage {k + 1}", edges)
+        for k, edges in enumerate(fields.get("reduce", [])):
+            lines += _cell_lines(f"reduction cell {k + 1}", edges)
+        return lines or [genotype]
     if not genotype.startswith("Genotype("):
         return [genotype]
     lines = []
@@ -239,10 +260,7 @@ def genotype_lines(genotype: str) -> list[str]:
             edges = ast.literal_eval(match.group(1))
         except (ValueError, SyntaxError):
             return [genotype]
-        lines.append(f"{cell} cell:")
-        for k in range(0, len(edges), 2):
-            pair = ", ".join(f"({op}, {src})" for op, src in edges[k:k + 2])
-            lines.append(f"  node {k // 2 + 2} ← {pair}")
+        lines += _cell_lines(f"{cell} cell", edges)
         concat = re.search(rf"\b{cell}_concat=(range\([^)]*\)|\[[^\]]*\])", genotype)
         if concat is not None:
             lines.append(f"  output = concat {concat.group(1)}")

@@ -42,6 +42,7 @@ class SearchMethod:
     description: ClassVar[str] = ""
     supported_spaces: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
+    space_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # keys of the method that exist on one space only
     ignored_keys: ClassVar[frozenset[str]] = frozenset()
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
     help: ClassVar[dict[str, str]] = {}  # meaning of the method's own configuration keys

@@ -9,6 +9,10 @@ op each.
 
 The space never knows which method searches it: for every edge of the supernet it calls the method's
 ``edge_factory`` with the edge's identity and its candidate ops, and uses whatever module comes back.
+
+A final network may also use its own cell per stage (AGNAS): a ``StagedGenotype`` holds three normal cells,
+one for each stage (the normal cells before the first reduction, between the two reductions, after the
+second), and the two reduction cells. ``search_stage_cells`` says which search cells supply them.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.errors import UserError
 from harness.registry import register_space
 from spaces.base import DataInfo, EdgeFactory, EdgeId, GenotypeError, SearchSpace
 from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path, stem
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
+# normal: three cells' (op, source) lists, one per stage; reduce: two, one per reduction cell (concat 2..5)
+StagedGenotype = namedtuple("StagedGenotype", "normal reduce")
+STAGES = 3
+STAGE_RULES = ("first", "last")
 
 STEPS = 4  # intermediate nodes per cell
 NUM_EDGES = sum(2 + step for step in range(STEPS))  # 14
@@ -38,6 +47,9 @@ _FIELDS = Genotype._fields
 _EXPECTED_FORM = ("expected Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ... 8 (op, source) "
                   "pairs, two per node 2..5, each source < its node, the two distinct], "
                   "normal_concat=range(2, 6), reduce=[... 8 pairs], reduce_concat=range(2, 6))")
+_EXPECTED_STAGED = ("expected StagedGenotype(normal=[[... 8 (op, source) pairs, two per node 2..5, each source < "
+                    "its node, the two distinct], [... stage 2], [... stage 3]], reduce=[[... first reduction "
+                    "cell], [... second]])")
 
 
 def edge_sources() -> list[tuple[int, int]]:
@@ -54,6 +66,41 @@ def edge_stride(reduction: bool, source: int) -> int:
 def reduction_positions(layers: int) -> tuple[int, int]:
     """Positions of the two reduction cells: a third and two thirds of the way up, as in DARTS."""
     return layers // 3, 2 * layers // 3
+
+
+def search_stage_cells(layers: int, rule: str) -> tuple[list[int], list[int]]:
+    """The search cells whose genotypes build a per-stage final network: (the normal cell of each of the three
+    stages, the two reduction cells) of a search network with ``layers`` cells (at least 3).
+
+    ``rule`` picks the normal cells: ``first`` = the first normal search cell of each stage (AGNAS's reference
+    assignment: cells 0, 3, 6 of 8), ``last`` = the last one (1, 4, 7 of 8), or three comma-separated indices
+    of normal search cells (``"0,3,6"``; any normal cell may serve any stage). Below 5 search cells a stage
+    can have no normal cell (4 cells: normal, reduction, reduction, normal); ``first`` and ``last`` then
+    reuse the cell chosen for the stage before it. The reduction cells are the search network's two.
+    Refuses a bad rule with one line (``UserError``).
+    """
+    if layers < 3:
+        raise UserError(f"a per-stage final network needs search_layers >= 3 (two distinct reduction cells and "
+                        f"a normal cell), got {layers}")
+    reductions = list(reduction_positions(layers))
+    bounds = [0, *reductions, layers]
+    if rule in STAGE_RULES:
+        normal: list[int] = []
+        for stage in range(STAGES):
+            cells = [c for c in range(bounds[stage], bounds[stage + 1]) if c not in reductions]
+            normal.append((cells[0] if rule == "first" else cells[-1]) if cells else normal[-1])
+        return normal, reductions
+    parts = [part.strip() for part in str(rule).split(",")]
+    if len(parts) != STAGES or not all(part.isdigit() for part in parts):
+        raise UserError(f"stage_cells must be {' or '.join(STAGE_RULES)} or {STAGES} comma-separated search cell "
+                        f"indices such as 0,3,6, got {rule!r}")
+    normal = [int(part) for part in parts]
+    for cell in normal:
+        if cell >= layers or cell in reductions:
+            valid = [c for c in range(layers) if c not in reductions]
+            raise UserError(f"stage_cells: search cell {cell} is not a normal cell of the {layers}-cell search "
+                            f"network (normal cells: {', '.join(map(str, valid))})")
+    return normal, reductions
 
 
 # --- genotype strings ------------------------------------------------------------------------------------
@@ -137,22 +184,27 @@ def _parse_concat(field: str, node: ast.AST) -> range | list[int]:
     raise _bad(f"{field} must be range(2, 6) or a list of node indices, got {_snippet(node)}")
 
 
-def _check_cell(field: str, edges: list[tuple[str, int]], op_names: tuple[str, ...]) -> None:
+def _bad_staged(problem: str) -> GenotypeError:
+    return GenotypeError(f"invalid DARTS staged genotype: {problem}; {_EXPECTED_STAGED}")
+
+
+def _check_cell(field: str, edges: list[tuple[str, int]], op_names: tuple[str, ...],
+                bad: Callable[[str], GenotypeError] = _bad) -> None:
     if len(edges) != 2 * STEPS:
-        raise _bad(f"{field} has {len(edges)} (op, source) pairs, need {2 * STEPS}")
+        raise bad(f"{field} has {len(edges)} (op, source) pairs, need {2 * STEPS}")
     for j, (op, source) in enumerate(edges):
         if op == "none":
-            raise _bad(f"{field}[{j}] uses 'none', which a genotype cannot choose")
+            raise bad(f"{field}[{j}] uses 'none', which a genotype cannot choose")
         if op not in op_names:
-            raise _bad(f"{field}[{j}] has unknown op {op!r} (valid: {', '.join(n for n in op_names if n != 'none')})")
+            raise bad(f"{field}[{j}] has unknown op {op!r} (valid: {', '.join(n for n in op_names if n != 'none')})")
         node = 2 + j // 2
         if not 0 <= source < node:
-            raise _bad(f"{field}[{j}] belongs to node {node}, so its source must be in 0..{node - 1}, "
-                       f"got {source}")
+            raise bad(f"{field}[{j}] belongs to node {node}, so its source must be in 0..{node - 1}, "
+                      f"got {source}")
     for node in range(2, 2 + STEPS):
         first, second = edges[2 * (node - 2)][1], edges[2 * (node - 2) + 1][1]
         if first == second:
-            raise _bad(f"node {node} of {field} uses source {first} twice; its two sources must differ")
+            raise bad(f"node {node} of {field} uses source {first} twice; its two sources must differ")
 
 
 def _check_concat(field: str, concat: Any) -> None:
@@ -169,17 +221,60 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def _check_edge_list(field: str, edges: Any, op_names: tuple[str, ...], bad: Callable[[str], GenotypeError]) -> None:
+    if not (isinstance(edges, (list, tuple)) and all(
+            isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], str) and _is_int(e[1]) for e in edges)):
+        raise bad(f"{field} must be a list of (op name, integer source) pairs")
+    _check_cell(field, [(op, int(source)) for op, source in edges], op_names, bad)
+
+
 def _check_genotype(genotype: Any, op_names: tuple[str, ...]) -> None:
+    if isinstance(genotype, StagedGenotype):
+        for group, count in (("normal", STAGES), ("reduce", STAGES - 1)):
+            cells = getattr(genotype, group)
+            if not (isinstance(cells, (list, tuple)) and len(cells) == count):
+                raise _bad_staged(f"{group} must hold {count} cells")
+            for k, edges in enumerate(cells):
+                _check_edge_list(f"{group}[{k}]", edges, op_names, _bad_staged)
+        return
     if not isinstance(genotype, Genotype):
         raise _bad(f"not a Genotype: {type(genotype).__name__}")
     for group in ("normal", "reduce"):
-        edges = getattr(genotype, group)
-        if not (isinstance(edges, (list, tuple)) and all(
-                isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], str) and _is_int(e[1])
-                for e in edges)):
-            raise _bad(f"{group} must be a list of (op name, integer source) pairs")
-        _check_cell(group, [(op, int(source)) for op, source in edges], op_names)
+        _check_edge_list(group, getattr(genotype, group), op_names, _bad)
         _check_concat(f"{group}_concat", getattr(genotype, f"{group}_concat"))
+
+
+def _parse_staged(text: str, op_names: tuple[str, ...]) -> StagedGenotype:
+    fields = parse_call_fields(text, "StagedGenotype", StagedGenotype._fields, _bad_staged)
+    values = {}
+    for group, count in (("normal", STAGES), ("reduce", STAGES - 1)):
+        node = fields[group]
+        if not (isinstance(node, ast.List) and len(node.elts) == count):
+            raise _bad_staged(f"{group} must be a list of {count} cells, got {_snippet(node)}")
+        cells = []
+        for k, cell in enumerate(node.elts):
+            edges = parse_edges(f"{group}[{k}]", cell, _bad_staged)
+            _check_cell(f"{group}[{k}]", edges, op_names, _bad_staged)
+            cells.append(edges)
+        values[group] = cells
+    return StagedGenotype(**values)
+
+
+def cell_genotype(genotype: Any, position: int, layers: int) -> Any:
+    """The genotype that builds the final network's cell at ``position`` of ``layers``.
+
+    For a ``StagedGenotype`` that is a ``Genotype`` whose two cells are both the one of this position's stage
+    (normal cells: the stage's normal cell; a reduction cell: its own), so the cell reads it whatever its
+    type; any other genotype builds every cell as it is.
+    """
+    if not isinstance(genotype, StagedGenotype):
+        return genotype
+    reductions = reduction_positions(layers)
+    if position in reductions:
+        edges = genotype.reduce[reductions.index(position)]
+    else:
+        edges = genotype.normal[sum(position > r for r in set(reductions))]
+    return Genotype(normal=edges, normal_concat=CONCAT, reduce=edges, reduce_concat=CONCAT)
 
 
 def _format_edges(edges: list[tuple[str, int]]) -> str:
@@ -357,7 +452,8 @@ class AuxiliaryHead(nn.Module):
 
 
 class EvalNetwork(nn.Module):
-    """The DARTS evaluation network (NetworkCIFAR) for one genotype.
+    """The DARTS evaluation network (NetworkCIFAR) for one genotype (or one cell per stage:
+    ``StagedGenotype``).
 
     ``forward(x)`` returns ``(logits, aux_logits)``; ``aux_logits`` is None unless the network has an
     auxiliary head and is training. The trainer sets ``drop_path_prob`` (default 0.0). ``cell_cls`` (default
@@ -384,7 +480,8 @@ class EvalNetwork(nn.Module):
             if reduction:
                 C_curr *= 2
                 size = math.ceil(size / 2)
-            cells.append((cell_cls or EvalCell)(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev))
+            cells.append((cell_cls or EvalCell)(cell_genotype(genotype, i, layers), C_prev_prev, C_prev, C_curr,
+                                                reduction, reduction_prev))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, len(cells[-1].concat) * C_curr
             if i == self.aux_position:
@@ -430,14 +527,24 @@ class DartsSpace(SearchSpace):
         return SearchNetwork(edge_factory, info, int(self.cfg["search_layers"]),
                              int(self.cfg["search_channels"]), self.op_names)
 
-    def build_network(self, genotype: Genotype, info: DataInfo, layers: int, channels: int,
+    def build_network(self, genotype: Genotype | StagedGenotype, info: DataInfo, layers: int, channels: int,
                       auxiliary: bool) -> nn.Module:
+        """The final network: every cell of a type from the one ``Genotype``, or each stage's normal cells and
+        each reduction cell from its own cell of a ``StagedGenotype``."""
         _check_genotype(genotype, self.op_names)
         return EvalNetwork(genotype, info, layers, channels, auxiliary)
 
     # --- genotypes ------------------------------------------------------------------------------
     def derive(self, scores: dict[str, np.ndarray]) -> Genotype:
-        """The DARTS derivation rule, made deterministic.
+        """The DARTS derivation rule (``derive_cell``) on the normal and the reduction scores."""
+        for group in self.arch_shape():
+            if group not in scores:
+                raise ValueError(f"derive needs scores for '{group}', got {sorted(scores)}")
+        return Genotype(normal=self.derive_cell(scores["normal"], "normal"), normal_concat=CONCAT,
+                        reduce=self.derive_cell(scores["reduce"], "reduce"), reduce_concat=CONCAT)
+
+    def derive_cell(self, scores: np.ndarray, name: str = "scores") -> list[tuple[str, int]]:
+        """The DARTS derivation rule for one cell's ``[14, ops]`` scores, made deterministic.
 
         For each intermediate node, an incoming edge's strength is its highest score over the non-``none``
         ops (``none`` is ignored entirely: choosing it would remove the edge). The two strongest edges are
@@ -445,30 +552,25 @@ class DartsSpace(SearchSpace):
         best non-``none`` op; equal scores go to the op earlier in ``op_names``.
         """
         selectable = self.selectable_ops()
-        cells = {}
-        for group, shape in self.arch_shape().items():
-            if group not in scores:
-                raise ValueError(f"derive needs scores for '{group}', got {sorted(scores)}")
-            matrix = np.asarray(scores[group], dtype=np.float64)
-            if matrix.shape != shape:
-                raise ValueError(f"scores['{group}'] must have shape {shape}, got {matrix.shape}")
-            if np.isnan(matrix).any():
-                raise ValueError(f"scores['{group}'] contains NaN")
-            usable = matrix[:, selectable]
-            edges: list[tuple[str, int]] = []
-            start = 0
-            for node in range(2, 2 + STEPS):
-                rows = usable[start:start + node]
-                strength = rows.max(axis=1)
-                # np.argmax and the stable sort both favour the first index: the tie-breaks documented above.
-                ranked = sorted(range(node), key=lambda source: -strength[source])
-                for source in ranked[:2]:
-                    best = selectable[int(np.argmax(rows[source]))]
-                    edges.append((self.op_names[best], source))
-                start += node
-            cells[group] = edges
-        return Genotype(normal=cells["normal"], normal_concat=CONCAT,
-                        reduce=cells["reduce"], reduce_concat=CONCAT)
+        matrix = np.asarray(scores, dtype=np.float64)
+        shape = (NUM_EDGES, len(self.op_names))
+        if matrix.shape != shape:
+            raise ValueError(f"scores['{name}'] must have shape {shape}, got {matrix.shape}")
+        if np.isnan(matrix).any():
+            raise ValueError(f"scores['{name}'] contains NaN")
+        usable = matrix[:, selectable]
+        edges: list[tuple[str, int]] = []
+        start = 0
+        for node in range(2, 2 + STEPS):
+            rows = usable[start:start + node]
+            strength = rows.max(axis=1)
+            # np.argmax and the stable sort both favour the first index: the tie-breaks documented above.
+            ranked = sorted(range(node), key=lambda source: -strength[source])
+            for source in ranked[:2]:
+                best = selectable[int(np.argmax(rows[source]))]
+                edges.append((self.op_names[best], source))
+            start += node
+        return edges
 
     def sample(self, rng: np.random.Generator) -> Genotype:
         """A uniform random genotype: per node two distinct sources, each with a uniform non-``none`` op.
@@ -488,13 +590,16 @@ class DartsSpace(SearchSpace):
         return Genotype(normal=cells["normal"], normal_concat=CONCAT,
                         reduce=cells["reduce"], reduce_concat=CONCAT)
 
-    def parse(self, text: str) -> Genotype:
+    def parse(self, text: str) -> Genotype | StagedGenotype:
         """Genotype from its DARTS repr form, read with ``ast`` (never evaluated).
 
         Accepts ``Genotype(normal=[(op, source), ...], normal_concat=range(2, 6), reduce=[...],
         reduce_concat=range(2, 6))`` with the fields as keywords or in order; concat may also be a list of
-        node indices. Every problem raises ``GenotypeError`` with one line.
+        node indices. A per-stage genotype reads ``StagedGenotype(normal=[[(op, source), ...], [...], [...]],
+        reduce=[[...], [...]])``. Every problem raises ``GenotypeError`` with one line.
         """
+        if isinstance(text, str) and text.lstrip().startswith("StagedGenotype("):
+            return _parse_staged(text, self.op_names)
         fields = parse_call_fields(text, "Genotype", _FIELDS, _bad)
         values: dict[str, Any] = {}
         for group in ("normal", "reduce"):
@@ -504,9 +609,14 @@ class DartsSpace(SearchSpace):
             values[group], values[f"{group}_concat"] = edges, CONCAT
         return Genotype(**values)
 
-    def to_str(self, genotype: Genotype) -> str:
+    def to_str(self, genotype: Genotype | StagedGenotype) -> str:
         """The DARTS repr form, e.g. ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6),
-        reduce=[...], reduce_concat=range(2, 6))``; raises ``GenotypeError`` for an invalid genotype."""
+        reduce=[...], reduce_concat=range(2, 6))`` or ``StagedGenotype(normal=[[...], [...], [...]],
+        reduce=[[...], [...]])``; raises ``GenotypeError`` for an invalid genotype."""
         _check_genotype(genotype, self.op_names)
+        if isinstance(genotype, StagedGenotype):
+            def cells(group: str) -> str:
+                return "[" + ", ".join(_format_edges(edges) for edges in getattr(genotype, group)) + "]"
+            return f"StagedGenotype(normal={cells('normal')}, reduce={cells('reduce')})"
         return (f"Genotype(normal={_format_edges(genotype.normal)}, normal_concat=range(2, 6), "
                 f"reduce={_format_edges(genotype.reduce)}, reduce_concat=range(2, 6))")

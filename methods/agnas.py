@@ -1,0 +1,251 @@
+"""AGNAS: attention-guided micro and macro neural architecture search (Sun et al., ICML 2022), micro search.
+
+No architecture parameters and no bilevel step. Every searchable edge concatenates the outputs of its m
+candidate ops, F_con = [o_1(x), ..., o_m(x)] ∈ R^{B×mC×H×W}, and applies an SE-style attention module to it
+(Eqs. 4–8):
+
+    Atten = σ(W_2 ReLU(W_1 GAP(F_con))),   W_1 ∈ R^{(mC/r)×mC}, W_2 ∈ R^{mC×(mC/r)} (no biases)
+    F_out = Σ_k (F_con ⊗ Atten)[kC:(k+1)C]
+
+so the edge outputs the sum of its m re-weighted C-channel blocks. The attention modules train with the
+network weights: one SGD step per batch of the weight half (the shared search optimiser: lr cosine from
+``w_lr`` to ``w_lr_min``, momentum, weight decay, gradient-norm clip). r = ``attention_reduction`` (8, the
+reference code's value on the DARTS space); mC/r is rounded down, and at least 1.
+
+**Operation importance** (Eq. 6): the importance of candidate k on an edge is the sum of its C attention
+values, accumulated over every image of the architecture half (forward only, no gradients, BatchNorm on
+its running statistics, so an image's attention does not depend on its batch). That pass is the search's
+per-epoch validation pass, so every epoch's importance (and genotype) comes at no extra cost; the last
+epoch's is the one derived from. Importance is a sum over images (not a mean), as in the paper.
+
+**DARTS space**: each search cell has its own importance matrix and its own genotype (the space's DARTS
+rule: top-2 incoming edges per node, ``none`` excluded). The final network has its own cell per stage
+(``StagedGenotype``): ``stage_cells`` picks the search cell of each stage's normal cells — ``first`` (the
+reference assignment: search cells 0, 3, 6 of 8), ``last``, or three indices — and the reduction cells are
+the two search reduction cells (``spaces.darts.search_stage_cells``). The record lists every search
+cell's genotype and what it was used for.
+
+**NAS-Bench-201**: the importance of an edge position is averaged over all cells (the benchmark's cell is
+shared), and the cell is the argmax per edge with ``none`` allowed (the space's rule).
+
+**Ranking correlations**: the harness's operation-level protocol (discretise an edge position in every cell
+of its group, measure the supernet's accuracy on the fixed subset of the architecture half) is the paper's
+Fig. 3 protocol, run on the same sampled edges and batches as every other method. AGNAS's score for an edge
+position is its importance averaged over the cells of the group (the same averaging as on NAS-Bench-201);
+``importance()`` returns those group averages. A discretised edge computes only the kept op and passes zeros
+for the others through the attention module (the removed candidates contribute nothing, the module stays).
+
+Our choices: the candidates are concatenated in the space's op order (the reference code puts ``none``
+last; the module is the same up to a permutation of its units' random initialisation); r = 8 on
+NAS-Bench-201 too (no public script); the per-epoch genotype in the history comes from the per-epoch
+importance. Paper settings: 50 search epochs, batch 64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.data import SearchData
+from harness.errors import UserError
+from harness.registry import register_method
+from harness.train import cosine_lr, evaluate, set_lr, sgd
+from methods.base import ArchState, SearchMethod
+from spaces.base import DataInfo, EdgeId, SearchSpace
+from spaces.darts import DartsSpace, StagedGenotype, search_stage_cells
+
+
+class AttentionTally:
+    """Per (cell, edge): the sum over images of each candidate's attention sum, while ``collecting``."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.sums: dict[tuple[int, int], torch.Tensor] = {}
+        self.images: dict[tuple[int, int], int] = {}
+
+    def add(self, edge: EdgeId, attention: torch.Tensor) -> None:
+        """``attention``: [B, m, C] of one forward pass."""
+        key = (edge.cell, edge.index)
+        per_op = attention.detach().to(torch.float64).sum(dim=(0, 2)).cpu()
+        self.sums[key] = self.sums[key] + per_op if key in self.sums else per_op
+        self.images[key] = self.images.get(key, 0) + attention.shape[0]
+
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Start from zero and accumulate during the block."""
+        self.sums, self.images, self.active = {}, {}, True
+        try:
+            yield
+        finally:
+            self.active = False
+
+
+class AttentionEdge(nn.Module):
+    """The candidates' outputs concatenated, re-weighted channel-wise by SE attention, and summed per block."""
+
+    def __init__(self, edge: EdgeId, candidates: nn.ModuleList, reduction_ratio: int, arch: ArchState,
+                 tally: AttentionTally):
+        super().__init__()
+        self.edge, self.ops, self.arch, self.tally = edge, candidates, arch, tally
+        width = len(candidates) * edge.channels
+        hidden = max(1, width // reduction_ratio)
+        self.fc1 = nn.Linear(width, hidden, bias=False)
+        self.fc2 = nn.Linear(hidden, width, bias=False)
+
+    def attention(self, stacked: torch.Tensor) -> torch.Tensor:
+        """σ(W_2 ReLU(W_1 GAP(F_con))) for ``stacked`` = F_con viewed as [B, m, C, H, W]; returns [B, m, C]."""
+        b, m, c = stacked.shape[:3]
+        pooled = stacked.mean(dim=(3, 4)).reshape(b, m * c)
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled)))).reshape(b, m, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        forced = self.arch.forced.get((self.edge.group, self.edge.index))
+        if forced is None:
+            stacked = torch.stack([op(x) for op in self.ops], dim=1)
+        else:  # discretised: only the kept op runs; the removed ones contribute zeros
+            kept = self.ops[forced](x)
+            stacked = kept.new_zeros((kept.shape[0], len(self.ops), *kept.shape[1:]))
+            stacked[:, forced] = kept
+        attention = self.attention(stacked)
+        if self.tally.active:
+            self.tally.add(self.edge, attention)
+        return (stacked * attention[..., None, None]).sum(dim=1)
+
+
+@register_method
+class Agnas(SearchMethod):
+    name = "agnas"
+    description = "AGNAS: attention over the concatenated candidates, importance = summed attention (micro search)"
+    supported_spaces = ("darts", "nb201")
+    defaults = {"search_epochs": 50, "attention_reduction": 8}
+    space_defaults = {"darts": {"stage_cells": "first"}}
+    help = {
+        "attention_reduction": "AGNAS: reduction ratio r of the attention module's bottleneck (mC -> mC/r -> mC)",
+        "stage_cells": "AGNAS (darts): search cell of each stage's normal cells: 'first' (reference: 0,3,6 of 8), "
+                       "'last', or three indices 'a,b,c'; reduction cells: the two search reduction cells",
+    }
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        super().validate_config(cfg)
+        if int(cfg["attention_reduction"]) < 1:
+            raise UserError(f"attention_reduction must be at least 1, got {cfg['attention_reduction']}")
+        if "stage_cells" in cfg:
+            search_stage_cells(int(cfg["search_layers"]), cfg["stage_cells"])
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
+                 seed: int):
+        super().__init__(space, cfg, info, device, seed)
+        self.tally = AttentionTally()
+        self.cell_groups: dict[int, str] = {}  # search cell → its group
+        self.cell_scores: dict[int, np.ndarray] = {}  # search cell → [edges, ops] importance
+        self.importance_images = 0  # images the importance was accumulated over
+        self.supernet = space.build_supernet(self.make_edge, info).to(device)
+        self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
+
+    def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:
+        self.cell_groups[edge.cell] = edge.group
+        return AttentionEdge(edge, candidates, int(self.cfg["attention_reduction"]), self.arch, self.tally)
+
+    # --- search ---------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        """Weight steps over the weight half, then the validation pass over the whole architecture half,
+        which also accumulates the importance."""
+        set_lr(self.w_opt, cosine_lr(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"]))
+        loss_sum, correct, count = 0.0, 0.0, 0
+        for weight_batch in data.weight_batches(epoch):
+            stats = self.train_step(weight_batch, None, epoch)
+            n = len(weight_batch[1])
+            loss_sum, correct, count = loss_sum + stats["loss"] * n, correct + stats["correct"], count + n
+        val_loss, val_acc = self.measure_importance(data.val_batches())
+        return {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count, "val_loss": val_loss,
+                "val_acc": val_acc, "lr": self.w_opt.param_groups[0]["lr"],
+                "genotype": self.space.to_str(self.derive())}
+
+    def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
+        """One SGD step of the weights and attention modules (AGNAS has no architecture step)."""
+        x, y = weight_batch
+        self.supernet.train()
+        self.w_opt.zero_grad(set_to_none=True)
+        logits = self.supernet(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
+        self.w_opt.step()
+        return {"loss": loss.item(), "correct": (logits.argmax(1) == y).sum().item()}
+
+    def measure_importance(self, batches: Any) -> tuple[float, float]:
+        """Forward ``batches`` (eval mode, no gradients) and set every cell's importance to the attention
+        accumulated over them; returns their loss and accuracy."""
+        with self.tally.collecting():
+            val_loss, val_acc = evaluate(self.supernet, batches)
+        shapes = self.space.arch_shape()
+        scores = {cell: np.zeros(shapes[group]) for cell, group in self.cell_groups.items()}
+        for (cell, index), sums in self.tally.sums.items():
+            scores[cell][index] = sums.numpy()
+        self.cell_scores = scores
+        self.importance_images = next(iter(self.tally.images.values()), 0)
+        return val_loss, val_acc
+
+    # --- results --------------------------------------------------------------------------------
+    def importance(self) -> dict[str, np.ndarray] | None:
+        """Per group, the importance averaged over the group's cells (None before the first measurement)."""
+        if not self.cell_scores:
+            return None
+        groups: dict[str, list[np.ndarray]] = {}
+        for cell in sorted(self.cell_scores):
+            groups.setdefault(self.cell_groups[cell], []).append(self.cell_scores[cell])
+        return {group: np.mean(matrices, axis=0) for group, matrices in groups.items()}
+
+    def stage_assignment(self) -> tuple[list[int], list[int]]:
+        """(search cell of each stage's normal cells, the two reduction search cells) — DARTS space."""
+        return search_stage_cells(len(self.cell_groups), self.cfg["stage_cells"])
+
+    def derive(self) -> Any:
+        """DARTS space: one cell per stage from the assigned search cells' own genotypes; NAS-Bench-201: the
+        space's argmax on the importance averaged over the cells."""
+        if not isinstance(self.space, DartsSpace):
+            return super().derive()
+        normal, reduce = self.stage_assignment()
+        return StagedGenotype(normal=[self.cell_genotype(c) for c in normal],
+                              reduce=[self.cell_genotype(c) for c in reduce])
+
+    def cell_genotype(self, cell: int) -> list[tuple[str, int]]:
+        """The DARTS rule on one search cell's importance."""
+        assert isinstance(self.space, DartsSpace)
+        return self.space.derive_cell(self.cell_scores[cell], f"cell {cell}")
+
+    def record_info(self) -> dict[str, Any]:
+        """Every search cell's importance (and, on the DARTS space, its genotype and the stages it built)."""
+        cells = [{"cell": cell, "group": self.cell_groups[cell], "importance": self.cell_scores[cell].tolist()}
+                 for cell in sorted(self.cell_scores)]
+        info: dict[str, Any] = {"attention": {"reduction_ratio": int(self.cfg["attention_reduction"]),
+                                              "importance_images": self.importance_images},
+                                "cells": cells}
+        if isinstance(self.space, DartsSpace):
+            normal, reduce = self.stage_assignment()
+            for entry in cells:
+                cell = entry["cell"]
+                entry["genotype"] = [list(pair) for pair in self.cell_genotype(cell)]
+                entry["used_for"] = ([f"normal cells of stage {k + 1}" for k, c in enumerate(normal) if c == cell]
+                                     + [f"reduction cell {k + 1}" for k, c in enumerate(reduce) if c == cell])
+            info["stage_cells"] = {"rule": self.cfg["stage_cells"], "normal": normal, "reduce": reduce}
+        return info
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"supernet": self.supernet.state_dict(), "w_opt": self.w_opt.state_dict(),
+                "cell_scores": {cell: m.copy() for cell, m in self.cell_scores.items()},
+                "importance_images": self.importance_images}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.cell_scores = {int(cell): np.asarray(m) for cell, m in state["cell_scores"].items()}
+        self.importance_images = int(state["importance_images"])
