@@ -232,39 +232,42 @@ def _cell_lines(title: str, edges: list[tuple[str, int]]) -> list[str]:
 
 def genotype_lines(genotype: str) -> list[str]:
     """DARTS-style ``Genotype(...)`` and ``StagedGenotype(...)`` strings as one line per cell node; other
-    strings unchanged.
+    strings, and strings of those forms that cannot be read, unchanged.
 
     A genotype is a list of (op, source) pairs, two per intermediate node; nodes are numbered from 2
     because sources 0 and 1 are the cell's two inputs, so node numbers and sources read the same way.
     """
-    if genotype.startswith("StagedGenotype("):
-        try:
-            call = ast.parse(genotype, mode="eval").body
-            fields = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
-        except (ValueError, SyntaxError, AttributeError, TypeError):
-            return [genotype]
-        lines = []
-        for k, edges in enumerate(fields.get("normal", [])):
-            lines += _cell_lines(f"normal cells of stage {k + 1}", edges)
-        for k, edges in enumerate(fields.get("reduce", [])):
-            lines += _cell_lines(f"reduction cell {k + 1}", edges)
-        return lines or [genotype]
-    if not genotype.startswith("Genotype("):
+    try:
+        lines = _staged_lines(genotype) if genotype.startswith("StagedGenotype(") else _plain_lines(genotype)
+    except (ValueError, SyntaxError, AttributeError, TypeError, RecursionError, MemoryError):
         return [genotype]
+    return lines or [genotype]
+
+
+def _staged_lines(genotype: str) -> list[str]:
+    call = ast.parse(genotype, mode="eval").body
+    fields = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
+    lines = []
+    for k, edges in enumerate(fields.get("normal", [])):
+        lines += _cell_lines(f"normal cells of stage {k + 1}", edges)
+    for k, edges in enumerate(fields.get("reduce", [])):
+        lines += _cell_lines(f"reduction cell {k + 1}", edges)
+    return lines
+
+
+def _plain_lines(genotype: str) -> list[str]:
+    if not genotype.startswith("Genotype("):
+        return []
     lines = []
     for cell in ("normal", "reduce"):
         match = re.search(rf"\b{cell}=(\[[^\]]*\])", genotype)
         if match is None:
             continue
-        try:
-            edges = ast.literal_eval(match.group(1))
-        except (ValueError, SyntaxError):
-            return [genotype]
-        lines += _cell_lines(f"{cell} cell", edges)
+        lines += _cell_lines(f"{cell} cell", ast.literal_eval(match.group(1)))
         concat = re.search(rf"\b{cell}_concat=(range\([^)]*\)|\[[^\]]*\])", genotype)
         if concat is not None:
             lines.append(f"  output = concat {concat.group(1)}")
-    return lines or [genotype]
+    return lines
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -91,7 +91,7 @@ def search_stage_cells(layers: int, rule: str) -> tuple[list[int], list[int]]:
             normal.append((cells[0] if rule == "first" else cells[-1]) if cells else normal[-1])
         return normal, reductions
     parts = [part.strip() for part in str(rule).split(",")]
-    if len(parts) != STAGES or not all(part.isdigit() for part in parts):
+    if len(parts) != STAGES or not all(part.isdecimal() for part in parts):
         raise UserError(f"stage_cells must be {' or '.join(STAGE_RULES)} or {STAGES} comma-separated search cell "
                         f"indices such as 0,3,6, got {rule!r}")
     normal = [int(part) for part in parts]
