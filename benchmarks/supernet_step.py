@@ -13,6 +13,7 @@ configured size: the cost is the same); ``--set ags=false`` times it without the
     python benchmarks/supernet_step.py --device cuda --json step.json
     python benchmarks/supernet_step.py --method nos --space hetero --orders 1 [--set ags=false]
     python benchmarks/supernet_step.py --method eoinas      # GDAS-style: one sampled op per edge, first order
+    python benchmarks/supernet_step.py --method agnas       # weight step only: every op, attention over them
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` since a reset after the model is built (the
 parameters and optimiser state are included); on CPU the process's peak resident set
