@@ -20,3 +20,16 @@ def hand_count(genotype: tuple[str, ...], layers: int = 5, channels: int = 16) -
         conv_3x3 = 9 * width * width + 2 * width
         total += layers * (genotype.count("nor_conv_1x1") * conv_1x1 + genotype.count("nor_conv_3x3") * conv_3x3)
     return total
+
+
+def count_op_calls(edges) -> tuple[dict[tuple[int, int, int], int], list]:
+    """Forward-hook counters on every candidate op of ``edges`` (edge modules with ``.edge`` and ``.ops``):
+    ({(cell, edge index, op): calls}, the hook handles to remove)."""
+    calls: dict[tuple[int, int, int], int] = {}
+    handles = []
+    for edge in edges:
+        for k, op in enumerate(edge.ops):
+            def hook(module, inputs, output, key=(edge.edge.cell, edge.edge.index, k)):
+                calls[key] = calls.get(key, 0) + 1
+            handles.append(op.register_forward_hook(hook))
+    return calls, handles

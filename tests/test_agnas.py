@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import one_line
+from helpers import count_op_calls, one_line
 from torch import nn
 
 import harness.correlation as correlation
@@ -249,23 +249,12 @@ def test_importance_is_a_sum_over_images_independent_of_batching():
 
 # --- 3. discretised edges --------------------------------------------------------------------------------------
 
-def count_op_calls(method):
-    calls: dict[tuple[int, int, int], int] = {}
-    handles = []
-    for edge in attention_edges(method):
-        for k, op in enumerate(edge.ops):
-            def hook(module, inputs, output, key=(edge.edge.cell, edge.edge.index, k)):
-                calls[key] = calls.get(key, 0) + 1
-            handles.append(op.register_forward_hook(hook))
-    return calls, handles
-
-
 def test_discretised_edge_runs_only_the_kept_op_and_zeroes_the_others():
     method = make("darts")
     method.supernet.double().eval()
     x = random_images(4, 5)
     group, index, kept = "reduce", 3, 5
-    calls, handles = count_op_calls(method)
+    calls, handles = count_op_calls(attention_edges(method))
     with torch.no_grad(), method.discretised(group, index, kept):
         method.supernet(x)
     for h in handles:

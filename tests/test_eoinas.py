@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import one_line
+from helpers import count_op_calls, one_line
 
 from harness.config import resolve
 from harness.data import SearchData, load_dataset
@@ -98,17 +98,6 @@ def softmax_rows(a) -> np.ndarray:
     a = np.asarray(a, dtype=float)
     e = np.exp(a - a.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
-
-
-def count_op_calls(method):
-    calls: dict[tuple[int, int, int], int] = {}
-    handles = []
-    for edge in [m for m in method.supernet.modules() if isinstance(m, GumbelEdge)]:
-        for k, op in enumerate(edge.ops):
-            def hook(module, inputs, output, key=(edge.edge.cell, edge.edge.index, k)):
-                calls[key] = calls.get(key, 0) + 1
-            handles.append(op.register_forward_hook(hook))
-    return calls, handles
 
 
 # --- the indicator --------------------------------------------------------------------------------------
@@ -352,7 +341,7 @@ def test_train_step_after_pruning_samples_counts_and_updates_only_alive_ops(digi
 def test_only_the_sampled_op_runs_before_and_after_pruning(digits):
     method = make("nb201")
     data = SearchData(digits, method.cfg, 0, CPU)
-    calls, call_handles = count_op_calls(method)
+    calls, call_handles = count_op_calls([m for m in method.supernet.modules() if isinstance(m, GumbelEdge)])
     samples, _, handles = record_forwards(method)
     x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     method.supernet(x)
