@@ -72,7 +72,7 @@ class AttentionTally:
     def add(self, edge: EdgeId, attention: torch.Tensor) -> None:
         """``attention``: [B, m, C] of one forward pass."""
         key = (edge.cell, edge.index)
-        per_op = attention.detach().to(torch.float64).sum(dim=(0, 2)).cpu()
+        per_op = attention.detach().to(torch.float64).sum(dim=(0, 2))  # stays on the device: no sync per edge
         self.sums[key] = self.sums[key] + per_op if key in self.sums else per_op
         self.images[key] = self.images.get(key, 0) + attention.shape[0]
 
@@ -188,7 +188,7 @@ class Agnas(SearchMethod):
         shapes = self.space.arch_shape()
         scores = {cell: np.zeros(shapes[group]) for cell, group in self.cell_groups.items()}
         for (cell, index), sums in self.tally.sums.items():
-            scores[cell][index] = sums.numpy()
+            scores[cell][index] = sums.cpu().numpy()
         self.cell_scores = scores
         self.importance_images = next(iter(self.tally.images.values()), 0)
         return val_loss, val_acc
