@@ -43,7 +43,7 @@ importance. Paper settings: 50 search epochs, batch 64.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,7 +55,7 @@ from torch import nn
 from harness.data import SearchData
 from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import cosine_lr, evaluate, set_lr, sgd
+from harness.train import evaluate, sgd
 from methods.base import ArchState, SearchMethod
 from spaces.base import DataInfo, EdgeId, SearchSpace
 from spaces.darts import DartsSpace, StagedGenotype, search_stage_cells
@@ -154,19 +154,13 @@ class Agnas(SearchMethod):
         return AttentionEdge(edge, candidates, int(self.cfg["attention_reduction"]), self.arch, self.tally)
 
     # --- search ---------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
-        """Weight steps over the weight half, then the validation pass over the whole architecture half,
-        which also accumulates the importance."""
-        set_lr(self.w_opt, cosine_lr(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"]))
-        loss_sum, correct, count = 0.0, 0.0, 0
-        for weight_batch in data.weight_batches(epoch):
-            stats = self.train_step(weight_batch, None, epoch)
-            n = len(weight_batch[1])
-            loss_sum, correct, count = loss_sum + stats["loss"] * n, correct + stats["correct"], count + n
-        val_loss, val_acc = self.measure_importance(data.val_batches())
-        return {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count, "val_loss": val_loss,
-                "val_acc": val_acc, "lr": self.w_opt.param_groups[0]["lr"],
-                "genotype": self.space.to_str(self.derive())}
+    def step_batches(self, epoch: int, data: SearchData) -> Iterable[tuple[Any, Any]]:
+        """Weight-half batches only: the architecture half is not trained on."""
+        return ((weight_batch, None) for weight_batch in data.weight_batches(epoch))
+
+    def validate(self, data: SearchData) -> tuple[float, float]:
+        """The validation pass over the whole architecture half, which also accumulates the importance."""
+        return self.measure_importance(data.val_batches())
 
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
         """One SGD step of the weights and attention modules (AGNAS has no architecture step)."""

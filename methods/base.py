@@ -13,7 +13,7 @@ modules look the choice up in ``ArchState.forced``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -23,6 +23,7 @@ from torch import nn
 
 from harness.data import SearchData
 from harness.errors import UserError
+from harness.train import cosine_lr, evaluate, set_lr
 from spaces.base import DataInfo, SearchSpace
 
 
@@ -52,6 +53,7 @@ class SearchMethod:
         self.space, self.cfg, self.info, self.device, self.seed = space, cfg, info, device, seed
         self.arch = ArchState()
         self.supernet: nn.Module | None = None
+        self.w_opt: torch.optim.Optimizer | None = None  # the shared search SGD of the supernet's weights
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
@@ -69,8 +71,31 @@ class SearchMethod:
         return int(self.cfg["search_epochs"])
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
-        """One search epoch; returns the epoch's metrics (``val_acc`` among them, percent)."""
-        raise NotImplementedError
+        """One search epoch; returns the epoch's metrics (``val_acc`` among them, percent).
+
+        The default is the epoch of a method that trains a supernet with the shared search SGD
+        (``self.w_opt``): the epoch's weight learning rate (cosine from ``w_lr`` to ``w_lr_min``), ``train_step``
+        on every pair of ``step_batches``, then ``validate``, and the genotype derived so far. A method
+        without a supernet (random search) overrides it.
+        """
+        set_lr(self.w_opt, cosine_lr(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"]))
+        loss_sum, correct, count = 0.0, 0.0, 0
+        for weight_batch, arch_batch in self.step_batches(epoch, data):
+            stats = self.train_step(weight_batch, arch_batch, epoch)
+            n = len(weight_batch[1])
+            loss_sum, correct, count = loss_sum + stats["loss"] * n, correct + stats["correct"], count + n
+        val_loss, val_acc = self.validate(data)
+        return {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count, "val_loss": val_loss,
+                "val_acc": val_acc, "lr": self.w_opt.param_groups[0]["lr"],
+                "genotype": self.space.to_str(self.derive())}
+
+    def step_batches(self, epoch: int, data: SearchData) -> Iterable[tuple[Any, Any]]:
+        """The (weight-half batch, architecture-half batch) pairs of the epoch's steps."""
+        return zip(data.weight_batches(epoch), data.arch_batches(epoch))
+
+    def validate(self, data: SearchData) -> tuple[float, float]:
+        """Loss and accuracy (percent) of the supernet on the whole architecture half, after an epoch."""
+        return evaluate(self.supernet, data.val_batches())
 
     def timing_epoch(self) -> int:
         """An epoch whose steps cost what most of the search's steps cost (timed for the plan's estimate and

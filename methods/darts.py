@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.data import SearchData
 from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import cosine_lr, evaluate, set_lr, sgd
+from harness.train import sgd
 from methods.base import ArchState, SearchMethod
 from spaces.base import DataInfo, EdgeId, SearchSpace
 
@@ -100,18 +99,6 @@ class Darts(SearchMethod):
         return [p for p in self.supernet.parameters() if p.requires_grad]
 
     # --- search ---------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
-        set_lr(self.w_opt, cosine_lr(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"]))
-        loss_sum, correct, count = 0.0, 0.0, 0
-        for weight_batch, arch_batch in zip(data.weight_batches(epoch), data.arch_batches(epoch)):
-            stats = self.train_step(weight_batch, arch_batch, epoch)
-            n = len(weight_batch[1])
-            loss_sum, correct, count = loss_sum + stats["loss"] * n, correct + stats["correct"], count + n
-        val_loss, val_acc = evaluate(self.supernet, data.val_batches())
-        return {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count, "val_loss": val_loss,
-                "val_acc": val_acc, "lr": self.w_opt.param_groups[0]["lr"],
-                "genotype": self.space.to_str(self.derive())}
-
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
         (x_w, y_w), (x_a, y_a) = weight_batch, arch_batch
         self.supernet.train()
