@@ -36,6 +36,7 @@ Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
 # normal: three cells' (op, source) lists, one per stage; reduce: two, one per reduction cell (concat 2..5)
 StagedGenotype = namedtuple("StagedGenotype", "normal reduce")
 STAGES = 3
+STAGED_CELLS = (("normal", STAGES), ("reduce", STAGES - 1))  # a StagedGenotype's fields and their cell counts
 STAGE_RULES = ("first", "last")
 
 STEPS = 4  # intermediate nodes per cell
@@ -230,7 +231,7 @@ def _check_edge_list(field: str, edges: Any, op_names: tuple[str, ...], bad: Cal
 
 def _check_genotype(genotype: Any, op_names: tuple[str, ...]) -> None:
     if isinstance(genotype, StagedGenotype):
-        for group, count in (("normal", STAGES), ("reduce", STAGES - 1)):
+        for group, count in STAGED_CELLS:
             cells = getattr(genotype, group)
             if not (isinstance(cells, (list, tuple)) and len(cells) == count):
                 raise _bad_staged(f"{group} must hold {count} cells")
@@ -247,7 +248,7 @@ def _check_genotype(genotype: Any, op_names: tuple[str, ...]) -> None:
 def _parse_staged(text: str, op_names: tuple[str, ...]) -> StagedGenotype:
     fields = parse_call_fields(text, "StagedGenotype", StagedGenotype._fields, _bad_staged)
     values = {}
-    for group, count in (("normal", STAGES), ("reduce", STAGES - 1)):
+    for group, count in STAGED_CELLS:
         node = fields[group]
         if not (isinstance(node, ast.List) and len(node.elts) == count):
             raise _bad_staged(f"{group} must be a list of {count} cells, got {_snippet(node)}")
