@@ -53,7 +53,11 @@ SHARED_HARNESS: dict[str, Any] = {
     "corr_edges": 8,
     "corr_batches": 20,
     "image_size": 32,
+    "memory_format": "channels_last",
+    "cudnn_benchmark": True,
 }
+
+MEMORY_FORMATS = ("channels_last", "contiguous")
 
 HELP: dict[str, str] = {
     "search_batch_size": "batch size of both search halves",
@@ -83,6 +87,9 @@ HELP: dict[str, str] = {
     "corr_edges": "operation-level correlation: number of sampled edges (fixed sample for every method)",
     "corr_batches": "operation-level correlation: batches of the fixed architecture-half subset",
     "image_size": "folder: datasets only: images are resized to this size",
+    "memory_format": "memory layout of every network and input batch: channels_last (default) or contiguous",
+    "cudnn_benchmark": "CUDA only: let cuDNN autotune convolution algorithms (faster; the record then says "
+                       "results are not bitwise reproducible); false = deterministic kernels",
     "order": "DARTS: 1 = first-order, 2 = second-order (unrolled) architecture gradient",
     "arch_lr": "architecture Adam learning rate",
     "arch_beta1": "architecture Adam beta1",
@@ -188,6 +195,9 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
                             f"--space {space_cls.name}' for the valid keys")
         typed[key] = _coerce(key, text, values[key])
         values[key], sources[key] = typed[key], "override"
+    if values["memory_format"] not in MEMORY_FORMATS:
+        raise UserError(f"--set memory_format={values['memory_format']}: expected one of "
+                        f"{', '.join(MEMORY_FORMATS)}")
     space_cls.validate_config(values)
     method_cls.validate_config(values)
     return ResolvedConfig(values=values, sources=sources, overrides=typed)

@@ -1,4 +1,12 @@
-"""Shared training and evaluation loops (one place for each; methods and protocols call these)."""
+"""Shared training and evaluation loops (one place for each; methods and protocols call these).
+
+Also the trial's performance settings, one place each: ``memory_format`` (the layout of every network and
+input batch — channels-last by default: depthwise and 1×1 convolutions, the bulk of every space, are several
+times faster in it on CPU, and it is the layout cuDNN prefers), ``to_device`` (every network of the harness
+goes through it) and ``configure_backends`` (cuDNN autotuning, and whether results are then deterministic).
+Nothing crosses from the host per step: the datasets are moved to the device whole, once, by
+``harness.data.SearchData``, so pinned host memory would buy nothing.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +26,50 @@ if TYPE_CHECKING:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels.
+
+    A trial then calls ``configure_backends``, which may allow cuDNN autotuning on CUDA.
+    """
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+
+
+def memory_format(cfg: dict[str, Any]) -> torch.memory_format:
+    """The torch memory format of the configuration's ``memory_format`` key (default channels-last)."""
+    name = cfg.get("memory_format", "channels_last")
+    if name == "channels_last":
+        return torch.channels_last
+    if name == "contiguous":
+        return torch.contiguous_format
+    raise ValueError(f"memory_format must be 'channels_last' or 'contiguous', not {name!r}")
+
+
+def to_device(net: nn.Module, cfg: dict[str, Any], device: torch.device | str) -> nn.Module:
+    """Move ``net`` to ``device`` in the configuration's memory format (4-D weights change layout; the
+    rest, e.g. Linear weights, stays as it is). Every network of the harness goes through here."""
+    return net.to(device=device, memory_format=memory_format(cfg))
+
+
+def configure_backends(cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Set the backend switches of a trial (after ``seed_everything``); returns what the record says.
+
+    On CUDA with ``cudnn_benchmark`` (the default) cuDNN times its convolution algorithms for every new
+    shape and keeps the fastest, and may use non-deterministic ones: training shapes are fixed, so the
+    autotuning is paid once, but which algorithm wins can differ from run to run, so two runs with the same
+    seed on the same GPU need not give bitwise the same record. ``--set cudnn_benchmark=false`` keeps
+    deterministic kernels. On the CPU the switch has no effect and results are deterministic.
+    """
+    benchmark = device.type == "cuda" and bool(cfg.get("cudnn_benchmark", True))
+    torch.backends.cudnn.benchmark = benchmark
+    torch.backends.cudnn.deterministic = not benchmark
+    return {
+        "memory_format": cfg.get("memory_format", "channels_last"),
+        "cudnn_benchmark": benchmark,
+        "deterministic": not benchmark,
+    }
 
 
 def rng_state() -> dict[str, Any]:

@@ -235,7 +235,12 @@ def test_config_hash_changes_with_every_value():
     seen = {base}
     for key, value in values.items():
         changed = dict(values)
-        changed[key] = (not value) if isinstance(value, bool) else value + 1
+        if isinstance(value, bool):
+            changed[key] = not value
+        elif isinstance(value, str):
+            changed[key] = value + "_"
+        else:
+            changed[key] = value + 1
         h = config_hash("darts", "darts", "digits", "smoke", changed)
         assert h not in seen, key
         seen.add(h)
@@ -257,3 +262,15 @@ def test_every_key_has_help_and_every_budget_a_description():
     assert keys <= set(HELP), sorted(keys - set(HELP))
     assert set(BUDGETS) == set(BUDGET_HELP)
     assert BUDGETS["paper"] == {}
+
+
+# --- memory_format / cudnn_benchmark -----------------------------------------------------------------
+
+def test_memory_format_defaults_to_channels_last_and_validates():
+    values = resolve(DARTS, SPACE, "smoke").values
+    assert values["memory_format"] == "channels_last" and values["cudnn_benchmark"] is True
+    assert resolve(DARTS, SPACE, "smoke", {"memory_format": "contiguous"}).values["memory_format"] == "contiguous"
+    with pytest.raises(UserError) as exc_info:
+        resolve(DARTS, SPACE, "smoke", {"memory_format": "nhwc"})
+    message = _one_line(exc_info)
+    assert "channels_last" in message and "contiguous" in message
