@@ -5,30 +5,58 @@ at 32×32, 180 MB), so batches are gathered and augmented on the trial's device 
 workers. Randomness of a loader comes from its own ``torch.Generator`` seeded from (trial seed, phase,
 epoch): a trial resumed from a checkpoint sees exactly the batches the uninterrupted trial would have.
 
-The search split is fixed and seed-independent: the first half of the (possibly limited) training set
-trains the weights, the second half the architecture (CIFAR-10: the first 25k indices and the last 25k,
-as in DARTS). The test set is used only for the final evaluation.
+**The search split** is fixed and seed-independent, the same for every method: the first half of the
+(possibly ``train_limit``-ed) training set trains the weights, the second half the architecture; the test
+set is used only for the final evaluation. That is DARTS's CIFAR-10 split (first 25k / last 25k) because
+CIFAR's stored order is already random, and so is the bundled digits' (a fixed permutation). A loader
+whose stored order is not random — an ImageFolder lists its images class by class, ImageNet16-120's
+batches are not known to be shuffled — gets a **class-stratified order** once, at load time
+(``stratified_order``): each class's images in a fixed random order, interleaved by their relative
+position within their class, so that both halves and every ``train_limit`` prefix hold every class in
+proportion (within one image). The order, and the images per class in each half and in the test set, go
+into ``experiment.json`` and every record (``Dataset.split_info``); a split that leaves a class out of a
+half is refused before anything runs (``check_split``).
+
+**Folders** (``folder:PATH``) are decoded once (greyscale, palette and RGBA images converted to RGB,
+resized to ``image_size``) into uint8 tensors cached under ``$HARNESS_CACHE_DIR/datasets`` (default
+``~/.cache/nas-harness/datasets``), keyed by the folder's path, every file's name, size and modification
+time, and ``image_size``: written atomically under a file lock, so concurrent trials decode once and share
+it, and a changed folder gets a new entry. **ImageNet16-120** (NAS-Bench-201's third dataset) is read from
+the pickled batches of down-sampled ImageNet 16×16 and cached the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
+import hashlib
+import json
 import os
 import pickle
-from collections.abc import Iterator
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from harness.errors import UserError
+from harness.records import atomic_write
+from harness.train import memory_format
 from spaces.base import DataInfo
 
 DATASETS = {
     "digits": "scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes; offline)",
     "cifar10": "CIFAR-10 via torchvision (downloaded on first use into the data folder)",
     "cifar100": "CIFAR-100 via torchvision (downloaded on first use into the data folder)",
-    "folder:PATH": "any ImageFolder layout with train/ and test/ (or val/), resized to image_size",
+    "imagenet16-120": "NAS-Bench-201's ImageNet16-120: down-sampled ImageNet 16×16, its first 120 classes "
+                      "(no download: place the files in <data folder>/ImageNet16)",
+    "folder:PATH": "any ImageFolder layout with train/ and test/ (or val/), resized to image_size; decoded "
+                   "once and cached",
 }
 
 DIGITS_TEST_FRACTION = 0.2
@@ -36,15 +64,37 @@ _CIFAR = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels"),
     "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels"),
 }
+# NAS-Bench-201's ImageNet16-120: the down-sampled ImageNet 16×16 files (image-net.org's Imagenet16_train and
+# Imagenet16_val archives) in <data dir>/ImageNet16; labels 1..1000 in the files, of which the benchmark keeps
+# 1..120 (as labels 0..119). Crop padding 2 and horizontal flip, as in NAS-Bench-201's training pipeline.
+IMAGENET16_DIR = "ImageNet16"
+IMAGENET16_TRAIN = [f"train_data_batch_{i}" for i in range(1, 11)]
+IMAGENET16_TEST = ["val_data"]
+IMAGENET16_CLASSES = 120
+
+ORDER_DIGITS = "fixed random permutation of the bundled digits (NumPy RandomState(0)); its first 20 % is the test set"
+ORDER_CIFAR = "stored order of the CIFAR training batches (already random): DARTS's split"
+ORDER_STRATIFIED = ("class-stratified: each class's images in a fixed random order (NumPy RandomState(0)), "
+                    "interleaved by their position within the class, so both halves and every train_limit prefix "
+                    "hold every class in proportion")
+
+CACHE_FORMAT = "nas-harness/decoded-dataset/1"  # bump when the decoding changes: old entries stop matching
+_JUNK_FILES = {"Thumbs.db", "desktop.ini"}  # system files that sit in image folders and are never images
 
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("HARNESS_DATA_DIR", Path.home() / ".cache" / "nas-harness" / "data"))
 
 
+def default_cache_dir() -> Path:
+    """``$HARNESS_CACHE_DIR``, else ``~/.cache/nas-harness``: the root of every cache of the harness."""
+    base = os.environ.get("HARNESS_CACHE_DIR")
+    return Path(base) if base else Path.home() / ".cache" / "nas-harness"
+
+
 @dataclass
 class Dataset:
-    """A whole dataset in memory, plus how to augment it."""
+    """A whole dataset in memory, plus how to augment it and how its training order was made."""
 
     name: str
     train_x: torch.Tensor  # uint8 [N, C, H, W]
@@ -54,6 +104,9 @@ class Dataset:
     num_classes: int
     crop_padding: int
     flip: bool
+    order: str = "stored order"  # how the training order (and so the search split) was made
+    classes: tuple[str, ...] = ()  # class names, by label (empty: the labels are the names)
+    source: str = ""  # where the tensors came from this time (e.g. a cache entry); not part of any record
 
     @property
     def info(self) -> DataInfo:
@@ -64,18 +117,72 @@ class Dataset:
         """The same dataset with only the first ``train_limit`` training images (0 = all)."""
         if not train_limit or train_limit >= len(self.train_y):
             return self
-        return Dataset(self.name, self.train_x[:train_limit], self.train_y[:train_limit], self.test_x,
-                       self.test_y, self.num_classes, self.crop_padding, self.flip)
+        return dataclasses.replace(self, train_x=self.train_x[:train_limit], train_y=self.train_y[:train_limit])
 
     def normalisation(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std of the training images, in [0, 1] units."""
         x = self.train_x.float() / 255.0
         return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
 
+    def split_info(self) -> dict[str, Any]:
+        """The search split of this (possibly limited) dataset, for ``experiment.json`` and the records:
+        how the order was made, and the images per class in the weight half, the architecture half and the
+        test set."""
+        weights, arch = search_halves(len(self.train_y))
+
+        def per_class(y: torch.Tensor) -> list[int]:
+            return torch.bincount(y.cpu(), minlength=self.num_classes).tolist()
+
+        return {"order": self.order, "train_images": len(self.train_y), "test_images": len(self.test_y),
+                "classes": list(self.classes) or [str(k) for k in range(self.num_classes)],
+                "weights": per_class(self.train_y[weights]), "arch": per_class(self.train_y[arch]),
+                "test": per_class(self.test_y)}
+
+
+def search_halves(n: int) -> tuple[slice, slice]:
+    """The fixed search split of ``n`` training images: the first half (weights), the rest (architecture)."""
+    return slice(0, n // 2), slice(n // 2, n)
+
+
+def check_split(split: dict[str, Any], train_limit: int) -> None:
+    """Refuse a search split that leaves a class out of a half (one line, before anything runs)."""
+    for half in ("weights", "arch"):
+        empty = [name for name, n in zip(split["classes"], split[half]) if n == 0]
+        if empty:
+            what = "weight" if half == "weights" else "architecture"
+            shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+            limit = (f"train_limit={train_limit} keeps {split['train_images']} training images; "
+                     if train_limit else f"{split['train_images']} training images; ")
+            raise UserError(f"the search split's {what} half has no image of class(es) {shown} ({limit}"
+                            f"every class needs at least one image in each half): raise train_limit or add images")
+
+
+def stratified_order(labels: np.ndarray) -> np.ndarray:
+    """A fixed, seed-independent, class-stratified order of ``labels``.
+
+    Image k of class c (k-th in a fixed random order of its class, ``RandomState(0)``) gets the key
+    (k + ½) / n_c; sorting by key (ties by class) interleaves the classes so that every prefix of length m
+    holds ⌊m·n_c/N⌉ ± 1 images of class c: both search halves and every ``train_limit`` prefix are
+    stratified. The random order within a class keeps sub-orders of a folder (file names by source or
+    date) out of the halves.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(0)
+    keys = np.empty(len(labels), dtype=np.float64)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        keys[members] = (rng.permutation(len(members)) + 0.5) / len(members)
+    return np.lexsort((labels, keys))
+
+
+def _stratified(ds: Dataset) -> Dataset:
+    order = torch.from_numpy(stratified_order(ds.train_y.numpy()))
+    return dataclasses.replace(ds, train_x=ds.train_x[order], train_y=ds.train_y[order], order=ORDER_STRATIFIED)
+
 
 def validate_name(name: str) -> None:
     """Check a dataset name without loading anything (used before anything is written)."""
-    if name in ("digits", "cifar10", "cifar100"):
+    if name in ("digits", "cifar10", "cifar100", "imagenet16-120"):
         return
     if name.startswith("folder:"):
         root = Path(name[len("folder:"):]).expanduser()
@@ -85,17 +192,25 @@ def validate_name(name: str) -> None:
         if not (root / "train").is_dir() or not ((root / "test").is_dir() or (root / "val").is_dir()):
             raise UserError(f"dataset folder '{root}' must contain train/ and test/ (or val/) subfolders")
         return
-    raise UserError(f"unknown dataset '{name}'; valid datasets: digits, cifar10, cifar100, folder:PATH")
+    raise UserError(f"unknown dataset '{name}'; valid datasets: digits, cifar10, cifar100, imagenet16-120, "
+                    "folder:PATH")
 
 
-def load_dataset(name: str, data_dir: Path | None = None, image_size: int = 32) -> Dataset:
-    """Load a dataset by name (see ``DATASETS``); errors are one-line ``UserError``s."""
+def load_dataset(name: str, data_dir: Path | None = None, image_size: int = 32,
+                 cache_dir: Path | None = None) -> Dataset:
+    """Load a dataset by name (see ``DATASETS``); errors are one-line ``UserError``s.
+
+    ``cache_dir`` holds decoded folders and ImageNet16-120 (default ``default_cache_dir() / "datasets"``).
+    """
     validate_name(name)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "datasets"
     if name == "digits":
         return _load_digits()
     if name in _CIFAR:
         return _load_cifar(name, Path(data_dir) if data_dir else default_data_dir())
-    return _load_folder(Path(name[len("folder:"):]).expanduser(), image_size)
+    if name == "imagenet16-120":
+        return _load_imagenet16(Path(data_dir) if data_dir else default_data_dir(), cache)
+    return _load_folder(Path(name[len("folder:"):]).expanduser(), image_size, cache)
 
 
 def _load_digits() -> Dataset:
@@ -107,7 +222,40 @@ def _load_digits() -> Dataset:
     n_test = int(round(len(images) * DIGITS_TEST_FRACTION))
     train, test = order[n_test:], order[:n_test]
     x, y = torch.from_numpy(images), torch.from_numpy(bunch.target.astype(np.int64))
-    return Dataset("digits", x[train], y[train], x[test], y[test], 10, crop_padding=1, flip=False)
+    return Dataset("digits", x[train], y[train], x[test], y[test], 10, crop_padding=1, flip=False,
+                   order=ORDER_DIGITS)
+
+
+# --- pickled batches (CIFAR, ImageNet16) -----------------------------------------------------------------
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and NumPy arrays only: a dataset batch never holds anything else, and a
+    file that does is refused instead of run."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a dataset batch")
+
+
+def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` (uint8 rows) and ``label_key`` of one pickled batch (latin-1, as the files were written by
+    Python 2)."""
+    with open(path, "rb") as fh:
+        batch = _ArrayUnpickler(fh, encoding="latin1").load()
+    x = np.asarray(batch["data"], dtype=np.uint8)
+    y = np.asarray(batch[label_key], dtype=np.int64).reshape(-1)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"{path.name}: {len(x)} images but {len(y)} labels")
+    return x, y
+
+
+_CORRUPT = (OSError, pickle.UnpicklingError, KeyError, IndexError, TypeError, ValueError, AttributeError,
+            ImportError, EOFError)  # whatever a corrupt pickle raises
 
 
 def read_cifar_folder(name: str, root: Path) -> Dataset:
@@ -115,25 +263,18 @@ def read_cifar_folder(name: str, root: Path) -> Dataset:
     sub, train_files, test_files, label_key = _CIFAR[name]
 
     def read(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = [], []
-        for f in files:
-            with open(root / sub / f, "rb") as fh:
-                batch = pickle.load(fh, encoding="latin1")
-            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[label_key], dtype=np.int64))
-            if len(xs[-1]) != len(ys[-1]):
-                raise ValueError(f"{f}: {len(xs[-1])} images but {len(ys[-1])} labels")
-        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+        xs, ys = zip(*(_read_batch(root / sub / f, label_key) for f in files))
+        return (torch.from_numpy(np.concatenate(xs).reshape(-1, 3, 32, 32)),
+                torch.from_numpy(np.concatenate(ys)))
 
     try:
         train_x, train_y = read(train_files)
         test_x, test_y = read(test_files)
-    except (OSError, pickle.UnpicklingError, KeyError, IndexError, TypeError, ValueError, AttributeError,
-            ImportError, EOFError) as exc:  # whatever a corrupt pickle raises
+    except _CORRUPT as exc:
         raise UserError(f"{name} files in '{root / sub}' are unreadable ({exc.__class__.__name__}); "
                         "delete the folder to download them again") from None
     return Dataset(name, train_x, train_y, test_x, test_y, 10 if name == "cifar10" else 100,
-                   crop_padding=4, flip=True)
+                   crop_padding=4, flip=True, order=ORDER_CIFAR)
 
 
 def _load_cifar(name: str, root: Path) -> Dataset:
@@ -154,58 +295,191 @@ def _load_cifar(name: str, root: Path) -> Dataset:
     return read_cifar_folder(name, root)
 
 
-def _load_folder(root: Path, image_size: int) -> Dataset:
-    from torchvision import datasets, transforms
+def read_imagenet16(folder: Path) -> Dataset:
+    """ImageNet16-120 from the down-sampled ImageNet 16×16 batches in ``folder``: rows of 768 bytes (3×16×16,
+    channel-first), labels 1..1000, of which 1..120 are kept as 0..119; the whole ``val_data`` (120 classes)
+    is the test set. Returned in class-stratified order."""
+    def read(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for f in files:
+            x, y = _read_batch(folder / f, "labels")
+            keep = (y >= 1) & (y <= IMAGENET16_CLASSES)
+            xs.append(x[keep].reshape(-1, 3, 16, 16))
+            ys.append(y[keep] - 1)
+        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
-    tf = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.PILToTensor()])
+    try:
+        train_x, train_y = read(IMAGENET16_TRAIN)
+        test_x, test_y = read(IMAGENET16_TEST)
+    except _CORRUPT as exc:
+        raise UserError(f"imagenet16-120 files in '{folder}' are unreadable ({exc.__class__.__name__}); replace "
+                        "them with the down-sampled ImageNet 16×16 batches") from None
+    ds = Dataset("imagenet16-120", train_x, train_y, test_x, test_y, IMAGENET16_CLASSES, crop_padding=2,
+                 flip=True)
+    return _stratified(ds)
 
-    def image_folder(path: Path):
-        try:
-            return datasets.ImageFolder(str(path), transform=tf)
-        except FileNotFoundError as exc:  # no class folder, or a class folder without images
-            raise UserError(f"'{path}' is not a usable ImageFolder ({exc}); put the images of each class in "
-                            "a subfolder named after the class") from None
 
-    train = image_folder(root / "train")
+def _load_imagenet16(data_dir: Path, cache: Path) -> Dataset:
+    folder = data_dir / IMAGENET16_DIR
+    files = [folder / f for f in IMAGENET16_TRAIN + IMAGENET16_TEST]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise UserError(f"imagenet16-120 is not in '{folder}' (missing {', '.join(missing[:3])}"
+                        f"{' …' if len(missing) > 3 else ''}) and cannot be downloaded: put the down-sampled "
+                        f"ImageNet 16×16 files train_data_batch_1 … train_data_batch_10 and val_data (image-net.org's "
+                        "Imagenet16_train and Imagenet16_val archives, as NAS-Bench-201 uses them) there, or give "
+                        "--data-dir / HARNESS_DATA_DIR")
+    return _cached_dataset(cache, {"dataset": "imagenet16-120", "files": _file_stats(folder, files)},
+                           lambda: read_imagenet16(folder))
+
+
+# --- the decoded-dataset cache ---------------------------------------------------------------------------
+
+def _file_stats(root: Path, files: list[Path]) -> list[list[Any]]:
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append([str(f.relative_to(root)), st.st_size, st.st_mtime_ns])
+    return out
+
+
+_TENSORS = ("train_x", "train_y", "test_x", "test_y")
+
+
+def _cached_dataset(cache: Path, key_parts: dict[str, Any], build: Callable[[], Dataset]) -> Dataset:
+    """The dataset of ``key_parts`` from the cache, or ``build()`` it and cache it.
+
+    The key hashes ``key_parts`` (the source's path, file names, sizes and modification times, decoding
+    options); the entry is written atomically under an exclusive ``flock`` on ``<key>.lock``, and the
+    cache is checked again once the lock is held, so concurrent trials decode once. An unreadable entry is
+    rebuilt.
+    """
+    key = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, **key_parts}, sort_keys=True).encode()).hexdigest()[:24]
+    path = cache / f"{key}.pt"
+    ds = _read_cache(path)
+    if ds is not None:
+        return ds
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / f"{key}.lock", "a")  # noqa: SIM115 — held until the entry is written
+    except OSError as exc:
+        raise UserError(f"cannot write the dataset cache '{cache}' ({exc.__class__.__name__}); set "
+                        "HARNESS_CACHE_DIR to a writable folder") from None
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        ds = _read_cache(path)
+        if ds is not None:
+            return ds
+        start = time.perf_counter()
+        ds = build()
+        entry = {"format": CACHE_FORMAT, **{k: getattr(ds, k) for k in _TENSORS},
+                 "meta": {"name": ds.name, "num_classes": ds.num_classes, "crop_padding": ds.crop_padding,
+                          "flip": ds.flip, "order": ds.order, "classes": list(ds.classes)}}
+        atomic_write(path, lambda f: torch.save(entry, f), binary=True)
+        return dataclasses.replace(ds, source=f"decoded in {time.perf_counter() - start:.1f} s, cached as {path}")
+
+
+def _read_cache(path: Path) -> Dataset | None:
+    if not path.is_file():
+        return None
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+        if entry.get("format") != CACHE_FORMAT:
+            return None
+        meta = entry["meta"]
+        return Dataset(meta["name"], *(entry[k] for k in _TENSORS), meta["num_classes"], meta["crop_padding"],
+                       meta["flip"], order=meta["order"], classes=tuple(meta["classes"]),
+                       source=f"loaded from the cache {path}")
+    except Exception:  # a truncated or foreign file: rebuild it
+        return None
+
+
+# --- folder:PATH ---------------------------------------------------------------------------------------
+
+def _class_files(split_dir: Path) -> dict[str, list[Path]]:
+    """The image files of every class folder of ``split_dir`` (recursively, following links, in sorted
+    order, as torchvision's ImageFolder walks them). Hidden files and folders and system files
+    (``Thumbs.db``, ``desktop.ini``) are skipped; every other file must be an image."""
+    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise UserError(f"'{split_dir}' has no class folders; put the images of each class in a subfolder "
+                        "named after the class")
+    files: dict[str, list[Path]] = {}
+    for name in classes:
+        found = []
+        for folder, dirs, names in os.walk(split_dir / name, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found += [Path(folder) / f for f in names if not f.startswith(".") and f not in _JUNK_FILES]
+        if not found:
+            raise UserError(f"class folder '{split_dir / name}' has no images; add images or remove the folder")
+        files[name] = sorted(found)
+    return files
+
+
+def _decode_image(path: Path, image_size: int) -> np.ndarray:
+    """One image as uint8 [3, S, S]: converted to RGB (greyscale, palette and RGBA alike, as torchvision's
+    loader does) and resized bilinearly (torchvision's ``Resize`` on a PIL image does the same)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's palette-transparency and decompression-bomb warnings
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+        if rgb.size != (image_size, image_size):
+            rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy()
+    except Exception as exc:  # PIL raises many classes for a bad file (UnidentifiedImageError, bombs, ...)
+        raise UserError(f"cannot read image '{path}' ({exc.__class__.__name__}); remove or replace it") from None
+
+
+def _decode_folder(root: Path, train_files: dict[str, list[Path]],
+                   test_files: dict[str, list[Path]], image_size: int) -> Dataset:
+    classes = list(train_files)
+    labelled = [(f, k) for files in (train_files, test_files) for k, c in enumerate(classes) for f in files[c]]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
+        images = list(pool.map(lambda item: _decode_image(item[0], image_size), labelled))
+    n_train = sum(len(f) for f in train_files.values())
+    x = torch.from_numpy(np.stack(images))
+    y = torch.tensor([k for _, k in labelled], dtype=torch.int64)
+    ds = Dataset(f"folder:{root}", x[:n_train], y[:n_train], x[n_train:], y[n_train:], len(classes),
+                 crop_padding=max(1, image_size // 8), flip=True, classes=tuple(classes))
+    return _stratified(ds)
+
+
+def _load_folder(root: Path, image_size: int, cache: Path) -> Dataset:
+    train_dir = root / "train"
     test_dir = root / "test" if (root / "test").is_dir() else root / "val"
-    test = image_folder(test_dir)
-    unknown = set(test.classes) - set(train.classes)
-    if unknown:
-        raise UserError(f"classes {sorted(unknown)} in '{test_dir}' are not in '{root / 'train'}'")
-    remap = {test.class_to_idx[c]: train.class_to_idx[c] for c in test.classes}
-
-    def stack(ds, mapping=None) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(ds) == 0:
-            raise UserError(f"no images in '{ds.root}'")
-        items = []
-        for i, (path, _) in enumerate(ds.samples):
-            try:
-                items.append(ds[i])
-            except OSError as exc:  # PIL's UnidentifiedImageError among them
-                raise UserError(f"cannot read image '{path}' ({exc.__class__.__name__}); remove or replace "
-                                "it") from None
-        xs, ys = zip(*items)
-        ys = [mapping[y] for y in ys] if mapping else list(ys)
-        return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
-
-    train_x, train_y = stack(train)
-    test_x, test_y = stack(test, remap)
-    return Dataset(f"folder:{root}", train_x, train_y, test_x, test_y, len(train.classes),
-                   crop_padding=max(1, image_size // 8), flip=True)
+    train_files, test_files = _class_files(train_dir), _class_files(test_dir)
+    if list(train_files) != list(test_files):
+        only_train = sorted(set(train_files) - set(test_files))
+        only_test = sorted(set(test_files) - set(train_files))
+        raise UserError(f"the class folders of '{train_dir}' and '{test_dir}' differ (only in {train_dir.name}/: "
+                        f"{', '.join(only_train) or 'none'}; only in {test_dir.name}/: {', '.join(only_test) or 'none'}); "
+                        "both must hold the same classes")
+    few = [c for c, files in train_files.items() if len(files) < 2]
+    if few:
+        raise UserError(f"class '{few[0]}' has {len(train_files[few[0]])} training image in '{train_dir / few[0]}'; "
+                        "the search split needs at least 2 per class (one in each half)")
+    every = [f for files in (train_files, test_files) for c in files for f in files[c]]
+    key = {"dataset": "folder", "root": str(root.resolve()), "image_size": image_size,
+           "files": _file_stats(root, every)}
+    return _cached_dataset(cache, key, lambda: _decode_folder(root, train_files, test_files, image_size))
 
 
 class Batches:
     """Mini-batches of a fixed index set, augmented on the device.
 
     ``augment`` adds random-crop (with the dataset's padding) and horizontal flip (where the dataset
-    allows it); ``cutout`` > 0 zeroes one random square of that side per image.
+    allows it); ``cutout`` > 0 zeroes one random square of that side per image. Batches come in
+    ``layout`` (the networks' memory format: channels-last by default in a trial).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
                  batch_size: int, *, shuffle: bool, augment: bool, crop_padding: int = 0,
                  flip: bool = False, cutout: int = 0, seed: int = 0, limit_batches: int = 0,
-                 drop_last: bool = False):
-        self.x, self.y = x, y
+                 drop_last: bool = False, layout: torch.memory_format = torch.contiguous_format):
+        self.x, self.y, self.layout = x, y, layout
         self.mean = mean.view(1, -1, 1, 1).to(x.device)
         self.std = std.view(1, -1, 1, 1).to(x.device)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
@@ -228,7 +502,7 @@ class Batches:
             x = (x - self.mean) / self.std
             if self.augment and self.cutout:  # after normalisation, as in DARTS: the hole is the mean colour
                 x = self._cutout(x, gen)
-            yield x, self.y[idx]
+            yield x.contiguous(memory_format=self.layout), self.y[idx]
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -271,26 +545,28 @@ def scaled_cutout(cutout: int, image_size: int) -> int:
 class SearchData:
     """The data of one trial: the fixed search halves, the full train set and the test set.
 
-    All loaders share the dataset's normalisation and take a per-(phase, epoch) seed.
+    All loaders share the dataset's normalisation, yield batches in the configuration's memory format and
+    take a per-(phase, epoch) seed. ``split`` describes the search split (``Dataset.split_info``).
     """
 
     def __init__(self, dataset: Dataset, cfg: dict, seed: int, device: torch.device):
         ds = dataset.limited(int(cfg.get("train_limit", 0)))
         self.dataset, self.cfg, self.seed, self.device = ds, cfg, seed, device
         self.info = ds.info
+        self.split = ds.split_info()
+        self.layout = memory_format(cfg)
         self.mean, self.std = ds.normalisation()
-        half = len(ds.train_y) // 2
         self.train_x, self.train_y = ds.train_x.to(device), ds.train_y.to(device)
         self.test_x, self.test_y = ds.test_x.to(device), ds.test_y.to(device)
-        self.weight_idx = slice(0, half)
-        self.arch_idx = slice(half, len(ds.train_y))
+        self.weight_idx, self.arch_idx = search_halves(len(ds.train_y))
 
     def _seed(self, phase: str, epoch: int) -> int:
         tag = {"weights": 1, "arch": 2, "eval": 3, "candidate": 4}[phase]
         return (self.seed * 1_000_003 + tag * 10_007 + epoch) % (2**63)
 
     def _batches(self, sl: slice, batch_size: int, **kw) -> Batches:
-        return Batches(self.train_x[sl], self.train_y[sl], self.mean, self.std, batch_size, **kw)
+        return Batches(self.train_x[sl], self.train_y[sl], self.mean, self.std, batch_size, layout=self.layout,
+                       **kw)
 
     def weight_batches(self, epoch: int, phase: str = "weights") -> Batches:
         """Augmented, shuffled batches of the weight half."""
@@ -314,8 +590,8 @@ class SearchData:
         return Batches(self.train_x, self.train_y, self.mean, self.std, self.cfg["eval_batch_size"],
                        shuffle=True, augment=True, crop_padding=self.dataset.crop_padding,
                        flip=self.dataset.flip, seed=self._seed("eval", epoch),
-                       cutout=scaled_cutout(self.cfg["cutout"], self.info.image_size))
+                       cutout=scaled_cutout(self.cfg["cutout"], self.info.image_size), layout=self.layout)
 
     def test_batches(self) -> Batches:
         return Batches(self.test_x, self.test_y, self.mean, self.std, self.cfg["eval_batch_size"],
-                       shuffle=False, augment=False)
+                       shuffle=False, augment=False, layout=self.layout)

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness.config import config_hash, parse_overrides, resolve
-from harness.data import SearchData, load_dataset, validate_name
+from harness.data import SearchData, check_split, load_dataset, validate_name
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.leaderboard import build_leaderboard, leaderboard_table, write_leaderboard
@@ -163,6 +163,11 @@ def print_plan(spec: dict[str, Any], console: Console, estimate: tuple[float, fl
     table.add_row("experiment", f"{spec['experiment']}  ({Path(spec['out']) / spec['experiment']})")
     table.add_row("trials", f"{len(spec['seeds'])}: {spec['method']} on {spec['space']} / {spec['dataset']}, "
                             f"seeds {','.join(map(str, spec['seeds']))}")
+    if "split" in spec:  # experiments made before the split was recorded have none
+        split = spec["split"]
+        table.add_row("split", f"{sum(split['weights'])} weight / {sum(split['arch'])} architecture / "
+                               f"{split['test_images']} test images, {len(split['classes'])} classes in each half; "
+                               f"order: {split['order'].split(':')[0]}")
     table.add_row("budget", f"{spec['budget']}  (config {spec['config_hash']}"
                             + (f", overrides {spec['overrides']}" if spec["overrides"] else "") + ")")
     table.add_row("device", f"{device}; per trial {spec['cpus_per_trial']} CPU, {spec['gpus_per_trial']} GPU"
@@ -341,5 +346,10 @@ def run(req: RunRequest, console: Console) -> int:
         return run_experiment(spec, resume=True, console=console)
     spec = build_spec(req)
     dataset = load_dataset(spec["dataset"], spec["data_dir"], spec["config"]["image_size"])
+    train_limit = int(spec["config"].get("train_limit", 0))
+    spec["split"] = dataset.limited(train_limit).split_info()
+    check_split(spec["split"], train_limit)
+    if dataset.source:
+        console.print(f"data: {spec['dataset']} {dataset.source}")
     print_plan(spec, console, estimate_seconds(spec, dataset), resume=False)
     return run_experiment(spec, resume=False, console=console)

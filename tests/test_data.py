@@ -217,78 +217,17 @@ def test_default_data_dir_follows_environment(tmp_path, monkeypatch):
     assert len(load_dataset("cifar10").train_y) == 15
 
 
-# --- folder:PATH -----------------------------------------------------------------------------------------
+# --- names (folder contents: test_data_folder.py) ----------------------------------------------------------
 
-COLOURS = {"ant": (255, 0, 0), "bee": (0, 255, 0), "cat": (0, 0, 255)}
-
-
-def _png(path: Path, size: tuple[int, int], colour, mode: str = "RGB") -> None:
+def _image_tree(root: Path) -> Path:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, colour).save(path)
-
-
-def _image_tree(root: Path, val_classes=("ant", "cat")) -> Path:
-    sizes = [(5, 7), (12, 9), (8, 8)]
-    for name, colour in COLOURS.items():
-        for k, size in enumerate(sizes[:2] if name == "bee" else sizes):
-            _png(root / "train" / name / f"{k}.png", size, colour)
-    for name in val_classes:
-        _png(root / "val" / name / "0.png", (20, 6), COLOURS.get(name, (9, 9, 9)))
+    for split in ("train", "val"):
+        for name in ("ant", "bee"):
+            for k in range(2):
+                (root / split / name).mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (4, 4), (k, 0, 0)).save(root / split / name / f"{k}.png")
     return root
-
-
-def test_folder_dataset_shapes_and_labels_by_class_name(tmp_path):
-    root = _image_tree(tmp_path / "imgs")
-    ds = load_dataset(f"folder:{root}", image_size=8)
-    assert ds.train_x.shape == (8, 3, 8, 8) and ds.train_x.dtype == torch.uint8
-    assert ds.test_x.shape == (2, 3, 8, 8)
-    assert ds.train_y.tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
-    # val has no "bee": its "cat" (index 1 there) must keep train's index 2.
-    assert ds.test_y.tolist() == [0, 2]
-    assert ds.num_classes == 3
-    assert (ds.crop_padding, ds.flip) == (1, True)
-    assert ds.info.image_size == 8
-    # Solid colours survive the resize: red ant, green bee, blue cat, channel-first.
-    for x, y in zip(ds.train_x, ds.train_y):
-        colour = list(COLOURS.values())[int(y)]
-        assert torch.equal(x, torch.tensor(colour, dtype=torch.uint8)[:, None, None].expand(3, 8, 8))
-
-
-def test_folder_dataset_grayscale_and_image_size(tmp_path):
-    root = tmp_path / "g"
-    _png(root / "train" / "a" / "0.png", (10, 10), 77, mode="L")
-    _png(root / "train" / "b" / "0.png", (3, 4), (1, 2, 3))
-    _png(root / "test" / "b" / "0.png", (4, 4), (1, 2, 3))
-    ds = load_dataset(f"folder:{root}", image_size=16)
-    assert ds.train_x.shape == (2, 3, 16, 16)
-    assert torch.all(ds.train_x[0] == 77)
-    assert ds.test_y.tolist() == [1]
-    assert ds.crop_padding == 2
-
-
-def test_folder_val_class_unknown_to_train(tmp_path):
-    root = _image_tree(tmp_path / "imgs", val_classes=("ant", "dog"))
-    with pytest.raises(UserError) as exc_info:
-        load_dataset(f"folder:{root}", image_size=8)
-    assert "dog" in _one_line(exc_info)
-
-
-def test_folder_without_images_is_user_error(tmp_path):
-    root = _image_tree(tmp_path / "imgs")
-    (root / "val" / "empty_class").mkdir()
-    with pytest.raises(UserError) as exc_info:
-        load_dataset(f"folder:{root}", image_size=8)
-    assert str(root / "val") in _one_line(exc_info)
-
-
-def test_folder_unreadable_image_is_user_error(tmp_path):
-    root = _image_tree(tmp_path / "imgs")
-    (root / "train" / "ant" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(UserError) as exc_info:
-        load_dataset(f"folder:{root}", image_size=8)
-    assert "broken.png" in _one_line(exc_info)
 
 
 def test_validate_name(tmp_path):
@@ -578,4 +517,4 @@ def test_dataset_limited_and_normalisation():
 
 
 def test_module_lists_every_dataset():
-    assert set(data_mod.DATASETS) == {"digits", "cifar10", "cifar100", "folder:PATH"}
+    assert set(data_mod.DATASETS) == {"digits", "cifar10", "cifar100", "imagenet16-120", "folder:PATH"}
