@@ -108,6 +108,8 @@ def test_target_and_valid_columns(table):
     assert column == "cifar10_test" and "'digits' is not one of the benchmark's datasets" in why
     assert table.target_column("cifar10")[0] == "cifar10_test"
     assert table.target_column("cifar100")[0] == "cifar100_test"
+    assert table.target_column("imagenet16-120")[0] == "imagenet16_120_test"
+    assert table.valid_column("imagenet16-120") == "cifar10_valid_valid"  # no ImageNet16-120 validation here
     assert table.valid_column("digits") == "cifar10_valid_valid"
     assert table.valid_column("cifar10") == "cifar10_valid_valid"
     assert table.valid_column("cifar100") == "cifar10_valid_valid"  # no CIFAR-100 validation figures here

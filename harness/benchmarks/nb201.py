@@ -50,6 +50,8 @@ DEFAULT_TABLE = DATA_DIR / "nb201_default.npz"
 # The benchmark's datasets as named by the nas-bench-201 package, and our column prefixes.
 OFFICIAL_DATASETS = {"cifar10-valid": "cifar10_valid", "cifar10": "cifar10", "cifar100": "cifar100",
                      "ImageNet16-120": "imagenet16_120"}
+# The harness's dataset names (``--dataset``) that are benchmark datasets, and their column prefixes.
+SEARCH_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16_120"}
 # Evaluation sets per dataset: (our split name, the package's set name).
 OFFICIAL_SETS = {"cifar10-valid": (("valid", "x-valid"), ("test", "ori-test")),
                  "cifar10": (("test", "ori-test"),),
@@ -174,16 +176,20 @@ class NB201Table:
 
     def target_column(self, dataset: str) -> tuple[str, str]:
         """The test figure that stands for a search on ``dataset``, and why: the dataset's own test column
-        when it is a benchmark dataset, else CIFAR-10's."""
-        if dataset in ("cifar10", "cifar100") and self.has(f"{dataset}_test"):
-            return f"{dataset}_test", f"NAS-Bench-201 {dataset} test accuracy of the derived cell"
-        return "cifar10_test", (f"NAS-Bench-201 cifar10 test accuracy of the derived cell: the search dataset "
-                                f"'{dataset}' is not one of the benchmark's datasets")
+        when it is a benchmark dataset (and the table has it), else CIFAR-10's."""
+        own = SEARCH_DATASETS.get(dataset)
+        if own and self.has(f"{own}_test"):
+            return f"{own}_test", f"NAS-Bench-201 {dataset} test accuracy of the derived cell"
+        why = (f"the table has no {dataset} test figures" if own
+               else f"the search dataset '{dataset}' is not one of the benchmark's datasets")
+        return "cifar10_test", f"NAS-Bench-201 cifar10 test accuracy of the derived cell: {why}"
 
     def valid_column(self, dataset: str) -> str:
-        """The validation figure a selection on ``dataset`` may use (never a test figure)."""
-        own = {"cifar10": "cifar10_valid_valid", "cifar100": "cifar100_valid"}.get(dataset)
-        return own if own and self.has(own) else "cifar10_valid_valid"
+        """The validation figure a selection on ``dataset`` may use (never a test figure): the dataset's own
+        when the table has it, else the cifar10-valid setting's."""
+        prefix = SEARCH_DATASETS.get(dataset)
+        own = "cifar10_valid_valid" if prefix == "cifar10" else f"{prefix}_valid"
+        return own if prefix and self.has(own) else "cifar10_valid_valid"
 
     def describe(self) -> dict[str, Any]:
         """Provenance for a trial record."""
