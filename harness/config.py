@@ -83,7 +83,8 @@ HELP: dict[str, str] = {
     "cutout": "evaluation: cutout length in pixels at 32x32 (scaled to the image size; 0 = off)",
     "auxiliary_weight": "evaluation: weight of the auxiliary head's loss (0 = no head)",
     "drop_path": "evaluation: final drop-path probability (ramped linearly over epochs)",
-    "train_limit": "use only the first N training images (0 = all), same fixed order for every method",
+    "train_limit": "use only the first N training images (0 = all), same fixed order for every method "
+                   "(class-stratified where the stored order is not random)",
     "corr_edges": "operation-level correlation: number of sampled edges (fixed sample for every method)",
     "corr_batches": "operation-level correlation: batches of the fixed architecture-half subset",
     "image_size": "folder: datasets only: images are resized to this size",

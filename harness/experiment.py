@@ -28,7 +28,7 @@ from harness.data import SearchData, check_split, load_dataset, validate_name
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.leaderboard import build_leaderboard, leaderboard_table, write_leaderboard
-from harness.records import load_records, record_filename, write_record
+from harness.records import load_records, record_filename, split_summary, write_record
 from harness.registry import check_pair, get_method, get_space
 from harness.train import seed_everything, time_train_steps
 from harness.trial import pick_device, record_path, run_trial
@@ -164,10 +164,7 @@ def print_plan(spec: dict[str, Any], console: Console, estimate: tuple[float, fl
     table.add_row("trials", f"{len(spec['seeds'])}: {spec['method']} on {spec['space']} / {spec['dataset']}, "
                             f"seeds {','.join(map(str, spec['seeds']))}")
     if "split" in spec:  # experiments made before the split was recorded have none
-        split = spec["split"]
-        table.add_row("split", f"{sum(split['weights'])} weight / {sum(split['arch'])} architecture / "
-                               f"{split['test_images']} test images, {len(split['classes'])} classes in each half; "
-                               f"order: {split['order'].split(':')[0]}")
+        table.add_row("split", split_summary(spec["split"]))
     table.add_row("budget", f"{spec['budget']}  (config {spec['config_hash']}"
                             + (f", overrides {spec['overrides']}" if spec["overrides"] else "") + ")")
     table.add_row("device", f"{device}; per trial {spec['cpus_per_trial']} CPU, {spec['gpus_per_trial']} GPU"

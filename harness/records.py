@@ -296,6 +296,16 @@ def _history_rows(history: list[dict[str, Any]], head: int = 5, tail: int = 5) -
     return rows
 
 
+def split_summary(split: dict[str, Any]) -> str:
+    """One line for a recorded split (the plan, ``show``)."""
+    def spread(counts: list[int]) -> str:
+        return f"{min(counts)}–{max(counts)}" if counts else "0"
+
+    return (f"{sum(split['weights'])} weight / {sum(split['arch'])} architecture / {split['test_images']} test "
+            f"images; per class {spread(split['weights'])} / {spread(split['arch'])} / {spread(split['test'])} of "
+            f"{len(split['classes'])} classes; order: {split['order'].split(':')[0]}")
+
+
 def show_record(record: dict[str, Any], console: Console) -> None:
     """Print a readable view of one record: identity, genotype, metrics, history and configuration."""
     ident = " · ".join(f"{k} {record.get(k, NULL)}" for k in IDENTITY_KEYS)
@@ -317,6 +327,8 @@ def show_record(record: dict[str, Any], console: Console) -> None:
                            f"source {table.get('source')})", style="dim"))
     if record.get("test_acc_source"):
         console.print(Text(f"test accuracy: {record['test_acc_source']}", style="dim"))
+    if isinstance(record.get("split"), dict):
+        console.print(Text(f"search split: {split_summary(record['split'])}", style="dim"))
 
     metrics = Table(title="metrics", title_justify="left")
     metrics.add_column("metric")

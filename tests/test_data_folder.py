@@ -291,7 +291,7 @@ def test_concurrent_loads_decode_once(tmp_path, cache, monkeypatch):
 
 # --- end to end: a search on a class-sorted folder measures something ---------------------------------------
 
-def test_darts_search_on_a_class_sorted_folder(ray_session, digits_folder, tmp_path, monkeypatch):
+def test_darts_search_on_a_class_sorted_folder(ray_session, digits_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "results"
     assert main(["run", "--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset",
@@ -310,3 +310,9 @@ def test_darts_search_on_a_class_sorted_folder(ray_session, digits_folder, tmp_p
     assert accs and min(accs) > 25.0, accs
     assert record["op_kendall_tau"] is not None
     assert record["test_acc"] > 50.0
+    capsys.readouterr()
+    assert main(["show", str(path)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    weights = record["split"]["weights"]
+    assert (f"search split: 719 weight / 719 architecture / 359 test images; per class {min(weights)}–{max(weights)} "
+            "/") in shown
