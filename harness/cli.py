@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) an experiment: one trial per seed")
     run.add_argument("--method", help="search method (see 'list')")
     run.add_argument("--space", help="search space (see 'list')")
-    run.add_argument("--dataset", default="cifar10", help="digits, cifar10, cifar100, imagenet16-120 or folder:PATH (see 'list')")
+    run.add_argument("--dataset", default="cifar10",
+                     help="digits, cifar10, cifar100, imagenet16-120 or folder:PATH (see 'list')")
     run.add_argument("--budget", default="paper", help="smoke, small or paper (default: paper)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, help="run seeds 0..N-1 (default 1)")

@@ -454,9 +454,9 @@ def _load_folder(root: Path, image_size: int, cache: Path) -> Dataset:
     if list(train_files) != list(test_files):
         only_train = sorted(set(train_files) - set(test_files))
         only_test = sorted(set(test_files) - set(train_files))
-        raise UserError(f"the class folders of '{train_dir}' and '{test_dir}' differ (only in {train_dir.name}/: "
-                        f"{', '.join(only_train) or 'none'}; only in {test_dir.name}/: {', '.join(only_test) or 'none'}); "
-                        "both must hold the same classes")
+        raise UserError(f"the class folders of '{train_dir}' and '{test_dir}' differ (only in "
+                        f"{train_dir.name}/: {', '.join(only_train) or 'none'}; only in {test_dir.name}/: "
+                        f"{', '.join(only_test) or 'none'}); both must hold the same classes")
     few = [c for c, files in train_files.items() if len(files) < 2]
     if few:
         raise UserError(f"class '{few[0]}' has {len(train_files[few[0]])} training image in '{train_dir / few[0]}'; "

@@ -147,7 +147,7 @@ def test_modes_and_sizes_are_converted(tmp_path, cache):
     assert colours[((10, 20, 30), 1)] == 1 and colours[((40, 50, 60), 1)] == 1
     jpeg = [x for x, y in zip(ds.train_x, ds.train_y) if y == 1 and int(x[0, 0, 0]) < 5]
     assert len(jpeg) == 1 and torch.all((jpeg[0].int() - torch.tensor([1, 2, 3])[:, None, None]).abs() <= 2)
-    for x, y in zip(ds.train_x, ds.train_y):  # solid images stay solid through the resize
+    for x in ds.train_x:  # solid images stay solid through the resize
         assert torch.equal(x, x[:, :1, :1].expand(3, 4, 4))
     assert ds.test_y.tolist() == [0, 1] and torch.all(ds.test_x[1] == torch.tensor([7, 8, 9])[:, None, None])
 
