@@ -329,8 +329,8 @@ def _load_imagenet16(data_dir: Path, cache: Path) -> Dataset:
                         f"ImageNet 16×16 files train_data_batch_1 … train_data_batch_10 and val_data (image-net.org's "
                         "Imagenet16_train and Imagenet16_val archives, as NAS-Bench-201 uses them) there, or give "
                         "--data-dir / HARNESS_DATA_DIR")
-    return _cached_dataset(cache, {"dataset": "imagenet16-120", "files": _file_stats(folder, files)},
-                           lambda: read_imagenet16(folder))
+    key = {"dataset": "imagenet16-120", "root": str(folder.resolve()), "files": _file_stats(folder, files)}
+    return _cached_dataset(cache, "imagenet16-120", key, lambda: read_imagenet16(folder))
 
 
 # --- the decoded-dataset cache ---------------------------------------------------------------------------
@@ -346,8 +346,8 @@ def _file_stats(root: Path, files: list[Path]) -> list[list[Any]]:
 _TENSORS = ("train_x", "train_y", "test_x", "test_y")
 
 
-def _cached_dataset(cache: Path, key_parts: dict[str, Any], build: Callable[[], Dataset]) -> Dataset:
-    """The dataset of ``key_parts`` from the cache, or ``build()`` it and cache it.
+def _cached_dataset(cache: Path, name: str, key_parts: dict[str, Any], build: Callable[[], Dataset]) -> Dataset:
+    """The dataset ``name`` of ``key_parts`` from the cache, or ``build()`` it and cache it.
 
     The key hashes ``key_parts`` (the source's path, file names, sizes and modification times, decoding
     options); the entry is written atomically under an exclusive ``flock`` on ``<key>.lock``, and the
@@ -356,30 +356,30 @@ def _cached_dataset(cache: Path, key_parts: dict[str, Any], build: Callable[[], 
     """
     key = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, **key_parts}, sort_keys=True).encode()).hexdigest()[:24]
     path = cache / f"{key}.pt"
-    ds = _read_cache(path)
+    ds = _read_cache(path, name)
     if ds is not None:
         return ds
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        lock = open(cache / f"{key}.lock", "a")  # noqa: SIM115 — held until the entry is written
+        lock = open(cache / f"{key}.lock", "a")  # held until the entry is written
     except OSError as exc:
         raise UserError(f"cannot write the dataset cache '{cache}' ({exc.__class__.__name__}); set "
                         "HARNESS_CACHE_DIR to a writable folder") from None
     with lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
-        ds = _read_cache(path)
+        ds = _read_cache(path, name)
         if ds is not None:
             return ds
         start = time.perf_counter()
         ds = build()
         entry = {"format": CACHE_FORMAT, **{k: getattr(ds, k) for k in _TENSORS},
-                 "meta": {"name": ds.name, "num_classes": ds.num_classes, "crop_padding": ds.crop_padding,
+                 "meta": {"num_classes": ds.num_classes, "crop_padding": ds.crop_padding,
                           "flip": ds.flip, "order": ds.order, "classes": list(ds.classes)}}
         atomic_write(path, lambda f: torch.save(entry, f), binary=True)
         return dataclasses.replace(ds, source=f"decoded in {time.perf_counter() - start:.1f} s, cached as {path}")
 
 
-def _read_cache(path: Path) -> Dataset | None:
+def _read_cache(path: Path, name: str) -> Dataset | None:
     if not path.is_file():
         return None
     try:
@@ -387,7 +387,7 @@ def _read_cache(path: Path) -> Dataset | None:
         if entry.get("format") != CACHE_FORMAT:
             return None
         meta = entry["meta"]
-        return Dataset(meta["name"], *(entry[k] for k in _TENSORS), meta["num_classes"], meta["crop_padding"],
+        return Dataset(name, *(entry[k] for k in _TENSORS), meta["num_classes"], meta["crop_padding"],
                        meta["flip"], order=meta["order"], classes=tuple(meta["classes"]),
                        source=f"loaded from the cache {path}")
     except Exception:  # a truncated or foreign file: rebuild it
@@ -464,7 +464,8 @@ def _load_folder(root: Path, image_size: int, cache: Path) -> Dataset:
     every = [f for files in (train_files, test_files) for c in files for f in files[c]]
     key = {"dataset": "folder", "root": str(root.resolve()), "image_size": image_size,
            "files": _file_stats(root, every)}
-    return _cached_dataset(cache, key, lambda: _decode_folder(root, train_files, test_files, image_size))
+    return _cached_dataset(cache, f"folder:{root}", key,
+                           lambda: _decode_folder(root, train_files, test_files, image_size))
 
 
 class Batches:
