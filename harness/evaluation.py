@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from harness.data import SearchData
-from harness.train import cosine_lr, evaluate, set_lr, sgd, train_epoch
+from harness.train import cosine_lr, evaluate, set_lr, sgd, to_device, train_epoch
 from spaces.base import SearchSpace
 
 
@@ -25,7 +25,8 @@ class FinalTraining:
                  device: torch.device):
         self.data, self.cfg = data, cfg
         self.net = space.build_network(genotype, data.info, cfg["eval_layers"], cfg["eval_channels"],
-                                       auxiliary=cfg["auxiliary_weight"] > 0).to(device)
+                                       auxiliary=cfg["auxiliary_weight"] > 0)
+        self.net = to_device(self.net, cfg, device)
         self.opt = sgd(self.net.parameters(), cfg, "eval")
 
     @property

@@ -39,7 +39,16 @@ from torch import nn
 from harness.data import Batches, SearchData
 from harness.errors import UserError
 from harness.records import atomic_write
-from harness.train import cosine_lr, evaluate, rng_state, seed_everything, set_lr, set_rng_state, train_epoch
+from harness.train import (
+    cosine_lr,
+    evaluate,
+    rng_state,
+    seed_everything,
+    set_lr,
+    set_rng_state,
+    to_device,
+    train_epoch,
+)
 from spaces.base import DataInfo
 
 # Bump when anything that changes a trained teacher changes (architecture code, training loop, seeding,
@@ -246,7 +255,8 @@ def teacher_batches(data: SearchData, batch_size: int, epoch: int, seed: int) ->
     """
     return Batches(data.train_x, data.train_y, data.mean, data.std, batch_size, shuffle=True, augment=True,
                    crop_padding=data.dataset.crop_padding, flip=data.dataset.flip,
-                   seed=(seed * 1_000_003 + epoch) % (2**63), drop_last=len(data.train_y) % batch_size == 1)
+                   seed=(seed * 1_000_003 + epoch) % (2**63), drop_last=len(data.train_y) % batch_size == 1,
+                   layout=data.layout)
 
 
 def train_teacher(net: nn.Module, data: SearchData, cfg: dict[str, Any], device: torch.device, seed: int = 0,
@@ -357,9 +367,12 @@ def get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, dat
       files are written atomically, ``teacher.json`` last: its presence means the entry is complete, so a
       reader that finds it needs no lock. (``flock`` works between processes of one machine; a cache
       root on a network file system shared by several machines needs a mount that supports it.)
-    - Training is seeded from the key, not from the trial's seed, so every trial gets the same teacher on
-      the same device whichever trains it; the caller's random state is restored afterwards, so a trial
-      sees the same random numbers whether the teacher came from the cache or was trained.
+    - Training is seeded from the key, not from the trial's seed, with deterministic kernels, so every trial
+      gets the same teacher on the same device and in the same memory layout (``memory_format``: the
+      teacher trains and runs in the trial's; like the device, the layout changes rounding, not the
+      teacher, and is not part of the key) whichever trains it; the caller's random state and cuDNN
+      switches are restored afterwards, so a trial sees the same random numbers whether the teacher came
+      from the cache or was trained.
 
     The returned info: ``source`` ("user", "cache" or "trained"), ``path``, ``key`` (None for a user's
     teacher), ``test_acc``, ``train_seconds``, ``created``, ``config``, ``params``. Do not register the
@@ -367,10 +380,12 @@ def get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, dat
     """
     validate_teacher_config(cfg)
     saved = rng_state()
+    backends = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic  # training re-seeds them
     try:
         return _get_teacher(data, cfg, device, dataset_name, user_path, cache_root, log)
     finally:
         set_rng_state(saved)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = backends
 
 
 def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, dataset_name: str,
@@ -386,7 +401,7 @@ def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, da
                 f"bottleneck) for {data.info.num_classes} classes and {data.info.in_channels} input channels; "
                 "set teacher_depth/teacher_alpha to match it")
         _load_state(net, _read_checkpoint(path, what, hint), what, hint)
-        net = _frozen(net.to(device))
+        net = _frozen(to_device(net, cfg, device))
         test_acc = evaluate(net, data.test_batches())[1]
         return net, {"source": "user", "path": str(path), "key": None, "test_acc": test_acc,
                      "train_seconds": None, "created": None, "config": teacher_cfg, "params": params}
@@ -403,7 +418,7 @@ def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, da
                 source = "trained"
     if source == "cache":
         meta = _load_cached(folder, key, net)
-    net = _frozen(net.to(device))
+    net = _frozen(to_device(net, cfg, device))
     return net, {"source": source, "path": str(folder), "key": key, "test_acc": meta["test_acc"],
                  "train_seconds": meta["train_seconds"], "created": meta["created"], "config": teacher_cfg,
                  "params": params}
@@ -415,7 +430,7 @@ def _train_and_store(data: SearchData, cfg: dict[str, Any], device: torch.device
     caller restores the random state)."""
     seed = int(key, 16) % (2**31)
     seed_everything(seed)
-    net = build_teacher(cfg, data.info).to(device)
+    net = to_device(build_teacher(cfg, data.info), cfg, device)
     start = time.perf_counter()
     test_acc = train_teacher(net, data, cfg, device, seed=seed, log=log)
     seconds = time.perf_counter() - start

@@ -34,6 +34,8 @@ Fig. 3 protocol, run on the same sampled edges and batches as every other method
 position is its importance averaged over the cells of the group (the same averaging as on NAS-Bench-201);
 ``importance()`` returns those group averages. A discretised edge computes only the kept op and passes zeros
 for the others through the attention module (the removed candidates contribute nothing, the module stays).
+The ``none`` op's block is zeros as well, so it is never computed: it enters the attention's pooling as
+zeros and adds nothing to the output (the same math as concatenating its zeros).
 
 Our choices: the candidates are concatenated in the space's op order (the reference code puts ``none``
 last; the module is the same up to a permutation of its units' random initialisation); r = 8 on
@@ -55,10 +57,11 @@ from torch import nn
 from harness.data import SearchData
 from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import evaluate, sgd
+from harness.train import evaluate, sgd, to_device
 from methods.base import ArchState, SearchMethod
 from spaces.base import DataInfo, EdgeId, SearchSpace
 from spaces.darts import DartsSpace, StagedGenotype, search_stage_cells
+from spaces.ops import is_zero
 
 
 class AttentionTally:
@@ -98,24 +101,35 @@ class AttentionEdge(nn.Module):
         self.fc1 = nn.Linear(width, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, width, bias=False)
 
-    def attention(self, stacked: torch.Tensor) -> torch.Tensor:
-        """σ(W_2 ReLU(W_1 GAP(F_con))) for ``stacked`` = F_con viewed as [B, m, C, H, W]; returns [B, m, C]."""
-        b, m, c = stacked.shape[:3]
-        pooled = stacked.mean(dim=(3, 4)).reshape(b, m * c)
-        return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled)))).reshape(b, m, c)
+    def attention(self, pooled: torch.Tensor) -> torch.Tensor:
+        """σ(W_2 ReLU(W_1 GAP(F_con))) from ``pooled`` = GAP(F_con) as [B, m, C]; returns [B, m, C]."""
+        b, m, c = pooled.shape
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled.reshape(b, m * c))))).reshape(b, m, c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # F_con is never materialised: each block is pooled and re-weighted on its own, so every op's output
+        # keeps its memory layout and no [B, m, C, H, W] copy is made. A block known to be zero — a ``none``
+        # op, or an op removed by discretisation — is not computed: it pools to zeros for the attention and
+        # adds nothing to the sum.
         forced = self.arch.forced.get((self.edge.group, self.edge.index))
         if forced is None:
-            stacked = torch.stack([op(x) for op in self.ops], dim=1)
+            outs = [None if is_zero(op) else op(x) for op in self.ops]
         else:  # discretised: only the kept op runs; the removed ones contribute zeros
-            kept = self.ops[forced](x)
-            stacked = kept.new_zeros((kept.shape[0], len(self.ops), *kept.shape[1:]))
-            stacked[:, forced] = kept
-        attention = self.attention(stacked)
+            outs = [self.ops[k](x) if k == forced else None for k in range(len(self.ops))]
+        if all(out is None for out in outs):  # every candidate is `none`: compute one for its shape
+            outs[0] = self.ops[0](x)
+        ref = next(out for out in outs if out is not None)
+        zeros = ref.new_zeros(ref.shape[:2])
+        pooled = torch.stack([zeros if out is None else out.mean(dim=(2, 3)) for out in outs], dim=1)
+        attention = self.attention(pooled)
         if self.tally.active:
             self.tally.add(self.edge, attention)
-        return (stacked * attention[..., None, None]).sum(dim=1)
+        total = None
+        for k, out in enumerate(outs):
+            if out is not None:
+                term = out * attention[:, k, :, None, None]
+                total = term if total is None else total + term
+        return total
 
 
 @register_method
@@ -146,7 +160,7 @@ class Agnas(SearchMethod):
         self.cell_groups: dict[int, str] = {}  # search cell → its group
         self.cell_scores: dict[int, np.ndarray] = {}  # search cell → [edges, ops] importance
         self.importance_images = 0  # images the importance was accumulated over
-        self.supernet = space.build_supernet(self.make_edge, info).to(device)
+        self.supernet = to_device(space.build_supernet(self.make_edge, info), cfg, device)
         self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
 
     def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:

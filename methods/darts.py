@@ -30,9 +30,10 @@ from torch import nn
 
 from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import sgd
+from harness.train import sgd, to_device
 from methods.base import ArchState, SearchMethod
 from spaces.base import DataInfo, EdgeId, SearchSpace
+from spaces.ops import is_zero
 
 
 def _grads(loss: torch.Tensor, wrt: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -41,8 +42,25 @@ def _grads(loss: torch.Tensor, wrt: list[torch.Tensor]) -> list[torch.Tensor]:
     return [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, found)]
 
 
+def weighted_sum(weights: torch.Tensor, ops: nn.ModuleList, x: Any) -> Any:
+    """Σ_o weights[o] · o(x), without computing the ``none`` op.
+
+    ``none`` outputs zeros: its term w·0 adds exactly nothing to the sum (the result is the same, bit for
+    bit) and its weight's gradient ⟨∂L/∂out, 0⟩ is zero either way; its α still gets the gradient of the
+    softmax that couples it with the other weights. The sum starts from the first term, not from 0 (one
+    tensor addition fewer). Only when every candidate is ``none`` is one of them computed (for its shape).
+    """
+    total = None
+    for w, op in zip(weights, ops):
+        if is_zero(op):
+            continue
+        term = w * op(x)
+        total = term if total is None else total + term
+    return weights[0] * ops[0](x) if total is None else total
+
+
 class MixedEdge(nn.Module):
-    """Σ_o softmax(α[group][index])_o · o(x) over the candidates of one edge."""
+    """Σ_o softmax(α[group][index])_o · o(x) over the candidates of one edge (``none`` not computed)."""
 
     def __init__(self, edge: EdgeId, candidates: nn.ModuleList, arch: ArchState):
         super().__init__()
@@ -53,7 +71,7 @@ class MixedEdge(nn.Module):
         if forced is not None:
             return self.ops[forced](x)
         weights = F.softmax(self.arch.params[self.edge.group][self.edge.index], dim=-1)
-        return sum(w * op(x) for w, op in zip(weights, self.ops))
+        return weighted_sum(weights, self.ops, x)
 
 
 @register_method
@@ -82,7 +100,7 @@ class Darts(SearchMethod):
         super().__init__(space, cfg, info, device, seed)
         for group, shape in space.arch_shape().items():
             self.arch.params[group] = nn.Parameter(cfg["arch_init_std"] * torch.randn(*shape, device=device))
-        self.supernet = space.build_supernet(self.make_edge, info).to(device)
+        self.supernet = to_device(space.build_supernet(self.make_edge, info), cfg, device)
         self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
         self.a_opt = torch.optim.Adam(self.arch_parameters(), lr=cfg["arch_lr"],
                                       betas=(cfg["arch_beta1"], cfg["arch_beta2"]),

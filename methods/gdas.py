@@ -12,7 +12,9 @@ GDAS's code where one sample drives the whole network:
 
 An edge computes only its sampled op, multiplied by its hard weight (value 1), and adds the other ops' hard
 weights (value 0): the forward pass costs one op per edge while α receives the straight-through gradient
-through every op's probability. Draws with infinite or NaN values are redrawn, as in GDAS.
+through every op's probability. When the sampled op is ``none`` its output (zeros) is not multiplied by its
+hard weight: the product is zero and its gradient ⟨∂L/∂out, 0⟩ too. Draws with infinite or NaN values are
+redrawn, as in GDAS.
 
 τ is annealed per epoch from ``tau_max`` to ``tau_min``, linearly (GDAS: 10 → 0.1),
 τ_e = tau_max − (tau_max − tau_min) · e / (E − 1), or exponentially (``tau_schedule=exponential``, EoiNAS),
@@ -48,6 +50,7 @@ from harness.registry import register_method
 from methods.base import SearchMethod
 from methods.darts import Darts, _grads
 from spaces.base import DataInfo, EdgeId, SearchSpace
+from spaces.ops import is_zero
 
 TAU_SCHEDULES = ("linear", "exponential")
 
@@ -86,6 +89,8 @@ class GumbelEdge(nn.Module):
         hard, index = method.current[self.edge.group]
         weights, column = hard[self.edge.index], index[self.edge.index]
         op = self.ops[method.op_at(self.edge.group, self.edge.index, column)]
+        if is_zero(op):  # weights[column] · 0 adds nothing, to the output or to any gradient
+            return op(x) + (weights.sum() - weights[column])
         return weights[column] * op(x) + (weights.sum() - weights[column])
 
 

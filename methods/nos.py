@@ -50,6 +50,7 @@ from harness.teacher import (
     get_teacher,
     validate_teacher_config,
 )
+from harness.train import to_device
 from methods.darts import Darts
 from spaces.base import DataInfo, SearchSpace
 
@@ -106,7 +107,7 @@ class Nos(Darts):
     def use_untrained_teacher(self) -> None:
         """For timing only: an untrained teacher of the configured size (its forward pass costs the same)."""
         if self.cfg["ags"] and self.teacher is None:
-            self.teacher = build_teacher(self.cfg, self.info).to(self.device).eval()
+            self.teacher = to_device(build_teacher(self.cfg, self.info), self.cfg, self.device).eval()
 
     def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
         """Timed with an untrained teacher when none is ready, so that the plan's estimate never trains one."""

@@ -23,7 +23,7 @@ import torch
 from harness.data import SearchData
 from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, train_epoch
+from harness.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, to_device, train_epoch
 from methods.base import SearchMethod
 from spaces.base import DataInfo, SearchSpace
 
@@ -51,7 +51,8 @@ class RandomSearch(SearchMethod):
     def _build_candidate(self, index: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         cfg = self.cfg
         net = self.space.build_network(self.candidates[index], self.info, cfg["search_layers"],
-                                       cfg["search_channels"], auxiliary=False).to(self.device)
+                                       cfg["search_channels"], auxiliary=False)
+        net = to_device(net, cfg, self.device)
         return net, sgd(net.parameters(), cfg, "w")
 
     def _train_candidate(self, index: int, data: SearchData) -> float:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import ast
 import math
+import operator
 from collections import namedtuple
 from collections.abc import Callable
+from functools import reduce
 from typing import Any, ClassVar
 
 import numpy as np
@@ -336,7 +338,8 @@ class SearchCell(nn.Module):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         offset = 0
         for _ in range(STEPS):
-            node = sum(self.edges[offset + j](h) for j, h in enumerate(states))
+            # reduce, not sum: sum would start with 0 + the first edge's output, one tensor addition more
+            node = reduce(operator.add, (self.edges[offset + j](h) for j, h in enumerate(states)))
             offset += len(states)
             states.append(node)
         return torch.cat(states[-STEPS:], dim=1)

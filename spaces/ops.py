@@ -105,6 +105,13 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
+def is_zero(op: nn.Module) -> bool:
+    """True for the ``none`` op. Its output is zero, so a method that sums weighted candidate outputs skips
+    it: the term adds nothing to the sum and nothing to any gradient (its weight still gets its gradient
+    through whatever couples it with the other weights, e.g. the softmax)."""
+    return isinstance(op, Zero)
+
+
 class FactorizedReduce(nn.Module):
     """Halve the spatial size without losing every other pixel.
 
