@@ -44,11 +44,14 @@ from __future__ import annotations
 
 import ast
 import itertools
+import operator
 from collections import namedtuple
+from functools import reduce
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.registry import register_space
@@ -113,14 +116,26 @@ class Contribution:
     __radd__ = __add__
 
     def combine(self) -> torch.Tensor:
-        """F ⊕ (F ⊙ A) ⊕ Σ_D F ⊗ D (Eqs. 5 and 9)."""
+        """F ⊕ (F ⊙ A) ⊕ Σ_D F ⊗ D (Eqs. 5 and 9).
+
+        ⊗ is linear in the kernel, so Σ_D F ⊗ D is computed as F ⊗ Σ_D D, every kernel zero-padded to the
+        largest size first (a k×k kernel padded to K×K, applied with padding K // 2, is the k×k convolution
+        exactly): one depthwise convolution per block instead of one per kernel — a supernet node collects
+        two kernels per incoming edge, up to ten.
+        """
         if not isinstance(self.feature, torch.Tensor):
             raise ValueError("a heterogeneous block needs at least one feature op")
         out = self.feature
         if self.attention is not None:
             out = out + self.feature * self.attention
-        for kernel in self.kernels:
-            out = out + dynamic_depthwise(self.feature, kernel)
+        if self.kernels:
+            size = max(kernel.size(-1) for kernel in self.kernels)
+            total = None
+            for kernel in self.kernels:
+                pad = (size - kernel.size(-1)) // 2
+                kernel = F.pad(kernel, (pad, pad, pad, pad)) if pad else kernel
+                total = kernel if total is None else total + kernel
+            out = out + dynamic_depthwise(self.feature, total)
         return out
 
 
@@ -175,7 +190,7 @@ class SearchCell(DartsSearchCell):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         offset = 0
         for step in range(STEPS):
-            surrogate = sum(self.edges[offset + j](h) for j, h in enumerate(states)).combine()
+            surrogate = reduce(operator.add, (self.edges[offset + j](h) for j, h in enumerate(states))).combine()
             offset += len(states)
             states.append(self.tier2[step](surrogate).combine())
         return torch.cat(states[-STEPS:], dim=1)

@@ -254,3 +254,17 @@ def test_gdas_edge_with_none_sampled_keeps_output_and_straight_through_gradient(
     ref = torch.autograd.grad((expected * target).sum(), probs)[0]
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     torch.testing.assert_close(grad, ref, rtol=1e-6, atol=1e-7)
+
+
+# --- the heterogeneous block applies its dynamic kernels in one convolution ---------------------------------
+
+def test_combine_applies_the_summed_padded_kernels_once_with_the_same_result():
+    from spaces.hetero import Contribution
+    from spaces.ops import dynamic_depthwise
+
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 6, 5, generator=gen, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    attention = torch.rand(2, 3, 1, 1, generator=gen, dtype=torch.float64)
+    kernels = [torch.randn(2, 3, k, k, generator=gen, dtype=torch.float64) for k in (3, 5, 3, 1)]
+    expected = x + x * attention + sum(dynamic_depthwise(x, k) for k in kernels)  # one convolution per kernel
+    torch.testing.assert_close(Contribution(x, attention, kernels).combine(), expected, rtol=1e-12, atol=1e-12)
