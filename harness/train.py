@@ -4,8 +4,10 @@ Also the trial's performance settings, one place each: ``memory_format`` (the la
 input batch — channels-last by default: depthwise and 1×1 convolutions, the bulk of every space, are several
 times faster in it on CPU, and it is the layout cuDNN prefers), ``to_device`` (every network of the harness
 goes through it) and ``configure_backends`` (cuDNN autotuning, and whether results are then deterministic).
-Nothing crosses from the host per step: the datasets are moved to the device whole, once, by
-``harness.data.SearchData``, so pinned host memory would buy nothing.
+The images do not cross from the host per step: ``harness.data.SearchData`` moves the datasets to the device
+whole, once, and batches are gathered there; only each batch's indices and augmentation draws (a few
+hundred bytes, drawn on the host so that the streams do not depend on the device) are copied per batch, so
+pinned host memory would buy nothing measurable.
 """
 
 from __future__ import annotations
