@@ -39,7 +39,7 @@ from harness.evaluation import FinalTraining
 from harness.metrics import count_madds_m, count_params_m, describe_device, device_hours_kind, peak_memory_mb
 from harness.records import read_record, record_filename, write_record
 from harness.registry import get_method, get_space
-from harness.train import rng_state, seed_everything, set_rng_state
+from harness.train import configure_backends, rng_state, seed_everything, set_rng_state
 
 EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
 SUMMARY_KEYS = ("test_acc", "search_val_acc", "op_kendall_tau", "params_m", "search_seconds", "eval_seconds")
@@ -97,6 +97,7 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seed_everything(seed)
+    backends = configure_backends(cfg, device)  # memory_format, cudnn_benchmark, deterministic: recorded
     data = SearchData(load_dataset(spec["dataset"], spec.get("data_dir"), cfg["image_size"]), cfg, seed, device)
     space = get_space(spec["space"])(cfg)
     method = get_method(spec["method"])(space, cfg, data.info, device, seed)
@@ -140,7 +141,7 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
         importance = method.importance()
         if importance is not None:  # the scores behind the genotype and the correlations, for tracing
             findings["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}
-        state["results"] = {"genotype": space.to_str(genotype), "split": data.split,
+        state["results"] = {"genotype": space.to_str(genotype), "split": data.split, **backends,
                             "search_val_acc": method.search_val_acc(state["history"][-1]),
                             "correlation_seconds": time.perf_counter() - start, **findings}
         state.update(phase="eval", epoch=0)

@@ -20,7 +20,8 @@ from spaces.darts import DartsSpace
 SMOKE = ["--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset", "digits", "--cpus-per-trial", "1"]
 RECORD_KEYS = {"method", "space", "dataset", "budget", "seed", "config", "config_hash", "genotype", "search_val_acc",
                "test_acc", "search_seconds", "eval_seconds", "device_hours", "device", "peak_mem_mb", "params_m",
-               "madds_m", "op_kendall_tau", "op_spearman_rho", "history", "harness_version"}
+               "madds_m", "op_kendall_tau", "op_spearman_rho", "history", "harness_version", "split",
+               "memory_format", "cudnn_benchmark", "deterministic"}
 BOARD_COLUMNS = {"method", "space", "dataset", "budget", "n_seeds", "test_acc_mean", "test_acc_std", "test_acc_median",
                  "test_acc_best", "search_hours_mean", "params_m_mean", "madds_m_mean", "op_kendall_tau_mean"}
 
@@ -53,6 +54,9 @@ def test_run_writes_records_and_leaderboard(two_seeds):
         assert rec["params_m"] > 0 and rec["madds_m"] > 0 and rec["peak_mem_mb"] > 0
         assert rec["op_corr_edges"] == rec["config"]["corr_edges"]
         assert rec["device_hours_kind"] == "CPU-hours"
+        # the default layout, and on the CPU no autotuning: the record is reproducible bit for bit
+        assert (rec["memory_format"], rec["cudnn_benchmark"], rec["deterministic"]) == ("channels_last", False, True)
+        assert rec["split"]["order"].startswith("fixed random permutation") and min(rec["split"]["arch"]) > 0
     assert records[0]["config_hash"] == records[1]["config_hash"]
     assert records[0]["genotype"] != records[1]["genotype"] or records[0]["test_acc"] != records[1]["test_acc"]
 
