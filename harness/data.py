@@ -468,6 +468,16 @@ def _load_folder(root: Path, image_size: int, cache: Path) -> Dataset:
                            lambda: _decode_folder(root, train_files, test_files, image_size))
 
 
+def from_host(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small tensor drawn on the host (an epoch's order, a batch's crop offsets, flips, cutout centres)
+    moved to ``device``. The images themselves live on the device whole (``SearchData``); only these draws
+    cross, from the host's generator so that a batch is the same on every device. On CUDA they go through
+    pinned memory without blocking, so the copy does not wait for the GPU work already queued."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 class Batches:
     """Mini-batches of a fixed index set, augmented on the device.
 
@@ -494,9 +504,9 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator().manual_seed(self.seed)
         n = len(self.y)
-        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        order = from_host(torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n), self.x.device)
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size].to(self.x.device)
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.x[idx].float().div_(255.0)
             if self.augment:
                 x = self._augment(x, gen)
@@ -511,22 +521,22 @@ class Batches:
         if self.crop_padding:
             p = self.crop_padding
             padded = torch.nn.functional.pad(x, (p, p, p, p))
-            oy = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(dev)
-            ox = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(dev)
+            oy = from_host(torch.randint(0, 2 * p + 1, (b,), generator=gen), dev)
+            ox = from_host(torch.randint(0, 2 * p + 1, (b,), generator=gen), dev)
             rows = (oy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
             cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, None, :]
             x = padded[torch.arange(b, device=dev)[:, None, None, None],
                        torch.arange(c, device=dev)[None, :, None, None], rows, cols]
         if self.flip:
-            mask = (torch.rand(b, generator=gen) < 0.5).to(dev)
+            mask = from_host(torch.rand(b, generator=gen) < 0.5, dev)
             x = torch.where(mask[:, None, None, None], x.flip(3), x)
         return x
 
     def _cutout(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         b, _, h, w = x.shape
         dev = x.device
-        cy = torch.randint(0, h, (b,), generator=gen).to(dev)
-        cx = torch.randint(0, w, (b,), generator=gen).to(dev)
+        cy = from_host(torch.randint(0, h, (b,), generator=gen), dev)
+        cx = from_host(torch.randint(0, w, (b,), generator=gen), dev)
         half = self.cutout // 2
         ys = torch.arange(h, device=dev)[None, :, None]
         xs = torch.arange(w, device=dev)[None, None, :]

@@ -5,9 +5,9 @@ input batch — channels-last by default: depthwise and 1×1 convolutions, the b
 times faster in it on CPU, and it is the layout cuDNN prefers), ``to_device`` (every network of the harness
 goes through it) and ``configure_backends`` (cuDNN autotuning, and whether results are then deterministic).
 The images do not cross from the host per step: ``harness.data.SearchData`` moves the datasets to the device
-whole, once, and batches are gathered there; only each batch's indices and augmentation draws (a few
-hundred bytes, drawn on the host so that the streams do not depend on the device) are copied per batch, so
-pinned host memory would buy nothing measurable.
+whole, once, and batches are gathered there; only an epoch's order and each batch's augmentation draws (a
+few hundred bytes, drawn on the host so that the streams do not depend on the device) cross, through pinned
+memory and without blocking (``harness.data.from_host``).
 """
 
 from __future__ import annotations
