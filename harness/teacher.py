@@ -25,7 +25,6 @@ import fcntl
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.data import Batches, SearchData
+from harness.data import Batches, SearchData, default_cache_dir
 from harness.errors import UserError
 from harness.records import atomic_write
 from harness.train import (
@@ -283,8 +282,7 @@ def train_teacher(net: nn.Module, data: SearchData, cfg: dict[str, Any], device:
 # --- the cache ------------------------------------------------------------------------------------------
 def default_cache_root() -> Path:
     """``$HARNESS_CACHE_DIR/teachers``, else ``~/.cache/nas-harness/teachers``."""
-    base = os.environ.get("HARNESS_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "nas-harness") / "teachers"
+    return default_cache_dir() / "teachers"
 
 
 def teacher_key(dataset_name: str, info: DataInfo, cfg: dict[str, Any]) -> str:
