@@ -258,23 +258,34 @@ _CORRUPT = (OSError, pickle.UnpicklingError, KeyError, IndexError, TypeError, Va
             ImportError, EOFError)  # whatever a corrupt pickle raises
 
 
+def _read_pickled(folder: Path, train: list[str], test: list[str], label_key: str, side: int, what: str,
+                  hint: str, classes: int = 0) -> tuple[torch.Tensor, ...]:
+    """Training and test tensors (``train_x, train_y, test_x, test_y``) from pickled batches of rows of
+    3·side·side bytes, channel-first. With ``classes``, only labels 1..classes are kept, as 0..classes − 1
+    (ImageNet's labels start at 1). A corrupt file is one ``UserError`` naming ``what`` and ``hint``."""
+    def read(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for f in files:
+            x, y = _read_batch(folder / f, label_key)
+            if classes:
+                keep = (y >= 1) & (y <= classes)
+                x, y = x[keep], y[keep] - 1
+            xs.append(x.reshape(-1, 3, side, side))
+            ys.append(y)
+        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+    try:
+        return (*read(train), *read(test))
+    except _CORRUPT as exc:
+        raise UserError(f"{what} files in '{folder}' are unreadable ({exc.__class__.__name__}); {hint}") from None
+
+
 def read_cifar_folder(name: str, root: Path) -> Dataset:
     """Read CIFAR's python-pickle batches from ``root`` (the layout torchvision downloads)."""
     sub, train_files, test_files, label_key = _CIFAR[name]
-
-    def read(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = zip(*(_read_batch(root / sub / f, label_key) for f in files))
-        return (torch.from_numpy(np.concatenate(xs).reshape(-1, 3, 32, 32)),
-                torch.from_numpy(np.concatenate(ys)))
-
-    try:
-        train_x, train_y = read(train_files)
-        test_x, test_y = read(test_files)
-    except _CORRUPT as exc:
-        raise UserError(f"{name} files in '{root / sub}' are unreadable ({exc.__class__.__name__}); "
-                        "delete the folder to download them again") from None
-    return Dataset(name, train_x, train_y, test_x, test_y, 10 if name == "cifar10" else 100,
-                   crop_padding=4, flip=True, order=ORDER_CIFAR)
+    tensors = _read_pickled(root / sub, train_files, test_files, label_key, 32, name,
+                            "delete the folder to download them again")
+    return Dataset(name, *tensors, 10 if name == "cifar10" else 100, crop_padding=4, flip=True, order=ORDER_CIFAR)
 
 
 def _load_cifar(name: str, root: Path) -> Dataset:
@@ -299,24 +310,9 @@ def read_imagenet16(folder: Path) -> Dataset:
     """ImageNet16-120 from the down-sampled ImageNet 16×16 batches in ``folder``: rows of 768 bytes (3×16×16,
     channel-first), labels 1..1000, of which 1..120 are kept as 0..119; the whole ``val_data`` (120 classes)
     is the test set. Returned in class-stratified order."""
-    def read(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = [], []
-        for f in files:
-            x, y = _read_batch(folder / f, "labels")
-            keep = (y >= 1) & (y <= IMAGENET16_CLASSES)
-            xs.append(x[keep].reshape(-1, 3, 16, 16))
-            ys.append(y[keep] - 1)
-        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
-
-    try:
-        train_x, train_y = read(IMAGENET16_TRAIN)
-        test_x, test_y = read(IMAGENET16_TEST)
-    except _CORRUPT as exc:
-        raise UserError(f"imagenet16-120 files in '{folder}' are unreadable ({exc.__class__.__name__}); replace "
-                        "them with the down-sampled ImageNet 16×16 batches") from None
-    ds = Dataset("imagenet16-120", train_x, train_y, test_x, test_y, IMAGENET16_CLASSES, crop_padding=2,
-                 flip=True)
-    return _stratified(ds)
+    tensors = _read_pickled(folder, IMAGENET16_TRAIN, IMAGENET16_TEST, "labels", 16, "imagenet16-120",
+                            "replace them with the down-sampled ImageNet 16×16 batches", classes=IMAGENET16_CLASSES)
+    return _stratified(Dataset("imagenet16-120", *tensors, IMAGENET16_CLASSES, crop_padding=2, flip=True))
 
 
 def _load_imagenet16(data_dir: Path, cache: Path) -> Dataset:
