@@ -161,9 +161,10 @@ def stratified_order(labels: np.ndarray) -> np.ndarray:
     """A fixed, seed-independent, class-stratified order of ``labels``.
 
     Image k of class c (k-th in a fixed random order of its class, ``RandomState(0)``) gets the key
-    (k + ½) / n_c; sorting by key (ties by class) interleaves the classes so that every prefix of length m
-    holds ⌊m·n_c/N⌉ ± 1 images of class c: both search halves and every ``train_limit`` prefix are
-    stratified. The random order within a class keeps sub-orders of a folder (file names by source or
+    (k + ½) / n_c; sorting by key (ties by class) interleaves the classes. Each search half then holds
+    ⌊n_c/2⌋ or ⌈n_c/2⌉ of class c's n_c images (the keys below ½ come first), and every ``train_limit``
+    prefix of length m about m·n_c/N of them (within one image when the classes are balanced; the tests
+    check both). The random order within a class keeps sub-orders of a folder (file names by source or
     date) out of the halves.
     """
     labels = np.asarray(labels)
