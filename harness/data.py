@@ -430,13 +430,11 @@ def _decode_image(path: Path, image_size: int) -> np.ndarray:
         raise UserError(f"cannot read image '{path}' ({exc.__class__.__name__}); remove or replace it") from None
 
 
-def _decode_folder(root: Path, train_files: dict[str, list[Path]],
-                   test_files: dict[str, list[Path]], image_size: int) -> Dataset:
-    classes = list(train_files)
-    labelled = [(f, k) for files in (train_files, test_files) for k, c in enumerate(classes) for f in files[c]]
+def _decode_folder(root: Path, labelled: list[tuple[Path, int]], n_train: int, classes: list[str],
+                   image_size: int) -> Dataset:
+    """Decode ``labelled`` (file, label) pairs, the first ``n_train`` of them the training set."""
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
         images = list(pool.map(lambda item: _decode_image(item[0], image_size), labelled))
-    n_train = sum(len(f) for f in train_files.values())
     x = torch.from_numpy(np.stack(images))
     y = torch.tensor([k for _, k in labelled], dtype=torch.int64)
     ds = Dataset(f"folder:{root}", x[:n_train], y[:n_train], x[n_train:], y[n_train:], len(classes),
@@ -458,11 +456,13 @@ def _load_folder(root: Path, image_size: int, cache: Path) -> Dataset:
     if few:
         raise UserError(f"class '{few[0]}' has {len(train_files[few[0]])} training image in '{train_dir / few[0]}'; "
                         "the search split needs at least 2 per class (one in each half)")
-    every = [f for files in (train_files, test_files) for c in files for f in files[c]]
+    classes = list(train_files)
+    labelled = [(f, k) for files in (train_files, test_files) for k, c in enumerate(classes) for f in files[c]]
+    n_train = sum(len(files) for files in train_files.values())
     key = {"dataset": "folder", "root": str(root.resolve()), "image_size": image_size,
-           "files": _file_stats(root, every)}
+           "files": _file_stats(root, [f for f, _ in labelled])}
     return _cached_dataset(cache, f"folder:{root}", key,
-                           lambda: _decode_folder(root, train_files, test_files, image_size))
+                           lambda: _decode_folder(root, labelled, n_train, classes, image_size))
 
 
 def from_host(t: torch.Tensor, device: torch.device) -> torch.Tensor:
