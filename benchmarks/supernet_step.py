@@ -46,7 +46,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from harness.config import MEMORY_FORMATS, parse_overrides, resolve
+from harness.config import MEMORY_FORMATS, declarations, parse_overrides, resolve
 from harness.metrics import peak_memory_mb
 from harness.registry import get_method, get_space
 from harness.train import configure_backends, memory_format, seed_everything
@@ -102,11 +102,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def has_order(method: str, space: str) -> bool:
+    """Whether the method has DARTS's first/second-order switch (GDAS, EoiNAS and AGNAS do not)."""
+    return "order" in declarations(get_method(method), get_space(space))
+
+
 def configurations(args: argparse.Namespace) -> list[tuple[str, str, int]]:
     if not args.method:
         return list(TABLE)
     space = args.space or "darts"
-    orders = args.orders if "order" in get_method(args.method).defaults else [1]
+    orders = args.orders if has_order(args.method, space) else [1]
     return [(args.method, space, order) for order in orders]
 
 
@@ -131,7 +136,7 @@ def time_step(method_name: str, space_name: str, order: int, layout: str, device
               warmup: int, overrides: list[str] | None = None) -> dict[str, Any]:
     """Build one supernet as a trial does and time ``steps`` calls of its ``train_step`` (in this process)."""
     method_cls, space_cls = get_method(method_name), get_space(space_name)
-    order_set = {"order": str(order)} if "order" in method_cls.defaults else {}  # GDAS, EoiNAS, AGNAS: none
+    order_set = {"order": str(order)} if has_order(method_name, space_name) else {}  # GDAS, EoiNAS, AGNAS: none
     cfg = resolve(method_cls, space_cls, "paper",
                   {**order_set, **parse_overrides(overrides or []), "memory_format": layout}).values
     seed_everything(0)
@@ -198,7 +203,7 @@ def run_subprocess(args: argparse.Namespace, config: tuple[str, str, int], layou
 
 def label(config: tuple[str, str, int]) -> str:
     method, space, order = config
-    return f"{method}{f' (order {order})' if 'order' in get_method(method).defaults else ''} / {space}"
+    return f"{method}{f' (order {order})' if has_order(method, space) else ''} / {space}"
 
 
 def main(argv: list[str] | None = None) -> int:

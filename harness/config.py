@@ -1,14 +1,39 @@
-"""Resolved trial configuration: paper defaults, scaled by a budget preset, then explicit overrides.
+"""Resolved trial configuration: declared keys, paper defaults, scaled by a budget preset, then explicit overrides.
 
-Every key that ``--set`` accepts appears in the resolved configuration with its value and where the value
-came from. Layers, in order (a later layer wins):
+**Declarations.** Every configuration key is declared exactly once, as a ``Key``: its default, its help text
+and its valid values (the type follows the default: bool, int, float or str; plus a numeric interval, a
+tuple of choices, or a named check function). Where each kind of key is declared:
 
-1. ``paper``   — the shared conventions of METHODS.md (search optimiser, evaluation protocol), then the
-                 space's and the method's own paper defaults (and the method's keys that exist on one
-                 space only, ``space_defaults``);
-2. ``harness`` — protocol choices of ours that the papers do not fix (correlation sample sizes, ...);
-3. ``budget:<name>`` — the budget preset (only for keys the method/space has);
-4. ``override`` — the user's ``--set key=value``.
+- ``SHARED_KEYS`` (here): the keys of every (method, space) pair — the shared search and evaluation
+  conventions of METHODS.md (origin ``paper``) and our protocol choices the papers do not fix (origin
+  ``harness``: correlation sample sizes, ``train_limit``, image size, memory layout, ...);
+- ``SearchSpace.keys`` / ``SearchMethod.keys`` (``spaces/base.py``, ``methods/base.py``): keys that every
+  space (``search_layers``, ``search_channels``, ``eval_layers``, ``eval_channels``) or every searching
+  method (``search_epochs``) has, but with a value per class: declared there with ``default=None`` and a
+  ``kind``; a class gives the value in its ``defaults``, and a class that gives none does not have the key
+  (random search has no ``search_epochs``);
+- a space's or method's own keys: its ``keys`` class attribute, extending its parent's
+  (``keys = {**Darts.keys, "tau_max": Key(...)}``); a method's keys that exist on one space only:
+  ``space_keys = {"darts": {...}}``; the teacher keys of NOS: ``harness.teacher.TEACHER_CONFIG``;
+- ``defaults`` on a method or space holds *values* only: the class's value of a key declared elsewhere
+  (NOS's ``search_epochs``, NAS-Bench-201's ``w_weight_decay``); ``ignored_keys`` drops keys a method does
+  not use (random search: the operation-level correlation; GDAS: DARTS's ``order``); ``budgets`` holds
+  the class's own values of a budget preset.
+
+``declarations(method_cls, space_cls)`` is every key a pair has, with the pair's default. A key is declared
+once, so its meaning and its valid values are the same for every pair; only its default differs.
+
+**Resolution.** Layers, in order (a later layer wins); ``sources`` says which layer a value came from:
+
+1. ``paper`` / ``harness`` — the declared default (its ``origin``), or the space's and then the method's
+   ``defaults`` (``paper``: the papers' settings of that space or method);
+2. ``budget:<name>`` — the budget preset (only for keys the pair has): the generic preset, then the
+   space's and the method's own values of it;
+3. ``override`` — the user's ``--set key=value``, parsed to the key's type.
+
+Every resolved value (default, budget value or override alike) is then checked against its declaration
+(``Key.validate``: one line naming the key, the value and the valid values); rules between keys (Nesterov
+needs momentum, ``tau_min <= tau_max``, ...) are the space's and the method's ``validate_config``.
 
 The hash of the resolved configuration (with method, space, dataset and budget, without the seed) names
 the setting: seeds of one setting share it.
@@ -19,92 +44,212 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.errors import UserError
 
-# Shared conventions of all cell spaces (METHODS.md, "Shared conventions"); identical for every method so
-# that no method gets a private advantage.
-SHARED_PAPER: dict[str, Any] = {
-    "search_batch_size": 64,
-    "w_lr": 0.025,
-    "w_lr_min": 0.001,
-    "w_momentum": 0.9,
-    "w_weight_decay": 3e-4,
-    "w_nesterov": False,
-    "grad_clip": 5.0,
-    "eval_epochs": 600,
-    "eval_batch_size": 96,
-    "eval_lr": 0.025,
-    "eval_lr_min": 0.0,
-    "eval_momentum": 0.9,
-    "eval_weight_decay": 3e-4,
-    "eval_nesterov": False,
-    "eval_grad_clip": 5.0,
-    "cutout": 16,
-    "auxiliary_weight": 0.4,
-    "drop_path": 0.2,
-}
+KINDS = (bool, int, float, str)
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*$")
 
-# Our protocol choices (not fixed by any paper).
-SHARED_HARNESS: dict[str, Any] = {
-    "train_limit": 0,
-    "corr_edges": 8,
-    "corr_batches": 20,
-    "image_size": 32,
-    "memory_format": "channels_last",
-    "cudnn_benchmark": True,
-}
+
+def _number(value: float) -> str:
+    """A bound as people read it: 1 not 1.0, ∞ not inf."""
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _show(value: Any) -> str:
+    """A value in a message: strings quoted (a newline stays on the line), booleans as --set takes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its default, what it means, and its valid values.
+
+    ``kind`` is the type of the default (bool, int or float or str; give it only when ``default`` is None:
+    a key whose value each class gives in its ``defaults``). At most one of:
+
+    - ``interval``: numeric bounds in interval notation, ``"[0, 1)"``, ``"(0, inf)"``, ``"[1, inf)"`` (a float key
+      also accepts an int; neither accepts nan or ±inf);
+    - ``choices``: the valid values (strings or ints);
+    - ``check``: a function that returns the value (possibly normalised, e.g. a path made absolute) or raises
+      ``ValueError`` whose text says what is wrong ("does not exist"); ``valid`` describes the valid values.
+
+    ``origin`` is where the declared default comes from: ``paper`` or ``harness`` (our protocol choice).
+    """
+
+    default: Any
+    help: str
+    interval: str = ""
+    choices: tuple[Any, ...] = ()
+    check: Callable[[Any], Any] | None = None
+    valid: str = ""
+    kind: type | None = None
+    origin: str = "paper"
+    low: float = field(init=False, repr=False, compare=False, default=-math.inf)
+    high: float = field(init=False, repr=False, compare=False, default=math.inf)
+    low_open: bool = field(init=False, repr=False, compare=False, default=True)
+    high_open: bool = field(init=False, repr=False, compare=False, default=True)
+
+    def __post_init__(self) -> None:
+        kind = self.kind or type(self.default)
+        if kind not in KINDS or (self.default is not None and not self._is_kind(self.default, kind)):
+            raise TypeError(f"Key: kind {kind.__name__} with default {self.default!r}")
+        object.__setattr__(self, "kind", kind)
+        if sum(map(bool, (self.interval, self.choices, self.check))) > 1:
+            raise TypeError("Key: give at most one of interval, choices and check")
+        if self.check is not None and not self.valid:
+            raise TypeError("Key: a check needs 'valid', the valid values in words")
+        if not self.help or self.origin not in ("paper", "harness"):
+            raise TypeError(f"Key: help must be given and origin 'paper' or 'harness', got {self.origin!r}")
+        if any(not self._is_kind(c, kind) for c in self.choices):
+            raise TypeError(f"Key: choices {self.choices!r} are not all {kind.__name__}")
+        if self.interval:
+            match = _INTERVAL.match(self.interval)
+            if match is None or kind not in (int, float):
+                raise TypeError(f"Key: interval {self.interval!r} is not '[a, b)'-style notation of an int/float key")
+            opening, low, high, closing = match.groups()
+            object.__setattr__(self, "low", float(low))
+            object.__setattr__(self, "high", float(high))
+            object.__setattr__(self, "low_open", opening == "(")
+            object.__setattr__(self, "high_open", closing == ")")
+
+    @staticmethod
+    def _is_kind(value: Any, kind: type) -> bool:
+        if kind is float:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, kind)
+
+    def describe(self) -> str:
+        """The valid values for people: ``float in [0, 1)``, ``int >= 1``, ``one of lookup, train``, ..."""
+        kind = self.kind.__name__
+        if self.check is not None:
+            return self.valid
+        if self.choices:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.kind is bool:
+            return "true or false"
+        if not self.interval:
+            return "any text" if self.kind is str else kind
+        low, high = _number(self.low), _number(self.high)
+        if math.isinf(self.high) and not math.isinf(self.low):
+            return f"{kind} {'>' if self.low_open else '>='} {low}"
+        if math.isinf(self.low) and not math.isinf(self.high):
+            return f"{kind} {'<' if self.high_open else '<='} {high}"
+        return f"{kind} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+    def validate(self, name: str, value: Any) -> Any:
+        """``value`` if it is valid for this key (normalised by ``check`` where the key has one); otherwise a
+        one-line ``UserError`` naming the key, the value and the valid values."""
+        def refuse(problem: str) -> UserError:
+            return UserError(f"{name}={_show(value)} {problem}: {self.describe()}")
+
+        if not self._is_kind(value, self.kind):
+            raise refuse(f"is not a {self.kind.__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise refuse("is not a finite number")
+        if self.interval:
+            above = value > self.low if self.low_open else value >= self.low
+            below = value < self.high if self.high_open else value <= self.high
+            if not (above and below):
+                raise refuse("is out of range")
+        if self.choices and value not in self.choices:
+            raise refuse("is not valid")
+        if self.check is not None:
+            try:
+                return self.check(value)
+            except ValueError as exc:
+                raise refuse(str(exc).strip().splitlines()[0] if str(exc).strip() else "is not valid") from None
+        return value
+
+    def parse(self, name: str, text: str) -> Any:
+        """The value of ``--set name=text`` in the key's type (one-line ``UserError`` if it is not one); the
+        value is then validated with the others."""
+        try:
+            if self.kind is bool:
+                low = text.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if self.kind is int:
+                return int(text)
+            if self.kind is float:
+                value = float(text)
+                if not math.isfinite(value):  # nan would pass every range check and poison the trial
+                    raise ValueError
+                return value
+        except ValueError:
+            raise UserError(f"{name}={text!r} is not a {self.kind.__name__}: {self.describe()}") from None
+        return text
+
 
 MEMORY_FORMATS = ("channels_last", "contiguous")
 
-HELP: dict[str, str] = {
-    "search_batch_size": "batch size of both search halves",
-    "w_lr": "search: weight SGD learning rate (cosine-annealed)",
-    "w_lr_min": "search: final weight learning rate",
-    "w_momentum": "search: weight SGD momentum",
-    "w_weight_decay": "search: weight decay of the weights",
-    "w_nesterov": "search: Nesterov momentum for the weights (NAS-Bench-201 protocol)",
-    "grad_clip": "search: gradient-norm clip of the weights",
-    "search_epochs": "search epochs",
-    "search_layers": "cells in the search supernet (nb201: cells per stage)",
-    "search_channels": "initial channels of the search supernet",
-    "eval_layers": "cells in the final network (nb201: cells per stage)",
-    "eval_channels": "initial channels of the final network",
-    "eval_epochs": "evaluation: epochs of training the derived network from scratch",
-    "eval_batch_size": "evaluation: batch size",
-    "eval_lr": "evaluation: SGD learning rate (cosine to eval_lr_min)",
-    "eval_lr_min": "evaluation: final learning rate",
-    "eval_momentum": "evaluation: SGD momentum",
-    "eval_weight_decay": "evaluation: weight decay",
-    "eval_nesterov": "evaluation: Nesterov momentum",
-    "eval_grad_clip": "evaluation: gradient-norm clip",
-    "cutout": "evaluation: cutout length in pixels at 32x32 (scaled to the image size; 0 = off)",
-    "auxiliary_weight": "evaluation: weight of the auxiliary head's loss (0 = no head)",
-    "drop_path": "evaluation: final drop-path probability (ramped linearly over epochs)",
-    "train_limit": "use only the first N training images (0 = all), same fixed order for every method "
-                   "(class-stratified where the stored order is not random)",
-    "corr_edges": "operation-level correlation: number of sampled edges (fixed sample for every method)",
-    "corr_batches": "operation-level correlation: batches of the fixed architecture-half subset",
-    "image_size": "folder: datasets only: images are resized to this size",
-    "memory_format": "memory layout of every network and input batch: channels_last (default) or contiguous",
-    "cudnn_benchmark": "CUDA only: let cuDNN autotune convolution algorithms (faster; the record then says "
-                       "results are not bitwise reproducible); false = deterministic kernels",
-    "order": "DARTS: 1 = first-order, 2 = second-order (unrolled) architecture gradient",
-    "arch_lr": "architecture Adam learning rate",
-    "arch_beta1": "architecture Adam beta1",
-    "arch_beta2": "architecture Adam beta2",
-    "arch_weight_decay": "architecture Adam weight decay",
-    "arch_init_std": "architecture parameters initialised as std * N(0, 1)",
-    "rs_candidates": "random search: number of sampled genotypes",
-    "rs_epochs": "random search: training epochs of each candidate",
-    "eval": "nb201: 'lookup' = test accuracy from the benchmark table, 'train' = train the derived cell",
-    "nb201_table": "nb201: benchmark table ('default' = the bundled one, or a file from 'nb201 import')",
-    "arch_corr_samples": "architecture-level correlation: architectures sampled from the benchmark (fixed)",
-    "tau_max": "GDAS: initial Gumbel-softmax temperature",
-    "tau_min": "GDAS: final temperature (annealed per epoch)",
-    "tau_schedule": "GDAS: temperature schedule per epoch, 'linear' (GDAS) or 'exponential' (EoiNAS)",
+# The keys of every pair. Ranges are what the code accepts (the reasons, where they are not obvious):
+# - learning rates > 0 (0 trains nothing); final learning rates >= 0 (a negative one, set directly on the
+#   optimiser, would ascend the loss); weight decays >= 0 (torch refuses negative ones);
+# - SGD momentum in [0, 1): torch refuses a negative one and takes any other, but the heavy-ball velocity
+#   v <- m·v + g never forgets a gradient at m = 1 and grows geometrically above (the weights diverge);
+#   Nesterov needs momentum > 0 (torch refuses it without): a rule between keys, in validate_config;
+# - grad_clip > 0: the supernet methods clip every step, and clip_grad_norm_ to 0 zeroes every gradient (a
+#   negative norm flips them); eval_grad_clip >= 0, where 0 turns the clip off;
+# - epochs, batch sizes >= 1 (0 epochs leaves nothing searched or an untrained network to test);
+# - cutout in [0, 32]: a square side in pixels of a 32×32 image, no longer than the image (from 64 on, 62 at
+#   8×8, the square covers every image whole wherever it falls);
+# - drop_path in [0, 1): the probability of dropping a path (1 keeps nothing: spaces.ops.drop_path refuses it);
+# - image_size >= 5: the networks halve the image twice (rounding up), and from 5 the last stage is still 2×2,
+#   so BatchNorm can train on a batch of one image (a last partial batch holds one image whenever a half's
+#   size is one more than a multiple of the batch size); at 4 and below it is 1×1 and BatchNorm refuses a
+#   one-image batch in every space (measured: every method's supernet and every space's final network);
+# - corr_edges, corr_batches, train_limit >= 0: 0 = none for corr_edges, all batches for corr_batches, all
+#   images for train_limit (too small a limit is refused with the data: harness.data.check_split).
+SHARED_KEYS: dict[str, Key] = {
+    # the shared conventions of all cell spaces (METHODS.md, "Shared conventions"): the same for every method,
+    # so that no method gets a private advantage
+    "search_batch_size": Key(64, "batch size of both search halves", "[1, inf)"),
+    "w_lr": Key(0.025, "search: weight SGD learning rate (cosine-annealed to w_lr_min)", "(0, inf)"),
+    "w_lr_min": Key(0.001, "search: final weight learning rate", "[0, inf)"),
+    "w_momentum": Key(0.9, "search: weight SGD momentum", "[0, 1)"),
+    "w_weight_decay": Key(3e-4, "search: weight decay of the weights", "[0, inf)"),
+    "w_nesterov": Key(False, "search: Nesterov momentum for the weights (NAS-Bench-201 protocol; needs "
+                             "w_momentum > 0)"),
+    "grad_clip": Key(5.0, "search: gradient-norm clip of the weights", "(0, inf)"),
+    "eval_epochs": Key(600, "evaluation: epochs of training the derived network from scratch", "[1, inf)"),
+    "eval_batch_size": Key(96, "evaluation: batch size (at least 2 with the auxiliary head)", "[1, inf)"),
+    "eval_lr": Key(0.025, "evaluation: SGD learning rate (cosine to eval_lr_min)", "(0, inf)"),
+    "eval_lr_min": Key(0.0, "evaluation: final learning rate", "[0, inf)"),
+    "eval_momentum": Key(0.9, "evaluation: SGD momentum", "[0, 1)"),
+    "eval_weight_decay": Key(3e-4, "evaluation: weight decay", "[0, inf)"),
+    "eval_nesterov": Key(False, "evaluation: Nesterov momentum (needs eval_momentum > 0)"),
+    "eval_grad_clip": Key(5.0, "evaluation: gradient-norm clip (0 = off)", "[0, inf)"),
+    "cutout": Key(16, "evaluation: cutout length in pixels at 32x32 (scaled to the image size; 0 = off)", "[0, 32]"),
+    "auxiliary_weight": Key(0.4, "evaluation: weight of the auxiliary head's loss (0 = no head)", "[0, inf)"),
+    "drop_path": Key(0.2, "evaluation: final drop-path probability (ramped linearly over epochs)", "[0, 1)"),
+    # our protocol choices (not fixed by any paper)
+    "train_limit": Key(0, "use only the first N training images (0 = all), same fixed order for every method "
+                          "(class-stratified where the stored order is not random)", "[0, inf)", origin="harness"),
+    "corr_edges": Key(8, "operation-level correlation: number of sampled edges (fixed sample for every method; "
+                         "0 = none, more than the space has = all)", "[0, inf)", origin="harness"),
+    "corr_batches": Key(20, "operation-level correlation: batches of the fixed architecture-half subset "
+                            "(0 = the whole half)", "[0, inf)", origin="harness"),
+    "image_size": Key(32, "folder: datasets only: images are resized to this size (at least 5: the last stage "
+                          "of every network stays 2x2)", "[5, inf)", origin="harness"),
+    "memory_format": Key("channels_last", "memory layout of every network and input batch", choices=MEMORY_FORMATS,
+                         origin="harness"),
+    "cudnn_benchmark": Key(True, "CUDA only: let cuDNN autotune convolution algorithms (faster; the record then "
+                                 "says results are not bitwise reproducible); false = deterministic kernels",
+                           origin="harness"),
 }
 
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal
@@ -137,28 +282,6 @@ class ResolvedConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def _coerce(key: str, text: str, default: Any) -> Any:
-    try:
-        if isinstance(default, bool):
-            low = text.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            value = float(text)
-            if not math.isfinite(value):  # nan would pass every range check and poison the trial
-                raise ValueError
-            return value
-    except ValueError:
-        kind = type(default).__name__
-        raise UserError(f"--set {key}={text}: expected a {kind} value (current default {default!r})") from None
-    return text
-
-
 def parse_overrides(items: list[str]) -> dict[str, str]:
     """``["k=v", ...]`` → ``{k: v}`` (raw strings); malformed items raise UserError."""
     out: dict[str, str] = {}
@@ -171,34 +294,58 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
+def declarations(method_cls: Any, space_cls: Any) -> dict[str, Key]:
+    """Every key of the (method, space) pair after ``ignored_keys``, each with the pair's default: the
+    declared one, or the space's and then the method's value in ``defaults`` (then of origin ``paper``).
+
+    A key declared in two places, or a ``defaults`` value of a key declared nowhere, is a programming error
+    (``TypeError``); so is a key with neither a declared default nor a value of the pair's classes that the
+    pair does not drop (it is simply absent: random search has no ``search_epochs``).
+    """
+    declared: dict[str, Key] = {}
+    for layer in (SHARED_KEYS, space_cls.keys, method_cls.keys, method_cls.space_keys.get(space_cls.name, {})):
+        for name, key in layer.items():
+            if name in declared:
+                raise TypeError(f"configuration key '{name}' is declared twice ({method_cls.__name__}, "
+                                f"{space_cls.__name__})")
+            declared[name] = key
+    values = {**space_cls.defaults, **method_cls.defaults}
+    undeclared = sorted(set(values) - set(declared))
+    if undeclared:
+        raise TypeError(f"defaults of {method_cls.__name__}/{space_cls.__name__} give undeclared keys {undeclared}")
+    out: dict[str, Key] = {}
+    for name, key in declared.items():
+        if name in method_cls.ignored_keys:
+            continue
+        if name in values:
+            out[name] = replace(key, default=values[name], origin="paper")
+        elif key.default is not None:
+            out[name] = key
+    return out
+
+
 def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, str] | None = None
             ) -> ResolvedConfig:
     """Resolve the configuration of a (method, space) pair under a budget with ``--set`` overrides."""
     if budget not in BUDGETS:
         raise UserError(f"unknown budget '{budget}'; valid budgets: {', '.join(BUDGETS)}")
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for layer, source in ((SHARED_PAPER, "paper"), (space_cls.defaults, "paper"), (method_cls.defaults, "paper"),
-                          (method_cls.space_defaults.get(space_cls.name, {}), "paper"), (SHARED_HARNESS, "harness")):
-        for key, value in layer.items():
-            if key in method_cls.ignored_keys:
-                continue
-            values[key], sources[key] = value, source
+    keys = declarations(method_cls, space_cls)
+    values = {name: key.default for name, key in keys.items()}
+    sources = {name: key.origin for name, key in keys.items()}
     preset = {**BUDGETS[budget], **space_cls.budgets.get(budget, {}), **method_cls.budgets.get(budget, {})}
-    for key, value in preset.items():
-        if key in values:
-            values[key], sources[key] = value, f"budget:{budget}"
+    for name, value in preset.items():
+        if name in values:
+            values[name], sources[name] = value, f"budget:{budget}"
     typed: dict[str, Any] = {}
-    for key, text in (overrides or {}).items():
-        if key not in values:
-            raise UserError(f"unknown configuration key '{key}' for {method_cls.name}/{space_cls.name}; "
+    for name, text in (overrides or {}).items():
+        if name not in keys:
+            raise UserError(f"unknown configuration key '{name}' for {method_cls.name}/{space_cls.name}; "
                             f"see 'python -m harness config --method {method_cls.name} "
                             f"--space {space_cls.name}' for the valid keys")
-        typed[key] = _coerce(key, text, values[key])
-        values[key], sources[key] = typed[key], "override"
-    if values["memory_format"] not in MEMORY_FORMATS:
-        raise UserError(f"--set memory_format={values['memory_format']}: expected one of "
-                        f"{', '.join(MEMORY_FORMATS)}")
+        typed[name] = keys[name].parse(name, text)
+        values[name], sources[name] = typed[name], "override"
+    for name, key in keys.items():
+        values[name] = key.validate(name, values[name])
     space_cls.validate_config(values)
     method_cls.validate_config(values)
     return ResolvedConfig(values=values, sources=sources, overrides=typed)
@@ -209,3 +356,16 @@ def config_hash(method: str, space: str, dataset: str, budget: str, values: dict
     blob = json.dumps({"method": method, "space": space, "dataset": dataset, "budget": budget,
                        "config": values}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def __getattr__(name: str) -> Any:
+    """``HELP``: the help text of every key of every registered method and space (transitional, for callers
+    that predate ``declarations``; it is computed from the declarations, not a second place to write help)."""
+    if name != "HELP":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from harness.registry import METHODS, SPACES, load_all
+
+    load_all()
+    layers = [SHARED_KEYS, *(cls.keys for cls in SPACES.values()), *(cls.keys for cls in METHODS.values()),
+              *(keys for cls in METHODS.values() for keys in cls.space_keys.values())]
+    return {key: declared.help for layer in layers for key, declared in layer.items()}

@@ -11,7 +11,7 @@ This module holds everything on the teacher's side:
   (dataset, teacher configuration) however many trials ask for it at the same moment;
 - ``attention_map`` and ``attention_transfer_loss``: the student-teacher alignment loss.
 
-Training recipe (``TEACHER_DEFAULTS``). The NOS appendix says it "followed the same training details as
+Training recipe (``TEACHER_CONFIG``). The NOS appendix says it "followed the same training details as
 [57]" (PyramidNet) but then lists batch 32, lr 0.025 divided by 10 every 30 epochs for 300 epochs — a
 schedule that reaches 2.5e-12 and cannot be what was run. We take PyramidNet's own CIFAR recipe instead
 (SGD, Nesterov momentum 0.9, lr 0.1, weight decay 1e-4, batch 128, random crop and flip, 300 epochs); its
@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import Key
 from harness.data import Batches, SearchData, default_cache_dir
 from harness.errors import UserError
 from harness.records import atomic_write
@@ -54,29 +55,45 @@ from spaces.base import DataInfo
 # file layout): old cache entries then simply stop matching and are never loaded by mistake.
 TEACHER_FORMAT = "nas-harness/teacher/1"
 
-# Paper defaults (NOS: PyramidNet-110, bottleneck, α = 84, 300 epochs; the optimiser is PyramidNet's own,
-# see the module docstring). ``teacher`` is the path of a user's checkpoint ('' = train or load the cached
-# one); it is not part of the cache key because a user's teacher bypasses the cache.
-TEACHER_DEFAULTS: dict[str, Any] = {
-    "teacher": "",
-    "teacher_depth": 110,
-    "teacher_alpha": 84,
-    "teacher_epochs": 300,
-    "teacher_lr": 0.1,
-    "teacher_weight_decay": 1e-4,
-    "teacher_batch_size": 128,
-}
 
-TEACHER_HELP: dict[str, str] = {
-    "teacher": "NOS: path of a teacher checkpoint you trained (state_dict of a bottleneck PyramidNet with "
-               "teacher_depth/teacher_alpha, or a dict holding it under 'state_dict'); '' = train once and cache",
-    "teacher_depth": "NOS teacher: PyramidNet depth, 9n+2 (bottleneck; 110 = 12 units per stage)",
-    "teacher_alpha": "NOS teacher: PyramidNet widening α (channels added over the whole network)",
-    "teacher_epochs": "NOS teacher: training epochs (cosine learning rate to 0)",
-    "teacher_lr": "NOS teacher: initial SGD learning rate (Nesterov momentum 0.9)",
-    "teacher_weight_decay": "NOS teacher: weight decay",
-    "teacher_batch_size": "NOS teacher: batch size of the teacher's own training loader",
+def pyramid_depth(depth: int) -> int:
+    """``teacher_depth``'s check (``Key.check``): a bottleneck PyramidNet has 9n+2 layers, n >= 1."""
+    if depth < 11 or (depth - 2) % 9:
+        raise ValueError("does not fit a bottleneck PyramidNet")
+    return depth
+
+
+def checkpoint_path(path: str) -> str:
+    """``teacher``'s check (``Key.check``): '' or an existing file, made absolute (as ``nb201_table``), so the
+    trial finds it whatever its working directory and the setting names one file."""
+    if path == "":
+        return path
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.exists():
+        raise ValueError("does not exist")
+    if not resolved.is_file():
+        raise ValueError("is not a file")
+    return str(resolved)
+
+
+# The teacher keys of NOS. Paper defaults (NOS: PyramidNet-110, bottleneck, α = 84, 300 epochs; the optimiser
+# is PyramidNet's own, see the module docstring). ``teacher`` is the path of a user's checkpoint ('' = train
+# or load the cached one); it is not part of the cache key because a user's teacher bypasses the cache.
+# α >= 0: the widths grow by α over the network (0 = 16 planes throughout; a negative α shrinks them).
+TEACHER_CONFIG: dict[str, Key] = {
+    "teacher": Key("", "NOS: path of a teacher checkpoint you trained (state_dict of a bottleneck PyramidNet with "
+                       "teacher_depth/teacher_alpha, or a dict holding it under 'state_dict'); '' = train once and "
+                       "cache", check=checkpoint_path, valid="'' (train the teacher once and cache it) or the path "
+                                                              "of an existing checkpoint file"),
+    "teacher_depth": Key(110, "NOS teacher: PyramidNet depth, 9n+2 (bottleneck; 110 = 12 units per stage)",
+                         check=pyramid_depth, valid="int 9n+2 with n >= 1: 11, 20, 29, ..., 110, ..."),
+    "teacher_alpha": Key(84, "NOS teacher: PyramidNet widening α (channels added over the whole network)", "[0, inf)"),
+    "teacher_epochs": Key(300, "NOS teacher: training epochs (cosine learning rate to 0)", "[1, inf)"),
+    "teacher_lr": Key(0.1, "NOS teacher: initial SGD learning rate (Nesterov momentum 0.9)", "(0, inf)"),
+    "teacher_weight_decay": Key(1e-4, "NOS teacher: weight decay", "[0, inf)"),
+    "teacher_batch_size": Key(128, "NOS teacher: batch size of the teacher's own training loader", "[1, inf)"),
 }
+TEACHER_DEFAULTS: dict[str, Any] = {name: key.default for name, key in TEACHER_CONFIG.items()}
 
 # The keys that determine a trained teacher (all but the user's path), in a fixed order.
 TEACHER_KEYS: tuple[str, ...] = tuple(k for k in TEACHER_DEFAULTS if k.startswith("teacher_"))
@@ -93,19 +110,10 @@ TEACHER_BUDGETS: dict[str, dict[str, Any]] = {
 
 
 def validate_teacher_config(values: dict[str, Any]) -> None:
-    """One-line ``UserError`` for teacher keys that cannot build or train a teacher (for ``validate_config``)."""
-    depth = values["teacher_depth"]
-    if depth < 11 or (depth - 2) % 9:
-        raise UserError(f"teacher_depth={depth} does not fit a bottleneck PyramidNet; use 9n+2 with n >= 1 "
-                        "(11, 20, 29, ..., 110)")
-    checks = (("teacher_alpha", values["teacher_alpha"] >= 0, ">= 0"),
-              ("teacher_epochs", values["teacher_epochs"] >= 1, ">= 1"),
-              ("teacher_lr", values["teacher_lr"] > 0, "> 0"),
-              ("teacher_weight_decay", values["teacher_weight_decay"] >= 0, ">= 0"),
-              ("teacher_batch_size", values["teacher_batch_size"] >= 1, ">= 1"))
-    for key, ok, rule in checks:
-        if not ok:
-            raise UserError(f"{key}={values[key]} is out of range; it must be {rule}")
+    """One-line ``UserError`` for teacher keys that cannot build or train a teacher: their declarations'
+    checks, for callers that bypass ``harness.config.resolve`` (``get_teacher``)."""
+    for name in TEACHER_KEYS:
+        TEACHER_CONFIG[name].validate(name, values[name])
 
 
 # --- the network ----------------------------------------------------------------------------------------

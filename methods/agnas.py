@@ -54,13 +54,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import Key
 from harness.data import SearchData
-from harness.errors import UserError
 from harness.registry import register_method
 from harness.train import evaluate, sgd, to_device
 from methods.base import ArchState, SearchMethod
 from spaces.base import DataInfo, EdgeId, SearchSpace
-from spaces.darts import DartsSpace, StagedGenotype, search_stage_cells
+from spaces.darts import STAGE_RULES, STAGES, DartsSpace, StagedGenotype, search_stage_cells
 from spaces.ops import is_zero
 
 
@@ -132,25 +132,39 @@ class AttentionEdge(nn.Module):
         return total
 
 
+def stage_cells_rule(rule: str) -> str:
+    """The form of ``stage_cells`` (``Key.check``): a rule name or three cell indices; whether the indices are
+    normal cells of the search network depends on ``search_layers`` (``Agnas.validate_config``)."""
+    parts = [part.strip() for part in rule.split(",")]
+    if rule in STAGE_RULES or (len(parts) == STAGES and all(part.isdecimal() for part in parts)):
+        return rule
+    raise ValueError("is not valid")
+
+
 @register_method
 class Agnas(SearchMethod):
     name = "agnas"
     description = "AGNAS: attention over the concatenated candidates, importance = summed attention (micro search)"
     supported_spaces = ("darts", "nb201")
-    defaults = {"search_epochs": 50, "attention_reduction": 8}
-    space_defaults = {"darts": {"stage_cells": "first"}}
-    help = {
-        "attention_reduction": "AGNAS: reduction ratio r of the attention module's bottleneck (mC -> mC/r -> mC)",
-        "stage_cells": "AGNAS (darts): search cell of each stage's normal cells: 'first' (reference: 0,3,6 of 8), "
-                       "'last', or three indices 'a,b,c'; reduction cells: the two search reduction cells",
+    keys = {
+        **SearchMethod.keys,
+        # the bottleneck has max(1, mC // r) units, so every r >= 1 builds
+        "attention_reduction": Key(8, "AGNAS: reduction ratio r of the attention module's bottleneck "
+                                      "(mC -> mC/r -> mC)", "[1, inf)"),
     }
+    space_keys = {"darts": {
+        "stage_cells": Key("first", "AGNAS (darts): search cell of each stage's normal cells: 'first' (reference: "
+                                    "0,3,6 of 8), 'last', or three indices 'a,b,c'; reduction cells: the two search "
+                                    "reduction cells", check=stage_cells_rule,
+                           valid=f"{', '.join(STAGE_RULES)} or {STAGES} comma-separated indices of normal search "
+                                 "cells such as 0,3,6"),
+    }}
+    defaults = {"search_epochs": 50}
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
         super().validate_config(cfg)
-        if int(cfg["attention_reduction"]) < 1:
-            raise UserError(f"attention_reduction must be at least 1, got {cfg['attention_reduction']}")
-        if "stage_cells" in cfg:
+        if "stage_cells" in cfg:  # the indices against the search network's cells
             search_stage_cells(int(cfg["search_layers"]), cfg["stage_cells"])
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.config import Key
 from harness.data import SearchData
 from harness.errors import UserError
 from harness.train import cosine_lr, evaluate, set_lr
@@ -42,11 +43,17 @@ class SearchMethod:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     supported_spaces: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[dict[str, Any]] = {}
-    space_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # keys of the method that exist on one space only
-    ignored_keys: ClassVar[frozenset[str]] = frozenset()
+    # Configuration (``harness.config``): the method's own keys (a subclass extends its parent's:
+    # ``{**Darts.keys, ...}``); ``search_epochs`` is declared here for every method that searches epoch by
+    # epoch, valued by each in its ``defaults``.
+    keys: ClassVar[dict[str, Key]] = {
+        "search_epochs": Key(None, "search epochs", "[1, inf)", kind=int),
+    }
+    space_keys: ClassVar[dict[str, dict[str, Key]]] = {}  # keys of the method that exist on one space only
+    defaults: ClassVar[dict[str, Any]] = {}  # the method's values of keys declared elsewhere
+    ignored_keys: ClassVar[frozenset[str]] = frozenset()  # declared keys the method does not have
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
-    help: ClassVar[dict[str, str]] = {}  # meaning of the method's own configuration keys
+    help: ClassVar[dict[str, str]] = {}  # transitional (harness/cli.py reads it): the help is in the keys
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):
@@ -57,14 +64,12 @@ class SearchMethod:
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
-        """Refuse impossible values with one line (called when the configuration is resolved)."""
-        for key, value in cfg.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                raise UserError(f"configuration key '{key}' must not be negative (got {value})")
-        for key in ("search_epochs", "search_layers", "search_channels", "eval_layers", "eval_channels",
-                    "search_batch_size", "eval_batch_size"):
-            if key in cfg and cfg[key] < 1:
-                raise UserError(f"configuration key '{key}' must be at least 1 (got {cfg[key]})")
+        """Refuse impossible combinations of values with one line (called when the configuration is resolved,
+        after every value passed its own declaration)."""
+        for prefix in ("w", "eval"):  # torch.optim.SGD refuses Nesterov without momentum
+            if cfg.get(f"{prefix}_nesterov") and cfg.get(f"{prefix}_momentum", 0.0) <= 0:
+                raise UserError(f"{prefix}_nesterov=true needs {prefix}_momentum > 0, got {prefix}_momentum="
+                                f"{cfg.get(f'{prefix}_momentum', 0.0)}: set {prefix}_nesterov=false or a momentum")
 
     # --- search ---------------------------------------------------------------------------------
     def num_epochs(self) -> int:

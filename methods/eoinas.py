@@ -62,6 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import Key
 from harness.correlation import op_level_correlation
 from harness.data import SearchData
 from harness.errors import UserError
@@ -100,23 +101,25 @@ class Eoinas(Gdas):
     name = "eoinas"
     description = "EoiNAS: GDAS sampling, operation-importance indicator, gradual operation pruning"
     supported_spaces = ("darts", "nb201")
+    keys = {
+        **Gdas.keys,
+        "warmup_epochs": Key(20, "EoiNAS: first epochs train the weights only (no architecture step, no pruning)",
+                             "[0, inf)"),
+        "pruning": Key(True, "EoiNAS: gradual operation pruning (false = keep every op: the paper's ablation)"),
+        "indicator": Key(True, "EoiNAS: rank ops by softmax(alpha) + lambda*C (false = by softmax(alpha) alone)"),
+        "indicator_lambda": Key(0.5, "EoiNAS: lambda, the weight of C = validation accuracy / training iterations",
+                                "[0, inf)"),
+        "acc_stat": Key("mean", "EoiNAS: an op's validation accuracy, 'mean' over its sampled batches (ours) or the "
+                                "'latest'", choices=ACC_STATS),
+    }
     defaults = {**Gdas.defaults, "search_epochs": 160, "arch_init_std": 0.0, "tau_max": 5.0, "tau_min": 0.01,
-                "tau_schedule": "exponential", "warmup_epochs": 20, "pruning": True, "indicator": True,
-                "indicator_lambda": 0.5, "acc_stat": "mean"}
+                "tau_schedule": "exponential"}
     # the paper's 20 warm-up epochs of 160, scaled; smoke needs 1 + 7 epochs to prune the DARTS ops one at a time
     budgets = {"smoke": {"search_epochs": 8, "warmup_epochs": 1}, "small": {"warmup_epochs": 1}}
-    help = {"warmup_epochs": "EoiNAS: first epochs train the weights only (no architecture step, no pruning)",
-            "pruning": "EoiNAS: gradual operation pruning (false = keep every op: the paper's ablation)",
-            "indicator": "EoiNAS: rank ops by softmax(alpha) + lambda*C (false = by softmax(alpha) alone)",
-            "indicator_lambda": "EoiNAS: lambda, the weight of C = validation accuracy / training iterations",
-            "acc_stat": "EoiNAS: an op's validation accuracy, 'mean' over its sampled batches (ours) or the 'latest'",
-            "tau_min": "EoiNAS: final temperature; the paper anneals to 0, which an exponential never reaches (ours)"}
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
         super().validate_config(cfg)
-        if cfg["acc_stat"] not in ACC_STATS:
-            raise UserError(f"acc_stat must be one of {', '.join(ACC_STATS)}, got '{cfg['acc_stat']}'")
         if cfg["warmup_epochs"] >= cfg["search_epochs"]:
             raise UserError(f"warmup_epochs ({cfg['warmup_epochs']}) must be below search_epochs "
                             f"({cfg['search_epochs']}): the architecture steps and the pruning come after it")

@@ -44,15 +44,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import Key
 from harness.data import SearchData
 from harness.errors import UserError
 from harness.registry import register_method
-from methods.base import SearchMethod
 from methods.darts import Darts, _grads
 from spaces.base import DataInfo, EdgeId, SearchSpace
 from spaces.ops import is_zero
 
 TAU_SCHEDULES = ("linear", "exponential")
+TAU_INTERVAL = "[1e-30, inf)"
 
 
 def gumbel_sample(alpha: torch.Tensor, tau: float, generator: torch.Generator | None = None,
@@ -99,16 +100,24 @@ class Gdas(Darts):
     name = "gdas"
     description = "GDAS: Gumbel-max sampling of one op per edge, straight-through gradient"
     supported_spaces = ("darts", "nb201")
-    defaults = {**{k: v for k, v in Darts.defaults.items() if k != "order"},
-                "search_epochs": 250, "tau_max": 10.0, "tau_min": 0.1, "tau_schedule": "linear"}
+    # τ divides the Gumbel logits in float32: below about 1e-38 they overflow and no finite sample can be drawn
+    # (gumbel_sample raises); 1e-30 leaves the logits a margin of 10^8.
+    keys = {
+        **Darts.keys,
+        "tau_max": Key(10.0, "GDAS: initial Gumbel-softmax temperature", TAU_INTERVAL),
+        "tau_min": Key(0.1, "GDAS, EoiNAS: final temperature, reached at the last epoch (EoiNAS's paper anneals to "
+                            "0, which an exponential never reaches: its 0.01 is ours)", TAU_INTERVAL),
+        "tau_schedule": Key("linear", "GDAS: temperature schedule per epoch, 'linear' (GDAS) or 'exponential' "
+                                      "(EoiNAS)", choices=TAU_SCHEDULES),
+    }
+    ignored_keys = frozenset({"order"})  # GDAS's architecture step is first order
+    defaults = {**Darts.defaults, "search_epochs": 250}
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
-        SearchMethod.validate_config(cfg)
-        if not 0 < cfg["tau_min"] <= cfg["tau_max"]:
-            raise UserError(f"need 0 < tau_min <= tau_max, got tau_min={cfg['tau_min']}, tau_max={cfg['tau_max']}")
-        if cfg["tau_schedule"] not in TAU_SCHEDULES:
-            raise UserError(f"tau_schedule must be one of {', '.join(TAU_SCHEDULES)}, got '{cfg['tau_schedule']}'")
+        super().validate_config(cfg)
+        if cfg["tau_min"] > cfg["tau_max"]:
+            raise UserError(f"need tau_min <= tau_max, got tau_min={cfg['tau_min']}, tau_max={cfg['tau_max']}")
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

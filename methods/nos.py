@@ -38,17 +38,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from harness.config import Key
 from harness.data import SearchData
 from harness.errors import UserError
 from harness.registry import register_method
 from harness.teacher import (
     TEACHER_BUDGETS,
-    TEACHER_DEFAULTS,
-    TEACHER_HELP,
+    TEACHER_CONFIG,
     attention_transfer_loss,
     build_teacher,
     get_teacher,
-    validate_teacher_config,
 )
 from harness.train import to_device
 from methods.darts import Darts
@@ -60,22 +59,22 @@ class Nos(Darts):
     name = "nos"
     description = "NOS: DARTS-style search with attention-guided distillation from a PyramidNet teacher"
     supported_spaces = ("hetero", "darts")
-    defaults = {**Darts.defaults, "search_epochs": 25, "w_lr_min": 0.0, "arch_lr": 6e-4,
-                "ags": True, "ags_lambda": 1e3, "at_form": "code", **TEACHER_DEFAULTS}
+    keys = {
+        **Darts.keys,
+        "ags": Key(True, "NOS: attention-guided search (false = the paper's 'without AGS' ablation)"),
+        "ags_lambda": Key(1e3, "NOS: weight λ of the attention-transfer loss in both levels", "[0, inf)"),
+        "at_form": Key("code", "NOS: 'code' = ½ Σ mean((a_S − a_T)²) as in attention-transfer code, 'paper' = "
+                               "½ Σ ‖a_S − a_T‖₂", choices=("code", "paper")),
+        **TEACHER_CONFIG,
+    }
+    defaults = {**Darts.defaults, "search_epochs": 25, "w_lr_min": 0.0, "arch_lr": 6e-4}
     budgets = TEACHER_BUDGETS
-    help = {**TEACHER_HELP,
-            "ags": "NOS: attention-guided search (false = the paper's 'without AGS' ablation)",
-            "ags_lambda": "NOS: weight λ of the attention-transfer loss in both levels",
-            "at_form": "NOS: 'code' = ½ Σ mean((a_S − a_T)²) as in attention-transfer code, 'paper' = ½ Σ ‖a_S − a_T‖₂"}
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
         super().validate_config(cfg)
-        if cfg["at_form"] not in ("code", "paper"):
-            raise UserError(f"at_form must be 'code' (squared, averaged) or 'paper' (norm), got {cfg['at_form']!r}")
         if cfg["ags"] and int(cfg["search_layers"]) < 3:
             raise UserError("attention-guided search needs search_layers >= 3 (three stages to match the teacher's)")
-        validate_teacher_config(cfg)
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.config import Key
 from harness.data import SearchData
 from harness.errors import UserError
 from harness.registry import register_method
@@ -33,7 +34,10 @@ class RandomSearch(SearchMethod):
     name = "random"
     description = "random search: best of k sampled genotypes, each trained briefly"
     supported_spaces = ("darts", "hetero", "nb201")
-    defaults = {"rs_candidates": 30, "rs_epochs": 10}
+    keys = {
+        "rs_candidates": Key(30, "random search: number of sampled genotypes", "[1, inf)"),
+        "rs_epochs": Key(10, "random search: training epochs of each candidate", "[1, inf)"),
+    }  # no search_epochs: the search has rs_candidates steps
     ignored_keys = frozenset({"corr_edges", "corr_batches"})
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import nn
 
+from harness.config import Key
 from harness.errors import UserError
 
 
@@ -56,15 +57,24 @@ class GenotypeError(UserError):
 class SearchSpace:
     """Base class of a search space. Subclasses are registered with ``@register_space``.
 
-    ``defaults`` holds the space's paper-default configuration keys (network sizes); the budget presets
-    and ``--set`` overrides act on them through ``harness.config``. ``budgets`` holds the space's own
-    values of a budget preset where the generic ones do not fit its networks (they win over the generic
-    preset for this space only).
+    Configuration (``harness.config``): ``keys`` declares the space's configuration keys — here the network
+    sizes every space has, valued per space in ``defaults``; a space extends them with its own
+    (``{**SearchSpace.keys, ...}``). ``defaults`` holds the space's paper values of keys declared elsewhere
+    (its network sizes; NAS-Bench-201's own search and evaluation protocol). The budget presets and
+    ``--set`` overrides act on them through ``harness.config``. ``budgets`` holds the space's own values of
+    a budget preset where the generic ones do not fit its networks (they win over the generic preset for
+    this space only).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     op_names: ClassVar[tuple[str, ...]] = ()
+    keys: ClassVar[dict[str, Key]] = {
+        "search_layers": Key(None, "cells in the search supernet (nb201: cells per stage)", "[1, inf)", kind=int),
+        "search_channels": Key(None, "initial channels of the search supernet", "[1, inf)", kind=int),
+        "eval_layers": Key(None, "cells in the final network (nb201: cells per stage)", "[1, inf)", kind=int),
+        "eval_channels": Key(None, "initial channels of the final network", "[1, inf)", kind=int),
+    }
     defaults: ClassVar[dict[str, Any]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -73,7 +83,12 @@ class SearchSpace:
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
-        """Refuse impossible values of the space's own keys with one line (``UserError``)."""
+        """Refuse impossible combinations of values with one line (``UserError``), after every value passed its
+        own declaration. The default is the rule of DARTS's final network (the cell spaces): its auxiliary
+        head ends in a BatchNorm over a 1×1 map, which cannot train on a one-image batch."""
+        if cfg.get("auxiliary_weight", 0) > 0 and cfg.get("eval_batch_size", 2) < 2:
+            raise UserError(f"the auxiliary head (auxiliary_weight={cfg['auxiliary_weight']}) needs eval_batch_size "
+                            f">= 2 (its BatchNorm cannot train on one image), got {cfg['eval_batch_size']}")
 
     # --- benchmark ------------------------------------------------------------------------------
     def benchmark(self) -> Any:

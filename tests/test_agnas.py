@@ -549,13 +549,13 @@ def test_config_stage_cells_exists_on_darts_only():
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    ({"stage_cells": "2,3"}, "stage_cells must be"),
-    ({"stage_cells": "x"}, "stage_cells must be"),
-    ({"stage_cells": "0,3,-1"}, "stage_cells must be"),
-    ({"stage_cells": "0,\u00b2,3"}, "stage_cells must be"),  # a Unicode digit (str.isdigit) is no index
+    ({"stage_cells": "2,3"}, "stage_cells='2,3' is not valid: first, last or 3 comma-separated"),
+    ({"stage_cells": "x"}, "stage_cells='x' is not valid"),
+    ({"stage_cells": "0,3,-1"}, "stage_cells='0,3,-1' is not valid"),
+    ({"stage_cells": "0,\u00b2,3"}, "stage_cells='0,\u00b2,3' is not valid"),  # a Unicode digit is no index
     ({"search_layers": "8", "stage_cells": "0,2,6"}, "search cell 2 is not a normal cell"),  # a reduction cell
     ({"search_layers": "8", "stage_cells": "0,3,8"}, "search cell 8 is not a normal cell"),  # out of range
-    ({"attention_reduction": "0"}, "attention_reduction must be at least 1"),
+    ({"attention_reduction": "0"}, "attention_reduction=0 is out of range: int >= 1"),
     ({"attention_reduction": "-2"}, "attention_reduction"),
     ({"search_layers": "2"}, "search_layers >= 3"),
 ])

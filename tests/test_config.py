@@ -11,10 +11,10 @@ from helpers import one_line as _one_line
 from harness.config import (
     BUDGET_HELP,
     BUDGETS,
-    HELP,
-    SHARED_HARNESS,
-    SHARED_PAPER,
+    SHARED_KEYS,
+    Key,
     config_hash,
+    declarations,
     parse_overrides,
     resolve,
 )
@@ -31,11 +31,12 @@ class TinySpace(SearchSpace):
 
 
 class TinyMethod(SearchMethod):
-    """Has a bool, a string, a key shared with the harness layer and one ignored shared key."""
+    """Has a bool, a string, a float, its own value of a harness key and one ignored shared key."""
 
     name = "tiny"
-    defaults: ClassVar[dict[str, Any]] = {"search_epochs": 7, "use_bn": True, "mode": "fast", "train_limit": 123,
-                                          "temperature": 1.5}
+    keys: ClassVar[dict[str, Key]] = {**SearchMethod.keys, "use_bn": Key(True, "batch norm"),
+                                      "mode": Key("fast", "speed"), "temperature": Key(1.5, "softness", "(0, inf)")}
+    defaults: ClassVar[dict[str, Any]] = {"search_epochs": 7, "train_limit": 123}
     ignored_keys = frozenset({"drop_path", "corr_edges"})
 
 
@@ -48,12 +49,12 @@ SPACE = get_space("darts")
 
 def test_darts_paper_budget_is_the_paper_layer():
     cfg = resolve(DARTS, SPACE, "paper")
-    for key, value in SHARED_PAPER.items():
-        assert cfg.values[key] == value and cfg.sources[key] == "paper"
+    for key, declared in {**SHARED_KEYS, **DARTS.keys}.items():
+        if declared.default is not None:  # a per-class key (search_epochs) takes the class's value, below
+            assert (cfg.values[key], cfg.sources[key]) == (declared.default, declared.origin)
+    assert {cfg.sources[key] for key in SHARED_KEYS} == {"paper", "harness"}
     for key, value in {**SPACE.defaults, **DARTS.defaults}.items():
         assert cfg.values[key] == value and cfg.sources[key] == "paper"
-    for key, value in SHARED_HARNESS.items():
-        assert cfg.values[key] == value and cfg.sources[key] == "harness"
     assert cfg.values["order"] == 1 and cfg.values["eval_layers"] == 20 and cfg.values["search_epochs"] == 50
     assert set(cfg.values) == set(cfg.sources)
     assert cfg.overrides == {}
@@ -83,11 +84,13 @@ def test_layers_paper_harness_budget_override():
 
 def test_layers_with_stand_in_classes():
     cfg = resolve(TinyMethod, TinySpace, "smoke")
-    # paper (method default 123) < harness (0)
-    assert (cfg.values["train_limit"], cfg.sources["train_limit"]) == (0, "harness")
+    # a class's value of a harness key is its paper value
+    assert (cfg.values["train_limit"], cfg.sources["train_limit"]) == (123, "paper")
+    assert (cfg.values["image_size"], cfg.sources["image_size"]) == (32, "harness")
     # space paper default < budget
     assert (cfg.values["search_layers"], cfg.sources["search_layers"]) == (4, "budget:smoke")
-    # keys in no layer of this pair are not brought in by the budget
+    # keys in no layer of this pair are not brought in by the budget; a per-class key (declared on
+    # SearchSpace) that the class gives no value is absent
     assert "search_channels" not in cfg.values and "rs_candidates" not in cfg.values
     assert (cfg.values["eval_channels"], cfg.sources["eval_channels"]) == (8, "budget:smoke")
     assert (cfg.values["mode"], cfg.sources["mode"]) == ("fast", "paper")
@@ -100,11 +103,11 @@ def test_layers_with_stand_in_classes():
 
 
 def test_resolve_does_not_mutate_the_layers():
-    before = (dict(SHARED_PAPER), dict(SHARED_HARNESS), {k: dict(v) for k, v in BUDGETS.items()},
-              dict(DARTS.defaults), dict(SPACE.defaults))
+    before = (dict(SHARED_KEYS), {k: dict(v) for k, v in BUDGETS.items()}, dict(DARTS.keys), dict(DARTS.defaults),
+              dict(SPACE.keys), dict(SPACE.defaults))
     resolve(DARTS, SPACE, "smoke", {"w_lr": "0.5", "order": "2"})
-    after = (dict(SHARED_PAPER), dict(SHARED_HARNESS), {k: dict(v) for k, v in BUDGETS.items()},
-             dict(DARTS.defaults), dict(SPACE.defaults))
+    after = (dict(SHARED_KEYS), {k: dict(v) for k, v in BUDGETS.items()}, dict(DARTS.keys), dict(DARTS.defaults),
+             dict(SPACE.keys), dict(SPACE.defaults))
     assert before == after
 
 
@@ -255,13 +258,36 @@ def test_config_hash_changes_with_every_value():
 
 # --- help and budgets ------------------------------------------------------------------------------------
 
-def test_every_key_has_help_and_every_budget_a_description():
-    keys = set(SHARED_PAPER) | set(SHARED_HARNESS) | set(DARTS.defaults) | set(RANDOM.defaults) | set(SPACE.defaults)
+def test_every_budget_key_is_declared_and_every_budget_has_a_description():
+    declared = set(SHARED_KEYS) | set(DARTS.keys) | set(RANDOM.keys) | set(SPACE.keys) | set(get_method("gdas").keys)
     for budget in BUDGETS.values():
-        keys |= set(budget)
-    assert keys <= set(HELP), sorted(keys - set(HELP))
+        assert set(budget) <= declared, sorted(set(budget) - declared)
     assert set(BUDGETS) == set(BUDGET_HELP)
     assert BUDGETS["paper"] == {}
+
+
+def test_declarations_are_the_resolved_keys_with_the_pairs_defaults():
+    keys = declarations(DARTS, SPACE)
+    assert set(keys) == set(resolve(DARTS, SPACE, "smoke").values)
+    assert keys["search_epochs"].default == 50 and keys["search_layers"].default == 8 and keys["order"].default == 1
+    assert keys["image_size"].origin == "harness" and keys["w_lr"].origin == "paper"
+    nb201 = declarations(DARTS, get_space("nb201"))
+    assert nb201["w_weight_decay"].default == 5e-4 and nb201["w_weight_decay"].help == keys["w_weight_decay"].help
+    random = declarations(RANDOM, SPACE)
+    assert "search_epochs" not in random and "corr_edges" not in random and "rs_candidates" in random
+    assert "order" not in declarations(get_method("gdas"), SPACE)  # GDAS ignores DARTS's order
+
+
+def test_a_key_declared_twice_or_a_value_of_an_undeclared_key_is_a_programming_error():
+    class Twice(TinyMethod):
+        keys: ClassVar[dict[str, Key]] = {**TinyMethod.keys, "w_lr": Key(0.1, "again", "(0, inf)")}
+
+    class Undeclared(TinyMethod):
+        defaults: ClassVar[dict[str, Any]] = {"temprature": 2.0}
+
+    for cls in (Twice, Undeclared):
+        with pytest.raises(TypeError):
+            resolve(cls, TinySpace, "smoke")
 
 
 # --- memory_format / cudnn_benchmark -----------------------------------------------------------------

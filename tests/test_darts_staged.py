@@ -13,7 +13,7 @@ from helpers import one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.config import SHARED_PAPER
+from harness.config import SHARED_KEYS
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.records import genotype_lines, read_record, write_record
@@ -458,7 +458,8 @@ def test_record_string_to_trained_final_network(tmp_path):
     genotype = SPACE.parse(text)
     assert genotype == STAGED
 
-    cfg = {**SHARED_PAPER, "eval_layers": 7, "eval_channels": 4, "eval_epochs": 1}
+    cfg = {**{k: key.default for k, key in SHARED_KEYS.items()}, "eval_layers": 7, "eval_channels": 4,
+           "eval_epochs": 1}
     torch.manual_seed(0)
     batches = [(torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))]
     data = SimpleNamespace(info=INFO, eval_train_batches=lambda epoch: batches, test_batches=lambda: batches)

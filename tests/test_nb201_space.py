@@ -485,7 +485,7 @@ def test_space_follows_the_eval_key(table):
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    ({"eval": "bogus"}, "eval must be 'lookup'"),
+    ({"eval": "bogus"}, "eval='bogus' is not valid: one of lookup, train"),
     ({"nb201_table": "/nonexistent.npz"}, "does not exist"),
     ({"arch_corr_samples": "15626"}, "arch_corr_samples"),
     ({"arch_corr_samples": "-1"}, "arch_corr_samples"),
