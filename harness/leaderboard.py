@@ -21,7 +21,7 @@ import scipy.stats
 from rich import box
 from rich.table import Table
 
-from harness.records import atomic_write_text
+from harness.records import atomic_write_many
 
 GROUP_KEYS = ["method", "space", "dataset", "budget", "variant"]
 BASE_COLUMNS = GROUP_KEYS + [
@@ -226,7 +226,8 @@ def _digits(column: str) -> int:
     return 3 if column.startswith("p_") or any(s in column for s in ("kendall", "spearman", "_tau", "_rho")) else 2
 
 
-def _cell(value: Any, digits: int) -> str:
+def cell_text(value: Any, digits: int) -> str:
+    """A number with ``digits`` decimals; a missing or undefined one (None, NaN, NA) as "—"."""
     if value is None or value is pd.NA:
         return NULL
     if isinstance(value, (float, np.floating)):
@@ -241,19 +242,21 @@ def to_markdown(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(columns) + " |",
              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     for row in df.itertuples(index=False):
-        cells = [_cell(v, _digits(c)).replace("|", "\\|") for c, v in zip(columns, row)]
+        cells = [cell_text(v, _digits(c)).replace("|", "\\|") for c, v in zip(columns, row)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_leaderboard(df: pd.DataFrame, folder: Path | str) -> tuple[Path, Path]:
-    """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``folder`` atomically; return both paths."""
+    """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``folder`` as a pair (both complete before
+    either replaces its old version); return both paths. A folder that cannot be written is one line."""
     folder = Path(folder)
     csv_path, md_path = folder / "leaderboard.csv", folder / "leaderboard.md"
     buffer = io.StringIO()
     df.to_csv(buffer, index=False)
-    atomic_write_text(csv_path, buffer.getvalue())
-    atomic_write_text(md_path, to_markdown(df))
+    markdown = to_markdown(df)
+    atomic_write_many({csv_path: (lambda f: f.write(buffer.getvalue()), False),
+                       md_path: (lambda f: f.write(markdown), False)})
     return csv_path, md_path
 
 
@@ -273,15 +276,16 @@ def leaderboard_table(df: pd.DataFrame, title: str) -> Table:
         columns.append(("variant", lambda r: str(r["variant"])))
     columns += [
         ("seeds", lambda r: str(r["seeds"])),
-        ("test acc %", lambda r: f"{_cell(r['test_acc_mean'], 2)} ± {_cell(r['test_acc_std'], 2)}"),
-        ("best", lambda r: _cell(r["test_acc_best"], 2)),
-        ("search h", lambda r: _cell(r["search_hours_mean"], 2)),
-        ("params M", lambda r: _cell(r["params_m_mean"], 2)), ("MAdds M", lambda r: _cell(r["madds_m_mean"], 2)),
-        ("op τ", lambda r: _cell(r["op_kendall_tau_mean"], 3)),
+        ("test acc %", lambda r: f"{cell_text(r['test_acc_mean'], 2)} ± {cell_text(r['test_acc_std'], 2)}"),
+        ("best", lambda r: cell_text(r["test_acc_best"], 2)),
+        ("search h", lambda r: cell_text(r["search_hours_mean"], 2)),
+        ("params M", lambda r: cell_text(r["params_m_mean"], 2)),
+        ("MAdds M", lambda r: cell_text(r["madds_m_mean"], 2)),
+        ("op τ", lambda r: cell_text(r["op_kendall_tau_mean"], 3)),
     ]
     if shown("arch_kendall_tau_mean"):
-        columns.append(("arch τ", lambda r: _cell(r["arch_kendall_tau_mean"], 3)))
-    columns += [("p vs darts", lambda r: _cell(r["p_vs_darts"], 3)), ("rank", lambda r: _cell(r["rank"], 0))]
+        columns.append(("arch τ", lambda r: cell_text(r["arch_kendall_tau_mean"], 3)))
+    columns += [("p vs darts", lambda r: cell_text(r["p_vs_darts"], 3)), ("rank", lambda r: cell_text(r["rank"], 0))]
     for i, (header, _) in enumerate(columns):
         # Never wrap or shorten a header: a number split over two lines is misread. On a terminal narrower
         # than the table rich shortens cells with "…"; the CSV and Markdown keep every column in full.

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -87,32 +88,109 @@ def _json_key(key: Any) -> str:
 
 
 # --- atomic writes ------------------------------------------------------------------------------
-def atomic_write(path: Path | str, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
-    """Write a file atomically: ``write(f)`` fills a temporary file (text, or bytes when ``binary``) that
-    then replaces ``path``.
+_HOST = re.sub(r"[^A-Za-z0-9_]+", "_", socket.gethostname()) or "host"
 
-    The temporary file lives in the same folder (``os.replace`` is only atomic within a file system),
-    is hidden and ends in ``.tmp`` so loaders never mistake it for a record, and is removed if writing
-    fails, leaving any previous file untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+def _temp_prefix(path: Path) -> str:
+    """Temporary files are hidden, name their target, this host and this process, and end in ``.tmp``
+    (so loaders never mistake one for a record, and a later writer can tell whose it is)."""
+    return f".{path.name}.{_HOST}-{os.getpid()}."
+
+
+def _sweep_stale_temps(path: Path) -> None:
+    """Remove the temporary files of ``path`` left by a writer on this host that was killed mid-write
+    (SIGKILL, power loss: no ``finally`` ran); a live writer's files, and other hosts', are left alone."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{_HOST}-(\d+)\.[^.]+\.tmp$")
     try:
-        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp_name, path)
-    except BaseException:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.match(name)
+        if not match or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
+            continue
         try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
+            os.unlink(path.parent / name)
+        except OSError:
             pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def os_error_line(action: str, path: Path | str, err: OSError) -> str:
+    """One line for a failed file operation: what, where and the system's reason."""
+    return f"cannot {action} {path}: {err.strerror or _one_line(err)}"
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """``folder`` is a folder, or can be created as one, and this process can write in it: one line naming
+    ``what`` (the option) otherwise. Checked before any long work whose result would then be lost."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} '{folder}' is a file, not a folder")
+    ancestor = folder.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{what} '{folder}' cannot be created: '{ancestor}' is a file, not a folder")
+    try:  # the only reliable test (permissions, read-only mounts, quotas): make and remove a folder
+        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".harness-probe-"))
+    except OSError as err:
+        raise UserError(f"{what} '{folder}' cannot be created or written ({os_error_line('write in', ancestor, err)})"
+                        ) from None
+
+
+def atomic_write_many(files: dict[Path | str, tuple[Callable[[IO[Any]], None], bool]]) -> None:
+    """Write several files as a group: every ``write(f)`` (binary when the flag says so) fills a temporary
+    file first, and only when all are complete are they renamed over their targets, back to back — a
+    failure while writing leaves every previous file untouched.
+
+    Each temporary file lives in its target's folder (``os.replace`` is only atomic within a file
+    system) and is removed if anything fails; one left by a killed writer is removed by the next write
+    of the same file. An OS error (a read-only folder, a full disk, a path through a file) becomes a
+    one-line ``UserError``.
+    """
+    temps: list[tuple[Path, str]] = []
+    current = Path(next(iter(files)))
+    try:
+        for target, (write, binary) in files.items():
+            current = path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _sweep_stale_temps(path)
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
+            temps.append((path, tmp_name))
+            with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        for path, tmp_name in temps:
+            current = path
+            os.replace(tmp_name, path)
+    except BaseException as exc:
+        for _, tmp_name in temps:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise UserError(os_error_line("write", current, exc)) from None
         raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+    for folder in {path.parent for path, _ in temps}:
+        _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` durable; not possible on every platform."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -123,9 +201,10 @@ def atomic_write(path: Path | str, write: Callable[[IO[Any]], None], binary: boo
         os.close(dir_fd)
 
 
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Atomically replace ``path`` with ``text``."""
-    atomic_write(path, lambda f: f.write(text))
+def atomic_write(path: Path | str, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
+    """Write one file atomically: ``write(f)`` fills a temporary file (text, or bytes when ``binary``) that
+    then replaces ``path`` (see ``atomic_write_many``); any previous file stays untouched on failure."""
+    atomic_write_many({path: (write, binary)})
 
 
 def write_record(path: Path | str, record: dict[str, Any]) -> None:
