@@ -87,7 +87,7 @@ def in_process(args: argparse.Namespace) -> int:
                 cpus_per_trial=args.threads, gpus_per_trial=args.gpus_per_trial, max_concurrent=None,
                 max_failures=0, address=None, data_dir=args.data_dir, resume=False))
             start = time.perf_counter()
-            record: dict[str, Any] = execute_trial(spec, args.seed, report=lambda metrics, state: None)
+            record: dict[str, Any] = execute_trial(spec, args.seed, report=lambda metrics: None)
             wall = time.perf_counter() - start
         walls.append(wall)
         print(f"run {run + 1}/{args.repeat}: wall {wall:.2f} s | search {record['search_seconds']:.2f} s, "

@@ -264,10 +264,14 @@ def _read_pickled(folder: Path, train: list[str], test: list[str], label_key: st
     """Training and test tensors (``train_x, train_y, test_x, test_y``) from pickled batches of rows of
     3·side·side bytes, channel-first. With ``classes``, only labels 1..classes are kept, as 0..classes − 1
     (ImageNet's labels start at 1). A corrupt file is one ``UserError`` naming ``what`` and ``hint``."""
+    current = folder
+
     def read(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal current
         xs, ys = [], []
         for f in files:
-            x, y = _read_batch(folder / f, label_key)
+            current = folder / f
+            x, y = _read_batch(current, label_key)
             if classes:
                 keep = (y >= 1) & (y <= classes)
                 x, y = x[keep], y[keep] - 1
@@ -278,7 +282,8 @@ def _read_pickled(folder: Path, train: list[str], test: list[str], label_key: st
     try:
         return (*read(train), *read(test))
     except _CORRUPT as exc:
-        raise UserError(f"{what} files in '{folder}' are unreadable ({exc.__class__.__name__}); {hint}") from None
+        raise UserError(f"{what} files in '{folder}' are unreadable ({current.name}: {exc.__class__.__name__}); "
+                        f"{hint}") from None
 
 
 def read_cifar_folder(name: str, root: Path) -> Dataset:

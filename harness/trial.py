@@ -5,7 +5,10 @@
    marker). It is stored in the record with its hash.
 2. Everything is seeded from the trial's seed.
 3. Data: the fixed search split; the test set is kept for the evaluation.
-4. Search, one ``tune.report`` and one checkpoint per epoch (a restarted trial continues from it).
+4. Search, one ``tune.report`` and one checkpoint per epoch (a restarted trial continues from it). The
+   checkpoint is the harness's own file, ``<experiment>/checkpoints/<trial>.pt``, not Ray's: a resumed
+   experiment starts fresh Ray trials wherever the folder now lies, and the file is loaded without
+   running code (``harness.checkpoints``). It is removed once the record is written.
 5. Derive the genotype and the operation-importance scores.
 6. Operation-level ranking correlation.
    On a space with a benchmark table (NAS-Bench-201): the derived cell's benchmark figures and the
@@ -14,15 +17,15 @@
    or, where the space evaluates by look-up, take the test accuracy from the benchmark table.
 8. Write the record atomically; report the flat summary.
 
-A trial whose record already exists with the same configuration hash reports it and returns: a resumed
-experiment never runs a finished seed twice.
+A trial whose valid record already exists with the same configuration hash reports it and returns: a
+resumed experiment never runs a finished seed twice. A record that is corrupt or of another setting does
+not count: the seed runs (again) and its new record replaces that file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,8 +36,10 @@ from ray import tune
 
 from harness import __version__
 from harness.benchmarks.nb201 import NB201Table, network_info
+from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.correlation import arch_level_correlation, op_level_correlation
 from harness.data import SearchData, load_dataset
+from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.metrics import count_madds_m, count_params_m, describe_device, device_hours_kind, peak_memory_mb
 from harness.records import read_record, record_filename, write_record
@@ -45,52 +50,52 @@ EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own strea
 SUMMARY_KEYS = ("test_acc", "search_val_acc", "op_kendall_tau", "params_m", "search_seconds", "eval_seconds")
 
 
+CHECKPOINTS_DIR = "checkpoints"
+
+
 def record_path(spec: dict[str, Any], seed: int) -> Path:
     return Path(spec["records_dir"]) / record_filename(spec["method"], spec["space"], spec["dataset"], seed)
+
+
+def checkpoint_path(spec: dict[str, Any], seed: int) -> Path:
+    """``<experiment>/checkpoints/<trial>.pt`` (the records folder's sibling)."""
+    return Path(spec["records_dir"]).parent / CHECKPOINTS_DIR / record_path(spec, seed).with_suffix(".pt").name
+
+
+def finished_record(spec: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    """The seed's record if it exists, reads as a record and belongs to this setting; else None."""
+    path = record_path(spec, seed)
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except UserError:
+        return None
+    return record if record.get("config_hash") == spec["config_hash"] else None
 
 
 def pick_device(gpus_per_trial: float) -> torch.device:
     return torch.device("cuda" if gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
 
 
-def tune_report(metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
-    """``tune.report`` with a checkpoint of ``state`` when given."""
-    if state is None:
-        tune.report(metrics)
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        torch.save(state, Path(folder) / "state.pt")
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-
-
-def tune_checkpoint() -> dict[str, Any] | None:
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as folder:
-        return torch.load(Path(folder) / "state.pt", map_location="cpu", weights_only=False)
-
-
 def run_trial(params: dict[str, Any]) -> None:
     """The Ray Tune function trainable."""
-    execute_trial(json.loads(params["spec"]), int(params["seed"]), tune_report, tune_checkpoint())
+    execute_trial(json.loads(params["spec"]), int(params["seed"]), tune.report)
 
 
-Reporter = Callable[[dict[str, Any], "dict[str, Any] | None"], None]
+Reporter = Callable[[dict[str, Any]], None]
 
 
-def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
-                  checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one trial; ``report(metrics, state)`` is called once per epoch with the state to checkpoint
-    (``state`` None for the final report); ``checkpoint`` is the last such state when resuming.
-    Returns the record (also written to the experiment's ``trials/`` folder)."""
+def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str, Any]:
+    """Run one trial, continuing from its checkpoint if it has one; ``report(metrics)`` is called once per
+    epoch and once at the end. Returns the record (also written to the experiment's ``trials/`` folder)."""
     cfg = spec["config"]
-    path = record_path(spec, seed)
-    if path.exists():
-        done = read_record(path)
-        if done.get("config_hash") == spec["config_hash"]:
-            report({**{k: done.get(k) for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0}, None)
-            return done
+    done = finished_record(spec, seed)
+    if done is not None:
+        report({**{k: done.get(k) for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
+        return done
+    saved = checkpoint_path(spec, seed)
+    checkpoint = load_checkpoint(saved) if saved.exists() else None
 
     torch.set_num_threads(max(1, int(spec["cpus_per_trial"])))
     device = pick_device(spec["gpus_per_trial"])
@@ -125,9 +130,9 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
         state["search_seconds"] += seconds
         state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds})
         state["epoch"] = epoch + 1
+        save_checkpoint(saved, checkpoint_state({"method": method.state_dict()}))
         report({"phase": "search", "epoch": epoch, "progress": state["epoch"] / total_epochs,
-                **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
-               checkpoint_state({"method": method.state_dict()}))
+                **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
 
     # 5-6. derive and correlate (deterministic given the search state, so not checkpointed separately)
     if state["phase"] == "search":
@@ -162,9 +167,9 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter,
         state["eval_seconds"] += seconds
         state["history"].append({"phase": "eval", "epoch": epoch, **metrics, "seconds": seconds})
         state["epoch"] = epoch + 1
+        save_checkpoint(saved, checkpoint_state({"final": final.state_dict()}))
         report({"phase": "eval", "epoch": epoch,
-                "progress": (search_epochs + state["epoch"]) / total_epochs, **metrics},
-               checkpoint_state({"final": final.state_dict()}))
+                "progress": (search_epochs + state["epoch"]) / total_epochs, **metrics})
     start = time.perf_counter()
     test_loss, test_acc = final.test()
     state["eval_seconds"] += time.perf_counter() - start
@@ -214,5 +219,6 @@ def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     write_record(record_path(spec, seed), record)
-    report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0}, None)
+    checkpoint_path(spec, seed).unlink(missing_ok=True)  # the record is the result; the state is spent
+    report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
     return record

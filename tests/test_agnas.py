@@ -5,7 +5,6 @@ configuration, checkpoints and reproducibility (``methods/agnas.py``'s docstring
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -16,6 +15,7 @@ from helpers import count_op_calls, one_line
 from torch import nn
 
 import harness.correlation as correlation
+from harness import checkpoints
 from harness.config import resolve
 from harness.correlation import op_level_correlation, sample_edges
 from harness.data import SearchData, load_dataset
@@ -572,12 +572,10 @@ def test_checkpoint_resumes_identically(digits):
     method = make("nb201")
     data = small_data(digits, method.cfg)
     method.train_epoch(0, data)
-    blob = io.BytesIO()
-    torch.save(method.state_dict(), blob)
+    blob = checkpoints.dumps(method.state_dict())
     method.train_epoch(1, data)
-    blob.seek(0)
     resumed = make("nb201", torch_seed=123)  # different initial weights: everything must come from the state
-    resumed.load_state_dict(torch.load(blob, weights_only=False))
+    resumed.load_state_dict(checkpoints.loads(blob))
     assert resumed.importance_images == 32 and sorted(resumed.cell_scores) == [0, 1, 2]
     resumed.train_epoch(1, data)
     assert sorted(resumed.cell_scores) == sorted(method.cell_scores) == [0, 1, 2]

@@ -4,13 +4,13 @@ random search; the operation-level correlation protocol."""
 from __future__ import annotations
 
 import inspect
-import io
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from harness import checkpoints
 from harness.config import resolve
 from harness.correlation import op_level_correlation, sample_edges
 from harness.data import SearchData, load_dataset
@@ -161,10 +161,8 @@ def test_state_dict_round_trip_continues_identically():
     wb, ab = batch(4, info, 1), batch(4, info, 2)
     a.train_step(wb, ab, 0)
     b = make_darts(seed=5)  # different initialisation, then loaded through a serialised checkpoint
-    blob = io.BytesIO()
-    torch.save(a.state_dict(), blob)
-    blob.seek(0)
-    b.load_state_dict(torch.load(blob, weights_only=False))
+    blob = checkpoints.dumps(a.state_dict())
+    b.load_state_dict(checkpoints.loads(blob))
     a.train_step(wb, ab, 0)
     b.train_step(wb, ab, 0)
     for x, y in zip(a.arch_parameters(), b.arch_parameters()):

@@ -4,7 +4,6 @@ configuration (``methods/eoinas.py``'s docstring is the specification)."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import torch
 from helpers import count_op_calls, one_line
 
+from harness import checkpoints
 from harness.config import resolve
 from harness.data import SearchData, load_dataset
 from harness.errors import UserError
@@ -556,11 +556,9 @@ def test_checkpoint_after_pruning_resumes_identically(digits):
     method.train_step(*batches[1], 1)
     prune_losers(method, data, {"cell": [4, 2, 3, 1, 0, 2]}, after_epoch=3)
     method.iterations["cell"][0, 1] += 7  # distinct from what set_evidence left, so the load is visible
-    blob = io.BytesIO()
-    torch.save(method.state_dict(), blob)
-    blob.seek(0)
+    blob = checkpoints.dumps(method.state_dict())
     resumed = make("nb201", seed=1)
-    resumed.load_state_dict(torch.load(blob, weights_only=False))
+    resumed.load_state_dict(checkpoints.loads(blob))
 
     assert resumed.alive == method.alive == {"cell": [[1, 2, 3], [0, 3, 4], [0, 1, 4], [0, 2, 4], [1, 2, 3],
                                                       [0, 1, 4]]}
@@ -584,8 +582,7 @@ def test_checkpoint_after_pruning_resumes_identically(digits):
     method.train_step(wb, ab, 2)
     resumed.train_step(wb, ab, 2)
     assert torch.equal(resumed.arch.params["cell"], method.arch.params["cell"])
-    assert not torch.equal(resumed.arch.params["cell"], torch.load(io.BytesIO(blob.getvalue()),
-                                                                   weights_only=False)["alphas"]["cell"])
+    assert not torch.equal(resumed.arch.params["cell"], checkpoints.loads(blob)["alphas"]["cell"])
     for a, b in zip(method.supernet.state_dict().values(), resumed.supernet.state_dict().values()):
         assert torch.equal(a, b)
     assert np.array_equal(resumed.iterations["cell"], method.iterations["cell"])
