@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import UserError
+from harness.interrupts import handle_sigterm
 
 # Ray reads these at import time: set them before anything imports ray.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0",
@@ -46,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or resume) an experiment: one trial per seed")
     run.add_argument("--method", help="search method (see 'list')")
     run.add_argument("--space", help="search space (see 'list')")
-    run.add_argument("--dataset", default="cifar10",
-                     help="digits, cifar10, cifar100, imagenet16-120 or folder:PATH (see 'list')")
-    run.add_argument("--budget", default="paper", help="smoke, small or paper (default: paper)")
+    run.add_argument("--dataset", help="digits, cifar10, cifar100, imagenet16-120 or folder:PATH (see 'list'; "
+                                       "default: cifar10)")
+    run.add_argument("--budget", help="smoke, small or paper (default: paper)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, help="run seeds 0..N-1 (default 1)")
     seeds.add_argument("--seed-list", help="explicit seeds, e.g. 3,7")
@@ -58,13 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CPUs (torch threads) per trial (default: 1 on CPU; cores / GPUs with GPUs)")
     run.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: 1 with CUDA, else 0)")
     run.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
-    run.add_argument("--max-failures", type=int, default=2,
+    run.add_argument("--max-failures", type=int,
                      help="retries of a crashed trial from its last checkpoint (default 2)")
     run.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                      help="Ray cluster address ('auto' on a 'ray up' cluster; default: a local Ray)")
     run.add_argument("--data-dir", help="where datasets are downloaded (default: ~/.cache/nas-harness/data "
                                         "or $HARNESS_DATA_DIR)")
-    run.add_argument("--resume", action="store_true", help="continue the experiment --name in --out")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the experiment --name in --out: run every seed without a valid record "
+                          "(options that change what trials compute are refused; more seeds are added)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a configuration key (see 'config'); repeatable")
 
@@ -106,13 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from harness.experiment import RunRequest, run
 
-    if not args.resume and (not args.method or not args.space):
-        raise UserError("run needs --method and --space (or --resume --name NAME)")
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds must be at least 1 (got {args.seeds})")
-    seeds = _seed_list(args.seed_list) if args.seed_list else list(range(args.seeds or 1))
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UserError("--max-concurrent must be at least 1")
+    seeds = _seed_list(args.seed_list) if args.seed_list is not None else (
+        list(range(args.seeds)) if args.seeds is not None else None)
     req = RunRequest(method=args.method, space=args.space, dataset=args.dataset, budget=args.budget,
                      seeds=seeds, overrides=args.overrides, out=args.out, name=args.name,
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
@@ -188,11 +188,15 @@ def _figures_table(table, index: int, title: str) -> Table:
 
 def cmd_nb201(args: argparse.Namespace, console: Console) -> int:
     from harness.benchmarks import nb201
+    from harness.records import check_writable_folder
     from spaces.nb201 import parse_arch
 
     if args.nb201_command == "import":
         source = args.path
         out = args.out or Path(f"{source.stem}.nb201.npz")
+        if out.is_dir():
+            raise UserError(f"--out '{out}' is a folder; give the file to write, e.g. {out / 'nb201.npz'}")
+        check_writable_folder(out.parent, "the folder of --out")  # before a conversion of minutes
         if source.is_file():
             console.print(nb201.import_memory_note(source))
         table = nb201.import_file(source)
@@ -253,6 +257,7 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
 def main(argv: list[str] | None = None) -> int:
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
+    handle_sigterm()  # SIGTERM ends a command like Ctrl-C: one line, exit 130, a resume hint for a run
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard's columns
         console = Console(width=160)

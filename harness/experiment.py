@@ -2,16 +2,35 @@
 
 Layout of one experiment (``<out>/<name>/``): ``experiment.json`` (the spec: what was asked and the
 resolved configuration), ``trials/*.json`` (one record per finished seed: the source of truth),
-``leaderboard.csv`` / ``leaderboard.md`` (derived from the records), and ``tune/`` (Ray Tune's own
-experiment folder, used to resume).
+``checkpoints/*.pt`` (the last epoch's state of each unfinished trial), ``leaderboard.csv`` /
+``leaderboard.md`` (derived from the records, written as a pair), ``tune/`` (Ray Tune's own folder:
+one experiment state per driver run) and ``.driver.lock`` (held by the running driver).
+
+Order of a run: every check that needs no data (options, configuration, name, output folder, resources
+of this machine or of the cluster reached with ``--address``) → the data and its split → the time
+estimate and the plan → the experiment folder is claimed and locked → trials. A mistake is one line
+before anything is written.
+
+Resume. A resume runs every seed of the experiment that has no valid record of its setting (never
+finished, interrupted, or its record deleted or corrupt) as a fresh Ray Tune trial that continues from
+the harness's own checkpoint — not by restoring Ray Tune's pickled experiment state, which would run
+code from the results folder and point at the folder's old absolute path. It runs where ``--out`` points
+now, so a moved experiment folder resumes in place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+import math
 import os
+import re
+import shlex
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,34 +42,54 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.checkpoints import load_checkpoint
 from harness.config import config_hash, parse_overrides, resolve
 from harness.data import SearchData, check_split, load_dataset, validate_name
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
-from harness.leaderboard import build_leaderboard, leaderboard_table, write_leaderboard
-from harness.records import load_records, record_filename, split_summary, write_record
+from harness.interrupts import handle_sigterm
+from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
+from harness.records import (
+    check_writable_folder,
+    load_records,
+    os_error_line,
+    record_filename,
+    split_summary,
+    write_record,
+)
 from harness.registry import check_pair, get_method, get_space
 from harness.train import seed_everything, time_train_steps
-from harness.trial import pick_device, record_path, run_trial
+from harness.trial import checkpoint_path, finished_record, pick_device, run_trial
 
 SPEC_FILE = "experiment.json"
 TUNE_DIR = "tune"
 
 
+DEFAULT_DATASET = "cifar10"
+DEFAULT_BUDGET = "paper"
+DEFAULT_MAX_FAILURES = 2
+MAX_SEED = 2**32 - 1  # NumPy's seed range; torch and Python accept more
+MAX_NAME = 100
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+
+
 @dataclass
 class RunRequest:
-    method: str
-    space: str
-    dataset: str
-    budget: str
-    seeds: list[int]
+    """What ``run`` was asked. ``None`` means "not given": a new experiment takes the default, a resume
+    the experiment's own value."""
+
+    method: str | None
+    space: str | None
+    dataset: str | None
+    budget: str | None
+    seeds: list[int] | None
     overrides: list[str]
     out: Path
     name: str | None
     cpus_per_trial: int | None
     gpus_per_trial: float | None
     max_concurrent: int | None
-    max_failures: int
+    max_failures: int | None
     address: str | None
     data_dir: str | None
     resume: bool
@@ -62,46 +101,100 @@ def default_name(method: str, space: str, dataset: str, budget: str) -> str:
     return f"{method}-{space}-{data}-{budget}-{stamp}"
 
 
+# --- checks of the request (nothing is written) ---------------------------------------------------------
+def check_name(name: str) -> None:
+    """An experiment name is a folder name: letters, digits and ``._+=-``, not starting with a dot or a
+    dash, at most ``MAX_NAME`` characters."""
+    if not name:
+        raise UserError("--name is empty; give a folder name such as darts-cifar10 (or leave --name out)")
+    if len(name) > MAX_NAME:
+        raise UserError(f"--name is {len(name)} characters long; at most {MAX_NAME} (a folder name)")
+    if not NAME_PATTERN.fullmatch(name):
+        raise UserError(f"--name '{name}' must be a plain folder name: letters, digits and . _ + = -, "
+                        "starting with a letter or digit")
+
+
+def check_seeds(seeds: list[int]) -> None:
+    if not seeds:
+        raise UserError("no seeds: give --seeds N (N ≥ 1) or --seed-list 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seed-list repeats a seed: {','.join(map(str, seeds))}")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise UserError(f"seed {bad[0]} is out of range: seeds are integers in 0..{MAX_SEED}")
+
+
+def check_run_options(req: RunRequest) -> None:
+    """The options that say how trials run (not what they compute)."""
+    if req.cpus_per_trial is not None and req.cpus_per_trial < 1:
+        raise UserError(f"--cpus-per-trial must be at least 1 (got {req.cpus_per_trial})")
+    gpus = req.gpus_per_trial
+    if gpus is not None:
+        if not math.isfinite(gpus) or gpus < 0:
+            raise UserError(f"--gpus-per-trial must be a number ≥ 0 (got {gpus})")
+        if gpus > 1 and gpus != int(gpus):
+            raise UserError(f"--gpus-per-trial {gpus}: more than one GPU per trial must be a whole number")
+    if req.max_concurrent is not None and req.max_concurrent < 1:
+        raise UserError(f"--max-concurrent must be at least 1 (got {req.max_concurrent})")
+    if req.max_failures is not None and req.max_failures < 0:
+        raise UserError(f"--max-failures must be 0 or more (got {req.max_failures}); it counts retries")
+
+
+def check_machine(cpus: int, gpus: float) -> None:
+    """A trial must fit on this machine (local Ray has its cores and GPUs and waits forever otherwise)."""
+    ncpu, cuda = os.cpu_count() or 1, torch.cuda.device_count()
+    if cpus > ncpu:
+        raise UserError(f"--cpus-per-trial {cpus} but this machine has {ncpu} CPU cores; use at most {ncpu}")
+    if gpus > 0 and not cuda:
+        raise UserError(f"--gpus-per-trial {gpus:g} but this machine has no CUDA GPU; use --gpus-per-trial 0 "
+                        "(or --address of a cluster with GPUs)")
+    if gpus > cuda:
+        raise UserError(f"--gpus-per-trial {gpus:g} but this machine has {cuda} GPUs; use at most {cuda}")
+
+
 def build_spec(req: RunRequest) -> dict[str, Any]:
     """Validate a new experiment and resolve everything a trial needs; writes nothing."""
-    if not req.seeds:
-        raise UserError("no seeds: give --seeds N (N ≥ 1) or --seed-list 0,1,2")
-    if len(set(req.seeds)) != len(req.seeds):
-        raise UserError(f"--seed-list repeats a seed: {','.join(map(str, req.seeds))}")
-    if any(s < 0 for s in req.seeds):
-        raise UserError("seeds must be non-negative integers")
+    seeds = req.seeds if req.seeds is not None else [0]
+    check_seeds(seeds)
+    check_run_options(req)
+    if not req.method or not req.space:
+        raise UserError("run needs --method and --space (or --resume --name NAME)")
+    dataset, budget = req.dataset or DEFAULT_DATASET, req.budget or DEFAULT_BUDGET
     check_pair(req.method, req.space)
-    validate_name(req.dataset)
-    resolved = resolve(get_method(req.method), get_space(req.space), req.budget, parse_overrides(req.overrides))
-    name = req.name or default_name(req.method, req.space, req.dataset, req.budget)
-    if "/" in name or name in ("", ".", ".."):
-        raise UserError(f"--name '{name}' must be a plain folder name")
-    exp_dir = (req.out / name).resolve()
+    validate_name(dataset)
+    resolved = resolve(get_method(req.method), get_space(req.space), budget, parse_overrides(req.overrides))
+    name = req.name if req.name is not None else default_name(req.method, req.space, dataset, budget)
+    check_name(name)
+    check_writable_folder(req.out, "--out")
+    exp_dir = (req.out / name).absolute()
     if exp_dir.exists():
         raise UserError(f"experiment '{name}' already exists in '{req.out}'; add --resume to continue it "
-                        "or choose another --name")
+                        "or choose another --name" + running_note(exp_dir))
     cuda = torch.cuda.device_count()
     gpus = req.gpus_per_trial if req.gpus_per_trial is not None else (1 if cuda else 0)
-    if gpus > 0 and not cuda and req.address is None:
-        raise UserError(f"--gpus-per-trial {gpus} but this machine has no CUDA GPU; use --gpus-per-trial 0 "
-                        "(or --address of a cluster with GPUs)")
     # Default threads per trial do not depend on how many seeds run at once: torch's CPU results depend on
     # the thread count, and seed 0 must give the same record whether it runs alone or beside others.
-    if req.cpus_per_trial is not None and req.cpus_per_trial < 1:
-        raise UserError("--cpus-per-trial must be at least 1")
     ncpu = os.cpu_count() or 1
     cpus = req.cpus_per_trial or (max(1, ncpu // max(1, cuda)) if gpus else 1)
+    if req.address is None:
+        check_machine(cpus, gpus)
     values = resolved.values
     return {
-        "method": req.method, "space": req.space, "dataset": req.dataset, "budget": req.budget,
-        "seeds": list(req.seeds), "experiment": name, "out": str(req.out.resolve()),
+        "method": req.method, "space": req.space, "dataset": dataset, "budget": budget,
+        "seeds": list(seeds), "experiment": name, "out": str(req.out.absolute()),
         "records_dir": str(exp_dir / "trials"), "config": values, "config_sources": resolved.sources,
         "overrides": resolved.overrides,
-        "config_hash": config_hash(req.method, req.space, req.dataset, req.budget, values),
+        "config_hash": config_hash(req.method, req.space, dataset, budget, values),
         "cpus_per_trial": cpus, "gpus_per_trial": gpus, "max_concurrent": req.max_concurrent,
-        "max_failures": req.max_failures, "address": req.address, "data_dir": req.data_dir,
+        "max_failures": DEFAULT_MAX_FAILURES if req.max_failures is None else req.max_failures,
+        "address": req.address, "data_dir": req.data_dir,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# --- resuming -------------------------------------------------------------------------------------------
+SPEC_KEYS = ("method", "space", "dataset", "budget", "seeds", "experiment", "config", "config_hash", "overrides",
+             "cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures", "address", "data_dir")
 
 
 def load_spec(out: Path, name: str | None) -> dict[str, Any]:
@@ -111,15 +204,162 @@ def load_spec(out: Path, name: str | None) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"no experiment '{name}' in '{out}' to resume (missing {path})")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"'{path}' is corrupt; cannot resume this experiment") from None
+    except OSError as err:
+        raise UserError(os_error_line("read", path, err)) from None
+    missing = [k for k in SPEC_KEYS if not isinstance(spec, dict) or k not in spec]
+    if missing:
+        raise UserError(f"'{path}' is not an experiment made by the harness (no {', '.join(missing)}); "
+                        "cannot resume it")
+    return spec
+
+
+def resume_spec(req: RunRequest, console: Console) -> dict[str, Any]:
+    """The experiment's spec for this resume, where the folder now lies.
+
+    What a trial computes cannot change on a resume: a differing method, space, dataset, budget,
+    ``--set``, data folder or threads/GPUs per trial (torch's results depend on them) is refused, naming
+    the option. What is safe changes and is said: more seeds (the new ones join the experiment), and how
+    trials are scheduled (``--max-concurrent``, ``--max-failures``, ``--address``) for this run.
+    """
+    check_run_options(req)
+    spec = load_spec(req.out, req.name)
+    check_pair(spec["method"], spec["space"])
+    given = {"--method": (req.method, spec["method"]), "--space": (req.space, spec["space"]),
+             "--dataset": (req.dataset, spec["dataset"]), "--budget": (req.budget, spec["budget"]),
+             "--cpus-per-trial": (req.cpus_per_trial, spec["cpus_per_trial"]),
+             "--gpus-per-trial": (req.gpus_per_trial, spec["gpus_per_trial"]),
+             "--data-dir": (req.data_dir, spec["data_dir"])}
+    for option, (asked, had) in given.items():
+        if asked is not None and asked != had:
+            raise UserError(f"--resume with {option} {asked}, but experiment '{req.name}' has {had}; a resume "
+                            "keeps what its trials compute (start a new --name to change it)")
+    if req.overrides:
+        resolved = resolve(get_method(spec["method"]), get_space(spec["space"]), spec["budget"],
+                           parse_overrides(req.overrides))
+        if resolved.overrides != spec["overrides"]:
+            changed = sorted(k for k in {*resolved.overrides, *spec["overrides"]}
+                             if resolved.overrides.get(k) != spec["overrides"].get(k))
+            raise UserError(f"--resume with --set that differs from experiment '{req.name}' on "
+                            f"{', '.join(changed)} (it has {spec['overrides'] or 'no overrides'}); a resume keeps "
+                            "what its trials compute (start a new --name to change it)")
+    notes = []
+    if req.seeds is not None:
+        check_seeds(req.seeds)
+        dropped = sorted(set(spec["seeds"]) - set(req.seeds))
+        if dropped:
+            raise UserError(f"--resume would leave out seeds {','.join(map(str, dropped))} of experiment "
+                            f"'{req.name}'; a resume runs all its seeds (give more seeds to add some)")
+        added = [s for s in req.seeds if s not in spec["seeds"]]
+        if added:
+            spec["seeds"] = spec["seeds"] + added
+            notes.append(f"adding seeds {','.join(map(str, added))} to the experiment")
+    for option, key, value in (("--max-concurrent", "max_concurrent", req.max_concurrent),
+                               ("--max-failures", "max_failures", req.max_failures),
+                               ("--address", "address", req.address)):
+        if value is not None and value != spec[key]:
+            notes.append(f"this run uses {option} {value} (before: {spec[key]})")
+            spec[key] = value
+    exp_dir = (req.out / req.name).absolute()
+    if Path(spec["out"]) / spec["experiment"] != exp_dir:
+        notes.append(f"the experiment was made in {Path(spec['out']) / spec['experiment']}; it continues in "
+                     f"{exp_dir}")
+    spec.update(out=str(req.out.absolute()), experiment=req.name, records_dir=str(exp_dir / "trials"))
+    for note in notes:
+        console.print(f"resume: {note}")
+    return spec
+
+
+def missing_seeds(spec: dict[str, Any]) -> list[int]:
+    """The seeds without a valid record of this setting: a resume runs exactly these."""
+    return [s for s in spec["seeds"] if finished_record(spec, s) is None]
+
+
+def check_checkpoints(spec: dict[str, Any], seeds: list[int]) -> None:
+    """Every checkpoint a resumed trial would continue from loads safely (refused before anything runs)."""
+    for seed in seeds:
+        path = checkpoint_path(spec, seed)
+        if path.exists():
+            load_checkpoint(path)
+
+
+# --- one driver per experiment --------------------------------------------------------------------------
+LOCK_FILE = ".driver.lock"
+
+
+def running_note(exp_dir: Path) -> str:
+    """``"; it is being run by …"`` when a driver holds the experiment's lock, else ``""``."""
+    path = exp_dir / LOCK_FILE
+    if not path.is_file():
+        return ""
+    try:
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                return f"; it is being run now by {_holder(fh.read())}"
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:
+        pass
+    return ""
+
+
+def _holder(text: str) -> str:
+    try:
+        info = json.loads(text)
+        return f"process {info['pid']} on {info['host']} (started {info['started']})"
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return "another driver"
+
+
+@contextmanager
+def driver_lock(exp_dir: Path, create: bool) -> Iterator[None]:
+    """Hold the experiment for this driver's lifetime.
+
+    ``create`` claims a new experiment folder atomically (``mkdir`` fails if it exists). The lock is an
+    ``flock`` on ``<experiment>/.driver.lock``, which the kernel releases when the driver ends however it
+    ends, so a crashed driver never leaves the experiment locked; the file names the holder for the
+    refusal of a second driver. (``flock`` is per host on most network file systems: two drivers of one
+    experiment on different hosts are not caught.)
+    """
+    if create:
+        try:
+            exp_dir.mkdir(parents=True)
+        except FileExistsError:
+            raise UserError(f"experiment '{exp_dir.name}' was just created by another driver in "
+                            f"'{exp_dir.parent}'; choose another --name" + running_note(exp_dir)) from None
+        except OSError as err:
+            raise UserError(os_error_line("create", exp_dir, err)) from None
+    path = exp_dir / LOCK_FILE
+    try:
+        fh = open(path, "a+")
+    except OSError as err:
+        raise UserError(os_error_line("write", path, err)) from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise UserError(f"experiment '{exp_dir.name}' is being run now by {_holder(fh.read())}; wait for it "
+                            "to end or stop it before resuming") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": dt.datetime.now().isoformat(timespec="seconds")}))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def estimate_seconds(spec: dict[str, Any], dataset: Any) -> tuple[float, float]:
     """Seconds per trial for search and evaluation, extrapolated from a few measured steps (seed 0)."""
     cfg = spec["config"]
-    torch.set_num_threads(spec["cpus_per_trial"])
+    torch.set_num_threads(min(spec["cpus_per_trial"], os.cpu_count() or 1))  # never more than a trial gets
     device = pick_device(spec["gpus_per_trial"])
     seed_everything(0)
     data = SearchData(dataset, cfg, 0, device)
@@ -183,7 +423,7 @@ def print_plan(spec: dict[str, Any], console: Console, estimate: tuple[float, fl
 
 
 def resume_command(spec: dict[str, Any]) -> str:
-    return f"python -m harness run --resume --name {spec['experiment']} --out {spec['out']}"
+    return f"python -m harness run --resume --name {spec['experiment']} --out {shlex.quote(spec['out'])}"
 
 
 class _ProgressCallback:
@@ -211,7 +451,7 @@ class _ProgressCallback:
 
 
 _SINK: _ProgressCallback | None = None  # the driver's live display; the callback below is stateless so
-                                        # Ray can pickle it into the experiment state and restore it
+                                        # Ray can pickle it into the experiment state
 
 
 class RichProgressCallback(tune.Callback):
@@ -233,70 +473,81 @@ def trial_name(trial: Any) -> str:
     return Path(record_filename(spec["method"], spec["space"], spec["dataset"], trial.config["seed"])).stem
 
 
-def init_ray(spec: dict[str, Any]) -> None:
+def _probe(address: str, timeout: float = 10.0) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) where nothing answers within ``timeout`` seconds:
+    Ray itself keeps retrying for many minutes."""
+    if address in ("auto", "local"):
+        return  # Ray finds (or fails to find) a cluster started on this machine at once
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise UserError(f"--address '{address}': expected host:port (e.g. 10.0.0.1:6379), ray://host:port "
+                        "or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise UserError(f"cannot reach the Ray cluster at '{address}' within {timeout:g} s "
+                        f"({err.strerror or err.__class__.__name__}); start it with 'ray up' / "
+                        "'ray start --head' or check --address") from None
+
+
+def connect_cluster(spec: dict[str, Any]) -> None:
+    """Join the Ray cluster at ``spec["address"]`` (one line if it cannot be reached) and check that a
+    trial fits on one of its nodes."""
     import ray
 
-    if ray.is_initialized():
-        return
-    if spec.get("address"):
+    if not ray.is_initialized():
+        _probe(spec["address"])
         try:
             ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False)
         except Exception as exc:  # ConnectionError and Ray's own errors
             raise UserError(f"cannot reach the Ray cluster at '{spec['address']}' ({exc.__class__.__name__}); "
                             "start it with 'ray up' / 'ray start --head' or check --address") from None
-        return
-    ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(),
-             include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for kind, key in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
+        largest = max((n.get(kind, 0) for n in nodes), default=0)
+        if spec[key] > largest:
+            raise UserError(f"each trial asks for {spec[key]:g} {kind} but the largest node of the Ray cluster at "
+                            f"'{spec['address']}' has {largest:g}; lower --{key.replace('_', '-')}")
 
 
-def check_resources(spec: dict[str, Any]) -> None:
-    """Ray waits forever for a trial that asks for more than the local Ray has: refuse it instead. (A
-    cluster reached with --address may add nodes as it autoscales, so it is not checked.)"""
+def start_local_ray() -> None:
     import ray
 
-    if spec.get("address"):
-        return
-    have = ray.cluster_resources()
-    for kind, key in (("CPU", "cpus_per_trial"), ("GPU", "gpus_per_trial")):
-        if spec[key] > have.get(kind, 0):
-            raise UserError(f"each trial asks for {spec[key]} {kind} but the Ray cluster has {have.get(kind, 0):g}; "
-                            f"lower --{key.replace('_', '-')}")
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(),
+                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
 
-def run_experiment(spec: dict[str, Any], resume: bool, console: Console) -> int:
-    """Run (or resume) the trials; write the leaderboard; return the exit status."""
+def run_experiment(spec: dict[str, Any], seeds: list[int], console: Console) -> int:
+    """Run the trials of ``seeds`` as one fresh Ray Tune experiment; write the leaderboard; return the exit
+    status. Each trial continues from its own checkpoint, if any, wherever the folder lies now."""
     global _SINK
     exp_dir = Path(spec["out"]) / spec["experiment"]
-    init_ray(spec)
-    check_resources(spec)
-    if not resume:
-        write_record(exp_dir / SPEC_FILE, spec)
+    if spec.get("address"):
+        connect_cluster(spec)
+    else:
+        start_local_ray()
+    handle_sigterm()  # ray.init installs its own
     trainable = tune.with_resources(run_trial, {"cpu": spec["cpus_per_trial"], "gpu": spec["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                         TimeElapsedColumn(), console=console, transient=False)
     cb = _SINK = _ProgressCallback(progress, spec["seeds"])
     for seed in spec["seeds"]:
-        if record_path(spec, seed).exists():
+        if seed not in seeds:
             cb.update(seed, {"progress": 1.0}, status="finished earlier")
-    tune_path = exp_dir / TUNE_DIR
     interrupted = False
     with progress:
         try:
-            if resume and tune.Tuner.can_restore(str(tune_path)):
-                tuner = tune.Tuner.restore(str(tune_path), trainable, resume_errored=True)
-            else:
-                tuner = tune.Tuner(
-                    trainable,
-                    param_space={"seed": tune.grid_search(spec["seeds"]), "spec": json.dumps(spec)},
-                    tune_config=tune.TuneConfig(max_concurrent_trials=spec["max_concurrent"],
-                                                trial_name_creator=trial_name,
-                                                trial_dirname_creator=trial_name),
-                    run_config=tune.RunConfig(
-                        name=TUNE_DIR, storage_path=str(exp_dir), verbose=0,
-                        failure_config=tune.FailureConfig(max_failures=spec["max_failures"]),
-                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                        callbacks=[RichProgressCallback()]),
-                )
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"seed": tune.grid_search(seeds), "spec": json.dumps(spec)},
+                tune_config=tune.TuneConfig(max_concurrent_trials=spec["max_concurrent"],
+                                            trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+                run_config=tune.RunConfig(
+                    name=TUNE_DIR, storage_path=str(exp_dir), verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=spec["max_failures"]),
+                    callbacks=[RichProgressCallback()]),
+            )
             grid = tuner.fit()
             errors = [str(e).strip().splitlines()[-1] for e in grid.errors] if grid.errors else []
         except KeyboardInterrupt:
@@ -310,13 +561,13 @@ def summarise(spec: dict[str, Any], console: Console, errors: list[str], interru
     exp_dir = Path(spec["out"]) / spec["experiment"]
     records = [r for r in load_records(exp_dir) if r.get("config_hash") == spec["config_hash"]]
     table = Table(title=f"trials of {spec['experiment']}")
-    for col in ("seed", "record", "search val %", "test %", "params M", "op τ", "search s", "eval s"):
-        table.add_column(col)
+    columns = (("search val %", "search_val_acc", 2), ("test %", "test_acc", 2), ("params M", "params_m", 3),
+               ("op τ", "op_kendall_tau", 3), ("search s", "search_seconds", 1), ("eval s", "eval_seconds", 1))
+    for header in ("seed", "record", *(c[0] for c in columns)):
+        table.add_column(header)
     for r in sorted(records, key=lambda r: r["seed"]):
-        tau = r.get("op_kendall_tau")
-        table.add_row(str(r["seed"]), Path(r["_path"]).name, f"{r['search_val_acc']:.2f}", f"{r['test_acc']:.2f}",
-                      f"{r['params_m']:.3f}", "—" if tau is None else f"{tau:.3f}",
-                      f"{r['search_seconds']:.1f}", f"{r['eval_seconds']:.1f}")
+        table.add_row(str(r["seed"]), Path(r["_path"]).name,
+                      *(cell_text(r.get(key), digits) for _, key, digits in columns))
     console.print(table)
     if records:
         board = build_leaderboard(records)
@@ -337,11 +588,24 @@ def summarise(spec: dict[str, Any], console: Console, errors: list[str], interru
 
 def run(req: RunRequest, console: Console) -> int:
     if req.resume:
-        spec = load_spec(req.out, req.name)
-        check_pair(spec["method"], spec["space"])
-        print_plan(spec, console, None, resume=True)
-        return run_experiment(spec, resume=True, console=console)
+        spec = resume_spec(req, console)
+        check_checkpoints(spec, missing_seeds(spec))
+        if spec["address"]:
+            connect_cluster(spec)
+        else:
+            check_machine(spec["cpus_per_trial"], spec["gpus_per_trial"])
+        exp_dir = Path(spec["out"]) / spec["experiment"]
+        with driver_lock(exp_dir, create=False):
+            seeds = missing_seeds(spec)  # again: another driver may have ended just before the lock
+            print_plan(spec, console, None, resume=True)
+            write_record(exp_dir / SPEC_FILE, spec)  # the seeds added and where the experiment lies now
+            if not seeds:
+                console.print(f"all {len(spec['seeds'])} seeds have their records; nothing to run")
+                return summarise(spec, console, [], False)
+            return run_experiment(spec, seeds, console)
     spec = build_spec(req)
+    if spec["address"]:
+        connect_cluster(spec)  # a trial must fit the cluster before anything is measured or written
     dataset = load_dataset(spec["dataset"], spec["data_dir"], spec["config"]["image_size"])
     train_limit = int(spec["config"].get("train_limit", 0))
     spec["split"] = dataset.limited(train_limit).split_info()
@@ -349,4 +613,7 @@ def run(req: RunRequest, console: Console) -> int:
     if dataset.source:
         console.print(f"data: {spec['dataset']} {dataset.source}")
     print_plan(spec, console, estimate_seconds(spec, dataset), resume=False)
-    return run_experiment(spec, resume=False, console=console)
+    exp_dir = Path(spec["out"]) / spec["experiment"]
+    with driver_lock(exp_dir, create=True):
+        write_record(exp_dir / SPEC_FILE, spec)
+        return run_experiment(spec, list(spec["seeds"]), console)
