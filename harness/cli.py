@@ -145,18 +145,18 @@ def cmd_list(console: Console) -> int:
 
 
 def cmd_config(args: argparse.Namespace, console: Console) -> int:
-    from harness.config import HELP, parse_overrides, resolve
+    from harness.config import declarations, parse_overrides, resolve
     from harness.registry import check_pair, get_method, get_space
 
     check_pair(args.method, args.space)
-    resolved = resolve(get_method(args.method), get_space(args.space), args.budget,
-                       parse_overrides(args.overrides))
+    method, space = get_method(args.method), get_space(args.space)
+    resolved = resolve(method, space, args.budget, parse_overrides(args.overrides))
+    keys = declarations(method, space)
     table = Table(title=f"configuration of {args.method} on {args.space}, budget {args.budget}")
-    for col in ("key", "value", "source", "meaning"):
+    for col in ("key", "value", "source", "valid values", "meaning"):
         table.add_column(col)
-    meanings = {**HELP, **get_method(args.method).help}
     for key in sorted(resolved.values):
-        table.add_row(key, repr(resolved.values[key]), resolved.sources[key], meanings.get(key, ""))
+        table.add_row(key, repr(resolved.values[key]), resolved.sources[key], keys[key].describe(), keys[key].help)
     console.print(table)
     return 0
 

@@ -356,16 +356,3 @@ def config_hash(method: str, space: str, dataset: str, budget: str, values: dict
     blob = json.dumps({"method": method, "space": space, "dataset": dataset, "budget": budget,
                        "config": values}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def __getattr__(name: str) -> Any:
-    """``HELP``: the help text of every key of every registered method and space (transitional, for callers
-    that predate ``declarations``; it is computed from the declarations, not a second place to write help)."""
-    if name != "HELP":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from harness.registry import METHODS, SPACES, load_all
-
-    load_all()
-    layers = [SHARED_KEYS, *(cls.keys for cls in SPACES.values()), *(cls.keys for cls in METHODS.values()),
-              *(keys for cls in METHODS.values() for keys in cls.space_keys.values())]
-    return {key: declared.help for layer in layers for key, declared in layer.items()}

@@ -28,6 +28,7 @@ import os
 import re
 import shlex
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -490,6 +491,27 @@ def _probe(address: str, timeout: float = 10.0) -> None:
                         "'ray start --head' or check --address") from None
 
 
+CONNECT_TIMEOUT_S = 60
+
+
+def _join_within_time_limit(address: str) -> None:
+    """Join the cluster once from a child process that is killed after ``CONNECT_TIMEOUT_S``: something
+    that answers on the port but is not a healthy Ray head makes ``ray.init`` retry for many minutes, and a
+    retry loop inside Ray cannot be interrupted from the driver itself."""
+    code = ("import sys, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False); "
+            "ray.shutdown()")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
+                              timeout=CONNECT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"cannot join the Ray cluster at '{address}' within {CONNECT_TIMEOUT_S} s (something answers "
+                        "there, but not a working Ray head); check --address and 'ray status' on the head") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1].strip()[:200] if lines else f"exit status {done.returncode}"
+        raise UserError(f"cannot join the Ray cluster at '{address}' ({reason}); check --address") from None
+
+
 def connect_cluster(spec: dict[str, Any]) -> None:
     """Join the Ray cluster at ``spec["address"]`` (one line if it cannot be reached) and check that a
     trial fits on one of its nodes."""
@@ -497,6 +519,7 @@ def connect_cluster(spec: dict[str, Any]) -> None:
 
     if not ray.is_initialized():
         _probe(spec["address"])
+        _join_within_time_limit(spec["address"])
         try:
             ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False)
         except Exception as exc:  # ConnectionError and Ray's own errors

@@ -53,7 +53,6 @@ class SearchMethod:
     defaults: ClassVar[dict[str, Any]] = {}  # the method's values of keys declared elsewhere
     ignored_keys: ClassVar[frozenset[str]] = frozenset()  # declared keys the method does not have
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
-    help: ClassVar[dict[str, str]] = {}  # transitional (harness/cli.py reads it): the help is in the keys
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

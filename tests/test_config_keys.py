@@ -14,7 +14,6 @@ import torch
 from helpers import one_line
 from torch import nn
 
-from harness import config
 from harness.benchmarks.nb201 import DEFAULT_TABLE
 from harness.config import BUDGETS, SHARED_KEYS, Key, declarations, resolve
 from harness.data import Batches, scaled_cutout
@@ -209,12 +208,6 @@ def test_validate_message_and_normalisation():
 def test_malformed_declarations_fail_at_import(kwargs):
     with pytest.raises(TypeError):
         Key(**kwargs)
-
-
-def test_help_is_computed_from_the_declarations():
-    help_ = config.HELP
-    assert set(help_) == set(KEYS)
-    assert help_["drop_path"] == SHARED_KEYS["drop_path"].help and help_["tau_min"] == declared("tau_min").help
 
 
 # --- the declared ranges are the code's limits ---------------------------------------------------------------

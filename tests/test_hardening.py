@@ -345,3 +345,28 @@ def test_one_driver_per_experiment(ray_session, tmp_path, capsys):
     records = sorted((tmp_path / "both" / "trials").glob("*.json"))
     assert [json.loads(p.read_text())["seed"] for p in records] == spec["seeds"]
     assert all(json.loads(p.read_text())["config_hash"] == spec["config_hash"] for p in records)
+
+
+def test_a_port_that_answers_but_is_not_ray_is_refused_within_the_time_limit(tmp_path, capsys, monkeypatch):
+    import socketserver
+    import threading
+
+    from harness import experiment
+
+    class Silent(socketserver.BaseRequestHandler):
+        def handle(self):  # accept and say nothing, as a wrong service would
+            time.sleep(30)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(experiment, "CONNECT_TIMEOUT_S", 5)
+    try:
+        start = time.monotonic()
+        code = main(["run", *SMOKE, "--address", f"127.0.0.1:{server.server_address[1]}", "--out", str(tmp_path / "o")])
+        elapsed = time.monotonic() - start
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "within 5 s" in err, err
+    assert elapsed < 30 and not (tmp_path / "o").exists()
