@@ -139,6 +139,8 @@ def check_run_options(req: RunRequest) -> None:
         raise UserError(f"--max-concurrent must be at least 1 (got {req.max_concurrent})")
     if req.max_failures is not None and req.max_failures < 0:
         raise UserError(f"--max-failures must be 0 or more (got {req.max_failures}); it counts retries")
+    if req.address is not None:
+        _host_port(req.address)
 
 
 def check_machine(cpus: int, gpus: float) -> None:
@@ -474,17 +476,26 @@ def trial_name(trial: Any) -> str:
     return Path(record_filename(spec["method"], spec["space"], spec["dataset"], trial.config["seed"])).stem
 
 
-def _probe(address: str, timeout: float = 10.0) -> None:
-    """Refuse a ``host:port`` (or ``ray://host:port``) where nothing answers within ``timeout`` seconds:
-    Ray itself keeps retrying for many minutes."""
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for ``auto``/``local`` (Ray finds, or
+    fails at once to find, a cluster started on this machine); one line for anything else."""
     if address in ("auto", "local"):
-        return  # Ray finds (or fails to find) a cluster started on this machine at once
+        return None
     host, sep, port = address.split("://", 1)[-1].rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
         raise UserError(f"--address '{address}': expected host:port (e.g. 10.0.0.1:6379), ray://host:port "
                         "or auto")
+    return host.strip("[]"), int(port)
+
+
+def _probe(address: str, timeout: float = 10.0) -> None:
+    """Refuse an address where nothing answers within ``timeout`` seconds: Ray itself keeps retrying for
+    many minutes."""
+    target = _host_port(address)
+    if target is None:
+        return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        socket.create_connection(target, timeout=timeout).close()
     except OSError as err:
         raise UserError(f"cannot reach the Ray cluster at '{address}' within {timeout:g} s "
                         f"({err.strerror or err.__class__.__name__}); start it with 'ray up' / "
@@ -517,8 +528,8 @@ def connect_cluster(spec: dict[str, Any]) -> None:
     trial fits on one of its nodes."""
     import ray
 
+    _probe(spec["address"])
     if not ray.is_initialized():
-        _probe(spec["address"])
         _join_within_time_limit(spec["address"])
         try:
             ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False)

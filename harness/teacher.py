@@ -416,8 +416,13 @@ def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, da
     folder = root / key
     source = "cache"
     if not (folder / "teacher.json").is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / f"{key}.lock", "a") as lock:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            lock = open(root / f"{key}.lock", "a")
+        except OSError as exc:
+            raise UserError(f"cannot write the teacher cache '{root}' ({exc.__class__.__name__}); set "
+                            "HARNESS_CACHE_DIR to a writable folder") from None
+        with lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
             if not (folder / "teacher.json").is_file():
                 net, meta = _train_and_store(data, cfg, device, dataset_name, key, folder, log)
