@@ -47,6 +47,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
@@ -67,6 +68,21 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)
+
+
+def existing_file_or(none: str) -> Callable[[str], str]:
+    """A ``Key.check`` for a path key: ``none`` (no file given) or an existing file, made absolute so that a
+    trial finds it whatever its working directory and the setting names one file."""
+    def check(text: str) -> str:
+        if text == none:
+            return text
+        path = Path(text).expanduser().resolve()
+        if not path.exists():
+            raise ValueError("does not exist")
+        if not path.is_file():
+            raise ValueError("is not a file")
+        return str(path)
+    return check
 
 
 @dataclass(frozen=True)

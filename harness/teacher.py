@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import Key
+from harness.config import Key, existing_file_or
 from harness.data import Batches, SearchData, default_cache_dir
 from harness.errors import UserError
 from harness.records import atomic_write
@@ -63,19 +63,6 @@ def pyramid_depth(depth: int) -> int:
     return depth
 
 
-def checkpoint_path(path: str) -> str:
-    """``teacher``'s check (``Key.check``): '' or an existing file, made absolute (as ``nb201_table``), so the
-    trial finds it whatever its working directory and the setting names one file."""
-    if path == "":
-        return path
-    resolved = Path(path).expanduser().resolve()
-    if not resolved.exists():
-        raise ValueError("does not exist")
-    if not resolved.is_file():
-        raise ValueError("is not a file")
-    return str(resolved)
-
-
 # The teacher keys of NOS. Paper defaults (NOS: PyramidNet-110, bottleneck, α = 84, 300 epochs; the optimiser
 # is PyramidNet's own, see the module docstring). ``teacher`` is the path of a user's checkpoint ('' = train
 # or load the cached one); it is not part of the cache key because a user's teacher bypasses the cache.
@@ -83,8 +70,8 @@ def checkpoint_path(path: str) -> str:
 TEACHER_CONFIG: dict[str, Key] = {
     "teacher": Key("", "NOS: path of a teacher checkpoint you trained (state_dict of a bottleneck PyramidNet with "
                        "teacher_depth/teacher_alpha, or a dict holding it under 'state_dict'); '' = train once and "
-                       "cache", check=checkpoint_path, valid="'' (train the teacher once and cache it) or the path "
-                                                              "of an existing checkpoint file"),
+                       "cache", check=existing_file_or(""),
+                   valid="'' (train the teacher once and cache it) or the path of an existing checkpoint file"),
     "teacher_depth": Key(110, "NOS teacher: PyramidNet depth, 9n+2 (bottleneck; 110 = 12 units per stage)",
                          check=pyramid_depth, valid="int 9n+2 with n >= 1: 11, 20, 29, ..., 110, ..."),
     "teacher_alpha": Key(84, "NOS teacher: PyramidNet widening α (channels added over the whole network)", "[0, inf)"),

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from harness.config import Key
+from harness.config import Key, existing_file_or
 from harness.registry import register_space
 from spaces.base import DataInfo, EdgeFactory, EdgeId, GenotypeError, SearchSpace
 from spaces.ops import OPS, ReLUConvBN
@@ -221,19 +220,6 @@ class Skeleton(nn.Module):
 
 # --- the space -----------------------------------------------------------------------------------------
 
-def table_path(table: str) -> str:
-    """``nb201_table``'s check (``Key.check``): 'default', or an existing file made absolute, so the trial finds it
-    whatever its working directory and the setting names one file (its content: ``validate_config``)."""
-    if table == "default":
-        return table
-    path = Path(table).expanduser().resolve()
-    if not path.exists():
-        raise ValueError("does not exist")
-    if not path.is_file():
-        raise ValueError("is not a file")
-    return str(path)
-
-
 @register_space
 class NB201Space(SearchSpace):
     """NAS-Bench-201: one 6-edge cell × 5 ops shared by all 15 cells; every architecture's accuracy is known."""
@@ -246,7 +232,7 @@ class NB201Space(SearchSpace):
         "eval": Key("lookup", "nb201: 'lookup' = test accuracy from the benchmark table, 'train' = train the derived "
                               "cell", choices=("lookup", "train")),
         "nb201_table": Key("default", "nb201: benchmark table ('default' = the bundled one, or a file from 'nb201 "
-                                      "import')", check=table_path,
+                                      "import')", check=existing_file_or("default"),
                            valid="'default' (the bundled table) or the path of a table file from 'nb201 import'"),
         "arch_corr_samples": Key(NUM_ARCHS, "architecture-level correlation: architectures sampled from the "
                                             "benchmark (fixed; 0 = none)", f"[0, {NUM_ARCHS}]"),
@@ -266,7 +252,7 @@ class NB201Space(SearchSpace):
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
-        """The table's content (its path passed ``table_path``); no rule of the base class: NAS-Bench-201's
+        """The table's content (its path passed the key's check); no rule of the base class: NAS-Bench-201's
         networks have no auxiliary head."""
         from harness.benchmarks.nb201 import load_table
         load_table(cfg["nb201_table"])  # an unreadable table is refused before anything runs
