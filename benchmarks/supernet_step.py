@@ -46,11 +46,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+import methods  # noqa: F401  (the method modules register themselves)
+import spaces  # noqa: F401  (the space modules register themselves)
 from harness.config import MEMORY_FORMATS, declarations, parse_overrides, resolve
+from harness.data import DataInfo
 from harness.metrics import peak_memory_mb
 from harness.registry import get_method, get_space
 from harness.train import configure_backends, memory_format, seed_everything
-from spaces.base import DataInfo
 
 BATCH, CHANNELS, CLASSES, SIZE = 64, 3, 10, 32
 # (method, space, DARTS order) of the whole table, in its order

@@ -122,11 +122,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_list(console: Console) -> int:
+    import methods  # noqa: F401  (the method modules register themselves)
+    import spaces  # noqa: F401  (the space modules register themselves)
     from harness.config import BUDGET_HELP
     from harness.data import DATASETS
-    from harness.registry import METHODS, SPACES, load_all
+    from harness.registry import METHODS, SPACES
 
-    load_all()
     for title, items in (("methods", {k: v.description for k, v in METHODS.items()}),
                          ("spaces", {k: v.description for k, v in SPACES.items()}),
                          ("datasets", DATASETS), ("budgets", BUDGET_HELP)):
@@ -145,6 +146,8 @@ def cmd_list(console: Console) -> int:
 
 
 def cmd_config(args: argparse.Namespace, console: Console) -> int:
+    import methods  # noqa: F401  (the method modules register themselves)
+    import spaces  # noqa: F401  (the space modules register themselves)
     from harness.config import declarations, parse_overrides, resolve
     from harness.registry import check_pair, get_method, get_space
 

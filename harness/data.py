@@ -47,7 +47,6 @@ import torch
 from harness.errors import UserError
 from harness.records import atomic_write
 from harness.train import memory_format
-from spaces.base import DataInfo
 
 DATASETS = {
     "digits": "scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes; offline)",
@@ -80,6 +79,16 @@ ORDER_STRATIFIED = ("class-stratified: each class's images in a fixed random ord
 
 CACHE_FORMAT = "nas-harness/decoded-dataset/1"  # bump when the decoding changes: old entries stop matching
 _JUNK_FILES = {"Thumbs.db", "desktop.ini"}  # system files that sit in image folders and are never images
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a network builder (and a benchmark look-up) needs to know about the data."""
+
+    in_channels: int
+    num_classes: int
+    image_size: int
+    name: str = ""
 
 
 def default_data_dir() -> Path:

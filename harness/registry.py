@@ -1,8 +1,12 @@
-"""Name → class registries for methods and spaces, and the method × space compatibility rule."""
+"""Name → class registries for methods and spaces, and the method × space compatibility rule.
+
+A leaf: it imports nothing of ``methods/`` or ``spaces/``. Their modules register themselves when their
+packages are imported; the entry points do that (``harness.trial``, which every trial and the driver
+import, and the CLI's ``list``), so a name is known wherever one is looked up.
+"""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, TypeVar
 
 from harness.errors import UserError
@@ -27,21 +31,13 @@ def register_method(cls: T) -> T:
     return cls
 
 
-def load_all() -> None:
-    """Import the packages whose modules register themselves."""
-    importlib.import_module("spaces")
-    importlib.import_module("methods")
-
-
 def get_space(name: str) -> type[SearchSpace]:
-    load_all()
     if name not in SPACES:
         raise UserError(f"unknown space '{name}'; valid spaces: {', '.join(sorted(SPACES))}")
     return SPACES[name]
 
 
 def get_method(name: str) -> type[SearchMethod]:
-    load_all()
     if name not in METHODS:
         raise UserError(f"unknown method '{name}'; valid methods: {', '.join(sorted(METHODS))}")
     return METHODS[name]

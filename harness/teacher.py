@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import Key, existing_file_or
-from harness.data import Batches, SearchData, default_cache_dir
+from harness.data import Batches, DataInfo, SearchData, default_cache_dir
 from harness.errors import UserError
 from harness.records import atomic_write
 from harness.train import (
@@ -49,7 +49,6 @@ from harness.train import (
     to_device,
     train_epoch,
 )
-from spaces.base import DataInfo
 
 # Bump when anything that changes a trained teacher changes (architecture code, training loop, seeding,
 # file layout): old cache entries then simply stop matching and are never loaded by mistake.

@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from ray import tune
 
+import methods  # noqa: F401  (the method modules register themselves)
+import spaces  # noqa: F401  (the space modules register themselves)
 from harness import __version__
 from harness.benchmarks.nb201 import NB201Table, network_info
 from harness.checkpoints import load_checkpoint, save_checkpoint

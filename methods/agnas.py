@@ -55,11 +55,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import Key
-from harness.data import SearchData
+from harness.data import DataInfo, SearchData
 from harness.registry import register_method
 from harness.train import evaluate, sgd, to_device
 from methods.base import ArchState, SearchMethod
-from spaces.base import DataInfo, EdgeId, SearchSpace
+from spaces.base import EdgeId, SearchSpace
 from spaces.darts import STAGE_RULES, STAGES, DartsSpace, StagedGenotype, search_stage_cells
 from spaces.ops import is_zero
 

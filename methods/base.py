@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from harness.config import Key
-from harness.data import SearchData
+from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.train import cosine_lr, evaluate, set_lr
-from spaces.base import DataInfo, SearchSpace
+from spaces.base import SearchSpace
 
 
 class ArchState:

@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import Key
+from harness.data import DataInfo
 from harness.registry import register_method
 from harness.train import sgd, to_device
 from methods.base import ArchState, SearchMethod
-from spaces.base import DataInfo, EdgeId, SearchSpace
+from spaces.base import EdgeId, SearchSpace
 from spaces.ops import is_zero
 
 

@@ -64,11 +64,11 @@ from torch import nn
 
 from harness.config import Key
 from harness.correlation import op_level_correlation
-from harness.data import SearchData
+from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.registry import register_method
 from methods.gdas import Gdas, GumbelEdge
-from spaces.base import DataInfo, EdgeId, SearchSpace
+from spaces.base import EdgeId, SearchSpace
 
 ACC_STATS = ("mean", "latest")
 

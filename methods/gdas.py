@@ -45,11 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import Key
-from harness.data import SearchData
+from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.registry import register_method
 from methods.darts import Darts, _grads
-from spaces.base import DataInfo, EdgeId, SearchSpace
+from spaces.base import EdgeId, SearchSpace
 from spaces.ops import is_zero
 
 TAU_SCHEDULES = ("linear", "exponential")

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import Key
-from harness.data import SearchData
+from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.registry import register_method
 from harness.teacher import (
@@ -51,7 +51,7 @@ from harness.teacher import (
 )
 from harness.train import to_device
 from methods.darts import Darts
-from spaces.base import DataInfo, SearchSpace
+from spaces.base import SearchSpace
 
 
 @register_method

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from harness.config import Key
-from harness.data import SearchData
+from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.registry import register_method
 from harness.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, to_device, train_epoch
 from methods.base import SearchMethod
-from spaces.base import DataInfo, SearchSpace
+from spaces.base import SearchSpace
 
 
 @register_method

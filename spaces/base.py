@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 from harness.config import Key
+from harness.data import DataInfo
 from harness.errors import UserError
 
 
@@ -34,16 +35,6 @@ class EdgeId:
     index: int
     cell: int
     channels: int
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What a network builder (and a benchmark look-up) needs to know about the data."""
-
-    in_channels: int
-    num_classes: int
-    image_size: int
-    name: str = ""
 
 
 # edge_factory(edge, candidates) -> module combining the candidate ops (ordered as the space's op_names)

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.data import DataInfo
 from harness.errors import UserError
 from harness.registry import register_space
-from spaces.base import DataInfo, EdgeFactory, EdgeId, GenotypeError, SearchSpace
+from spaces.base import EdgeFactory, EdgeId, GenotypeError, SearchSpace
 from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path, stem
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")

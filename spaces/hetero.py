@@ -54,8 +54,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.data import DataInfo
 from harness.registry import register_space
-from spaces.base import DataInfo, EdgeFactory, EdgeId, GenotypeError, SearchSpace
+from spaces.base import EdgeFactory, EdgeId, GenotypeError, SearchSpace
 from spaces.darts import (
     CONCAT,
     NUM_EDGES,

@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from harness.config import Key, existing_file_or
+from harness.data import DataInfo
 from harness.registry import register_space
-from spaces.base import DataInfo, EdgeFactory, EdgeId, GenotypeError, SearchSpace
+from spaces.base import EdgeFactory, EdgeId, GenotypeError, SearchSpace
 from spaces.ops import OPS, ReLUConvBN
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")

@@ -19,6 +19,9 @@ if "HARNESS_CACHE_DIR" not in os.environ:
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+import methods  # noqa: E402, F401  (the method modules register themselves)
+import spaces  # noqa: E402, F401  (the space modules register themselves)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _throw_away_cache():

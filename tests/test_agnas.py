@@ -18,12 +18,12 @@ import harness.correlation as correlation
 from harness import checkpoints
 from harness.config import resolve
 from harness.correlation import op_level_correlation, sample_edges
-from harness.data import SearchData, load_dataset
+from harness.data import DataInfo, SearchData, load_dataset
 from harness.errors import UserError
 from harness.registry import get_method, get_space
 from methods.agnas import AttentionEdge, AttentionTally
 from methods.base import ArchState
-from spaces.base import DataInfo, EdgeId
+from spaces.base import EdgeId
 from spaces.darts import StagedGenotype, edge_stride
 from spaces.ops import OPS
 

@@ -16,18 +16,17 @@ from torch import nn
 
 from harness.benchmarks.nb201 import DEFAULT_TABLE
 from harness.config import BUDGETS, SHARED_KEYS, Key, declarations, resolve
-from harness.data import Batches, scaled_cutout
+from harness.data import Batches, DataInfo, scaled_cutout
 from harness.errors import UserError
-from harness.registry import METHODS, SPACES, get_method, get_space, load_all
+from harness.registry import METHODS, SPACES, get_method, get_space
 from harness.teacher import PyramidNet, build_teacher
 from harness.train import sgd
 from methods.agnas import AttentionEdge, AttentionTally
 from methods.base import ArchState
 from methods.gdas import gumbel_sample
-from spaces.base import DataInfo, EdgeId
+from spaces.base import EdgeId
 from spaces.ops import drop_path
 
-load_all()
 # every registered (method, space) pair, DARTS on the DARTS space first: a key is tested on the first pair
 # that has it
 PAIRS = sorted(((m, s) for m, cls in METHODS.items() for s in cls.supported_spaces),

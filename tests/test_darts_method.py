@@ -13,9 +13,8 @@ import torch.nn.functional as F
 from harness import checkpoints
 from harness.config import resolve
 from harness.correlation import op_level_correlation, sample_edges
-from harness.data import SearchData, load_dataset
+from harness.data import DataInfo, SearchData, load_dataset
 from harness.registry import get_method, get_space
-from spaces.base import DataInfo
 
 CPU = torch.device("cpu")
 TINY = DataInfo(1, 3, 4)

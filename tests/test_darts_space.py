@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from harness.data import DataInfo
 from harness.errors import UserError
 from harness.registry import SPACES
-from spaces.base import DataInfo, EdgeId, GenotypeError
+from spaces.base import EdgeId, GenotypeError
 from spaces.darts import DartsSpace, EvalNetwork, Genotype
 from spaces.ops import DARTS_OPS
 

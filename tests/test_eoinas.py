@@ -13,12 +13,11 @@ from helpers import count_op_calls, one_line
 
 from harness import checkpoints
 from harness.config import resolve
-from harness.data import SearchData, load_dataset
+from harness.data import DataInfo, SearchData, load_dataset
 from harness.errors import UserError
 from harness.registry import get_method, get_space
 from methods.eoinas import PrunedOp, indicator_matrix
 from methods.gdas import GumbelEdge
-from spaces.base import DataInfo
 
 CPU = torch.device("cpu")
 DIGITS = DataInfo(1, 10, 8)  # digits' shape: 1 channel, 10 classes, 8×8

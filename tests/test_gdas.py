@@ -12,11 +12,10 @@ from helpers import one_line
 
 import methods.gdas as gdas_module
 from harness.config import resolve
-from harness.data import SearchData, load_dataset
+from harness.data import DataInfo, SearchData, load_dataset
 from harness.errors import UserError
 from harness.registry import get_method, get_space
 from methods.gdas import GumbelEdge, gumbel_sample
-from spaces.base import DataInfo
 
 CPU = torch.device("cpu")
 DIGITS = DataInfo(1, 10, 8)  # digits' shape: 1 channel, 10 classes, 8×8

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import resolve
-from harness.data import SearchData, load_dataset
+from harness.data import DataInfo, SearchData, load_dataset
 from harness.evaluation import FinalTraining
 from harness.registry import get_method, get_space
 from harness.teacher import TEACHER_DEFAULTS, PyramidNet, get_teacher
@@ -21,7 +21,7 @@ from harness.train import configure_backends, memory_format, seed_everything
 from methods.agnas import AttentionEdge, AttentionTally
 from methods.base import ArchState
 from methods.darts import MixedEdge
-from spaces.base import DataInfo, EdgeId
+from spaces.base import EdgeId
 from spaces.ops import OPS, Zero
 
 CPU = torch.device("cpu")

@@ -15,9 +15,10 @@ from torch import nn
 
 from harness.benchmarks.nb201 import load_table
 from harness.config import resolve
+from harness.data import DataInfo
 from harness.errors import UserError
 from harness.registry import SPACES, get_method, get_space
-from spaces.base import DataInfo, EdgeId, GenotypeError
+from spaces.base import EdgeId, GenotypeError
 from spaces.nb201 import (
     EDGES,
     NB201_OPS,

@@ -27,8 +27,8 @@ from harness.benchmarks.nb201 import (
     network_info,
 )
 from harness.cli import main
+from harness.data import DataInfo
 from harness.errors import UserError
-from spaces.base import DataInfo
 from spaces.nb201 import NUM_ARCHS, parse_arch
 
 ALL_SKIP = ("skip_connect",) * 6
