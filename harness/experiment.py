@@ -50,6 +50,7 @@ from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.interrupts import handle_sigterm
 from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
+from harness.metric_table import SUMMARY
 from harness.records import (
     check_writable_folder,
     load_records,
@@ -595,13 +596,10 @@ def summarise(spec: dict[str, Any], console: Console, errors: list[str], interru
     exp_dir = Path(spec["out"]) / spec["experiment"]
     records = [r for r in load_records(exp_dir) if r.get("config_hash") == spec["config_hash"]]
     table = Table(title=f"trials of {spec['experiment']}")
-    columns = (("search val %", "search_val_acc", 2), ("test %", "test_acc", 2), ("params M", "params_m", 3),
-               ("op τ", "op_kendall_tau", 3), ("search s", "search_seconds", 1), ("eval s", "eval_seconds", 1))
-    for header in ("seed", "record", *(c[0] for c in columns)):
+    for header in ("seed", "record", *(m.summary_header for m in SUMMARY)):
         table.add_column(header)
     for r in sorted(records, key=lambda r: r["seed"]):
-        table.add_row(str(r["seed"]), Path(r["_path"]).name,
-                      *(cell_text(r.get(key), digits) for _, key, digits in columns))
+        table.add_row(str(r["seed"]), Path(r["_path"]).name, *(cell_text(r.get(m.key), m.decimals) for m in SUMMARY))
     console.print(table)
     if records:
         board = build_leaderboard(records)

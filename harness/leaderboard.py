@@ -21,24 +21,20 @@ import scipy.stats
 from rich import box
 from rich.table import Table
 
+from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
 
 GROUP_KEYS = ["method", "space", "dataset", "budget", "variant"]
-BASE_COLUMNS = GROUP_KEYS + [
-    "n_seeds", "seeds",
-    "test_acc_mean", "test_acc_std", "test_acc_median", "test_acc_best",
-    "search_val_acc_mean", "search_hours_mean", "eval_hours_mean",
-    "device_hours_mean", "device_hours_kind",
-    "params_m_mean", "madds_m_mean",
-    "op_kendall_tau_mean", "op_spearman_rho_mean", "arch_kendall_tau_mean", "arch_spearman_rho_mean",
-    "p_vs_darts", "rank",
-]
-# Record keys already summarised by BASE_COLUMNS (or not metrics); every other numeric key gets <key>_mean.
-_SUMMARISED = {"seed", "test_acc", "search_val_acc", "search_seconds", "eval_seconds", "device_hours",
-               "params_m", "madds_m", "op_kendall_tau", "op_spearman_rho", "arch_kendall_tau", "arch_spearman_rho"}
+RANKED_BY = "test_acc"  # rows are ranked by its mean, and the Welch test compares it with the baseline's
+# The metrics with columns of their own, in column order; every other numeric record key gets <key>_mean.
+BOARD_METRICS = board_metrics(RANKED_BY)
+BASE_COLUMNS = (GROUP_KEYS + ["n_seeds", "seeds"] + [c for m in BOARD_METRICS for c in m.board_columns]
+                + ["p_vs_darts", "rank"])
+# Record keys already summarised by BASE_COLUMNS (or not metrics).
+_SUMMARISED = {"seed"} | {m.key for m in BOARD_METRICS}
+_RANK_COLUMN = metric(RANKED_BY).stat_column("mean")
 BASELINE_METHOD = "darts"
 REFERENCE_METHOD = "optimum"
-NULL = "—"
 
 
 def _is_number(value: Any) -> bool:
@@ -74,19 +70,21 @@ def _finished_at(record: dict[str, Any]) -> float:
     return moment.timestamp()
 
 
-def _stats(values: list[float]) -> tuple[float, float, float, float]:
-    """Mean, sample std (ddof=1), median and best of the finite values (NaN where undefined)."""
-    finite = np.array([v for v in values if math.isfinite(v)], dtype=float)
-    nan = float("nan")
-    if finite.size == 0:
-        return nan, nan, nan, nan
-    std = float(np.std(finite, ddof=1)) if finite.size > 1 else nan
-    return float(finite.mean()), std, float(np.median(finite)), float(finite.max())
+def _finite(values: Iterable[float]) -> np.ndarray:
+    return np.array([v for v in values if math.isfinite(v)], dtype=float)
 
 
-def _mean(values: Iterable[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
+# Each statistic over the finite values of the seeds; NaN where undefined (no value; std of one value).
+_STATISTICS: dict[str, Any] = {
+    "mean": lambda x: float(x.mean()) if x.size else float("nan"),
+    "std": lambda x: float(np.std(x, ddof=1)) if x.size > 1 else float("nan"),
+    "median": lambda x: float(np.median(x)) if x.size else float("nan"),
+    "best": lambda x: float(x.max()) if x.size else float("nan"),
+}
+
+
+def _statistic(stat: str, values: Iterable[float]) -> float:
+    return _STATISTICS[stat](_finite(values))
 
 
 def _flatten_numbers(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -139,19 +137,16 @@ def reference_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         column, _ = table.target_column(str(record.get("dataset")))
         row: dict[str, Any] = {"method": REFERENCE_METHOD, "space": key[0], "dataset": key[1], "budget": key[2],
                                "variant": "", "n_seeds": 0, "seeds": "",
-                               "test_acc_mean": optimum.get(column, float("nan")),
-                               "test_acc_best": optimum.get(column, float("nan"))}
+                               _RANK_COLUMN: optimum.get(column, float("nan")),
+                               metric(RANKED_BY).stat_column("best"): optimum.get(column, float("nan"))}
         row.update({f"benchmark_{k}_mean": v for k, v in optimum.items()})
         rows[key] = row
     return list(rows.values())
 
 
-def build_leaderboard(records: list[dict[str, Any]], reference: bool = False) -> pd.DataFrame:
-    """One row per (method, space, dataset, budget, variant) with seeds, accuracy stats, costs,
-    correlations, Welch p-value against the DARTS baseline and rank; columns in ``BASE_COLUMNS`` order,
-    then ``<key>_mean`` for every other numeric record key and ``benchmark_<k>_mean/_std``.
-    ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked).
-    """
+def _numeric_keys(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The record keys averaged in the trailing ``<key>_mean`` columns (numeric, not a board metric, not
+    private) and the flattened ``benchmark`` keys, each sorted."""
     extra_keys = sorted({
         key for record in records for key, value in record.items()
         if _is_number(value) and key not in _SUMMARISED and not key.startswith("_")
@@ -160,8 +155,40 @@ def build_leaderboard(records: list[dict[str, Any]], reference: bool = False) ->
         key for record in records if isinstance(record.get("benchmark"), dict)
         for key in _flatten_numbers(record["benchmark"])
     })
-    bench_columns = [f"benchmark_{k}_{s}" for k in bench_keys for s in ("mean", "std")]
-    columns = BASE_COLUMNS + [f"{k}_mean" for k in extra_keys] + bench_columns
+    return extra_keys, bench_keys
+
+
+def _group_row(key: tuple[str, ...], group: list[dict[str, Any]], extra_keys: list[str],
+               bench_keys: list[str]) -> dict[str, Any]:
+    """One leaderboard row of one group's records (one per seed): every column but p-value and rank."""
+    row: dict[str, Any] = dict(zip(GROUP_KEYS, key))
+    row["n_seeds"] = len(group)
+    row["seeds"] = ",".join(str(r.get("seed")) for r in group)
+    for m in BOARD_METRICS:
+        values = [_num(r.get(m.key)) for r in group]
+        for stat in m.stats:
+            row[m.stat_column(stat)] = _statistic(stat, values) / m.divisor
+        if m.unit_key:
+            row[m.unit_key] = "/".join(sorted({str(r[m.unit_key]) for r in group if r.get(m.unit_key)}))
+    for extra in extra_keys:
+        row[f"{extra}_mean"] = _statistic("mean", (_num(r.get(extra)) for r in group))
+    bench = [_flatten_numbers(r["benchmark"]) if isinstance(r.get("benchmark"), dict) else {} for r in group]
+    for bkey in bench_keys:
+        for stat in ("mean", "std"):
+            row[f"benchmark_{bkey}_{stat}"] = _statistic(stat, (b.get(bkey, float("nan")) for b in bench))
+    return row
+
+
+def build_leaderboard(records: list[dict[str, Any]], reference: bool = False) -> pd.DataFrame:
+    """One row per (method, space, dataset, budget, variant): seeds, the statistics over seeds of every
+    metric the metric table gives leaderboard columns, Welch p-value of the ranked metric (test accuracy)
+    against the DARTS baseline, and rank; columns in ``BASE_COLUMNS`` order, then ``<key>_mean`` for
+    every other numeric record key and ``benchmark_<k>_mean/_std``.
+    ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked).
+    """
+    extra_keys, bench_keys = _numeric_keys(records)
+    columns = (BASE_COLUMNS + [f"{k}_mean" for k in extra_keys]
+               + [f"benchmark_{k}_{s}" for k in bench_keys for s in ("mean", "std")])
     if not records:
         return pd.DataFrame(columns=columns)
 
@@ -169,47 +196,18 @@ def build_leaderboard(records: list[dict[str, Any]], reference: bool = False) ->
     for record in records:
         key = tuple(str(record.get(k, "")) for k in GROUP_KEYS[:-1]) + (variant_of(record),)
         groups.setdefault(key, []).append(record)
+    groups = {key: _dedupe(group) for key, group in groups.items()}
+    ranked = {key: [_num(r.get(RANKED_BY)) for r in group] for key, group in groups.items()}
 
     rows = []
-    accs: dict[tuple[str, ...], list[float]] = {}
     for key, group in groups.items():
-        group = _dedupe(group)
-        test_acc = [_num(r.get("test_acc")) for r in group]
-        accs[key] = test_acc
-        mean, std, median, best = _stats(test_acc)
-        kinds = sorted({str(r["device_hours_kind"]) for r in group if r.get("device_hours_kind")})
-        row: dict[str, Any] = dict(zip(GROUP_KEYS, key))
-        row.update({
-            "n_seeds": len(group),
-            "seeds": ",".join(str(r.get("seed")) for r in group),
-            "test_acc_mean": mean, "test_acc_std": std, "test_acc_median": median, "test_acc_best": best,
-            "search_val_acc_mean": _mean(_num(r.get("search_val_acc")) for r in group),
-            "search_hours_mean": _mean(_num(r.get("search_seconds")) for r in group) / 3600,
-            "eval_hours_mean": _mean(_num(r.get("eval_seconds")) for r in group) / 3600,
-            "device_hours_mean": _mean(_num(r.get("device_hours")) for r in group),
-            "device_hours_kind": "/".join(kinds),
-            "params_m_mean": _mean(_num(r.get("params_m")) for r in group),
-            "madds_m_mean": _mean(_num(r.get("madds_m")) for r in group),
-            "op_kendall_tau_mean": _mean(_num(r.get("op_kendall_tau")) for r in group),
-            "op_spearman_rho_mean": _mean(_num(r.get("op_spearman_rho")) for r in group),
-            "arch_kendall_tau_mean": _mean(_num(r.get("arch_kendall_tau")) for r in group),
-            "arch_spearman_rho_mean": _mean(_num(r.get("arch_spearman_rho")) for r in group),
-        })
-        for extra in extra_keys:
-            row[f"{extra}_mean"] = _mean(_num(r.get(extra)) for r in group)
-        bench = [_flatten_numbers(r["benchmark"]) if isinstance(r.get("benchmark"), dict) else {} for r in group]
-        for bkey in bench_keys:
-            bmean, bstd, _, _ = _stats([b.get(bkey, float("nan")) for b in bench])
-            row[f"benchmark_{bkey}_mean"], row[f"benchmark_{bkey}_std"] = bmean, bstd
+        row = _group_row(key, group, extra_keys, bench_keys)
+        base = (BASELINE_METHOD, *key[1:4], "")
+        row["p_vs_darts"] = float("nan") if key == base or base not in ranked else welch_p(ranked[key], ranked[base])
         rows.append(row)
 
-    for row in rows:
-        key = tuple(row[k] for k in GROUP_KEYS)
-        base = (BASELINE_METHOD, row["space"], row["dataset"], row["budget"], "")
-        row["p_vs_darts"] = float("nan") if key == base or base not in accs else welch_p(accs[key], accs[base])
-
     df = pd.DataFrame(rows)
-    df["rank"] = (df.groupby(["space", "dataset", "budget"])["test_acc_mean"]
+    df["rank"] = (df.groupby(["space", "dataset", "budget"])[_RANK_COLUMN]
                   .rank(method="min", ascending=False).astype("Int64"))
     if reference:
         extra = pd.DataFrame(reference_rows(records)).reindex(columns=df.columns)
@@ -221,8 +219,14 @@ def build_leaderboard(records: list[dict[str, Any]], reference: bool = False) ->
 
 
 # --- output -------------------------------------------------------------------------------------
+_COLUMN_DIGITS = {m.stat_column(stat): m.board_digits for m in BOARD_METRICS for stat in m.stats}
+
+
 def _digits(column: str) -> int:
-    """Correlations and p-values need 3 decimals to be told apart; everything else reads well with 2."""
+    """Decimals of a column: the metric table's for a metric's columns; for the others, 3 for
+    correlations and p-values (they need 3 to be told apart) and 2 for everything else."""
+    if column in _COLUMN_DIGITS:
+        return _COLUMN_DIGITS[column]
     return 3 if column.startswith("p_") or any(s in column for s in ("kendall", "spearman", "_tau", "_rho")) else 2
 
 
@@ -268,23 +272,15 @@ def leaderboard_table(df: pd.DataFrame, title: str) -> Table:
         return bool(pd.to_numeric(df[column], errors="coerce").notna().any()) if column in df else False
 
     variants = bool(df["variant"].astype(str).str.len().gt(0).any()) if len(df) else False
-    columns: list[tuple[str, Any]] = [
-        ("method", lambda r: str(r["method"])), ("space", lambda r: str(r["space"])),
-        ("dataset", lambda r: str(r["dataset"])), ("budget", lambda r: str(r["budget"])),
-    ]
-    if variants:
-        columns.append(("variant", lambda r: str(r["variant"])))
-    columns += [
-        ("seeds", lambda r: str(r["seeds"])),
-        ("test acc %", lambda r: f"{cell_text(r['test_acc_mean'], 2)} ± {cell_text(r['test_acc_std'], 2)}"),
-        ("best", lambda r: cell_text(r["test_acc_best"], 2)),
-        ("search h", lambda r: cell_text(r["search_hours_mean"], 2)),
-        ("params M", lambda r: cell_text(r["params_m_mean"], 2)),
-        ("MAdds M", lambda r: cell_text(r["madds_m_mean"], 2)),
-        ("op τ", lambda r: cell_text(r["op_kendall_tau_mean"], 3)),
-    ]
-    if shown("arch_kendall_tau_mean"):
-        columns.append(("arch τ", lambda r: cell_text(r["arch_kendall_tau_mean"], 3)))
+    columns: list[tuple[str, Any]] = [(key, lambda r, key=key: str(r[key]))
+                                      for key in GROUP_KEYS if key != "variant" or variants]
+    columns.append(("seeds", lambda r: str(r["seeds"])))
+    for m in BOARD_METRICS:
+        if m.terminal_if_any and not shown(m.stat_column(m.stats[0])):
+            continue
+        for header, stats in m.terminal:
+            columns.append((header, lambda r, m=m, stats=stats: " ± ".join(
+                cell_text(r[m.stat_column(stat)], m.board_digits) for stat in stats)))
     columns += [("p vs darts", lambda r: cell_text(r["p_vs_darts"], 3)), ("rank", lambda r: cell_text(r["rank"], 0))]
     for i, (header, _) in enumerate(columns):
         # Never wrap or shorten a header: a number split over two lines is misread. On a terminal narrower

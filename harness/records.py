@@ -25,9 +25,9 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.errors import UserError
+from harness.metric_table import NULL, SHOWN
 
 IDENTITY_KEYS = ("method", "space", "dataset", "budget", "seed")
-NULL = "—"
 
 
 # --- file names ---------------------------------------------------------------------------------
@@ -264,24 +264,6 @@ def load_records(root: Path | str) -> list[dict[str, Any]]:
 
 
 # --- showing ------------------------------------------------------------------------------------
-# (key, label, unit) of the metrics shown first and in this order; other numeric keys follow.
-_METRIC_ROWS = [
-    ("search_val_acc", "supernet val accuracy", "%"),
-    ("val_acc", "validation accuracy", "%"),
-    ("test_acc", "test accuracy", "%"),
-    ("search_seconds", "search time", "s"),
-    ("correlation_seconds", "correlation time", "s"),
-    ("eval_seconds", "evaluation time", "s"),
-    ("device_hours", "device time", None),  # unit: the record's device_hours_kind
-    ("peak_mem_mb", "peak memory", "MB"),
-    ("params_m", "parameters", "M"),
-    ("madds_m", "multiply-adds", "M"),
-    ("op_kendall_tau", "op-level Kendall τ", ""),
-    ("op_spearman_rho", "op-level Spearman ρ", ""),
-    ("op_corr_edges", "op-level edges sampled", ""),
-    ("arch_kendall_tau", "arch-level Kendall τ", ""),
-    ("arch_spearman_rho", "arch-level Spearman ρ", ""),
-]
 _NOT_METRICS = set(IDENTITY_KEYS) | {"config", "overrides", "history", "genotype", "benchmark"}
 
 
@@ -385,6 +367,67 @@ def split_summary(split: dict[str, Any]) -> str:
             f"{len(split['classes'])} classes; order: {split['order'].split(':')[0]}")
 
 
+def _metrics_table(record: dict[str, Any]) -> Table:
+    """The metric table's metrics the record has, in the table's order with their labels and units; then
+    every other numeric key (and undefined accuracies and correlations) by name; then the benchmark's
+    figures. A null or NaN value is shown as "—"."""
+    table = Table(title="metrics", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    for m in SHOWN:
+        if m.key in record:
+            unit = str(record.get(m.unit_key) or m.unit) if m.unit_key else m.unit
+            table.add_row(m.label, _fmt(record[m.key], m.significant), unit)
+    shown = {m.key for m in SHOWN}
+    for key in sorted(record):
+        value = record[key]
+        if key in shown or key in _NOT_METRICS or key.startswith("_") or isinstance(value, bool):
+            continue
+        if _is_number(value) or (value is None and key.endswith(("_acc", "_tau", "_rho"))):
+            table.add_row(key, _fmt(value), "")
+    benchmark = record.get("benchmark")
+    if isinstance(benchmark, dict):
+        for key, value in _flatten(benchmark).items():
+            table.add_row(f"benchmark {key}", _fmt(value), "")
+    return table
+
+
+def _history_table(history: list[Any]) -> Table:
+    """Per epoch (long phases elided in the middle): phase and every numeric column that has a value."""
+    columns: list[str] = []
+    for row in history:
+        if isinstance(row, dict):
+            for key, value in row.items():
+                if key not in ("epoch", "phase") and key not in columns and (_is_number(value) or value is None):
+                    columns.append(key)
+    columns = [c for c in columns if any(isinstance(r, dict) and _is_number(r.get(c)) for r in history)]
+    table = Table(title=f"history ({len(history)} epochs)", title_justify="left")
+    table.add_column("epoch", justify="right")
+    table.add_column("phase")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in _history_rows(history):
+        if row is None:
+            table.add_row("…", "…", *["…" for _ in columns])
+        else:
+            table.add_row(_fmt(row.get("epoch")), _fmt(row.get("phase")), *[_fmt(row.get(c)) for c in columns])
+    return table
+
+
+def _config_table(config: dict[str, Any], overrides: dict[str, Any]) -> Table:
+    """Every configuration key (nested keys dotted) and its value; keys set by ``--set`` marked ``*``."""
+    overridden = set(_flatten(overrides)) | set(overrides)
+    table = Table(title="configuration", title_justify="left",
+                  caption="* set by --set" if overridden else None, caption_justify="left")
+    table.add_column("key")
+    table.add_column("value")
+    for key, value in sorted(_flatten(config).items()):
+        mark = " *" if key in overridden else ""
+        table.add_row(f"{key}{mark}", json.dumps(value) if isinstance(value, (list, dict)) else _fmt(value))
+    return table
+
+
 def show_record(record: dict[str, Any], console: Console) -> None:
     """Print a readable view of one record: identity, genotype, metrics, history and configuration."""
     ident = " · ".join(f"{k} {record.get(k, NULL)}" for k in IDENTITY_KEYS)
@@ -409,62 +452,10 @@ def show_record(record: dict[str, Any], console: Console) -> None:
     if isinstance(record.get("split"), dict):
         console.print(Text(f"search split: {split_summary(record['split'])}", style="dim"))
 
-    metrics = Table(title="metrics", title_justify="left")
-    metrics.add_column("metric")
-    metrics.add_column("value", justify="right")
-    metrics.add_column("unit")
-    shown = set()
-    for key, label, unit in _METRIC_ROWS:
-        if key in record:
-            shown.add(key)
-            if unit is None:
-                unit = str(record.get("device_hours_kind") or "hours")
-            metrics.add_row(label, _fmt(record[key]), unit)
-    for key in sorted(record):
-        value = record[key]
-        if key in shown or key in _NOT_METRICS or key.startswith("_") or isinstance(value, bool):
-            continue
-        if _is_number(value) or (value is None and key.endswith(("_acc", "_tau", "_rho"))):
-            metrics.add_row(key, _fmt(value), "")
-    benchmark = record.get("benchmark")
-    if isinstance(benchmark, dict):
-        for key, value in _flatten(benchmark).items():
-            metrics.add_row(f"benchmark {key}", _fmt(value), "")
-    console.print(metrics)
-
+    console.print(_metrics_table(record))
     history = record.get("history") or []
     if isinstance(history, list) and history:
-        columns: list[str] = []
-        for row in history:
-            if isinstance(row, dict):
-                for key, value in row.items():
-                    if key not in ("epoch", "phase") and key not in columns and (
-                            _is_number(value) or value is None):
-                        columns.append(key)
-        columns = [c for c in columns if any(isinstance(r, dict) and _is_number(r.get(c)) for r in history)]
-        table = Table(title=f"history ({len(history)} epochs)", title_justify="left")
-        table.add_column("epoch", justify="right")
-        table.add_column("phase")
-        for column in columns:
-            table.add_column(column, justify="right")
-        for row in _history_rows(history):
-            if row is None:
-                table.add_row("…", "…", *["…" for _ in columns])
-            else:
-                table.add_row(_fmt(row.get("epoch")), _fmt(row.get("phase")),
-                              *[_fmt(row.get(c)) for c in columns])
-        console.print(table)
-
+        console.print(_history_table(history))
     config = record.get("config")
     if isinstance(config, dict) and config:
-        overrides = record.get("overrides") or {}
-        overridden = set(_flatten(overrides)) | set(overrides)
-        table = Table(title="configuration", title_justify="left",
-                      caption="* set by --set" if overridden else None, caption_justify="left")
-        table.add_column("key")
-        table.add_column("value")
-        for key, value in sorted(_flatten(config).items()):
-            mark = " *" if key in overridden else ""
-            table.add_row(f"{key}{mark}", _fmt(value) if not isinstance(value, (list, dict)) else
-                          json.dumps(value))
-        console.print(table)
+        console.print(_config_table(config, record.get("overrides") or {}))

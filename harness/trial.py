@@ -43,13 +43,13 @@ from harness.correlation import arch_level_correlation, op_level_correlation
 from harness.data import SearchData, load_dataset
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
+from harness.metric_table import SUMMARY_KEYS  # the trial's flat summary
 from harness.metrics import count_madds_m, count_params_m, describe_device, device_hours_kind, peak_memory_mb
 from harness.records import read_record, record_filename, write_record
 from harness.registry import get_method, get_space
 from harness.train import configure_backends, rng_state, seed_everything, set_rng_state
 
 EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
-SUMMARY_KEYS = ("test_acc", "search_val_acc", "op_kendall_tau", "params_m", "search_seconds", "eval_seconds")
 
 
 CHECKPOINTS_DIR = "checkpoints"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 
 import pytest
@@ -124,3 +125,103 @@ def test_cuda_metrics():
     assert count_madds_m(conv, (1, 3, 8, 8)) == pytest.approx(3 * 4 * 9 * 64 / 1e6)
     assert describe_device(device).startswith("cuda (")
     assert peak_memory_mb(device) > 0
+
+
+# --- the metric table ------------------------------------------------------------------------------
+def _metric_record(seed, **values):
+    from harness.metric_table import METRICS
+
+    record = {"method": "m", "space": "s", "dataset": "d", "budget": "b", "seed": seed, "config_hash": "h",
+              "device_hours_kind": "CPU-hours"}
+    record.update({m.key: 10.0 * (seed + 1) + i for i, m in enumerate(METRICS)})
+    record.update(values)
+    return record
+
+
+def test_metric_table_is_consistent():
+    from harness.leaderboard import BASE_COLUMNS
+    from harness.metric_table import METRICS, SUMMARY, SUMMARY_KEYS
+
+    keys = [m.key for m in METRICS]
+    assert len(keys) == len(set(keys))
+    assert [m.summary for m in SUMMARY] == list(range(1, len(SUMMARY) + 1))
+    assert SUMMARY_KEYS == tuple(m.key for m in SUMMARY)
+    assert len(BASE_COLUMNS) == len(set(BASE_COLUMNS))
+    with pytest.raises(ValueError, match="unknown statistics"):
+        type(METRICS[0])("x", "x", stats=("mode",))
+
+
+def test_every_metric_with_leaderboard_statistics_is_aggregated_over_seeds():
+    from harness.leaderboard import build_leaderboard
+    from harness.metric_table import METRICS
+
+    records = [_metric_record(0), _metric_record(1), _metric_record(2, test_acc=float("nan"))]
+    row = build_leaderboard(records).iloc[0]
+    for m in METRICS:
+        values = [r[m.key] for r in records if math.isfinite(r[m.key])]
+        expected = {"mean": statistics.mean(values), "std": statistics.stdev(values),
+                    "median": statistics.median(values), "best": max(values)}
+        for stat in m.stats:
+            assert row[m.stat_column(stat)] == pytest.approx(expected[stat] / m.divisor), (m.key, stat)
+        if not m.stats:  # averaged among the other numeric keys
+            assert row[f"{m.key}_mean"] == pytest.approx(expected["mean"])
+    assert row["device_hours_kind"] == "CPU-hours"
+
+
+def test_every_shown_metric_has_its_label_and_unit_and_null_is_a_dash():
+    from rich.console import Console
+
+    from harness.metric_table import NULL, SHOWN
+    from harness.records import show_record
+
+    console = Console(record=True, width=200)
+    show_record(_metric_record(0, device_hours_kind="GPU-hours"), console)
+    show_record(_metric_record(1, **{m.key: None for m in SHOWN}), console)
+    lines = console.export_text().splitlines()
+    for m in SHOWN:
+        rows = [line for line in lines if line.startswith(f"│ {m.label} ")]
+        assert len(rows) == 2, m.key
+        cells = [[c.strip() for c in row.strip("│").split("│")] for row in rows]
+        assert cells[0][1] != NULL and cells[1][1] == NULL
+        assert cells[0][2] == ("GPU-hours" if m.unit_key else m.unit)
+
+
+def test_missing_metrics_are_dashes_in_the_leaderboard_views():
+    from rich.console import Console
+
+    from harness.leaderboard import build_leaderboard, leaderboard_table, to_markdown
+    from harness.metric_table import METRICS, NULL
+
+    record = {key: value for key, value in _metric_record(0).items() if key not in {m.key for m in METRICS}}
+    df = build_leaderboard([record])
+    markdown_cells = [c.strip() for c in to_markdown(df).splitlines()[2].strip("|").split("|")]
+    for m in METRICS:
+        for column in m.board_columns:
+            if column != m.unit_key:
+                assert markdown_cells[list(df.columns).index(column)] == NULL, column
+    console = Console(record=True, width=250)
+    console.print(leaderboard_table(df, "board"))
+    row = console.export_text().splitlines()[-2]
+    assert f"{NULL} ± {NULL}" in row and "arch τ" not in console.export_text()  # arch τ only when some row has it
+
+
+def test_a_finished_trial_reports_the_summary_metrics(tmp_path):
+    from harness.metric_table import SUMMARY
+    from harness.records import record_filename, write_record
+    from harness.trial import execute_trial
+
+    spec = {"records_dir": str(tmp_path), "method": "m", "space": "s", "dataset": "d", "config_hash": "h",
+            "config": {}}
+    record = _metric_record(3, op_kendall_tau=None)
+    write_record(tmp_path / record_filename("m", "s", "d", 3), record)
+    reports = []
+    execute_trial(spec, 3, reports.append)
+    assert reports == [{**{m.key: record[m.key] for m in SUMMARY}, "phase": "done", "progress": 1.0}]
+
+
+def test_records_and_the_metric_table_import_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, harness.records, harness.metric_table; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,7 +13,7 @@ import scipy.stats
 from rich.console import Console
 
 from harness.errors import UserError
-from harness.leaderboard import BASE_COLUMNS, build_leaderboard, leaderboard_table, write_leaderboard
+from harness.leaderboard import BASE_COLUMNS, build_leaderboard, leaderboard_table, to_markdown, write_leaderboard
 from harness.records import (
     json_safe,
     load_records,
@@ -249,3 +249,377 @@ def test_leaderboard_table_renders():
     console.print(leaderboard_table(df, "leaderboard"))
     out = console.export_text()
     assert "94.00 ± 2.00" in out and "p vs darts" in out and "epochs=3,lr=0.1" in out
+
+
+# --- the same outputs as before the metric table -------------------------------------------------
+NB201_GENOTYPE = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|"
+
+
+def golden_records():
+    """Records of every kind the views meet: several seeds, a variant, a NaN and a null metric, a metric
+    that is missing, an extra numeric key, GPU and CPU hours in one group, and NB-201 records with
+    nested ``benchmark`` figures and the architecture-level correlation."""
+    darts = [make_record("darts", s, acc, search_seconds=3000.0 + 7 * s) for s, acc in enumerate([90.0, 91.0, 95.5])]
+    darts[1]["op_kendall_tau"] = None
+    tuned = [make_record("darts", s, acc, overrides={"lr": 0.1, "epochs": 3}, val_acc=70.0 + s)
+             for s, acc in enumerate([92.0, 92.5])]
+    nos = [make_record("nos", s, acc, madds_m=400.0 + s, params_m=1.23456 + s, method_extra_tau=0.2 * s)
+           for s, acc in enumerate([92.0, 93.5, float("nan")])]
+    del nos[1]["params_m"]
+    nos[1]["teacher_acc"] = None  # an undefined accuracy outside the table still shows as "—"
+    nos[2]["device_hours_kind"] = "GPU-hours"
+    nb201 = [make_record(method, s, acc, space="nb201", dataset="cifar10", genotype=NB201_GENOTYPE,
+                         arch_kendall_tau=0.3 + 0.1 * s, arch_spearman_rho=0.4 + 0.1 * s, params_m=1.0731,
+                         madds_m=153.27, test_acc_source="NAS-Bench-201 cifar10 test (table column cifar10_test)",
+                         benchmark={"cifar10": {"test": acc, "valid": acc - 1.5}, "cifar100_test": 70.0 + s},
+                         benchmark_info={"index": 1234 + s, "arch": NB201_GENOTYPE,
+                                         "table": {"path": "default", "source": "NATS-tss-v1_0-3ffb9"}})
+             for method, accs in (("darts", [54.3, 88.1]), ("eoinas", [93.76, 94.37]))
+             for s, acc in enumerate(accs)]
+    return darts + tuned + nos + nb201
+
+
+def _rendered(renderable, width=220) -> str:
+    console = Console(record=True, width=width)
+    console.print(renderable)
+    return console.export_text()
+
+
+def _shown(record) -> str:
+    console = Console(record=True, width=160)
+    show_record(record, console)
+    return console.export_text()
+
+
+# Outputs of the code before the metric table (commit 05c31c9) for golden_records(); lines right-stripped.
+GOLDEN = {
+    'csv': (
+        'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
+        'an,test_acc_best,search_val_acc_mean,search_hours_mean,eval_hours_mean,device_hours_mean,d'
+        'evice_hours_kind,params_m_mean,madds_m_mean,op_kendall_tau_mean,op_spearman_rho_mean,arch_'
+        'kendall_tau_mean,arch_spearman_rho_mean,p_vs_darts,rank,correlation_seconds_mean,method_ex'
+        'tra_tau_mean,op_corr_edges_mean,peak_mem_mb_mean,val_acc_mean,benchmark_cifar100_test_mean'
+        ',benchmark_cifar100_test_std,benchmark_cifar10_test_mean,benchmark_cifar10_test_std,benchm'
+        'ark_cifar10_valid_mean,benchmark_cifar10_valid_std',
+        'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,80.0,1.0,2.0,3.0,CPU'
+        '-hours/GPU-hours,2.23456,401.0,0.5,0.6,,,0.7756592388374786,1,10.0,0.20000000000000004,4.0'
+        ',500.0,,,,,,,',
+        'darts,darts,digits,smoke,"epochs=3,lr=0.1",2,"0,1",92.25,0.3535533905932738,92.25,92.5,80.'
+        '0,1.0,2.0,3.0,CPU-hours,3.3,500.0,0.5,0.6,,,0.9653949244172252,2,10.0,,4.0,500.0,70.5,,,,,'
+        ',',
+        'darts,darts,digits,smoke,,3,"0,1,2",92.16666666666667,2.9297326385411573,91.0,95.5,80.0,0.'
+        '8352777777777778,2.0,3.0,CPU-hours,3.2999999999999994,500.0,0.5,0.6,,,,3,10.0,,4.0,500.0,,'
+        ',,,,,',
+        'eoinas,nb201,cifar10,smoke,,2,"0,1",94.065,0.43133513652379357,94.065,94.37,80.0,1.0,2.0,3'
+        '.0,CPU-hours,1.0731,153.27,0.5,0.6,0.35,0.45,0.40515228735355,1,10.0,,4.0,500.0,,70.5,0.70'
+        '71067811865476,94.065,0.43133513652379357,92.565,0.43133513652379357',
+        'darts,nb201,cifar10,smoke,,2,"0,1",71.19999999999999,23.900209204105305,71.19999999999999,'
+        '88.1,80.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,0.5,0.6,0.35,0.45,,2,10.0,,4.0,500.0,,70.5,0'
+        '.7071067811865476,71.19999999999999,23.900209204105305,69.69999999999999,23.90020920410530'
+        '5',
+    ),
+    'md': (
+        '| method | space | dataset | budget | variant | n_seeds | seeds | test_acc_mean | test_acc'
+        '_std | test_acc_median | test_acc_best | search_val_acc_mean | search_hours_mean | eval_ho'
+        'urs_mean | device_hours_mean | device_hours_kind | params_m_mean | madds_m_mean | op_kenda'
+        'll_tau_mean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean | p_vs'
+        '_darts | rank | correlation_seconds_mean | method_extra_tau_mean | op_corr_edges_mean | pe'
+        'ak_mem_mb_mean | val_acc_mean | benchmark_cifar100_test_mean | benchmark_cifar100_test_std'
+        ' | benchmark_cifar10_test_mean | benchmark_cifar10_test_std | benchmark_cifar10_valid_mean'
+        ' | benchmark_cifar10_valid_std |',
+        '|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|-'
+        '--:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        '| nos | darts | digits | smoke |  | 3 | 0,1,2 | 92.75 | 1.06 | 92.75 | 93.50 | 80.00 | 1.0'
+        '0 | 2.00 | 3.00 | CPU-hours/GPU-hours | 2.23 | 401.00 | 0.500 | 0.600 | — | — | 0.776 | 1 '
+        '| 10.00 | 0.200 | 4.00 | 500.00 | — | — | — | — | — | — | — |',
+        '| darts | darts | digits | smoke | epochs=3,lr=0.1 | 2 | 0,1 | 92.25 | 0.35 | 92.25 | 92.5'
+        '0 | 80.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 0.500 | 0.600 | — | — | 0.965'
+        ' | 2 | 10.00 | — | 4.00 | 500.00 | 70.50 | — | — | — | — | — | — |',
+        '| darts | darts | digits | smoke |  | 3 | 0,1,2 | 92.17 | 2.93 | 91.00 | 95.50 | 80.00 | 0'
+        '.84 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 0.500 | 0.600 | — | — | — | 3 | 10.00 | — '
+        '| 4.00 | 500.00 | — | — | — | — | — | — | — |',
+        '| eoinas | nb201 | cifar10 | smoke |  | 2 | 0,1 | 94.06 | 0.43 | 94.06 | 94.37 | 80.00 | 1'
+        '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 0.500 | 0.600 | 0.350 | 0.450 | 0.405 | 1 '
+        '| 10.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 94.06 | 0.43 | 92.56 | 0.43 |',
+        '| darts | nb201 | cifar10 | smoke |  | 2 | 0,1 | 71.20 | 23.90 | 71.20 | 88.10 | 80.00 | 1'
+        '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 0.500 | 0.600 | 0.350 | 0.450 | — | 2 | 10'
+        '.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 71.20 | 23.90 | 69.70 | 23.90 |',
+    ),
+    'terminal': (
+        '                                                                       leaderboard',
+        '',
+        ' method   space   dataset   budget   variant           seeds      test acc %    best   sea'
+        'rch h   params M   MAdds M    op τ   arch τ   p vs darts   rank',
+        ' ─────────────────────────────────────────────────────────────────────────────────────────'
+        '───────────────────────────────────────────────────────────────',
+        ' nos      darts   digits    smoke                      0,1,2    92.75 ± 1.06   93.50      '
+        ' 1.00       2.23    401.00   0.500        —        0.776      1',
+        ' darts    darts   digits    smoke    epochs=3,lr=0.1     0,1    92.25 ± 0.35   92.50      '
+        ' 1.00       3.30    500.00   0.500        —        0.965      2',
+        ' darts    darts   digits    smoke                      0,1,2    92.17 ± 2.93   95.50      '
+        ' 0.84       3.30    500.00   0.500        —            —      3',
+        ' eoinas   nb201   cifar10   smoke                        0,1    94.06 ± 0.43   94.37      '
+        ' 1.00       1.07    153.27   0.500    0.350        0.405      1',
+        ' darts    nb201   cifar10   smoke                        0,1   71.20 ± 23.90   88.10      '
+        ' 1.00       1.07    153.27   0.500    0.350            —      2',
+        '',
+    ),
+    'show_nb201': (
+        'method eoinas · space nb201 · dataset cifar10 · budget smoke · seed 1',
+        'experiment: exp  config_hash: abc123  device: cpu (2 threads)  harness_version: 0.1.0  fin'
+        'ished_at: 2025-01-01T00:00:00+00:00',
+        'genotype',
+        '  |nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|',
+        'benchmark index 1235 (table default, source NATS-tss-v1_0-3ffb9)',
+        'test accuracy: NAS-Bench-201 cifar10 test (table column cifar10_test)',
+        'metrics',
+        '┏━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓',
+        '┃ metric                  ┃ value ┃ unit      ┃',
+        '┡━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩',
+        '│ supernet val accuracy   │    80 │ %         │',
+        '│ test accuracy           │ 94.37 │ %         │',
+        '│ search time             │  3600 │ s         │',
+        '│ correlation time        │    10 │ s         │',
+        '│ evaluation time         │  7200 │ s         │',
+        '│ device time             │     3 │ CPU-hours │',
+        '│ peak memory             │   500 │ MB        │',
+        '│ parameters              │ 1.073 │ M         │',
+        '│ multiply-adds           │ 153.3 │ M         │',
+        '│ op-level Kendall τ      │   0.5 │           │',
+        '│ op-level Spearman ρ     │   0.6 │           │',
+        '│ op-level edges sampled  │     4 │           │',
+        '│ arch-level Kendall τ    │   0.4 │           │',
+        '│ arch-level Spearman ρ   │   0.5 │           │',
+        '│ benchmark cifar10.test  │ 94.37 │           │',
+        '│ benchmark cifar10.valid │ 92.87 │           │',
+        '│ benchmark cifar100_test │    71 │           │',
+        '└─────────────────────────┴───────┴───────────┘',
+        'history (1 epochs)',
+        '┏━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┓',
+        '┃ epoch ┃ phase  ┃ train_loss ┃ val_acc ┃',
+        '┡━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━┩',
+        '│     0 │ search │          2 │      50 │',
+        '└───────┴────────┴────────────┴─────────┘',
+        'configuration',
+        '┏━━━━━━━━┳━━━━━━━┓',
+        '┃ key    ┃ value ┃',
+        '┡━━━━━━━━╇━━━━━━━┩',
+        '│ epochs │ 2     │',
+        '│ lr     │ 0.025 │',
+        '└────────┴───────┘',
+    ),
+    'show_darts_null': (
+        'method darts · space darts · dataset digits · budget smoke · seed 1',
+        'experiment: exp  config_hash: abc123  device: cpu (2 threads)  harness_version: 0.1.0  fin'
+        'ished_at: 2025-01-01T00:00:00+00:00',
+        'genotype',
+        '  normal cell:',
+        '    node 2 ← (sep_conv_3x3, 0), (sep_conv_3x3, 1)',
+        '    node 3 ← (skip_connect, 0), (sep_conv_3x3, 1)',
+        '    node 4 ← (skip_connect, 0), (dil_conv_3x3, 2)',
+        '    node 5 ← (skip_connect, 0), (sep_conv_3x3, 1)',
+        '    output = concat range(2, 6)',
+        '  reduce cell:',
+        '    node 2 ← (max_pool_3x3, 0), (max_pool_3x3, 1)',
+        '    node 3 ← (skip_connect, 2), (max_pool_3x3, 0)',
+        '    node 4 ← (max_pool_3x3, 0), (skip_connect, 2)',
+        '    node 5 ← (skip_connect, 2), (avg_pool_3x3, 0)',
+        '    output = concat range(2, 6)',
+        'metrics',
+        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓',
+        '┃ metric                 ┃ value ┃ unit      ┃',
+        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩',
+        '│ supernet val accuracy  │    80 │ %         │',
+        '│ test accuracy          │    91 │ %         │',
+        '│ search time            │  3007 │ s         │',
+        '│ correlation time       │    10 │ s         │',
+        '│ evaluation time        │  7200 │ s         │',
+        '│ device time            │     3 │ CPU-hours │',
+        '│ peak memory            │   500 │ MB        │',
+        '│ parameters             │   3.3 │ M         │',
+        '│ multiply-adds          │   500 │ M         │',
+        '│ op-level Kendall τ     │     — │           │',
+        '│ op-level Spearman ρ    │   0.6 │           │',
+        '│ op-level edges sampled │     4 │           │',
+        '└────────────────────────┴───────┴───────────┘',
+        'history (1 epochs)',
+        '┏━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┓',
+        '┃ epoch ┃ phase  ┃ train_loss ┃ val_acc ┃',
+        '┡━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━┩',
+        '│     0 │ search │          2 │      50 │',
+        '└───────┴────────┴────────────┴─────────┘',
+        'configuration',
+        '┏━━━━━━━━┳━━━━━━━┓',
+        '┃ key    ┃ value ┃',
+        '┡━━━━━━━━╇━━━━━━━┩',
+        '│ epochs │ 2     │',
+        '│ lr     │ 0.025 │',
+        '└────────┴───────┘',
+    ),
+    'show_nos_missing': (
+        'method nos · space darts · dataset digits · budget smoke · seed 1',
+        'experiment: exp  config_hash: abc123  device: cpu (2 threads)  harness_version: 0.1.0  fin'
+        'ished_at: 2025-01-01T00:00:00+00:00',
+        'genotype',
+        '  normal cell:',
+        '    node 2 ← (sep_conv_3x3, 0), (sep_conv_3x3, 1)',
+        '    node 3 ← (skip_connect, 0), (sep_conv_3x3, 1)',
+        '    node 4 ← (skip_connect, 0), (dil_conv_3x3, 2)',
+        '    node 5 ← (skip_connect, 0), (sep_conv_3x3, 1)',
+        '    output = concat range(2, 6)',
+        '  reduce cell:',
+        '    node 2 ← (max_pool_3x3, 0), (max_pool_3x3, 1)',
+        '    node 3 ← (skip_connect, 2), (max_pool_3x3, 0)',
+        '    node 4 ← (max_pool_3x3, 0), (skip_connect, 2)',
+        '    node 5 ← (skip_connect, 2), (avg_pool_3x3, 0)',
+        '    output = concat range(2, 6)',
+        'metrics',
+        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓',
+        '┃ metric                 ┃ value ┃ unit      ┃',
+        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩',
+        '│ supernet val accuracy  │    80 │ %         │',
+        '│ test accuracy          │  93.5 │ %         │',
+        '│ search time            │  3600 │ s         │',
+        '│ correlation time       │    10 │ s         │',
+        '│ evaluation time        │  7200 │ s         │',
+        '│ device time            │     3 │ CPU-hours │',
+        '│ peak memory            │   500 │ MB        │',
+        '│ multiply-adds          │   401 │ M         │',
+        '│ op-level Kendall τ     │   0.5 │           │',
+        '│ op-level Spearman ρ    │   0.6 │           │',
+        '│ op-level edges sampled │     4 │           │',
+        '│ method_extra_tau       │   0.2 │           │',
+        '│ teacher_acc            │     — │           │',
+        '└────────────────────────┴───────┴───────────┘',
+        'history (1 epochs)',
+        '┏━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┓',
+        '┃ epoch ┃ phase  ┃ train_loss ┃ val_acc ┃',
+        '┡━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━┩',
+        '│     0 │ search │          2 │      50 │',
+        '└───────┴────────┴────────────┴─────────┘',
+        'configuration',
+        '┏━━━━━━━━┳━━━━━━━┓',
+        '┃ key    ┃ value ┃',
+        '┡━━━━━━━━╇━━━━━━━┩',
+        '│ epochs │ 2     │',
+        '│ lr     │ 0.025 │',
+        '└────────┴───────┘',
+    ),
+    'show_nos_nan': (
+        'method nos · space darts · dataset digits · budget smoke · seed 2',
+        'experiment: exp  config_hash: abc123  device: cpu (2 threads)  harness_version: 0.1.0  fin'
+        'ished_at: 2025-01-01T00:00:00+00:00',
+        'genotype',
+        '  normal cell:',
+        '    node 2 ← (sep_conv_3x3, 0), (sep_conv_3x3, 1)',
+        '    node 3 ← (skip_connect, 0), (sep_conv_3x3, 1)',
+        '    node 4 ← (skip_connect, 0), (dil_conv_3x3, 2)',
+        '    node 5 ← (skip_connect, 0), (sep_conv_3x3, 1)',
+        '    output = concat range(2, 6)',
+        '  reduce cell:',
+        '    node 2 ← (max_pool_3x3, 0), (max_pool_3x3, 1)',
+        '    node 3 ← (skip_connect, 2), (max_pool_3x3, 0)',
+        '    node 4 ← (max_pool_3x3, 0), (skip_connect, 2)',
+        '    node 5 ← (skip_connect, 2), (avg_pool_3x3, 0)',
+        '    output = concat range(2, 6)',
+        'metrics',
+        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓',
+        '┃ metric                 ┃ value ┃ unit      ┃',
+        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩',
+        '│ supernet val accuracy  │    80 │ %         │',
+        '│ test accuracy          │     — │ %         │',
+        '│ search time            │  3600 │ s         │',
+        '│ correlation time       │    10 │ s         │',
+        '│ evaluation time        │  7200 │ s         │',
+        '│ device time            │     3 │ GPU-hours │',
+        '│ peak memory            │   500 │ MB        │',
+        '│ parameters             │ 3.235 │ M         │',
+        '│ multiply-adds          │   402 │ M         │',
+        '│ op-level Kendall τ     │   0.5 │           │',
+        '│ op-level Spearman ρ    │   0.6 │           │',
+        '│ op-level edges sampled │     4 │           │',
+        '│ method_extra_tau       │   0.4 │           │',
+        '└────────────────────────┴───────┴───────────┘',
+        'history (1 epochs)',
+        '┏━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┓',
+        '┃ epoch ┃ phase  ┃ train_loss ┃ val_acc ┃',
+        '┡━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━┩',
+        '│     0 │ search │          2 │      50 │',
+        '└───────┴────────┴────────────┴─────────┘',
+        'configuration',
+        '┏━━━━━━━━┳━━━━━━━┓',
+        '┃ key    ┃ value ┃',
+        '┡━━━━━━━━╇━━━━━━━┩',
+        '│ epochs │ 2     │',
+        '│ lr     │ 0.025 │',
+        '└────────┴───────┘',
+    ),
+    'summary': (
+        '                                          trials of exp',
+        '┏━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━┳━'
+        '━━━━━━━┓',
+        '┃ seed ┃ record                   ┃ search val % ┃ test % ┃ params M ┃ op τ  ┃ search s ┃ '
+        'eval s ┃',
+        '┡━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━╇━'
+        '━━━━━━━┩',
+        '│ 0    │ nos-darts-digits-s0.json │ 80.00        │ 92.00  │ 1.235    │ 0.500 │ 3600.0   │ '
+        '7200.0 │',
+        '│ 1    │ nos-darts-digits-s1.json │ 80.00        │ 93.50  │ —        │ 0.500 │ 3600.0   │ '
+        '7200.0 │',
+        '│ 2    │ nos-darts-digits-s2.json │ 80.00        │ —      │ 3.235    │ 0.500 │ 3600.0   │ '
+        '7200.0 │',
+        '└──────┴──────────────────────────┴──────────────┴────────┴──────────┴───────┴──────────┴─'
+        '───────┘',
+        '                                              leaderboard (smoke budget, digits)',
+        '',
+        ' method   space   dataset   budget   seeds     test acc %    best   search h   params M   '
+        'MAdds M    op τ   p vs darts   rank',
+        ' ─────────────────────────────────────────────────────────────────────────────────────────'
+        '───────────────────────────────────',
+        ' nos      darts   digits    smoke    0,1,2   92.75 ± 1.06   93.50       1.00       2.23   '
+        ' 401.00   0.500            —      1',
+        '',
+        'records: <tmp>/exp/trials (python -m harness show RECORD)',
+        'leaderboard: <tmp>/exp/leaderboard.csv',
+    ),
+    'summary_csv': (
+        'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
+        'an,test_acc_best,search_val_acc_mean,search_hours_mean,eval_hours_mean,device_hours_mean,d'
+        'evice_hours_kind,params_m_mean,madds_m_mean,op_kendall_tau_mean,op_spearman_rho_mean,arch_'
+        'kendall_tau_mean,arch_spearman_rho_mean,p_vs_darts,rank,correlation_seconds_mean,method_ex'
+        'tra_tau_mean,op_corr_edges_mean,peak_mem_mb_mean',
+        'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,80.0,1.0,2.0,3.0,CPU'
+        '-hours/GPU-hours,2.23456,401.0,0.5,0.6,,,,1,10.0,0.20000000000000004,4.0,500.0',
+    ),
+}
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    return tuple(line.rstrip() for line in text.rstrip("\n").split("\n"))
+
+
+def test_leaderboard_csv_markdown_and_terminal_table_unchanged():
+    df = build_leaderboard(golden_records())
+    assert _lines(df.to_csv(index=False)) == GOLDEN["csv"]
+    assert _lines(to_markdown(df)) == GOLDEN["md"]
+    assert _lines(_rendered(leaderboard_table(df, "leaderboard"))) == GOLDEN["terminal"]
+
+
+@pytest.mark.parametrize("index, name", [(-1, "show_nb201"), (1, "show_darts_null"), (6, "show_nos_missing"),
+                                         (7, "show_nos_nan")])
+def test_show_record_unchanged(index, name):
+    assert _lines(_shown(golden_records()[index])) == GOLDEN[name]
+
+
+def test_run_summary_unchanged(tmp_path):
+    from harness.experiment import summarise
+
+    spec = {"out": str(tmp_path), "experiment": "exp", "config_hash": "abc123", "budget": "smoke",
+            "dataset": "digits", "seeds": [0, 1, 2]}
+    for record in golden_records()[5:8]:  # nos on darts: seeds 0-2, one without params, one with a NaN accuracy
+        name = record_filename(record["method"], record["space"], record["dataset"], record["seed"])
+        write_record(tmp_path / "exp" / "trials" / name, record)
+    console = Console(record=True, width=200)
+    assert summarise(spec, console, [], False) == 0
+    assert _lines(console.export_text().replace(str(tmp_path), "<tmp>")) == GOLDEN["summary"]
+    assert _lines((tmp_path / "exp" / "leaderboard.csv").read_text()) == GOLDEN["summary_csv"]
