@@ -191,8 +191,8 @@ def _figures_table(table, index: int, title: str) -> Table:
 
 def cmd_nb201(args: argparse.Namespace, console: Console) -> int:
     from harness.benchmarks import nb201
+    from harness.benchmarks.nb201_arch import parse_arch
     from harness.records import check_writable_folder
-    from spaces.nb201 import parse_arch
 
     if args.nb201_command == "import":
         source = args.path

@@ -6,3 +6,7 @@ class UserError(Exception):
 
     The message must be one line that says what is wrong, what is valid and what to do.
     """
+
+
+class GenotypeError(UserError):
+    """A malformed or invalid genotype string."""

@@ -41,10 +41,6 @@ class EdgeId:
 EdgeFactory = Callable[[EdgeId, nn.ModuleList], nn.Module]
 
 
-class GenotypeError(UserError):
-    """A malformed or invalid genotype string."""
-
-
 class SearchSpace:
     """Base class of a search space. Subclasses are registered with ``@register_space``.
 

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from harness.data import DataInfo
-from harness.errors import UserError
+from harness.errors import GenotypeError, UserError
 from harness.registry import register_space
-from spaces.base import EdgeFactory, EdgeId, GenotypeError, SearchSpace
+from spaces.base import EdgeFactory, EdgeId, SearchSpace
 from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path, stem
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")

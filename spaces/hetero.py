@@ -55,8 +55,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.data import DataInfo
+from harness.errors import GenotypeError
 from harness.registry import register_space
-from spaces.base import EdgeFactory, EdgeId, GenotypeError, SearchSpace
+from spaces.base import EdgeFactory, EdgeId, SearchSpace
 from spaces.darts import (
     CONCAT,
     NUM_EDGES,

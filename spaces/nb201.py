@@ -5,7 +5,9 @@ in the benchmark's order 1←0, 2←0, 2←1, 3←0, 3←1, 3←2, and its outpu
 ops (``none`` included), so the space has 5^6 = 15,625 cells. A genotype is the tuple of the 6 op names in
 edge order; its string form is the benchmark's official architecture string
 ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (node 1 | node 2 | node 3, ``~j`` the source node), which is the
-only form the harness converts through (other tools order edges and ops differently).
+only form the harness converts through (other tools order edges and ops differently). That encoding is
+the benchmark's (``harness.benchmarks.nb201_arch``, shared with the table); the space imports the
+benchmark, never the other way round.
 
 Macro skeleton (search and final network alike): 3×3 conv stem to C + BN; N cells at C; a residual block
 with stride 2 to 2C; N cells; a residual block to 4C; N cells; BN → ReLU → global average pool → linear.
@@ -22,108 +24,30 @@ budget.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from harness.benchmarks.nb201 import load_table
+from harness.benchmarks.nb201_arch import (
+    EDGES,
+    NB201_OPS,
+    NUM_ARCHS,
+    NUM_NODES,
+    Genotype,
+    check_genotype,
+    format_arch,
+    parse_arch,
+)
 from harness.config import Key, existing_file_or
 from harness.data import DataInfo
 from harness.registry import register_space
-from spaces.base import EdgeFactory, EdgeId, GenotypeError, SearchSpace
+from spaces.base import EdgeFactory, EdgeId, SearchSpace
 from spaces.ops import OPS, ReLUConvBN
 
-NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (node, source)
-NUM_NODES = 4
-NUM_ARCHS = len(NB201_OPS) ** len(EDGES)  # 15,625
 GROUP = "cell"
-
-Genotype = tuple[str, ...]  # the 6 op names in edge order
-
-_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-_ENTRY = re.compile(r"([a-z0-9_]+)~([0-9]+)")  # used with fullmatch: no trailing newline, ASCII digits only
-
-
-# --- genotypes and their strings --------------------------------------------------------------------------
-
-def _bad(problem: str) -> GenotypeError:
-    return GenotypeError(f"invalid NAS-Bench-201 architecture string: {problem}; expected the official form, "
-                         f"e.g. {_EXAMPLE}")
-
-
-def parse_arch(text: str) -> Genotype:
-    """The 6 ops of an official architecture string (strict: nodes in order, sources 0..i-1 in order)."""
-    if not isinstance(text, str):
-        raise _bad(f"expected a string, got {type(text).__name__}")
-    nodes = text.strip().split("+")
-    if len(nodes) != NUM_NODES - 1:
-        raise _bad(f"found {len(nodes)} node groups separated by '+', need {NUM_NODES - 1}")
-    ops: list[str] = []
-    for node, group in enumerate(nodes, start=1):
-        if not (group.startswith("|") and group.endswith("|") and len(group) > 1):
-            raise _bad(f"node {node} group {group[:40]!r} must start and end with '|'")
-        entries = group[1:-1].split("|")
-        if len(entries) != node:
-            raise _bad(f"node {node} must have {node} inputs, found {len(entries)}")
-        for source, entry in enumerate(entries):
-            match = _ENTRY.fullmatch(entry)
-            if not match:
-                raise _bad(f"node {node} input {entry[:40]!r} is not op~source")
-            op, found = match.group(1), int(match.group(2))
-            if found != source:
-                raise _bad(f"node {node}'s inputs must come from sources 0..{node - 1} in order; "
-                           f"input {source + 1} reads source {found}")
-            if op not in NB201_OPS:
-                raise _bad(f"unknown op {op!r} (valid: {', '.join(NB201_OPS)})")
-            ops.append(op)
-    return tuple(ops)
-
-
-def check_genotype(genotype: Any) -> Genotype:
-    if not (isinstance(genotype, (tuple, list)) and len(genotype) == len(EDGES)
-            and all(isinstance(op, str) and op in NB201_OPS for op in genotype)):
-        shown = " ".join(repr(genotype).split())[:200]  # one line, whatever the object prints as
-        raise _bad(f"a genotype is a tuple of {len(EDGES)} op names from {', '.join(NB201_OPS)}, got {shown}")
-    return tuple(genotype)
-
-
-def format_arch(genotype: Genotype) -> str:
-    """The official string of a genotype."""
-    ops = check_genotype(genotype)
-    groups, e = [], 0
-    for node in range(1, NUM_NODES):
-        groups.append("|" + "|".join(f"{ops[e + source]}~{source}" for source in range(node)) + "|")
-        e += node
-    return "+".join(groups)
-
-
-def arch_codes(genotype: Genotype) -> np.ndarray:
-    """Op indices (into ``NB201_OPS``) of the 6 edges."""
-    return np.array([NB201_OPS.index(op) for op in check_genotype(genotype)], dtype=np.uint8)
-
-
-def codes_key(codes: np.ndarray) -> np.ndarray:
-    """Base-5 number of op-index rows (edge 0 least significant): 0..15,624, our enumeration order."""
-    codes = np.asarray(codes, dtype=np.int64)
-    return (codes * (len(NB201_OPS) ** np.arange(len(EDGES)))).sum(axis=-1)
-
-
-def genotype_of_key(key: int) -> Genotype:
-    ops = []
-    for _ in EDGES:
-        key, code = divmod(int(key), len(NB201_OPS))
-        ops.append(NB201_OPS[code])
-    return tuple(ops)
-
-
-def enumerate_space() -> Iterator[Genotype]:
-    """All 15,625 genotypes in base-5 order (not the benchmark's index order: the table maps between them)."""
-    for key in range(NUM_ARCHS):
-        yield genotype_of_key(key)
 
 
 # --- networks ------------------------------------------------------------------------------------------
@@ -255,7 +179,6 @@ class NB201Space(SearchSpace):
     def validate_config(cls, cfg: dict[str, Any]) -> None:
         """The table's content (its path passed the key's check); no rule of the base class: NAS-Bench-201's
         networks have no auxiliary head."""
-        from harness.benchmarks.nb201 import load_table
         load_table(cfg["nb201_table"])  # an unreadable table is refused before anything runs
 
     # --- topology -------------------------------------------------------------------------------
@@ -301,7 +224,6 @@ class NB201Space(SearchSpace):
 
     # --- benchmark ------------------------------------------------------------------------------
     def benchmark(self) -> Any:
-        from harness.benchmarks.nb201 import load_table
         return load_table(self.cfg["nb201_table"])
 
     def evaluates_by_lookup(self) -> bool:

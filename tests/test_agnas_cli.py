@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from harness.benchmarks.nb201 import load_table
+from harness.benchmarks.nb201_arch import NB201_OPS, parse_arch
 from harness.cli import main
 from harness.correlation import arch_scores, sample_archs
 from harness.metrics import rank_correlation
 from harness.records import record_filename
 from harness.registry import get_space
 from spaces.darts import DARTS_OPS, StagedGenotype
-from spaces.nb201 import NB201_OPS, parse_arch
 
 
 def run(space: str, out: Path, seeds: int, *sets: str) -> list[dict]:

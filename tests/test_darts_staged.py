@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from harness.config import SHARED_KEYS
 from harness.data import DataInfo
-from harness.errors import UserError
+from harness.errors import GenotypeError, UserError
 from harness.evaluation import FinalTraining
 from harness.records import genotype_lines, read_record, write_record
-from spaces.base import GenotypeError
 from spaces.darts import (
     CONCAT,
     DartsSpace,

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from harness.benchmarks.nb201 import load_table
+from harness.benchmarks.nb201_arch import NB201_OPS, parse_arch
 from harness.cli import main
 from harness.correlation import arch_scores, sample_archs
 from harness.metrics import rank_correlation
 from harness.registry import get_space
 from spaces.darts import DARTS_OPS
-from spaces.nb201 import NB201_OPS, parse_arch
 
 
 def run(method: str, space: str, out: Path, name: str, seeds: int = 1, *sets: str) -> list[dict]:

@@ -21,9 +21,9 @@ import spaces.hetero as hetero
 from harness.config import resolve
 from harness.correlation import op_level_correlation
 from harness.data import DataInfo, SearchData, load_dataset
-from harness.errors import UserError
+from harness.errors import GenotypeError, UserError
 from harness.registry import SPACES, get_method, get_space
-from spaces.base import EdgeId, GenotypeError
+from spaces.base import EdgeId
 from spaces.hetero import (
     NUM_ROWS,
     TIER2_OFFSET,

@@ -14,6 +14,7 @@ import torch
 from helpers import hand_count, one_line
 
 from harness.benchmarks.nb201 import load_table
+from harness.benchmarks.nb201_arch import parse_arch
 from harness.cli import main
 from harness.data import (
     IMAGENET16_DIR,
@@ -24,7 +25,6 @@ from harness.data import (
     load_dataset,
 )
 from harness.errors import UserError
-from spaces.nb201 import parse_arch
 
 
 def _rows(labels: list[int], offset: int) -> np.ndarray:

@@ -13,10 +13,10 @@ import pytest
 from helpers import hand_count
 
 from harness.benchmarks.nb201 import load_table
+from harness.benchmarks.nb201_arch import parse_arch
 from harness.cli import main
 from harness.correlation import arch_scores, sample_archs
 from harness.metrics import rank_correlation
-from spaces.nb201 import parse_arch
 
 METHODS = ("darts", "gdas", "random")
 

@@ -14,19 +14,10 @@ from hypothesis import strategies as st
 from torch import nn
 
 from harness.benchmarks.nb201 import load_table
-from harness.config import resolve
-from harness.data import DataInfo
-from harness.errors import UserError
-from harness.registry import SPACES, get_method, get_space
-from spaces.base import EdgeId, GenotypeError
-from spaces.nb201 import (
+from harness.benchmarks.nb201_arch import (
     EDGES,
     NB201_OPS,
     NUM_ARCHS,
-    EvalCell,
-    NB201Space,
-    ResidualBlock,
-    SearchCell,
     arch_codes,
     check_genotype,
     codes_key,
@@ -35,6 +26,12 @@ from spaces.nb201 import (
     genotype_of_key,
     parse_arch,
 )
+from harness.config import resolve
+from harness.data import DataInfo
+from harness.errors import GenotypeError, UserError
+from harness.registry import SPACES, get_method, get_space
+from spaces.base import EdgeId
+from spaces.nb201 import EvalCell, NB201Space, ResidualBlock, SearchCell
 from spaces.ops import Identity, ReLUConvBN, Zero
 
 CIFAR10 = DataInfo(in_channels=3, num_classes=10, image_size=32)

@@ -26,10 +26,10 @@ from harness.benchmarks.nb201 import (
     metric_column,
     network_info,
 )
+from harness.benchmarks.nb201_arch import NUM_ARCHS, parse_arch
 from harness.cli import main
 from harness.data import DataInfo
 from harness.errors import UserError
-from spaces.nb201 import NUM_ARCHS, parse_arch
 
 ALL_SKIP = ("skip_connect",) * 6
 ALL_NONE = ("none",) * 6

@@ -38,10 +38,19 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
+from harness.benchmarks.nb201_arch import (
+    EDGES,
+    NUM_ARCHS,
+    Genotype,
+    arch_codes,
+    codes_key,
+    format_arch,
+    genotype_of_key,
+    parse_arch,
+)
 from harness.data import DataInfo
 from harness.errors import UserError
 from harness.records import atomic_write
-from spaces.nb201 import EDGES, NUM_ARCHS, Genotype, arch_codes, codes_key, format_arch, genotype_of_key, parse_arch
 
 FORMAT = "nas-harness/nb201-table/1"
 DATA_DIR = Path(__file__).parent / "data"
