@@ -241,6 +241,10 @@ def test_execute_trial_writes_its_record(pair, tmp_path: Path):
     assert built.to_str(built.parse(record["genotype"])) == record["genotype"]
     assert (record["method"], record["space"], record["seed"]) == (method, space, SEED)
     assert reports[-1]["phase"] == "done"
+    if get_method(method).importance is SearchMethod.importance:  # nothing to correlate
+        assert record["op_corr_edges"] == 0 and record["op_kendall_tau"] is None
+    else:
+        assert record["op_corr_edges"] == int(record["config"]["corr_edges"])
     if built.evaluates_by_lookup():
         assert record["benchmark"] and record["test_acc"] in record["benchmark"].values()
     else:

@@ -1,6 +1,6 @@
 """End-to-end: NOS on the heterogeneous space through the real CLI with Ray (smoke budget, digits) — two
-seeds sharing one teacher trained once — and the other pairs the papers ran: ``--set ags=false``,
-NOS on the DARTS space, DARTS on the heterogeneous space."""
+seeds sharing one teacher trained once — and the teacher's record in the other NOS settings the papers ran:
+``--set ags=false`` and NOS on the DARTS space (DARTS on the heterogeneous space: test_contract.py)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,7 @@ QUICK = ["search_epochs=1", "eval_epochs=1", "corr_edges=1", "train_limit=512"]
 @pytest.mark.parametrize("method,space,extra", [
     ("nos", "hetero", ["ags=false"]),
     ("nos", "darts", []),
-    ("darts", "hetero", []),
-])
+])  # DARTS on the heterogeneous space: test_contract.py (record, genotype round trip, test accuracy, op_corr_edges)
 def test_other_pairs_run(tmp_path, method, space, extra):
     (rec,) = trial_records(method, space, tmp_path, "x", 1, *QUICK, *extra)
     assert get_space(space)(rec["config"]).to_str(get_space(space)(rec["config"]).parse(rec["genotype"])) == \
