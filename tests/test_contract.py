@@ -232,7 +232,14 @@ def test_execute_trial_writes_its_record(pair, tmp_path: Path):
                                  cpus_per_trial=1, gpus_per_trial=0, max_concurrent=None, max_failures=0,
                                  address=None, data_dir=None, resume=False))
     reports: list[dict[str, Any]] = []
-    returned = execute_trial(spec, SEED, report=reports.append)
+    checkpointed: list[bool] = []  # each epoch's report comes after its checkpoint is written
+
+    def report(metrics: dict[str, Any]) -> None:
+        reports.append(metrics)
+        if metrics["phase"] != "done":
+            checkpointed.append(checkpoint_path(spec, SEED).is_file())
+
+    returned = execute_trial(spec, SEED, report=report)
     path = record_path(spec, SEED)
     assert path.is_file()
     record = read_record(path)
@@ -249,5 +256,6 @@ def test_execute_trial_writes_its_record(pair, tmp_path: Path):
         assert record["benchmark"] and record["test_acc"] in record["benchmark"].values()
     else:
         chance = 100.0 / 10  # digits: 10 classes
-        assert record["test_acc"] > chance
+        assert chance < record["test_acc"] <= 100.0
+    assert checkpointed and all(checkpointed)
     assert not checkpoint_path(spec, SEED).exists()  # the record is the result; the state is spent
