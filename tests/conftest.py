@@ -48,3 +48,63 @@ def ray_session():
              log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+# --- tiny in-process runs of any registered (method, space) pair -------------------------------------------
+# Applied to a pair where its smoke configuration has the key (the keys a pair lacks are not its own): digits
+# at 8×8 on tiny networks, so that a search epoch of any pair takes about a second on one thread.
+TINY = {"image_size": "8", "train_limit": "40", "search_batch_size": "20", "search_layers": "3",
+        "search_channels": "2", "search_epochs": "2", "rs_candidates": "2", "corr_edges": "1", "corr_batches": "1",
+        "teacher_depth": "11", "teacher_alpha": "4", "teacher_epochs": "1"}
+# A whole trial that must end above chance: more images (one search step per half all the same), no cutout
+# (at 8×8 pixels a 16-pixel cutout blanks the image) and three evaluation epochs.
+TINY_TRIAL = {**TINY, "train_limit": "256", "search_batch_size": "128", "search_epochs": "1", "eval_epochs": "3",
+              "eval_batch_size": "16", "eval_lr": "0.1", "eval_layers": "3", "eval_channels": "8", "cutout": "0",
+              "drop_path": "0", "auxiliary_weight": "0"}
+
+
+def registered_pairs() -> list[tuple[str, str]]:
+    """Every (method, space) pair that ``python -m harness list`` shows."""
+    from harness.registry import METHODS, load_all
+
+    load_all()
+    return [(method, space) for method, cls in METHODS.items() for space in cls.supported_spaces]
+
+
+def tiny_overrides(method: str, space: str, tiny: dict[str, str] | None = None) -> dict[str, str]:
+    """``tiny`` (default ``TINY``) restricted to the keys of the pair's smoke configuration."""
+    from harness.config import resolve
+    from harness.registry import get_method, get_space
+
+    own = resolve(get_method(method), get_space(space), "smoke", {}).values
+    return {key: value for key, value in (TINY if tiny is None else tiny).items() if key in own}
+
+
+@pytest.fixture(scope="session")
+def digits_dataset():
+    """scikit-learn's digits as ``harness.data.load_dataset`` gives them (loaded once per session)."""
+    from harness.data import load_dataset
+
+    return load_dataset("digits")
+
+
+def trial_records(method: str, space: str, out, name: str, seeds: int = 1, *sets: str, dataset: str = "digits",
+                  budget: str = "smoke") -> list[dict]:
+    """The records of ``python -m harness run --method METHOD --space SPACE --budget BUDGET --dataset DATASET
+    --seeds SEEDS --set ... --out OUT --name NAME``, computed in-process without Ray: the same specification
+    (``build_spec``), each seed's ``execute_trial`` (one thread per trial, the CLI's default on a CPU), the
+    records read back from ``OUT/NAME/trials``. For tests of what a record holds; a run through Ray and the CLI
+    is tested in test_cli.py, test_hardening.py and test_nos_cli.py."""
+    import json
+    from pathlib import Path
+
+    from harness.experiment import RunRequest, build_spec
+    from harness.trial import execute_trial
+
+    spec = build_spec(RunRequest(method=method, space=space, dataset=dataset, budget=budget,
+                                 seeds=list(range(seeds)), overrides=list(sets), out=Path(out), name=name,
+                                 cpus_per_trial=None, gpus_per_trial=None, max_concurrent=None, max_failures=None,
+                                 address=None, data_dir=None, resume=False))
+    for seed in spec["seeds"]:
+        execute_trial(spec, seed, report=lambda metrics: None)
+    return [json.loads(p.read_text()) for p in sorted((Path(out) / name / "trials").glob("*.json"))]

@@ -1,15 +1,16 @@
-"""End-to-end through the real CLI with Ray (smoke budget, digits): AGNAS on the DARTS space (per-cell
-genotypes, the per-stage final network, the record) and on NAS-Bench-201 (averaged importance, benchmark
-figures, architecture-level correlation, leaderboard rows), and refused AGNAS settings."""
+"""End-to-end (smoke budget, digits; the trials in-process as ``run`` specifies them, ``conftest.trial_records``:
+a run through Ray is test_cli.py's; ``show``, ``leaderboard`` and the refusals through the CLI): AGNAS on the
+DARTS space (per-cell genotypes, the per-stage final network, the record) and on NAS-Bench-201 (averaged
+importance, benchmark figures, architecture-level correlation, leaderboard rows), and refused AGNAS settings."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import trial_records
 
 from harness.benchmarks.nb201 import load_table
 from harness.benchmarks.nb201_arch import NB201_OPS, parse_arch
@@ -22,16 +23,11 @@ from spaces.darts import DARTS_OPS, StagedGenotype
 
 
 def run(space: str, out: Path, seeds: int, *sets: str) -> list[dict]:
-    argv = ["run", "--method", "agnas", "--space", space, "--budget", "smoke", "--dataset", "digits",
-            "--seeds", str(seeds), "--out", str(out), "--name", space]
-    for item in sets:
-        argv += ["--set", item]
-    assert main(argv) == 0
-    return [json.loads(p.read_text()) for p in sorted((out / space / "trials").glob("*.json"))]
+    return trial_records("agnas", space, out, space, seeds, *sets)
 
 
 @pytest.fixture(scope="module")
-def out(ray_session, tmp_path_factory):
+def out(tmp_path_factory):
     return tmp_path_factory.mktemp("agnas")
 
 

@@ -1,15 +1,16 @@
-"""End-to-end through the real CLI with Ray (smoke budget, digits): EoiNAS on the DARTS space and on
+"""End-to-end (smoke budget, digits; the trials in-process as ``run`` specifies them, ``conftest.trial_records``:
+a run through Ray is test_cli.py's; ``leaderboard`` and the refusals through the CLI): EoiNAS on the DARTS space and on
 NAS-Bench-201 (pruning history, indicator, benchmark figures, leaderboard rows), GDAS on the DARTS space,
 and refused EoiNAS settings (the ablation flags are unit-tested in test_eoinas.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import trial_records
 
 from harness.benchmarks.nb201 import load_table
 from harness.benchmarks.nb201_arch import NB201_OPS, parse_arch
@@ -21,16 +22,11 @@ from spaces.darts import DARTS_OPS
 
 
 def run(method: str, space: str, out: Path, name: str, seeds: int = 1, *sets: str) -> list[dict]:
-    argv = ["run", "--method", method, "--space", space, "--budget", "smoke", "--dataset", "digits",
-            "--seeds", str(seeds), "--out", str(out), "--name", name]
-    for item in sets:
-        argv += ["--set", item]
-    assert main(argv) == 0
-    return [json.loads(p.read_text()) for p in sorted((out / name / "trials").glob("*.json"))]
+    return trial_records(method, space, out, name, seeds, *sets)
 
 
 @pytest.fixture(scope="module")
-def out(ray_session, tmp_path_factory):
+def out(tmp_path_factory):
     return tmp_path_factory.mktemp("eoinas")
 
 

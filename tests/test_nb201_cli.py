@@ -1,6 +1,7 @@
-"""End-to-end on NAS-Bench-201: DARTS, GDAS and random search through the real CLI with Ray (smoke budget,
-digits), records checked against the benchmark table, the leaderboard's benchmark and correlation columns,
-and the ``nb201`` query commands."""
+"""End-to-end on NAS-Bench-201: DARTS, GDAS and random search (smoke budget, digits; the trials in-process as
+``run`` specifies them, ``conftest.trial_records``: a run through Ray is test_cli.py's), records checked against
+the benchmark table, the leaderboard's benchmark and correlation columns through the CLI, and the ``nb201``
+query commands."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import trial_records
 from helpers import hand_count
 
 from harness.benchmarks.nb201 import load_table
@@ -21,16 +23,11 @@ from harness.metrics import rank_correlation
 METHODS = ("darts", "gdas", "random")
 
 
-def smoke(method: str) -> list[str]:
-    return ["run", "--method", method, "--space", "nb201", "--budget", "smoke", "--dataset", "digits",
-            "--seeds", "2"]
-
-
 @pytest.fixture(scope="module")
-def runs(ray_session, tmp_path_factory):
+def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("nb201")
     for method in METHODS:
-        assert main([*smoke(method), "--out", str(out), "--name", method]) == 0
+        trial_records(method, "nb201", out, method, 2)
     return out
 
 
@@ -151,10 +148,8 @@ def test_bad_input_is_one_line(argv, capsys, tmp_path):
     assert not out.exists()
 
 
-def test_eval_train_trains_the_cell_and_keeps_the_benchmark_figures(ray_session, tmp_path):
-    assert main([*smoke("darts")[:-2], "--seeds", "1", "--set", "eval=train", "--out", str(tmp_path),
-                 "--name", "train"]) == 0
-    rec = records(tmp_path, "train")[0]
+def test_eval_train_trains_the_cell_and_keeps_the_benchmark_figures(tmp_path):
+    (rec,) = trial_records("darts", "nb201", tmp_path, "train", 1, "eval=train")
     table = load_table()
     assert rec["benchmark"]["cifar10_test"] == table.row(table.index_of(parse_arch(rec["genotype"])))["cifar10_test"]
     phases = [h["phase"] for h in rec["history"]]
