@@ -65,9 +65,8 @@ TINY_TRIAL = {**TINY, "train_limit": "256", "search_batch_size": "128", "search_
 
 def registered_pairs() -> list[tuple[str, str]]:
     """Every (method, space) pair that ``python -m harness list`` shows."""
-    from harness.registry import METHODS, load_all
+    from harness.registry import METHODS
 
-    load_all()
     return [(method, space) for method, cls in METHODS.items() for space in cls.supported_spaces]
 
 
