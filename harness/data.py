@@ -37,6 +37,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,22 @@ def _file_stats(root: Path, files: list[Path]) -> list[list[Any]]:
 _TENSORS = ("train_x", "train_y", "test_x", "test_y")
 
 
+@contextmanager
+def cache_lock(cache: Path, key: str, what: str) -> Iterator[None]:
+    """Hold the exclusive ``flock`` of ``<cache>/<key>.lock`` (waiting for it): whoever builds a cache entry
+    holds it, so concurrent trials build the entry once. A cache folder that cannot be written is one line
+    naming ``what`` is cached there."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / f"{key}.lock", "a")
+    except OSError as exc:
+        raise UserError(f"cannot write the {what} cache '{cache}' ({exc.__class__.__name__}); set "
+                        "HARNESS_CACHE_DIR to a writable folder") from None
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
 def _cached_dataset(cache: Path, name: str, key_parts: dict[str, Any], build: Callable[[], Dataset]) -> Dataset:
     """The dataset ``name`` of ``key_parts`` from the cache, or ``build()`` it and cache it.
 
@@ -370,14 +387,7 @@ def _cached_dataset(cache: Path, name: str, key_parts: dict[str, Any], build: Ca
     ds = _read_cache(path, name)
     if ds is not None:
         return ds
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        lock = open(cache / f"{key}.lock", "a")  # held until the entry is written
-    except OSError as exc:
-        raise UserError(f"cannot write the dataset cache '{cache}' ({exc.__class__.__name__}); set "
-                        "HARNESS_CACHE_DIR to a writable folder") from None
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+    with cache_lock(cache, key, "dataset"):
         ds = _read_cache(path, name)
         if ds is not None:
             return ds

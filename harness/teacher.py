@@ -21,7 +21,6 @@ schedule of every other training in the harness. There is no cutout: neither pap
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import Key, existing_file_or
-from harness.data import Batches, DataInfo, SearchData, default_cache_dir
+from harness.data import Batches, DataInfo, SearchData, cache_lock, default_cache_dir
 from harness.errors import UserError
 from harness.records import atomic_write
 from harness.train import (
@@ -402,14 +401,7 @@ def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, da
     folder = root / key
     source = "cache"
     if not (folder / "teacher.json").is_file():
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            lock = open(root / f"{key}.lock", "a")
-        except OSError as exc:
-            raise UserError(f"cannot write the teacher cache '{root}' ({exc.__class__.__name__}); set "
-                            "HARNESS_CACHE_DIR to a writable folder") from None
-        with lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        with cache_lock(root, key, "teacher"):
             if not (folder / "teacher.json").is_file():
                 net, meta = _train_and_store(data, cfg, device, dataset_name, key, folder, log)
                 source = "trained"
