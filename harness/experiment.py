@@ -144,6 +144,14 @@ def check_run_options(req: RunRequest) -> None:
         _host_port(req.address)
 
 
+def check_resources(spec: dict[str, Any]) -> None:
+    """A trial must fit: on the cluster of ``--address`` (joined here), else on this machine."""
+    if spec["address"]:
+        connect_cluster(spec)
+    else:
+        check_machine(spec["cpus_per_trial"], spec["gpus_per_trial"])
+
+
 def check_machine(cpus: int, gpus: float) -> None:
     """A trial must fit on this machine (local Ray has its cores and GPUs and waits forever otherwise)."""
     ncpu, cuda = os.cpu_count() or 1, torch.cuda.device_count()
@@ -180,8 +188,6 @@ def build_spec(req: RunRequest) -> dict[str, Any]:
     # the thread count, and seed 0 must give the same record whether it runs alone or beside others.
     ncpu = os.cpu_count() or 1
     cpus = req.cpus_per_trial or (max(1, ncpu // max(1, cuda)) if gpus else 1)
-    if req.address is None:
-        check_machine(cpus, gpus)
     values = resolved.values
     return {
         "method": req.method, "space": req.space, "dataset": dataset, "budget": budget,
@@ -300,15 +306,23 @@ def running_note(exp_dir: Path) -> str:
         return ""
     try:
         with open(path, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                return f"; it is being run now by {_holder(fh.read())}"
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            holder = _lock_or_holder(fh)
+            if holder is None:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                return ""
+            return f"; it is being run now by {holder}"
     except OSError:
-        pass
-    return ""
+        return ""
+
+
+def _lock_or_holder(fh: Any) -> str | None:
+    """Take the lock of the open lock file ``fh`` without waiting: None when taken, else who holds it."""
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        return _holder(fh.read())
+    return None
 
 
 def _holder(text: str) -> str:
@@ -343,12 +357,10 @@ def driver_lock(exp_dir: Path, create: bool) -> Iterator[None]:
     except OSError as err:
         raise UserError(os_error_line("write", path, err)) from None
     with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            raise UserError(f"experiment '{exp_dir.name}' is being run now by {_holder(fh.read())}; wait for it "
-                            "to end or stop it before resuming") from None
+        holder = _lock_or_holder(fh)
+        if holder is not None:
+            raise UserError(f"experiment '{exp_dir.name}' is being run now by {holder}; wait for it to end or stop "
+                            "it before resuming")
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -558,9 +570,7 @@ def run_experiment(spec: dict[str, Any], seeds: list[int], console: Console) -> 
     status. Each trial continues from its own checkpoint, if any, wherever the folder lies now."""
     global _SINK
     exp_dir = Path(spec["out"]) / spec["experiment"]
-    if spec.get("address"):
-        connect_cluster(spec)
-    else:
+    if not spec["address"]:  # a cluster was joined by check_resources
         start_local_ray()
     handle_sigterm()  # ray.init installs its own
     trainable = tune.with_resources(run_trial, {"cpu": spec["cpus_per_trial"], "gpu": spec["gpus_per_trial"]})
@@ -622,10 +632,7 @@ def run(req: RunRequest, console: Console) -> int:
     if req.resume:
         spec = resume_spec(req, console)
         check_checkpoints(spec, missing_seeds(spec))
-        if spec["address"]:
-            connect_cluster(spec)
-        else:
-            check_machine(spec["cpus_per_trial"], spec["gpus_per_trial"])
+        check_resources(spec)
         exp_dir = Path(spec["out"]) / spec["experiment"]
         with driver_lock(exp_dir, create=False):
             seeds = missing_seeds(spec)  # again: another driver may have ended just before the lock
@@ -636,8 +643,7 @@ def run(req: RunRequest, console: Console) -> int:
                 return summarise(spec, console, [], False)
             return run_experiment(spec, seeds, console)
     spec = build_spec(req)
-    if spec["address"]:
-        connect_cluster(spec)  # a trial must fit the cluster before anything is measured or written
+    check_resources(spec)  # before anything is measured or written
     dataset = load_dataset(spec["dataset"], spec["data_dir"], spec["config"]["image_size"])
     train_limit = int(spec["config"].get("train_limit", 0))
     spec["split"] = dataset.limited(train_limit).split_info()
