@@ -169,7 +169,7 @@ def time_step(method_name: str, space_name: str, order: int, layout: str, device
         times.append(time.perf_counter() - start)
     return {
         "method": method_name, "space": space_name, "order": order, "layout": layout, **backends,
-        "search_layers": cfg["search_layers"], "search_channels": cfg["search_channels"], "batch_size": batch,
+        **{key: cfg[key] for key in space_cls.size_keys}, "batch_size": batch,  # the space's network sizes
         "supernet_params_m": round(params_m, 4), "warmup": warmup, "steps": steps, "step_seconds": times,
         "seconds_per_step": sum(times) / len(times), "peak_mem_mib": peak_memory_mb(device),
         "peak_mem_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS",

@@ -7,14 +7,17 @@ tuple of choices, or a named check function). Where each kind of key is declared
 - ``SHARED_KEYS`` (here): the keys of every (method, space) pair — the shared search and evaluation
   conventions of METHODS.md (origin ``paper``) and our protocol choices the papers do not fix (origin
   ``harness``: correlation sample sizes, ``train_limit``, image size, memory layout, ...);
-- ``SearchSpace.keys`` / ``SearchMethod.keys`` (``spaces/base.py``, ``methods/base.py``): keys that every
-  space (``search_layers``, ``search_channels``, ``eval_layers``, ``eval_channels``) or every searching
-  method (``search_epochs``) has, but with a value per class: declared there with ``default=None`` and a
-  ``kind``; a class gives the value in its ``defaults``, and a class that gives none does not have the key
-  (random search has no ``search_epochs``);
+- ``SearchMethod.keys`` (``methods/base.py``): ``search_epochs``, which every searching method has but with
+  a value per class: declared there with ``default=None`` and a ``kind``; a class gives the value in its
+  ``defaults``, and a class that gives none does not have the key (random search has no ``search_epochs``);
+- a space's size keys, ``SearchSpace.size_keys`` (the cell spaces share ``spaces.base.CELL_SIZE_KEYS``:
+  ``search_layers``, ``search_channels``, ``eval_layers``, ``eval_channels``), valued the same way; only the
+  space reads them (it builds its networks), and the space's ``budgets`` give their preset values;
 - a space's or method's own keys: its ``keys`` class attribute, extending its parent's
   (``keys = {**Darts.keys, "tau_max": Key(...)}``); a method's keys that exist on one space only:
-  ``space_keys = {"darts": {...}}``; the teacher keys of NOS: ``harness.teacher.TEACHER_CONFIG``;
+  ``space_keys = {"darts": {...}}``; a space's keys of the per-cell derivation, ``cell_keys``, which a pair
+  has only when its method scores every cell (``SearchMethod.scores_per_cell``: AGNAS); the teacher keys of
+  NOS: ``harness.teacher.TEACHER_CONFIG``;
 - ``defaults`` on a method or space holds *values* only: the class's value of a key declared elsewhere
   (NOS's ``search_epochs``, NAS-Bench-201's ``w_weight_decay``); ``ignored_keys`` drops keys a method does
   not use (random search: the operation-level correlation; GDAS: DARTS's ``order``); ``budgets`` holds
@@ -269,16 +272,15 @@ SHARED_KEYS: dict[str, Key] = {
 }
 
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal
-# on small data; paper: the papers' settings (for GPUs) — the empty preset.
+# on small data; paper: the papers' settings (for GPUs) — the empty preset. The network sizes of a preset
+# are the space's (its ``budgets``).
 BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": {
-        "search_layers": 4, "search_channels": 4, "search_epochs": 2, "search_batch_size": 128,
-        "eval_layers": 4, "eval_channels": 8, "eval_epochs": 4, "eval_batch_size": 64,
+        "search_epochs": 2, "search_batch_size": 128, "eval_epochs": 4, "eval_batch_size": 64,
         "corr_edges": 2, "corr_batches": 1, "rs_candidates": 3, "rs_epochs": 1,
     },
     "small": {
-        "search_layers": 5, "search_channels": 8, "search_epochs": 10,
-        "eval_layers": 8, "eval_channels": 16, "eval_epochs": 30, "eval_batch_size": 64,
+        "search_epochs": 10, "eval_epochs": 30, "eval_batch_size": 64,
         "corr_edges": 4, "corr_batches": 4, "rs_candidates": 8, "rs_epochs": 3, "train_limit": 10000,
     },
     "paper": {},
@@ -319,7 +321,9 @@ def declarations(method_cls: Any, space_cls: Any) -> dict[str, Key]:
     pair does not drop (it is simply absent: random search has no ``search_epochs``).
     """
     declared: dict[str, Key] = {}
-    for layer in (SHARED_KEYS, space_cls.keys, method_cls.keys, method_cls.space_keys.get(space_cls.name, {})):
+    per_cell = space_cls.cell_keys if method_cls.scores_per_cell else {}
+    for layer in (SHARED_KEYS, space_cls.size_keys, space_cls.keys, per_cell, method_cls.keys,
+                  method_cls.space_keys.get(space_cls.name, {})):
         for name, key in layer.items():
             if name in declared:
                 raise TypeError(f"configuration key '{name}' is declared twice ({method_cls.__name__}, "
@@ -363,7 +367,7 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
     for name, key in keys.items():
         values[name] = key.validate(name, values[name])
     space_cls.validate_config(values)
-    method_cls.validate_config(values)
+    method_cls.validate_config(values, space_cls)
     return ResolvedConfig(values=values, sources=sources, overrides=typed)
 
 

@@ -24,8 +24,7 @@ class FinalTraining:
     def __init__(self, space: SearchSpace, genotype: Any, data: SearchData, cfg: dict[str, Any],
                  device: torch.device):
         self.data, self.cfg = data, cfg
-        self.net = space.build_network(genotype, data.info, cfg["eval_layers"], cfg["eval_channels"],
-                                       auxiliary=cfg["auxiliary_weight"] > 0)
+        self.net = space.build_network(genotype, data.info, "eval", auxiliary=cfg["auxiliary_weight"] > 0)
         self.net = to_device(self.net, cfg, device)
         self.opt = sgd(self.net.parameters(), cfg, "eval")
 

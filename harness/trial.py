@@ -195,8 +195,7 @@ def finish_by_lookup(spec: dict[str, Any], seed: int, space: Any, table: NB201Ta
     and multiply-adds are those of the benchmark's own network (paper size) for that dataset."""
     column, source = table.target_column(spec["dataset"])
     info = network_info(column)
-    net = space.build_network(genotype, info, int(space.defaults["eval_layers"]),
-                              int(space.defaults["eval_channels"]), auxiliary=False)
+    net = space.build_network(genotype, info, "paper", auxiliary=False)
     test_acc = state["results"]["benchmark"].get(column)
     return finish(spec, seed, state, device, report, net, info, test_acc, None, f"{source} (table column {column})")
 

@@ -18,15 +18,15 @@ its running statistics, so an image's attention does not depend on its batch). T
 per-epoch validation pass, so every epoch's importance (and genotype) comes at no extra cost; the last
 epoch's is the one derived from. Importance is a sum over images (not a mean), as in the paper.
 
-**DARTS space**: each search cell has its own importance matrix and its own genotype (the space's DARTS
-rule: top-2 incoming edges per node, ``none`` excluded). The final network has its own cell per stage
-(``StagedGenotype``): ``stage_cells`` picks the search cell of each stage's normal cells — ``first`` (the
-reference assignment: search cells 0, 3, 6 of 8), ``last``, or three indices — and the reduction cells are
-the two search reduction cells (``spaces.darts.search_stage_cells``). The record lists every search
-cell's genotype and what it was used for.
-
-**NAS-Bench-201**: the importance of an edge position is averaged over all cells (the benchmark's cell is
-shared), and the cell is the argmax per edge with ``none`` allowed (the space's rule).
+Each search cell has its own importance matrix; the genotype is the space's derivation from per-cell scores
+(``space.derive_cells``). **DARTS space**: each search cell gets its own genotype (the DARTS rule: top-2
+incoming edges per node, ``none`` excluded), and the final network has its own cell per stage: the space's
+``stage_cells`` picks the search cell of each stage's normal cells — ``first`` (AGNAS's reference
+assignment: search cells 0, 3, 6 of 8), ``last``, three indices, or ``each`` (one per position) — and the
+reduction cells are the two search reduction cells. The record lists every search cell's genotype and what
+it was used for (``space.describe_cells``). **NAS-Bench-201**: the importance of an edge position is
+averaged over all cells (the benchmark's cell is shared), and the cell is the argmax per edge with ``none``
+allowed (the space's rule).
 
 **Ranking correlations**: the harness's operation-level protocol (discretise an edge position in every cell
 of its group, measure the supernet's accuracy on the fixed subset of the architecture half) is the paper's
@@ -59,22 +59,24 @@ from harness.data import DataInfo, SearchData
 from harness.registry import register_method
 from harness.train import evaluate, sgd, to_device
 from methods.base import ArchState, SearchMethod
-from spaces.base import EdgeId, SearchSpace
-from spaces.darts import STAGE_RULES, STAGES, DartsSpace, StagedGenotype, search_stage_cells
+from spaces.base import EdgeId, SearchSpace, group_means
 from spaces.ops import is_zero
 
 
 class AttentionTally:
-    """Per (cell, edge): the sum over images of each candidate's attention sum, while ``collecting``."""
+    """Per (cell, edge): the sum over images of each candidate's attention sum, while ``collecting`` (in the
+    order of the edge's candidates, ``ops``)."""
 
     def __init__(self) -> None:
         self.active = False
         self.sums: dict[tuple[int, int], torch.Tensor] = {}
         self.images: dict[tuple[int, int], int] = {}
+        self.ops: dict[tuple[int, int], tuple[int, ...]] = {}
 
     def add(self, edge: EdgeId, attention: torch.Tensor) -> None:
         """``attention``: [B, m, C] of one forward pass."""
         key = (edge.cell, edge.index)
+        self.ops[key] = edge.ops
         per_op = attention.detach().to(torch.float64).sum(dim=(0, 2))  # stays on the device: no sync per edge
         self.sums[key] = self.sums[key] + per_op if key in self.sums else per_op
         self.images[key] = self.images.get(key, 0) + attention.shape[0]
@@ -115,7 +117,7 @@ class AttentionEdge(nn.Module):
         if forced is None:
             outs = [None if is_zero(op) else op(x) for op in self.ops]
         else:  # discretised: only the kept op runs; the removed ones contribute zeros
-            outs = [self.ops[k](x) if k == forced else None for k in range(len(self.ops))]
+            outs = [self.ops[k](x) if op == forced else None for k, op in enumerate(self.edge.ops)]
         if all(out is None for out in outs):  # every candidate is `none`: compute one for its shape
             outs[0] = self.ops[0](x)
         ref = next(out for out in outs if out is not None)
@@ -132,15 +134,6 @@ class AttentionEdge(nn.Module):
         return total
 
 
-def stage_cells_rule(rule: str) -> str:
-    """The form of ``stage_cells`` (``Key.check``): a rule name or three cell indices; whether the indices are
-    normal cells of the search network depends on ``search_layers`` (``Agnas.validate_config``)."""
-    parts = [part.strip() for part in rule.split(",")]
-    if rule in STAGE_RULES or (len(parts) == STAGES and all(part.isdecimal() for part in parts)):
-        return rule
-    raise ValueError("is not valid")
-
-
 @register_method
 class Agnas(SearchMethod):
     name = "agnas"
@@ -152,20 +145,8 @@ class Agnas(SearchMethod):
         "attention_reduction": Key(8, "AGNAS: reduction ratio r of the attention module's bottleneck "
                                       "(mC -> mC/r -> mC)", "[1, inf)"),
     }
-    space_keys = {"darts": {
-        "stage_cells": Key("first", "AGNAS (darts): search cell of each stage's normal cells: 'first' (reference: "
-                                    "0,3,6 of 8), 'last', or three indices 'a,b,c'; reduction cells: the two search "
-                                    "reduction cells", check=stage_cells_rule,
-                           valid=f"{', '.join(STAGE_RULES)} or {STAGES} comma-separated indices of normal search "
-                                 "cells such as 0,3,6"),
-    }}
+    scores_per_cell = True  # the pair has the space's per-cell derivation keys (the DARTS space's stage_cells)
     defaults = {"search_epochs": 50}
-
-    @classmethod
-    def validate_config(cls, cfg: dict[str, Any]) -> None:
-        super().validate_config(cfg)
-        if "stage_cells" in cfg:  # the indices against the search network's cells
-            search_stage_cells(int(cfg["search_layers"]), cfg["stage_cells"])
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):
@@ -210,7 +191,7 @@ class Agnas(SearchMethod):
         shapes = self.space.arch_shape()
         scores = {cell: np.zeros(shapes[group]) for cell, group in self.cell_groups.items()}
         for (cell, index), sums in self.tally.sums.items():
-            scores[cell][index] = sums.cpu().numpy()
+            scores[cell][index, list(self.tally.ops[(cell, index)])] = sums.cpu().numpy()
         self.cell_scores = scores
         self.importance_images = next(iter(self.tally.images.values()), 0)
         return val_loss, val_acc
@@ -218,47 +199,21 @@ class Agnas(SearchMethod):
     # --- results --------------------------------------------------------------------------------
     def importance(self) -> dict[str, np.ndarray] | None:
         """Per group, the importance averaged over the group's cells (None before the first measurement)."""
-        if not self.cell_scores:
-            return None
-        groups: dict[str, list[np.ndarray]] = {}
-        for cell in sorted(self.cell_scores):
-            groups.setdefault(self.cell_groups[cell], []).append(self.cell_scores[cell])
-        return {group: np.mean(matrices, axis=0) for group, matrices in groups.items()}
-
-    def stage_assignment(self) -> tuple[list[int], list[int]]:
-        """(search cell of each stage's normal cells, the two reduction search cells) — DARTS space."""
-        return search_stage_cells(len(self.cell_groups), self.cfg["stage_cells"])
+        return group_means(self.cell_scores, self.cell_groups) if self.cell_scores else None
 
     def derive(self) -> Any:
-        """DARTS space: one cell per stage from the assigned search cells' own genotypes; NAS-Bench-201: the
-        space's argmax on the importance averaged over the cells."""
-        if not isinstance(self.space, DartsSpace):
-            return super().derive()
-        normal, reduce = self.stage_assignment()
-        return StagedGenotype(normal=[self.cell_genotype(c) for c in normal],
-                              reduce=[self.cell_genotype(c) for c in reduce])
-
-    def cell_genotype(self, cell: int) -> list[tuple[str, int]]:
-        """The DARTS rule on one search cell's importance."""
-        assert isinstance(self.space, DartsSpace)
-        return self.space.derive_cell(self.cell_scores[cell], f"cell {cell}")
+        """The space's derivation from the per-cell importance (``space.derive_cells``)."""
+        return self.space.derive_cells(self.cell_scores, self.cell_groups)
 
     def record_info(self) -> dict[str, Any]:
-        """Every search cell's importance (and, on the DARTS space, its genotype and the stages it built)."""
-        cells = [{"cell": cell, "group": self.cell_groups[cell], "importance": self.cell_scores[cell].tolist()}
-                 for cell in sorted(self.cell_scores)]
-        info: dict[str, Any] = {"attention": {"reduction_ratio": int(self.cfg["attention_reduction"]),
-                                              "importance_images": self.importance_images},
-                                "cells": cells}
-        if isinstance(self.space, DartsSpace):
-            normal, reduce = self.stage_assignment()
-            for entry in cells:
-                cell = entry["cell"]
-                entry["genotype"] = [list(pair) for pair in self.cell_genotype(cell)]
-                entry["used_for"] = ([f"normal cells of stage {k + 1}" for k, c in enumerate(normal) if c == cell]
-                                     + [f"reduction cell {k + 1}" for k, c in enumerate(reduce) if c == cell])
-            info["stage_cells"] = {"rule": self.cfg["stage_cells"], "normal": normal, "reduce": reduce}
-        return info
+        """Every search cell's importance, and what the space's per-cell derivation did with it
+        (``space.describe_cells``: on the DARTS space each cell's genotype and the final cells it built)."""
+        described = self.space.describe_cells(self.cell_scores, self.cell_groups)
+        cells = [{"cell": cell, "group": self.cell_groups[cell], "importance": self.cell_scores[cell].tolist(),
+                  **described.get("cells", {}).get(cell, {})} for cell in sorted(self.cell_scores)]
+        return {"attention": {"reduction_ratio": int(self.cfg["attention_reduction"]),
+                              "importance_images": self.importance_images},
+                "cells": cells, **{k: v for k, v in described.items() if k != "cells"}}
 
     # --- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

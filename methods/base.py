@@ -50,6 +50,9 @@ class SearchMethod:
         "search_epochs": Key(None, "search epochs", "[1, inf)", kind=int),
     }
     space_keys: ClassVar[dict[str, dict[str, Key]]] = {}  # keys of the method that exist on one space only
+    # True for a method whose scores are per search cell (``derive_cells``): the pair then has the space's
+    # ``cell_keys`` (the DARTS space's stage rule)
+    scores_per_cell: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}  # the method's values of keys declared elsewhere
     ignored_keys: ClassVar[frozenset[str]] = frozenset()  # declared keys the method does not have
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
@@ -62,9 +65,10 @@ class SearchMethod:
         self.w_opt: torch.optim.Optimizer | None = None  # the shared search SGD of the supernet's weights
 
     @classmethod
-    def validate_config(cls, cfg: dict[str, Any]) -> None:
-        """Refuse impossible combinations of values with one line (called when the configuration is resolved,
-        after every value passed its own declaration)."""
+    def validate_config(cls, cfg: dict[str, Any], space: type[SearchSpace]) -> None:
+        """Refuse impossible combinations of the method's values with one line (called when the configuration is
+        resolved, after every value passed its own declaration and the space's rules). What the method needs
+        of the space's networks it asks the space (``space.check_stage_features``), never its keys."""
         for prefix in ("w", "eval"):  # torch.optim.SGD refuses Nesterov without momentum
             if cfg.get(f"{prefix}_nesterov") and cfg.get(f"{prefix}_momentum", 0.0) <= 0:
                 raise UserError(f"{prefix}_nesterov=true needs {prefix}_momentum > 0, got {prefix}_momentum="
@@ -135,8 +139,8 @@ class SearchMethod:
 
     def correlation_ops(self, group: str, index: int) -> list[int]:
         """The ops of edge (group, index) that the operation-level correlation discretises to: every op the
-        derivation may choose (a method that prunes ops has fewer left)."""
-        return self.space.selectable_ops()
+        derivation may choose there (``space.choice_ops``; a method that prunes ops has fewer left)."""
+        return list(self.space.choice_ops(group, index))
 
     def derive(self) -> Any:
         """The derived genotype (default: the space's rule on the importance scores)."""

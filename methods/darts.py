@@ -13,7 +13,7 @@ weight step:
   ∇α L_val(w', α) − η · (∇α L_train(w + R·v) − ∇α L_train(w − R·v)) / 2R, v = ∇w' L_val(w', α),
   R = 0.01 / ‖v‖, η the current weight learning rate.
 
-Operation importance = softmax(α); the genotype is the space's derivation rule on it.
+Operation importance = softmax(α) over each edge's candidate ops; the genotype is the space's derivation rule on it.
 
 With Nesterov momentum (the NAS-Bench-201 search protocol) the virtual step of the second order keeps the
 DARTS formula above, as the benchmark's own DARTS-V2 code does.
@@ -60,18 +60,29 @@ def weighted_sum(weights: torch.Tensor, ops: nn.ModuleList, x: Any) -> Any:
     return weights[0] * ops[0](x) if total is None else total
 
 
+def masked_softmax(alpha: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(α) per row over the row's candidates (``mask``; None = every column is one): 0 elsewhere."""
+    if mask is None:
+        return F.softmax(alpha, dim=-1)
+    return F.softmax(alpha.masked_fill(~mask, float("-inf")), dim=-1)
+
+
 class MixedEdge(nn.Module):
-    """Σ_o softmax(α[group][index])_o · o(x) over the candidates of one edge (``none`` not computed)."""
+    """Σ_o softmax(α[group][index])_o · o(x) over the candidates of one edge (the softmax over the α columns of
+    its candidates, ``edge.ops``; ``none`` not computed)."""
 
     def __init__(self, edge: EdgeId, candidates: nn.ModuleList, arch: ArchState):
         super().__init__()
         self.edge, self.ops, self.arch = edge, candidates, arch
+        # every column of the α row is a candidate (a rectangular space), or the candidates' columns
+        self.columns = None if edge.ops == tuple(range(arch.params[edge.group].shape[-1])) else list(edge.ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         forced = self.arch.forced.get((self.edge.group, self.edge.index))
         if forced is not None:
-            return self.ops[forced](x)
-        weights = F.softmax(self.arch.params[self.edge.group][self.edge.index], dim=-1)
+            return self.ops[self.edge.slot(forced)](x)
+        row = self.arch.params[self.edge.group][self.edge.index]
+        weights = F.softmax(row if self.columns is None else row[self.columns], dim=-1)
         return weighted_sum(weights, self.ops, x)
 
 
@@ -98,6 +109,9 @@ class Darts(SearchMethod):
         super().__init__(space, cfg, info, device, seed)
         for group, shape in space.arch_shape().items():
             self.arch.params[group] = nn.Parameter(cfg["arch_init_std"] * torch.randn(*shape, device=device))
+        # per group, the candidates of each edge among the α columns (None: every column, on every edge)
+        self.masks = {group: None if mask.all() else torch.as_tensor(mask, device=device)
+                      for group, mask in space.candidate_mask().items()}
         self.supernet = to_device(space.build_supernet(self.make_edge, info), cfg, device)
         self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
         self.a_opt = torch.optim.Adam(self.arch_parameters(), lr=cfg["arch_lr"],
@@ -172,7 +186,8 @@ class Darts(SearchMethod):
 
     # --- results --------------------------------------------------------------------------------
     def importance(self) -> dict[str, np.ndarray]:
-        return {g: F.softmax(a.detach(), dim=-1).cpu().numpy() for g, a in self.arch.params.items()}
+        """softmax(α) of every edge over its candidates (0 for an op that is not one)."""
+        return {g: masked_softmax(a.detach(), self.masks[g]).cpu().numpy() for g, a in self.arch.params.items()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"supernet": self.supernet.state_dict(),

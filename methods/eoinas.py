@@ -118,8 +118,8 @@ class Eoinas(Gdas):
     budgets = {"smoke": {"search_epochs": 8, "warmup_epochs": 1}, "small": {"warmup_epochs": 1}}
 
     @classmethod
-    def validate_config(cls, cfg: dict[str, Any]) -> None:
-        super().validate_config(cfg)
+    def validate_config(cls, cfg: dict[str, Any], space: type[SearchSpace]) -> None:
+        super().validate_config(cfg, space)
         if cfg["warmup_epochs"] >= cfg["search_epochs"]:
             raise UserError(f"warmup_epochs ({cfg['warmup_epochs']}) must be below search_epochs "
                             f"({cfg['search_epochs']}): the architecture steps and the pruning come after it")
@@ -128,9 +128,8 @@ class Eoinas(Gdas):
                  seed: int):
         self.instances: dict[tuple[str, int], list[GumbelEdge]] = {}  # filled while the supernet is built
         super().__init__(space, cfg, info, device, seed)
-        n_ops = len(space.op_names)
         shapes = space.arch_shape()
-        self.alive = {g: [list(range(n_ops)) for _ in range(n)] for g, (n, _) in shapes.items()}
+        self.alive = {g: [list(space.edge_ops(g, e)) for e in range(n)] for g, (n, _) in shapes.items()}
         self.iterations = {g: np.zeros(shape) for g, shape in shapes.items()}
         self.acc_sum = {g: np.zeros(shape) for g, shape in shapes.items()}
         self.acc_count = {g: np.zeros(shape) for g, shape in shapes.items()}
@@ -147,7 +146,7 @@ class Eoinas(Gdas):
 
     def correlation_ops(self, group: str, index: int) -> list[int]:
         alive = self.alive[group][index]
-        return [op for op in self.space.selectable_ops() if op in alive]
+        return [op for op in self.space.choice_ops(group, index) if op in alive]
 
     def ops_per_edge(self) -> int:
         return len(next(iter(self.alive.values()))[0])
@@ -232,7 +231,7 @@ class Eoinas(Gdas):
     def loser(self, group: str, index: int, scores: np.ndarray) -> int:
         """The op that a pruning step removes from edge (group, index), given the edge's scores."""
         alive = self.alive[group][index]
-        unselectable = [op for op in alive if op not in self.space.selectable_ops()]
+        unselectable = [op for op in alive if op not in self.space.choice_ops(group, index)]
         if len(alive) == 2 and len(unselectable) == 1:
             return unselectable[0]
         return min(reversed(alive), key=lambda op: scores[op])  # min keeps the first: ties go to the later op
@@ -272,8 +271,9 @@ class Eoinas(Gdas):
                     if op in row:
                         continue
                     for edge in self.instances[(group, index)]:
-                        removed_params.update(id(p) for p in edge.ops[op].parameters())
-                        edge.ops[op] = PrunedOp(self.space.op_names[op])
+                        slot = edge.edge.slot(op)
+                        removed_params.update(id(p) for p in edge.ops[slot].parameters())
+                        edge.ops[slot] = PrunedOp(self.space.op_names[op])
                 self.alive[group][index] = [op for op in ops if op in row]
             new = nn.Parameter(old.detach()[mask].view(len(rows), width).clone())
             state = self.a_opt.state.pop(old, {})

@@ -86,10 +86,10 @@ class GumbelEdge(nn.Module):
         method = self._method[0]
         forced = method.arch.forced.get((self.edge.group, self.edge.index))
         if forced is not None:
-            return self.ops[forced](x)
+            return self.ops[self.edge.slot(forced)](x)
         hard, index = method.current[self.edge.group]
         weights, column = hard[self.edge.index], index[self.edge.index]
-        op = self.ops[method.op_at(self.edge.group, self.edge.index, column)]
+        op = self.ops[self.edge.slot(method.op_at(self.edge.group, self.edge.index, column))]
         if is_zero(op):  # weights[column] · 0 adds nothing, to the output or to any gradient
             return op(x) + (weights.sum() - weights[column])
         return weights[column] * op(x) + (weights.sum() - weights[column])
@@ -114,8 +114,8 @@ class Gdas(Darts):
     defaults = {**Darts.defaults, "search_epochs": 250}
 
     @classmethod
-    def validate_config(cls, cfg: dict[str, Any]) -> None:
-        super().validate_config(cfg)
+    def validate_config(cls, cfg: dict[str, Any], space: type[SearchSpace]) -> None:
+        super().validate_config(cfg, space)
         if cfg["tau_min"] > cfg["tau_max"]:
             raise UserError(f"need tau_min <= tau_max, got tau_min={cfg['tau_min']}, tau_max={cfg['tau_max']}")
 
@@ -131,9 +131,12 @@ class Gdas(Darts):
         return GumbelEdge(edge, candidates, self)
 
     def resample(self) -> None:
-        """Draw the sample of every group for the next forward pass."""
+        """Draw the sample of every group for the next forward pass (on each edge among its candidates: the
+        other columns of its α row are masked out)."""
         for group, alpha in self.arch.params.items():
-            hard, index = gumbel_sample(alpha, self.tau, self.generator)
+            mask = self.masks[group]
+            hard, index = gumbel_sample(alpha if mask is None else alpha.masked_fill(~mask, float("-inf")), self.tau,
+                                        self.generator)
             self.current[group] = (hard, index.tolist())
 
     def op_at(self, group: str, index: int, column: int) -> int:

@@ -40,7 +40,6 @@ import torch.nn.functional as F
 
 from harness.config import Key
 from harness.data import DataInfo, SearchData
-from harness.errors import UserError
 from harness.registry import register_method
 from harness.teacher import (
     TEACHER_BUDGETS,
@@ -71,10 +70,10 @@ class Nos(Darts):
     budgets = TEACHER_BUDGETS
 
     @classmethod
-    def validate_config(cls, cfg: dict[str, Any]) -> None:
-        super().validate_config(cfg)
-        if cfg["ags"] and int(cfg["search_layers"]) < 3:
-            raise UserError("attention-guided search needs search_layers >= 3 (three stages to match the teacher's)")
+    def validate_config(cls, cfg: dict[str, Any], space: type[SearchSpace]) -> None:
+        super().validate_config(cfg, space)
+        if cfg["ags"]:  # the teacher's three stage outputs are matched with the supernet's
+            space.check_stage_features(cfg, 3, "attention-guided search")
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

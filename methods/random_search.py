@@ -1,9 +1,9 @@
 """Random search baseline: the NOS paper's "best of 30 random cells".
 
 Samples ``rs_candidates`` genotypes from the trial's seed (the space's uniform sampler), trains each one
-from scratch for ``rs_epochs`` epochs on the weight half — network at the search size (``search_layers``,
-``search_channels``), no auxiliary head or drop-path, with the shared search weight optimiser — and keeps
-the one with the best accuracy on the architecture half (ties: the earlier sample). One search "epoch" is
+from scratch for ``rs_epochs`` epochs on the weight half — the final network at the space's search size
+(``build_network(..., "search")``: the cell spaces' ``search_layers`` and ``search_channels``), no auxiliary
+head or drop-path, with the shared search weight optimiser — and keeps the one with the best accuracy on the architecture half (ties: the earlier sample). One search "epoch" is
 one candidate, so checkpoints and progress come per candidate. It has no operation-importance scores, so
 its operation-level correlation is undefined (null in the record).
 
@@ -54,8 +54,7 @@ class RandomSearch(SearchMethod):
 
     def _build_candidate(self, index: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         cfg = self.cfg
-        net = self.space.build_network(self.candidates[index], self.info, cfg["search_layers"],
-                                       cfg["search_channels"], auxiliary=False)
+        net = self.space.build_network(self.candidates[index], self.info, "search", auxiliary=False)
         net = to_device(net, cfg, self.device)
         return net, sgd(net.parameters(), cfg, "w")
 

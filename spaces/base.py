@@ -1,9 +1,11 @@
 """The search-space side of the narrow space/method interface.
 
-A space owns the topology (cells, edges, stages), the candidate ops on each searchable edge, the genotype
-type and its string form, the supernet and final-network builders, the derivation rule from per-edge op
-scores, and random sampling. It never knows a method by name: for every searchable edge of the supernet
-it calls the ``edge_factory`` it is given, and the method decides how the candidates are combined.
+A space owns the topology (cells, edges, stages), the candidate ops on each searchable edge (they may
+differ from edge to edge), the genotype type and its string form, the network sizes and the supernet and
+final-network builders, the derivation rule from per-edge op scores (shared by a group's cells, or one set
+of scores per cell), random sampling, and its table of known results where it has one. It never knows a
+method by name: for every searchable edge of the supernet it calls the ``edge_factory`` it is given, and the
+method decides how the candidates are combined.
 """
 
 from __future__ import annotations
@@ -28,40 +30,87 @@ class EdgeId:
     DARTS space, where all cells of a type share one matrix); ``index`` is its row in that matrix;
     ``cell`` is the position of the cell holding this instance (methods that keep per-cell state, such
     as AGNAS, key on it); ``channels`` is the number of channels every candidate op of the edge outputs
-    (a method that builds layers over the candidates' outputs, such as AGNAS's attention, sizes them by it).
+    (a method that builds layers over the candidates' outputs, such as AGNAS's attention, sizes them by it);
+    ``ops`` are the candidates' indices into the space's ``op_names``, in the order of the candidate modules
+    the edge factory receives (``space.edge_ops(group, index)``).
     """
 
     group: str
     index: int
     cell: int
     channels: int
+    ops: tuple[int, ...]
+
+    def slot(self, op: int) -> int:
+        """The position among the edge's candidate modules of op ``op`` (an index into ``op_names``)."""
+        return self.ops.index(op)
 
 
-# edge_factory(edge, candidates) -> module combining the candidate ops (ordered as the space's op_names)
+# edge_factory(edge, candidates) -> module combining the candidate ops (ordered as ``edge.ops``)
 EdgeFactory = Callable[[EdgeId, nn.ModuleList], nn.Module]
+
+NETWORK_SIZES = ("search", "eval", "paper")  # the sizes ``build_network`` builds
+
+# The size keys of the cell spaces (DARTS, heterogeneous, NAS-Bench-201), valued per space in ``defaults`` and
+# in its ``budgets`` (``cell_budgets``).
+CELL_SIZE_KEYS: dict[str, Key] = {
+    "search_layers": Key(None, "cells in the search supernet (nb201: cells per stage)", "[1, inf)", kind=int),
+    "search_channels": Key(None, "initial channels of the search supernet", "[1, inf)", kind=int),
+    "eval_layers": Key(None, "cells in the final network (nb201: cells per stage)", "[1, inf)", kind=int),
+    "eval_channels": Key(None, "initial channels of the final network", "[1, inf)", kind=int),
+}
+_CELL_BUDGETS: dict[str, dict[str, Any]] = {
+    "smoke": {"search_layers": 4, "search_channels": 4, "eval_layers": 4, "eval_channels": 8},
+    "small": {"search_layers": 5, "search_channels": 8, "eval_layers": 8, "eval_channels": 16},
+}
+
+
+def group_means(scores: dict[int, np.ndarray], groups: dict[int, str]) -> dict[str, np.ndarray]:
+    """Per group, the mean of its cells' score matrices (``scores[cell]``, ``groups[cell]``), in cell order."""
+    by_group: dict[str, list[np.ndarray]] = {}
+    for cell in sorted(scores):
+        by_group.setdefault(groups[cell], []).append(scores[cell])
+    return {group: np.mean(matrices, axis=0) for group, matrices in by_group.items()}
+
+
+def cell_size(space: SearchSpace, size: str) -> tuple[int, int]:
+    """(cells, initial channels) of a cell space's network at ``size`` (``NETWORK_SIZES``): the configuration's
+    ``search_*`` or ``eval_*`` keys, or for ``paper`` the space's own ``eval_*`` defaults."""
+    if size not in NETWORK_SIZES:
+        raise ValueError(f"unknown network size {size!r}; valid: {', '.join(NETWORK_SIZES)}")
+    values = space.defaults if size == "paper" else space.cfg
+    prefix = "search" if size == "search" else "eval"
+    return int(values[f"{prefix}_layers"]), int(values[f"{prefix}_channels"])
+
+
+def cell_budgets(**own: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A cell space's budget presets: the cell networks' smoke and small sizes, updated by the space's own
+    values (``cell_budgets(smoke={"search_layers": 3})``)."""
+    names = sorted(set(_CELL_BUDGETS) | set(own))
+    return {name: {**_CELL_BUDGETS.get(name, {}), **own.get(name, {})} for name in names}
 
 
 class SearchSpace:
     """Base class of a search space. Subclasses are registered with ``@register_space``.
 
-    Configuration (``harness.config``): ``keys`` declares the space's configuration keys — here the network
-    sizes every space has, valued per space in ``defaults``; a space extends them with its own
-    (``{**SearchSpace.keys, ...}``). ``defaults`` holds the space's paper values of keys declared elsewhere
-    (its network sizes; NAS-Bench-201's own search and evaluation protocol). The budget presets and
-    ``--set`` overrides act on them through ``harness.config``. ``budgets`` holds the space's own values of
-    a budget preset where the generic ones do not fit its networks (they win over the generic preset for
-    this space only).
+    Configuration (``harness.config``): ``size_keys`` declares the keys that size the space's networks (the
+    cell spaces: ``CELL_SIZE_KEYS``; a chain space has its own), valued in ``defaults`` — nothing outside
+    ``spaces/`` reads them: the space builds its networks from them (``build_supernet``, ``build_network``).
+    ``keys`` declares the space's other keys. ``cell_keys`` declares keys of the per-cell derivation
+    (``derive_cells``), which a pair has only when its method keeps scores per cell
+    (``SearchMethod.scores_per_cell``). ``defaults`` holds the space's paper values of keys declared
+    elsewhere (its network sizes; NAS-Bench-201's own search and evaluation protocol). The budget presets
+    and ``--set`` overrides act on them through ``harness.config``. ``budgets`` holds the space's own values
+    of a budget preset (its network sizes, and values where the generic ones do not fit its networks: they
+    win over the generic preset for this space only).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     op_names: ClassVar[tuple[str, ...]] = ()
-    keys: ClassVar[dict[str, Key]] = {
-        "search_layers": Key(None, "cells in the search supernet (nb201: cells per stage)", "[1, inf)", kind=int),
-        "search_channels": Key(None, "initial channels of the search supernet", "[1, inf)", kind=int),
-        "eval_layers": Key(None, "cells in the final network (nb201: cells per stage)", "[1, inf)", kind=int),
-        "eval_channels": Key(None, "initial channels of the final network", "[1, inf)", kind=int),
-    }
+    size_keys: ClassVar[dict[str, Key]] = {}
+    keys: ClassVar[dict[str, Key]] = {}
+    cell_keys: ClassVar[dict[str, Key]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -77,6 +126,14 @@ class SearchSpace:
             raise UserError(f"the auxiliary head (auxiliary_weight={cfg['auxiliary_weight']}) needs eval_batch_size "
                             f">= 2 (its BatchNorm cannot train on one image), got {cfg['eval_batch_size']}")
 
+    @classmethod
+    def check_stage_features(cls, cfg: dict[str, Any], stages: int, what: str) -> None:
+        """Refuse with one line (``UserError``) unless the supernet of ``cfg`` gives ``stages`` stage feature
+        maps through ``forward_features(x)`` (``what`` needs them, e.g. NOS's attention transfer). The
+        default: the space's supernet gives none."""
+        raise UserError(f"{what} needs a supernet with {stages} stage outputs; the {cls.name} space's supernet has "
+                        "none")
+
     # --- benchmark ------------------------------------------------------------------------------
     def benchmark(self) -> Any:
         """The space's table of known accuracies (NAS-Bench-201), or None for spaces without one."""
@@ -88,21 +145,40 @@ class SearchSpace:
 
     # --- topology -------------------------------------------------------------------------------
     def arch_shape(self) -> dict[str, tuple[int, int]]:
-        """Shape (edges, ops) of every architecture-matrix group, e.g. ``{"normal": (14, 8), ...}``."""
+        """Shape (edges, ops) of every architecture-matrix group, e.g. ``{"normal": (14, 8), ...}``: one row per
+        searchable edge (or choice block), one column per op of ``op_names``. Score matrices have this shape
+        whatever an edge's candidates; a column that is not a candidate of its edge is never read."""
         raise NotImplementedError
 
-    def selectable_ops(self) -> list[int]:
-        """Indices (into ``op_names``) of the ops the derivation may choose on an edge."""
-        raise NotImplementedError
+    def edge_ops(self, group: str, index: int) -> tuple[int, ...]:
+        """The candidate ops of edge (group, index): indices into ``op_names``, in the order the supernet gives
+        the candidate modules to the edge factory. The default: every op, on every edge."""
+        return tuple(range(len(self.op_names)))
+
+    def choice_ops(self, group: str, index: int) -> tuple[int, ...]:
+        """The candidates of edge (group, index) that a genotype may choose there (the derivation, the sampler
+        and the operation-level correlation use these). The default: every candidate."""
+        return self.edge_ops(group, index)
+
+    def candidate_mask(self) -> dict[str, np.ndarray]:
+        """Per group, a boolean ``arch_shape`` matrix: True where the op is a candidate of the edge."""
+        masks = {}
+        for group, (edges, ops) in self.arch_shape().items():
+            mask = np.zeros((edges, ops), dtype=bool)
+            for index in range(edges):
+                mask[index, list(self.edge_ops(group, index))] = True
+            masks[group] = mask
+        return masks
 
     # --- networks -------------------------------------------------------------------------------
     def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
-        """The search network; ``forward(x)`` returns logits."""
+        """The search network at the size the configuration gives; ``forward(x)`` returns logits."""
         raise NotImplementedError
 
-    def build_network(self, genotype: Any, info: DataInfo, layers: int, channels: int,
-                      auxiliary: bool) -> nn.Module:
-        """The final (evaluation) network for ``genotype``.
+    def build_network(self, genotype: Any, info: DataInfo, size: str = "eval", auxiliary: bool = False) -> nn.Module:
+        """The final network for ``genotype``, at one of the space's ``NETWORK_SIZES``: ``search`` (the search
+        network's size: random search trains its candidates at it), ``eval`` (the evaluation protocol's) or
+        ``paper`` (the space's paper size whatever the budget: the network a benchmark table describes).
 
         ``forward(x)`` returns ``(logits, aux_logits)``; ``aux_logits`` is None unless the network has an
         auxiliary head and is in training mode. The trainer sets ``drop_path_prob`` on the module.
@@ -113,6 +189,18 @@ class SearchSpace:
     def derive(self, scores: dict[str, np.ndarray]) -> Any:
         """The space's derivation rule applied to per-edge op scores (one matrix per group)."""
         raise NotImplementedError
+
+    def derive_cells(self, scores: dict[int, np.ndarray], groups: dict[int, str]) -> Any:
+        """The genotype from per-cell scores: ``scores[cell]`` is the ``arch_shape`` matrix of search cell
+        ``cell``, ``groups[cell]`` its group. The default averages the cells of each group (in cell order)
+        and applies ``derive``: a space whose cells share one architecture; a space that can give cells their
+        own genotypes overrides it."""
+        return self.derive(group_means(scores, groups))
+
+    def describe_cells(self, scores: dict[int, np.ndarray], groups: dict[int, str]) -> dict[str, Any]:
+        """For the record, what ``derive_cells`` did with each search cell: ``{"cells": {cell: facts}, ...}``
+        (the DARTS space: each cell's genotype and the positions it built). The default: nothing."""
+        return {}
 
     def sample(self, rng: np.random.Generator) -> Any:
         """A uniformly random valid genotype."""

@@ -10,9 +10,13 @@ op each.
 The space never knows which method searches it: for every edge of the supernet it calls the method's
 ``edge_factory`` with the edge's identity and its candidate ops, and uses whatever module comes back.
 
-A final network may also use its own cell per stage (AGNAS): a ``StagedGenotype`` holds three normal cells,
-one for each stage (the normal cells before the first reduction, between the two reductions, after the
-second), and the two reduction cells. ``search_stage_cells`` says which search cells supply them.
+A final network may also give its cells their own genotypes (``CellsGenotype``), derived from per-cell scores
+(``derive_cells``: a method that scores every search cell on its own, such as AGNAS). The space's key
+``stage_cells`` (a pair has it when its method scores per cell) says how: one cell per stage — three normal
+cells, one for each stage (the normal cells before the first reduction, between the two reductions, after
+the second), and the two reduction cells; string ``StagedGenotype(...)`` — or, with ``stage_cells=each``, one
+cell per position of the final network (which then has as many cells as the search network); string
+``PerCellGenotype(...)``. ``search_stage_cells`` says which search cells supply them.
 """
 
 from __future__ import annotations
@@ -23,24 +27,52 @@ import operator
 from collections import namedtuple
 from collections.abc import Callable
 from functools import reduce
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from harness.config import Key
 from harness.data import DataInfo
 from harness.errors import GenotypeError, UserError
 from harness.registry import register_space
-from spaces.base import EdgeFactory, EdgeId, SearchSpace
+from spaces.base import CELL_SIZE_KEYS, EdgeFactory, EdgeId, SearchSpace, cell_budgets, cell_size
 from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path, stem
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
-# normal: three cells' (op, source) lists, one per stage; reduce: two, one per reduction cell (concat 2..5)
-StagedGenotype = namedtuple("StagedGenotype", "normal reduce")
+
+
+class CellsGenotype(NamedTuple):
+    """A genotype whose cells have their own architectures: ``normal`` holds normal cells and ``reduce`` the two
+    reduction cells, each a list of (op, source) pairs as in ``Genotype`` (concat 2..5). ``per`` says which
+    final cells each builds: ``stage`` — ``normal[k]`` builds every normal cell of stage k (three normal
+    cells) — or ``cell`` — one per position of the final network, the normal cells in position order (the
+    network then has exactly ``len(normal) + 2`` cells). ``repr`` is the string form."""
+
+    normal: list
+    reduce: list
+    per: str = "stage"
+
+    def __repr__(self) -> str:
+        return _format_cells(self)
+
+
+StagedGenotype = CellsGenotype  # the per-stage form (its default ``per``), by the name of its string
+CELL_FORMS = {"stage": "StagedGenotype", "cell": "PerCellGenotype"}  # ``per`` → the string's type name
 STAGES = 3
-STAGED_CELLS = (("normal", STAGES), ("reduce", STAGES - 1))  # a StagedGenotype's fields and their cell counts
+REDUCTIONS = 2
 STAGE_RULES = ("first", "last")
+EACH = "each"  # the stage rule that gives every position of the final network its own cell
+
+
+def stage_cells_rule(rule: str) -> str:
+    """The form of ``stage_cells`` (``Key.check``): a rule name or three cell indices; whether the indices are
+    normal cells of the search network depends on ``search_layers`` (``DartsSpace.validate_config``)."""
+    parts = [part.strip() for part in rule.split(",")]
+    if rule in (*STAGE_RULES, EACH) or (len(parts) == STAGES and all(part.isdecimal() for part in parts)):
+        return rule
+    raise ValueError("is not valid")
 
 STEPS = 4  # intermediate nodes per cell
 NUM_EDGES = sum(2 + step for step in range(STEPS))  # 14
@@ -51,9 +83,13 @@ _FIELDS = Genotype._fields
 _EXPECTED_FORM = ("expected Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ... 8 (op, source) "
                   "pairs, two per node 2..5, each source < its node, the two distinct], "
                   "normal_concat=range(2, 6), reduce=[... 8 pairs], reduce_concat=range(2, 6))")
-_EXPECTED_STAGED = ("expected StagedGenotype(normal=[[... 8 (op, source) pairs, two per node 2..5, each source < "
-                    "its node, the two distinct], [... stage 2], [... stage 3]], reduce=[[... first reduction "
-                    "cell], [... second]])")
+_EXPECTED_CELLS = {
+    "stage": ("expected StagedGenotype(normal=[[... 8 (op, source) pairs, two per node 2..5, each source < its node, "
+              "the two distinct], [... stage 2], [... stage 3]], reduce=[[... first reduction cell], [... second]])"),
+    "cell": ("expected PerCellGenotype(normal=[[... 8 (op, source) pairs, two per node 2..5, each source < its node, "
+             "the two distinct], ... one per normal cell, in position order], reduce=[[... first reduction cell], "
+             "[... second]])"),
+}
 
 
 def edge_sources() -> list[tuple[int, int]]:
@@ -73,20 +109,24 @@ def reduction_positions(layers: int) -> tuple[int, int]:
 
 
 def search_stage_cells(layers: int, rule: str) -> tuple[list[int], list[int]]:
-    """The search cells whose genotypes build a per-stage final network: (the normal cell of each of the three
-    stages, the two reduction cells) of a search network with ``layers`` cells (at least 3).
+    """The search cells whose genotypes build a final network of its own cells: (the search cells that supply
+    its normal cells, the two that supply its reduction cells) of a search network with ``layers`` cells (at
+    least 3).
 
     ``rule`` picks the normal cells: ``first`` = the first normal search cell of each stage (AGNAS's reference
     assignment: cells 0, 3, 6 of 8), ``last`` = the last one (1, 4, 7 of 8), or three comma-separated indices
-    of normal search cells (``"0,3,6"``; any normal cell may serve any stage). Below 5 search cells a stage
-    can have no normal cell (4 cells: normal, reduction, reduction, normal); ``first`` and ``last`` then
-    reuse the cell chosen for the stage before it. The reduction cells are the search network's two.
-    Refuses a bad rule with one line (``UserError``).
+    of normal search cells (``"0,3,6"``; any normal cell may serve any stage) — one per stage — or ``each`` =
+    every normal search cell in order, one per position (a final network of ``layers`` cells). Below 5 search
+    cells a stage can have no normal cell (4 cells: normal, reduction, reduction, normal); ``first`` and
+    ``last`` then reuse the cell chosen for the stage before it. The reduction cells are the search
+    network's two. Refuses a bad rule with one line (``UserError``).
     """
     if layers < 3:
-        raise UserError(f"a per-stage final network needs search_layers >= 3 (two distinct reduction cells and "
-                        f"a normal cell), got {layers}")
+        raise UserError(f"a final network of its own cells needs search_layers >= 3 (two distinct reduction cells "
+                        f"and a normal cell), got {layers}")
     reductions = list(reduction_positions(layers))
+    if rule == EACH:
+        return [c for c in range(layers) if c not in reductions], reductions
     bounds = [0, *reductions, layers]
     if rule in STAGE_RULES:
         normal: list[int] = []
@@ -96,8 +136,8 @@ def search_stage_cells(layers: int, rule: str) -> tuple[list[int], list[int]]:
         return normal, reductions
     parts = [part.strip() for part in str(rule).split(",")]
     if len(parts) != STAGES or not all(part.isdecimal() for part in parts):
-        raise UserError(f"stage_cells must be {' or '.join(STAGE_RULES)} or {STAGES} comma-separated search cell "
-                        f"indices such as 0,3,6, got {rule!r}")
+        raise UserError(f"stage_cells must be {', '.join((*STAGE_RULES, EACH))} or {STAGES} comma-separated search "
+                        f"cell indices such as 0,3,6, got {rule!r}")
     normal = [int(part) for part in parts]
     for cell in normal:
         if cell >= layers or cell in reductions:
@@ -105,6 +145,13 @@ def search_stage_cells(layers: int, rule: str) -> tuple[list[int], list[int]]:
             raise UserError(f"stage_cells: search cell {cell} is not a normal cell of the {layers}-cell search "
                             f"network (normal cells: {', '.join(map(str, valid))})")
     return normal, reductions
+
+
+def check_skeleton_stages(cfg: dict[str, Any], stages: int, what: str) -> None:
+    """``check_stage_features`` of a space with DARTS's skeleton: ``SearchNetwork.forward_features`` gives the
+    three stage outputs from 3 search cells on."""
+    if stages != STAGES or int(cfg["search_layers"]) < STAGES:
+        raise UserError(f"{what} needs search_layers >= {STAGES} (three stages to match the teacher's)")
 
 
 # --- genotype strings ------------------------------------------------------------------------------------
@@ -188,8 +235,14 @@ def _parse_concat(field: str, node: ast.AST) -> range | list[int]:
     raise _bad(f"{field} must be range(2, 6) or a list of node indices, got {_snippet(node)}")
 
 
-def _bad_staged(problem: str) -> GenotypeError:
-    return GenotypeError(f"invalid DARTS staged genotype: {problem}; {_EXPECTED_STAGED}")
+def _bad_cells(per: str) -> Callable[[str], GenotypeError]:
+    what = "staged" if per == "stage" else "per-cell"
+    return lambda problem: GenotypeError(f"invalid DARTS {what} genotype: {problem}; {_EXPECTED_CELLS[per]}")
+
+
+def _cell_counts(per: str, normal: int) -> bool:
+    """Whether a ``CellsGenotype`` of form ``per`` may hold ``normal`` normal cells (and two reduction cells)."""
+    return normal == STAGES if per == "stage" else normal >= 1
 
 
 def _check_cell(field: str, edges: list[tuple[str, int]], op_names: tuple[str, ...],
@@ -233,13 +286,18 @@ def _check_edge_list(field: str, edges: Any, op_names: tuple[str, ...], bad: Cal
 
 
 def _check_genotype(genotype: Any, op_names: tuple[str, ...]) -> None:
-    if isinstance(genotype, StagedGenotype):
-        for group, count in STAGED_CELLS:
+    if isinstance(genotype, CellsGenotype):
+        if genotype.per not in CELL_FORMS:
+            raise _bad(f"a CellsGenotype is per {' or per '.join(CELL_FORMS)}, got per={genotype.per!r}")
+        bad = _bad_cells(genotype.per)
+        for group in CellsGenotype._fields[:2]:
             cells = getattr(genotype, group)
-            if not (isinstance(cells, (list, tuple)) and len(cells) == count):
-                raise _bad_staged(f"{group} must hold {count} cells")
+            if not isinstance(cells, (list, tuple)):
+                raise bad(f"{group} must be a list of cells")
+            if not (_cell_counts(genotype.per, len(cells)) if group == "normal" else len(cells) == REDUCTIONS):
+                raise bad(f"{group} must hold {_count_text(genotype.per, group)}")
             for k, edges in enumerate(cells):
-                _check_edge_list(f"{group}[{k}]", edges, op_names, _bad_staged)
+                _check_edge_list(f"{group}[{k}]", edges, op_names, bad)
         return
     if not isinstance(genotype, Genotype):
         raise _bad(f"not a Genotype: {type(genotype).__name__}")
@@ -248,41 +306,65 @@ def _check_genotype(genotype: Any, op_names: tuple[str, ...]) -> None:
         _check_concat(f"{group}_concat", getattr(genotype, f"{group}_concat"))
 
 
-def _parse_staged(text: str, op_names: tuple[str, ...]) -> StagedGenotype:
-    fields = parse_call_fields(text, "StagedGenotype", StagedGenotype._fields, _bad_staged)
+def _count_text(per: str, group: str) -> str:
+    if group == "reduce":
+        return f"{REDUCTIONS} cells"
+    return f"{STAGES} cells" if per == "stage" else "at least 1 cell"
+
+
+def _parse_cells(text: str, per: str, op_names: tuple[str, ...]) -> CellsGenotype:
+    bad = _bad_cells(per)
+    fields = parse_call_fields(text, CELL_FORMS[per], CellsGenotype._fields[:2], bad)
     values = {}
-    for group, count in STAGED_CELLS:
+    for group in CellsGenotype._fields[:2]:
         node = fields[group]
-        if not (isinstance(node, ast.List) and len(node.elts) == count):
-            raise _bad_staged(f"{group} must be a list of {count} cells, got {_snippet(node)}")
+        count = len(node.elts) if isinstance(node, ast.List) else -1
+        if not (_cell_counts(per, count) if group == "normal" else count == REDUCTIONS):
+            raise bad(f"{group} must be a list of {_count_text(per, group)}, got {_snippet(node)}")
         cells = []
-        for k, cell in enumerate(node.elts):
-            edges = parse_edges(f"{group}[{k}]", cell, _bad_staged)
-            _check_cell(f"{group}[{k}]", edges, op_names, _bad_staged)
+        for k, cell in enumerate(node.elts):  # type: ignore[attr-defined]
+            edges = parse_edges(f"{group}[{k}]", cell, bad)
+            _check_cell(f"{group}[{k}]", edges, op_names, bad)
             cells.append(edges)
         values[group] = cells
-    return StagedGenotype(**values)
+    return CellsGenotype(**values, per=per)
+
+
+def check_cells_fit(genotype: Any, layers: int) -> None:
+    """Refuse (``GenotypeError``, one line) a per-cell genotype for a network of another number of cells."""
+    if isinstance(genotype, CellsGenotype) and genotype.per == "cell":
+        cells = len(genotype.normal) + REDUCTIONS
+        if layers != cells:
+            raise GenotypeError(f"a PerCellGenotype of {cells} cells builds a network of {cells} cells, not {layers}")
 
 
 def cell_genotype(genotype: Any, position: int, layers: int) -> Any:
     """The genotype that builds the final network's cell at ``position`` of ``layers``.
 
-    For a ``StagedGenotype`` that is a ``Genotype`` whose two cells are both the one of this position's stage
-    (normal cells: the stage's normal cell; a reduction cell: its own), so the cell reads it whatever its
-    type; any other genotype builds every cell as it is.
+    For a ``CellsGenotype`` that is a ``Genotype`` whose two cells are both the one of this position (per
+    stage — normal cells: the stage's normal cell; a reduction cell: its own — or per cell: its own), so the
+    cell reads it whatever its type; any other genotype builds every cell as it is.
     """
-    if not isinstance(genotype, StagedGenotype):
+    if not isinstance(genotype, CellsGenotype):
         return genotype
     reductions = reduction_positions(layers)
     if position in reductions:
         edges = genotype.reduce[reductions.index(position)]
-    else:
+    elif genotype.per == "stage":
         edges = genotype.normal[sum(position > r for r in set(reductions))]
+    else:
+        edges = genotype.normal[position - sum(position > r for r in reductions)]  # normal cells in order
     return Genotype(normal=edges, normal_concat=CONCAT, reduce=edges, reduce_concat=CONCAT)
 
 
 def _format_edges(edges: list[tuple[str, int]]) -> str:
     return "[" + ", ".join(f"({str(op)!r}, {int(source)})" for op, source in edges) + "]"
+
+
+def _format_cells(genotype: CellsGenotype) -> str:
+    def cells(group: str) -> str:
+        return "[" + ", ".join(_format_edges(edges) for edges in getattr(genotype, group)) + "]"
+    return f"{CELL_FORMS.get(genotype.per, 'CellsGenotype')}(normal={cells('normal')}, reduce={cells('reduce')})"
 
 
 # --- networks ------------------------------------------------------------------------------------------
@@ -316,19 +398,27 @@ def _search_candidates(C: int, stride: int, op_names: tuple[str, ...]) -> nn.Mod
     return nn.ModuleList(candidates)
 
 
+def edge_id(space: SearchSpace, group: str, index: int, cell: int, channels: int) -> tuple[EdgeId, tuple[str, ...]]:
+    """The identity of a supernet edge and the names of its candidates (``space.edge_ops``)."""
+    ops = tuple(space.edge_ops(group, index))
+    names = tuple(space.op_names[o] for o in ops)
+    return EdgeId(group=group, index=index, cell=cell, channels=channels, ops=ops), names
+
+
 class SearchCell(nn.Module):
-    """A supernet cell: every one of the 14 edges carries all candidate ops, combined by the method."""
+    """A supernet cell: every one of the 14 edges carries its candidate ops (``space.edge_ops``: all of them in
+    the DARTS space), combined by the method."""
 
     def __init__(self, edge_factory: EdgeFactory, cell: int, C_prev_prev: int, C_prev: int, C: int,
-                 reduction: bool, reduction_prev: bool, op_names: tuple[str, ...]):
+                 reduction: bool, reduction_prev: bool, space: SearchSpace):
         super().__init__()
         self.reduction = reduction
         self.preprocess0, self.preprocess1 = _preprocess(C_prev_prev, C_prev, C, reduction_prev, affine=False)
         group = "reduce" if reduction else "normal"
         edges = []
         for index, (_, source) in enumerate(edge_sources()):
-            candidates = self.candidates(C, edge_stride(reduction, source), op_names)
-            edges.append(edge_factory(EdgeId(group=group, index=index, cell=cell, channels=C), candidates))
+            edge, names = edge_id(space, group, index, cell, C)
+            edges.append(edge_factory(edge, self.candidates(C, edge_stride(reduction, source), names)))
         self.edges = nn.ModuleList(edges)
 
     def candidates(self, C: int, stride: int, op_names: tuple[str, ...]) -> nn.ModuleList:
@@ -355,7 +445,7 @@ class SearchNetwork(nn.Module):
     """
 
     def __init__(self, edge_factory: EdgeFactory, info: DataInfo, layers: int, C: int,
-                 op_names: tuple[str, ...], cell_cls: type[nn.Module] | None = None):
+                 space: SearchSpace, cell_cls: type[nn.Module] | None = None):
         super().__init__()
         C_curr = STEM_MULTIPLIER * C
         self.stem = stem(info.in_channels, C_curr)
@@ -368,7 +458,7 @@ class SearchNetwork(nn.Module):
             if reduction:
                 C_curr *= 2
             cells.append((cell_cls or SearchCell)(edge_factory, i, C_prev_prev, C_prev, C_curr, reduction,
-                                                  reduction_prev, op_names))
+                                                  reduction_prev, space))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, STEPS * C_curr
         self.cells = nn.ModuleList(cells)
@@ -512,31 +602,59 @@ class EvalNetwork(nn.Module):
 
 @register_space
 class DartsSpace(SearchSpace):
-    """The DARTS cell space: shared normal and reduction cells, 14 edges × 8 ops each."""
+    """The DARTS cell space: shared normal and reduction cells, 14 edges × 8 ops each (or, derived from
+    per-cell scores, cells of their own: ``derive_cells``)."""
 
     name = "darts"
     description = "DARTS cells: 4 nodes, 14 edges x 8 ops, shared normal and reduction cells"
     op_names = DARTS_OPS
+    size_keys = CELL_SIZE_KEYS
+    cell_keys: ClassVar[dict[str, Key]] = {
+        "stage_cells": Key("first", "darts, per-cell scores (AGNAS): search cell of each stage's normal cells: 'first' "
+                                    "(AGNAS's reference: 0,3,6 of 8), 'last', three indices 'a,b,c', or 'each' (one "
+                                    "cell per position; eval_layers = search_layers); reduction cells: the two "
+                                    "search reduction cells", check=stage_cells_rule,
+                           valid=f"{', '.join((*STAGE_RULES, EACH))} or {STAGES} comma-separated indices of normal "
+                                 "search cells such as 0,3,6"),
+    }
     defaults: ClassVar[dict[str, Any]] = {"search_layers": 8, "search_channels": 16,
                                           "eval_layers": 20, "eval_channels": 36}
+    budgets: ClassVar[dict[str, dict[str, Any]]] = cell_budgets()
+
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any]) -> None:
+        """The base rule, and the stage rule of a per-cell derivation against the search and final networks."""
+        super().validate_config(cfg)
+        if "stage_cells" in cfg:
+            search_stage_cells(int(cfg["search_layers"]), cfg["stage_cells"])
+            if cfg["stage_cells"] == EACH and cfg["eval_layers"] != cfg["search_layers"]:
+                raise UserError(f"stage_cells=each gives every cell of the final network its own search cell, so it "
+                                f"needs eval_layers = search_layers, got {cfg['eval_layers']} and "
+                                f"{cfg['search_layers']}")
+
+    @classmethod
+    def check_stage_features(cls, cfg: dict[str, Any], stages: int, what: str) -> None:
+        check_skeleton_stages(cfg, stages, what)
 
     # --- topology -------------------------------------------------------------------------------
     def arch_shape(self) -> dict[str, tuple[int, int]]:
         return {"normal": (NUM_EDGES, len(self.op_names)), "reduce": (NUM_EDGES, len(self.op_names))}
 
-    def selectable_ops(self) -> list[int]:
-        return [i for i, name in enumerate(self.op_names) if name != "none"]
+    def choice_ops(self, group: str, index: int) -> tuple[int, ...]:
+        """Every candidate but ``none``: choosing it would remove the edge."""
+        return tuple(op for op in self.edge_ops(group, index) if self.op_names[op] != "none")
 
     # --- networks -------------------------------------------------------------------------------
     def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
-        return SearchNetwork(edge_factory, info, int(self.cfg["search_layers"]),
-                             int(self.cfg["search_channels"]), self.op_names)
+        return SearchNetwork(edge_factory, info, *cell_size(self, "search"), self)
 
-    def build_network(self, genotype: Genotype | StagedGenotype, info: DataInfo, layers: int, channels: int,
-                      auxiliary: bool) -> nn.Module:
-        """The final network: every cell of a type from the one ``Genotype``, or each stage's normal cells and
-        each reduction cell from its own cell of a ``StagedGenotype``."""
+    def build_network(self, genotype: Genotype | CellsGenotype, info: DataInfo, size: str = "eval",
+                      auxiliary: bool = False) -> nn.Module:
+        """The final network: every cell of a type from the one ``Genotype``, or each cell from its own cell of
+        a ``CellsGenotype`` (per stage, or per cell: then the network has the genotype's number of cells)."""
         _check_genotype(genotype, self.op_names)
+        layers, channels = cell_size(self, size)
+        check_cells_fit(genotype, layers)
         return EvalNetwork(genotype, info, layers, channels, auxiliary)
 
     # --- genotypes ------------------------------------------------------------------------------
@@ -545,66 +663,96 @@ class DartsSpace(SearchSpace):
         for group in self.arch_shape():
             if group not in scores:
                 raise ValueError(f"derive needs scores for '{group}', got {sorted(scores)}")
-        return Genotype(normal=self.derive_cell(scores["normal"], "normal"), normal_concat=CONCAT,
-                        reduce=self.derive_cell(scores["reduce"], "reduce"), reduce_concat=CONCAT)
+        return Genotype(normal=self.derive_cell(scores["normal"], "normal", "normal"), normal_concat=CONCAT,
+                        reduce=self.derive_cell(scores["reduce"], "reduce", "reduce"), reduce_concat=CONCAT)
 
-    def derive_cell(self, scores: np.ndarray, name: str = "scores") -> list[tuple[str, int]]:
-        """The DARTS derivation rule for one cell's ``[14, ops]`` scores, made deterministic.
+    def derive_cells(self, scores: dict[int, np.ndarray], groups: dict[int, str]) -> CellsGenotype:
+        """Cells of their own: the DARTS rule on each supplying search cell's scores, the supplying cells chosen
+        by ``stage_cells`` (``search_stage_cells``) — per stage, or per position with ``each``."""
+        normal, reduce = search_stage_cells(len(scores), self.cfg["stage_cells"])
+        return CellsGenotype(normal=[self.derive_cell(scores[c], f"cell {c}", groups[c]) for c in normal],
+                             reduce=[self.derive_cell(scores[c], f"cell {c}", groups[c]) for c in reduce],
+                             per="cell" if self.cfg["stage_cells"] == EACH else "stage")
 
-        For each intermediate node, an incoming edge's strength is its highest score over the non-``none``
-        ops (``none`` is ignored entirely: choosing it would remove the edge). The two strongest edges are
-        kept, strongest first; equal strengths go to the lower source index. On each kept edge the op is the
-        best non-``none`` op; equal scores go to the op earlier in ``op_names``.
+    def describe_cells(self, scores: dict[int, np.ndarray], groups: dict[int, str]) -> dict[str, Any]:
+        """Every search cell's own genotype and the final cells it built, and the stage rule's assignment."""
+        rule = self.cfg["stage_cells"]
+        normal, reduce = search_stage_cells(len(scores), rule)
+        cells = {}
+        for cell in sorted(scores):
+            if rule == EACH:
+                used = [f"final cell {cell}"] if cell in normal or cell in reduce else []
+            else:
+                used = ([f"normal cells of stage {k + 1}" for k, c in enumerate(normal) if c == cell]
+                        + [f"reduction cell {k + 1}" for k, c in enumerate(reduce) if c == cell])
+            cells[cell] = {"genotype": [list(pair) for pair in self.derive_cell(scores[cell], f"cell {cell}",
+                                                                                  groups[cell])],
+                           "used_for": used}
+        return {"cells": cells, "stage_cells": {"rule": rule, "normal": normal, "reduce": reduce}}
+
+    def derive_cell(self, scores: np.ndarray, name: str = "scores", group: str = "normal") -> list[tuple[str, int]]:
+        """The DARTS derivation rule for one cell's ``[14, ops]`` scores (of a cell of ``group``), made
+        deterministic.
+
+        For each intermediate node, an incoming edge's strength is its highest score over the ops a genotype
+        may choose there (``choice_ops``: ``none`` is ignored entirely, choosing it would remove the edge). The
+        two strongest edges are kept, strongest first; equal strengths go to the lower source index. On each
+        kept edge the op is the best of those ops; equal scores go to the op earlier in ``op_names``.
         """
-        selectable = self.selectable_ops()
         matrix = np.asarray(scores, dtype=np.float64)
         shape = (NUM_EDGES, len(self.op_names))
         if matrix.shape != shape:
             raise ValueError(f"scores['{name}'] must have shape {shape}, got {matrix.shape}")
         if np.isnan(matrix).any():
             raise ValueError(f"scores['{name}'] contains NaN")
-        usable = matrix[:, selectable]
         edges: list[tuple[str, int]] = []
         start = 0
         for node in range(2, 2 + STEPS):
-            rows = usable[start:start + node]
-            strength = rows.max(axis=1)
+            choices = [self.choice_ops(group, start + source) for source in range(node)]
+            rows = [matrix[start + source, list(ops)] for source, ops in enumerate(choices)]
+            strength = [row.max() for row in rows]
             # np.argmax and the stable sort both favour the first index: the tie-breaks documented above.
             ranked = sorted(range(node), key=lambda source: -strength[source])
             for source in ranked[:2]:
-                best = selectable[int(np.argmax(rows[source]))]
+                best = choices[source][int(np.argmax(rows[source]))]
                 edges.append((self.op_names[best], source))
             start += node
         return edges
 
     def sample(self, rng: np.random.Generator) -> Genotype:
-        """A uniform random genotype: per node two distinct sources, each with a uniform non-``none`` op.
+        """A uniform random genotype: per node two distinct sources, each with a uniform op among those a
+        genotype may choose on its edge (``choice_ops``).
 
         The two entries of a node are ordered by source index. Uses only ``rng``, so equal generator states
         give equal genotypes.
         """
-        selectable = self.selectable_ops()
         cells = {}
         for group in ("normal", "reduce"):
             edges = []
+            start = 0
             for node in range(2, 2 + STEPS):
                 sources = sorted(int(s) for s in rng.choice(node, size=2, replace=False))
-                ops = rng.integers(0, len(selectable), size=2)
-                edges += [(self.op_names[selectable[int(op)]], source) for op, source in zip(ops, sources)]
+                choices = [self.choice_ops(group, start + source) for source in sources]
+                ops = rng.integers(0, [len(c) for c in choices])
+                edges += [(self.op_names[c[int(op)]], source) for c, op, source in zip(choices, ops, sources)]
+                start += node
             cells[group] = edges
         return Genotype(normal=cells["normal"], normal_concat=CONCAT,
                         reduce=cells["reduce"], reduce_concat=CONCAT)
 
-    def parse(self, text: str) -> Genotype | StagedGenotype:
+    def parse(self, text: str) -> Genotype | CellsGenotype:
         """Genotype from its DARTS repr form, read with ``ast`` (never evaluated).
 
         Accepts ``Genotype(normal=[(op, source), ...], normal_concat=range(2, 6), reduce=[...],
         reduce_concat=range(2, 6))`` with the fields as keywords or in order; concat may also be a list of
-        node indices. A per-stage genotype reads ``StagedGenotype(normal=[[(op, source), ...], [...], [...]],
-        reduce=[[...], [...]])``. Every problem raises ``GenotypeError`` with one line.
+        node indices. Cells of their own read ``StagedGenotype(normal=[[(op, source), ...], [...], [...]],
+        reduce=[[...], [...]])`` (per stage) or ``PerCellGenotype(normal=[[...], ...], reduce=[[...], [...]])``
+        (per cell). Every problem raises ``GenotypeError`` with one line.
         """
-        if isinstance(text, str) and text.lstrip().startswith("StagedGenotype("):
-            return _parse_staged(text, self.op_names)
+        if isinstance(text, str):
+            for per, type_name in CELL_FORMS.items():
+                if text.lstrip().startswith(f"{type_name}("):
+                    return _parse_cells(text, per, self.op_names)
         fields = parse_call_fields(text, "Genotype", _FIELDS, _bad)
         values: dict[str, Any] = {}
         for group in ("normal", "reduce"):
@@ -614,14 +762,13 @@ class DartsSpace(SearchSpace):
             values[group], values[f"{group}_concat"] = edges, CONCAT
         return Genotype(**values)
 
-    def to_str(self, genotype: Genotype | StagedGenotype) -> str:
+    def to_str(self, genotype: Genotype | CellsGenotype) -> str:
         """The DARTS repr form, e.g. ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6),
-        reduce=[...], reduce_concat=range(2, 6))`` or ``StagedGenotype(normal=[[...], [...], [...]],
-        reduce=[[...], [...]])``; raises ``GenotypeError`` for an invalid genotype."""
+        reduce=[...], reduce_concat=range(2, 6))``, ``StagedGenotype(normal=[[...], [...], [...]],
+        reduce=[[...], [...]])`` or ``PerCellGenotype(normal=[[...], ...], reduce=[[...], [...]])``; raises
+        ``GenotypeError`` for an invalid genotype."""
         _check_genotype(genotype, self.op_names)
-        if isinstance(genotype, StagedGenotype):
-            def cells(group: str) -> str:
-                return "[" + ", ".join(_format_edges(edges) for edges in getattr(genotype, group)) + "]"
-            return f"StagedGenotype(normal={cells('normal')}, reduce={cells('reduce')})"
+        if isinstance(genotype, CellsGenotype):
+            return _format_cells(genotype)
         return (f"Genotype(normal={_format_edges(genotype.normal)}, normal_concat=range(2, 6), "
                 f"reduce={_format_edges(genotype.reduce)}, reduce_concat=range(2, 6))")

@@ -57,7 +57,7 @@ from torch import nn
 from harness.data import DataInfo
 from harness.errors import GenotypeError
 from harness.registry import register_space
-from spaces.base import EdgeFactory, EdgeId, SearchSpace
+from spaces.base import CELL_SIZE_KEYS, EdgeFactory, SearchSpace, cell_budgets, cell_size
 from spaces.darts import (
     CONCAT,
     NUM_EDGES,
@@ -67,6 +67,8 @@ from spaces.darts import (
     _preprocess,
     _search_candidates,
     _snippet,
+    check_skeleton_stages,
+    edge_id,
     edge_stride,
     parse_call_fields,
     parse_edges,
@@ -177,13 +179,14 @@ class SearchCell(DartsSearchCell):
     combined by the method's edge modules into contributions."""
 
     def __init__(self, edge_factory: EdgeFactory, cell: int, C_prev_prev: int, C_prev: int, C: int,
-                 reduction: bool, reduction_prev: bool, op_names: tuple[str, ...]):
-        super().__init__(edge_factory, cell, C_prev_prev, C_prev, C, reduction, reduction_prev, op_names)
+                 reduction: bool, reduction_prev: bool, space: SearchSpace):
+        super().__init__(edge_factory, cell, C_prev_prev, C_prev, C, reduction, reduction_prev, space)
         group = "reduce" if reduction else "normal"
-        self.tier2 = nn.ModuleList(
-            edge_factory(EdgeId(group=group, index=TIER2_OFFSET + step, cell=cell, channels=C),
-                         _family_ops(_search_candidates(C, 1, op_names), op_names, tier2=True))
-            for step in range(STEPS))
+        tier2 = []
+        for step in range(STEPS):
+            edge, names = edge_id(space, group, TIER2_OFFSET + step, cell, C)
+            tier2.append(edge_factory(edge, _family_ops(_search_candidates(C, 1, names), names, tier2=True)))
+        self.tier2 = nn.ModuleList(tier2)
 
     def candidates(self, C: int, stride: int, op_names: tuple[str, ...]) -> nn.ModuleList:
         return _family_ops(_search_candidates(C, stride, op_names), op_names, tier2=False)
@@ -301,27 +304,29 @@ class HeteroSpace(SearchSpace):
     name = "hetero"
     description = "NOS heterogeneous cells: residual blocks of feature, attention and dynamic-conv ops, 18 x 11"
     op_names = HETERO_OPS
+    size_keys = CELL_SIZE_KEYS
     defaults: ClassVar[dict[str, Any]] = {"search_layers": 8, "search_channels": 16,
                                           "eval_layers": 20, "eval_channels": 36}
     # Each heterogeneous edge carries 11 ops (about 2.5× a DARTS edge's cost on a CPU, where these tiny ops
     # are overhead-bound): the smoke budget keeps a seed near a minute with the fewest cells that still have
     # three stages (normal, reduction, reduction) and one sampled edge for the operation-level correlation.
-    budgets: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"search_layers": 3, "eval_layers": 3, "corr_edges": 1}}
+    budgets: ClassVar[dict[str, dict[str, Any]]] = cell_budgets(
+        smoke={"search_layers": 3, "eval_layers": 3, "corr_edges": 1})
+
+    @classmethod
+    def check_stage_features(cls, cfg: dict[str, Any], stages: int, what: str) -> None:
+        check_skeleton_stages(cfg, stages, what)
 
     def arch_shape(self) -> dict[str, tuple[int, int]]:
         return {"normal": (NUM_ROWS, len(self.op_names)), "reduce": (NUM_ROWS, len(self.op_names))}
 
-    def selectable_ops(self) -> list[int]:
-        return list(range(len(self.op_names)))
-
     def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
-        return SearchNetwork(edge_factory, info, int(self.cfg["search_layers"]), int(self.cfg["search_channels"]),
-                             self.op_names, cell_cls=SearchCell)
+        return SearchNetwork(edge_factory, info, *cell_size(self, "search"), self, cell_cls=SearchCell)
 
-    def build_network(self, genotype: HeteroGenotype, info: DataInfo, layers: int, channels: int,
-                      auxiliary: bool) -> nn.Module:
+    def build_network(self, genotype: HeteroGenotype, info: DataInfo, size: str = "eval",
+                      auxiliary: bool = False) -> nn.Module:
         _check_genotype(genotype)
-        return EvalNetwork(genotype, info, layers, channels, auxiliary, cell_cls=EvalCell)
+        return EvalNetwork(genotype, info, *cell_size(self, size), auxiliary, cell_cls=EvalCell)
 
     def derive(self, scores: dict[str, np.ndarray]) -> HeteroGenotype:
         cells: dict[str, Any] = {}

@@ -44,7 +44,7 @@ from harness.benchmarks.nb201_arch import (
 from harness.config import Key, existing_file_or
 from harness.data import DataInfo
 from harness.registry import register_space
-from spaces.base import EdgeFactory, EdgeId, SearchSpace
+from spaces.base import CELL_SIZE_KEYS, EdgeFactory, EdgeId, SearchSpace, cell_budgets, cell_size
 from spaces.ops import OPS, ReLUConvBN
 
 GROUP = "cell"
@@ -84,14 +84,17 @@ def _forward_cell(edges: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
 
 
 class SearchCell(nn.Module):
-    """A supernet cell: all 5 ops on each of the 6 edges (BN affine=False), combined by the method."""
+    """A supernet cell: each of the 6 edges with its candidates (``space.edge_ops``: all 5 ops), BN
+    affine=False, combined by the method."""
 
-    def __init__(self, edge_factory: EdgeFactory, cell: int, C: int, op_names: tuple[str, ...]):
+    def __init__(self, edge_factory: EdgeFactory, cell: int, C: int, space: SearchSpace):
         super().__init__()
-        self.edges = nn.ModuleList(
-            edge_factory(EdgeId(group=GROUP, index=e, cell=cell, channels=C),
-                         nn.ModuleList(OPS[name](C, 1, False) for name in op_names))
-            for e in range(len(EDGES)))
+        edges = []
+        for e in range(len(EDGES)):
+            ops = tuple(space.edge_ops(GROUP, e))
+            edges.append(edge_factory(EdgeId(group=GROUP, index=e, cell=cell, channels=C, ops=ops),
+                                      nn.ModuleList(OPS[space.op_names[o]](C, 1, False) for o in ops)))
+        self.edges = nn.ModuleList(edges)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _forward_cell(self.edges, x)
@@ -152,8 +155,8 @@ class NB201Space(SearchSpace):
     name = "nb201"
     description = "NAS-Bench-201: 6 edges x 5 ops, one cell shared by all cells; 15,625 known architectures"
     op_names = NB201_OPS
+    size_keys = CELL_SIZE_KEYS
     keys: ClassVar[dict[str, Key]] = {
-        **SearchSpace.keys,
         "eval": Key("lookup", "nb201: 'lookup' = test accuracy from the benchmark table, 'train' = train the derived "
                               "cell", choices=("lookup", "train")),
         "nb201_table": Key("default", "nb201: benchmark table ('default' = the bundled one, or a file from 'nb201 "
@@ -170,10 +173,10 @@ class NB201Space(SearchSpace):
         "eval_lr": 0.1, "eval_lr_min": 0.0, "eval_momentum": 0.9, "eval_nesterov": True,
         "eval_weight_decay": 5e-4, "eval_grad_clip": 0.0, "cutout": 0, "auxiliary_weight": 0.0, "drop_path": 0.0,
     }
-    budgets: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"search_layers": 1, "eval_layers": 1, "arch_corr_samples": 1000},
-        "small": {"search_layers": 2, "eval_layers": 3, "arch_corr_samples": 5000},
-    }
+    budgets: ClassVar[dict[str, dict[str, Any]]] = cell_budgets(
+        smoke={"search_layers": 1, "eval_layers": 1, "arch_corr_samples": 1000},
+        small={"search_layers": 2, "eval_layers": 3, "arch_corr_samples": 5000},
+    )
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any]) -> None:
@@ -185,36 +188,39 @@ class NB201Space(SearchSpace):
     def arch_shape(self) -> dict[str, tuple[int, int]]:
         return {GROUP: (len(EDGES), len(self.op_names))}
 
-    def selectable_ops(self) -> list[int]:
-        return list(range(len(self.op_names)))  # the benchmark's cells may use 'none'
+    # (every op is a candidate, and a choice, on every edge: the benchmark's cells may use 'none')
 
     # --- networks -------------------------------------------------------------------------------
     def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
-        return Skeleton(lambda position, C: SearchCell(edge_factory, position, C, self.op_names), info,
-                        int(self.cfg["search_layers"]), int(self.cfg["search_channels"]), with_aux=False)
+        return Skeleton(lambda position, C: SearchCell(edge_factory, position, C, self), info,
+                        *cell_size(self, "search"), with_aux=False)
 
-    def build_network(self, genotype: Genotype, info: DataInfo, layers: int, channels: int,
-                      auxiliary: bool) -> nn.Module:
-        """The benchmark's network for ``genotype`` (``layers`` cells per stage; ``auxiliary`` is ignored:
-        NAS-Bench-201 networks have no auxiliary head)."""
+    def build_network(self, genotype: Genotype, info: DataInfo, size: str = "eval",
+                      auxiliary: bool = False) -> nn.Module:
+        """The benchmark's network for ``genotype`` (``*_layers`` cells per stage; ``auxiliary`` is ignored:
+        NAS-Bench-201 networks have no auxiliary head). At ``paper`` size it is the network the benchmark
+        trained (5 cells per stage, 16 channels)."""
         genotype = check_genotype(genotype)
-        return Skeleton(lambda position, C: EvalCell(genotype, C), info, layers, channels, with_aux=True)
+        return Skeleton(lambda position, C: EvalCell(genotype, C), info, *cell_size(self, size), with_aux=True)
 
     # --- genotypes ------------------------------------------------------------------------------
     def derive(self, scores: dict[str, np.ndarray]) -> Genotype:
-        """Argmax per edge over all 5 ops (``none`` allowed, as in the benchmark's search code); equal
-        scores go to the op earlier in ``op_names``."""
+        """Argmax per edge over the edge's choices (all 5 ops, ``none`` allowed, as in the benchmark's search
+        code); equal scores go to the op earlier in ``op_names``."""
         matrix = np.asarray(scores.get(GROUP), dtype=np.float64)
         if matrix.shape != (len(EDGES), len(self.op_names)):
             raise ValueError(f"scores['{GROUP}'] must have shape {(len(EDGES), len(self.op_names))}, "
                              f"got {matrix.shape}")
         if np.isnan(matrix).any():
             raise ValueError(f"scores['{GROUP}'] contains NaN")
-        return tuple(self.op_names[int(i)] for i in matrix.argmax(axis=1))
+        choices = [self.choice_ops(GROUP, e) for e in range(len(EDGES))]
+        return tuple(self.op_names[ops[int(np.argmax(matrix[e, list(ops)]))]] for e, ops in enumerate(choices))
 
     def sample(self, rng: np.random.Generator) -> Genotype:
-        """Uniform over the 15,625 cells: an independent uniform op per edge."""
-        return tuple(self.op_names[int(i)] for i in rng.integers(0, len(self.op_names), size=len(EDGES)))
+        """Uniform over the 15,625 cells: an independent uniform op per edge, among the edge's choices."""
+        choices = [self.choice_ops(GROUP, e) for e in range(len(EDGES))]
+        draws = rng.integers(0, [len(ops) for ops in choices])
+        return tuple(self.op_names[ops[int(i)]] for ops, i in zip(choices, draws))
 
     def parse(self, text: str) -> Genotype:
         return parse_arch(text)

@@ -10,6 +10,13 @@ def one_line(exc_info) -> str:
     return msg
 
 
+def final_network(space, genotype, info, layers: int, channels: int, auxiliary: bool = False):
+    """The space's final network for ``genotype`` at an explicit size: its ``eval`` network with ``eval_layers``
+    = ``layers`` and ``eval_channels`` = ``channels`` (the cell spaces' size keys)."""
+    sized = type(space)({**space.cfg, "eval_layers": layers, "eval_channels": channels})
+    return sized.build_network(genotype, info, "eval", auxiliary)
+
+
 def hand_count(genotype: tuple[str, ...], layers: int = 5, channels: int = 16) -> int:
     """Parameters of the NAS-Bench-201 CIFAR-10 network: 73,306 for the skeleton (stem 464, residual blocks
     14,464 and 57,600, last BN 128, classifier 650); each conv edge adds its conv and BN in each of the

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import count_op_calls, one_line
+from helpers import count_op_calls, final_network, one_line
 from torch import nn
 
 import harness.correlation as correlation
@@ -110,8 +110,8 @@ def crafted_edge(reduction: int = 4, channels: int = 4):
     """An AttentionEdge over (identity, 2x, channel-flip + 0.5, zeros) with known float64 fc weights."""
     candidates = nn.ModuleList([nn.Identity(), Scale(2.0), Shift(), Zeros()])
     arch, tally = ArchState(), AttentionTally()
-    edge = AttentionEdge(EdgeId(group="normal", index=5, cell=2, channels=channels), candidates, reduction,
-                         arch, tally).double()
+    edge_id = EdgeId(group="normal", index=5, cell=2, channels=channels, ops=tuple(range(len(candidates))))
+    edge = AttentionEdge(edge_id, candidates, reduction, arch, tally).double()
     width = 4 * channels
     hidden = edge.fc1.out_features
     with torch.no_grad():
@@ -349,7 +349,7 @@ def crafted_darts(layers: int, rule: str = "first"):
     if layers not in _BUILT:
         _BUILT[layers] = make("darts", {"search_layers": str(layers)})
     method = _BUILT[layers]
-    method.cfg = cfg
+    method.cfg = method.space.cfg = cfg  # the space reads its stage rule
     method.cell_scores = {c: one_op_scores(cell_op(c)) for c in range(layers)}
     return method
 
@@ -455,7 +455,7 @@ def test_staged_final_network_follows_the_stage_genotypes_and_trains(digits):
     assert len({str(g) for g in genotype.normal + genotype.reduce}) == 5  # five different cells
     assert method.space.parse(method.space.to_str(genotype)) == genotype
     torch.manual_seed(0)
-    net = method.space.build_network(genotype, DIGITS, layers=5, channels=4, auxiliary=True)
+    net = final_network(method.space, genotype, DIGITS, layers=5, channels=4, auxiliary=True)
     # 5 cells: normal (stage 1), reduce 1, normal (stage 2), reduce 2, normal (stage 3)
     plan = [(genotype.normal[0], False), (genotype.reduce[0], True), (genotype.normal[1], False),
             (genotype.reduce[1], True), (genotype.normal[2], False)]
@@ -549,7 +549,7 @@ def test_config_stage_cells_exists_on_darts_only():
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    ({"stage_cells": "2,3"}, "stage_cells='2,3' is not valid: first, last or 3 comma-separated"),
+    ({"stage_cells": "2,3"}, "stage_cells='2,3' is not valid: first, last, each or 3 comma-separated"),
     ({"stage_cells": "x"}, "stage_cells='x' is not valid"),
     ({"stage_cells": "0,3,-1"}, "stage_cells='0,3,-1' is not valid"),
     ({"stage_cells": "0,\u00b2,3"}, "stage_cells='0,\u00b2,3' is not valid"),  # a Unicode digit is no index

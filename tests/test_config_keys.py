@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import one_line
+from helpers import final_network, one_line
 from torch import nn
 
 from harness.benchmarks.nb201 import DEFAULT_TABLE
@@ -347,7 +347,7 @@ def test_a_missing_teacher_is_refused_and_an_existing_one_made_absolute(tmp_path
 
 @pytest.mark.parametrize("ratio, builds", [(1, True), (10**6, True), (0, False)])
 def test_attention_reduction_takes_what_the_attention_edge_builds(ratio, builds):
-    edge, candidates = EdgeId("normal", 0, 0, 4), nn.ModuleList([nn.Identity(), nn.Identity()])
+    edge, candidates = EdgeId("normal", 0, 0, 4, (0, 1)), nn.ModuleList([nn.Identity(), nn.Identity()])
     try:
         module = AttentionEdge(edge, candidates, ratio, ArchState(), AttentionTally())
         assert module(torch.randn(2, 4, 3, 3)).shape == (2, 4, 3, 3)
@@ -374,7 +374,7 @@ def networks(space: str, size: int, layers: int | None = None, channels: int | N
     torch.manual_seed(0)
     method = get_method("darts")(get_space(space)(cfg), cfg, info, torch.device("cpu"), 0)
     space_ = get_space(space)(cfg)
-    final = space_.build_network(space_.sample(np.random.default_rng(0)), info, cfg["eval_layers"],
+    final = final_network(space_, space_.sample(np.random.default_rng(0)), info, cfg["eval_layers"],
                                  cfg["eval_channels"], auxiliary=False)
     teacher = build_teacher({**cfg, "teacher_depth": 11, "teacher_alpha": 4}, info)
     return {"supernet": method.supernet, "final": final, "teacher": teacher}
@@ -410,7 +410,7 @@ def test_one_layer_of_one_channel_builds_and_trains(space):
 
 def test_the_auxiliary_head_needs_two_images_so_eval_batch_size_one_needs_no_head():
     space = get_space("darts")({})
-    net = space.build_network(space.sample(np.random.default_rng(0)), DataInfo(3, 10, 8), 3, 2, auxiliary=True)
+    net = final_network(space, space.sample(np.random.default_rng(0)), DataInfo(3, 10, 8), 3, 2, auxiliary=True)
     net.train()
     assert net(torch.randn(2, 3, 8, 8))[1] is not None
     with pytest.raises(ValueError, match="more than 1 value per channel"):

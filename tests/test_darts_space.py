@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import final_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -73,7 +74,8 @@ def test_registered_with_paper_defaults(space):
     assert DartsSpace.defaults == {"search_layers": 8, "search_channels": 16, "eval_layers": 20,
                                    "eval_channels": 36}
     assert space.arch_shape() == {"normal": (14, 8), "reduce": (14, 8)}
-    assert space.selectable_ops() == [1, 2, 3, 4, 5, 6, 7]
+    assert all(space.edge_ops(g, e) == tuple(range(8)) and space.choice_ops(g, e) == (1, 2, 3, 4, 5, 6, 7)
+               for g in ("normal", "reduce") for e in range(14))
 
 
 # --- genotype strings --------------------------------------------------------------------------------------
@@ -363,7 +365,7 @@ def test_supernet_forward_and_edge_factory_calls(space):
     assert len(calls) == 14 * layers
     reductions = {layers // 3, 2 * layers // 3}
     channels = [4, 8, 8, 16, 16]  # C = 4, doubled at each reduction cell
-    expected_ids = [EdgeId("reduce" if cell in reductions else "normal", index, cell, channels[cell])
+    expected_ids = [EdgeId("reduce" if cell in reductions else "normal", index, cell, channels[cell], tuple(range(8)))
                     for cell in range(layers) for index in range(14)]
     assert [edge for edge, _ in calls] == expected_ids
 
@@ -403,7 +405,7 @@ def test_supernet_with_odd_image_size(space):
 def test_eval_network_shapes(space, image_size, layers):
     info = DataInfo(in_channels=3, num_classes=10, image_size=image_size)
     torch.manual_seed(0)
-    net = space.build_network(DARTS_V2, info, layers=layers, channels=4, auxiliary=True)
+    net = final_network(space, DARTS_V2, info, layers=layers, channels=4, auxiliary=True)
     assert net.drop_path_prob == 0.0
     x = torch.randn(2, 3, image_size, image_size)
     net.train()
@@ -418,35 +420,35 @@ def test_eval_network_shapes(space, image_size, layers):
 
 
 def test_eval_network_without_auxiliary_head(space):
-    net = space.build_network(DARTS_V2, INFO, layers=5, channels=4, auxiliary=False).train()
+    net = final_network(space, DARTS_V2, INFO, layers=5, channels=4, auxiliary=False).train()
     logits, aux_logits = net(torch.randn(2, 1, 8, 8))
     assert logits.shape == (2, 10) and aux_logits is None
     assert not any(name.startswith("auxiliary") for name, _ in net.named_parameters())
 
 
 def test_auxiliary_parameters_live_under_auxiliary_head(space):
-    net = space.build_network(DARTS_V2, INFO, layers=5, channels=4, auxiliary=True)
+    net = final_network(space, DARTS_V2, INFO, layers=5, channels=4, auxiliary=True)
     aux_names = [name for name, _ in net.named_parameters() if "auxiliary" in name]
     assert aux_names and all(name.startswith("auxiliary_head.") for name in aux_names)
 
 
 def test_auxiliary_head_is_the_darts_head_on_cifar_sizes(space):
-    net = space.build_network(DARTS_V2, DataInfo(3, 10, 32), layers=8, channels=4, auxiliary=True)
+    net = final_network(space, DARTS_V2, DataInfo(3, 10, 32), layers=8, channels=4, auxiliary=True)
     pool = net.auxiliary_head.features[1]
     assert isinstance(pool, nn.AvgPool2d) and pool.kernel_size == 5 and pool.stride == 3
-    small = space.build_network(DARTS_V2, INFO, layers=8, channels=4, auxiliary=True)
+    small = final_network(space, DARTS_V2, INFO, layers=8, channels=4, auxiliary=True)
     assert isinstance(small.auxiliary_head.features[1], nn.AdaptiveAvgPool2d)
 
 
 def test_darts_v2_parameter_count_matches_the_paper(space):
     # DARTS reports 3.3M parameters for its CIFAR-10 network (20 cells, C=36); its logs print 3.349342 MB.
-    net = space.build_network(DARTS_V2, DataInfo(3, 10, 32), layers=20, channels=36, auxiliary=True)
+    net = final_network(space, DARTS_V2, DataInfo(3, 10, 32), layers=20, channels=36, auxiliary=True)
     count = sum(p.numel() for name, p in net.named_parameters() if not name.startswith("auxiliary"))
     assert count == 3_349_342
 
 
 def test_reduction_cells_halve_and_double(space):
-    net = space.build_network(DARTS_V2, DataInfo(3, 10, 7), layers=5, channels=4, auxiliary=False).eval()
+    net = final_network(space, DARTS_V2, DataInfo(3, 10, 7), layers=5, channels=4, auxiliary=False).eval()
     s0 = s1 = net.stem(torch.randn(1, 3, 7, 7))
     sizes, channels = [], []
     for cell in net.cells:
@@ -459,12 +461,12 @@ def test_reduction_cells_halve_and_double(space):
 
 def test_build_network_refuses_invalid_genotype(space):
     with pytest.raises(GenotypeError):
-        space.build_network(DARTS_V2._replace(normal=[("none", 0)] * 8), INFO, 5, 4, False)
+        final_network(space, DARTS_V2._replace(normal=[("none", 0)] * 8), INFO, 5, 4, False)
 
 
 def test_drop_path_never_drops_identity(space):
     torch.manual_seed(0)
-    net = space.build_network(ALL_SKIP, INFO, layers=5, channels=4, auxiliary=True).train()
+    net = final_network(space, ALL_SKIP, INFO, layers=5, channels=4, auxiliary=True).train()
     normal_cell = net.cells[0]
     assert not normal_cell.reduction
     s = net.stem(torch.randn(8, 1, 8, 8))
@@ -480,7 +482,7 @@ def test_drop_path_never_drops_identity(space):
 
 def test_drop_path_drops_other_ops_only_in_training(space):
     torch.manual_seed(0)
-    net = space.build_network(DARTS_V2, INFO, layers=5, channels=4, auxiliary=False)
+    net = final_network(space, DARTS_V2, INFO, layers=5, channels=4, auxiliary=False)
     net.train()
     s = net.stem(torch.randn(16, 1, 8, 8)).detach()
     cell = net.cells[0]
@@ -499,4 +501,4 @@ def test_drop_path_drops_other_ops_only_in_training(space):
 
 
 def test_eval_network_class(space):
-    assert isinstance(space.build_network(DARTS_V2, INFO, 5, 4, True), EvalNetwork)
+    assert isinstance(final_network(space, DARTS_V2, INFO, 5, 4, True), EvalNetwork)

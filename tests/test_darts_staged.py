@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers import one_line
+from helpers import final_network, one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -192,7 +192,7 @@ def test_to_str_and_build_network_refuse_a_bad_staged_genotype(case):
         SPACE.to_str(BAD_OBJECTS[case])
     assert one_line(info).startswith("invalid DARTS staged genotype: ")
     with pytest.raises(GenotypeError) as info:
-        SPACE.build_network(BAD_OBJECTS[case], INFO, layers=5, channels=4, auxiliary=False)
+        final_network(SPACE, BAD_OBJECTS[case], INFO, layers=5, channels=4, auxiliary=False)
     assert one_line(info).startswith("invalid DARTS staged genotype: ")
 
 
@@ -297,7 +297,7 @@ def _cell_ops(cell) -> list[tuple[str, list]]:
 
 @pytest.mark.parametrize("layers", [1, 2, 3, 4, 5, 6, 7])
 def test_every_cell_has_its_stage_cell(layers):
-    net = SPACE.build_network(STAGED, INFO, layers=layers, channels=4, auxiliary=False)
+    net = final_network(SPACE, STAGED, INFO, layers=layers, channels=4, auxiliary=False)
     assert isinstance(net, EvalNetwork) and len(net.cells) == layers
     reductions = {layers // 3, 2 * layers // 3}
     C = 4
@@ -314,8 +314,8 @@ def test_every_cell_has_its_stage_cell(layers):
 
 def test_staged_network_forward_and_one_training_step():
     torch.manual_seed(0)
-    net = SPACE.build_network(STAGED, INFO, layers=6, channels=4, auxiliary=True)
-    plain = SPACE.build_network(PLAIN, INFO, layers=6, channels=4, auxiliary=True)
+    net = final_network(SPACE, STAGED, INFO, layers=6, channels=4, auxiliary=True)
+    plain = final_network(SPACE, PLAIN, INFO, layers=6, channels=4, auxiliary=True)
 
     def count(module) -> int:
         return sum(p.numel() for p in module.parameters())
@@ -349,9 +349,9 @@ def test_staged_network_forward_and_one_training_step():
 def test_uniform_staged_genotype_equals_the_plain_network(layers):
     same = StagedGenotype(normal=[N0, N0, N0], reduce=[R0, R0])
     torch.manual_seed(1)
-    staged = SPACE.build_network(same, INFO, layers=layers, channels=4, auxiliary=True)
+    staged = final_network(SPACE, same, INFO, layers=layers, channels=4, auxiliary=True)
     torch.manual_seed(1)
-    plain = SPACE.build_network(PLAIN, INFO, layers=layers, channels=4, auxiliary=True)
+    plain = final_network(SPACE, PLAIN, INFO, layers=layers, channels=4, auxiliary=True)
     assert repr(staged) == repr(plain)
     assert [cell.sources for cell in staged.cells] == [cell.sources for cell in plain.cells]
     staged_state, plain_state = staged.state_dict(), plain.state_dict()
@@ -463,7 +463,7 @@ def test_record_string_to_trained_final_network(tmp_path):
     torch.manual_seed(0)
     batches = [(torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))]
     data = SimpleNamespace(info=INFO, eval_train_batches=lambda epoch: batches, test_batches=lambda: batches)
-    final = FinalTraining(SPACE, genotype, data, cfg, torch.device("cpu"))
+    final = FinalTraining(type(SPACE)(cfg), genotype, data, cfg, torch.device("cpu"))
     assert [cell.sources for cell in final.net.cells] == \
         [[source for _, source in CELLS[name]] for name in POSITION_TABLE[7]]
     assert final.net.auxiliary  # auxiliary_weight 0.4

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import one_line
+from helpers import final_network, one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -70,6 +70,7 @@ G_STR = (
 )
 
 SPACE = HeteroSpace({"search_layers": 5, "search_channels": 4, "eval_layers": 5, "eval_channels": 8})
+ALL = tuple(range(len(HETERO_OPS)))  # every op is a candidate of every edge
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +118,8 @@ def test_registered_with_18_by_11_matrices():
     assert HeteroSpace.op_names == HETERO_OPS and len(HETERO_OPS) == 11 and "none" not in HETERO_OPS
     assert TIER2_OFFSET == 14 and NUM_ROWS == 18
     assert SPACE.arch_shape() == {"normal": (18, 11), "reduce": (18, 11)}
-    assert SPACE.selectable_ops() == list(range(11))
+    assert all(SPACE.edge_ops(g, e) == SPACE.choice_ops(g, e) == tuple(range(11))
+               for g, (n, _) in SPACE.arch_shape().items() for e in range(n))
     assert HeteroSpace.defaults == {"search_layers": 8, "search_channels": 16, "eval_layers": 20,
                                     "eval_channels": 36}
     assert [_row(2, 0), _row(3, 0), _row(4, 0), _row(5, 0), _row(5, 4)] == [0, 2, 5, 9, 13]
@@ -357,18 +359,18 @@ def test_search_cell_is_the_family_weighted_block_by_hand(reduction):
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(5)
     factory = Recorder(seed=6)
-    cell = SearchCell(factory, 3, 6, 5, 4, reduction, False, HETERO_OPS)
+    cell = SearchCell(factory, 3, 6, 5, 4, reduction, False, SPACE)
     _randomise_bns(cell, 7)
     cell.eval()
     group = "reduce" if reduction else "normal"
-    assert [edge for edge, _ in factory.calls] == [EdgeId(group, index, 3, 4) for index in range(18)]
+    assert [edge for edge, _ in factory.calls] == [EdgeId(group, index, 3, 4, ALL) for index in range(18)]
     for edge, candidates in factory.calls:
         assert len(candidates) == 11
         assert all(isinstance(c, FamilyOp) for c in candidates)
         assert [c.family for c in candidates] == [OP_FAMILY[name] for name in HETERO_OPS]
         assert all(c.carries_input == (edge.index >= TIER2_OFFSET) for c in candidates)
         assert all(not bn.affine for bn in candidates.modules() if isinstance(bn, nn.BatchNorm2d))
-    weights = [factory.weights[EdgeId(group, index, 3, 4)] for index in range(18)]
+    weights = [factory.weights[EdgeId(group, index, 3, 4, ALL)] for index in range(18)]
     assert len({tuple(w.tolist()) for w in weights}) == 18  # distinct and non-uniform
     tier1 = [c for edge, c in factory.calls[:14]]
     tier2 = [c for edge, c in factory.calls[14:]]
@@ -401,7 +403,7 @@ def test_search_cell_node_2_without_the_non_feature_ops_changes():
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(9)
     factory = Recorder(seed=10)
-    cell = SearchCell(factory, 0, 4, 4, 4, False, False, HETERO_OPS).eval()
+    cell = SearchCell(factory, 0, 4, 4, 4, False, False, SPACE).eval()
     x = torch.randn(2, 4, 5, 5)
     with torch.no_grad():
         before = cell(x, x)[:, :4]
@@ -725,7 +727,7 @@ def test_invalid_genotypes_are_refused_by_to_str_and_build_network(bad):
         SPACE.to_str(bad)
     assert one_line(info).startswith("invalid heterogeneous genotype")
     with pytest.raises(GenotypeError):
-        SPACE.build_network(bad, DataInfo(3, 10, 8), layers=2, channels=4, auxiliary=False)
+        final_network(SPACE, bad, DataInfo(3, 10, 8), layers=2, channels=4, auxiliary=False)
 
 
 # --- networks ----------------------------------------------------------------------------------------------
@@ -741,7 +743,7 @@ def test_supernet_forward_edge_ids_and_affine_free_cells():
     net = SPACE.build_supernet(factory, DataInfo(3, 10, 16))
     reductions = {1, 3}  # 5 layers: a third and two thirds of the way up
     channels = [4, 8, 8, 16, 16]  # C = 4, doubled at each reduction cell
-    assert calls == [EdgeId("reduce" if cell in reductions else "normal", index, cell, channels[cell])
+    assert calls == [EdgeId("reduce" if cell in reductions else "normal", index, cell, channels[cell], ALL)
                      for cell in range(5) for index in range(18)]
     assert [cell.reduction for cell in net.cells] == [False, True, False, True, False]
     assert all(isinstance(cell, SearchCell) for cell in net.cells)
@@ -758,7 +760,7 @@ def test_supernet_forward_edge_ids_and_affine_free_cells():
 @pytest.fixture(scope="module")
 def final_net():
     torch.manual_seed(0)
-    return SPACE.build_network(G, DataInfo(3, 10, 16), layers=5, channels=8, auxiliary=True)
+    return final_network(SPACE, G, DataInfo(3, 10, 16), layers=5, channels=8, auxiliary=True)
 
 
 def test_final_network_outputs_and_one_training_step(final_net):

@@ -183,7 +183,7 @@ def test_mixed_edge_skips_none_with_the_same_output_and_alpha_gradient(stride):
     arch = ArchState()
     alpha = nn.Parameter(torch.randn(1, len(ops), generator=torch.Generator().manual_seed(0)))
     arch.params["normal"] = alpha
-    edge = MixedEdge(EdgeId("normal", 0, 0, C), ops, arch).train()
+    edge = MixedEdge(EdgeId("normal", 0, 0, C, tuple(range(len(ops)))), ops, arch).train()
     x = torch.randn(2, C, 7, 7, generator=torch.Generator().manual_seed(1), requires_grad=True)
     target = torch.randn(2, C, 4 if stride == 2 else 7, 4 if stride == 2 else 7,
                          generator=torch.Generator().manual_seed(2))
@@ -210,7 +210,7 @@ def test_attention_edge_skips_none_with_the_same_output_and_gradients(forced):
     ops = candidates(C, 1)
     arch, tally = ArchState(), AttentionTally()
     torch.manual_seed(3)
-    edge = AttentionEdge(EdgeId("normal", 0, 0, C), ops, 2, arch, tally).train()
+    edge = AttentionEdge(EdgeId("normal", 0, 0, C, tuple(range(len(ops)))), ops, 2, arch, tally).train()
     x = torch.randn(2, C, 6, 6, generator=torch.Generator().manual_seed(1), requires_grad=True)
     target = torch.randn(2, C, 6, 6, generator=torch.Generator().manual_seed(2))
 

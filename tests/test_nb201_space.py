@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import hand_count, one_line
+from helpers import final_network, hand_count, one_line
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -67,7 +67,8 @@ def test_registered_with_the_benchmark_topology(space):
     assert EDGES == ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
     assert NUM_ARCHS == 15_625 == 5 ** 6
     assert space.arch_shape() == {"cell": (6, 5)}
-    assert space.selectable_ops() == [0, 1, 2, 3, 4]  # 'none' included
+    assert all(space.edge_ops("cell", e) == space.choice_ops("cell", e) == (0, 1, 2, 3, 4)  # 'none' included
+               for e in range(6))
 
 
 # --- genotype strings --------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def test_invalid_genotypes_are_refused(space, genotype):
             call(genotype)
         assert "a genotype is a tuple of 6 op names" in one_line(info)
     with pytest.raises(GenotypeError):
-        space.build_network(genotype, CIFAR10, 1, 4, False)
+        final_network(space, genotype, CIFAR10, 1, 4, False)
 
 
 def test_check_genotype_returns_a_tuple():
@@ -280,7 +281,8 @@ def test_supernet_edges_channels_and_forward():
 
     torch.manual_seed(0)
     net = space.build_supernet(factory, CIFAR10)
-    assert [edge for edge, _ in calls] == [EdgeId("cell", index, cell, channels * 2 ** (cell // layers))
+    every_op = (0, 1, 2, 3, 4)
+    assert [edge for edge, _ in calls] == [EdgeId("cell", index, cell, channels * 2 ** (cell // layers), every_op)
                                            for cell in range(3 * layers) for index in range(6)]
     kinds = [type(m).__name__ for m in net.cells]
     assert kinds == ["SearchCell"] * 2 + ["ResidualBlock"] + ["SearchCell"] * 2 + ["ResidualBlock"] + \
@@ -321,7 +323,7 @@ def count(module: nn.Module) -> int:
 
 
 def test_all_none_network_has_the_hand_counted_parameters(space):
-    net = space.build_network(ALL_NONE, CIFAR10, layers=5, channels=16, auxiliary=False)
+    net = final_network(space, ALL_NONE, CIFAR10, layers=5, channels=16, auxiliary=False)
     assert count(net.stem) == 3 * 16 * 9 + 2 * 16 == 464
     blocks = [m for m in net.cells if isinstance(m, ResidualBlock)]
     # conv_a 3x3 + BN, conv_b 3x3 + BN, 1x1 shortcut conv
@@ -344,18 +346,18 @@ def test_parameter_counts_match_the_hand_count_and_the_benchmark(space, table):
     rng = np.random.default_rng(0)
     for index in rng.choice(np.flatnonzero(agree), size=30, replace=False):
         genotype = table.genotype(int(index))
-        net = space.build_network(genotype, CIFAR10, layers=5, channels=16, auxiliary=False)
+        net = final_network(space, genotype, CIFAR10, layers=5, channels=16, auxiliary=False)
         assert count(net) == counts[index]
         assert count(net) / 1e6 == pytest.approx(column[index], abs=1e-6)
     odd = int(np.flatnonzero(~agree)[0])
-    assert count(space.build_network(table.genotype(odd), CIFAR10, 5, 16, False)) == counts[odd]
+    assert count(final_network(space, table.genotype(odd), CIFAR10, 5, 16, False)) == counts[odd]
 
 
 @pytest.mark.parametrize("size", [7, 5, 3, 32])
 def test_final_network_shapes_and_odd_sizes(space, size):
     info = DataInfo(3, 10, size)
     torch.manual_seed(0)
-    net = space.build_network(parse_arch(ARCH_1), info, layers=1, channels=4, auxiliary=True)
+    net = final_network(space, parse_arch(ARCH_1), info, layers=1, channels=4, auxiliary=True)
     assert not any("aux" in name for name, _ in net.named_parameters())  # no auxiliary head in NAS-Bench-201
     assert net.drop_path_prob == 0.0
     x = torch.randn(2, 3, size, size)
