@@ -15,13 +15,14 @@ which they are defined.
 BatchNorm uses batch statistics during these measurements (its running statistics are restored after):
 the running statistics were accumulated by the mixed supernet and do not describe a discretised one.
 
-**Architecture level** (NAS-Bench-201): for a fixed sample of ``arch_corr_samples`` architectures —
-drawn from a fixed generator (seed 0), the same for every method and seed — the method's score of each
-architecture is correlated (Kendall τ-b, Spearman ρ) with its benchmark accuracy (the column that stands
-for the search dataset, ``NB201Table.target_column``). The score of an architecture is the sum over edges
-of the log of the chosen op's importance normalised over the edge's ops, Σ_e log(I[e, o_e] / Σ_o I[e, o]):
-for DARTS and GDAS (I = softmax(α)) that is the sum of the log softmax weights of the chosen ops.
-Architectures without a figure in the table are left out.
+**Architecture level** (spaces with a benchmark table): for a fixed sample of ``arch_corr_samples``
+architectures of the table — drawn from a fixed generator (seed 0), the same for every method and seed — the
+method's score of each architecture (``method.score_architectures``) is correlated (Kendall τ-b, Spearman ρ)
+with its benchmark accuracy (the column that stands for the search dataset, ``Benchmark.target_column``).
+By default the score of an architecture is the sum over its chosen edges of the log of the chosen op's
+importance normalised over the edge's ops, Σ_e log(I[e, o_e] / Σ_o I[e, o]) (``log_normalised``): for DARTS
+and GDAS (I = softmax(α)) that is the sum of the log softmax weights of the chosen ops. A method may define
+its own score (EoiNAS does). Architectures without a figure in the table are left out.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.benchmarks.nb201 import NB201Table
 from harness.data import SearchData
 from harness.metrics import mean_ignoring_nan, rank_correlation
 from harness.train import evaluate
 
 if TYPE_CHECKING:  # methods import this module (EoiNAS measures its indicator at every pruning step)
+    from harness.benchmarks.base import Benchmark
     from methods.base import SearchMethod
 
 EDGE_SAMPLE_SEED = 0
@@ -84,34 +85,35 @@ def sample_archs(count: int, total: int) -> np.ndarray:
     return np.sort(rng.choice(total, size=max(0, count), replace=False))
 
 
-def arch_scores(importance: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Σ_e log(I[e, codes[e]] / Σ_o I[e, o]) for every row of ``codes`` (importance must be ≥ 0).
+def log_normalised(importance: np.ndarray) -> np.ndarray:
+    """log(I[e, o] / Σ_o' I[e, o']) for every entry of an ``[edges, ops]`` importance (which must be ≥ 0).
 
     A zero importance counts as 1e-30 (log ≈ −69) so that a pruned op ranks last without producing NaN; an
-    edge whose importances are all zero adds the same constant to every architecture.
+    edge whose importances are all zero gets log(1e-30) for every op, so it adds the same constant to every
+    architecture.
     """
     importance = np.asarray(importance, dtype=np.float64)
     totals = importance.sum(axis=1, keepdims=True)
     normalised = importance / np.where(totals > 0, totals, 1.0)  # an all-zero edge ranks nothing
-    log_p = np.log(np.clip(normalised, 1e-30, None))
-    codes = np.asarray(codes, dtype=np.int64)
-    return log_p[np.arange(codes.shape[1]), codes].sum(axis=1)
+    return np.log(np.clip(normalised, 1e-30, None))
 
 
-def arch_level_correlation(method: SearchMethod, table: NB201Table, dataset: str,
+def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str,
                            cfg: dict[str, Any]) -> dict[str, Any]:
     """``arch_kendall_tau``, ``arch_spearman_rho`` and ``arch_correlation`` (sample size, target column)."""
     target, _ = table.target_column(dataset)
     detail: dict[str, Any] = {"target": target, "sample_seed": ARCH_SAMPLE_SEED, "samples": 0}
-    scores = method.importance()
+    none = {"arch_kendall_tau": None, "arch_spearman_rho": None, "arch_correlation": detail}
     count = int(cfg["arch_corr_samples"])
-    if scores is None or count == 0:
-        return {"arch_kendall_tau": None, "arch_spearman_rho": None, "arch_correlation": detail}
+    if count == 0:
+        return none
     indices = sample_archs(count, len(table))
     accs = table.column(target)[indices]
     known = np.isfinite(accs)
     indices, accs = indices[known], accs[known]
-    group = next(iter(method.space.arch_shape()))
-    tau, rho = rank_correlation(arch_scores(scores[group], table.codes[indices]), accs)
+    scores = method.score_architectures(table.genotypes(indices))
+    if scores is None:  # a method without scores
+        return none
+    tau, rho = rank_correlation(scores, accs)
     detail["samples"] = int(len(indices))
     return {"arch_kendall_tau": tau, "arch_spearman_rho": rho, "arch_correlation": detail}

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
+from harness.registry import SPACES, get_space
 
 GROUP_KEYS = ["method", "space", "dataset", "budget", "variant"]
 RANKED_BY = "test_acc"  # rows are ranked by its mean, and the Welch test compares it with the baseline's
@@ -123,16 +124,15 @@ def reference_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table's optimum as a reference row (method ``optimum``, no seeds, no rank): every benchmark column's
     best over all architectures — the "Optimal" row of AGNAS's Table 3 — and as test accuracy the best
     of the column that stands for the dataset."""
-    from harness.benchmarks.nb201 import load_table
-
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for record in records:
         info = record.get("benchmark_info")
         key = tuple(str(record.get(k, "")) for k in ("space", "dataset", "budget"))
-        if not isinstance(info, dict) or key in rows:
+        if not isinstance(info, dict) or key in rows or record.get("space") not in SPACES:
             continue
-        path = (info.get("table") or {}).get("path") or "default"
-        table = load_table(path)
+        table = get_space(record["space"]).load_benchmark(info.get("table") or {})  # the record's own table
+        if table is None:
+            continue
         optimum = table.optimum()
         column, _ = table.target_column(str(record.get("dataset")))
         row: dict[str, Any] = {"method": REFERENCE_METHOD, "space": key[0], "dataset": key[1], "budget": key[2],

@@ -11,8 +11,8 @@
    running code (``harness.checkpoints``). It is removed once the record is written.
 5. Derive the genotype and the operation-importance scores.
 6. Operation-level ranking correlation.
-   On a space with a benchmark table (NAS-Bench-201): the derived cell's benchmark figures and the
-   architecture-level correlation.
+   On a space with a benchmark table: the derived cell's benchmark figures and the architecture-level
+   correlation.
 7. Evaluate: train the derived network from scratch (one report and checkpoint per epoch), test once —
    or, where the space evaluates by look-up, take the test accuracy from the benchmark table.
 8. Write the record atomically; report the flat summary.
@@ -37,7 +37,7 @@ from ray import tune
 import methods  # noqa: F401  (the method modules register themselves)
 import spaces  # noqa: F401  (the space modules register themselves)
 from harness import __version__
-from harness.benchmarks.nb201 import NB201Table, network_info
+from harness.benchmarks.base import Benchmark
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.correlation import arch_level_correlation, op_level_correlation
 from harness.data import SearchData, load_dataset
@@ -182,19 +182,18 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
                   f"{spec['dataset']}")
 
 
-def benchmark_figures(table: NB201Table, genotype: Any, dataset: str) -> dict[str, Any]:
+def benchmark_figures(table: Benchmark, genotype: Any, dataset: str) -> dict[str, Any]:
     """The derived cell's benchmark figures and where they come from."""
-    index = table.index_of(genotype)
     return {"benchmark": table.figures(genotype),
-            "benchmark_info": {"index": index, "arch": table.arch_str(index), "table": table.describe()}}
+            "benchmark_info": {**table.locate(genotype), "table": table.describe()}}
 
 
-def finish_by_lookup(spec: dict[str, Any], seed: int, space: Any, table: NB201Table, genotype: Any,
+def finish_by_lookup(spec: dict[str, Any], seed: int, space: Any, table: Benchmark, genotype: Any,
                      state: dict[str, Any], device: torch.device, report: Reporter) -> dict[str, Any]:
     """Evaluation by look-up: the test accuracy is the table's figure for the search dataset; parameters
     and multiply-adds are those of the benchmark's own network (paper size) for that dataset."""
     column, source = table.target_column(spec["dataset"])
-    info = network_info(column)
+    info = table.network_info(column)
     net = space.build_network(genotype, info, "paper", auxiliary=False)
     test_acc = state["results"]["benchmark"].get(column)
     return finish(spec, seed, state, device, report, net, info, test_acc, None, f"{source} (table column {column})")

@@ -22,10 +22,23 @@ import torch
 from torch import nn
 
 from harness.config import Key
+from harness.correlation import log_normalised
 from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.train import cosine_lr, evaluate, set_lr
 from spaces.base import SearchSpace
+
+
+def sum_log_normalised(space: SearchSpace, importance: dict[str, np.ndarray], genotypes: list[Any]) -> np.ndarray:
+    """Σ over each genotype's (group, edge, op) choices of ``log_normalised(importance[group])[edge, op]``
+    (groups in ``space.arch_shape()`` order): the default architecture score."""
+    choices = space.edge_choices(genotypes)
+    total: np.ndarray | None = None
+    for group in space.arch_shape():
+        rows, ops = choices[group]
+        part = log_normalised(importance[group])[rows, ops].sum(axis=1)
+        total = part if total is None else total + part
+    return np.zeros(len(genotypes)) if total is None else total
 
 
 class ArchState:
@@ -136,6 +149,17 @@ class SearchMethod:
     def importance(self) -> dict[str, np.ndarray] | None:
         """Operation-importance scores per group (``[edges, ops]``), or None if the method has none."""
         return None
+
+    def score_architectures(self, genotypes: list[Any]) -> np.ndarray | None:
+        """The method's score of each genotype (higher = predicted better), for the architecture-level
+        correlation; None if the method has no scores.
+
+        Default: Σ over the genotype's (group, edge, op) choices (``space.edge_choices``) of the log of the
+        op's importance normalised over the edge's ops, ``log_normalised(importance()[group])[edge, op]``,
+        groups added in ``space.arch_shape()`` order.
+        """
+        importance = self.importance()
+        return None if importance is None else sum_log_normalised(self.space, importance, genotypes)
 
     def correlation_ops(self, group: str, index: int) -> list[int]:
         """The ops of edge (group, index) that the operation-level correlation discretises to: every op the

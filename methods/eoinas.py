@@ -43,6 +43,14 @@ edge the softmax over a single column is 1 everywhere and ranks nothing, so the 
 indicator that decided the last pruning step (computed just before it, the removed ops set to 0): the
 survivor's I against the last op it beat.
 
+**Architecture score** (the architecture-level correlation, on a space with a benchmark table): the
+default Σ-log rule (``SearchMethod.score_architectures``), Σ_e log(I[e, o_e] / Σ_o I[e, o]), on the
+indicator of the last state in which every op of every edge had one — the indicator recorded just before the
+first pruning step (``history[0]``), or the current indicator when no pruning step ran. The score is how
+strongly that evidence (β + λ·C per op, normalised per edge) favours the architecture's ops. It is not the
+importance after pruning: that is zero for every op but the survivor, so the same rule would only count the
+edges on which an architecture differs from the derived cell (a Hamming distance).
+
 **Ablations** (the paper's Table 3): ``pruning=false`` keeps every op (derivation by I after the search);
 ``indicator=false`` uses β alone (I = β) for pruning, derivation and the correlations. Both off is GDAS's
 sampling and derivation under EoiNAS's schedule (τ, warm-up, zero α, epochs).
@@ -67,6 +75,7 @@ from harness.correlation import op_level_correlation
 from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.registry import register_method
+from methods.base import sum_log_normalised
 from methods.gdas import Gdas, GumbelEdge
 from spaces.base import EdgeId, SearchSpace
 
@@ -227,6 +236,19 @@ class Eoinas(Gdas):
         if self.history and self.ops_per_edge() == 1:  # the indicator that decided the last step, survivors only
             return {g: np.where(self.alive_mask(g), np.array(m), 0.0) for g, m in self.history[-1]["indicator"].items()}
         return self.indicator()
+
+    def score_architectures(self, genotypes: list[Any]) -> np.ndarray:
+        """Σ_e log(I[e, o_e] / Σ_o I[e, o]) of each genotype over its (group, edge, op) choices, with I the
+        indicator of the last state in which every op had one: the indicator that decided the first pruning
+        step (``history[0]``, computed before it with every op alive) once pruning ran, else the current one.
+        The score is the log-probability of the genotype's ops under the per-edge distributions proportional
+        to that indicator: how strongly EoiNAS's evidence favoured them before pruning — not a Hamming
+        distance to the derived cell, which the post-pruning importance (survivors only) would give."""
+        if self.history:
+            indicator = {g: np.array(m, dtype=np.float64) for g, m in self.history[0]["indicator"].items()}
+        else:
+            indicator = self.indicator()
+        return sum_log_normalised(self.space, indicator, genotypes)
 
     def loser(self, group: str, index: int, scores: np.ndarray) -> int:
         """The op that a pruning step removes from edge (group, index), given the edge's scores."""

@@ -3,8 +3,9 @@
 Samples ``rs_candidates`` genotypes from the trial's seed (the space's uniform sampler), trains each one
 from scratch for ``rs_epochs`` epochs on the weight half — the final network at the space's search size
 (``build_network(..., "search")``: the cell spaces' ``search_layers`` and ``search_channels``), no auxiliary
-head or drop-path, with the shared search weight optimiser — and keeps the one with the best accuracy on the architecture half (ties: the earlier sample). One search "epoch" is
-one candidate, so checkpoints and progress come per candidate. It has no operation-importance scores, so
+head or drop-path, with the shared search weight optimiser — and keeps the one with the best accuracy on the
+architecture half (ties: the earlier sample). One search "epoch" is one candidate, so checkpoints and
+progress come per candidate. It has no operation-importance scores, so
 its operation-level correlation is undefined (null in the record).
 
 On a space with a benchmark table (NAS-Bench-201) nothing is trained: each candidate is a query of the

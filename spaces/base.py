@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from torch import nn
@@ -20,6 +20,9 @@ from torch import nn
 from harness.config import Key
 from harness.data import DataInfo
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from harness.benchmarks.base import Benchmark
 
 
 @dataclass(frozen=True)
@@ -212,4 +215,19 @@ class SearchSpace:
 
     def to_str(self, genotype: Any) -> str:
         """String form of a genotype; ``to_str(parse(s)) == s`` for every canonical string."""
+        raise NotImplementedError
+
+    # --- benchmark provenance and genotype choices ----------------------------------------------
+    @classmethod
+    def load_benchmark(cls, provenance: dict[str, Any]) -> Benchmark | None:
+        """The benchmark a record's ``benchmark_info["table"]`` (a ``Benchmark.describe()``) came from, loaded
+        again; None for spaces without a benchmark."""
+        return None
+
+    def edge_choices(self, genotypes: list[Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The (edge, op) choices of ``n`` genotypes, per group of ``arch_shape()``: ``(rows, ops)``, two
+        ``[n, k]`` integer arrays, ``rows[i, j]`` an edge row of the group's matrix and ``ops[i, j]`` the index
+        (into ``op_names``) of the op genotype ``i`` takes on it. ``matrix[rows, ops]`` is then every
+        genotype's chosen entries of a ``[edges, ops]`` matrix. Raises ``ValueError`` (one line) for a genotype
+        that makes no single choice per edge."""
         raise NotImplementedError

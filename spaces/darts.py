@@ -772,3 +772,25 @@ class DartsSpace(SearchSpace):
             return _format_cells(genotype)
         return (f"Genotype(normal={_format_edges(genotype.normal)}, normal_concat=range(2, 6), "
                 f"reduce={_format_edges(genotype.reduce)}, reduce_concat=range(2, 6))")
+
+    # --- genotype choices -----------------------------------------------------------------------
+    def edge_choices(self, genotypes: list[Genotype]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per cell type, the 8 (op, source) pairs of each genotype: the j-th pair's edge row is that of
+        (node 2 + j // 2, source) in ``edge_sources()``. A ``StagedGenotype`` is refused: its cells differ
+        per stage, so it makes no single choice per shared edge."""
+        row_of = {pair: row for row, pair in enumerate(edge_sources())}
+        choices = {}
+        for group in ("normal", "reduce"):
+            rows, ops = [], []
+            for genotype in genotypes:
+                if isinstance(genotype, StagedGenotype):
+                    raise ValueError("a StagedGenotype has no single choice per shared edge: its cells differ "
+                                     "per stage")
+                _check_genotype(genotype, self.op_names)
+                cell = getattr(genotype, group)
+                rows.append([row_of[(2 + j // 2, int(source))] for j, (_, source) in enumerate(cell)])
+                ops.append([self.op_names.index(op) for op, _ in cell])
+            shape = (len(genotypes), 2 * STEPS)
+            choices[group] = (np.array(rows, dtype=np.int64).reshape(shape),
+                              np.array(ops, dtype=np.int64).reshape(shape))
+        return choices

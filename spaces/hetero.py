@@ -69,6 +69,7 @@ from spaces.darts import (
     _snippet,
     check_skeleton_stages,
     edge_id,
+    edge_sources,
     edge_stride,
     parse_call_fields,
     parse_edges,
@@ -380,3 +381,23 @@ class HeteroSpace(SearchSpace):
 
         return (f"HeteroGenotype(normal={pairs(genotype.normal)}, normal_tier2={list(genotype.normal_tier2)!r}, "
                 f"reduce={pairs(genotype.reduce)}, reduce_tier2={list(genotype.reduce_tier2)!r})")
+
+    # --- genotype choices -----------------------------------------------------------------------
+    def edge_choices(self, genotypes: list[HeteroGenotype]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per cell type, the 8 tier-1 (op, source) pairs of each genotype (edge rows 0–13, as in the DARTS
+        space: the j-th pair's row is that of (node 2 + j // 2, source) in ``edge_sources()``), then the 4
+        tier-2 ops (rows ``TIER2_OFFSET + step``)."""
+        row_of = {pair: row for row, pair in enumerate(edge_sources())}
+        choices = {}
+        for group in ("normal", "reduce"):
+            rows, ops = [], []
+            for genotype in genotypes:
+                _check_genotype(genotype)
+                cell, tier2 = getattr(genotype, group), getattr(genotype, f"{group}_tier2")
+                rows.append([row_of[(2 + j // 2, int(source))] for j, (_, source) in enumerate(cell)]
+                            + [TIER2_OFFSET + step for step in range(STEPS)])
+                ops.append([self.op_names.index(op) for op, _ in cell] + [self.op_names.index(op) for op in tier2])
+            shape = (len(genotypes), 2 * STEPS + STEPS)
+            choices[group] = (np.array(rows, dtype=np.int64).reshape(shape),
+                              np.array(ops, dtype=np.int64).reshape(shape))
+        return choices

@@ -37,6 +37,7 @@ from harness.benchmarks.nb201_arch import (
     NUM_ARCHS,
     NUM_NODES,
     Genotype,
+    arch_codes,
     check_genotype,
     format_arch,
     parse_arch,
@@ -234,3 +235,15 @@ class NB201Space(SearchSpace):
 
     def evaluates_by_lookup(self) -> bool:
         return self.cfg["eval"] == "lookup"
+
+    @classmethod
+    def load_benchmark(cls, provenance: dict[str, Any]) -> Any:
+        """The table a record's ``benchmark_info["table"]`` describes (its path; the bundled one without)."""
+        return load_table(provenance.get("path") or "default")
+
+    # --- genotype choices -----------------------------------------------------------------------
+    def edge_choices(self, genotypes: list[Genotype]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every edge, in order, with the genotype's op on it: rows ``[n, 6]`` = 0..5, ops its op codes."""
+        codes = np.array([arch_codes(g) for g in genotypes], dtype=np.int64).reshape(len(genotypes), len(EDGES))
+        rows = np.broadcast_to(np.arange(len(EDGES)), codes.shape)
+        return {GROUP: (rows, codes)}

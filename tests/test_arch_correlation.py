@@ -1,18 +1,22 @@
-"""Architecture-level ranking correlation on NAS-Bench-201: the architecture score by hand, the fixed sample of
-architectures, and the correlation on crafted tables (perfect, reversed, missing figures, no scores)."""
+"""Architecture-level ranking correlation on NAS-Bench-201: the methods' default architecture score by hand (one
+group and two), the fixed sample of architectures, and the correlation on crafted tables (perfect, reversed,
+missing figures, no scores)."""
 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from harness.benchmarks.nb201 import NB201Table, load_table
+from harness.benchmarks.nb201_arch import NB201_OPS
 from harness.config import resolve
-from harness.correlation import ARCH_SAMPLE_SEED, arch_level_correlation, arch_scores, sample_archs
+from harness.correlation import ARCH_SAMPLE_SEED, arch_level_correlation, log_normalised, sample_archs
 from harness.registry import get_method, get_space
+from methods.base import SearchMethod
+from spaces.darts import CONCAT, Genotype
 
 # every row sums to 10, so the normalised importance is I / 10
 IMPORTANCE = np.array([[1, 2, 3, 4, 0],
@@ -30,23 +34,82 @@ EXPECTED = [log(.4) + log(.5) + log(.2) + log(.9) + log(.4) + log(.6),
             log(.2) + log(.2) + log(.2) + log(.1) + log(.1) + log(.1)]
 
 
-def test_arch_scores_by_hand():
-    scores = arch_scores(IMPORTANCE, CODES)
+class Crafted(SearchMethod):
+    """A method whose importance is given (None: a method without scores); the default architecture score."""
+
+    def __init__(self, space, importance):
+        super().__init__(space, {}, None, torch.device("cpu"), 0)
+        self.crafted = importance
+
+    def importance(self):
+        return self.crafted
+
+
+def genotypes_of(codes: np.ndarray) -> list[tuple[str, ...]]:
+    return [tuple(NB201_OPS[int(c)] for c in row) for row in codes]
+
+
+def old_arch_scores(importance: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """The score as the harness computed it before methods scored architectures (a reference: bit-identical)."""
+    return log_normalised(importance)[np.arange(codes.shape[1]), np.asarray(codes, dtype=np.int64)].sum(axis=1)
+
+
+def test_log_normalised_by_hand():
+    log_p = log_normalised(IMPORTANCE)
+    assert log_p.shape == (6, 5)
+    assert log_p[0] == pytest.approx([log(.1), log(.2), log(.3), log(.4), log(1e-30)], rel=1e-12)
+    assert log_p[3] == pytest.approx([log(.1), log(1e-30), log(1e-30), log(1e-30), log(.9)], rel=1e-12)
+    zero_row = log_normalised(np.array([[0.0, 0.0], [1.0, 3.0]]))  # an all-zero edge: the same for every op
+    assert zero_row.tolist() == [[math.log(1e-30)] * 2, [math.log(.25), math.log(.75)]]
+
+
+def test_default_score_by_hand(nb201):
+    space, _ = nb201
+    method = Crafted(space, {"cell": IMPORTANCE})
+    scores = method.score_architectures(genotypes_of(CODES))
     assert scores.shape == (3,)
     assert scores == pytest.approx(EXPECTED, rel=1e-12)
     # only the per-edge proportions count: scaling the importance (or one row of it) changes nothing
     scaled = IMPORTANCE * np.array([[7.0], [0.5], [1.0], [3.0], [2.0], [1e-3]])
-    assert arch_scores(scaled, CODES) == pytest.approx(EXPECTED, rel=1e-12)
+    assert Crafted(space, {"cell": scaled}).score_architectures(genotypes_of(CODES)) == pytest.approx(EXPECTED,
+                                                                                                      rel=1e-12)
     # a single architecture
-    assert arch_scores(IMPORTANCE, CODES[:1]) == pytest.approx(EXPECTED[:1], rel=1e-12)
+    assert method.score_architectures(genotypes_of(CODES[:1])) == pytest.approx(EXPECTED[:1], rel=1e-12)
+    # no importance: no scores
+    assert Crafted(space, None).score_architectures(genotypes_of(CODES)) is None
 
 
-def test_arch_scores_zero_importance_is_finite_and_last():
-    scores = arch_scores(IMPORTANCE, CODES)
+def test_default_score_zero_importance_is_finite_and_last(nb201):
+    space, _ = nb201
+    scores = Crafted(space, {"cell": IMPORTANCE}).score_architectures(genotypes_of(CODES))
     assert np.isfinite(scores).all()
     assert scores[1] == pytest.approx(EXPECTED[1])  # log(1e-30) ≈ −69.08 for the pruned op
     assert scores[1] < min(scores[0], scores[2])
     assert list(np.argsort(scores)) == [1, 2, 0]
+
+
+def test_default_score_is_bit_identical_to_the_edge_indexed_sum_on_every_cell(nb201):
+    space, codes = nb201
+    genotypes = load_table().genotypes(np.arange(len(codes)))
+    scores = Crafted(space, {"cell": POSITIVE}).score_architectures(genotypes)
+    assert np.array_equal(scores, old_arch_scores(POSITIVE, codes))
+
+
+def test_default_score_adds_the_groups_by_hand():
+    """DARTS space, two groups: every normal edge uniform over the 8 ops (log 1/8 per choice); on the reduction
+    cell edge 0 (node 2 ← 0) gives sep_conv_3x3 half of its weight (7 of 14), every other edge is uniform."""
+    space = get_space("darts")({})
+    reduce = np.ones((14, 8))
+    reduce[0, 4] = 7.0
+    method = Crafted(space, {"normal": np.ones((14, 8)), "reduce": reduce})
+    cell = [("sep_conv_3x3", 0), ("skip_connect", 1), ("sep_conv_3x3", 0), ("skip_connect", 1),
+            ("sep_conv_3x3", 0), ("skip_connect", 1), ("sep_conv_3x3", 0), ("skip_connect", 1)]
+    other = [("skip_connect", 0), ("skip_connect", 1)] + cell[2:]  # edge 0 takes skip_connect: 1 of 14
+    genotypes = [Genotype(normal=cell, normal_concat=CONCAT, reduce=cell, reduce_concat=CONCAT),
+                 Genotype(normal=cell, normal_concat=CONCAT, reduce=other, reduce_concat=CONCAT)]
+    scores = method.score_architectures(genotypes)
+    assert scores == pytest.approx([8 * log(1 / 8) + log(.5) + 7 * log(1 / 8),
+                                    8 * log(1 / 8) + log(1 / 14) + 7 * log(1 / 8)], rel=1e-12)
 
 
 def test_sample_archs_is_fixed_sorted_and_unique():
@@ -71,7 +134,7 @@ def nb201():
 
 
 def fake_method(space, importance):
-    return SimpleNamespace(space=space, importance=lambda: None if importance is None else {"cell": importance})
+    return Crafted(space, None if importance is None else {"cell": importance})
 
 
 def crafted_table(codes: np.ndarray, cifar10: np.ndarray, cifar100: np.ndarray) -> NB201Table:
@@ -84,7 +147,7 @@ POSITIVE = np.random.default_rng(3).uniform(0.05, 1.0, size=(6, 5))  # positive,
 
 def test_arch_correlation_is_one_when_accuracy_increases_with_the_score(nb201):
     space, codes = nb201
-    score = arch_scores(POSITIVE, codes)
+    score = old_arch_scores(POSITIVE, codes)
     increasing = 50.0 + 10.0 * np.tanh(score / 5.0)  # strictly increasing in the score, for all 15,625 cells
     table = crafted_table(codes, increasing, -increasing)
     method = fake_method(space, POSITIVE)
@@ -105,7 +168,7 @@ def test_arch_correlation_is_one_when_accuracy_increases_with_the_score(nb201):
 
 def test_arch_correlation_leaves_out_missing_figures(nb201):
     space, codes = nb201
-    accs = 50.0 + arch_scores(POSITIVE, codes)
+    accs = 50.0 + old_arch_scores(POSITIVE, codes)
     picked = sample_archs(300, len(codes))
     accs[picked[::7]] = np.nan  # 43 of the sampled architectures have no figure
     accs[np.setdiff1d(np.arange(len(codes)), picked)[:50]] = np.nan  # missing outside the sample: no effect

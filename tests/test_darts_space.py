@@ -502,3 +502,25 @@ def test_drop_path_drops_other_ops_only_in_training(space):
 
 def test_eval_network_class(space):
     assert isinstance(final_network(space, DARTS_V2, INFO, 5, 4, True), EvalNetwork)
+
+
+def test_edge_choices_by_hand():
+    """The j-th (op, source) pair sits on the row of (node 2 + j // 2, source): rows 0-1 feed node 2, 2-4 node 3,
+    5-8 node 4, 9-13 node 5; its op is the index into DARTS_OPS."""
+    from spaces.darts import CONCAT, StagedGenotype
+
+    normal = [("sep_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 0), ("dil_conv_3x3", 2),
+              ("max_pool_3x3", 3), ("skip_connect", 0), ("avg_pool_3x3", 4), ("sep_conv_5x5", 1)]
+    genotype = Genotype(normal=normal, normal_concat=CONCAT, reduce=ALL_SKIP.reduce, reduce_concat=CONCAT)
+    choices = SPACE.edge_choices([genotype, ALL_SKIP])
+    all_skip_rows = [0, 1, 2, 3, 5, 6, 9, 10]  # sources 0 and 1 of nodes 2, 3, 4, 5
+    assert set(choices) == {"normal", "reduce"}
+    rows, ops = choices["normal"]
+    assert rows.tolist() == [[1, 0, 2, 4, 8, 5, 13, 10], all_skip_rows]
+    assert ops.tolist() == [[4, 3, 4, 6, 1, 3, 2, 5], [3] * 8]
+    assert choices["reduce"][0].tolist() == [all_skip_rows] * 2 and choices["reduce"][1].tolist() == [[3] * 8] * 2
+    staged = StagedGenotype(normal=[normal] * 3, reduce=[normal] * 2)
+    with pytest.raises(ValueError, match="no single choice per shared edge") as info:
+        SPACE.edge_choices([genotype, staged])
+    assert "\n" not in str(info.value)
+    assert DartsSpace.load_benchmark({"path": "default"}) is None  # no benchmark table for this space

@@ -634,3 +634,46 @@ def test_step_time_measures_a_step_with_the_architecture_step(digits):
     for h in handles:
         h.remove()
     assert len(samples) == 4  # a warm-up call and a timed call, each a weight and an architecture forward
+
+
+# --- the architecture score ------------------------------------------------------------------------------
+
+def test_architecture_score_is_the_sum_log_of_the_last_complete_indicator(digits):
+    """Before pruning: Σ_e log(I[e, o_e] / Σ_o I[e, o]) of the current indicator. After full pruning: of the
+    indicator that decided the first step (every op alive) — not of the importance, which keeps the survivor
+    only and would score a Hamming distance to the derived cell."""
+    method = make("nb201", FAST_PRUNE)
+    data = SearchData(digits, method.cfg, 0, CPU)
+    alpha = np.linspace(-1.0, 1.0, 30).reshape(6, 5)
+    set_alpha(method, "cell", alpha)
+    cells = [("skip_connect",) + ("none",) * 5, ("avg_pool_3x3",) + ("none",) * 5,  # both 1 edge from all-none
+             ("nor_conv_3x3", "skip_connect", "none", "avg_pool_3x3", "nor_conv_1x1", "none"), ("none",) * 6]
+    codes = np.array([[NB201_OPS.index(op) for op in cell] for cell in cells])
+
+    def sum_log(indicator):  # the score by hand: per edge, log of the chosen op's share of the edge's indicator
+        shares = indicator / indicator.sum(axis=1, keepdims=True)
+        return np.array([sum(math.log(max(shares[e, c], 1e-30)) for e, c in enumerate(row)) for row in codes])
+
+    set_evidence(method, "cell", np.full((6, 5), 50.0))
+    current = method.indicator()["cell"]
+    assert np.allclose(current, softmax_rows(alpha) + 25.0, atol=1e-6)
+    assert method.score_architectures(cells) == pytest.approx(sum_log(current), rel=1e-12)
+
+    for loser in (4, 3, 2, 1):  # avg_pool_3x3 first, ..., skip_connect last: `none` survives on every edge
+        prune_losers(method, data, {"cell": [loser] * 6})
+    assert method.ops_per_edge() == 1 and method.derive() == ("none",) * 6
+    first = np.array(method.history[0]["indicator"]["cell"])
+    assert (first > 0).all() and np.allclose(first[:, :4], softmax_rows(alpha)[:, :4] + 25.0, atol=1e-6)
+    assert np.allclose(first[:, 4], softmax_rows(alpha)[:, 4], atol=1e-6)  # the first loser had A = 0
+    scores = method.score_architectures(cells)
+    assert scores == pytest.approx(sum_log(first), rel=1e-12)
+    # not a function of the Hamming distance to the derived cell: cells 0 and 1 both differ on one edge
+    assert scores[0] != pytest.approx(scores[1], rel=1e-6)
+    assert scores[1] < scores[0]  # avg_pool_3x3 had the lowest indicator before pruning
+    # ... which the Σ-log of the post-pruning importance would be: −69.08 per edge away from the derived cell
+    hamming = sum_log(method.importance()["cell"])
+    assert hamming[0] == hamming[1] == pytest.approx(math.log(1e-30)) and hamming[3] == 0.0
+    # the importance (derivation, op-level correlation) is unchanged: the last step's indicator, survivors only
+    last = np.array(method.history[-1]["indicator"]["cell"])
+    assert np.array_equal(method.importance()["cell"][:, 0], last[:, 0])
+    assert not method.importance()["cell"][:, 1:].any()

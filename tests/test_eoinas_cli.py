@@ -15,7 +15,7 @@ from conftest import trial_records
 from harness.benchmarks.nb201 import load_table
 from harness.benchmarks.nb201_arch import NB201_OPS, parse_arch
 from harness.cli import main
-from harness.correlation import arch_scores, sample_archs
+from harness.correlation import log_normalised, sample_archs
 from harness.metrics import rank_correlation
 from harness.registry import get_space
 from spaces.darts import DARTS_OPS
@@ -92,8 +92,12 @@ def test_eoinas_nb201_records_benchmark_figures_and_recomputable_arch_correlatio
         assert rec["test_acc"] == row["cifar10_test"] and rec["benchmark"]["cifar10_test"] == row["cifar10_test"]
         importance = np.array(rec["importance"]["cell"])
         assert parse_arch(rec["genotype"]) == tuple(NB201_OPS[i] for i in importance.argmax(axis=1))
+        # the architecture score: Σ-log on the indicator recorded before the first pruning step (every op alive)
+        history = rec["pruning"]["history"]
+        scored = np.array(history[0]["indicator"]["cell"]) if history else importance
+        assert (scored > 0).all()  # every op had a score then
         indices = sample_archs(rec["arch_correlation"]["samples"], len(table))
-        tau, rho = rank_correlation(arch_scores(importance, table.codes[indices]),
+        tau, rho = rank_correlation(log_normalised(scored)[np.arange(6), table.codes[indices]].sum(axis=1),
                                     table.column("cifar10_test")[indices])
         assert rec["arch_kendall_tau"] == pytest.approx(tau) and rec["arch_spearman_rho"] == pytest.approx(rho)
     assert main(["leaderboard", str(out / "eoinas-nb201")]) == 0

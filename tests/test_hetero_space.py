@@ -886,3 +886,16 @@ def test_darts_searches_hetero_and_measures_op_correlation():
         assert detail["ops"] == list(HETERO_OPS)
         assert len(detail["scores"]) == len(detail["accs"]) == 11
         assert all(0.0 <= acc <= 100.0 for acc in detail["accs"])
+
+
+def test_edge_choices_by_hand():
+    """Tier-1 pairs on the DARTS rows of (node 2 + j // 2, source), then the tier-2 rows 14..17."""
+    choices = SPACE.edge_choices([G, G])
+    assert set(choices) == {"normal", "reduce"}
+    expected = {"normal": ([0, 1, 2, 4, 6, 8, 11, 13, 14, 15, 16, 17], [0, 8, 6, 10, 4, 7, 5, 2, 9, 7, 1, 6]),
+                "reduce": ([0, 1, 3, 4, 5, 8, 10, 13, 14, 15, 16, 17], [7, 0, 9, 5, 6, 8, 10, 6, 8, 10, 4, 7])}
+    for group, (rows, ops) in expected.items():
+        assert choices[group][0].tolist() == [rows, rows] and choices[group][1].tolist() == [ops, ops]
+    assert TIER2_OFFSET == 14 and NUM_ROWS == 18
+    assert {g: (r.shape, o.shape) for g, (r, o) in SPACE.edge_choices([]).items()} == {
+        "normal": ((0, 12), (0, 12)), "reduce": ((0, 12), (0, 12))}

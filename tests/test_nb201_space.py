@@ -509,3 +509,22 @@ def test_a_relative_table_path_is_resolved(table, tmp_path, monkeypatch):
     assert cfg.values["nb201_table"] == str((tmp_path / "mine.npz").resolve())
     loaded = NB201Space(cfg.values).benchmark()
     assert np.array_equal(loaded.codes, table.codes) and loaded.path == cfg.values["nb201_table"]
+
+
+def test_edge_choices_by_hand():
+    space = NB201Space({"nb201_table": "default"})
+    genotype = ("nor_conv_3x3", "none", "nor_conv_1x1", "avg_pool_3x3", "nor_conv_1x1", "none")
+    choices = space.edge_choices([genotype, ALL_SKIP, ALL_NONE])
+    assert set(choices) == {"cell"}
+    rows, ops = choices["cell"]
+    assert rows.tolist() == [[0, 1, 2, 3, 4, 5]] * 3
+    assert ops.tolist() == [[3, 0, 2, 4, 2, 0], [1] * 6, [0] * 6]
+    assert [r.shape for r in space.edge_choices([])["cell"]] == [(0, 6), (0, 6)]
+    with pytest.raises(GenotypeError):
+        space.edge_choices([("skip_connect",) * 5])
+
+
+def test_load_benchmark_reads_the_table_a_record_describes():
+    table = load_table()
+    assert NB201Space.load_benchmark(table.describe()) is table  # the cached default table
+    assert NB201Space.load_benchmark({}) is table

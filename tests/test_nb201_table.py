@@ -15,6 +15,7 @@ import torch
 from helpers import one_line
 from nas_201_api import ArchResults, ResultsCount
 
+from harness.benchmarks.base import Benchmark
 from harness.benchmarks.nb201 import (
     CSV_COLUMNS,
     DEFAULT_TABLE,
@@ -24,7 +25,6 @@ from harness.benchmarks.nb201 import (
     import_official,
     load_table,
     metric_column,
-    network_info,
 )
 from harness.benchmarks.nb201_arch import NUM_ARCHS, parse_arch
 from harness.cli import main
@@ -136,10 +136,39 @@ def test_metric_column_refusals(dataset, metric, fragment):
 
 
 def test_network_info():
-    assert network_info("imagenet16_120_test") == DataInfo(3, 120, 16)
-    assert network_info("cifar100_valid") == DataInfo(3, 100, 32)
-    assert network_info("cifar10_valid_valid") == DataInfo(3, 10, 32)
-    assert network_info("cifar10_params_m") == DataInfo(3, 10, 32)
+    table = load_table()
+    assert table.network_info("imagenet16_120_test") == DataInfo(3, 120, 16)
+    assert table.network_info("cifar100_valid") == DataInfo(3, 100, 32)
+    assert table.network_info("cifar10_valid_valid") == DataInfo(3, 10, 32)
+    assert table.network_info("cifar10_params_m") == DataInfo(3, 10, 32)
+
+
+def test_the_table_implements_every_method_of_the_benchmark_interface():
+    assert Benchmark.__abstractmethods__ == {"__len__", "genotypes", "column", "figures", "locate", "target_column",
+                                             "valid_column", "optimum", "describe", "network_info"}
+    assert issubclass(NB201Table, Benchmark) and not NB201Table.__abstractmethods__
+    for name in Benchmark.__abstractmethods__:  # its own implementation, not the abstract declaration
+        assert getattr(NB201Table, name) is not getattr(Benchmark, name), name
+    table = load_table()
+    assert isinstance(table, Benchmark) and len(table) == NUM_ARCHS
+    indices = np.array([0, 15624, 7, 7, 1234])
+    genotypes = table.genotypes(indices)
+    assert genotypes == [table.genotype(int(i)) for i in indices]
+    assert all(type(g) is tuple and all(type(op) is str for op in g) for g in genotypes)
+    assert table.genotypes(np.arange(NUM_ARCHS)) == [table.genotype(i) for i in range(NUM_ARCHS)]
+    assert table.genotypes(np.array([], dtype=np.int64)) == []
+    for index in (0, 1234, 15624):
+        genotype = table.genotype(index)
+        assert table.locate(genotype) == {"index": index, "arch": table.arch_str(index)}
+        assert parse_arch(table.locate(genotype)["arch"]) == genotype
+        assert table.figures(genotype) == {c: v for c, v in table.row(index).items()
+                                           if c in ACCURACY_COLUMNS and v is not None}
+    assert table.column("cifar10_test").shape == (NUM_ARCHS,)
+    assert table.target_column("cifar100")[0] == "cifar100_test"
+    assert table.valid_column("cifar10") == "cifar10_valid_valid"
+    assert table.optimum()["cifar10_test"] == np.nanmax(table.column("cifar10_test"))
+    assert table.describe()["path"] == "default"
+    assert table.network_info("cifar10_test") == DataInfo(3, 10, 32)
 
 
 # --- storage -----------------------------------------------------------------------------------------------

@@ -623,3 +623,30 @@ def test_run_summary_unchanged(tmp_path):
     assert summarise(spec, console, [], False) == 0
     assert _lines(console.export_text().replace(str(tmp_path), "<tmp>")) == GOLDEN["summary"]
     assert _lines((tmp_path / "exp" / "leaderboard.csv").read_text()) == GOLDEN["summary_csv"]
+
+
+def test_reference_rows_come_from_the_table_each_record_describes(tmp_path):
+    """One optimum row per (space, dataset, budget) whose records name a benchmark table: that table (here the
+    bundled one, by its recorded provenance) through the record's space; no row for a space without a benchmark
+    or one that is not registered."""
+    from harness.benchmarks.nb201 import load_table
+    from harness.leaderboard import reference_rows
+
+    table = load_table()
+    info = {"index": 0, "arch": NB201_GENOTYPE, "table": table.describe()}
+    records = [*golden_records(),
+               make_record("darts", 0, 90.0, space="darts", benchmark_info=info),  # a space without a benchmark
+               make_record("darts", 0, 90.0, space="no-such-space", benchmark_info=info),
+               make_record("darts", 0, 90.0, space="nb201", dataset="cifar100", benchmark_info=info)]
+    rows = reference_rows(records)
+    assert [(r["method"], r["space"], r["dataset"], r["budget"]) for r in rows] == [
+        ("optimum", "nb201", "cifar10", "smoke"), ("optimum", "nb201", "cifar100", "smoke")]
+    optimum = table.optimum()
+    assert rows[0]["test_acc_mean"] == rows[0]["test_acc_best"] == optimum["cifar10_test"]
+    assert rows[1]["test_acc_mean"] == optimum["cifar100_test"]
+    assert {k: v for k, v in rows[0].items() if k.startswith("benchmark_")} == {
+        f"benchmark_{c}_mean": v for c, v in optimum.items()}
+    missing = make_record("darts", 0, 90.0, space="nb201",
+                          benchmark_info={**info, "table": {"path": str(tmp_path / "gone.npz")}})
+    with pytest.raises(UserError, match="does not exist"):  # the recorded table, not silently the default
+        reference_rows([missing])

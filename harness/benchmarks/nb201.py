@@ -38,8 +38,10 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
+from harness.benchmarks.base import Benchmark
 from harness.benchmarks.nb201_arch import (
     EDGES,
+    NB201_OPS,
     NUM_ARCHS,
     Genotype,
     arch_codes,
@@ -96,13 +98,6 @@ CSV_COLUMNS = {
 }
 
 
-def network_info(column: str) -> DataInfo:
-    """Input and classes of the benchmark network a column describes (CIFAR: 32×32, ImageNet16-120: 16×16)."""
-    if column.startswith("imagenet16_120"):
-        return DataInfo(in_channels=3, num_classes=120, image_size=16)
-    return DataInfo(in_channels=3, num_classes=100 if column.startswith("cifar100") else 10, image_size=32)
-
-
 def metric_column(dataset: str, metric: str) -> str:
     """The column of ``nb201 best --dataset D --metric M`` (CIFAR-10's validation figure is the
     cifar10-valid setting's, as in the benchmark paper's tables)."""
@@ -130,8 +125,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class NB201Table:
-    """The figures of all 15,625 NAS-Bench-201 architectures, by official index."""
+class NB201Table(Benchmark):
+    """The figures of all 15,625 NAS-Bench-201 architectures, by official index (the ``Benchmark`` of the
+    NAS-Bench-201 space)."""
 
     def __init__(self, codes: np.ndarray, values: np.ndarray, columns: list[str], meta: dict[str, Any],
                  path: str = ""):
@@ -159,6 +155,16 @@ class NB201Table:
 
     def arch_str(self, index: int) -> str:
         return format_arch(self.genotype(index))
+
+    def genotypes(self, indices: np.ndarray) -> list[Genotype]:
+        """The genotypes (tuples of the 6 op names) of the architectures ``indices``, in that order."""
+        names = np.array(NB201_OPS)[self.codes[np.asarray(indices, dtype=np.int64)]]
+        return [tuple(row) for row in names.tolist()]
+
+    def locate(self, genotype: Genotype) -> dict[str, Any]:
+        """The architecture's official index and string."""
+        index = self.index_of(genotype)
+        return {"index": index, "arch": self.arch_str(index)}
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.columns.index(name)]
@@ -199,6 +205,13 @@ class NB201Table:
         prefix = SEARCH_DATASETS.get(dataset)
         own = "cifar10_valid_valid" if prefix == "cifar10" else f"{prefix}_valid"
         return own if prefix and self.has(own) else "cifar10_valid_valid"
+
+    def network_info(self, column: str) -> DataInfo:
+        """Input and classes of the benchmark network a column describes (CIFAR: 32×32, ImageNet16-120:
+        16×16)."""
+        if column.startswith("imagenet16_120"):
+            return DataInfo(in_channels=3, num_classes=120, image_size=16)
+        return DataInfo(in_channels=3, num_classes=100 if column.startswith("cifar100") else 10, image_size=32)
 
     def describe(self) -> dict[str, Any]:
         """Provenance for a trial record."""
