@@ -5,7 +5,7 @@
 
 For a fixed sample of edges — drawn from a fixed generator (seed 0), so every method and every seed of a
 space is measured on the same edges — each edge is discretised in turn to every op the derivation may
-choose (``space.selectable_ops()``; ``none`` is left out on the DARTS space because no genotype can
+choose on that edge (``space.choice_ops``; ``none`` is left out on the DARTS space because no genotype can
 contain it; a method that pruned ops offers only those it kept: ``method.correlation_ops``), the
 supernet's accuracy on a fixed subset of the architecture half (its first
 ``corr_batches`` batches, unaugmented) is measured, and the method's importance scores of that edge are

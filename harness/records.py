@@ -292,25 +292,27 @@ def _cell_lines(title: str, edges: list[tuple[str, int]]) -> list[str]:
 
 
 def genotype_lines(genotype: str) -> list[str]:
-    """DARTS-style ``Genotype(...)`` and ``StagedGenotype(...)`` strings as one line per cell node; other
-    strings, and strings of those forms that cannot be read, unchanged.
+    """DARTS-style ``Genotype(...)``, ``StagedGenotype(...)`` and ``PerCellGenotype(...)`` strings as one line per
+    cell node; other strings, and strings of those forms that cannot be read, unchanged.
 
     A genotype is a list of (op, source) pairs, two per intermediate node; nodes are numbered from 2
     because sources 0 and 1 are the cell's two inputs, so node numbers and sources read the same way.
     """
     try:
-        lines = _staged_lines(genotype) if genotype.startswith("StagedGenotype(") else _plain_lines(genotype)
+        own_cells = genotype.startswith(("StagedGenotype(", "PerCellGenotype("))
+        lines = _own_cell_lines(genotype) if own_cells else _plain_lines(genotype)
     except (ValueError, SyntaxError, AttributeError, TypeError, RecursionError, MemoryError):
         return [genotype]
     return lines or [genotype]
 
 
-def _staged_lines(genotype: str) -> list[str]:
+def _own_cell_lines(genotype: str) -> list[str]:
     call = ast.parse(genotype, mode="eval").body
     fields = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}  # type: ignore[attr-defined]
     lines = []
+    normal = "normal cells of stage" if genotype.startswith("StagedGenotype(") else "normal cell"
     for k, edges in enumerate(fields.get("normal", [])):
-        lines += _cell_lines(f"normal cells of stage {k + 1}", edges)
+        lines += _cell_lines(f"{normal} {k + 1}", edges)
     for k, edges in enumerate(fields.get("reduce", [])):
         lines += _cell_lines(f"reduction cell {k + 1}", edges)
     return lines

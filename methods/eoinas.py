@@ -29,7 +29,9 @@ For the paper (E = 160, w = 20, K = 8) that is after epochs 40, 60, ..., 160, Al
 epoch % 20 == 0"; on NAS-Bench-201 (K = 5) after 55, 90, 125 and 160. Where E − w < K − 1 several steps run
 after one epoch, each decided on the indicator the previous one left.
 
-A pruning step removes, on every edge of every group, the op with the lowest I (ties: the later op in the
+The ops of an edge are its candidates (``space.edge_ops``); pruning keeps every edge at the same number of
+ops, so it needs edges with equally many candidates (as on both spaces it supports). A pruning step
+removes, on every edge of every group, the op with the lowest I (ties: the later op in the
 space's op order, so pruning and derivation agree that earlier ops win ties) — except that when two ops are
 left and one of them cannot appear in a genotype (``none`` on the DARTS space), that one goes: by the last
 step ``none`` is dropped. The removed op's module is replaced in every cell by a parameter-free

@@ -784,8 +784,8 @@ class DartsSpace(SearchSpace):
             rows, ops = [], []
             for genotype in genotypes:
                 if isinstance(genotype, StagedGenotype):
-                    raise ValueError("a StagedGenotype has no single choice per shared edge: its cells differ "
-                                     "per stage")
+                    raise ValueError(f"a {CELL_FORMS[genotype.per]} has no single choice per shared edge: its "
+                                     "cells differ")
                 _check_genotype(genotype, self.op_names)
                 cell = getattr(genotype, group)
                 rows.append([row_of[(2 + j // 2, int(source))] for j, (_, source) in enumerate(cell)])
