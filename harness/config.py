@@ -35,8 +35,10 @@ once, so its meaning and its valid values are the same for every pair; only its 
 3. ``override`` — the user's ``--set key=value``, parsed to the key's type.
 
 Every resolved value (default, budget value or override alike) is then checked against its declaration
-(``Key.validate``: one line naming the key, the value and the valid values); rules between keys (Nesterov
-needs momentum, ``tau_min <= tau_max``, ...) are the space's and the method's ``validate_config``.
+(``Key.validate``: one line naming the key, the value and the valid values); rules between keys are
+``validate_shared``'s for the shared keys (Nesterov needs momentum), then the space's and the method's
+``validate_config`` for their own (``tau_min <= tau_max``, ...; a method asks the space what it needs of its
+networks, it never reads the space's keys).
 
 The hash of the resolved configuration (with method, space, dataset and budget, without the seed) names
 the setting: seeds of one setting share it.
@@ -220,7 +222,7 @@ MEMORY_FORMATS = ("channels_last", "contiguous")
 #   optimiser, would ascend the loss); weight decays >= 0 (torch refuses negative ones);
 # - SGD momentum in [0, 1): torch refuses a negative one and takes any other, but the heavy-ball velocity
 #   v <- m·v + g never forgets a gradient at m = 1 and grows geometrically above (the weights diverge);
-#   Nesterov needs momentum > 0 (torch refuses it without): a rule between keys, in validate_config;
+#   Nesterov needs momentum > 0 (torch refuses it without): a rule between keys, in validate_shared;
 # - grad_clip > 0: the supernet methods clip every step, and clip_grad_norm_ to 0 zeroes every gradient (a
 #   negative norm flips them); eval_grad_clip >= 0, where 0 turns the clip off;
 # - epochs, batch sizes >= 1 (0 epochs leaves nothing searched or an untrained network to test);
@@ -344,6 +346,15 @@ def declarations(method_cls: Any, space_cls: Any) -> dict[str, Key]:
     return out
 
 
+def validate_shared(cfg: dict[str, Any]) -> None:
+    """Rules between shared keys (one line, ``UserError``): torch.optim.SGD refuses Nesterov without momentum,
+    for the search weights (``w_``) and the final network (``eval_``) alike."""
+    for prefix in ("w", "eval"):
+        if cfg.get(f"{prefix}_nesterov") and cfg.get(f"{prefix}_momentum", 0.0) <= 0:
+            raise UserError(f"{prefix}_nesterov=true needs {prefix}_momentum > 0, got {prefix}_momentum="
+                            f"{cfg.get(f'{prefix}_momentum', 0.0)}: set {prefix}_nesterov=false or a momentum")
+
+
 def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, str] | None = None
             ) -> ResolvedConfig:
     """Resolve the configuration of a (method, space) pair under a budget with ``--set`` overrides."""
@@ -366,6 +377,7 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
         values[name], sources[name] = typed[name], "override"
     for name, key in keys.items():
         values[name] = key.validate(name, values[name])
+    validate_shared(values)
     space_cls.validate_config(values)
     method_cls.validate_config(values, space_cls)
     return ResolvedConfig(values=values, sources=sources, overrides=typed)

@@ -24,7 +24,6 @@ from torch import nn
 from harness.config import Key
 from harness.correlation import log_normalised
 from harness.data import DataInfo, SearchData
-from harness.errors import UserError
 from harness.train import cosine_lr, evaluate, set_lr
 from spaces.base import SearchSpace
 
@@ -81,11 +80,8 @@ class SearchMethod:
     def validate_config(cls, cfg: dict[str, Any], space: type[SearchSpace]) -> None:
         """Refuse impossible combinations of the method's values with one line (called when the configuration is
         resolved, after every value passed its own declaration and the space's rules). What the method needs
-        of the space's networks it asks the space (``space.check_stage_features``), never its keys."""
-        for prefix in ("w", "eval"):  # torch.optim.SGD refuses Nesterov without momentum
-            if cfg.get(f"{prefix}_nesterov") and cfg.get(f"{prefix}_momentum", 0.0) <= 0:
-                raise UserError(f"{prefix}_nesterov=true needs {prefix}_momentum > 0, got {prefix}_momentum="
-                                f"{cfg.get(f'{prefix}_momentum', 0.0)}: set {prefix}_nesterov=false or a momentum")
+        of the space's networks it asks the space (``space.check_stage_features``), never its keys. The
+        default has no rule."""
 
     # --- search ---------------------------------------------------------------------------------
     def num_epochs(self) -> int:

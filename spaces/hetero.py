@@ -337,6 +337,10 @@ class HeteroSpace(SearchSpace):
                 raise ValueError(f"scores['{group}'] must have shape {shape}, got {matrix.shape}")
             if not np.isfinite(matrix).all():
                 raise ValueError(f"scores['{group}'] contains NaN or infinite values")
+            choice = np.zeros(shape, dtype=bool)  # the ops a genotype may choose on each edge (``choice_ops``)
+            for index in range(shape[0]):
+                choice[index, list(self.choice_ops(group, index))] = True
+            matrix = np.where(choice, matrix, -np.inf)  # never chosen
             edges, tier2, start = [], [], 0
             for step, node in enumerate(range(2, 2 + STEPS)):
                 pairs, op2 = derive_node(matrix[start:start + node], matrix[TIER2_OFFSET + step], node)
@@ -347,19 +351,25 @@ class HeteroSpace(SearchSpace):
         return HeteroGenotype(**cells)
 
     def sample(self, rng: np.random.Generator) -> HeteroGenotype:
-        """Uniform over valid cells: per node two distinct sources (in order) and a uniform pair of ops
-        among those with at least one feature op (rejection), and a uniform tier-2 op."""
+        """Uniform over valid cells: per node two distinct sources (in order) and a uniform pair of ops (each
+        among its edge's ``choice_ops``) with at least one feature op (rejection), and a uniform tier-2 op."""
+        names = self.op_names
         cells: dict[str, Any] = {}
         for group in ("normal", "reduce"):
             edges, tier2 = [], []
-            for node in range(2, 2 + STEPS):
+            start = 0
+            for step, node in enumerate(range(2, 2 + STEPS)):
                 sources = sorted(int(s) for s in rng.choice(node, size=2, replace=False))
+                choices = [self.choice_ops(group, start + source) for source in sources]
                 while True:
-                    ops = [HETERO_OPS[int(i)] for i in rng.integers(0, len(HETERO_OPS), size=2)]
+                    draws = rng.integers(0, [len(c) for c in choices])
+                    ops = [names[c[int(i)]] for c, i in zip(choices, draws)]
                     if "feature" in (OP_FAMILY[ops[0]], OP_FAMILY[ops[1]]):
                         break
                 edges += list(zip(ops, sources))
-                tier2.append(HETERO_OPS[int(rng.integers(0, len(HETERO_OPS)))])
+                last = self.choice_ops(group, TIER2_OFFSET + step)
+                tier2.append(names[last[int(rng.integers(0, len(last)))]])
+                start += node
             cells[group], cells[f"{group}_tier2"] = edges, tier2
         return HeteroGenotype(**cells)
 

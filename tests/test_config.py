@@ -21,13 +21,14 @@ from harness.config import (
 from harness.errors import UserError
 from harness.registry import get_method, get_space
 from methods.base import SearchMethod
-from spaces.base import SearchSpace
+from spaces.base import CELL_SIZE_KEYS, SearchSpace, cell_budgets
 
 
 class TinySpace(SearchSpace):
     name = "tiny"
+    size_keys = CELL_SIZE_KEYS
     defaults: ClassVar[dict[str, Any]] = {"search_layers": 3, "eval_channels": 5}
-    budgets: ClassVar[dict[str, dict[str, Any]]] = {"small": {"search_layers": 2}}
+    budgets: ClassVar[dict[str, dict[str, Any]]] = cell_budgets(small={"search_layers": 2})
 
 
 class TinyMethod(SearchMethod):
@@ -89,8 +90,8 @@ def test_layers_with_stand_in_classes():
     assert (cfg.values["image_size"], cfg.sources["image_size"]) == (32, "harness")
     # space paper default < budget
     assert (cfg.values["search_layers"], cfg.sources["search_layers"]) == (4, "budget:smoke")
-    # keys in no layer of this pair are not brought in by the budget; a per-class key (declared on
-    # SearchSpace) that the class gives no value is absent
+    # keys in no layer of this pair are not brought in by the budget; a per-class key (a size key of the
+    # space) that the class gives no value is absent
     assert "search_channels" not in cfg.values and "rs_candidates" not in cfg.values
     assert (cfg.values["eval_channels"], cfg.sources["eval_channels"]) == (8, "budget:smoke")
     assert (cfg.values["mode"], cfg.sources["mode"]) == ("fast", "paper")

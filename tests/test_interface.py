@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_TRIAL, tiny_overrides, trial_records
 from helpers import one_line
 
 from harness.config import resolve
@@ -226,3 +227,20 @@ def test_build_network_sizes(space_name):
     assert cells_and_stem("paper") == expect(paper["eval_layers"], paper["eval_channels"])
     with pytest.raises(ValueError, match="unknown network size"):
         space.build_network(genotype, INFO, "huge")
+
+
+def test_agnas_trial_with_one_cell_per_position_trains_its_per_cell_network(tmp_path):
+    """stage_cells=each end to end, in-process: the record's genotype is a PerCellGenotype of the search network's
+    cells built from each search cell's own importance, and the final network learns (digits, 10 classes)."""
+    sets = {**tiny_overrides("agnas", "darts", TINY_TRIAL), "search_layers": "3", "eval_layers": "3",
+            "stage_cells": "each"}
+    (record,) = trial_records("agnas", "darts", tmp_path, "each", 1, *(f"{k}={v}" for k, v in sets.items()))
+    space = DartsSpace(record["config"])
+    genotype = space.parse(record["genotype"])
+    assert genotype.per == "cell" and record["genotype"].startswith("PerCellGenotype(")
+    cells = {c["cell"]: c for c in record["cells"]}
+    assert genotype.normal == [[tuple(p) for p in cells[0]["genotype"]]]  # 3 cells: normal, reduce, reduce
+    assert genotype.reduce == [[tuple(p) for p in cells[c]["genotype"]] for c in (1, 2)]
+    assert [cells[c]["used_for"] for c in range(3)] == [["final cell 0"], ["final cell 1"], ["final cell 2"]]
+    assert record["stage_cells"] == {"rule": "each", "normal": [0], "reduce": [1, 2]}
+    assert 10.0 < record["test_acc"] <= 100.0
