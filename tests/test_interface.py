@@ -244,3 +244,13 @@ def test_agnas_trial_with_one_cell_per_position_trains_its_per_cell_network(tmp_
     assert [cells[c]["used_for"] for c in range(3)] == [["final cell 0"], ["final cell 1"], ["final cell 2"]]
     assert record["stage_cells"] == {"rule": "each", "normal": [0], "reduce": [1, 2]}
     assert 10.0 < record["test_acc"] <= 100.0
+
+
+def test_the_record_display_reads_a_per_cell_genotype():
+    from harness.records import genotype_lines
+
+    text = repr(CellsGenotype(normal=[SKIPS, SKIPS], reduce=[SKIPS, SKIPS], per="cell"))
+    lines = genotype_lines(text)
+    titles = [line for line in lines if not line.startswith(" ")]
+    assert titles == ["normal cell 1:", "normal cell 2:", "reduction cell 1:", "reduction cell 2:"]
+    assert lines[1] == "  node 2 ← (skip_connect, 0), (skip_connect, 1)" and len(lines) == 4 * 5
