@@ -163,13 +163,15 @@ class SearchSpace:
         and the operation-level correlation use these). The default: every candidate."""
         return self.edge_ops(group, index)
 
-    def candidate_mask(self) -> dict[str, np.ndarray]:
-        """Per group, a boolean ``arch_shape`` matrix: True where the op is a candidate of the edge."""
+    def candidate_mask(self, choices: bool = False) -> dict[str, np.ndarray]:
+        """Per group, a boolean ``arch_shape`` matrix: True where the op is a candidate of the edge (with
+        ``choices``: one a genotype may choose there, ``choice_ops``)."""
+        ops_of = self.choice_ops if choices else self.edge_ops
         masks = {}
         for group, (edges, ops) in self.arch_shape().items():
             mask = np.zeros((edges, ops), dtype=bool)
             for index in range(edges):
-                mask[index, list(self.edge_ops(group, index))] = True
+                mask[index, list(ops_of(group, index))] = True
             masks[group] = mask
         return masks
 

@@ -331,16 +331,14 @@ class HeteroSpace(SearchSpace):
 
     def derive(self, scores: dict[str, np.ndarray]) -> HeteroGenotype:
         cells: dict[str, Any] = {}
+        choice = self.candidate_mask(choices=True)
         for group, shape in self.arch_shape().items():
             matrix = np.asarray(scores.get(group), dtype=np.float64)
             if matrix.shape != shape:
                 raise ValueError(f"scores['{group}'] must have shape {shape}, got {matrix.shape}")
             if not np.isfinite(matrix).all():
                 raise ValueError(f"scores['{group}'] contains NaN or infinite values")
-            choice = np.zeros(shape, dtype=bool)  # the ops a genotype may choose on each edge (``choice_ops``)
-            for index in range(shape[0]):
-                choice[index, list(self.choice_ops(group, index))] = True
-            matrix = np.where(choice, matrix, -np.inf)  # never chosen
+            matrix = np.where(choice[group], matrix, -np.inf)  # not a choice: never chosen
             edges, tier2, start = [], [], 0
             for step, node in enumerate(range(2, 2 + STEPS)):
                 pairs, op2 = derive_node(matrix[start:start + node], matrix[TIER2_OFFSET + step], node)
