@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import resource
+import statistics
 import sys
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 
@@ -94,6 +96,33 @@ def count_madds_m(model: nn.Module, input_shape: Sequence[int]) -> float:
         for module, training in modes:
             module.training = training
     return counter.get_total_flops() / 2 / 1e6
+
+
+def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], warmup: int = 2, runs: int = 10) -> float:
+    """Median wall time in milliseconds of one forward pass on a zero tensor of ``input_shape`` (batch included),
+    on the model's device, in eval mode without gradients, after ``warmup`` untimed passes; on CUDA each pass
+    is synchronised, so the time is the kernels' and not their launch. Each module's training flag is restored
+    afterwards."""
+    device, dtype = _model_device_dtype(model)
+    x = torch.zeros(tuple(int(d) for d in input_shape), device=device, dtype=dtype)
+    modes = [(m, m.training) for m in model.modules()]
+    times = []
+    try:
+        model.eval()
+        with torch.no_grad():
+            for k in range(warmup + max(1, runs)):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if k >= warmup:
+                    times.append(1000.0 * (time.perf_counter() - start))
+    finally:
+        for module, training in modes:
+            module.training = training
+    return float(statistics.median(times))
 
 
 def peak_memory_mb(device: torch.device | str) -> float:
