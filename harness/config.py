@@ -19,7 +19,8 @@ tuple of choices, or a named check function). Where each kind of key is declared
   has only when its method scores every cell (``SearchMethod.scores_per_cell``: AGNAS); the teacher keys of
   NOS: ``harness.teacher.TEACHER_CONFIG``;
 - ``defaults`` on a method or space holds *values* only: the class's value of a key declared elsewhere
-  (NOS's ``search_epochs``, NAS-Bench-201's ``w_weight_decay``); ``ignored_keys`` drops keys a method does
+  (NOS's ``search_epochs``, NAS-Bench-201's ``w_weight_decay``), and a method's ``space_defaults`` its values
+  on one space (AGNAS's macro search on ``proxyless``); ``ignored_keys`` drops keys a method does
   not use (random search: the operation-level correlation; GDAS: DARTS's ``order``); ``budgets`` holds
   the class's own values of a budget preset.
 
@@ -316,7 +317,8 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 def declarations(method_cls: Any, space_cls: Any) -> dict[str, Key]:
     """Every key of the (method, space) pair after ``ignored_keys``, each with the pair's default: the
-    declared one, or the space's and then the method's value in ``defaults`` (then of origin ``paper``).
+    declared one, or the space's and then the method's value in ``defaults`` (and the method's
+    ``space_defaults`` for this space; then of origin ``paper``).
 
     A key declared in two places, or a ``defaults`` value of a key declared nowhere, is a programming error
     (``TypeError``); so is a key with neither a declared default nor a value of the pair's classes that the
@@ -331,7 +333,7 @@ def declarations(method_cls: Any, space_cls: Any) -> dict[str, Key]:
                 raise TypeError(f"configuration key '{name}' is declared twice ({method_cls.__name__}, "
                                 f"{space_cls.__name__})")
             declared[name] = key
-    values = {**space_cls.defaults, **method_cls.defaults}
+    values = {**space_cls.defaults, **method_cls.defaults, **method_cls.space_defaults.get(space_cls.name, {})}
     undeclared = sorted(set(values) - set(declared))
     if undeclared:
         raise TypeError(f"defaults of {method_cls.__name__}/{space_cls.__name__} give undeclared keys {undeclared}")

@@ -1,4 +1,4 @@
-"""AGNAS: attention-guided micro and macro neural architecture search (Sun et al., ICML 2022), micro search.
+"""AGNAS: attention-guided micro and macro neural architecture search (Sun et al., ICML 2022).
 
 No architecture parameters and no bilevel step. Every searchable edge concatenates the outputs of its m
 candidate ops, F_con = [o_1(x), ..., o_m(x)] ∈ R^{B×mC×H×W}, and applies an SE-style attention module to it
@@ -27,6 +27,13 @@ reduction cells are the two search reduction cells. The record lists every searc
 it was used for (``space.describe_cells``). **NAS-Bench-201**: the importance of an edge position is
 averaged over all cells (the benchmark's cell is shared), and the cell is the argmax per edge with ``none``
 allowed (the space's rule).
+
+**Macro search** (the ProxylessNAS chain, space ``proxyless``): every choice block is an edge whose candidates
+are whole blocks — the six MBConvs, each with its residual where the block can be skipped, plus the block's
+input itself (``zero``: the block skipped) — so the same module concatenates "the candidate blocks plus the
+input" as the paper says, with r = 16 (``space_defaults``), and an op's importance is its attention sum
+divided by the block's output channels (``importance_norm=per_channel``, the reference code's block
+importance); the space derives the chain by argmax per block.
 
 **Ranking correlations**: the harness's operation-level protocol (discretise an edge position in every cell
 of its group, measure the supernet's accuracy on the fixed subset of the architecture half) is the paper's
@@ -65,18 +72,18 @@ from spaces.ops import is_zero
 
 class AttentionTally:
     """Per (cell, edge): the sum over images of each candidate's attention sum, while ``collecting`` (in the
-    order of the edge's candidates, ``ops``)."""
+    order of the edge's candidates, ``edges[key].ops``)."""
 
     def __init__(self) -> None:
         self.active = False
         self.sums: dict[tuple[int, int], torch.Tensor] = {}
         self.images: dict[tuple[int, int], int] = {}
-        self.ops: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.edges: dict[tuple[int, int], EdgeId] = {}
 
     def add(self, edge: EdgeId, attention: torch.Tensor) -> None:
         """``attention``: [B, m, C] of one forward pass."""
         key = (edge.cell, edge.index)
-        self.ops[key] = edge.ops
+        self.edges[key] = edge
         per_op = attention.detach().to(torch.float64).sum(dim=(0, 2))  # stays on the device: no sync per edge
         self.sums[key] = self.sums[key] + per_op if key in self.sums else per_op
         self.images[key] = self.images.get(key, 0) + attention.shape[0]
@@ -137,14 +144,19 @@ class AttentionEdge(nn.Module):
 @register_method
 class Agnas(SearchMethod):
     name = "agnas"
-    description = "AGNAS: attention over the concatenated candidates, importance = summed attention (micro search)"
+    description = "AGNAS: attention over the concatenated candidates, importance = summed attention (micro, macro)"
     supported_spaces = ("darts", "nb201")
     keys = {
         **SearchMethod.keys,
         # the bottleneck has max(1, mC // r) units, so every r >= 1 builds
         "attention_reduction": Key(8, "AGNAS: reduction ratio r of the attention module's bottleneck "
                                       "(mC -> mC/r -> mC)", "[1, inf)"),
+        "importance_norm": Key("sum", "AGNAS: an op's importance is its attention 'sum' (micro search, Eq. 6) or the "
+                                      "sum divided by the edge's output channels, 'per_channel' (macro search)",
+                               choices=("sum", "per_channel")),
     }
+    # macro search (the ProxylessNAS chain): r = 16 and importance = attention sum ÷ C_out, as in AGNAS's code
+    space_defaults = {"proxyless": {"attention_reduction": 16, "importance_norm": "per_channel"}}
     scores_per_cell = True  # the pair has the space's per-cell derivation keys (the DARTS space's stage_cells)
     defaults = {"search_epochs": 50}
 
@@ -190,8 +202,10 @@ class Agnas(SearchMethod):
             val_loss, val_acc = evaluate(self.supernet, batches)
         shapes = self.space.arch_shape()
         scores = {cell: np.zeros(shapes[group]) for cell, group in self.cell_groups.items()}
+        per_channel = self.cfg["importance_norm"] == "per_channel"
         for (cell, index), sums in self.tally.sums.items():
-            scores[cell][index, list(self.tally.ops[(cell, index)])] = sums.cpu().numpy()
+            edge = self.tally.edges[(cell, index)]
+            scores[cell][index, list(edge.ops)] = sums.cpu().numpy() / (edge.channels if per_channel else 1)
         self.cell_scores = scores
         self.importance_images = next(iter(self.tally.images.values()), 0)
         return val_loss, val_acc

@@ -66,6 +66,9 @@ class SearchMethod:
     # ``cell_keys`` (the DARTS space's stage rule)
     scores_per_cell: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}  # the method's values of keys declared elsewhere
+    # the method's paper values on one space (they win over ``defaults`` there), e.g. AGNAS's r = 16 in its macro
+    # search: ``{"proxyless": {"attention_reduction": 16}}``
+    space_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     ignored_keys: ClassVar[frozenset[str]] = frozenset()  # declared keys the method does not have
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
 

@@ -617,3 +617,19 @@ def test_same_seed_same_search_and_importance_is_the_last_validation_pass(digits
     for c in final:
         assert np.allclose(a.cell_scores[c], final[c], rtol=1e-6)
     assert a.importance_images == 16
+
+
+def test_per_channel_importance_is_the_attention_sum_divided_by_the_edge_channels():
+    """importance_norm=per_channel (macro search's block importance) divides each edge's attention sums by its
+    output channels; the attention itself is the same (same seed, same weights)."""
+    batches = [(torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(6))]
+    summed = make("nb201", {"search_layers": "1"}, torch_seed=5)
+    per_channel = make("nb201", {"search_layers": "1", "importance_norm": "per_channel"}, torch_seed=5)
+    summed.measure_importance(batches)
+    per_channel.measure_importance(batches)
+    channels = {edge.cell: edge.channels for edge in per_channel.tally.edges.values()}
+    assert sorted(set(channels.values())) == [2, 4, 8]  # three stages of the 1-cell-per-stage supernet
+    for cell, matrix in summed.cell_scores.items():
+        np.testing.assert_allclose(per_channel.cell_scores[cell], matrix / channels[cell], rtol=1e-12)
+    cfg = resolve(get_method("agnas"), get_space("nb201"), "smoke").values
+    assert (cfg["attention_reduction"], cfg["importance_norm"]) == (8, "sum")
