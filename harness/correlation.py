@@ -112,7 +112,8 @@ def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str,
     known = np.isfinite(accs)
     indices, accs = indices[known], accs[known]
     scores = method.score_architectures(table.genotypes(indices))
-    if scores is None:  # a method without scores
+    if scores is None:  # a method without scores: the record says so
+        detail["undefined"] = f"{method.name} has no architecture scores"
         return none
     tau, rho = rank_correlation(scores, accs)
     detail["samples"] = int(len(indices))

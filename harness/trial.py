@@ -144,6 +144,9 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
         if table is not None:
             findings.update(benchmark_figures(table, genotype, spec["dataset"]))
             findings.update(arch_level_correlation(method, table, spec["dataset"], cfg))
+        else:  # the record says why the architecture-level figures are null
+            findings.update(arch_kendall_tau=None, arch_spearman_rho=None, arch_correlation={
+                "samples": 0, "undefined": f"the {spec['space']} space has no table of known results"})
         findings.update(method.record_info())
         importance = method.importance()
         if importance is not None:  # the scores behind the genotype and the correlations, for tracing

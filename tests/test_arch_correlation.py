@@ -37,6 +37,8 @@ EXPECTED = [log(.4) + log(.5) + log(.2) + log(.9) + log(.4) + log(.6),
 class Crafted(SearchMethod):
     """A method whose importance is given (None: a method without scores); the default architecture score."""
 
+    name = "crafted"
+
     def __init__(self, space, importance):
         super().__init__(space, {}, None, torch.device("cpu"), 0)
         self.crafted = importance
@@ -185,6 +187,7 @@ def test_arch_correlation_without_scores_or_samples_is_none(nb201):
     table = crafted_table(codes, accs, accs)
     none = arch_level_correlation(fake_method(space, None), table, "cifar10", {"arch_corr_samples": 300})
     assert none == {"arch_kendall_tau": None, "arch_spearman_rho": None,
-                    "arch_correlation": {"target": "cifar10_test", "sample_seed": 0, "samples": 0}}
+                    "arch_correlation": {"target": "cifar10_test", "sample_seed": 0, "samples": 0,
+                                         "undefined": "crafted has no architecture scores"}}
     zero = arch_level_correlation(fake_method(space, POSITIVE), table, "cifar10", {"arch_corr_samples": 0})
     assert zero["arch_kendall_tau"] is None and zero["arch_correlation"]["samples"] == 0
