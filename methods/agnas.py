@@ -145,7 +145,7 @@ class AttentionEdge(nn.Module):
 class Agnas(SearchMethod):
     name = "agnas"
     description = "AGNAS: attention over the concatenated candidates, importance = summed attention (micro, macro)"
-    supported_spaces = ("darts", "nb201")
+    supported_spaces = ("darts", "nb201", "proxyless")
     keys = {
         **SearchMethod.keys,
         # the bottleneck has max(1, mC // r) units, so every r >= 1 builds

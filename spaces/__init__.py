@@ -1,3 +1,3 @@
 """Search spaces; importing this package registers every space."""
 
-from spaces import darts, hetero, nb201  # noqa: F401
+from spaces import darts, hetero, nb201, proxyless  # noqa: F401

@@ -78,5 +78,5 @@ def test_list_shows_the_pairs(capsys):
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
             for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
     spaces = list(SPACES)
-    for method, supported in {"nos": {"hetero", "darts"}, "darts": {"darts", "hetero", "nb201"}}.items():
+    for method, supported in {"nos": {"hetero", "darts"}, "darts": {"darts", "hetero", "nb201", "proxyless"}}.items():
         assert {s for s, mark in zip(spaces, rows[method]) if mark == "✓"} == supported
