@@ -42,8 +42,12 @@ candidates works unchanged.
   both are positive at any network size), a = ``cost_a`` 0.2, b = ``cost_b`` 0.3; ``add_linear``:
   CE + λ(E − ref)/ref, λ = ``cost_lambda`` 0.1. ``cost_ref`` in millions of multiply-adds; 0 (default) =
   E[cost] of the supernet under uniform p (the code's 300M is a 224×224 ImageNet figure at width 1.0, out of
-  scale for the harness's small inputs; give ``cost_ref=300`` for the paper's budget). The paper's latency
-  table (``cost=latency``) is not implemented; ``cost=none`` gives plain CE (the code's default: no target).
+  scale for the harness's small inputs; give ``cost_ref=300`` for the paper's budget). ``cost=latency``: the
+  released latency table is not public, so each candidate's median latency (``measure_latency_ms``, batch 1,
+  ms) is measured on the trial's device once and cached on disk (``LatencyTable``, keyed by the device, the
+  candidate and its input shape); the fixed part is the measured supernet latency (argmax path) minus its
+  chosen candidates' (clamped at 0); mul_log then takes logs of microseconds. ``cost=none`` gives plain CE
+  (the code's default: no target).
 - **Evaluation**: outside the training steps (validation, the correlation protocol, the record) each edge
   computes its argmax candidate, as the code's validation (``set_chosen_op_active``); under
   ``discretised`` only the forced candidate. Importance = softmax(α) over the candidates (DARTS's);
@@ -55,7 +59,11 @@ candidates works unchanged.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import platform
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,9 +72,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import Key
-from harness.data import DataInfo, SearchData
+from harness.data import DataInfo, SearchData, cache_lock, default_cache_dir
 from harness.errors import UserError
-from harness.metrics import count_madds_m
+from harness.metrics import count_madds_m, measure_latency_ms
+from harness.records import atomic_write
 from harness.registry import register_method
 from methods.base import ArchState
 from methods.darts import Darts, _grads, masked_softmax
@@ -75,8 +84,55 @@ from spaces.ops import is_zero
 
 ZERO_NAMES = ("zero", "none")  # candidates that stand for "no block" / a zero output: cost 0, the zero rule
 BINARY_MODES = ("two", "full")
-COSTS = ("macs", "none")
+COSTS = ("macs", "latency", "none")
+UNIT_SCALE = {"macs": 1e6, "latency": 1e3}  # mul_log takes logs of multiply-adds and of microseconds
+LATENCY_WARMUP, LATENCY_RUNS = 3, 20
 COST_FORMS = ("mul_log", "add_linear")
+
+
+def device_description(device: torch.device) -> str:
+    """The device a latency table belongs to: the GPU's name, or the CPU's model and torch's thread count."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.machine()}:{platform.processor()}:{torch.get_num_threads()} threads"
+
+
+class LatencyTable:
+    """Candidate latencies (ms, ``measure_latency_ms`` at batch 1) on one device, cached on disk under the
+    harness cache (``<cache>/latency/<device key>.json``), keyed by the candidate module's description (its
+    ``repr``: type, channels, kernel, stride) and its input shape. Measured once per device; entries are
+    added under the cache's lock."""
+
+    def __init__(self, device: torch.device):
+        self.description = device_description(device)
+        self.key = hashlib.sha256(self.description.encode()).hexdigest()[:24]
+        self.folder = default_cache_dir() / "latency"
+        self.path = self.folder / f"{self.key}.json"
+        self.entries = self._read(self.path)
+        self.added: dict[str, float] = {}
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, float]:
+        try:
+            return dict(json.loads(path.read_text())["entries"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def measure(self, module: nn.Module, shape: tuple[int, ...], cached: bool = True) -> float:
+        if not cached:
+            return measure_latency_ms(module, shape, LATENCY_WARMUP, LATENCY_RUNS)
+        entry = json.dumps([repr(module), list(shape)])
+        if entry not in self.entries:
+            self.entries[entry] = self.added[entry] = measure_latency_ms(module, shape, LATENCY_WARMUP, LATENCY_RUNS)
+        return self.entries[entry]
+
+    def save(self) -> None:
+        if not self.added:
+            return
+        with cache_lock(self.folder, self.key, "latency table"):
+            entries = {**self._read(self.path), **self.added}
+            blob = json.dumps({"device": self.description, "entries": entries}, indent=0)
+            atomic_write(self.path, lambda f: f.write(blob))
 
 
 class GateState:
@@ -146,11 +202,13 @@ def rescale_pair(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
 
 
 def cost_objective(ce: torch.Tensor, expected: torch.Tensor, ref: float, cfg: dict[str, Any]) -> torch.Tensor:
-    """The architecture loss from the cross-entropy and E[cost] (millions of multiply-adds), ``ref`` likewise."""
+    """The architecture loss from the cross-entropy and E[cost] (millions of multiply-adds or milliseconds),
+    ``ref`` likewise."""
     if cfg["cost"] == "none":
         return ce
     if cfg["cost_form"] == "mul_log":
-        ratio = torch.log(expected * 1e6) / math.log(ref * 1e6)
+        scale = UNIT_SCALE[cfg["cost"]]
+        ratio = torch.log(expected * scale) / math.log(ref * scale)
         return cfg["cost_a"] * ce * ratio ** cfg["cost_b"]
     return ce + cfg["cost_lambda"] * (expected - ref) / ref
 
@@ -170,12 +228,14 @@ class Proxyless(Darts):
                                   "all candidates involved (the code's full_v2 formula)", choices=BINARY_MODES),
         "zero_no_update": Key(True, "ProxylessNAS: an edge whose active path is 'zero'/'none' gets no alpha update "
                                     "in that step (the code's rule)"),
-        "cost": Key("macs", "ProxylessNAS: the cost term, expected multiply-adds ('macs') or none", choices=COSTS,
+        "cost": Key("macs", "ProxylessNAS: the cost term, expected multiply-adds ('macs'), expected latency from a "
+                            "table measured on this device ('latency', cached) or none", choices=COSTS,
                     origin="harness"),
         "cost_form": Key("mul_log", "ProxylessNAS: 'mul_log' = a*CE*(log E/log ref)^b, 'add_linear' = "
                                     "CE + lambda*(E-ref)/ref", choices=COST_FORMS),
-        "cost_ref": Key(0.0, "ProxylessNAS: reference cost, millions of multiply-adds (0 = E[cost] of the supernet "
-                             "under uniform p; the paper's is 300 at 224x224)", "[0, inf)", origin="harness"),
+        "cost_ref": Key(0.0, "ProxylessNAS: reference cost, millions of multiply-adds or ms (0 = E[cost] of the "
+                             "supernet under uniform p; the paper's is 300M MACs or 80 ms at 224x224)", "[0, inf)",
+                        origin="harness"),
         "cost_a": Key(0.2, "ProxylessNAS: a of mul_log", "(0, inf)"),
         "cost_b": Key(0.3, "ProxylessNAS: b of mul_log", "[0, inf)"),
         "cost_lambda": Key(0.1, "ProxylessNAS: lambda of add_linear", "[0, inf)"),
@@ -214,8 +274,9 @@ class Proxyless(Darts):
 
     # --- cost ----------------------------------------------------------------------------------
     def measure_costs(self) -> None:
-        """Per group, the ``[edges, ops]`` multiply-adds (millions) of every candidate at its input shape, summed
-        over the group's instances; the fixed part; the reference."""
+        """Per group, the ``[edges, ops]`` cost of every candidate at its input shape (millions of multiply-adds;
+        with ``cost=latency`` milliseconds from the device's cached table), summed over the group's instances;
+        the fixed part; the reference."""
         edges = self.edge_modules()
         shapes: dict[int, tuple[int, ...]] = {}
 
@@ -223,22 +284,28 @@ class Proxyless(Darts):
             shapes.setdefault(id(module), tuple(args[0].shape))
 
         handles = [e.register_forward_pre_hook(record) for e in edges]
+        input_shape = (1, self.info.in_channels, self.info.image_size, self.info.image_size)
         try:
-            total = count_madds_m(self.supernet, (1, self.info.in_channels, self.info.image_size,
-                                                  self.info.image_size))
+            total = count_madds_m(self.supernet, input_shape)
         finally:
             for handle in handles:
                 handle.remove()
+        latency = self.cfg["cost"] == "latency"
+        table = LatencyTable(self.device) if latency else None
+        if latency:
+            total = table.measure(self.supernet, input_shape, cached=False)
         costs = {g: np.zeros(shape) for g, shape in self.space.arch_shape().items()}
         chosen = 0.0
         for e in edges:
             for op, module in zip(e.edge.ops, e.ops):
                 if op in self.zero_ops or id(e) not in shapes:
                     continue
-                macs = count_madds_m(module, shapes[id(e)])
-                costs[e.edge.group][e.edge.index, op] += macs
+                cost = table.measure(module, shapes[id(e)]) if latency else count_madds_m(module, shapes[id(e)])
+                costs[e.edge.group][e.edge.index, op] += cost
                 if op == e.last_op:
-                    chosen += macs
+                    chosen += cost
+        if latency:
+            table.save()
         self.costs = costs
         self.cost_tensors = {g: torch.as_tensor(c, dtype=torch.float32, device=self.device) for g, c in costs.items()}
         self.fixed_cost = max(0.0, total - chosen)
@@ -246,9 +313,10 @@ class Proxyless(Darts):
         self.uniform_cost = self.fixed_cost + sum(float((c * m / m.sum(axis=1, keepdims=True)).sum())
                                                   for c, m in ((costs[g], mask[g]) for g in costs))
         self.cost_ref = float(self.cfg["cost_ref"]) or self.uniform_cost
-        if self.cfg["cost"] != "none" and self.cost_ref * 1e6 <= 1.0 and self.cfg["cost_form"] == "mul_log":
-            raise UserError(f"ProxylessNAS: the reference cost ({self.cost_ref}M multiply-adds) is too small for "
-                            "cost_form=mul_log; set cost_ref or cost=none")
+        if (self.cfg["cost"] != "none" and self.cfg["cost_form"] == "mul_log"
+                and self.cost_ref * UNIT_SCALE[self.cfg["cost"]] <= 1.0):
+            raise UserError(f"ProxylessNAS: the reference cost ({self.cost_ref}) is too small for cost_form=mul_log; "
+                            "set cost_ref, cost_form=add_linear or cost=none")
 
     def expected_cost(self) -> torch.Tensor:
         """E[cost] = fixed + Σ_groups Σ_edges Σ_j p_j·cost_j (millions of multiply-adds), differentiable in α."""
@@ -369,7 +437,8 @@ class Proxyless(Darts):
 
     # --- results --------------------------------------------------------------------------------
     def record_info(self) -> dict[str, Any]:
-        return {"cost": {"kind": self.cfg["cost"], "form": self.cfg["cost_form"], "unit": "M multiply-adds",
+        unit = "ms" if self.cfg["cost"] == "latency" else "M multiply-adds"
+        return {"cost": {"kind": self.cfg["cost"], "form": self.cfg["cost_form"], "unit": unit,
                          "reference": self.cost_ref, "uniform": self.uniform_cost, "fixed": self.fixed_cost,
                          "expected": float(self.expected_cost().detach()),
                          "per_group": {g: c.tolist() for g, c in self.costs.items()}},

@@ -247,3 +247,19 @@ def test_tiny_nb201_trial_beats_chance(tmp_path):
     assert 10.0 < record["test_acc"] <= 100.0
     assert record["cost"]["kind"] == "macs" and record["arch_steps"] > 0
     assert set(record["cost"]["per_group"]) == {"cell"}
+
+
+def test_latency_table_is_measured_once_per_device_and_cached(monkeypatch):
+    import methods.proxyless as proxyless
+
+    first = method(cost="latency", cost_form="add_linear")
+    table = proxyless.LatencyTable(CPU)
+    assert table.path.is_file() and table.entries
+    assert first.costs["cell"][:, 3].min() > 0 and np.all(first.costs["cell"][:, 0] == 0)  # `none` costs nothing
+    calls = []
+    monkeypatch.setattr(proxyless, "measure_latency_ms", lambda module, shape, *args: calls.append(module) or 1.0)
+    again = method(cost="latency", cost_form="add_linear")
+    assert len(calls) == 1 and calls[0] is again.supernet  # only the whole supernet (the fixed part) is re-timed
+    assert np.array_equal(again.costs["cell"], first.costs["cell"])
+    again.arch_step(*batch(0))
+    assert again.record_info()["cost"]["unit"] == "ms"
