@@ -77,7 +77,7 @@ def candidate_modules(method) -> dict[int, int]:
     return {m.edge.index: len(m.ops) for m in method.supernet.modules() if hasattr(m, "edge")}
 
 
-@pytest.mark.parametrize("name", ["darts", "gdas", "agnas"])
+@pytest.mark.parametrize("name", ["darts", "gdas", "agnas", "proxyless"])
 def test_methods_combine_only_each_edge_candidates(name):
     method = ragged_method(name)
     space = method.space

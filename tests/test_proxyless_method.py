@@ -1,0 +1,265 @@
+"""ProxylessNAS-G (methods/proxyless.py): one path per weight step, two per architecture step, the binary-gate
+α gradient, the rescaling, the zero rule, the cost term, checkpoints, edges with their own candidates and a
+tiny NAS-Bench-201 trial."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_TRIAL, tiny_overrides, trial_records
+from helpers import count_op_calls
+from torch import nn
+
+from harness import checkpoints
+from harness.config import resolve
+from harness.data import DataInfo
+from harness.errors import UserError
+from harness.registry import get_method, get_space
+from methods.base import ArchState
+from methods.proxyless import BinaryGateEdge, GateState, binary_gate_alpha_grad, cost_objective, rescale_pair
+from spaces.base import EdgeId
+
+CPU = torch.device("cpu")
+INFO = DataInfo(1, 10, 8)
+SIZES = {"search_layers": "1", "search_channels": "4"}
+
+
+def method(seed: int = 0, space=None, **sets: str):
+    cfg = resolve(get_method("proxyless"), get_space("nb201"), "smoke", {**SIZES, **sets}).values
+    torch.manual_seed(seed)
+    return get_method("proxyless")((space or get_space("nb201"))(cfg), cfg, INFO, CPU, seed)
+
+
+def batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(8, 1, 8, 8, generator=generator), torch.randint(0, 10, (8,), generator=generator)
+
+
+def test_defaults_are_the_papers_and_the_smoke_budget_has_architecture_steps():
+    paper = resolve(get_method("proxyless"), get_space("nb201"), "paper", {}).values
+    assert (paper["search_epochs"], paper["warmup_epochs"], paper["arch_every"]) == (160, 40, 5)
+    assert (paper["arch_lr"], paper["arch_beta1"], paper["arch_beta2"], paper["arch_weight_decay"]) == (
+        1e-3, 0.0, 0.999, 0.0)
+    assert paper["binary_mode"] == "two" and paper["cost"] == "macs" and paper["cost_form"] == "mul_log"
+    assert "order" not in paper
+    smoke = resolve(get_method("proxyless"), get_space("nb201"), "smoke", {}).values
+    assert smoke["warmup_epochs"] + 1 < smoke["search_epochs"]
+    with pytest.raises(UserError, match="warmup_epochs"):
+        resolve(get_method("proxyless"), get_space("nb201"), "smoke", {"search_epochs": "3", "warmup_epochs": "2"})
+
+
+def test_weight_step_computes_one_path_and_arch_step_two():
+    m = method()
+    edges = [e for e in m.supernet.modules() if isinstance(e, BinaryGateEdge)]
+    calls, handles = count_op_calls(edges)
+    try:
+        m.weight_step(*batch(0))
+        for e in edges:
+            ran = [k for k in range(len(e.ops)) if calls.get((e.edge.cell, e.edge.index, k))]
+            assert ran == [e.edge.slot(m.gate_state.chosen["cell"][e.edge.index])], e.edge
+        calls.clear()
+        m.arch_step(*batch(1))
+        for e in edges:
+            ran = {k for k in range(len(e.ops)) if calls.get((e.edge.cell, e.edge.index, k))}
+            involved = m.gate_state.involved["cell"][e.edge.index]
+            assert len(set(involved)) == 2
+            # the `none` op is never computed when inactive (zeros); the active one always is
+            expected = {e.edge.slot(op) for k, op in enumerate(involved) if k == 0 or op != 0}
+            assert ran == expected, e.edge
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class Scale(nn.Module):
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c * x
+
+
+def test_alpha_gradient_matches_the_formula_and_finite_differences():
+    consts = [1.0, 2.0, -1.5]
+    arch = ArchState()
+    arch.params["g"] = nn.Parameter(torch.tensor([[0.3, -0.2, 0.5]], dtype=torch.float64))
+    state = GateState(arch, {"g": None})
+    edge = BinaryGateEdge(EdgeId("g", 0, 0, 1, (0, 1, 2)), nn.ModuleList([Scale(c) for c in consts]), state)
+    x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    w = torch.tensor([1.0, 0.25, -0.5], dtype=torch.float64)
+
+    def loss_of(y: torch.Tensor) -> torch.Tensor:  # linear in the edge's output
+        return (y * w).sum()
+
+    # full mode: every candidate involved, the active one (op 1) first
+    state.mode, involved = "arch", (1, 0, 2)
+    gates = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)
+    state.involved, state.gates = {"g": [involved]}, {"g": [gates]}
+    (gate_grads,) = torch.autograd.grad(loss_of(edge(x)), [gates])
+    xw = float((x * w).sum())
+    assert gate_grads.tolist() == pytest.approx([consts[op] * xw for op in involved])  # ∂L/∂g_k = Σ o_k ⊙ ∂L/∂y
+    alpha = arch.params["g"][0].detach()
+    grad = binary_gate_alpha_grad(alpha[list(involved)], gate_grads)
+    p = torch.softmax(alpha[list(involved)], -1)
+    hand = [sum(gate_grads[j] * p[j] * (float(i == j) - p[i]) for j in range(3)) for i in range(3)]
+    assert grad.tolist() == pytest.approx([float(h) for h in hand])
+    # = the gradient of the expected (softmax-mixed) loss, by central differences
+    eps, numeric = 1e-6, []
+    for i in range(3):
+        shifted = []
+        for sign in (1, -1):
+            a = alpha.clone()
+            a[involved[i]] += sign * eps
+            probs = torch.softmax(a, -1)
+            shifted.append(float(loss_of(sum(probs[k] * consts[k] * x for k in range(3)))))
+        numeric.append((shifted[0] - shifted[1]) / (2 * eps))
+    assert grad.tolist() == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+    # two mode: only the pair, p′ = softmax of their two α
+    pair = (2, 0)
+    gates = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    state.involved, state.gates = {"g": [pair]}, {"g": [gates]}
+    (gate_grads,) = torch.autograd.grad(loss_of(edge(x)), [gates])
+    q = torch.softmax(alpha[list(pair)], -1)
+    expected = [float(q[i] * (gate_grads[i] - (gate_grads * q).sum())) for i in range(2)]
+    assert binary_gate_alpha_grad(alpha[list(pair)], gate_grads).tolist() == pytest.approx(expected)
+    assert float(gate_grads[0]) == pytest.approx(consts[2] * xw) and float(gate_grads[1]) == pytest.approx(xw)
+
+
+def test_rescaling_keeps_the_unsampled_probabilities():
+    old = torch.tensor([0.1, -0.4, 0.7, 0.2])
+    new = old.clone()
+    new[[0, 2]] += torch.tensor([0.3, -0.1])
+    new[[0, 2]] = rescale_pair(old[[0, 2]], new[[0, 2]])
+    assert torch.softmax(new, -1)[[1, 3]].tolist() == pytest.approx(torch.softmax(old, -1)[[1, 3]].tolist())
+    # through the method: with cost=none every edge keeps its unsampled ops' probabilities
+    m = method(cost="none")
+    for step in range(3):
+        before = torch.softmax(m.arch.params["cell"].detach().clone(), -1)
+        m.arch_step(*batch(step))
+        after = torch.softmax(m.arch.params["cell"].detach(), -1)
+        for index, involved in enumerate(m.gate_state.involved["cell"]):
+            others = [op for op in range(5) if op not in involved]
+            assert after[index, others].tolist() == pytest.approx(before[index, others].tolist(), abs=1e-7)
+
+
+def test_zero_active_edges_get_no_update():
+    m = method()  # with the cost term: it reaches every α, but not the rows whose active path is `none`
+    seen = 0
+    for step in range(6):
+        before = m.arch.params["cell"].detach().clone()
+        m.arch_step(*batch(step))
+        after = m.arch.params["cell"].detach()
+        for index, involved in enumerate(m.gate_state.involved["cell"]):
+            if involved[0] == 0:  # `none` active
+                seen += 1
+                assert torch.equal(after[index], before[index])
+            else:
+                assert not torch.equal(after[index], before[index])
+    assert seen > 0
+    m = method(zero_no_update="false", cost="none")
+    changed = []
+    for step in range(6):
+        before = m.arch.params["cell"].detach().clone()
+        m.arch_step(*batch(step))
+        changed += [not torch.equal(m.arch.params["cell"][i].detach(), before[i])
+                    for i, inv in enumerate(m.gate_state.involved["cell"]) if inv[0] == 0]
+    assert changed and all(changed)
+
+
+def test_cost_term_matches_a_hand_computation():
+    m = method()
+    # measured: conv candidates cost their multiply-adds summed over the 3 cells (4, 8, 16 channels at 8, 4, 2
+    # pixels); none, skip and pooling cost nothing
+    one = 4 * 4 * 64 + 8 * 8 * 16 + 16 * 16 * 4
+    assert m.costs["cell"][:, 2] == pytest.approx([one / 1e6] * 6)
+    assert m.costs["cell"][:, 3] == pytest.approx([9 * one / 1e6] * 6)
+    assert np.all(m.costs["cell"][:, [0, 1, 4]] == 0)
+    assert m.fixed_cost > 0 and m.cost_ref == pytest.approx(m.uniform_cost)
+    assert m.uniform_cost == pytest.approx(m.fixed_cost + 6 * 10 * one / 1e6 / 5)
+    # crafted costs and α
+    costs = np.arange(30, dtype=np.float64).reshape(6, 5) / 10
+    alpha = np.linspace(-1, 1, 30).reshape(6, 5)
+    with torch.no_grad():
+        m.arch.params["cell"].copy_(torch.as_tensor(alpha))
+    m.cost_tensors = {"cell": torch.as_tensor(costs, dtype=torch.float32)}
+    m.fixed_cost = 2.0
+    p = np.exp(alpha) / np.exp(alpha).sum(axis=1, keepdims=True)
+    expected = 2.0 + float((p * costs).sum())
+    assert float(m.expected_cost().detach()) == pytest.approx(expected, rel=1e-5)
+    ce, e, ref = torch.tensor(1.7), torch.tensor(expected), 3.0
+    cfg = {**m.cfg, "cost": "macs"}
+    mul = cost_objective(ce, e, ref, {**cfg, "cost_form": "mul_log"})
+    assert float(mul) == pytest.approx(0.2 * 1.7 * (math.log(expected * 1e6) / math.log(3e6)) ** 0.3, rel=1e-5)
+    add = cost_objective(ce, e, ref, {**cfg, "cost_form": "add_linear"})
+    assert float(add) == pytest.approx(1.7 + 0.1 * (expected - 3.0) / 3.0, rel=1e-5)
+    assert float(cost_objective(ce, e, ref, {**cfg, "cost": "none"})) == pytest.approx(1.7)
+
+
+def test_full_mode_involves_every_candidate_and_does_not_rescale():
+    m = method(binary_mode="full", cost="none")
+    m.arch_step(*batch(0))
+    for involved in m.gate_state.involved["cell"]:
+        assert sorted(involved) == list(range(5))
+
+
+def test_checkpoint_round_trip_continues_exactly():
+    a = method(seed=0)
+    for step in range(2):
+        a.weight_step(*batch(step))
+        a.arch_step(*batch(step + 10))
+    b = method(seed=5)
+    b.load_state_dict(checkpoints.loads(checkpoints.dumps(a.state_dict())))  # as a trial's checkpoint
+    for m in (a, b):
+        m.weight_step(*batch(20))
+        m.arch_step(*batch(21))
+    assert a.gate_state.chosen == b.gate_state.chosen and a.gate_state.involved == b.gate_state.involved
+    assert torch.equal(a.arch.params["cell"], b.arch.params["cell"])
+
+
+def test_ragged_edges_sample_only_their_candidates():
+    from test_interface import RaggedSpace
+
+    m = method(space=RaggedSpace)
+    seen_w = {e: set() for e in range(6)}
+    seen_a = {e: set() for e in range(6)}
+    for _ in range(60):
+        m.sample_weight_paths()
+        m.sample_arch_paths()
+        for e in range(6):
+            seen_w[e].add(m.gate_state.chosen["cell"][e])
+            seen_a[e].update(m.gate_state.involved["cell"][e])
+    for e in range(6):
+        assert seen_w[e] == seen_a[e] == set(m.space.edge_ops("cell", e)), e
+    m.weight_step(*batch(0))
+    m.arch_step(*batch(1))
+    importance = m.importance()["cell"]
+    assert importance[0, 0] == 0 and importance[5, [1, 3]].tolist() == [0, 0]
+    assert m.costs["cell"][5, 1] == 0 and m.costs["cell"][5, 2] > 0
+
+
+def test_tiny_nb201_trial_beats_chance(tmp_path):
+    sets = {**tiny_overrides("proxyless", "nb201", TINY_TRIAL), "search_epochs": "2", "eval": "train"}
+    (record,) = trial_records("proxyless", "nb201", tmp_path, "t", 1, *(f"{k}={v}" for k, v in sets.items()))
+    assert 10.0 < record["test_acc"] <= 100.0
+    assert record["cost"]["kind"] == "macs" and record["arch_steps"] > 0
+    assert set(record["cost"]["per_group"]) == {"cell"}
+
+
+def test_latency_table_is_measured_once_per_device_and_cached(monkeypatch):
+    import methods.proxyless as proxyless
+
+    first = method(cost="latency", cost_form="add_linear")
+    table = proxyless.LatencyTable(CPU)
+    assert table.path.is_file() and table.entries
+    assert first.costs["cell"][:, 3].min() > 0 and np.all(first.costs["cell"][:, 0] == 0)  # `none` costs nothing
+    calls = []
+    monkeypatch.setattr(proxyless, "measure_latency_ms", lambda module, shape, *args: calls.append(module) or 1.0)
+    again = method(cost="latency", cost_form="add_linear")
+    assert len(calls) == 1 and calls[0] is again.supernet  # only the whole supernet (the fixed part) is re-timed
+    assert np.array_equal(again.costs["cell"], first.costs["cell"])
+    again.arch_step(*batch(0))
+    assert again.record_info()["cost"]["unit"] == "ms"
