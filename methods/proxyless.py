@@ -217,7 +217,7 @@ def cost_objective(ce: torch.Tensor, expected: torch.Tensor, ref: float, cfg: di
 class Proxyless(Darts):
     name = "proxyless"
     description = "ProxylessNAS-G: binary gates (one path per weight step, two per architecture step), cost term"
-    supported_spaces = ("darts", "nb201")
+    supported_spaces = ("proxyless", "darts", "nb201")
     keys = {
         **Darts.keys,
         "warmup_epochs": Key(None, "ProxylessNAS: first epochs train the weights only (the architecture steps start "

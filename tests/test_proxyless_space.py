@@ -229,7 +229,7 @@ def test_supernet_gives_every_block_its_whole_candidates(smoke, image_size):
         return SumEdge(edge, candidates)
 
     net = smoke.build_supernet(factory, DataInfo(1, 10, image_size))
-    assert [(e.group, e.index, e.cell) for e in edges] == [("blocks", i, i) for i in range(21)]
+    assert [(e.group, e.index, e.cell) for e in edges] == [("blocks", i, 0) for i in range(21)]  # one cell: the chain
     assert [e.channels for e in edges] == [8] * 4 + [16] * 4 + [24] * 4 + [24] * 4 + [48] * 4 + [80]
     assert net(torch.randn(2, 1, image_size, image_size)).shape == (2, 10)
 
