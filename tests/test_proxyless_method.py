@@ -263,3 +263,30 @@ def test_latency_table_is_measured_once_per_device_and_cached(monkeypatch):
     assert np.array_equal(again.costs["cell"], first.costs["cell"])
     again.arch_step(*batch(0))
     assert again.record_info()["cost"]["unit"] == "ms"
+
+
+def test_on_the_chain_space_skipping_costs_nothing_and_each_block_costs_its_multiply_adds():
+    """On the proxyless space: the cost matrix has one row per block; `zero` (the identity) costs 0 where it is a
+    candidate and nothing is counted where it is not; an MBConv's cost is its whole block's multiply-adds at
+    the block's input, and the bigger kernel / expansion costs more."""
+    from harness.metrics import count_madds_m
+
+    cfg = resolve(get_method("proxyless"), get_space("proxyless"), "smoke").values
+    torch.manual_seed(0)
+    m = get_method("proxyless")(get_space("proxyless")(cfg), cfg, INFO, CPU, 0)
+    costs, mask = m.costs["blocks"], m.space.candidate_mask()["blocks"]
+    zero = m.space.op_names.index("zero")
+    assert costs.shape == (21, 7) and np.all(costs[~mask] == 0)
+    assert mask[:, zero].sum() == 15 and np.all(costs[mask[:, zero], zero] == 0)
+    assert np.all(costs[:, :zero] > 0) and np.all(costs[:, 1] > costs[:, 0]) and np.all(costs[:, 5] > costs[:, 0])
+    edge = m.edge_modules()[3]  # a skippable block: its candidates are x + mbconv(x)
+    shapes = {}
+    def record(module, args):  # a pre-hook that returns nothing leaves the input as it is
+        shapes.setdefault("x", tuple(args[0].shape))
+
+    handle = edge.register_forward_pre_hook(record)
+    m.supernet.eval()
+    with torch.no_grad():
+        m.supernet(torch.zeros(1, 1, 8, 8))
+    handle.remove()
+    assert costs[3, 0] == pytest.approx(count_madds_m(edge.ops[0], shapes["x"]), rel=1e-9)  # millions
