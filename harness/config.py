@@ -235,7 +235,8 @@ MEMORY_FORMATS = ("channels_last", "contiguous")
 #   size is one more than a multiple of the batch size); at 4 and below it is 1×1 and BatchNorm refuses a
 #   one-image batch in every space (measured: every method's supernet and every space's final network);
 # - corr_edges, corr_batches, train_limit >= 0: 0 = none for corr_edges, all batches for corr_batches, all
-#   images for train_limit (too small a limit is refused with the data: harness.data.check_split).
+#   images for train_limit (too small a limit is refused with the data: harness.data.check_split);
+# - latency_runs >= 1 (a median needs a timed pass), latency_warmup >= 0.
 SHARED_KEYS: dict[str, Key] = {
     # the shared conventions of all cell spaces (METHODS.md, "Shared conventions"): the same for every method,
     # so that no method gets a private advantage
@@ -272,6 +273,10 @@ SHARED_KEYS: dict[str, Key] = {
     "cudnn_benchmark": Key(True, "CUDA only: let cuDNN autotune convolution algorithms (faster; the record then "
                                  "says results are not bitwise reproducible); false = deterministic kernels",
                            origin="harness"),
+    "latency_runs": Key(10, "latency of the final network (batch 1 and batch eval_batch_size): timed forward passes, "
+                            "the record keeps their median", "[1, inf)", origin="harness"),
+    "latency_warmup": Key(2, "latency of the final network: untimed forward passes before the timed ones",
+                          "[0, inf)", origin="harness"),
 }
 
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal
@@ -281,6 +286,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "search_epochs": 2, "search_batch_size": 128, "eval_epochs": 4, "eval_batch_size": 64,
         "corr_edges": 2, "corr_batches": 1, "rs_candidates": 3, "rs_epochs": 1,
+        "latency_runs": 3, "latency_warmup": 1,
     },
     "small": {
         "search_epochs": 10, "eval_epochs": 30, "eval_batch_size": 64,

@@ -107,6 +107,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("params_m", "parameters", "M", decimals=3, stats=("mean",), board_decimals=2,
            terminal=(("params M", ("mean",)),), summary=3, summary_header="params M"),
     Metric("madds_m", "multiply-adds", "M", stats=("mean",), terminal=(("MAdds M", ("mean",)),)),
+    # the final network's forward time on the trial's device (median of the timed passes; harness.trial)
+    Metric("latency_ms", "latency, batch 1", "ms", stats=("mean", "std"),
+           terminal=(("latency ms", ("mean", "std")),), terminal_if_any=True),
+    Metric("latency_batch_ms", "latency, eval batch", "ms", stats=("mean", "std")),
+    Metric("latency_batch", "latency batch size", decimals=0),
     Metric("op_kendall_tau", "op-level Kendall τ", decimals=3, stats=("mean",),
            terminal=(("op τ", ("mean",)),), summary=4, summary_header="op τ"),
     Metric("op_spearman_rho", "op-level Spearman ρ", decimals=3, stats=("mean",)),

@@ -98,19 +98,31 @@ def count_madds_m(model: nn.Module, input_shape: Sequence[int]) -> float:
     return counter.get_total_flops() / 2 / 1e6
 
 
-def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], warmup: int = 2, runs: int = 10) -> float:
+def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], warmup: int = 2, runs: int = 10,
+                       layout: torch.memory_format = torch.contiguous_format) -> float:
     """Median wall time in milliseconds of one forward pass on a zero tensor of ``input_shape`` (batch included),
     on the model's device, in eval mode without gradients, after ``warmup`` untimed passes; on CUDA each pass
     is synchronised, so the time is the kernels' and not their launch. Each module's training flag is restored
-    afterwards."""
+    afterwards. ``layout`` is the input's memory format (a 4-D input; the trial passes its ``memory_format``, the
+    layout its batches have). ``runs`` below 1, a negative ``warmup`` or an empty or non-positive shape is a
+    ``ValueError``."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"measure_latency_ms: runs must be an int >= 1, got {runs!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"measure_latency_ms: warmup must be an int >= 0, got {warmup!r}")
+    shape = tuple(int(d) for d in input_shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"measure_latency_ms: input_shape must be positive sizes (batch first), got {input_shape!r}")
     device, dtype = _model_device_dtype(model)
-    x = torch.zeros(tuple(int(d) for d in input_shape), device=device, dtype=dtype)
+    x = torch.zeros(shape, device=device, dtype=dtype)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=layout)
     modes = [(m, m.training) for m in model.modules()]
     times = []
     try:
         model.eval()
         with torch.no_grad():
-            for k in range(warmup + max(1, runs)):
+            for k in range(warmup + runs):
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 start = time.perf_counter()

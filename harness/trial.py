@@ -44,10 +44,17 @@ from harness.data import SearchData, load_dataset
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.metric_table import SUMMARY_KEYS  # the trial's flat summary
-from harness.metrics import count_madds_m, count_params_m, describe_device, device_hours_kind, peak_memory_mb
+from harness.metrics import (
+    count_madds_m,
+    count_params_m,
+    describe_device,
+    device_hours_kind,
+    measure_latency_ms,
+    peak_memory_mb,
+)
 from harness.records import read_record, record_filename, write_record
 from harness.registry import get_method, get_space
-from harness.train import configure_backends, rng_state, seed_everything, set_rng_state
+from harness.train import configure_backends, memory_format, rng_state, seed_everything, set_rng_state, to_device
 
 EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
 
@@ -207,6 +214,8 @@ def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch
            test_acc_source: str) -> dict[str, Any]:
     """Write the trial's record atomically and report the flat summary."""
     hours = (state["search_seconds"] + state["results"]["correlation_seconds"] + state["eval_seconds"]) / 3600
+    peak_mem_mb = peak_memory_mb(device)  # the trial's own peak, before the latency's batch pass adds to it
+    latency = network_latency(net, info, spec["config"], device)
     record = {
         "method": spec["method"], "space": spec["space"], "dataset": spec["dataset"],
         "budget": spec["budget"], "seed": seed, "experiment": spec["experiment"],
@@ -215,9 +224,10 @@ def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch
         "test_acc": test_acc, "test_loss": test_loss, "test_acc_source": test_acc_source,
         "search_seconds": state["search_seconds"], "eval_seconds": state["eval_seconds"],
         "device_hours": hours, "device_hours_kind": device_hours_kind(device),
-        "device": describe_device(device), "peak_mem_mb": peak_memory_mb(device),
+        "device": describe_device(device), "peak_mem_mb": peak_mem_mb,
         "params_m": count_params_m(net),
         "madds_m": count_madds_m(net, (1, info.in_channels, info.image_size, info.image_size)),
+        **latency,
         "history": state["history"], "harness_version": __version__,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -225,3 +235,19 @@ def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch
     checkpoint_path(spec, seed).unlink(missing_ok=True)  # the record is the result; the state is spent
     report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
     return record
+
+
+def network_latency(net: torch.nn.Module, info: Any, cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The final network's forward latency on the trial's device (``harness.metrics.measure_latency_ms``: the
+    median of ``latency_runs`` timed passes after ``latency_warmup``): ``latency_ms`` at batch 1 and
+    ``latency_batch_ms`` at ``latency_batch`` = ``eval_batch_size``, network and input in the configuration's
+    memory format. A look-up network is built on the CPU, so it is moved first (the trained one is there)."""
+    net = to_device(net, cfg, device)
+    batch = int(cfg["eval_batch_size"])
+    runs, warmup, layout = int(cfg["latency_runs"]), int(cfg["latency_warmup"]), memory_format(cfg)
+
+    def latency(size: int) -> float:
+        shape = (size, info.in_channels, info.image_size, info.image_size)
+        return measure_latency_ms(net, shape, warmup, runs, layout=layout)
+
+    return {"latency_ms": latency(1), "latency_batch_ms": latency(batch), "latency_batch": batch}

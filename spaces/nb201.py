@@ -175,7 +175,9 @@ class NB201Space(SearchSpace):
         "eval_weight_decay": 5e-4, "eval_grad_clip": 0.0, "cutout": 0, "auxiliary_weight": 0.0, "drop_path": 0.0,
     }
     budgets: ClassVar[dict[str, dict[str, Any]]] = cell_budgets(
-        smoke={"search_layers": 1, "eval_layers": 1, "arch_corr_samples": 1000},
+        # the look-up network is paper size: one timed batch pass (no warm-up) keeps a smoke trial fast
+        smoke={"search_layers": 1, "eval_layers": 1, "arch_corr_samples": 1000, "latency_runs": 1,
+               "latency_warmup": 0},
         small={"search_layers": 2, "eval_layers": 3, "arch_corr_samples": 5000},
     )
 

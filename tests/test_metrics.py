@@ -17,6 +17,7 @@ from harness.metrics import (
     describe_device,
     device_hours_kind,
     mean_ignoring_nan,
+    measure_latency_ms,
     peak_memory_mb,
     rank_correlation,
 )
@@ -108,6 +109,75 @@ def test_madds_tuple_output_eval_mode_and_training_flags_restored():
     assert model.training and model.conv.training and not model.auxiliary_head.training
 
 
+class ClockedNet(nn.Module):
+    """A forward pass that advances a fake clock by the next scripted duration and notes how it was run."""
+
+    def __init__(self, clock, durations):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2)
+        self.clock, self.durations, self.calls = clock, list(durations), []
+
+    def forward(self, x):
+        self.calls.append((self.training, self.bn.training, torch.is_grad_enabled(), tuple(x.shape),
+                           x.is_contiguous(memory_format=torch.channels_last)))
+        self.clock[0] += self.durations.pop(0)
+        return self.bn(self.conv(x))
+
+
+def test_latency_is_the_median_of_the_timed_runs_without_the_warmup(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("harness.metrics.time.perf_counter", lambda: clock[0])
+    # two warm-up passes of 9 s (excluded), then timed passes of 5, 1, 3, 4 and 2 ms: the median is 3 ms
+    model = ClockedNet(clock, [9.0, 9.0, 0.005, 0.001, 0.003, 0.004, 0.002])
+    model.train()
+    model.bn.eval()  # mixed flags must come back exactly as they were
+    assert measure_latency_ms(model, (4, 2, 6, 6), warmup=2, runs=5) == pytest.approx(3.0)
+    assert model.durations == [] and len(model.calls) == 7
+    assert all(call == (False, False, False, (4, 2, 6, 6), False) for call in model.calls)  # eval, no grad
+    assert model.training and model.conv.training and not model.bn.training
+    # one timed pass, no warm-up, in the channels-last layout the trial's batches have
+    model = ClockedNet(clock, [0.25])
+    assert measure_latency_ms(model, (1, 2, 6, 6), warmup=0, runs=1, layout=torch.channels_last) == 250.0
+    assert model.calls == [(False, False, False, (1, 2, 6, 6), True)] and model.training
+
+
+def test_latency_of_a_real_network_is_positive_and_training_flags_come_back():
+    model = TinyNet()
+    model.train()
+    assert measure_latency_ms(model, (2, 1, 10, 10), warmup=1, runs=3) > 0
+    assert model.training and model.auxiliary_head.training
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"runs": 0}, "runs must be an int >= 1"),
+    ({"runs": 2.5}, "runs must be an int >= 1"),
+    ({"runs": True}, "runs must be an int >= 1"),
+    ({"warmup": -1}, "warmup must be an int >= 0"),
+    ({"input_shape": (0, 1, 10, 10)}, "input_shape must be positive"),
+    ({"input_shape": ()}, "input_shape must be positive"),
+])
+def test_latency_refuses_silly_arguments(kwargs, match):
+    model = TinyNet()
+    with pytest.raises(ValueError, match=match):
+        measure_latency_ms(model, **{"input_shape": (1, 1, 10, 10), **kwargs})
+
+
+@pytest.mark.parametrize("space, sets", [
+    ("darts", ()),  # the final network trained from scratch (tiny)
+    ("nb201", ()),  # the benchmark's paper-size network (evaluation by look-up)
+])
+def test_every_trial_record_has_the_final_networks_latency(tmp_path, space, sets):
+    from conftest import TINY_TRIAL, tiny_overrides, trial_records
+
+    if space == "darts":
+        sets = tuple(f"{k}={v}" for k, v in tiny_overrides("darts", space, TINY_TRIAL).items())
+    (record,) = trial_records("darts", space, tmp_path, space, 1, *sets)
+    assert record["latency_ms"] > 0 and record["latency_batch_ms"] > 0
+    assert record["latency_batch"] == record["config"]["eval_batch_size"]
+    assert record["config"]["latency_runs"] >= 1 and record["config"]["latency_warmup"] >= 0
+    assert record["device"].startswith("cpu")
+
+
 def test_peak_memory_cpu_is_positive():
     assert peak_memory_mb(torch.device("cpu")) > 1.0
 
@@ -123,6 +193,7 @@ def test_cuda_metrics():
     device = torch.device("cuda")
     conv = nn.Conv2d(3, 4, 3, padding=1).to(device)
     assert count_madds_m(conv, (1, 3, 8, 8)) == pytest.approx(3 * 4 * 9 * 64 / 1e6)
+    assert measure_latency_ms(conv, (2, 3, 8, 8), warmup=1, runs=2, layout=torch.channels_last) > 0
     assert describe_device(device).startswith("cuda (")
     assert peak_memory_mb(device) > 0
 

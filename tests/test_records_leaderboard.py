@@ -40,6 +40,7 @@ def make_record(method="darts", seed=0, test_acc=90.0, space="darts", dataset="d
         "search_seconds": 3600.0, "correlation_seconds": 10.0, "eval_seconds": 7200.0,
         "device_hours": 3.0, "device_hours_kind": "CPU-hours", "device": "cpu (2 threads)",
         "peak_mem_mb": 500.0, "params_m": 3.3, "madds_m": 500.0,
+        "latency_ms": 2.5, "latency_batch_ms": 40.0, "latency_batch": 64,
         "op_kendall_tau": 0.5, "op_spearman_rho": 0.6, "op_corr_edges": 4,
         "history": [{"epoch": 0, "phase": "search", "train_loss": 2.0, "val_acc": 50.0, "genotype": "x"}],
         "harness_version": "0.1.0", "finished_at": finished_at,
@@ -179,6 +180,9 @@ def test_build_leaderboard_values():
     assert nos.search_hours_mean == pytest.approx(1.0) and nos.eval_hours_mean == pytest.approx(2.0)
     assert nos.device_hours_kind == "CPU-hours"
     assert nos.madds_m_mean == pytest.approx((400.0 + 500.0 + 402.0) / 3)  # seed 1 is the re-run
+    # the final network's latencies: mean ± std over seeds (constant in these records), the batch size averaged
+    assert (nos.latency_ms_mean, nos.latency_batch_ms_mean, nos.latency_batch_mean) == (2.5, 40.0, 64.0)
+    assert nos.latency_ms_std == 0.0 and nos.latency_batch_ms_std == 0.0
     darts_accs = [90.0, 91.0, 95.0]
     expected_p = scipy.stats.ttest_ind(accs, darts_accs, equal_var=False).pvalue
     assert nos.p_vs_darts == pytest.approx(expected_p)
@@ -263,14 +267,18 @@ def golden_records():
     darts[1]["op_kendall_tau"] = None
     tuned = [make_record("darts", s, acc, overrides={"lr": 0.1, "epochs": 3}, val_acc=70.0 + s)
              for s, acc in enumerate([92.0, 92.5])]
-    nos = [make_record("nos", s, acc, madds_m=400.0 + s, params_m=1.23456 + s, method_extra_tau=0.2 * s)
+    for key in ("latency_ms", "latency_batch_ms", "latency_batch"):  # a record from before the latencies
+        del tuned[1][key]
+    nos = [make_record("nos", s, acc, madds_m=400.0 + s, params_m=1.23456 + s, method_extra_tau=0.2 * s,
+                       latency_ms=2.0 + 0.5 * s, latency_batch_ms=30.0 + 2 * s)
            for s, acc in enumerate([92.0, 93.5, float("nan")])]
     del nos[1]["params_m"]
     nos[1]["teacher_acc"] = None  # an undefined accuracy outside the table still shows as "—"
     nos[2]["device_hours_kind"] = "GPU-hours"
     nb201 = [make_record(method, s, acc, space="nb201", dataset="cifar10", genotype=NB201_GENOTYPE,
                          arch_kendall_tau=0.3 + 0.1 * s, arch_spearman_rho=0.4 + 0.1 * s, params_m=1.0731,
-                         madds_m=153.27, test_acc_source="NAS-Bench-201 cifar10 test (table column cifar10_test)",
+                         madds_m=153.27, latency_ms=7.8, latency_batch_ms=226.85,
+                         test_acc_source="NAS-Bench-201 cifar10 test (table column cifar10_test)",
                          benchmark={"cifar10": {"test": acc, "valid": acc - 1.5}, "cifar100_test": 70.0 + s},
                          benchmark_info={"index": 1234 + s, "arch": NB201_GENOTYPE,
                                          "table": {"path": "default", "source": "NATS-tss-v1_0-3ffb9"}})
@@ -291,77 +299,86 @@ def _shown(record) -> str:
     return console.export_text()
 
 
-# Outputs of the code before the metric table (commit 05c31c9) for golden_records(); lines right-stripped.
+# Outputs of the code before the metric table (commit 05c31c9) for golden_records(), plus the latency rows and
+# columns added since (only those changed when they were regenerated); lines right-stripped.
 GOLDEN = {
     'csv': (
         'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
         'an,test_acc_best,search_val_acc_mean,search_hours_mean,eval_hours_mean,device_hours_mean,d'
-        'evice_hours_kind,params_m_mean,madds_m_mean,op_kendall_tau_mean,op_spearman_rho_mean,arch_'
-        'kendall_tau_mean,arch_spearman_rho_mean,p_vs_darts,rank,correlation_seconds_mean,method_ex'
-        'tra_tau_mean,op_corr_edges_mean,peak_mem_mb_mean,val_acc_mean,benchmark_cifar100_test_mean'
-        ',benchmark_cifar100_test_std,benchmark_cifar10_test_mean,benchmark_cifar10_test_std,benchm'
-        'ark_cifar10_valid_mean,benchmark_cifar10_valid_std',
+        'evice_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_m'
+        's_mean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean'
+        ',arch_spearman_rho_mean,p_vs_darts,rank,correlation_seconds_mean,latency_batch_mean,method'
+        '_extra_tau_mean,op_corr_edges_mean,peak_mem_mb_mean,val_acc_mean,benchmark_cifar100_test_m'
+        'ean,benchmark_cifar100_test_std,benchmark_cifar10_test_mean,benchmark_cifar10_test_std,ben'
+        'chmark_cifar10_valid_mean,benchmark_cifar10_valid_std',
         'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,80.0,1.0,2.0,3.0,CPU'
-        '-hours/GPU-hours,2.23456,401.0,0.5,0.6,,,0.7756592388374786,1,10.0,0.20000000000000004,4.0'
-        ',500.0,,,,,,,',
+        '-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,0.7756592388374786,1,10.0,64.0,0'
+        '.20000000000000004,4.0,500.0,,,,,,,',
         'darts,darts,digits,smoke,"epochs=3,lr=0.1",2,"0,1",92.25,0.3535533905932738,92.25,92.5,80.'
-        '0,1.0,2.0,3.0,CPU-hours,3.3,500.0,0.5,0.6,,,0.9653949244172252,2,10.0,,4.0,500.0,70.5,,,,,'
-        ',',
+        '0,1.0,2.0,3.0,CPU-hours,3.3,500.0,2.5,,40.0,,0.5,0.6,,,0.9653949244172252,2,10.0,64.0,,4.0'
+        ',500.0,70.5,,,,,,',
         'darts,darts,digits,smoke,,3,"0,1,2",92.16666666666667,2.9297326385411573,91.0,95.5,80.0,0.'
-        '8352777777777778,2.0,3.0,CPU-hours,3.2999999999999994,500.0,0.5,0.6,,,,3,10.0,,4.0,500.0,,'
-        ',,,,,',
+        '8352777777777778,2.0,3.0,CPU-hours,3.2999999999999994,500.0,2.5,0.0,40.0,0.0,0.5,0.6,,,,3,'
+        '10.0,64.0,,4.0,500.0,,,,,,,',
         'eoinas,nb201,cifar10,smoke,,2,"0,1",94.065,0.43133513652379357,94.065,94.37,80.0,1.0,2.0,3'
-        '.0,CPU-hours,1.0731,153.27,0.5,0.6,0.35,0.45,0.40515228735355,1,10.0,,4.0,500.0,,70.5,0.70'
-        '71067811865476,94.065,0.43133513652379357,92.565,0.43133513652379357',
+        '.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,0.40515228735355,1,10.0,64'
+        '.0,,4.0,500.0,,70.5,0.7071067811865476,94.065,0.43133513652379357,92.565,0.431335136523793'
+        '57',
         'darts,nb201,cifar10,smoke,,2,"0,1",71.19999999999999,23.900209204105305,71.19999999999999,'
-        '88.1,80.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,0.5,0.6,0.35,0.45,,2,10.0,,4.0,500.0,,70.5,0'
-        '.7071067811865476,71.19999999999999,23.900209204105305,69.69999999999999,23.90020920410530'
-        '5',
+        '88.1,80.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,,2,10.0'
+        ',64.0,,4.0,500.0,,70.5,0.7071067811865476,71.19999999999999,23.900209204105305,69.69999999'
+        '999999,23.900209204105305',
     ),
     'md': (
         '| method | space | dataset | budget | variant | n_seeds | seeds | test_acc_mean | test_acc'
         '_std | test_acc_median | test_acc_best | search_val_acc_mean | search_hours_mean | eval_ho'
-        'urs_mean | device_hours_mean | device_hours_kind | params_m_mean | madds_m_mean | op_kenda'
-        'll_tau_mean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean | p_vs'
-        '_darts | rank | correlation_seconds_mean | method_extra_tau_mean | op_corr_edges_mean | pe'
-        'ak_mem_mb_mean | val_acc_mean | benchmark_cifar100_test_mean | benchmark_cifar100_test_std'
-        ' | benchmark_cifar10_test_mean | benchmark_cifar10_test_std | benchmark_cifar10_valid_mean'
-        ' | benchmark_cifar10_valid_std |',
+        'urs_mean | device_hours_mean | device_hours_kind | params_m_mean | madds_m_mean | latency_'
+        'ms_mean | latency_ms_std | latency_batch_ms_mean | latency_batch_ms_std | op_kendall_tau_m'
+        'ean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean | p_vs_darts |'
+        ' rank | correlation_seconds_mean | latency_batch_mean | method_extra_tau_mean | op_corr_ed'
+        'ges_mean | peak_mem_mb_mean | val_acc_mean | benchmark_cifar100_test_mean | benchmark_cifa'
+        'r100_test_std | benchmark_cifar10_test_mean | benchmark_cifar10_test_std | benchmark_cifar'
+        '10_valid_mean | benchmark_cifar10_valid_std |',
         '|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|-'
-        '--:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        '--:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|-'
+        '--:|---:|---:|',
         '| nos | darts | digits | smoke |  | 3 | 0,1,2 | 92.75 | 1.06 | 92.75 | 93.50 | 80.00 | 1.0'
-        '0 | 2.00 | 3.00 | CPU-hours/GPU-hours | 2.23 | 401.00 | 0.500 | 0.600 | — | — | 0.776 | 1 '
-        '| 10.00 | 0.200 | 4.00 | 500.00 | — | — | — | — | — | — | — |',
+        '0 | 2.00 | 3.00 | CPU-hours/GPU-hours | 2.23 | 401.00 | 2.50 | 0.50 | 32.00 | 2.00 | 0.500'
+        ' | 0.600 | — | — | 0.776 | 1 | 10.00 | 64.00 | 0.200 | 4.00 | 500.00 | — | — | — | — | — |'
+        ' — | — |',
         '| darts | darts | digits | smoke | epochs=3,lr=0.1 | 2 | 0,1 | 92.25 | 0.35 | 92.25 | 92.5'
-        '0 | 80.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 0.500 | 0.600 | — | — | 0.965'
-        ' | 2 | 10.00 | — | 4.00 | 500.00 | 70.50 | — | — | — | — | — | — |',
+        '0 | 80.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50 | — | 40.00 | — | 0.500 '
+        '| 0.600 | — | — | 0.965 | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | 70.50 | — | — | — | — | '
+        '— | — |',
         '| darts | darts | digits | smoke |  | 3 | 0,1,2 | 92.17 | 2.93 | 91.00 | 95.50 | 80.00 | 0'
-        '.84 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 0.500 | 0.600 | — | — | — | 3 | 10.00 | — '
-        '| 4.00 | 500.00 | — | — | — | — | — | — | — |',
+        '.84 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50 | 0.00 | 40.00 | 0.00 | 0.500 | 0.600'
+        ' | — | — | — | 3 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | — | — | — | — | — | — |',
         '| eoinas | nb201 | cifar10 | smoke |  | 2 | 0,1 | 94.06 | 0.43 | 94.06 | 94.37 | 80.00 | 1'
-        '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 0.500 | 0.600 | 0.350 | 0.450 | 0.405 | 1 '
-        '| 10.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 94.06 | 0.43 | 92.56 | 0.43 |',
+        '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80 | 0.00 | 226.85 | 0.00 | 0.500 | 0.60'
+        '0 | 0.350 | 0.450 | 0.405 | 1 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 94.'
+        '06 | 0.43 | 92.56 | 0.43 |',
         '| darts | nb201 | cifar10 | smoke |  | 2 | 0,1 | 71.20 | 23.90 | 71.20 | 88.10 | 80.00 | 1'
-        '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 0.500 | 0.600 | 0.350 | 0.450 | — | 2 | 10'
-        '.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 71.20 | 23.90 | 69.70 | 23.90 |',
+        '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80 | 0.00 | 226.85 | 0.00 | 0.500 | 0.60'
+        '0 | 0.350 | 0.450 | — | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 71.20 |'
+        ' 23.90 | 69.70 | 23.90 |',
     ),
     'terminal': (
-        '                                                                       leaderboard',
+        '                                                                              leaderboard',
         '',
         ' method   space   dataset   budget   variant           seeds      test acc %    best   sea'
-        'rch h   params M   MAdds M    op τ   arch τ   p vs darts   rank',
+        'rch h   params M   MAdds M    latency ms    op τ   arch τ   p vs darts   rank',
         ' ─────────────────────────────────────────────────────────────────────────────────────────'
-        '───────────────────────────────────────────────────────────────',
+        '─────────────────────────────────────────────────────────────────────────────',
         ' nos      darts   digits    smoke                      0,1,2    92.75 ± 1.06   93.50      '
-        ' 1.00       2.23    401.00   0.500        —        0.776      1',
+        ' 1.00       2.23    401.00   2.50 ± 0.50   0.500        —        0.776      1',
         ' darts    darts   digits    smoke    epochs=3,lr=0.1     0,1    92.25 ± 0.35   92.50      '
-        ' 1.00       3.30    500.00   0.500        —        0.965      2',
+        ' 1.00       3.30    500.00      2.50 ± —   0.500        —        0.965      2',
         ' darts    darts   digits    smoke                      0,1,2    92.17 ± 2.93   95.50      '
-        ' 0.84       3.30    500.00   0.500        —            —      3',
+        ' 0.84       3.30    500.00   2.50 ± 0.00   0.500        —            —      3',
         ' eoinas   nb201   cifar10   smoke                        0,1    94.06 ± 0.43   94.37      '
-        ' 1.00       1.07    153.27   0.500    0.350        0.405      1',
+        ' 1.00       1.07    153.27   7.80 ± 0.00   0.500    0.350        0.405      1',
         ' darts    nb201   cifar10   smoke                        0,1   71.20 ± 23.90   88.10      '
-        ' 1.00       1.07    153.27   0.500    0.350            —      2',
+        ' 1.00       1.07    153.27   7.80 ± 0.00   0.500    0.350            —      2',
         '',
     ),
     'show_nb201': (
@@ -385,6 +402,9 @@ GOLDEN = {
         '│ peak memory             │   500 │ MB        │',
         '│ parameters              │ 1.073 │ M         │',
         '│ multiply-adds           │ 153.3 │ M         │',
+        '│ latency, batch 1        │   7.8 │ ms        │',
+        '│ latency, eval batch     │ 226.8 │ ms        │',
+        '│ latency batch size      │    64 │           │',
         '│ op-level Kendall τ      │   0.5 │           │',
         '│ op-level Spearman ρ     │   0.6 │           │',
         '│ op-level edges sampled  │     4 │           │',
@@ -438,6 +458,9 @@ GOLDEN = {
         '│ peak memory            │   500 │ MB        │',
         '│ parameters             │   3.3 │ M         │',
         '│ multiply-adds          │   500 │ M         │',
+        '│ latency, batch 1       │   2.5 │ ms        │',
+        '│ latency, eval batch    │    40 │ ms        │',
+        '│ latency batch size     │    64 │           │',
         '│ op-level Kendall τ     │     — │           │',
         '│ op-level Spearman ρ    │   0.6 │           │',
         '│ op-level edges sampled │     4 │           │',
@@ -485,6 +508,9 @@ GOLDEN = {
         '│ device time            │     3 │ CPU-hours │',
         '│ peak memory            │   500 │ MB        │',
         '│ multiply-adds          │   401 │ M         │',
+        '│ latency, batch 1       │   2.5 │ ms        │',
+        '│ latency, eval batch    │    32 │ ms        │',
+        '│ latency batch size     │    64 │           │',
         '│ op-level Kendall τ     │   0.5 │           │',
         '│ op-level Spearman ρ    │   0.6 │           │',
         '│ op-level edges sampled │     4 │           │',
@@ -535,6 +561,9 @@ GOLDEN = {
         '│ peak memory            │   500 │ MB        │',
         '│ parameters             │ 3.235 │ M         │',
         '│ multiply-adds          │   402 │ M         │',
+        '│ latency, batch 1       │     3 │ ms        │',
+        '│ latency, eval batch    │    34 │ ms        │',
+        '│ latency batch size     │    64 │           │',
         '│ op-level Kendall τ     │   0.5 │           │',
         '│ op-level Spearman ρ    │   0.6 │           │',
         '│ op-level edges sampled │     4 │           │',
@@ -570,14 +599,14 @@ GOLDEN = {
         '7200.0 │',
         '└──────┴──────────────────────────┴──────────────┴────────┴──────────┴───────┴──────────┴─'
         '───────┘',
-        '                                              leaderboard (smoke budget, digits)',
+        '                                                     leaderboard (smoke budget, digits)',
         '',
         ' method   space   dataset   budget   seeds     test acc %    best   search h   params M   '
-        'MAdds M    op τ   p vs darts   rank',
+        'MAdds M    latency ms    op τ   p vs darts   rank',
         ' ─────────────────────────────────────────────────────────────────────────────────────────'
-        '───────────────────────────────────',
+        '─────────────────────────────────────────────────',
         ' nos      darts   digits    smoke    0,1,2   92.75 ± 1.06   93.50       1.00       2.23   '
-        ' 401.00   0.500            —      1',
+        ' 401.00   2.50 ± 0.50   0.500            —      1',
         '',
         'records: <tmp>/exp/trials (python -m harness show RECORD)',
         'leaderboard: <tmp>/exp/leaderboard.csv',
@@ -585,11 +614,13 @@ GOLDEN = {
     'summary_csv': (
         'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
         'an,test_acc_best,search_val_acc_mean,search_hours_mean,eval_hours_mean,device_hours_mean,d'
-        'evice_hours_kind,params_m_mean,madds_m_mean,op_kendall_tau_mean,op_spearman_rho_mean,arch_'
-        'kendall_tau_mean,arch_spearman_rho_mean,p_vs_darts,rank,correlation_seconds_mean,method_ex'
-        'tra_tau_mean,op_corr_edges_mean,peak_mem_mb_mean',
+        'evice_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_m'
+        's_mean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean'
+        ',arch_spearman_rho_mean,p_vs_darts,rank,correlation_seconds_mean,latency_batch_mean,method'
+        '_extra_tau_mean,op_corr_edges_mean,peak_mem_mb_mean',
         'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,80.0,1.0,2.0,3.0,CPU'
-        '-hours/GPU-hours,2.23456,401.0,0.5,0.6,,,,1,10.0,0.20000000000000004,4.0,500.0',
+        '-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,1,10.0,64.0,0.20000000000000004'
+        ',4.0,500.0',
     ),
 }
 
