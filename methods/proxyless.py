@@ -77,6 +77,7 @@ from harness.errors import UserError
 from harness.metrics import count_madds_m, measure_latency_ms
 from harness.records import atomic_write
 from harness.registry import register_method
+from harness.train import memory_format
 from methods.base import ArchState
 from methods.darts import Darts, _grads, masked_softmax
 from spaces.base import EdgeId, SearchSpace
@@ -100,10 +101,12 @@ def device_description(device: torch.device) -> str:
 class LatencyTable:
     """Candidate latencies (ms, ``measure_latency_ms`` at batch 1) on one device, cached on disk under the
     harness cache (``<cache>/latency/<device key>.json``), keyed by the candidate module's description (its
-    ``repr``: type, channels, kernel, stride) and its input shape. Measured once per device; entries are
-    added under the cache's lock."""
+    ``repr``: type, channels, kernel, stride), its input shape and the memory layout it runs in (the
+    configuration's: a channels-last network timed on a contiguous input misstates its speed). Measured once
+    per device; entries are added under the cache's lock."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, layout: torch.memory_format = torch.contiguous_format):
+        self.layout = layout
         self.description = device_description(device)
         self.key = hashlib.sha256(self.description.encode()).hexdigest()[:24]
         self.folder = default_cache_dir() / "latency"
@@ -120,10 +123,11 @@ class LatencyTable:
 
     def measure(self, module: nn.Module, shape: tuple[int, ...], cached: bool = True) -> float:
         if not cached:
-            return measure_latency_ms(module, shape, LATENCY_WARMUP, LATENCY_RUNS)
-        entry = json.dumps([repr(module), list(shape)])
+            return measure_latency_ms(module, shape, LATENCY_WARMUP, LATENCY_RUNS, layout=self.layout)
+        entry = json.dumps([repr(module), list(shape), str(self.layout)])
         if entry not in self.entries:
-            self.entries[entry] = self.added[entry] = measure_latency_ms(module, shape, LATENCY_WARMUP, LATENCY_RUNS)
+            self.entries[entry] = self.added[entry] = measure_latency_ms(module, shape, LATENCY_WARMUP, LATENCY_RUNS,
+                                                                         layout=self.layout)
         return self.entries[entry]
 
     def save(self) -> None:
@@ -291,7 +295,7 @@ class Proxyless(Darts):
             for handle in handles:
                 handle.remove()
         latency = self.cfg["cost"] == "latency"
-        table = LatencyTable(self.device) if latency else None
+        table = LatencyTable(self.device, memory_format(self.cfg)) if latency else None
         if latency:
             total = table.measure(self.supernet, input_shape, cached=False)
         costs = {g: np.zeros(shape) for g, shape in self.space.arch_shape().items()}
