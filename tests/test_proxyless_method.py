@@ -257,7 +257,8 @@ def test_latency_table_is_measured_once_per_device_and_cached(monkeypatch):
     assert table.path.is_file() and table.entries
     assert first.costs["cell"][:, 3].min() > 0 and np.all(first.costs["cell"][:, 0] == 0)  # `none` costs nothing
     calls = []
-    monkeypatch.setattr(proxyless, "measure_latency_ms", lambda module, shape, *args: calls.append(module) or 1.0)
+    monkeypatch.setattr(proxyless, "measure_latency_ms",
+                        lambda module, shape, *args, **kwargs: calls.append(module) or 1.0)
     again = method(cost="latency", cost_form="add_linear")
     assert len(calls) == 1 and calls[0] is again.supernet  # only the whole supernet (the fixed part) is re-timed
     assert np.array_equal(again.costs["cell"], first.costs["cell"])
