@@ -633,3 +633,33 @@ def test_per_channel_importance_is_the_attention_sum_divided_by_the_edge_channel
         np.testing.assert_allclose(per_channel.cell_scores[cell], matrix / channels[cell], rtol=1e-12)
     cfg = resolve(get_method("agnas"), get_space("nb201"), "smoke").values
     assert (cfg["attention_reduction"], cfg["importance_norm"]) == (8, "sum")
+
+
+def test_macro_search_on_the_proxyless_chain():
+    """AGNAS on the ProxylessNAS chain: a skippable block concatenates its six candidate blocks and its input
+    (the `zero` candidate is the identity), r = 16, and a block's importance is its attention sum ÷ C_out;
+    the chain is derived by argmax per block."""
+    cfg = resolve(get_method("agnas"), get_space("proxyless"), "smoke").values
+    assert (cfg["attention_reduction"], cfg["importance_norm"]) == (16, "per_channel")
+    torch.manual_seed(0)
+    method = get_method("agnas")(get_space("proxyless")(cfg), cfg, DIGITS, CPU, 0)
+    edges = [m for m in method.supernet.modules() if isinstance(m, AttentionEdge)]
+    space = method.space
+    zero = space.op_names.index("zero")
+    skippable = [e for e in edges if zero in e.edge.ops]
+    assert len(edges) == 21 and len(skippable) == 15
+    edge = skippable[0]
+    assert len(edge.ops) == 7 and edge.fc1.out_features == max(1, 7 * edge.edge.channels // 16)
+    x = torch.randn(2, edge.edge.channels, 4, 4)
+    assert torch.equal(edge.ops[edge.edge.slot(zero)](x), x)  # the block skipped: its input
+    batches = [(torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(5))]
+    method.measure_importance(batches)
+    (cell,) = method.cell_scores  # the chain is one cell
+    scores = method.cell_scores[cell]
+    for e in edges:
+        sums = method.tally.sums[(cell, e.edge.index)].numpy()
+        np.testing.assert_allclose(scores[e.edge.index, list(e.edge.ops)], sums / e.edge.channels, rtol=1e-12)
+    genotype = method.derive()
+    for index, op in enumerate(genotype):
+        ops = space.choice_ops("blocks", index)
+        assert op == space.op_names[ops[int(np.argmax(scores[index, list(ops)]))]]
