@@ -265,5 +265,8 @@ def test_execute_trial_writes_its_record(pair, tmp_path: Path):
     else:
         chance = 100.0 / 10  # digits: 10 classes
         assert chance < record["test_acc"] <= 100.0
+    # the final network's latency on the trial's device (the look-up network's where the space looks up)
+    assert record["latency_ms"] > 0 and record["latency_batch_ms"] > 0
+    assert record["latency_batch"] == record["config"]["eval_batch_size"] and record["device"].startswith("cpu")
     assert checkpointed and all(checkpointed)
     assert not checkpoint_path(spec, SEED).exists()  # the record is the result; the state is spent

@@ -291,14 +291,22 @@ def test_concurrent_loads_decode_once(tmp_path, cache, monkeypatch):
 
 # --- end to end: a search on a class-sorted folder measures something ---------------------------------------
 
-def test_darts_search_on_a_class_sorted_folder(ray_session, digits_folder, tmp_path, monkeypatch, capsys):
+def test_darts_search_on_a_class_sorted_folder(digits_folder, tmp_path, monkeypatch, capsys):
+    """In-process, as a run's trial does it (the specification of ``run``, then ``execute_trial``): what is
+    tested is the data path; ``run`` itself is tested through Ray in test_cli.py."""
+    from harness.experiment import RunRequest, build_spec
+    from harness.trial import execute_trial, record_path
+
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    out = tmp_path / "results"
-    assert main(["run", "--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset",
-                 f"folder:{digits_folder}", "--set", "image_size=8", "--out", str(out), "--name", "f"]) == 0
-    spec = json.loads((out / "f" / "experiment.json").read_text())
-    (path,) = (out / "f" / "trials").glob("*.json")
+    spec = build_spec(RunRequest(method="darts", space="darts", dataset=f"folder:{digits_folder}", budget="smoke",
+                                 seeds=[0], overrides=["image_size=8"], out=tmp_path / "results", name="f",
+                                 cpus_per_trial=None, gpus_per_trial=None, max_concurrent=None, max_failures=None,
+                                 address=None, data_dir=None, resume=False))
+    execute_trial(spec, 0, report=lambda metrics: None)
+    path = record_path(spec, 0)
     record = json.loads(path.read_text())
+    # the split the driver records in experiment.json (harness.experiment.run) is the trial's
+    spec["split"] = load_dataset(spec["dataset"], None, 8).limited(int(spec["config"]["train_limit"])).split_info()
     for split in (spec["split"], record["split"]):
         assert split["order"] == ORDER_STRATIFIED and split["classes"] == [f"digit{k}" for k in range(10)]
         assert sum(split["weights"]) == sum(split["arch"]) == 719 and sum(split["test"]) == 359

@@ -162,22 +162,6 @@ def test_latency_refuses_silly_arguments(kwargs, match):
         measure_latency_ms(model, **{"input_shape": (1, 1, 10, 10), **kwargs})
 
 
-@pytest.mark.parametrize("space, sets", [
-    ("darts", ()),  # the final network trained from scratch (tiny)
-    ("nb201", ()),  # the benchmark's paper-size network (evaluation by look-up)
-])
-def test_every_trial_record_has_the_final_networks_latency(tmp_path, space, sets):
-    from conftest import TINY_TRIAL, tiny_overrides, trial_records
-
-    if space == "darts":
-        sets = tuple(f"{k}={v}" for k, v in tiny_overrides("darts", space, TINY_TRIAL).items())
-    (record,) = trial_records("darts", space, tmp_path, space, 1, *sets)
-    assert record["latency_ms"] > 0 and record["latency_batch_ms"] > 0
-    assert record["latency_batch"] == record["config"]["eval_batch_size"]
-    assert record["config"]["latency_runs"] >= 1 and record["config"]["latency_warmup"] >= 0
-    assert record["device"].startswith("cpu")
-
-
 def test_peak_memory_cpu_is_positive():
     assert peak_memory_mb(torch.device("cpu")) > 1.0
 
