@@ -23,10 +23,22 @@ By default the score of an architecture is the sum over its chosen edges of the 
 importance normalised over the edge's ops, Σ_e log(I[e, o_e] / Σ_o I[e, o]) (``log_normalised``): for DARTS
 and GDAS (I = softmax(α)) that is the sum of the log softmax weights of the chosen ops. A method may define
 its own score (EoiNAS does). Architectures without a figure in the table are left out.
+
+**One-shot** (spaces with a benchmark table, methods with a supernet): does the supernet rank architectures?
+For a fixed subset of ``oneshot_samples`` cells of the architecture-level sample (drawn from it with a fixed
+generator, seed 1, the same for every method and seed), each cell is evaluated with the method's final
+supernet weights — every edge discretised to the cell's op (``method.discretised``), on the fixed validation
+subset of the operation-level protocol (the first ``corr_batches`` batches of the architecture half, batch
+statistics) — and that accuracy is correlated (Kendall τ-b, Spearman ρ) with the cell's benchmark accuracy;
+``top_k`` gives the mean benchmark accuracy of the k cells the supernet ranks best. A cell with an op the
+method cannot discretise to (EoiNAS's pruned ops: ``method.correlation_ops``) is left out, and the record says
+how many were evaluated and what it cost (``seconds``).
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +53,8 @@ if TYPE_CHECKING:  # methods import this module (EoiNAS measures its indicator a
 
 EDGE_SAMPLE_SEED = 0
 ARCH_SAMPLE_SEED = 0
+ONE_SHOT_SEED = 1
+TOP_K = (1, 5, 10)
 
 
 def sample_edges(arch_shape: dict[str, tuple[int, int]], count: int) -> list[tuple[str, int]]:
@@ -107,10 +121,8 @@ def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str,
     count = int(cfg["arch_corr_samples"])
     if count == 0:
         return none
-    indices = sample_archs(count, len(table))
+    indices = arch_sample(table, target, count)
     accs = table.column(target)[indices]
-    known = np.isfinite(accs)
-    indices, accs = indices[known], accs[known]
     scores = method.score_architectures(table.genotypes(indices))
     if scores is None:  # a method without scores: the record says so
         detail["undefined"] = f"{method.name} has no architecture scores"
@@ -118,3 +130,52 @@ def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str,
     tau, rho = rank_correlation(scores, accs)
     detail["samples"] = int(len(indices))
     return {"arch_kendall_tau": tau, "arch_spearman_rho": rho, "arch_correlation": detail}
+
+
+def arch_sample(table: Benchmark, target: str, count: int) -> np.ndarray:
+    """The architecture-level sample: ``count`` fixed indices (``sample_archs``), those with a figure in
+    ``target``."""
+    indices = sample_archs(count, len(table))
+    return indices[np.isfinite(table.column(target)[indices])]
+
+
+def one_shot_correlation(method: SearchMethod, table: Benchmark, dataset: str, data: SearchData,
+                         cfg: dict[str, Any]) -> dict[str, Any]:
+    """``oneshot_kendall_tau``, ``oneshot_spearman_rho`` and ``oneshot_correlation`` (the module docstring)."""
+    target, _ = table.target_column(dataset)
+    detail: dict[str, Any] = {"target": target, "sample_seed": ONE_SHOT_SEED, "samples": 0}
+    none = {"oneshot_kendall_tau": None, "oneshot_spearman_rho": None, "oneshot_correlation": detail}
+    if method.supernet is None:
+        detail["undefined"] = f"{method.name} has no supernet"
+        return none
+    count = int(cfg.get("oneshot_samples", 0))
+    indices = arch_sample(table, target, int(cfg.get("arch_corr_samples", 0)))
+    if count == 0 or len(indices) == 0:
+        return none
+    if len(indices) > count:
+        indices = np.sort(np.random.default_rng(ONE_SHOT_SEED).choice(indices, size=count, replace=False))
+    choices = method.space.edge_choices(table.genotypes(indices))
+    allowed = {(g, e): set(method.correlation_ops(g, e)) for g, (n, _) in method.space.arch_shape().items()
+               for e in range(n)}
+    cells = [[(g, int(e), int(o)) for g, (rows, ops) in choices.items() for e, o in zip(rows[i], ops[i])]
+             for i in range(len(indices))]
+    usable = [i for i, cell in enumerate(cells) if all(o in allowed[(g, e)] for g, e, o in cell)]
+    batches = data.val_batches(limit_batches=int(cfg["corr_batches"]))
+    start = time.perf_counter()
+    scores = []
+    for i in usable:
+        with ExitStack() as stack:
+            for group, edge, op in cells[i]:
+                stack.enter_context(method.discretised(group, edge, op))
+            scores.append(evaluate(method.supernet, batches, train_mode_bn=True)[1])
+    bench = table.column(target)[indices[usable]]
+    detail.update(samples=len(usable), batches=len(batches), seconds=time.perf_counter() - start)
+    if len(usable) < len(indices):
+        detail["left_out"] = f"{len(indices) - len(usable)} cells use ops {method.name} cannot discretise to"
+    if len(usable) < 2:
+        detail["undefined"] = "fewer than 2 cells could be evaluated"
+        return none
+    tau, rho = rank_correlation(scores, bench)
+    order = np.argsort(-np.asarray(scores), kind="stable")  # ties: the earlier cell of the sample
+    detail["top_k"] = {str(k): float(np.mean(bench[order[:k]])) for k in TOP_K if k <= len(usable)}
+    return {"oneshot_kendall_tau": tau, "oneshot_spearman_rho": rho, "oneshot_correlation": detail}

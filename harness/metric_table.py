@@ -119,6 +119,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("arch_kendall_tau", "arch-level Kendall τ", decimals=3, stats=("mean",),
            terminal=(("arch τ", ("mean",)),), terminal_if_any=True),
     Metric("arch_spearman_rho", "arch-level Spearman ρ", decimals=3, stats=("mean",)),
+    Metric("oneshot_kendall_tau", "one-shot Kendall τ", decimals=3, stats=("mean",),
+           terminal=(("one-shot τ", ("mean",)),), terminal_if_any=True),
+    Metric("oneshot_spearman_rho", "one-shot Spearman ρ", decimals=3, stats=("mean",)),
 )
 
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}

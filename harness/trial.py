@@ -11,8 +11,9 @@
    running code (``harness.checkpoints``). It is removed once the record is written.
 5. Derive the genotype and the operation-importance scores.
 6. Operation-level ranking correlation.
-   On a space with a benchmark table: the derived cell's benchmark figures and the architecture-level
-   correlation.
+   On a space with a benchmark table: the derived cell's benchmark figures, the architecture-level
+   correlation and the one-shot correlation (the supernet's accuracy of a fixed sample of cells against the
+   benchmark's); elsewhere those figures are null and the record says why.
 7. Evaluate: train the derived network from scratch (one report and checkpoint per epoch), test once —
    or, where the space evaluates by look-up, take the test accuracy from the benchmark table.
 8. Write the record atomically; report the flat summary.
@@ -39,7 +40,7 @@ import spaces  # noqa: F401  (the space modules register themselves)
 from harness import __version__
 from harness.benchmarks.base import Benchmark
 from harness.checkpoints import load_checkpoint, save_checkpoint
-from harness.correlation import arch_level_correlation, op_level_correlation
+from harness.correlation import arch_level_correlation, one_shot_correlation, op_level_correlation
 from harness.data import SearchData, load_dataset
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
@@ -151,9 +152,11 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
         if table is not None:
             findings.update(benchmark_figures(table, genotype, spec["dataset"]))
             findings.update(arch_level_correlation(method, table, spec["dataset"], cfg))
+            findings.update(one_shot_correlation(method, table, spec["dataset"], data, cfg))
         else:  # the record says why the architecture-level figures are null
-            findings.update(arch_kendall_tau=None, arch_spearman_rho=None, arch_correlation={
-                "samples": 0, "undefined": f"the {spec['space']} space has no table of known results"})
+            why = {"samples": 0, "undefined": f"the {spec['space']} space has no table of known results"}
+            findings.update(arch_kendall_tau=None, arch_spearman_rho=None, arch_correlation=why,
+                            oneshot_kendall_tau=None, oneshot_spearman_rho=None, oneshot_correlation=dict(why))
         findings.update(method.record_info())
         importance = method.importance()
         if importance is not None:  # the scores behind the genotype and the correlations, for tracing

@@ -163,6 +163,8 @@ class NB201Space(SearchSpace):
         "nb201_table": Key("default", "nb201: benchmark table ('default' = the bundled one, or a file from 'nb201 "
                                       "import')", check=existing_file_or("default"),
                            valid="'default' (the bundled table) or the path of a table file from 'nb201 import'"),
+        "oneshot_samples": Key(200, "one-shot correlation: cells of the architecture-level sample evaluated with the "
+                                    "supernet's weights (fixed subset; 0 = none)", f"[0, {NUM_ARCHS}]"),
         "arch_corr_samples": Key(NUM_ARCHS, "architecture-level correlation: architectures sampled from the "
                                             "benchmark (fixed; 0 = none)", f"[0, {NUM_ARCHS}]"),
     }
@@ -176,9 +178,9 @@ class NB201Space(SearchSpace):
     }
     budgets: ClassVar[dict[str, dict[str, Any]]] = cell_budgets(
         # the look-up network is paper size: one timed batch pass (no warm-up) keeps a smoke trial fast
-        smoke={"search_layers": 1, "eval_layers": 1, "arch_corr_samples": 1000, "latency_runs": 1,
-               "latency_warmup": 0},
-        small={"search_layers": 2, "eval_layers": 3, "arch_corr_samples": 5000},
+        smoke={"search_layers": 1, "eval_layers": 1, "arch_corr_samples": 1000, "oneshot_samples": 20,
+               "latency_runs": 1, "latency_warmup": 0},
+        small={"search_layers": 2, "eval_layers": 3, "arch_corr_samples": 5000, "oneshot_samples": 50},
     )
 
     @classmethod

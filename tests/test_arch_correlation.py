@@ -191,3 +191,76 @@ def test_arch_correlation_without_scores_or_samples_is_none(nb201):
                                          "undefined": "crafted has no architecture scores"}}
     zero = arch_level_correlation(fake_method(space, POSITIVE), table, "cifar10", {"arch_corr_samples": 0})
     assert zero["arch_kendall_tau"] is None and zero["arch_correlation"]["samples"] == 0
+
+
+# --- one-shot correlation ----------------------------------------------------------------------------------
+
+class ConvCounter(torch.nn.Module):
+    """A stand-in supernet whose accuracy on 10 images is 10 % per edge discretised to ``nor_conv_3x3``: the
+    one-shot accuracy of a cell is 10 × its number of 3×3 convolutions."""
+
+    def __init__(self, arch):
+        super().__init__()
+        self.arch = arch
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        right = sum(op == NB201_OPS.index("nor_conv_3x3") for op in self.arch.forced.values())
+        y = torch.arange(len(x)) % 10
+        target = torch.where(torch.arange(len(x)) < right, y, (y + 1) % 10)
+        return torch.nn.functional.one_hot(target, 10).float() + 0 * self.unused
+
+
+def one_shot_case(nb201, allowed=None):
+    from types import SimpleNamespace
+
+    from harness.correlation import one_shot_correlation
+
+    space, codes = nb201
+    convs = (codes == NB201_OPS.index("nor_conv_3x3")).sum(axis=1).astype(float)
+    table = crafted_table(codes, 50.0 + convs, 50.0 - convs)  # cifar10: more convs better; cifar100: worse
+    method = fake_method(space, POSITIVE)
+    method.supernet = ConvCounter(method.arch)
+    if allowed is not None:
+        method.correlation_ops = lambda group, index: allowed
+    data = SimpleNamespace(val_batches=lambda limit_batches: [(torch.zeros(10, 1, 2, 2), torch.arange(10))])
+    cfg = {"arch_corr_samples": 300, "oneshot_samples": 40, "corr_batches": 1}
+    return one_shot_correlation(method, table, "cifar10", data, cfg), one_shot_correlation(
+        method, table, "cifar100", data, cfg), convs
+
+
+def test_one_shot_correlation_on_a_crafted_supernet(nb201):
+    """The supernet's accuracy of a cell is a known function of its ops (10 % per 3×3 conv): against a benchmark
+    column that grows with the same count τ = ρ = 1, against one that falls −1; the top-k cells are the ones
+    with the most 3×3 convs, and the sample is the fixed subset of the architecture-level sample."""
+    from harness.correlation import ONE_SHOT_SEED, TOP_K
+
+    rising, falling, convs = one_shot_case(nb201)
+    assert rising["oneshot_kendall_tau"] == pytest.approx(1.0)
+    assert rising["oneshot_spearman_rho"] == pytest.approx(1.0)
+    assert falling["oneshot_kendall_tau"] == pytest.approx(-1.0)
+    detail = rising["oneshot_correlation"]
+    assert (detail["samples"], detail["batches"], detail["target"]) == (40, 1, "cifar10_test")
+    assert detail["seconds"] >= 0
+    sample = np.sort(np.random.default_rng(ONE_SHOT_SEED).choice(sample_archs(300, len(convs)), 40, replace=False))
+    best = np.sort(convs[sample])[::-1]
+    assert detail["top_k"] == {str(k): pytest.approx(50.0 + best[:k].mean()) for k in TOP_K}
+
+
+def test_one_shot_correlation_leaves_out_cells_a_method_cannot_discretise_to(nb201):
+    """A method that kept only some ops (EoiNAS after pruning) is measured on the cells made of them; with no
+    such cell the figure is undefined and the record says why; a method without a supernet likewise."""
+    from harness.correlation import one_shot_correlation
+
+    kept = [NB201_OPS.index(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")]
+    rising, _, _ = one_shot_case(nb201, allowed=kept)
+    detail = rising["oneshot_correlation"]
+    assert 2 <= detail["samples"] < 40 and detail["left_out"].startswith(f"{40 - detail['samples']} cells use ops")
+    assert rising["oneshot_kendall_tau"] == pytest.approx(1.0)
+    nothing, _, _ = one_shot_case(nb201, allowed=[])
+    assert nothing["oneshot_kendall_tau"] is None
+    assert nothing["oneshot_correlation"]["undefined"] == "fewer than 2 cells could be evaluated"
+    space, codes = nb201
+    table = crafted_table(codes, np.ones(len(codes)), np.ones(len(codes)))
+    none = one_shot_correlation(fake_method(space, POSITIVE), table, "cifar10", None, {"oneshot_samples": 5})
+    assert none["oneshot_correlation"]["undefined"] == "crafted has no supernet"

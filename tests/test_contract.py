@@ -252,14 +252,20 @@ def test_execute_trial_writes_its_record(pair, tmp_path: Path):
         assert record["op_corr_edges"] == 0 and record["op_kendall_tau"] is None
     else:
         assert record["op_corr_edges"] == int(record["config"]["corr_edges"])
-    if built.benchmark() is None:  # no architecture-level correlation, and the record says why
+    if built.benchmark() is None:  # no architecture-level or one-shot correlation, and the record says why
         assert record["arch_kendall_tau"] is None and record["arch_spearman_rho"] is None
         assert record["arch_correlation"] == {"samples": 0,
                                               "undefined": f"the {space} space has no table of known results"}
-    elif get_method(method).importance is SearchMethod.importance:
-        assert record["arch_correlation"]["undefined"] == f"{method} has no architecture scores"
+        assert record["oneshot_kendall_tau"] is None and record["oneshot_correlation"] == record["arch_correlation"]
     else:
-        assert record["arch_correlation"]["samples"] > 0
+        if get_method(method).importance is SearchMethod.importance:
+            assert record["arch_correlation"]["undefined"] == f"{method} has no architecture scores"
+        else:
+            assert record["arch_correlation"]["samples"] > 0
+        if record["oneshot_kendall_tau"] is None:  # no supernet, or one pruned to a single op per edge
+            assert record["oneshot_correlation"]["undefined"]
+        else:
+            assert record["oneshot_correlation"]["samples"] == int(record["config"]["oneshot_samples"])
     if built.evaluates_by_lookup():
         assert record["benchmark"] and record["test_acc"] in record["benchmark"].values()
     else:

@@ -299,68 +299,70 @@ def _shown(record) -> str:
     return console.export_text()
 
 
-# Outputs of the code before the metric table (commit 05c31c9) for golden_records(), plus the latency rows and
-# columns added since (only those changed when they were regenerated); lines right-stripped.
+# Outputs of the code before the metric table (commit 05c31c9) for golden_records(), plus the latency and one-shot
+# rows and columns added since (only those changed when they were regenerated); lines right-stripped.
 GOLDEN = {
     'csv': (
         'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
         'an,test_acc_best,search_val_acc_mean,search_hours_mean,eval_hours_mean,device_hours_mean,d'
         'evice_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_m'
         's_mean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean'
-        ',arch_spearman_rho_mean,p_vs_darts,rank,correlation_seconds_mean,latency_batch_mean,method'
-        '_extra_tau_mean,op_corr_edges_mean,peak_mem_mb_mean,val_acc_mean,benchmark_cifar100_test_m'
-        'ean,benchmark_cifar100_test_std,benchmark_cifar10_test_mean,benchmark_cifar10_test_std,ben'
-        'chmark_cifar10_valid_mean,benchmark_cifar10_valid_std',
+        ',arch_spearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,p_vs_darts,rank'
+        ',correlation_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edges_mean,peak'
+        '_mem_mb_mean,val_acc_mean,benchmark_cifar100_test_mean,benchmark_cifar100_test_std,benchma'
+        'rk_cifar10_test_mean,benchmark_cifar10_test_std,benchmark_cifar10_valid_mean,benchmark_cif'
+        'ar10_valid_std',
         'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,80.0,1.0,2.0,3.0,CPU'
-        '-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,0.7756592388374786,1,10.0,64.0,0'
-        '.20000000000000004,4.0,500.0,,,,,,,',
+        '-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,,0.7756592388374786,1,10.0,64.0'
+        ',0.20000000000000004,4.0,500.0,,,,,,,',
         'darts,darts,digits,smoke,"epochs=3,lr=0.1",2,"0,1",92.25,0.3535533905932738,92.25,92.5,80.'
-        '0,1.0,2.0,3.0,CPU-hours,3.3,500.0,2.5,,40.0,,0.5,0.6,,,0.9653949244172252,2,10.0,64.0,,4.0'
-        ',500.0,70.5,,,,,,',
+        '0,1.0,2.0,3.0,CPU-hours,3.3,500.0,2.5,,40.0,,0.5,0.6,,,,,0.9653949244172252,2,10.0,64.0,,4'
+        '.0,500.0,70.5,,,,,,',
         'darts,darts,digits,smoke,,3,"0,1,2",92.16666666666667,2.9297326385411573,91.0,95.5,80.0,0.'
-        '8352777777777778,2.0,3.0,CPU-hours,3.2999999999999994,500.0,2.5,0.0,40.0,0.0,0.5,0.6,,,,3,'
-        '10.0,64.0,,4.0,500.0,,,,,,,',
+        '8352777777777778,2.0,3.0,CPU-hours,3.2999999999999994,500.0,2.5,0.0,40.0,0.0,0.5,0.6,,,,,,'
+        '3,10.0,64.0,,4.0,500.0,,,,,,,',
         'eoinas,nb201,cifar10,smoke,,2,"0,1",94.065,0.43133513652379357,94.065,94.37,80.0,1.0,2.0,3'
-        '.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,0.40515228735355,1,10.0,64'
-        '.0,,4.0,500.0,,70.5,0.7071067811865476,94.065,0.43133513652379357,92.565,0.431335136523793'
-        '57',
+        '.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,,,0.40515228735355,1,10.0,'
+        '64.0,,4.0,500.0,,70.5,0.7071067811865476,94.065,0.43133513652379357,92.565,0.4313351365237'
+        '9357',
         'darts,nb201,cifar10,smoke,,2,"0,1",71.19999999999999,23.900209204105305,71.19999999999999,'
-        '88.1,80.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,,2,10.0'
-        ',64.0,,4.0,500.0,,70.5,0.7071067811865476,71.19999999999999,23.900209204105305,69.69999999'
-        '999999,23.900209204105305',
+        '88.1,80.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,,,,2,10'
+        '.0,64.0,,4.0,500.0,,70.5,0.7071067811865476,71.19999999999999,23.900209204105305,69.699999'
+        '99999999,23.900209204105305',
     ),
     'md': (
         '| method | space | dataset | budget | variant | n_seeds | seeds | test_acc_mean | test_acc'
         '_std | test_acc_median | test_acc_best | search_val_acc_mean | search_hours_mean | eval_ho'
         'urs_mean | device_hours_mean | device_hours_kind | params_m_mean | madds_m_mean | latency_'
         'ms_mean | latency_ms_std | latency_batch_ms_mean | latency_batch_ms_std | op_kendall_tau_m'
-        'ean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean | p_vs_darts |'
-        ' rank | correlation_seconds_mean | latency_batch_mean | method_extra_tau_mean | op_corr_ed'
-        'ges_mean | peak_mem_mb_mean | val_acc_mean | benchmark_cifar100_test_mean | benchmark_cifa'
-        'r100_test_std | benchmark_cifar10_test_mean | benchmark_cifar10_test_std | benchmark_cifar'
-        '10_valid_mean | benchmark_cifar10_valid_std |',
+        'ean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean | oneshot_kend'
+        'all_tau_mean | oneshot_spearman_rho_mean | p_vs_darts | rank | correlation_seconds_mean | '
+        'latency_batch_mean | method_extra_tau_mean | op_corr_edges_mean | peak_mem_mb_mean | val_a'
+        'cc_mean | benchmark_cifar100_test_mean | benchmark_cifar100_test_std | benchmark_cifar10_t'
+        'est_mean | benchmark_cifar10_test_std | benchmark_cifar10_valid_mean | benchmark_cifar10_v'
+        'alid_std |',
         '|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|-'
         '--:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|-'
-        '--:|---:|---:|',
+        '--:|---:|---:|---:|---:|',
         '| nos | darts | digits | smoke |  | 3 | 0,1,2 | 92.75 | 1.06 | 92.75 | 93.50 | 80.00 | 1.0'
         '0 | 2.00 | 3.00 | CPU-hours/GPU-hours | 2.23 | 401.00 | 2.50 | 0.50 | 32.00 | 2.00 | 0.500'
-        ' | 0.600 | — | — | 0.776 | 1 | 10.00 | 64.00 | 0.200 | 4.00 | 500.00 | — | — | — | — | — |'
-        ' — | — |',
+        ' | 0.600 | — | — | — | — | 0.776 | 1 | 10.00 | 64.00 | 0.200 | 4.00 | 500.00 | — | — | — |'
+        ' — | — | — | — |',
         '| darts | darts | digits | smoke | epochs=3,lr=0.1 | 2 | 0,1 | 92.25 | 0.35 | 92.25 | 92.5'
         '0 | 80.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50 | — | 40.00 | — | 0.500 '
-        '| 0.600 | — | — | 0.965 | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | 70.50 | — | — | — | — | '
-        '— | — |',
+        '| 0.600 | — | — | — | — | 0.965 | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | 70.50 | — | — | '
+        '— | — | — | — |',
         '| darts | darts | digits | smoke |  | 3 | 0,1,2 | 92.17 | 2.93 | 91.00 | 95.50 | 80.00 | 0'
         '.84 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50 | 0.00 | 40.00 | 0.00 | 0.500 | 0.600'
-        ' | — | — | — | 3 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | — | — | — | — | — | — |',
+        ' | — | — | — | — | — | 3 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | — | — | — | — | — | — |',
         '| eoinas | nb201 | cifar10 | smoke |  | 2 | 0,1 | 94.06 | 0.43 | 94.06 | 94.37 | 80.00 | 1'
         '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80 | 0.00 | 226.85 | 0.00 | 0.500 | 0.60'
-        '0 | 0.350 | 0.450 | 0.405 | 1 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 94.'
-        '06 | 0.43 | 92.56 | 0.43 |',
+        '0 | 0.350 | 0.450 | — | — | 0.405 | 1 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.'
+        '71 | 94.06 | 0.43 | 92.56 | 0.43 |',
         '| darts | nb201 | cifar10 | smoke |  | 2 | 0,1 | 71.20 | 23.90 | 71.20 | 88.10 | 80.00 | 1'
         '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80 | 0.00 | 226.85 | 0.00 | 0.500 | 0.60'
-        '0 | 0.350 | 0.450 | — | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 71.20 |'
-        ' 23.90 | 69.70 | 23.90 |',
+        '0 | 0.350 | 0.450 | — | — | — | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 |'
+        ' 71.20 | 23.90 | 69.70 | 23.90 |',
     ),
     'terminal': (
         '                                                                              leaderboard',
@@ -616,11 +618,12 @@ GOLDEN = {
         'an,test_acc_best,search_val_acc_mean,search_hours_mean,eval_hours_mean,device_hours_mean,d'
         'evice_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_m'
         's_mean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean'
-        ',arch_spearman_rho_mean,p_vs_darts,rank,correlation_seconds_mean,latency_batch_mean,method'
-        '_extra_tau_mean,op_corr_edges_mean,peak_mem_mb_mean',
+        ',arch_spearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,p_vs_darts,rank'
+        ',correlation_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edges_mean,peak'
+        '_mem_mb_mean',
         'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,80.0,1.0,2.0,3.0,CPU'
-        '-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,1,10.0,64.0,0.20000000000000004'
-        ',4.0,500.0',
+        '-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,,,1,10.0,64.0,0.200000000000000'
+        '04,4.0,500.0',
     ),
 }
 
