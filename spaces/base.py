@@ -76,12 +76,23 @@ def group_means(scores: dict[int, np.ndarray], groups: dict[int, str]) -> dict[s
     return {group: np.mean(matrices, axis=0) for group, matrices in by_group.items()}
 
 
+def checked_scores(values: Any, name: str, shape: tuple[int, int], finite: bool = False) -> np.ndarray:
+    """``values`` as a float64 score matrix of ``shape``; a one-line ``ValueError`` for another shape or a NaN
+    (with ``finite``, any value that is not finite)."""
+    matrix = np.asarray(values, dtype=np.float64)
+    if matrix.shape != tuple(shape):
+        raise ValueError(f"scores['{name}'] must have shape {tuple(shape)}, got {matrix.shape}")
+    if finite and not np.isfinite(matrix).all():
+        raise ValueError(f"scores['{name}'] contains NaN or infinite values")
+    if np.isnan(matrix).any():
+        raise ValueError(f"scores['{name}'] contains NaN")
+    return matrix
+
+
 def cell_size(space: SearchSpace, size: str) -> tuple[int, int]:
     """(cells, initial channels) of a cell space's network at ``size`` (``NETWORK_SIZES``): the configuration's
     ``search_*`` or ``eval_*`` keys, or for ``paper`` the space's own ``eval_*`` defaults."""
-    if size not in NETWORK_SIZES:
-        raise ValueError(f"unknown network size {size!r}; valid: {', '.join(NETWORK_SIZES)}")
-    values = space.defaults if size == "paper" else space.cfg
+    values = space.size_values(size)
     prefix = "search" if size == "search" else "eval"
     return int(values[f"{prefix}_layers"]), int(values[f"{prefix}_channels"])
 
@@ -176,6 +187,13 @@ class SearchSpace:
         return masks
 
     # --- networks -------------------------------------------------------------------------------
+    def size_values(self, size: str) -> dict[str, Any]:
+        """Where the size keys of a network at ``size`` (``NETWORK_SIZES``) are read: the configuration, or for
+        ``paper`` the space's own ``defaults`` (whatever the budget)."""
+        if size not in NETWORK_SIZES:
+            raise ValueError(f"unknown network size {size!r}; valid: {', '.join(NETWORK_SIZES)}")
+        return self.defaults if size == "paper" else self.cfg
+
     def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
         """The search network at the size the configuration gives; ``forward(x)`` returns logits."""
         raise NotImplementedError
@@ -210,6 +228,21 @@ class SearchSpace:
     def sample(self, rng: np.random.Generator) -> Any:
         """A uniformly random valid genotype."""
         raise NotImplementedError
+
+    def argmax_per_edge(self, scores: dict[str, np.ndarray], group: str) -> tuple[str, ...]:
+        """The rule of a space with one op per edge: on every edge of ``group`` the best of its ``choice_ops``
+        by ``scores[group]`` (equal scores: the op earlier in ``op_names``), as op names in edge order."""
+        shape = self.arch_shape()[group]
+        matrix = checked_scores(scores.get(group), group, shape)
+        choices = [self.choice_ops(group, e) for e in range(shape[0])]
+        return tuple(self.op_names[ops[int(np.argmax(matrix[e, list(ops)]))]] for e, ops in enumerate(choices))
+
+    def uniform_per_edge(self, rng: np.random.Generator, group: str) -> tuple[str, ...]:
+        """The sampler of a space with one op per edge: an independent uniform op per edge of ``group`` among its
+        ``choice_ops`` (one vectorised draw from ``rng``), as op names in edge order."""
+        choices = [self.choice_ops(group, e) for e in range(self.arch_shape()[group][0])]
+        draws = rng.integers(0, [len(ops) for ops in choices])
+        return tuple(self.op_names[ops[int(k)]] for ops, k in zip(choices, draws))
 
     def parse(self, text: str) -> Any:
         """Genotype from its string form; raises ``GenotypeError`` with one clear line."""

@@ -37,7 +37,7 @@ from harness.config import Key
 from harness.data import DataInfo
 from harness.errors import GenotypeError, UserError
 from harness.registry import register_space
-from spaces.base import CELL_SIZE_KEYS, EdgeFactory, EdgeId, SearchSpace, cell_budgets, cell_size
+from spaces.base import CELL_SIZE_KEYS, EdgeFactory, EdgeId, SearchSpace, cell_budgets, cell_size, checked_scores
 from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path, stem
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
@@ -699,12 +699,7 @@ class DartsSpace(SearchSpace):
         two strongest edges are kept, strongest first; equal strengths go to the lower source index. On each
         kept edge the op is the best of those ops; equal scores go to the op earlier in ``op_names``.
         """
-        matrix = np.asarray(scores, dtype=np.float64)
-        shape = (NUM_EDGES, len(self.op_names))
-        if matrix.shape != shape:
-            raise ValueError(f"scores['{name}'] must have shape {shape}, got {matrix.shape}")
-        if np.isnan(matrix).any():
-            raise ValueError(f"scores['{name}'] contains NaN")
+        matrix = checked_scores(scores, name, (NUM_EDGES, len(self.op_names)))
         edges: list[tuple[str, int]] = []
         start = 0
         for node in range(2, 2 + STEPS):

@@ -57,7 +57,7 @@ from torch import nn
 from harness.data import DataInfo
 from harness.errors import GenotypeError
 from harness.registry import register_space
-from spaces.base import CELL_SIZE_KEYS, EdgeFactory, SearchSpace, cell_budgets, cell_size
+from spaces.base import CELL_SIZE_KEYS, EdgeFactory, SearchSpace, cell_budgets, cell_size, checked_scores
 from spaces.darts import (
     CONCAT,
     NUM_EDGES,
@@ -333,11 +333,7 @@ class HeteroSpace(SearchSpace):
         cells: dict[str, Any] = {}
         choice = self.candidate_mask(choices=True)
         for group, shape in self.arch_shape().items():
-            matrix = np.asarray(scores.get(group), dtype=np.float64)
-            if matrix.shape != shape:
-                raise ValueError(f"scores['{group}'] must have shape {shape}, got {matrix.shape}")
-            if not np.isfinite(matrix).all():
-                raise ValueError(f"scores['{group}'] contains NaN or infinite values")
+            matrix = checked_scores(scores.get(group), group, shape, finite=True)
             matrix = np.where(choice[group], matrix, -np.inf)  # not a choice: never chosen
             edges, tier2, start = [], [], 0
             for step, node in enumerate(range(2, 2 + STEPS)):

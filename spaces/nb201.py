@@ -212,20 +212,11 @@ class NB201Space(SearchSpace):
     def derive(self, scores: dict[str, np.ndarray]) -> Genotype:
         """Argmax per edge over the edge's choices (all 5 ops, ``none`` allowed, as in the benchmark's search
         code); equal scores go to the op earlier in ``op_names``."""
-        matrix = np.asarray(scores.get(GROUP), dtype=np.float64)
-        if matrix.shape != (len(EDGES), len(self.op_names)):
-            raise ValueError(f"scores['{GROUP}'] must have shape {(len(EDGES), len(self.op_names))}, "
-                             f"got {matrix.shape}")
-        if np.isnan(matrix).any():
-            raise ValueError(f"scores['{GROUP}'] contains NaN")
-        choices = [self.choice_ops(GROUP, e) for e in range(len(EDGES))]
-        return tuple(self.op_names[ops[int(np.argmax(matrix[e, list(ops)]))]] for e, ops in enumerate(choices))
+        return self.argmax_per_edge(scores, GROUP)
 
     def sample(self, rng: np.random.Generator) -> Genotype:
         """Uniform over the 15,625 cells: an independent uniform op per edge, among the edge's choices."""
-        choices = [self.choice_ops(GROUP, e) for e in range(len(EDGES))]
-        draws = rng.integers(0, [len(ops) for ops in choices])
-        return tuple(self.op_names[ops[int(i)]] for ops, i in zip(choices, draws))
+        return self.uniform_per_edge(rng, GROUP)
 
     def parse(self, text: str) -> Genotype:
         return parse_arch(text)

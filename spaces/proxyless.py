@@ -60,7 +60,7 @@ from harness.config import Key
 from harness.data import DataInfo
 from harness.errors import GenotypeError
 from harness.registry import register_space
-from spaces.base import NETWORK_SIZES, EdgeFactory, EdgeId, SearchSpace
+from spaces.base import EdgeFactory, EdgeId, SearchSpace
 
 GROUP = "blocks"
 STAGE_BLOCKS = (4, 4, 4, 4, 4, 1)
@@ -272,20 +272,15 @@ class ProxylessSpace(SearchSpace):
         """No rule of the base class: the chain has no auxiliary head."""
 
     # --- sizes ----------------------------------------------------------------------------------
-    def _values(self, size: str = "search") -> dict[str, Any]:
-        if size not in NETWORK_SIZES:
-            raise ValueError(f"unknown network size {size!r}; valid: {', '.join(NETWORK_SIZES)}")
-        return self.defaults if size == "paper" else self.cfg
-
     def base_widths(self, size: str = "search") -> tuple[int, ...]:
-        return _int_list(self._values(size)["widths"], len(WIDTH_FIELDS), "widths")
+        return _int_list(self.size_values(size)["widths"], len(WIDTH_FIELDS), "widths")
 
     def strides(self, size: str = "search") -> tuple[int, ...]:
-        return _int_list(self._values(size)["strides"], len(STRIDE_FIELDS), "strides")
+        return _int_list(self.size_values(size)["strides"], len(STRIDE_FIELDS), "strides")
 
     def widths(self, size: str) -> tuple[int, ...]:
         """The widths of the network at ``size`` (``NETWORK_SIZES``), after its multiplier."""
-        values = self._values(size)
+        values = self.size_values(size)
         mult = values["width_mult"] if size == "search" else values["eval_width_mult"]
         return scaled_widths(self.base_widths(size), float(mult))
 
@@ -359,19 +354,11 @@ class ProxylessSpace(SearchSpace):
     def derive(self, scores: dict[str, np.ndarray]) -> Genotype:
         """Argmax per block over its choices (``zero`` only where the block can be skipped); equal scores go to
         the op earlier in ``op_names``."""
-        matrix = np.asarray(scores.get(GROUP), dtype=np.float64)
-        if matrix.shape != (NUM_BLOCKS, len(OP_NAMES)):
-            raise ValueError(f"scores['{GROUP}'] must have shape {(NUM_BLOCKS, len(OP_NAMES))}, got {matrix.shape}")
-        if np.isnan(matrix).any():
-            raise ValueError(f"scores['{GROUP}'] contains NaN")
-        choices = [self.choice_ops(GROUP, i) for i in range(NUM_BLOCKS)]
-        return tuple(OP_NAMES[ops[int(np.argmax(matrix[i, list(ops)]))]] for i, ops in enumerate(choices))
+        return self.argmax_per_edge(scores, GROUP)
 
     def sample(self, rng: np.random.Generator) -> Genotype:
         """An independent uniform choice per block among its choices."""
-        choices = [self.choice_ops(GROUP, i) for i in range(NUM_BLOCKS)]
-        draws = rng.integers(0, [len(ops) for ops in choices])
-        return tuple(OP_NAMES[ops[int(k)]] for ops, k in zip(choices, draws))
+        return self.uniform_per_edge(rng, GROUP)
 
     def parse(self, text: str) -> Genotype:
         stages = [s.split() for s in str(text).split("|")]
