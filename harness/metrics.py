@@ -13,7 +13,8 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.stats
@@ -76,6 +77,26 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.get_default_dtype()
 
 
+@contextmanager
+def _inference_input(model: nn.Module, shape: tuple[int, ...],
+                     layout: torch.memory_format = torch.contiguous_format) -> Iterator[torch.Tensor]:
+    """A zero input of ``shape`` on the model's device and dtype (a 4-D one in ``layout``), with the model in eval
+    mode and gradients off during the block; every module's own training flag is restored afterwards, so a
+    trainer can measure mid-run."""
+    device, dtype = _model_device_dtype(model)
+    x = torch.zeros(shape, device=device, dtype=dtype)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=layout)
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            yield x
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def count_madds_m(model: nn.Module, input_shape: Sequence[int]) -> float:
     """Multiply-adds (millions) of one forward pass on a zero tensor of ``input_shape`` (batch included).
 
@@ -84,17 +105,9 @@ def count_madds_m(model: nn.Module, input_shape: Sequence[int]) -> float:
     afterwards, so a trainer can call this mid-run. Whatever the forward returns (logits or a tuple)
     is discarded.
     """
-    device, dtype = _model_device_dtype(model)
-    x = torch.zeros(tuple(int(d) for d in input_shape), device=device, dtype=dtype)
-    modes = [(m, m.training) for m in model.modules()]
     counter = FlopCounterMode(display=False)
-    try:
-        model.eval()
-        with torch.no_grad(), counter:
-            model(x)
-    finally:
-        for module, training in modes:
-            module.training = training
+    with _inference_input(model, tuple(int(d) for d in input_shape)) as x, counter:
+        model(x)
     return counter.get_total_flops() / 2 / 1e6
 
 
@@ -113,27 +126,17 @@ def measure_latency_ms(model: nn.Module, input_shape: Sequence[int], warmup: int
     shape = tuple(int(d) for d in input_shape)
     if not shape or min(shape) < 1:
         raise ValueError(f"measure_latency_ms: input_shape must be positive sizes (batch first), got {input_shape!r}")
-    device, dtype = _model_device_dtype(model)
-    x = torch.zeros(shape, device=device, dtype=dtype)
-    if x.dim() == 4:
-        x = x.contiguous(memory_format=layout)
-    modes = [(m, m.training) for m in model.modules()]
     times = []
-    try:
-        model.eval()
-        with torch.no_grad():
-            for k in range(warmup + runs):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                model(x)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                if k >= warmup:
-                    times.append(1000.0 * (time.perf_counter() - start))
-    finally:
-        for module, training in modes:
-            module.training = training
+    with _inference_input(model, shape, layout) as x:
+        for k in range(warmup + runs):
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
+            start = time.perf_counter()
+            model(x)
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
+            if k >= warmup:
+                times.append(1000.0 * (time.perf_counter() - start))
     return float(statistics.median(times))
 
 
