@@ -299,12 +299,17 @@ class Proxyless(Darts):
         if latency:
             total = table.measure(self.supernet, input_shape, cached=False)
         costs = {g: np.zeros(shape) for g, shape in self.space.arch_shape().items()}
+        macs: dict[tuple[str, tuple[int, ...]], float] = {}
         chosen = 0.0
         for e in edges:
             for op, module in zip(e.edge.ops, e.ops):
                 if op in self.zero_ops or id(e) not in shapes:
                     continue
-                cost = table.measure(module, shapes[id(e)]) if latency else count_madds_m(module, shapes[id(e)])
+                if latency:
+                    cost = table.measure(module, shapes[id(e)])
+                else:  # candidates alike in structure (their repr) and input cost alike: counted once
+                    key = (repr(module), shapes[id(e)])
+                    cost = macs[key] if key in macs else macs.setdefault(key, count_madds_m(module, key[1]))
                 costs[e.edge.group][e.edge.index, op] += cost
                 if op == e.last_op:
                     chosen += cost
