@@ -45,7 +45,7 @@ import numpy as np
 
 from harness.data import SearchData
 from harness.metrics import mean_ignoring_nan, rank_correlation
-from harness.train import evaluate
+from harness.train import batch_statistics, evaluate, measure
 
 if TYPE_CHECKING:  # methods import this module (EoiNAS measures its indicator at every pruning step)
     from harness.benchmarks.base import Benchmark
@@ -112,9 +112,10 @@ def log_normalised(importance: np.ndarray) -> np.ndarray:
     return np.log(np.clip(normalised, 1e-30, None))
 
 
-def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str,
-                           cfg: dict[str, Any]) -> dict[str, Any]:
-    """``arch_kendall_tau``, ``arch_spearman_rho`` and ``arch_correlation`` (sample size, target column)."""
+def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str, cfg: dict[str, Any],
+                           data: SearchData | None = None) -> dict[str, Any]:
+    """``arch_kendall_tau``, ``arch_spearman_rho`` and ``arch_correlation`` (sample size, target column, the
+    scoring's seconds); ``data`` is for a method whose score measures architectures (ADWPNAS)."""
     target, _ = table.target_column(dataset)
     detail: dict[str, Any] = {"target": target, "sample_seed": ARCH_SAMPLE_SEED, "samples": 0}
     none = {"arch_kendall_tau": None, "arch_spearman_rho": None, "arch_correlation": detail}
@@ -123,12 +124,14 @@ def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str,
         return none
     indices = arch_sample(table, target, count)
     accs = table.column(target)[indices]
-    scores = method.score_architectures(table.genotypes(indices))
+    start = time.perf_counter()
+    scores = method.score_architectures(table.genotypes(indices), data)
     if scores is None:  # a method without scores: the record says so
         detail["undefined"] = f"{method.name} has no architecture scores"
         return none
+    detail["seconds"] = time.perf_counter() - start
     tau, rho = rank_correlation(scores, accs)
-    detail["samples"] = int(len(indices))
+    detail["samples"] = int(np.isfinite(np.asarray(scores, dtype=float)).sum())  # a NaN score leaves its cell out
     return {"arch_kendall_tau": tau, "arch_spearman_rho": rho, "arch_correlation": detail}
 
 
@@ -137,6 +140,27 @@ def arch_sample(table: Benchmark, target: str, count: int) -> np.ndarray:
     ``target``."""
     indices = sample_archs(count, len(table))
     return indices[np.isfinite(table.column(target)[indices])]
+
+
+def genotype_edges(space: Any, genotypes: list[Any]) -> list[list[tuple[str, int, int]]]:
+    """Every genotype's (group, edge, op) choices (``space.edge_choices``), one list per genotype."""
+    choices = space.edge_choices(genotypes)
+    return [[(g, int(e), int(o)) for g, (rows, ops) in choices.items() for e, o in zip(rows[i], ops[i])]
+            for i in range(len(genotypes))]
+
+
+def discrete_accuracies(method: SearchMethod, cells: list[list[tuple[str, int, int]]], batches: Any) -> list[float]:
+    """The supernet's accuracy (percent, batch statistics: the running ones are restored once, after the last
+    cell, as they do not enter a pass) on ``batches`` of each cell, every one of its (group, edge, op) choices
+    discretised (``method.discretised``)."""
+    accs = []
+    with batch_statistics(method.supernet):
+        for cell in cells:
+            with ExitStack() as stack:
+                for group, edge, op in cell:
+                    stack.enter_context(method.discretised(group, edge, op))
+                accs.append(measure(method.supernet, batches)[1])
+    return accs
 
 
 def one_shot_correlation(method: SearchMethod, table: Benchmark, dataset: str, data: SearchData,
@@ -154,20 +178,13 @@ def one_shot_correlation(method: SearchMethod, table: Benchmark, dataset: str, d
         return none
     if len(indices) > count:
         indices = np.sort(np.random.default_rng(ONE_SHOT_SEED).choice(indices, size=count, replace=False))
-    choices = method.space.edge_choices(table.genotypes(indices))
+    cells = genotype_edges(method.space, table.genotypes(indices))
     allowed = {(g, e): set(method.correlation_ops(g, e)) for g, (n, _) in method.space.arch_shape().items()
                for e in range(n)}
-    cells = [[(g, int(e), int(o)) for g, (rows, ops) in choices.items() for e, o in zip(rows[i], ops[i])]
-             for i in range(len(indices))]
     usable = [i for i, cell in enumerate(cells) if all(o in allowed[(g, e)] for g, e, o in cell)]
     batches = data.val_batches(limit_batches=int(cfg["corr_batches"]))
     start = time.perf_counter()
-    scores = []
-    for i in usable:
-        with ExitStack() as stack:
-            for group, edge, op in cells[i]:
-                stack.enter_context(method.discretised(group, edge, op))
-            scores.append(evaluate(method.supernet, batches, train_mode_bn=True)[1])
+    scores = discrete_accuracies(method, [cells[i] for i in usable], batches)
     bench = table.column(target)[indices[usable]]
     detail.update(samples=len(usable), batches=len(batches), seconds=time.perf_counter() - start)
     if len(usable) < len(indices):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -110,28 +111,46 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+@contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[None]:
+    """Inside: ``model`` in training mode, so BatchNorm normalises with batch statistics; after: its running
+    statistics (which those passes update) and its mode as they were."""
+    was_training = model.training
+    saved = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+    model.train()
+    try:
+        yield
+    finally:
+        model.load_state_dict(saved, strict=False)
+        model.train(was_training)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, train_mode_bn: bool = False) -> tuple[float, float]:
     """Mean loss and top-1 accuracy (percent) of ``model`` over ``batches``.
 
-    ``train_mode_bn`` uses batch statistics (running statistics are restored afterwards).
+    ``train_mode_bn`` uses batch statistics (``batch_statistics``: running statistics restored afterwards).
     """
-    was_training = model.training
-    saved = None
     if train_mode_bn:
-        saved = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
-        model.train()
-    else:
-        model.eval()
+        with batch_statistics(model):
+            return measure(model, batches)
+    was_training = model.training
+    model.eval()
+    try:
+        return measure(model, batches)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def measure(model: nn.Module, batches: Iterable) -> tuple[float, float]:
+    """Mean loss and top-1 accuracy (percent) of ``model`` over ``batches``, in the mode it is in."""
     loss_sum, correct, count = 0.0, 0, 0
     for x, y in batches:
         logits = logits_of(model(x))
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
-    if saved is not None:
-        model.load_state_dict(saved, strict=False)
-    model.train(was_training)
     return loss_sum / max(1, count), 100.0 * correct / max(1, count)
 
 

@@ -151,7 +151,7 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
         findings = op_level_correlation(method, data, cfg)
         if table is not None:
             findings.update(benchmark_figures(table, genotype, spec["dataset"]))
-            findings.update(arch_level_correlation(method, table, spec["dataset"], cfg))
+            findings.update(arch_level_correlation(method, table, spec["dataset"], cfg, data))
             findings.update(one_shot_correlation(method, table, spec["dataset"], data, cfg))
         else:  # the record says why the architecture-level figures are null
             why = {"samples": 0, "undefined": f"the {spec['space']} space has no table of known results"}

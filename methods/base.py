@@ -71,6 +71,8 @@ class SearchMethod:
     space_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     ignored_keys: ClassVar[frozenset[str]] = frozenset()  # declared keys the method does not have
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
+    # the method's values of a budget preset on one space (they win over ``budgets``): {space: {budget: {...}}}
+    space_budgets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):
@@ -149,9 +151,10 @@ class SearchMethod:
         """Operation-importance scores per group (``[edges, ops]``), or None if the method has none."""
         return None
 
-    def score_architectures(self, genotypes: list[Any]) -> np.ndarray | None:
+    def score_architectures(self, genotypes: list[Any], data: SearchData | None = None) -> np.ndarray | None:
         """The method's score of each genotype (higher = predicted better), for the architecture-level
-        correlation; None if the method has no scores.
+        correlation; None if the method has no scores. ``data`` is the trial's, for a method whose score
+        measures the architectures (ADWPNAS: their accuracy with predicted weights); NaN leaves one out.
 
         Default: Σ over the genotype's (group, edge, op) choices (``space.edge_choices``) of the log of the
         op's importance normalised over the edge's ops, ``log_normalised(importance()[group])[edge, op]``,

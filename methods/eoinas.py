@@ -239,7 +239,7 @@ class Eoinas(Gdas):
             return {g: np.where(self.alive_mask(g), np.array(m), 0.0) for g, m in self.history[-1]["indicator"].items()}
         return self.indicator()
 
-    def score_architectures(self, genotypes: list[Any]) -> np.ndarray:
+    def score_architectures(self, genotypes: list[Any], data: SearchData | None = None) -> np.ndarray:
         """Σ_e log(I[e, o_e] / Σ_o I[e, o]) of each genotype over its (group, edge, op) choices, with I the
         indicator of the last state in which every op had one: the indicator that decided the first pruning
         step (``history[0]``, computed before it with every op alive) once pruning ran, else the current one.

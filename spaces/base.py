@@ -174,6 +174,12 @@ class SearchSpace:
         and the operation-level correlation use these). The default: every candidate."""
         return self.edge_ops(group, index)
 
+    def choice_units(self, group: str) -> list[tuple[int, ...]]:
+        """The edges of ``group`` among which a genotype chooses together, in edge order: a space whose genotype
+        keeps some of a node's incoming edges (DARTS: two per intermediate node) gives each node's edges; the
+        default, a space with one op on every edge, gives every edge alone."""
+        return [(index,) for index in range(self.arch_shape()[group][0])]
+
     def candidate_mask(self, choices: bool = False) -> dict[str, np.ndarray]:
         """Per group, a boolean ``arch_shape`` matrix: True where the op is a candidate of the edge (with
         ``choices``: one a genotype may choose there, ``choice_ops``)."""

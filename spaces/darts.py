@@ -640,6 +640,14 @@ class DartsSpace(SearchSpace):
     def arch_shape(self) -> dict[str, tuple[int, int]]:
         return {"normal": (NUM_EDGES, len(self.op_names)), "reduce": (NUM_EDGES, len(self.op_names))}
 
+    def choice_units(self, group: str) -> list[tuple[int, ...]]:
+        """The incoming edges of each intermediate node (a genotype keeps two of them)."""
+        units, start = [], 0
+        for node in range(2, 2 + STEPS):
+            units.append(tuple(range(start, start + node)))
+            start += node
+        return units
+
     def choice_ops(self, group: str, index: int) -> tuple[int, ...]:
         """Every candidate but ``none``: choosing it would remove the edge."""
         return tuple(op for op in self.edge_ops(group, index) if self.op_names[op] != "none")
