@@ -80,7 +80,8 @@ def test_every_budget_value_is_of_a_declared_key():
 # A value of a key that passes its own declaration can still break a rule between keys: the other keys these
 # inside values need.
 COMPANIONS = {"tau_max": {"tau_min": "1e-30"}, "eval_batch_size": {"auxiliary_weight": "0"},
-              "stage_cells": {"search_layers": "8"}}
+              "stage_cells": {"search_layers": "8"}, "intensive_epochs": {"intensive_n": "0"},
+              "cross_start": {"hyper_epochs": "1"}, "cross_end": {"hyper_epochs": "1", "cross_start": "1"}}
 # Keys with a check function: (accepted values, refused values); {file} and {dir} are made per test.
 CHECKED = {
     "teacher": (["", "{file}"], ["{file}.missing", "{dir}"]),
