@@ -610,10 +610,11 @@ class DartsSpace(SearchSpace):
     op_names = DARTS_OPS
     size_keys = CELL_SIZE_KEYS
     cell_keys: ClassVar[dict[str, Key]] = {
-        "stage_cells": Key("first", "darts, per-cell scores (AGNAS): search cell of each stage's normal cells: 'first' "
-                                    "(AGNAS's reference: 0,3,6 of 8), 'last', three indices 'a,b,c', or 'each' (one "
-                                    "cell per position; eval_layers = search_layers); reduction cells: the two "
-                                    "search reduction cells", check=stage_cells_rule,
+        "stage_cells": Key("first", "darts, per-cell scores (AGNAS, ADWPNAS): search cell of each stage's normal "
+                                    "cells: 'first' (AGNAS's reference: 0,3,6 of 8), 'last', three indices 'a,b,c', "
+                                    "or 'each' (one cell per position, ADWPNAS's default; eval_layers = "
+                                    "search_layers); reduction cells: the two search reduction cells",
+                           check=stage_cells_rule,
                            valid=f"{', '.join((*STAGE_RULES, EACH))} or {STAGES} comma-separated indices of normal "
                                  "search cells such as 0,3,6"),
     }
@@ -642,11 +643,10 @@ class DartsSpace(SearchSpace):
 
     def choice_units(self, group: str) -> list[tuple[int, ...]]:
         """The incoming edges of each intermediate node (a genotype keeps two of them)."""
-        units, start = [], 0
-        for node in range(2, 2 + STEPS):
-            units.append(tuple(range(start, start + node)))
-            start += node
-        return units
+        units: dict[int, list[int]] = {}
+        for index, (node, _) in enumerate(edge_sources()):
+            units.setdefault(node, []).append(index)
+        return [tuple(edges) for edges in units.values()]
 
     def choice_ops(self, group: str, index: int) -> tuple[int, ...]:
         """Every candidate but ``none``: choosing it would remove the edge."""
