@@ -22,8 +22,7 @@ tuple of choices, or a named check function). Where each kind of key is declared
   (NOS's ``search_epochs``, NAS-Bench-201's ``w_weight_decay``), and a method's ``space_defaults`` its values
   on one space (AGNAS's macro search on ``proxyless``); ``ignored_keys`` drops keys a method does
   not use (random search: the operation-level correlation; GDAS: DARTS's ``order``); ``budgets`` holds
-  the class's own values of a budget preset, and a method's ``space_budgets`` its values of a preset on one
-  space (ADWPNAS's search network on ``darts`` has as many cells as its final network).
+  the class's own values of a budget preset.
 
 ``declarations(method_cls, space_cls)`` is every key a pair has, with the pair's default. A key is declared
 once, so its meaning and its valid values are the same for every pair; only its default differs.
@@ -33,8 +32,7 @@ once, so its meaning and its valid values are the same for every pair; only its 
 1. ``paper`` / ``harness`` — the declared default (its ``origin``), or the space's and then the method's
    ``defaults`` (``paper``: the papers' settings of that space or method);
 2. ``budget:<name>`` — the budget preset (only for keys the pair has): the generic preset, then the
-   space's and the method's own values of it, then the method's values of it on this space
-   (``space_budgets``);
+   space's and the method's own values of it;
 3. ``override`` — the user's ``--set key=value``, parsed to the key's type.
 
 Every resolved value (default, budget value or override alike) is then checked against its declaration
@@ -373,8 +371,7 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
     keys = declarations(method_cls, space_cls)
     values = {name: key.default for name, key in keys.items()}
     sources = {name: key.origin for name, key in keys.items()}
-    preset = {**BUDGETS[budget], **space_cls.budgets.get(budget, {}), **method_cls.budgets.get(budget, {}),
-              **method_cls.space_budgets.get(space_cls.name, {}).get(budget, {})}
+    preset = {**BUDGETS[budget], **space_cls.budgets.get(budget, {}), **method_cls.budgets.get(budget, {})}
     for name, value in preset.items():
         if name in values:
             values[name], sources[name] = value, f"budget:{budget}"

@@ -36,17 +36,20 @@ The paper has no public code; what it leaves open is designed here, each choice 
    one step after each α step. Optimisers (paper): w_G SGD lr 0.025 cosine over the I_total epochs to
    ``w_lr_min`` (the paper anneals to 0; phase 1 uses the same values), momentum 0.9, wd 3e-4; α Adam 3e-4,
    betas (0.5, 0.999), wd 1e-3 (DARTS's keys). Epochs are counted from the start of phase 2, as the paper's.
-4. *Derivation*: per node the top T = 2 pairs by α_l, per cell — the DARTS space's per-cell rule
-   (``space.derive_cells`` with ``stage_cells=each``, ADWPNAS's default there: one genotype per position,
-   ``PerCellGenotype``, so the final network has the search network's cells, ``eval_layers`` =
-   ``search_layers``: 8 at ``paper``, the paper's 8-cell network; 14 by setting both). On ``small`` the
-   search network has the final network's 8 cells (``space_budgets``). On the DARTS space the rule keeps
-   the two strongest edges of a node and the best op on each, which is the top two pairs with distinct
-   inputs; pairs outside the intensive space score 0 and are never chosen.
+4. *Derivation*: per node the top T = 2 pairs by α_l, per cell: the final network has one genotype per cell
+   (``PerCellGenotype``). As in the paper, the HyperNetwork has the final network's cells (the paper: 8 or 14
+   cells for both): it is the space's ``build_final_supernet``, ``eval_layers`` cells at the search width
+   ``search_channels``, and every one of its cells builds its own position (``space.derive_cells``); phase 1's
+   DARTS supernet has ``search_layers`` cells (the paper: O*_8 from 8 cells). The final network is the space's
+   evaluation protocol, the same for every method (20 cells at ``paper``); the paper's 8- and 14-cell networks
+   are the recorded variants ``--set eval_layers=8`` / ``14``. The DARTS rule keeps the two strongest edges of
+   a node and the best op on each, which is the top two pairs with distinct inputs; pairs outside the
+   intensive space score 0 and are never chosen.
 
-**NAS-Bench-201** (our design). The benchmark's cell keeps one op on every edge, `none` included, and a cell
+**NAS-Bench-201** (our design). The benchmark's cell keeps one op on every edge, ``none`` included, and a cell
 of the whole space must be scorable for the benchmark comparison, so the intensive space is the whole cell
-(all 6 edges × 5 ops) and phase 1 is not run; the Eq. 4 softmax is over each edge's five ops (an edge is the
+(all 6 edges × 5 ops) and phase 1 is not run; the HyperNetwork is the search supernet (its cells share one
+architecture in the benchmark); the Eq. 4 softmax is over each edge's five ops (an edge is the
 space's unit of choice, ``space.choice_units``). The GeneratingBlocks predict the kernels of the benchmark's
 1×1 and 3×3 convs. Every cell has its own α_l; the cell is derived from the mean over cells of their
 probabilities, argmax per edge (the space's rule). The method's architecture score — the architecture-level
@@ -252,10 +255,7 @@ class Adwpnas(SearchMethod):
         "intensive_n": Key(2, "ADWPNAS: n, the epochs the superiority backtracks", "[0, inf)"),
     }}
     ignored_keys = frozenset({"order"})  # phase 1 is first-order DARTS; the search has no unrolled gradient
-    scores_per_cell = True
     defaults = {"search_epochs": 120, "w_lr_min": 0.0}
-    space_defaults = {"darts": {"stage_cells": "each", "eval_layers": 8}}
-    space_budgets = {"darts": {"small": {"search_layers": 8}}}
     budgets = {
         "smoke": {"intensive_epochs": 3, "search_epochs": 5, "hyper_epochs": 2, "cross_start": 3, "cross_end": 4},
         "small": {"intensive_epochs": 4, "search_epochs": 12, "hyper_epochs": 6, "cross_start": 9, "cross_end": 10},
@@ -316,7 +316,7 @@ class Adwpnas(SearchMethod):
         self.arch = ArchState()
         self.state = CellCodes(self.arch, self.encode)
         self.cell_groups: dict[int, str] = {}
-        body = self.space.build_supernet(self.make_edge, self.info)
+        body = self.space.build_final_supernet(self.make_edge, self.info)
         self.cells = sorted(self.cell_groups)
         self.supernet = to_device(HyperNetwork(body, self.state), self.cfg, self.device)
         self.arch.params["alpha"] = nn.Parameter(

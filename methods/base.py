@@ -71,8 +71,6 @@ class SearchMethod:
     space_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     ignored_keys: ClassVar[frozenset[str]] = frozenset()  # declared keys the method does not have
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
-    # the method's values of a budget preset on one space (they win over ``budgets``): {space: {budget: {...}}}
-    space_budgets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

@@ -204,6 +204,12 @@ class SearchSpace:
         """The search network at the size the configuration gives; ``forward(x)`` returns logits."""
         raise NotImplementedError
 
+    def build_final_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
+        """The supernet of a method whose every search cell becomes one cell of the final network (ADWPNAS's macro
+        search): the final network's cells at the search network's width. The default is ``build_supernet``: a
+        space whose cells share one architecture (NAS-Bench-201), or a chain of blocks, has no other."""
+        return self.build_supernet(edge_factory, info)
+
     def build_network(self, genotype: Any, info: DataInfo, size: str = "eval", auxiliary: bool = False) -> nn.Module:
         """The final network for ``genotype``, at one of the space's ``NETWORK_SIZES``: ``search`` (the search
         network's size: random search trains its candidates at it), ``eval`` (the evaluation protocol's) or

@@ -610,10 +610,10 @@ class DartsSpace(SearchSpace):
     op_names = DARTS_OPS
     size_keys = CELL_SIZE_KEYS
     cell_keys: ClassVar[dict[str, Key]] = {
-        "stage_cells": Key("first", "darts, per-cell scores (AGNAS, ADWPNAS): search cell of each stage's normal "
+        "stage_cells": Key("first", "darts, per-cell scores (AGNAS): search cell of each stage's normal "
                                     "cells: 'first' (AGNAS's reference: 0,3,6 of 8), 'last', three indices 'a,b,c', "
-                                    "or 'each' (one cell per position, ADWPNAS's default; eval_layers = "
-                                    "search_layers); reduction cells: the two search reduction cells",
+                                    "or 'each' (one cell per position; eval_layers = search_layers); reduction "
+                                    "cells: the two search reduction cells",
                            check=stage_cells_rule,
                            valid=f"{', '.join((*STAGE_RULES, EACH))} or {STAGES} comma-separated indices of normal "
                                  "search cells such as 0,3,6"),
@@ -656,6 +656,11 @@ class DartsSpace(SearchSpace):
     def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
         return SearchNetwork(edge_factory, info, *cell_size(self, "search"), self)
 
+    def build_final_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
+        """``eval_layers`` cells at ``search_channels``: its per-cell genotype (``derive_cells`` without a stage rule)
+        builds the final network cell for cell."""
+        return SearchNetwork(edge_factory, info, cell_size(self, "eval")[0], cell_size(self, "search")[1], self)
+
     def build_network(self, genotype: Genotype | CellsGenotype, info: DataInfo, size: str = "eval",
                       auxiliary: bool = False) -> nn.Module:
         """The final network: every cell of a type from the one ``Genotype``, or each cell from its own cell of
@@ -674,17 +679,23 @@ class DartsSpace(SearchSpace):
         return Genotype(normal=self.derive_cell(scores["normal"], "normal", "normal"), normal_concat=CONCAT,
                         reduce=self.derive_cell(scores["reduce"], "reduce", "reduce"), reduce_concat=CONCAT)
 
+    def stage_rule(self) -> str:
+        """The configuration's ``stage_cells``; a pair without the key scores the final network's own cells
+        (``build_final_supernet``: ADWPNAS), so every scored cell builds its position (``each``)."""
+        return self.cfg.get("stage_cells", EACH)
+
     def derive_cells(self, scores: dict[int, np.ndarray], groups: dict[int, str]) -> CellsGenotype:
         """Cells of their own: the DARTS rule on each supplying search cell's scores, the supplying cells chosen
-        by ``stage_cells`` (``search_stage_cells``) — per stage, or per position with ``each``."""
-        normal, reduce = search_stage_cells(len(scores), self.cfg["stage_cells"])
+        by the stage rule (``search_stage_cells``) — per stage, or per position with ``each``."""
+        rule = self.stage_rule()
+        normal, reduce = search_stage_cells(len(scores), rule)
         return CellsGenotype(normal=[self.derive_cell(scores[c], f"cell {c}", groups[c]) for c in normal],
                              reduce=[self.derive_cell(scores[c], f"cell {c}", groups[c]) for c in reduce],
-                             per="cell" if self.cfg["stage_cells"] == EACH else "stage")
+                             per="cell" if rule == EACH else "stage")
 
     def describe_cells(self, scores: dict[int, np.ndarray], groups: dict[int, str]) -> dict[str, Any]:
         """Every search cell's own genotype and the final cells it built, and the stage rule's assignment."""
-        rule = self.cfg["stage_cells"]
+        rule = self.stage_rule()
         normal, reduce = search_stage_cells(len(scores), rule)
         cells = {}
         for cell in sorted(scores):

@@ -56,10 +56,8 @@ def ray_session():
 TINY = {"image_size": "8", "train_limit": "40", "search_batch_size": "20", "search_layers": "3",
         "search_channels": "2", "search_epochs": "2", "rs_candidates": "2", "corr_edges": "1", "corr_batches": "1",
         "teacher_depth": "11", "teacher_alpha": "4", "teacher_epochs": "1",
-        # ADWPNAS: one epoch of each phase (phase 1, HyperNetwork training, cross search); its per-cell final
-        # network has the search network's cells
+        # ADWPNAS: one epoch of each phase (phase 1, HyperNetwork training, cross search)
         "intensive_epochs": "1", "intensive_n": "0", "hyper_epochs": "1", "cross_start": "1", "cross_end": "2",
-        "eval_layers": "3",
         # NAS-Bench-201: a tenth of smoke's architecture-level sample (ADWPNAS measures every cell of it)
         "arch_corr_samples": "100"}
 # A whole trial that must end above chance: more images (one search step per half all the same), no cutout

@@ -305,7 +305,6 @@ def test_architecture_score_is_the_accuracy_with_predicted_weights(digits):
     ({"cross_end": "5"}, "cross-search window"),
     ({"intensive_n": "1"}, "must exceed it"),
     ({"intensive_k": "15"}, "exceeds the 14 (edge, op) pairs"),
-    ({"stage_cells": "each", "eval_layers": "4"}, "eval_layers = search_layers"),
 ])
 def test_impossible_settings_are_refused_with_one_line(overrides, words):
     with pytest.raises(UserError) as exc:
@@ -313,19 +312,35 @@ def test_impossible_settings_are_refused_with_one_line(overrides, words):
     assert words in one_line(exc)
 
 
-def test_paper_and_budget_values():
+def test_paper_values_and_the_spaces_own_network_sizes():
     paper = resolve(get_method("adwpnas"), get_space("darts"), "paper", {}).values
     assert {k: paper[k] for k in ("intensive_epochs", "intensive_k", "intensive_n", "hyper_epochs", "cross_start",
-                                  "cross_end", "search_epochs", "generator_hidden", "stage_cells", "search_layers",
-                                  "eval_layers", "arch_lr", "arch_beta1", "arch_weight_decay", "w_lr")} == {
+                                  "cross_end", "search_epochs", "generator_hidden", "arch_lr", "arch_beta1",
+                                  "arch_weight_decay", "w_lr")} == {
         "intensive_epochs": 30, "intensive_k": 6, "intensive_n": 2, "hyper_epochs": 60, "cross_start": 90,
-        "cross_end": 100, "search_epochs": 120, "generator_hidden": 64, "stage_cells": "each", "search_layers": 8,
-        "eval_layers": 8, "arch_lr": 3e-4, "arch_beta1": 0.5, "arch_weight_decay": 1e-3, "w_lr": 0.025}
-    small = resolve(get_method("adwpnas"), get_space("darts"), "small", {}).values
-    assert small["search_layers"] == small["eval_layers"] == 8  # the search network has the final network's cells
+        "cross_end": 100, "search_epochs": 120, "generator_hidden": 64, "arch_lr": 3e-4, "arch_beta1": 0.5,
+        "arch_weight_decay": 1e-3, "w_lr": 0.025}
+    darts = resolve(get_method("darts"), get_space("darts"), "paper", {}).values
+    for key in ("search_layers", "search_channels", "eval_layers", "eval_channels", "eval_epochs", "drop_path"):
+        assert paper[key] == darts[key], key  # the evaluation protocol and network sizes are the space's
+    assert "stage_cells" not in paper  # no stage rule: every HyperNetwork cell is a final cell
     nb201 = resolve(get_method("adwpnas"), get_space("nb201"), "small", {}).values
-    assert "intensive_epochs" not in nb201 and "stage_cells" not in nb201
-    assert nb201["search_layers"] == 2  # ADWPNAS's darts budget does not leak into another space
+    assert "intensive_epochs" not in nb201
+
+
+def test_the_hypernetwork_has_the_final_networks_cells(digits):
+    method = make(overrides={"search_layers": "3", "eval_layers": "5", "search_channels": "3"})
+    assert len(method.supernet.cells) == 3  # phase 1: the DARTS search supernet
+    method.train_epoch(0, data_for(digits, method.cfg))
+    method.build_hypernetwork(method.chosen_spaces())
+    cells = method.supernet.body.cells
+    assert len(cells) == 5 and method.cells == [0, 1, 2, 3, 4]
+    assert cells[0].preprocess1.op[1].out_channels == 3  # the search width
+    genotype = method.derive()
+    assert genotype.per == "cell" and (len(genotype.normal), len(genotype.reduce)) == (3, 2)
+    net = method.space.build_network(genotype, DIGITS, "eval")
+    assert len(net.cells) == 5
+    assert [method.cell_groups[c] for c in method.cells] == ["normal", "reduce", "normal", "reduce", "normal"]
 
 
 def test_checkpoint_across_the_phase_change_continues_exactly(digits):
