@@ -264,6 +264,12 @@ class SearchSpace:
         """String form of a genotype; ``to_str(parse(s)) == s`` for every canonical string."""
         raise NotImplementedError
 
+    def cell_graphs(self, genotype: Any) -> dict[str, list[tuple[str, str, str]]] | None:
+        """The genotype as graphs to draw (``harness.plots``): per cell name, its edges as ``(source label,
+        target label, op name)``, in the genotype's order; the node labels are the space's own. None (the
+        default): the space's genotypes are not drawn."""
+        return None
+
     # --- benchmark provenance and genotype choices ----------------------------------------------
     @classmethod
     def load_benchmark(cls, provenance: dict[str, Any]) -> Benchmark | None:

@@ -787,6 +787,33 @@ class DartsSpace(SearchSpace):
         return (f"Genotype(normal={_format_edges(genotype.normal)}, normal_concat=range(2, 6), "
                 f"reduce={_format_edges(genotype.reduce)}, reduce_concat=range(2, 6))")
 
+    def cell_graphs(self, genotype: Genotype | CellsGenotype) -> dict[str, list[tuple[str, str, str]]]:
+        """Every distinct cell of the genotype as ``(source, target, op)`` edges: the inputs ``c_{k-2}`` and
+        ``c_{k-1}``, the intermediate nodes ``"0"``..``"3"`` (nodes 2..5) and the output ``c_{k}``, fed by every
+        concatenated node with op ``concat``. A ``Genotype`` gives ``normal`` and ``reduce``; a per-stage
+        ``CellsGenotype`` gives ``stage 1 normal``, ``reduction 1``, ``stage 2 normal``, ``reduction 2``,
+        ``stage 3 normal``; a per-cell one ``cell 0 (normal)``, ... ``cell i (reduction)`` in network order."""
+        _check_genotype(genotype, self.op_names)
+        names = ("c_{k-2}", "c_{k-1}", *(str(n) for n in range(STEPS)))
+
+        def graph(edges: list[tuple[str, int]], concat: Any) -> list[tuple[str, str, str]]:
+            return ([(names[int(source)], names[2 + j // 2], op) for j, (op, source) in enumerate(edges)]
+                    + [(names[int(node)], "c_{k}", "concat") for node in concat])
+
+        if not isinstance(genotype, CellsGenotype):
+            return {"normal": graph(genotype.normal, genotype.normal_concat),
+                    "reduce": graph(genotype.reduce, genotype.reduce_concat)}
+        if genotype.per == "stage":
+            order = [("stage 1 normal", genotype.normal[0]), ("reduction 1", genotype.reduce[0]),
+                     ("stage 2 normal", genotype.normal[1]), ("reduction 2", genotype.reduce[1]),
+                     ("stage 3 normal", genotype.normal[2])]
+        else:
+            layers = len(genotype.normal) + REDUCTIONS
+            reductions = reduction_positions(layers)
+            order = [(f"cell {p} (reduction)", genotype.reduce[reductions.index(p)]) if p in reductions
+                     else (f"cell {p} (normal)", cell_genotype(genotype, p, layers).normal) for p in range(layers)]
+        return {name: graph(edges, CONCAT) for name, edges in order}
+
     # --- genotype choices -----------------------------------------------------------------------
     def edge_choices(self, genotypes: list[Genotype]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per cell type, the 8 (op, source) pairs of each genotype: the j-th pair's edge row is that of

@@ -224,6 +224,12 @@ class NB201Space(SearchSpace):
     def to_str(self, genotype: Genotype) -> str:
         return format_arch(genotype)
 
+    def cell_graphs(self, genotype: Genotype) -> dict[str, list[tuple[str, str, str]]]:
+        """One cell ``"cell"``: nodes ``"0"``..``"3"`` (node 3 is the output), one edge per genotype edge in the
+        benchmark's edge order (1←0, 2←0, 2←1, 3←0, 3←1, 3←2); a ``none`` edge carries nothing and is left out."""
+        genotype = check_genotype(genotype)
+        return {GROUP: [(str(source), str(node), op) for (node, source), op in zip(EDGES, genotype) if op != "none"]}
+
     # --- benchmark ------------------------------------------------------------------------------
     def benchmark(self) -> Any:
         return load_table(self.cfg["nb201_table"])

@@ -368,6 +368,12 @@ class ProxylessSpace(SearchSpace):
                                 f"{len(stages)} stage(s) of {','.join(str(len(s)) for s in stages)}")
         return self.check([op for stage in stages for op in stage])
 
+    def cell_graphs(self, genotype: Genotype) -> dict[str, list[tuple[str, str, str]]]:
+        """One chain ``"blocks"``: node ``"0"`` is the stem's output and node ``"i"`` block i's (1..21); block i is
+        the edge ``("i-1", "i", op)``, ``zero`` where the block is skipped (its input passes unchanged)."""
+        genotype = self.check(genotype)
+        return {GROUP: [(str(block), str(block + 1), op) for block, op in enumerate(genotype)]}
+
     def to_str(self, genotype: Genotype) -> str:
         genotype = self.check(genotype)
         parts, start = [], 0
