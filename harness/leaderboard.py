@@ -2,6 +2,11 @@
 
 One row per (method, space, dataset, budget, variant), where the variant is the set of ``--set``
 overrides: a tuned DARTS is a different entry from paper-default DARTS and must not be averaged with it.
+
+Each row is compared with the baseline row (``BASELINE_METHOD`` without overrides) of its space, dataset and
+budget on test accuracy, paired by seed (``harness.stats.paired_comparison``): the number of common seeds, the
+Wilcoxon signed-rank and paired t-test p-values, the Wilcoxon p-value Holm-adjusted over the group's
+non-baseline rows (``harness.stats.holm``), Cohen's d_z and the fraction of seeds the row beats the baseline.
 """
 
 from __future__ import annotations
@@ -9,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import warnings
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,20 +21,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 from rich import box
 from rich.table import Table
 
 from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
 from harness.registry import SPACES, get_space
+from harness.stats import holm, paired_comparison, summary
 
 GROUP_KEYS = ["method", "space", "dataset", "budget", "variant"]
-RANKED_BY = "test_acc"  # rows are ranked by its mean, and the Welch test compares it with the baseline's
+RANKED_BY = "test_acc"  # rows are ranked by its mean and compared with the baseline's by seed
 # The metrics with columns of their own, in column order; every other numeric record key gets <key>_mean.
 BOARD_METRICS = board_metrics(RANKED_BY)
+# The paired comparison with the baseline row (test accuracy, by seed); the order of the columns.
+COMPARISON_COLUMNS = ["baseline", "n_common_seeds", "p_wilcoxon", "p_ttest", "p_holm", "effect_size",
+                      "p_beats_baseline", "comparison_note"]
 BASE_COLUMNS = (GROUP_KEYS + ["n_seeds", "seeds"] + [c for m in BOARD_METRICS for c in m.board_columns]
-                + ["p_vs_darts", "rank"])
+                + COMPARISON_COLUMNS + ["rank"])
 # Record keys already summarised by BASE_COLUMNS (or not metrics).
 _SUMMARISED = {"seed"} | {m.key for m in BOARD_METRICS}
 _RANK_COLUMN = metric(RANKED_BY).stat_column("mean")
@@ -98,15 +105,26 @@ def _flatten_numbers(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def welch_p(a: list[float], b: list[float]) -> float:
-    """Two-sided Welch t-test p-value; NaN when a side has < 2 values or both have zero variance."""
-    a = [v for v in a if math.isfinite(v)]
-    b = [v for v in b if math.isfinite(v)]
-    if len(a) < 2 or len(b) < 2 or (np.var(a) == 0 and np.var(b) == 0):
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(scipy.stats.ttest_ind(a, b, equal_var=False).pvalue)
+def _comparison(key: tuple[str, ...], by_seed: dict[tuple[str, ...], dict[Any, float]],
+                baseline: str) -> dict[str, Any]:
+    """The paired-comparison columns of group ``key`` (all but ``p_holm``) against the ``baseline`` group
+    without overrides in the same space, dataset and budget. The baseline row itself: NaN statistics, no
+    common-seed count, an empty note; a row whose space, dataset and budget have no baseline row: NaN
+    statistics, 0 common seeds and a note that says so."""
+    nan = float("nan")
+    base = (baseline, *key[1:4], "")
+    row: dict[str, Any] = {"baseline": baseline, "n_common_seeds": pd.NA, "p_wilcoxon": nan, "p_ttest": nan,
+                           "effect_size": nan, "p_beats_baseline": nan, "comparison_note": ""}
+    if key == base:
+        return row
+    if base not in by_seed:
+        row.update(n_common_seeds=0, comparison_note=f"no {baseline} row without overrides to compare with")
+        return row
+    result = paired_comparison(by_seed[key], by_seed[base])
+    row.update(n_common_seeds=result["n_common"], p_wilcoxon=result["p_wilcoxon"], p_ttest=result["p_ttest"],
+               effect_size=result["effect_size"], p_beats_baseline=result["p_beats"],
+               comparison_note=result["note"])
+    return row
 
 
 def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -160,7 +178,8 @@ def _numeric_keys(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
 
 def _group_row(key: tuple[str, ...], group: list[dict[str, Any]], extra_keys: list[str],
                bench_keys: list[str]) -> dict[str, Any]:
-    """One leaderboard row of one group's records (one per seed): every column but p-value and rank."""
+    """One leaderboard row of one group's records (one per seed): every column but the comparison with the
+    baseline and rank."""
     row: dict[str, Any] = dict(zip(GROUP_KEYS, key))
     row["n_seeds"] = len(group)
     row["seeds"] = ",".join(str(r.get("seed")) for r in group)
@@ -168,6 +187,10 @@ def _group_row(key: tuple[str, ...], group: list[dict[str, Any]], extra_keys: li
         values = [_num(r.get(m.key)) for r in group]
         for stat in m.stats:
             row[m.stat_column(stat)] = _statistic(stat, values) / m.divisor
+        if m.extra_stats:
+            extra = summary(values)  # the seeded bootstrap: the same records give the same interval
+            for stat in m.extra_stats:
+                row[m.stat_column(stat)] = extra[stat] / m.divisor
         if m.unit_key:
             row[m.unit_key] = "/".join(sorted({str(r[m.unit_key]) for r in group if r.get(m.unit_key)}))
     for extra in extra_keys:
@@ -179,12 +202,15 @@ def _group_row(key: tuple[str, ...], group: list[dict[str, Any]], extra_keys: li
     return row
 
 
-def build_leaderboard(records: list[dict[str, Any]], reference: bool = False) -> pd.DataFrame:
+def build_leaderboard(records: list[dict[str, Any]], reference: bool = False,
+                      baseline: str = BASELINE_METHOD) -> pd.DataFrame:
     """One row per (method, space, dataset, budget, variant): seeds, the statistics over seeds of every
-    metric the metric table gives leaderboard columns, Welch p-value of the ranked metric (test accuracy)
-    against the DARTS baseline, and rank; columns in ``BASE_COLUMNS`` order, then ``<key>_mean`` for
-    every other numeric record key and ``benchmark_<k>_mean/_std``.
-    ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked).
+    metric the metric table gives leaderboard columns, the comparison of the ranked metric (test accuracy)
+    with the ``baseline`` method's row without overrides in the same space, dataset and budget (``COMPARISON_COLUMNS``:
+    paired by seed, ``harness.stats.paired_comparison``; ``p_holm`` is ``p_wilcoxon`` Holm-adjusted over the
+    non-baseline rows of the same space, dataset and budget), and rank; columns in ``BASE_COLUMNS`` order, then
+    ``<key>_mean`` for every other numeric record key and ``benchmark_<k>_mean/_std``.
+    ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked, not compared).
     """
     extra_keys, bench_keys = _numeric_keys(records)
     columns = (BASE_COLUMNS + [f"{k}_mean" for k in extra_keys]
@@ -197,29 +223,39 @@ def build_leaderboard(records: list[dict[str, Any]], reference: bool = False) ->
         key = tuple(str(record.get(k, "")) for k in GROUP_KEYS[:-1]) + (variant_of(record),)
         groups.setdefault(key, []).append(record)
     groups = {key: _dedupe(group) for key, group in groups.items()}
-    ranked = {key: [_num(r.get(RANKED_BY)) for r in group] for key, group in groups.items()}
+    by_seed = {key: {r.get("seed"): _num(r.get(RANKED_BY)) for r in group} for key, group in groups.items()}
 
     rows = []
     for key, group in groups.items():
         row = _group_row(key, group, extra_keys, bench_keys)
-        base = (BASELINE_METHOD, *key[1:4], "")
-        row["p_vs_darts"] = float("nan") if key == base or base not in ranked else welch_p(ranked[key], ranked[base])
+        row.update(_comparison(key, by_seed, baseline))
         rows.append(row)
+    # Holm over the compared rows of each space, dataset and budget (NaN p-values do not count)
+    families: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for key, row in zip(groups, rows):
+        if key != (baseline, *key[1:4], ""):
+            families.setdefault(key[1:4], []).append(row)
+        row["p_holm"] = float("nan")
+    for family in families.values():
+        for row, adjusted in zip(family, holm([r["p_wilcoxon"] for r in family])):
+            row["p_holm"] = adjusted
 
     df = pd.DataFrame(rows)
+    df["n_common_seeds"] = df["n_common_seeds"].astype("Int64")
     df["rank"] = (df.groupby(["space", "dataset", "budget"])[_RANK_COLUMN]
                   .rank(method="min", ascending=False).astype("Int64"))
     if reference:
         extra = pd.DataFrame(reference_rows(records)).reindex(columns=df.columns)
         if len(extra):
-            extra = extra.astype({c: df[c].dtype for c in ("n_seeds", "rank")})
+            extra[["baseline", "comparison_note"]] = ""  # not compared
+            extra = extra.astype({c: df[c].dtype for c in ("n_seeds", "n_common_seeds", "rank")})
             df = pd.concat([df, extra], ignore_index=True)
     df = df.sort_values(["space", "dataset", "budget", "rank", "method", "variant"], na_position="last")
     return df[columns].reset_index(drop=True)
 
 
 # --- output -------------------------------------------------------------------------------------
-_COLUMN_DIGITS = {m.stat_column(stat): m.board_digits for m in BOARD_METRICS for stat in m.stats}
+_COLUMN_DIGITS = {m.stat_column(stat): m.board_digits for m in BOARD_METRICS for stat in m.stats + m.extra_stats}
 
 
 def _digits(column: str) -> int:
@@ -281,7 +317,8 @@ def leaderboard_table(df: pd.DataFrame, title: str) -> Table:
         for header, stats in m.terminal:
             columns.append((header, lambda r, m=m, stats=stats: " ± ".join(
                 cell_text(r[m.stat_column(stat)], m.board_digits) for stat in stats)))
-    columns += [("p vs darts", lambda r: cell_text(r["p_vs_darts"], 3)), ("rank", lambda r: cell_text(r["rank"], 0))]
+    columns += [("p (Wilcoxon, Holm)", lambda r: cell_text(r["p_holm"], 3)),
+                ("rank", lambda r: cell_text(r["rank"], 0))]
     for i, (header, _) in enumerate(columns):
         # Never wrap or shorten a header: a number split over two lines is misread. On a terminal narrower
         # than the table rich shortens cells with "…"; the CSV and Markdown keep every column in full.

@@ -21,6 +21,9 @@ NULL = "—"
 
 # The statistics over seeds that the leaderboard computes (over the finite values; NaN where undefined).
 STATISTICS = ("mean", "std", "median", "best")
+# The further statistics a reviewer asks for, from ``harness.stats.summary`` over the same finite values: the
+# interquartile mean and the 95 % percentile-bootstrap interval of the mean (seeded).
+EXTRA_STATISTICS = ("iqm", "ci_low", "ci_high")
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ class Metric:
       digits in the record display.
     - ``stats``: the statistics over seeds that are leaderboard columns ``<column>_<stat>`` (from
       ``STATISTICS``, in this order); ``()`` leaves the metric to the leaderboard's trailing
-      ``<key>_mean`` columns, where every other numeric record key is averaged too. ``column``: the
+      ``<key>_mean`` columns, where every other numeric record key is averaged too. ``extra_stats``: the
+      statistics from ``EXTRA_STATISTICS`` (in the order given) that are further columns ``<column>_<stat>``
+      right after those of ``stats`` (a metric with ``extra_stats`` needs ``stats``). ``column``: the
       columns' stem (default ``key``); ``divisor``: a statistic is divided by it (3600: seconds → hours);
       ``board_decimals``: decimals of these columns in the Markdown and terminal tables (default
       ``decimals``). A metric with a ``unit_key`` also gets that column, the units of its seeds joined by ``/``.
@@ -52,6 +57,7 @@ class Metric:
     decimals: int = 2
     significant: int = 4
     stats: tuple[str, ...] = ()
+    extra_stats: tuple[str, ...] = ()
     column: str = ""
     divisor: float = 1.0
     board_decimals: int | None = None
@@ -66,6 +72,12 @@ class Metric:
                    if s not in STATISTICS]
         if unknown:
             raise ValueError(f"metric {self.key}: unknown statistics {unknown}; known: {', '.join(STATISTICS)}")
+        unknown = [s for s in self.extra_stats if s not in EXTRA_STATISTICS]
+        if unknown:
+            raise ValueError(f"metric {self.key}: unknown extra statistics {unknown}; "
+                             f"known: {', '.join(EXTRA_STATISTICS)}")
+        if self.extra_stats and not self.stats:
+            raise ValueError(f"metric {self.key}: extra_stats without stats")
         if any(s not in self.stats for _, group in self.terminal for s in group):
             raise ValueError(f"metric {self.key}: a terminal column shows a statistic that is not in stats")
         if bool(self.summary) != bool(self.summary_header):
@@ -88,7 +100,8 @@ class Metric:
         """The leaderboard's columns of this metric, in order (none when it has no ``stats``)."""
         if not self.stats:
             return []
-        return [self.stat_column(s) for s in self.stats] + ([self.unit_key] if self.unit_key else [])
+        return ([self.stat_column(s) for s in self.stats + self.extra_stats]
+                + ([self.unit_key] if self.unit_key else []))
 
 
 METRICS: tuple[Metric, ...] = (
@@ -96,9 +109,11 @@ METRICS: tuple[Metric, ...] = (
            summary=1, summary_header="search val %"),
     Metric("val_acc", "validation accuracy", "%"),
     Metric("test_acc", "test accuracy", "%", stats=("mean", "std", "median", "best"),
-           terminal=(("test acc %", ("mean", "std")), ("best", ("best",))), summary=2, summary_header="test %"),
-    Metric("search_seconds", "search time", "s", decimals=1, stats=("mean",), column="search_hours",
-           divisor=3600, board_decimals=2, terminal=(("search h", ("mean",)),), summary=5, summary_header="search s"),
+           extra_stats=EXTRA_STATISTICS, terminal=(("test acc %", ("mean", "std")), ("best", ("best",))),
+           summary=2, summary_header="test %"),
+    Metric("search_seconds", "search time", "s", decimals=1, stats=("mean",), extra_stats=("ci_low", "ci_high"),
+           column="search_hours", divisor=3600, board_decimals=2, terminal=(("search h", ("mean",)),), summary=5,
+           summary_header="search s"),
     Metric("correlation_seconds", "correlation time", "s", decimals=1),
     Metric("eval_seconds", "evaluation time", "s", decimals=1, stats=("mean",), column="eval_hours",
            divisor=3600, board_decimals=2, summary=6, summary_header="eval s"),

@@ -184,23 +184,41 @@ def test_build_leaderboard_values():
     assert (nos.latency_ms_mean, nos.latency_batch_ms_mean, nos.latency_batch_mean) == (2.5, 40.0, 64.0)
     assert nos.latency_ms_std == 0.0 and nos.latency_batch_ms_std == 0.0
     darts_accs = [90.0, 91.0, 95.0]
-    expected_p = scipy.stats.ttest_ind(accs, darts_accs, equal_var=False).pvalue
-    assert nos.p_vs_darts == pytest.approx(expected_p)
+    # paired by seed with darts: differences 2, 5, -1 (the re-run of seed 1 counts, not the older seed 2)
+    assert nos.baseline == "darts" and nos.n_common_seeds == 3 and nos.comparison_note == ""
+    assert nos.p_wilcoxon == pytest.approx(scipy.stats.wilcoxon(np.subtract(accs, darts_accs)).pvalue)
+    assert nos.p_wilcoxon == pytest.approx(0.5)  # exact: W- = 1, P(W- <= 1) = 2/8, two-sided
+    assert nos.p_ttest == pytest.approx(scipy.stats.ttest_rel(accs, darts_accs).pvalue)
+    assert nos.effect_size == pytest.approx(2.0 / 3.0)  # mean 2, std sqrt((0 + 9 + 9) / 2) = 3
+    assert nos.p_beats_baseline == pytest.approx(2 / 3)
+    assert nos.p_holm == pytest.approx(1.0)  # Holm over nos (0.5) and tuned darts (0.5): min(1, 2 * 0.5)
+    assert nos.test_acc_iqm == pytest.approx(scipy.stats.trim_mean(accs, 0.25))
+    assert nos.test_acc_ci_low <= nos.test_acc_mean <= nos.test_acc_ci_high
+    assert 92.0 <= nos.test_acc_ci_low and nos.test_acc_ci_high <= 96.0
+    assert nos.search_hours_ci_low == nos.search_hours_ci_high == pytest.approx(1.0)  # equal seeds
 
     darts = rows[("darts", "darts", "")]
-    assert math.isnan(darts.p_vs_darts)  # the baseline itself
+    assert darts.baseline == "darts" and pd.isna(darts.n_common_seeds) and darts.comparison_note == ""
+    assert all(math.isnan(v) for v in (darts.p_wilcoxon, darts.p_ttest, darts.p_holm, darts.effect_size,
+                                       darts.p_beats_baseline))  # the baseline itself
     assert darts.test_acc_mean == pytest.approx(92.0)
 
     tuned = rows[("darts", "darts", "epochs=3,lr=0.1")]
     assert tuned.n_seeds == 2 and tuned.test_acc_mean == pytest.approx(92.25)
-    assert tuned.p_vs_darts == pytest.approx(
-        scipy.stats.ttest_ind([92.0, 92.5], darts_accs, equal_var=False).pvalue)
+    assert tuned.n_common_seeds == 2  # seeds 0 and 1: differences 2 and 1.5
+    assert tuned.p_wilcoxon == pytest.approx(scipy.stats.wilcoxon([2.0, 1.5]).pvalue)
+    assert tuned.p_ttest == pytest.approx(scipy.stats.ttest_rel([92.0, 92.5], darts_accs[:2]).pvalue)
+    assert tuned.effect_size == pytest.approx(1.75 / np.std([2.0, 1.5], ddof=1))
+    assert tuned.p_beats_baseline == 1.0 and tuned.p_holm == pytest.approx(1.0)
 
     gdas = rows[("gdas", "darts", "")]
-    assert gdas.n_seeds == 1 and math.isnan(gdas.test_acc_std) and math.isnan(gdas.p_vs_darts)
+    assert gdas.n_seeds == 1 and math.isnan(gdas.test_acc_std) and math.isnan(gdas.p_wilcoxon)
+    assert gdas.n_common_seeds == 1 and gdas.comparison_note == "too few common seeds (1): no p-value"
+    assert math.isnan(gdas.p_holm) and gdas.p_beats_baseline == 0.0  # 89 < 90 on seed 0
 
     other = rows[("nos", "nb201", "")]
-    assert math.isnan(other.p_vs_darts) and other.rank == 1  # no darts baseline on nb201
+    assert math.isnan(other.p_wilcoxon) and other.rank == 1 and other.n_common_seeds == 0  # no darts on nb201
+    assert other.comparison_note == "no darts row without overrides to compare with"
 
     # rank within (space, dataset, budget): nos 94 > tuned 92.25 > darts 92 > gdas 89
     assert [(r.method, r.variant, r.rank) for r in df.itertuples() if r.space == "darts"] == [
@@ -217,10 +235,15 @@ def test_build_leaderboard_values():
     assert nos.benchmark_cifar10_test_std == pytest.approx(1.0)
 
 
-def test_p_vs_darts_zero_variance_both_sides_is_nan():
+def test_paired_comparison_zero_variance_of_differences():
+    """Every seed one point better: the Wilcoxon p-value is defined, the t-test and effect size are not."""
     records = [make_record("darts", s, 90.0) for s in range(3)] + [make_record("nos", s, 91.0) for s in range(3)]
     df = build_leaderboard(records)
-    assert df["p_vs_darts"].isna().all()
+    assert df["p_ttest"].isna().all() and df["effect_size"].isna().all()
+    nos = df[df["method"] == "nos"].iloc[0]
+    assert nos.p_wilcoxon == pytest.approx(scipy.stats.wilcoxon([1.0, 1.0, 1.0]).pvalue)
+    assert nos.p_holm == pytest.approx(nos.p_wilcoxon) and nos.p_beats_baseline == 1.0
+    assert nos.comparison_note == "differences of zero variance: no t-test or effect size"
 
 
 def test_build_leaderboard_empty():
@@ -232,7 +255,7 @@ def test_write_leaderboard_files(tmp_path):
     df = build_leaderboard(crafted_records())
     csv_path, md_path = write_leaderboard(df, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["leaderboard.csv", "leaderboard.md"]
-    again = pd.read_csv(csv_path, dtype={"variant": str, "seeds": str}).fillna({"variant": ""})
+    again = pd.read_csv(csv_path, dtype={"variant": str, "seeds": str}).fillna({"variant": "", "comparison_note": ""})
     pd.testing.assert_frame_equal(again, df, check_dtype=False)
     lines = md_path.read_text().splitlines()
     assert len(lines) == 2 + len(df)
@@ -244,7 +267,11 @@ def test_write_leaderboard_files(tmp_path):
     assert cells[cols.index("test_acc_mean")] == "94.00"
     assert cells[cols.index("op_kendall_tau_mean")] == "0.500"
     darts_line = next(line for line in lines if line.startswith("| darts | darts | digits | smoke |  |"))
-    assert [c.strip() for c in darts_line.strip("|").split("|")][cols.index("p_vs_darts")] == "—"
+    darts_cells = [c.strip() for c in darts_line.strip("|").split("|")]
+    assert [darts_cells[cols.index(c)] for c in ("baseline", "n_common_seeds", "p_wilcoxon", "p_holm",
+                                                 "comparison_note")] == ["darts", "—", "—", "—", ""]
+    assert [cells[cols.index(c)] for c in ("n_common_seeds", "p_wilcoxon", "p_holm", "effect_size",
+                                           "p_beats_baseline")] == ["3", "0.500", "1.000", "0.67", "0.667"]
 
 
 def test_leaderboard_table_renders():
@@ -252,7 +279,8 @@ def test_leaderboard_table_renders():
     console = Console(record=True, width=250)
     console.print(leaderboard_table(df, "leaderboard"))
     out = console.export_text()
-    assert "94.00 ± 2.00" in out and "p vs darts" in out and "epochs=3,lr=0.1" in out
+    assert "94.00 ± 2.00" in out and "p (Wilcoxon, Holm)" in out and "epochs=3,lr=0.1" in out
+    assert "p vs darts" not in out
 
 
 # --- the same outputs as before the metric table -------------------------------------------------
@@ -300,87 +328,101 @@ def _shown(record) -> str:
 
 
 # Outputs of the code before the metric table (commit 05c31c9) for golden_records(), plus the latency and one-shot
-# rows and columns added since (only those changed when they were regenerated); lines right-stripped.
+# rows and columns added since, and the statistics columns (interquartile mean and bootstrap intervals; the paired
+# comparison with darts in place of Welch's p_vs_darts), regenerated with every other column's values checked equal
+# to the previous ones; lines right-stripped.
 GOLDEN = {
     'csv': (
         'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
-        'an,test_acc_best,search_val_acc_mean,search_hours_mean,eval_hours_mean,device_hours_mean,d'
-        'evice_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_m'
-        's_mean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean'
-        ',arch_spearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,p_vs_darts,rank'
-        ',correlation_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edges_mean,peak'
-        '_mem_mb_mean,val_acc_mean,benchmark_cifar100_test_mean,benchmark_cifar100_test_std,benchma'
-        'rk_cifar10_test_mean,benchmark_cifar10_test_std,benchmark_cifar10_valid_mean,benchmark_cif'
-        'ar10_valid_std',
-        'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,80.0,1.0,2.0,3.0,CPU'
-        '-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,,0.7756592388374786,1,10.0,64.0'
-        ',0.20000000000000004,4.0,500.0,,,,,,,',
-        'darts,darts,digits,smoke,"epochs=3,lr=0.1",2,"0,1",92.25,0.3535533905932738,92.25,92.5,80.'
-        '0,1.0,2.0,3.0,CPU-hours,3.3,500.0,2.5,,40.0,,0.5,0.6,,,,,0.9653949244172252,2,10.0,64.0,,4'
-        '.0,500.0,70.5,,,,,,',
-        'darts,darts,digits,smoke,,3,"0,1,2",92.16666666666667,2.9297326385411573,91.0,95.5,80.0,0.'
-        '8352777777777778,2.0,3.0,CPU-hours,3.2999999999999994,500.0,2.5,0.0,40.0,0.0,0.5,0.6,,,,,,'
-        '3,10.0,64.0,,4.0,500.0,,,,,,,',
-        'eoinas,nb201,cifar10,smoke,,2,"0,1",94.065,0.43133513652379357,94.065,94.37,80.0,1.0,2.0,3'
-        '.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,,,0.40515228735355,1,10.0,'
-        '64.0,,4.0,500.0,,70.5,0.7071067811865476,94.065,0.43133513652379357,92.565,0.4313351365237'
-        '9357',
+        'an,test_acc_best,test_acc_iqm,test_acc_ci_low,test_acc_ci_high,search_val_acc_mean,search_'
+        'hours_mean,search_hours_ci_low,search_hours_ci_high,eval_hours_mean,device_hours_mean,devi'
+        'ce_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_ms_m'
+        'ean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean,ar'
+        'ch_spearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,baseline,n_common_'
+        'seeds,p_wilcoxon,p_ttest,p_holm,effect_size,p_beats_baseline,comparison_note,rank,correlat'
+        'ion_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edges_mean,peak_mem_mb_m'
+        'ean,val_acc_mean,benchmark_cifar100_test_mean,benchmark_cifar100_test_std,benchmark_cifar1'
+        '0_test_mean,benchmark_cifar10_test_std,benchmark_cifar10_valid_mean,benchmark_cifar10_vali'
+        'd_std',
+        'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,92.75,92.0,93.5,80.0'
+        ',1.0,1.0,1.0,2.0,3.0,CPU-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,,darts,'
+        '2,0.5,0.07044657495455456,1.0,6.363961030678928,1.0,,1,10.0,64.0,0.20000000000000004,4.0,5'
+        '00.0,,,,,,,',
+        'darts,darts,digits,smoke,"epochs=3,lr=0.1",2,"0,1",92.25,0.3535533905932738,92.25,92.5,92.'
+        '25,92.0,92.5,80.0,1.0,1.0,1.0,2.0,3.0,CPU-hours,3.3,500.0,2.5,,40.0,,0.5,0.6,,,,,darts,2,0'
+        '.5,0.0903344706017331,1.0,4.949747468305833,1.0,,2,10.0,64.0,,4.0,500.0,70.5,,,,,,',
+        'darts,darts,digits,smoke,,3,"0,1,2",92.16666666666667,2.9297326385411573,91.0,95.5,92.1666'
+        '6666666667,90.0,95.5,80.0,0.8352777777777778,0.8333333333333334,0.8372222222222222,2.0,3.0'
+        ',CPU-hours,3.2999999999999994,500.0,2.5,0.0,40.0,0.0,0.5,0.6,,,,,darts,,,,,,,,3,10.0,64.0,'
+        ',4.0,500.0,,,,,,,',
+        'eoinas,nb201,cifar10,smoke,,2,"0,1",94.065,0.43133513652379357,94.065,94.37,94.065,93.76,9'
+        '4.37,80.0,1.0,1.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45'
+        ',,,darts,2,0.5,0.39968289483265584,0.5,0.9742691504567892,1.0,,1,10.0,64.0,,4.0,500.0,,70.'
+        '5,0.7071067811865476,94.065,0.43133513652379357,92.565,0.43133513652379357',
         'darts,nb201,cifar10,smoke,,2,"0,1",71.19999999999999,23.900209204105305,71.19999999999999,'
-        '88.1,80.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,,,,2,10'
-        '.0,64.0,,4.0,500.0,,70.5,0.7071067811865476,71.19999999999999,23.900209204105305,69.699999'
-        '99999999,23.900209204105305',
+        '88.1,71.19999999999999,54.3,88.1,80.0,1.0,1.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,'
+        '226.85,0.0,0.5,0.6,0.35,0.45,,,darts,,,,,,,,2,10.0,64.0,,4.0,500.0,,70.5,0.707106781186547'
+        '6,71.19999999999999,23.900209204105305,69.69999999999999,23.900209204105305',
     ),
     'md': (
         '| method | space | dataset | budget | variant | n_seeds | seeds | test_acc_mean | test_acc'
-        '_std | test_acc_median | test_acc_best | search_val_acc_mean | search_hours_mean | eval_ho'
-        'urs_mean | device_hours_mean | device_hours_kind | params_m_mean | madds_m_mean | latency_'
-        'ms_mean | latency_ms_std | latency_batch_ms_mean | latency_batch_ms_std | op_kendall_tau_m'
-        'ean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean | oneshot_kend'
-        'all_tau_mean | oneshot_spearman_rho_mean | p_vs_darts | rank | correlation_seconds_mean | '
-        'latency_batch_mean | method_extra_tau_mean | op_corr_edges_mean | peak_mem_mb_mean | val_a'
-        'cc_mean | benchmark_cifar100_test_mean | benchmark_cifar100_test_std | benchmark_cifar10_t'
-        'est_mean | benchmark_cifar10_test_std | benchmark_cifar10_valid_mean | benchmark_cifar10_v'
-        'alid_std |',
-        '|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|-'
-        '--:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|-'
-        '--:|---:|---:|---:|---:|',
-        '| nos | darts | digits | smoke |  | 3 | 0,1,2 | 92.75 | 1.06 | 92.75 | 93.50 | 80.00 | 1.0'
-        '0 | 2.00 | 3.00 | CPU-hours/GPU-hours | 2.23 | 401.00 | 2.50 | 0.50 | 32.00 | 2.00 | 0.500'
-        ' | 0.600 | — | — | — | — | 0.776 | 1 | 10.00 | 64.00 | 0.200 | 4.00 | 500.00 | — | — | — |'
-        ' — | — | — | — |',
+        '_std | test_acc_median | test_acc_best | test_acc_iqm | test_acc_ci_low | test_acc_ci_high'
+        ' | search_val_acc_mean | search_hours_mean | search_hours_ci_low | search_hours_ci_high | '
+        'eval_hours_mean | device_hours_mean | device_hours_kind | params_m_mean | madds_m_mean | l'
+        'atency_ms_mean | latency_ms_std | latency_batch_ms_mean | latency_batch_ms_std | op_kendal'
+        'l_tau_mean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean | onesh'
+        'ot_kendall_tau_mean | oneshot_spearman_rho_mean | baseline | n_common_seeds | p_wilcoxon |'
+        ' p_ttest | p_holm | effect_size | p_beats_baseline | comparison_note | rank | correlation_'
+        'seconds_mean | latency_batch_mean | method_extra_tau_mean | op_corr_edges_mean | peak_mem_'
+        'mb_mean | val_acc_mean | benchmark_cifar100_test_mean | benchmark_cifar100_test_std | benc'
+        'hmark_cifar10_test_mean | benchmark_cifar10_test_std | benchmark_cifar10_valid_mean | benc'
+        'hmark_cifar10_valid_std |',
+        '|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+        '---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|--'
+        '-:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        '| nos | darts | digits | smoke |  | 3 | 0,1,2 | 92.75 | 1.06 | 92.75 | 93.50 | 92.75 | 92.'
+        '00 | 93.50 | 80.00 | 1.00 | 1.00 | 1.00 | 2.00 | 3.00 | CPU-hours/GPU-hours | 2.23 | 401.0'
+        '0 | 2.50 | 0.50 | 32.00 | 2.00 | 0.500 | 0.600 | — | — | — | — | darts | 2 | 0.500 | 0.070'
+        ' | 1.000 | 6.36 | 1.000 |  | 1 | 10.00 | 64.00 | 0.200 | 4.00 | 500.00 | — | — | — | — | —'
+        ' | — | — |',
         '| darts | darts | digits | smoke | epochs=3,lr=0.1 | 2 | 0,1 | 92.25 | 0.35 | 92.25 | 92.5'
-        '0 | 80.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50 | — | 40.00 | — | 0.500 '
-        '| 0.600 | — | — | — | — | 0.965 | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | 70.50 | — | — | '
-        '— | — | — | — |',
-        '| darts | darts | digits | smoke |  | 3 | 0,1,2 | 92.17 | 2.93 | 91.00 | 95.50 | 80.00 | 0'
-        '.84 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50 | 0.00 | 40.00 | 0.00 | 0.500 | 0.600'
-        ' | — | — | — | — | — | 3 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | — | — | — | — | — | — |',
-        '| eoinas | nb201 | cifar10 | smoke |  | 2 | 0,1 | 94.06 | 0.43 | 94.06 | 94.37 | 80.00 | 1'
-        '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80 | 0.00 | 226.85 | 0.00 | 0.500 | 0.60'
-        '0 | 0.350 | 0.450 | — | — | 0.405 | 1 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.'
-        '71 | 94.06 | 0.43 | 92.56 | 0.43 |',
-        '| darts | nb201 | cifar10 | smoke |  | 2 | 0,1 | 71.20 | 23.90 | 71.20 | 88.10 | 80.00 | 1'
-        '.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80 | 0.00 | 226.85 | 0.00 | 0.500 | 0.60'
-        '0 | 0.350 | 0.450 | — | — | — | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 |'
-        ' 71.20 | 23.90 | 69.70 | 23.90 |',
+        '0 | 92.25 | 92.00 | 92.50 | 80.00 | 1.00 | 1.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 3.30 | '
+        '500.00 | 2.50 | — | 40.00 | — | 0.500 | 0.600 | — | — | — | — | darts | 2 | 0.500 | 0.090 '
+        '| 1.000 | 4.95 | 1.000 |  | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | 70.50 | — | — | — | — '
+        '| — | — |',
+        '| darts | darts | digits | smoke |  | 3 | 0,1,2 | 92.17 | 2.93 | 91.00 | 95.50 | 92.17 | 9'
+        '0.00 | 95.50 | 80.00 | 0.84 | 0.83 | 0.84 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50'
+        ' | 0.00 | 40.00 | 0.00 | 0.500 | 0.600 | — | — | — | — | darts | — | — | — | — | — | — |  '
+        '| 3 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | — | — | — | — | — | — |',
+        '| eoinas | nb201 | cifar10 | smoke |  | 2 | 0,1 | 94.06 | 0.43 | 94.06 | 94.37 | 94.06 | 9'
+        '3.76 | 94.37 | 80.00 | 1.00 | 1.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80'
+        ' | 0.00 | 226.85 | 0.00 | 0.500 | 0.600 | 0.350 | 0.450 | — | — | darts | 2 | 0.500 | 0.40'
+        '0 | 0.500 | 0.97 | 1.000 |  | 1 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 9'
+        '4.06 | 0.43 | 92.56 | 0.43 |',
+        '| darts | nb201 | cifar10 | smoke |  | 2 | 0,1 | 71.20 | 23.90 | 71.20 | 88.10 | 71.20 | 5'
+        '4.30 | 88.10 | 80.00 | 1.00 | 1.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80'
+        ' | 0.00 | 226.85 | 0.00 | 0.500 | 0.600 | 0.350 | 0.450 | — | — | darts | — | — | — | — | '
+        '— | — |  | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 71.20 | 23.90 | 69.7'
+        '0 | 23.90 |',
     ),
     'terminal': (
-        '                                                                              leaderboard',
+        '                                                                                  leaderbo'
+        'ard',
         '',
         ' method   space   dataset   budget   variant           seeds      test acc %    best   sea'
-        'rch h   params M   MAdds M    latency ms    op τ   arch τ   p vs darts   rank',
+        'rch h   params M   MAdds M    latency ms    op τ   arch τ   p (Wilcoxon, Holm)   rank',
         ' ─────────────────────────────────────────────────────────────────────────────────────────'
-        '─────────────────────────────────────────────────────────────────────────────',
+        '─────────────────────────────────────────────────────────────────────────────────────',
         ' nos      darts   digits    smoke                      0,1,2    92.75 ± 1.06   93.50      '
-        ' 1.00       2.23    401.00   2.50 ± 0.50   0.500        —        0.776      1',
+        ' 1.00       2.23    401.00   2.50 ± 0.50   0.500        —                1.000      1',
         ' darts    darts   digits    smoke    epochs=3,lr=0.1     0,1    92.25 ± 0.35   92.50      '
-        ' 1.00       3.30    500.00      2.50 ± —   0.500        —        0.965      2',
+        ' 1.00       3.30    500.00      2.50 ± —   0.500        —                1.000      2',
         ' darts    darts   digits    smoke                      0,1,2    92.17 ± 2.93   95.50      '
-        ' 0.84       3.30    500.00   2.50 ± 0.00   0.500        —            —      3',
+        ' 0.84       3.30    500.00   2.50 ± 0.00   0.500        —                    —      3',
         ' eoinas   nb201   cifar10   smoke                        0,1    94.06 ± 0.43   94.37      '
-        ' 1.00       1.07    153.27   7.80 ± 0.00   0.500    0.350        0.405      1',
+        ' 1.00       1.07    153.27   7.80 ± 0.00   0.500    0.350                0.500      1',
         ' darts    nb201   cifar10   smoke                        0,1   71.20 ± 23.90   88.10      '
-        ' 1.00       1.07    153.27   7.80 ± 0.00   0.500    0.350            —      2',
+        ' 1.00       1.07    153.27   7.80 ± 0.00   0.500    0.350                    —      2',
         '',
     ),
     'show_nb201': (
@@ -601,29 +643,33 @@ GOLDEN = {
         '7200.0 │',
         '└──────┴──────────────────────────┴──────────────┴────────┴──────────┴───────┴──────────┴─'
         '───────┘',
-        '                                                     leaderboard (smoke budget, digits)',
+        '                                                         leaderboard (smoke budget, digits'
+        ')',
         '',
         ' method   space   dataset   budget   seeds     test acc %    best   search h   params M   '
-        'MAdds M    latency ms    op τ   p vs darts   rank',
+        'MAdds M    latency ms    op τ   p (Wilcoxon, Holm)   rank',
         ' ─────────────────────────────────────────────────────────────────────────────────────────'
-        '─────────────────────────────────────────────────',
+        '─────────────────────────────────────────────────────────',
         ' nos      darts   digits    smoke    0,1,2   92.75 ± 1.06   93.50       1.00       2.23   '
-        ' 401.00   2.50 ± 0.50   0.500            —      1',
+        ' 401.00   2.50 ± 0.50   0.500                    —      1',
         '',
         'records: <tmp>/exp/trials (python -m harness show RECORD)',
         'leaderboard: <tmp>/exp/leaderboard.csv',
     ),
     'summary_csv': (
         'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
-        'an,test_acc_best,search_val_acc_mean,search_hours_mean,eval_hours_mean,device_hours_mean,d'
-        'evice_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_m'
-        's_mean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean'
-        ',arch_spearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,p_vs_darts,rank'
-        ',correlation_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edges_mean,peak'
-        '_mem_mb_mean',
-        'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,80.0,1.0,2.0,3.0,CPU'
-        '-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,,,1,10.0,64.0,0.200000000000000'
-        '04,4.0,500.0',
+        'an,test_acc_best,test_acc_iqm,test_acc_ci_low,test_acc_ci_high,search_val_acc_mean,search_'
+        'hours_mean,search_hours_ci_low,search_hours_ci_high,eval_hours_mean,device_hours_mean,devi'
+        'ce_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_ms_m'
+        'ean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean,ar'
+        'ch_spearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,baseline,n_common_'
+        'seeds,p_wilcoxon,p_ttest,p_holm,effect_size,p_beats_baseline,comparison_note,rank,correlat'
+        'ion_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edges_mean,peak_mem_mb_m'
+        'ean',
+        'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,92.75,92.0,93.5,80.0'
+        ',1.0,1.0,1.0,2.0,3.0,CPU-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,,darts,'
+        '0,,,,,,no darts row without overrides to compare with,1,10.0,64.0,0.20000000000000004,4.0,'
+        '500.0',
     ),
 }
 
