@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness {run,list,leaderboard,show,config,nb201}``.
+"""Command line: ``python -m harness {run,study,report,list,leaderboard,show,config,nb201}``.
 
 A user's mistake is one line on stderr and exit status 2; nothing is written before the input is known
 to be good.
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run (or resume) an experiment: one trial per seed")
-    run.add_argument("--method", help="search method (see 'list')")
+    run.add_argument("--method", help="search method (see 'list'); a,b,c: a one-space study of those methods")
     run.add_argument("--space", help="search space (see 'list')")
     run.add_argument("--dataset", help="digits, cifar10, cifar100, imagenet16-120 or folder:PATH (see 'list'; "
                                        "default: cifar10)")
@@ -70,6 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
                           "(options that change what trials compute are refused; more seeds are added)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a configuration key (see 'config'); repeatable")
+
+    study = sub.add_parser("study", help="studies: methods and variants × spaces × datasets × seeds in one command")
+    study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    srun = study_sub.add_parser("run", help="run (or --resume) the study of a TOML file (examples: studies/)")
+    srun.add_argument("file", type=Path)
+    srun.add_argument("--out", default="results", type=Path, help="output folder (default: results/)")
+    srun.add_argument("--name", help="the study's folder name (default: the file's 'name', else its stem)")
+    srun.add_argument("--resume", action="store_true", help="continue the study: run every trial without a record")
+    srun.add_argument("--cpus-per-trial", type=int, help="CPU threads per trial (default: 1 on a CPU)")
+    srun.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: 1 with CUDA, else 0)")
+    srun.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    srun.add_argument("--max-failures", type=int, help="retries of a failed trial (default 2)")
+    srun.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address")
+    srun.add_argument("--data-dir", help="where datasets are downloaded")
+
+    report = sub.add_parser("report", help="the comparison report (HTML, Markdown, CSVs, plots) of every record "
+                                           "under DIR, written to DIR/report/")
+    report.add_argument("dir", type=Path)
+    report.add_argument("--baseline", default="darts", help="the method the others are tested against "
+                                                             "(default: darts)")
 
     sub.add_parser("list", help="methods, spaces, datasets, budgets and the method × space matrix")
 
@@ -113,12 +133,51 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         raise UserError(f"--seeds must be at least 1 (got {args.seeds})")
     seeds = _seed_list(args.seed_list) if args.seed_list is not None else (
         list(range(args.seeds)) if args.seeds is not None else None)
+    if args.method and "," in args.method:  # the shorthand of a one-space study
+        return cmd_run_methods(args, seeds, console)
     req = RunRequest(method=args.method, space=args.space, dataset=args.dataset, budget=args.budget,
                      seeds=seeds, overrides=args.overrides, out=args.out, name=args.name,
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                      max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                      address=args.address, data_dir=args.data_dir, resume=args.resume)
     return run(req, console)
+
+
+def cmd_run_methods(args: argparse.Namespace, seeds: list[int] | None, console: Console) -> int:
+    """``run --method a,b,c``: the one-space study of those methods (the same dataset, budget, seeds and --set)."""
+    from harness.experiment import DEFAULT_BUDGET, DEFAULT_DATASET, StudyRequest, default_name, run_study
+    from harness.study import one_space_study
+
+    if args.resume:
+        raise UserError("--resume takes the study's --name, not --method (python -m harness run --resume --name N)")
+    methods = [m.strip() for m in args.method.split(",")]
+    if not all(methods) or not args.space:
+        raise UserError(f"--method '{args.method}': give comma-separated method names and one --space")
+    dataset, budget = args.dataset or DEFAULT_DATASET, args.budget or DEFAULT_BUDGET
+    name = args.name or default_name("+".join(methods), args.space, dataset, budget)
+    study = one_space_study(methods, args.space, dataset, budget, seeds or [0], args.overrides, name)
+    return run_study(StudyRequest(file=None, study=study, out=args.out, name=name, resume=False,
+                                  cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                                  max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                                  address=args.address, data_dir=args.data_dir), console)
+
+
+def cmd_study(args: argparse.Namespace, console: Console) -> int:
+    from harness.experiment import StudyRequest, run_study
+
+    return run_study(StudyRequest(file=args.file, study=None, out=args.out, name=args.name, resume=args.resume,
+                                  cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                                  max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                                  address=args.address, data_dir=args.data_dir), console)
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from harness.report import write_report
+
+    written = write_report(args.dir, baseline=args.baseline)
+    console.print(f"report: {written['html']}\nmarkdown: {written['markdown']}\n"
+                  f"{len(written['plots'])} plots and {len(written['csvs'])} tables in {written['html'].parent}")
+    return 0
 
 
 def cmd_list(console: Console) -> int:
@@ -268,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args, console)
+        if args.command == "study":
+            return cmd_study(args, console)
+        if args.command == "report":
+            return cmd_report(args, console)
         if args.command == "list":
             return cmd_list(console)
         if args.command == "config":

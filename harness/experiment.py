@@ -60,8 +60,9 @@ from harness.records import (
     write_record,
 )
 from harness.registry import check_pair, get_method, get_space
+from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
-from harness.trial import checkpoint_path, finished_record, pick_device, run_trial
+from harness.trial import checkpoint_path, finished_record, job_text, pick_device, run_trial
 
 SPEC_FILE = "experiment.json"
 TUNE_DIR = "tune"
@@ -164,8 +165,9 @@ def check_machine(cpus: int, gpus: float) -> None:
         raise UserError(f"--gpus-per-trial {gpus:g} but this machine has {cuda} GPUs; use at most {cuda}")
 
 
-def build_spec(req: RunRequest) -> dict[str, Any]:
-    """Validate a new experiment and resolve everything a trial needs; writes nothing."""
+def build_spec(req: RunRequest, existing_ok: bool = False) -> dict[str, Any]:
+    """Validate a new experiment and resolve everything a trial needs; writes nothing. ``existing_ok``: the
+    folder may exist (a study's cell, checked against the stored one on a resume)."""
     seeds = req.seeds if req.seeds is not None else [0]
     check_seeds(seeds)
     check_run_options(req)
@@ -179,7 +181,7 @@ def build_spec(req: RunRequest) -> dict[str, Any]:
     check_name(name)
     check_writable_folder(req.out, "--out")
     exp_dir = (req.out / name).absolute()
-    if exp_dir.exists():
+    if exp_dir.exists() and not existing_ok:
         raise UserError(f"experiment '{name}' already exists in '{req.out}'; add --resume to continue it "
                         "or choose another --name" + running_note(exp_dir))
     cuda = torch.cuda.device_count()
@@ -442,15 +444,27 @@ def resume_command(spec: dict[str, Any]) -> str:
     return f"python -m harness run --resume --name {spec['experiment']} --out {shlex.quote(spec['out'])}"
 
 
+def job_label(spec: dict[str, Any], seed: int) -> str:
+    """How the progress display names a trial: ``seed 3``, or in a study ``nos-noags hetero digits seed 3``."""
+    if spec.get("cell"):
+        return f"{spec['cell']} {spec['space']} {spec['dataset']} seed {seed}"
+    return f"seed {seed}"
+
+
+def _trial_label(trial: Any) -> str:
+    job = json.loads(trial.config["job"])
+    return job_label(job["spec"], int(job["seed"]))
+
+
 class _ProgressCallback:
     """Feeds Ray Tune's per-trial results into a rich progress display (driver side)."""
 
-    def __init__(self, progress: Progress, seeds: list[int]):
+    def __init__(self, progress: Progress, labels: list[str]):
         self.progress = progress
-        self.tasks = {s: progress.add_task(f"seed {s}", total=1.0, status="pending") for s in seeds}
+        self.tasks = {label: progress.add_task(label, total=1.0, status="pending") for label in labels}
 
-    def update(self, seed: int, result: dict[str, Any] | None, status: str | None = None) -> None:
-        task = self.tasks.get(seed)
+    def update(self, label: str, result: dict[str, Any] | None, status: str | None = None) -> None:
+        task = self.tasks.get(label)
         if task is None:
             return
         if result is not None:
@@ -473,20 +487,24 @@ _SINK: _ProgressCallback | None = None  # the driver's live display; the callbac
 class RichProgressCallback(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if _SINK is not None:
-            _SINK.update(int(trial.config["seed"]), result)
+            _SINK.update(_trial_label(trial), result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if _SINK is not None:
-            _SINK.update(int(trial.config["seed"]), {"progress": 1.0}, status="finished")
+            _SINK.update(_trial_label(trial), {"progress": 1.0}, status="finished")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if _SINK is not None:
-            _SINK.update(int(trial.config["seed"]), None, status="[red]error[/]")
+            _SINK.update(_trial_label(trial), None, status="[red]error[/]")
 
 
 def trial_name(trial: Any) -> str:
-    spec = json.loads(trial.config["spec"])
-    return Path(record_filename(spec["method"], spec["space"], spec["dataset"], trial.config["seed"])).stem
+    """The trial's folder in Ray Tune's: its record's name, or in a study ``<cell folder>-s<seed>``."""
+    job = json.loads(trial.config["job"])
+    spec, seed = job["spec"], int(job["seed"])
+    if spec.get("cell"):
+        return f"{spec['experiment']}-s{seed}"
+    return Path(record_filename(spec["method"], spec["space"], spec["dataset"], seed)).stem
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -568,38 +586,47 @@ def start_local_ray() -> None:
 def run_experiment(spec: dict[str, Any], seeds: list[int], console: Console) -> int:
     """Run the trials of ``seeds`` as one fresh Ray Tune experiment; write the leaderboard; return the exit
     status. Each trial continues from its own checkpoint, if any, wherever the folder lies now."""
+    done = [job_label(spec, s) for s in spec["seeds"] if s not in seeds]
+    errors, interrupted = run_jobs([(spec, s) for s in seeds], done, Path(spec["out"]) / spec["experiment"],
+                                   spec, console)
+    return summarise(spec, console, errors, interrupted)
+
+
+def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: Path, options: dict[str, Any],
+             console: Console) -> tuple[list[str], bool]:
+    """Run every (spec, seed) of ``jobs`` as one fresh Ray Tune experiment stored in ``exp_dir/tune``, with the
+    resources, concurrency, retries and cluster of ``options`` (a spec); ``done`` are the labels shown as
+    finished earlier. Returns the trials' errors (last lines) and whether the driver was interrupted."""
     global _SINK
-    exp_dir = Path(spec["out"]) / spec["experiment"]
-    if not spec["address"]:  # a cluster was joined by check_resources
+    if not options["address"]:  # a cluster was joined by check_resources
         start_local_ray()
     handle_sigterm()  # ray.init installs its own
-    trainable = tune.with_resources(run_trial, {"cpu": spec["cpus_per_trial"], "gpu": spec["gpus_per_trial"]})
+    trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                         TimeElapsedColumn(), console=console, transient=False)
-    cb = _SINK = _ProgressCallback(progress, spec["seeds"])
-    for seed in spec["seeds"]:
-        if seed not in seeds:
-            cb.update(seed, {"progress": 1.0}, status="finished earlier")
-    interrupted = False
+    cb = _SINK = _ProgressCallback(progress, done + [job_label(spec, seed) for spec, seed in jobs])
+    for label in done:
+        cb.update(label, {"progress": 1.0}, status="finished earlier")
+    interrupted, errors = False, []
     with progress:
         try:
             tuner = tune.Tuner(
                 trainable,
-                param_space={"seed": tune.grid_search(seeds), "spec": json.dumps(spec)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=spec["max_concurrent"],
+                param_space={"job": tune.grid_search([job_text(spec, seed) for spec, seed in jobs])},
+                tune_config=tune.TuneConfig(max_concurrent_trials=options["max_concurrent"],
                                             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
                 run_config=tune.RunConfig(
                     name=TUNE_DIR, storage_path=str(exp_dir), verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=spec["max_failures"]),
+                    failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
                     callbacks=[RichProgressCallback()]),
             )
             grid = tuner.fit()
             errors = [str(e).strip().splitlines()[-1] for e in grid.errors] if grid.errors else []
         except KeyboardInterrupt:
-            interrupted, errors = True, []
+            interrupted = True
         finally:
             _SINK = None
-    return summarise(spec, console, errors, interrupted)
+    return errors, interrupted
 
 
 def summarise(spec: dict[str, Any], console: Console, errors: list[str], interrupted: bool) -> int:
@@ -629,6 +656,11 @@ def summarise(spec: dict[str, Any], console: Console, errors: list[str], interru
 
 
 def run(req: RunRequest, console: Console) -> int:
+    if req.resume and req.name and (req.out / req.name / STUDY_SPEC).is_file():  # a study: resume all its cells
+        return run_study(StudyRequest(file=None, study=None, out=req.out, name=req.name, resume=True,
+                                      cpus_per_trial=req.cpus_per_trial, gpus_per_trial=req.gpus_per_trial,
+                                      max_concurrent=req.max_concurrent, max_failures=req.max_failures,
+                                      address=req.address, data_dir=req.data_dir), console)
     if req.resume:
         spec = resume_spec(req, console)
         check_checkpoints(spec, missing_seeds(spec))
@@ -655,3 +687,183 @@ def run(req: RunRequest, console: Console) -> int:
     with driver_lock(exp_dir, create=True):
         write_record(exp_dir / SPEC_FILE, spec)
         return run_experiment(spec, list(spec["seeds"]), console)
+
+
+# --- studies ----------------------------------------------------------------------------------------------
+@dataclass
+class StudyRequest:
+    """What ``study run`` (or ``run --method a,b,c``) was asked: a study file or a study already parsed, and
+    how its trials run (``None``: the default, or on a resume the study's own value)."""
+
+    file: Path | None
+    study: Study | None
+    out: Path
+    name: str | None
+    resume: bool
+    cpus_per_trial: int | None = None
+    gpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    max_failures: int | None = None
+    address: str | None = None
+    data_dir: str | None = None
+
+
+def cell_specs(study: Study, req: StudyRequest, study_dir: Path, existing_ok: bool) -> list[dict[str, Any]]:
+    """Every cell's spec (``build_spec``: its pair, configuration keys and dataset checked), as the experiment
+    ``cells/<cell>/`` of the study; a problem names the cell."""
+    specs = []
+    for cell in study.cells:
+        run_req = RunRequest(method=cell.method, space=cell.space, dataset=cell.dataset, budget=study.budget,
+                             seeds=study.seeds, overrides=cell.overrides, out=study_dir / CELLS_DIR,
+                             name=cell.folder, cpus_per_trial=req.cpus_per_trial, gpus_per_trial=req.gpus_per_trial,
+                             max_concurrent=req.max_concurrent, max_failures=req.max_failures,
+                             address=req.address, data_dir=req.data_dir, resume=False)
+        try:
+            spec = build_spec(run_req, existing_ok=existing_ok)
+        except UserError as err:
+            raise UserError(f"study '{study.name}', {cell.name} on {cell.space}/{cell.dataset}: {err}") from None
+        spec.update(cell=cell.name, study=study.name)
+        specs.append(spec)
+    return specs
+
+
+def print_study_plan(study: Study, specs: list[dict[str, Any]], estimates: list[tuple[float, float]] | None,
+                     console: Console, study_dir: Path, resume_jobs: int | None = None) -> None:
+    """Every cell with its configuration and estimated cost, and the total."""
+    table = Table(title=f"study {study.name} ({study_dir})" + (": resume" if resume_jobs is not None else ""))
+    for header in ("cell", "method", "space", "dataset", "config", "seeds", "per trial", "cell total"):
+        table.add_column(header)
+    total = 0.0
+    for k, spec in enumerate(specs):
+        per = sum(estimates[k]) if estimates else None
+        seeds = len(spec["seeds"])
+        total += (per or 0.0) * seeds
+        table.add_row(spec["cell"], spec["method"], spec["space"], spec["dataset"],
+                      spec["config_hash"] + (f" {spec['overrides']}" if spec["overrides"] else ""), str(seeds),
+                      "—" if per is None else f"≈ {_fmt_seconds(per)}",
+                      "—" if per is None else f"≈ {_fmt_seconds(per * seeds)}")
+    console.print(table)
+    first = specs[0]
+    device = "GPU" if first["gpus_per_trial"] else "CPU"
+    jobs = sum(len(s["seeds"]) for s in specs)
+    line = (f"{len(specs)} cells, {jobs} trials ({study.budget} budget), {device}; per trial {first['cpus_per_trial']} "
+            f"CPU, {first['gpus_per_trial']} GPU")
+    if estimates:
+        slots = max(1, min(parallel_trials({**first, "seeds": list(range(jobs))}), jobs))
+        line += f"; ≈ {_fmt_seconds(total / slots)} in all ({slots} at once), from a few steps measured here"
+    if resume_jobs is not None:
+        line += f"; {resume_jobs} trials left to run"
+    console.print(line)
+    if study.budget == "paper" and not first["gpus_per_trial"]:
+        console.print("[bold yellow]warning:[/] the paper budget is about to run without a GPU: expect days "
+                      "per seed; use budget small or smoke on a CPU")
+
+
+def study_resume_command(study_dir: Path) -> str:
+    return (f"python -m harness run --resume --name {shlex.quote(study_dir.name)} "
+            f"--out {shlex.quote(str(study_dir.parent))}")
+
+
+def load_study_specs(study_dir: Path) -> tuple[Study, list[dict[str, Any]]]:
+    """The stored study (its file as given) and its cells' specs (one line if they cannot be read)."""
+    path = study_dir / STUDY_SPEC
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        specs = [stored["specs"][name] for name in stored["cells"]]
+        text = (study_dir / STUDY_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"'{path}' (or its {STUDY_FILE}) is missing or corrupt; cannot resume this study") from None
+    return parse_study(text, str(study_dir / STUDY_FILE), study_dir.name), specs
+
+
+def run_study(req: StudyRequest, console: Console) -> int:
+    """Validate, plan and run a study as one Ray Tune experiment over every (cell, seed); or resume it, running
+    every (cell, seed) without a valid record. Returns the exit status."""
+    for option, value in (("--cpus-per-trial", req.cpus_per_trial), ("--gpus-per-trial", req.gpus_per_trial),
+                          ("--data-dir", req.data_dir)):
+        if req.resume and value is not None:
+            raise UserError(f"--resume keeps the study's {option} (what its trials compute); leave it out")
+    study = req.study if req.study is not None else (load_study(req.file) if req.file is not None else None)
+    name = req.name or (study.name if study is not None else None)
+    if not name:
+        raise UserError("--resume of a study needs --name (or its study file)")
+    check_name(name)
+    study_dir = (req.out / name).absolute()
+    if req.resume:
+        stored, specs = load_study_specs(study_dir)
+        if study is not None:  # the file given again must still describe the study that was run
+            again = cell_specs(study, StudyRequest(**{**req.__dict__, "resume": False}), study_dir, existing_ok=True)
+            if [(s["cell"], s["space"], s["dataset"], s["config_hash"]) for s in again] != \
+                    [(s["cell"], s["space"], s["dataset"], s["config_hash"]) for s in specs]:
+                raise UserError(f"study file '{req.file}' no longer describes study '{name}' (its cells or their "
+                                "configurations changed); run it under a new name, or resume without the file")
+        study = stored
+        for spec in specs:
+            for key in ("max_concurrent", "max_failures", "address"):
+                if getattr(req, key) is not None:
+                    spec[key] = getattr(req, key)
+        check_resources(specs[0])
+        with driver_lock(study_dir, create=False):
+            todo = {spec["experiment"]: missing_seeds(spec) for spec in specs}
+            jobs = [(spec, s) for spec in specs for s in todo[spec["experiment"]]]
+            for spec in specs:
+                check_checkpoints(spec, todo[spec["experiment"]])
+            print_study_plan(study, specs, None, console, study_dir, resume_jobs=len(jobs))
+            if not jobs:
+                console.print("every trial of the study has its record; nothing to run")
+                return summarise_study(study, specs, study_dir, console, [], False)
+            done = [job_label(spec, s) for spec in specs for s in spec["seeds"] if s not in todo[spec["experiment"]]]
+            errors, interrupted = run_jobs(jobs, done, study_dir, specs[0], console)
+            return summarise_study(study, specs, study_dir, console, errors, interrupted)
+    if study is None:
+        raise UserError("study run needs a study file")
+    check_writable_folder(req.out, "--out")
+    if study_dir.exists():
+        raise UserError(f"study '{name}' already exists in '{req.out}'; add --resume to continue it or choose "
+                        "another --name" + running_note(study_dir))
+    specs = cell_specs(study, req, study_dir, existing_ok=False)
+    check_resources(specs[0])  # every cell asks for the same resources per trial
+    loaded: dict[tuple[Any, ...], Any] = {}
+    estimates = []
+    for spec in specs:
+        key = (spec["dataset"], spec["data_dir"], spec["config"]["image_size"])
+        if key not in loaded:
+            loaded[key] = load_dataset(*key)
+        train_limit = int(spec["config"].get("train_limit", 0))
+        spec["split"] = loaded[key].limited(train_limit).split_info()
+        check_split(spec["split"], train_limit)
+        estimates.append(estimate_seconds(spec, loaded[key]))
+    print_study_plan(study, specs, estimates, console, study_dir)
+    with driver_lock(study_dir, create=True):
+        write_record(study_dir / STUDY_SPEC, {"name": study.name, "cells": [s["experiment"] for s in specs],
+                                              "specs": {s["experiment"]: s for s in specs}})
+        (study_dir / STUDY_FILE).write_text(study.text, encoding="utf-8")
+        for spec in specs:
+            write_record(Path(spec["out"]) / spec["experiment"] / SPEC_FILE, spec)
+        errors, interrupted = run_jobs([(spec, s) for spec in specs for s in spec["seeds"]], [], study_dir, specs[0],
+                                       console)
+        return summarise_study(study, specs, study_dir, console, errors, interrupted)
+
+
+def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path, console: Console,
+                    errors: list[str], interrupted: bool) -> int:
+    """The study's leaderboard (every cell's records of its setting), written beside ``study.json``."""
+    hashes = {s["config_hash"] for s in specs}
+    records = [r for r in load_records(study_dir) if r.get("config_hash") in hashes]
+    if records:
+        board = build_leaderboard(records)
+        csv_path, _ = write_leaderboard(board, study_dir)
+        console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)"))
+        console.print(f"records: {study_dir / CELLS_DIR}/*/trials\nleaderboard: {csv_path}\n"
+                      f"report: python -m harness report {shlex.quote(str(study_dir))}")
+    have = {(r.get("config_hash"), r.get("seed")) for r in records}
+    missing = [(s["experiment"], seed) for s in specs for seed in s["seeds"] if (s["config_hash"], seed) not in have]
+    for line in errors:
+        print(f"trial error: {line}", file=sys.stderr)
+    if missing:
+        total = sum(len(s["seeds"]) for s in specs)
+        what = "interrupted" if interrupted or not errors else "failed"
+        print(f"{what}: {total - len(missing)} of {total} trials of study '{study.name}' finished; resume with: "
+              f"{study_resume_command(study_dir)}", file=sys.stderr)
+        return 130 if what == "interrupted" else 1
+    return 0

@@ -1,8 +1,9 @@
 """One trial, end to end: one (method, space, dataset, seed) as a Ray Tune function trainable.
 
-1. The resolved configuration arrives in ``params["spec"]``, as JSON text: Ray Tune's variant generator
-   would otherwise interpret parts of it (a config key named ``eval`` is its legacy ``sample_from``
-   marker). It is stored in the record with its hash.
+1. The trial's job arrives in ``params["job"]``, as JSON text ``{"spec": ..., "seed": ...}`` (one of the
+   grid of a Ray Tune experiment: the seeds of one experiment, or every (cell, seed) of a study): Ray Tune's
+   variant generator would otherwise interpret parts of the resolved configuration (a config key named
+   ``eval`` is its legacy ``sample_from`` marker). The configuration is stored in the record with its hash.
 2. Everything is seeded from the trial's seed.
 3. Data: the fixed search split; the test set is kept for the evaluation.
 4. Search, one ``tune.report`` and one checkpoint per epoch (a restarted trial continues from it). The
@@ -88,9 +89,15 @@ def pick_device(gpus_per_trial: float) -> torch.device:
     return torch.device("cuda" if gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
 
 
+def job_text(spec: dict[str, Any], seed: int) -> str:
+    """The JSON text of one trial's job (``params["job"]`` of ``run_trial``)."""
+    return json.dumps({"spec": spec, "seed": seed})
+
+
 def run_trial(params: dict[str, Any]) -> None:
     """The Ray Tune function trainable."""
-    execute_trial(json.loads(params["spec"]), int(params["seed"]), tune.report)
+    job = json.loads(params["job"])
+    execute_trial(job["spec"], int(job["seed"]), tune.report)
 
 
 Reporter = Callable[[dict[str, Any]], None]

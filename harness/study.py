@@ -1,0 +1,208 @@
+"""Study files: a whole comparison — methods and named variants × spaces × datasets × seeds — in one command.
+
+A study file is TOML::
+
+    name = "nb201-vs-hetero"          # optional: the folder name (default: the file's stem)
+    budget = "smoke"                  # smoke, small or paper (default: paper)
+    seeds = 3                         # seeds 0..2, or a list: [0, 5, 7]
+    datasets = ["digits"]
+    spaces = ["nb201", "hetero"]
+    methods = ["darts", "gdas", "nos", "nos-noags"]   # method names and variant names
+
+    [variants]                        # a variant: a method with --set overrides, under its own name
+    nos-noags = {method = "nos", set = ["ags=false"]}
+
+    [space_methods]                   # optional: which of them run on each space (default: all, each must fit)
+    nb201 = ["darts", "gdas"]
+    hetero = ["darts", "nos", "nos-noags"]
+
+Every (dataset, space, method or variant) is a **cell**: one experiment folder ``cells/<name>-<space>-<dataset>/``
+of the study's folder, with its own ``experiment.json``, records and checkpoints, exactly as ``run`` makes them;
+every (cell, seed) is one trial of a single Ray Tune experiment. Everything is checked before anything is
+written — the file's keys and types, every pair, every ``--set`` key of every variant, every dataset, the
+resources — and the first problem is one line (exit status 2).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.config import BUDGETS
+from harness.errors import UserError
+from harness.registry import METHODS, SPACES, check_pair
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+STUDY_FILE = "study.toml"  # the study file as it was given, kept in the study's folder
+STUDY_SPEC = "study.json"  # the resolved study: every cell's spec
+CELLS_DIR = "cells"
+KEYS = {"name", "budget", "seeds", "datasets", "spaces", "methods", "variants", "space_methods"}
+VARIANT_KEYS = {"method", "set"}
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+MAX_SEEDS = 10_000
+MAX_SEED = 2**32 - 1  # NumPy's seed range
+
+
+@dataclass
+class Cell:
+    """One (dataset, space, method or variant) of a study."""
+
+    name: str  # the method's or the variant's name
+    method: str
+    space: str
+    dataset: str
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> str:
+        return f"{self.name}-{self.space}-{self.dataset.replace(':', '_').replace('/', '_')}"
+
+
+@dataclass
+class Study:
+    name: str
+    budget: str
+    seeds: list[int]
+    cells: list[Cell]
+    text: str  # the study file (TOML), kept with the results
+
+
+def _refuse(where: str, problem: str) -> UserError:
+    return UserError(f"{where}: {problem}")
+
+
+def _strings(where: str, key: str, value: Any, allow_empty: bool = False) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _refuse(where, f"'{key}' must be a list of names, e.g. {key} = [\"a\", \"b\"], got {value!r}"[:300])
+    if not value and not allow_empty:
+        raise _refuse(where, f"'{key}' is empty")
+    seen = set()
+    for v in value:
+        if v in seen:
+            raise _refuse(where, f"'{key}' lists '{v}' twice")
+        seen.add(v)
+    return list(value)
+
+
+def _seeds(where: str, value: Any) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_SEEDS:
+            raise _refuse(where, f"seeds = {value}: give a number of seeds in 1..{MAX_SEEDS} or a list of seeds")
+        return list(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        if len(set(value)) != len(value):
+            raise _refuse(where, f"'seeds' repeats a seed: {value}")
+        if not all(0 <= s <= MAX_SEED for s in value):
+            raise _refuse(where, f"'seeds' must be integers in 0..{MAX_SEED}, got {value}")
+        return list(value)
+    raise _refuse(where, f"'seeds' must be a number of seeds or a non-empty list of integers, got {value!r}"[:300])
+
+
+def parse_study(text: str, where: str, default_name: str) -> Study:
+    """The study of TOML ``text`` (``where`` names it in messages); every problem is one ``UserError`` line.
+    Checks the file itself and every pair; the configuration keys and datasets are checked when the cells'
+    specs are built (``harness.experiment``)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise _refuse(where, f"not valid TOML ({str(err).splitlines()[0]})") from None
+    unknown = sorted(set(doc) - KEYS)
+    if unknown:
+        raise _refuse(where, f"unknown key '{unknown[0]}' (a study file has: {', '.join(sorted(KEYS))})")
+    for key in ("datasets", "spaces", "methods"):
+        if key not in doc:
+            raise _refuse(where, f"missing '{key}'")
+    name = doc.get("name", default_name)
+    if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > 100:
+        raise _refuse(where, f"name {name!r} must be a plain folder name (letters, digits and . _ + = -)")
+    budget = doc.get("budget", "paper")
+    if budget not in BUDGETS:
+        raise _refuse(where, f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
+    seeds = _seeds(where, doc.get("seeds", 1))
+    datasets = _strings(where, "datasets", doc["datasets"])
+    spaces = _strings(where, "spaces", doc["spaces"])
+    for space in spaces:
+        if space not in SPACES:
+            raise _refuse(where, f"unknown space '{space}'; valid spaces: {', '.join(sorted(SPACES))}")
+    variants = doc.get("variants", {})
+    if not isinstance(variants, dict):
+        raise _refuse(where, "'variants' must be a table: [variants] name = {method = \"...\", set = [\"k=v\"]}")
+    defined: dict[str, tuple[str, list[str]]] = {}
+    for vname, spec in variants.items():
+        if vname in METHODS:
+            raise _refuse(where, f"variant '{vname}' has the name of a method; give it its own name")
+        if not NAME.fullmatch(vname):
+            raise _refuse(where, f"variant name {vname!r} must be a plain name (letters, digits and . _ + = -)")
+        if not isinstance(spec, dict) or "method" not in spec:
+            raise _refuse(where, f"variant '{vname}' must be {{method = \"...\", set = [\"key=value\", ...]}}")
+        extra = sorted(set(spec) - VARIANT_KEYS)
+        if extra:
+            raise _refuse(where, f"variant '{vname}' has unknown key '{extra[0]}' (a variant has: method, set)")
+        if spec["method"] not in METHODS:
+            raise _refuse(where, f"variant '{vname}': unknown method {spec['method']!r}; valid methods: "
+                                 f"{', '.join(sorted(METHODS))}")
+        overrides = _strings(f"{where}, variant '{vname}'", "set", spec.get("set", []), allow_empty=True)
+        defined[vname] = (spec["method"], overrides)
+    methods = _strings(where, "methods", doc["methods"])
+    for mname in methods:
+        if mname not in METHODS and mname not in defined:
+            raise _refuse(where, f"'{mname}' is neither a method ({', '.join(sorted(METHODS))}) nor a variant of "
+                                 "[variants]")
+    per_space = doc.get("space_methods", {})
+    if not isinstance(per_space, dict):
+        raise _refuse(where, "'space_methods' must be a table: [space_methods] space = [\"method\", ...]")
+    for space, names in per_space.items():
+        if space not in spaces:
+            raise _refuse(where, f"space_methods names space '{space}', which is not in 'spaces'")
+        for mname in _strings(where, f"space_methods.{space}", names):
+            if mname not in methods:
+                raise _refuse(where, f"space_methods.{space} lists '{mname}', which is not in 'methods'")
+    cells = []
+    for dataset in datasets:
+        for space in spaces:
+            for mname in per_space.get(space, methods):
+                method, overrides = defined.get(mname, (mname, []))
+                try:
+                    check_pair(method, space)
+                except UserError:
+                    raise _refuse(where, f"'{mname}' ({method}) does not run on space '{space}' (it runs on "
+                                         f"{', '.join(METHODS[method].supported_spaces)}); list the methods of "
+                                         "each space under [space_methods]") from None
+                cells.append(Cell(mname, method, space, dataset, overrides))
+    return Study(name=name, budget=budget, seeds=seeds, cells=cells, text=text)
+
+
+def load_study(path: Path) -> Study:
+    """The study of the file at ``path`` (one line if it cannot be read or is not a valid study)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"study file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read study file '{path}' ({err.__class__.__name__})") from None
+    return parse_study(text, str(path), path.stem)
+
+
+def one_space_study(methods: list[str], space: str, dataset: str, budget: str, seeds: list[int],
+                    overrides: list[str], name: str) -> Study:
+    """The study of ``run --method a,b,c``: those methods on one space and dataset, the same ``--set`` for
+    every one (each must have the keys)."""
+    def toml_list(items: list[str]) -> str:
+        return "[" + ", ".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "]"
+
+    lines = [f'name = "{name}"', f'budget = "{budget}"', f"seeds = [{', '.join(map(str, seeds))}]",
+             f"datasets = {toml_list([dataset])}", f"spaces = {toml_list([space])}"]
+    if overrides:  # every method becomes a variant carrying the overrides, under the method's name + "-set"
+        lines.append(f"methods = {toml_list([f'{m}-set' for m in methods])}")
+        lines.append("[variants]")
+        lines += [f'{m}-set = {{method = "{m}", set = {toml_list(overrides)}}}' for m in methods]
+    else:
+        lines.append(f"methods = {toml_list(methods)}")
+    return parse_study("\n".join(lines) + "\n", "--method", name)

@@ -1,0 +1,104 @@
+"""The comparison report: from the records under a folder, one HTML page that parses and embeds every plot, its
+Markdown twin naming every plot file, the leaderboard CSV, the study file where there is one, and one line (exit 2)
+for a folder without records."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_plots import darts_records, nb201_records
+
+from harness.benchmarks.nb201 import load_table
+from harness.cli import main
+from harness.report import write_report
+
+
+class Page(HTMLParser):
+    """The page's tags, images and headings, with a check that every opened element is closed."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.images: list[str] = []
+        self.headings: list[str] = []
+        self._heading = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        if tag not in self.VOID:
+            self.stack.append(tag)
+        self._heading = tag in ("h1", "h2")
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack.pop() == tag, tag
+        self._heading = False
+
+    def handle_data(self, data):
+        if self._heading:
+            self.headings.append(data)
+
+
+def write_records(root: Path, records: list[dict]) -> None:
+    for k, record in enumerate(records):
+        folder = root / f"exp{record['method']}" / "trials"
+        folder.mkdir(parents=True, exist_ok=True)
+        full = {"config": {}, "config_hash": f"h{record['method']}{json.dumps(record['overrides'])}",
+                "harness_version": "test", "finished_at": "2026-11-29T00:00:00+00:00", "device": "cpu (test)",
+                **record}
+        (folder / f"r{k}.json").write_text(json.dumps(full))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    write_records(root, nb201_records(load_table("default")) + darts_records())
+    (root / "study.toml").write_text('name = "x"\n# the study file\n')
+    return root, write_report(root)
+
+
+def test_the_html_parses_and_embeds_every_plot(report):
+    root, written = report
+    page = Page()
+    page.feed(written["html"].read_text())
+    page.close()
+    assert page.stack == []  # every element closed
+    pngs = sorted((root / "report" / "plots").glob("*.png"))
+    assert len(pngs) == len(written["plots"]) > 5
+    assert len(page.images) == len(pngs)
+    embedded = set(page.images)
+    assert all(src.startswith("data:image/png;base64,") for src in embedded)
+    assert {base64.b64decode(src.split(",", 1)[1]) for src in embedded} == {p.read_bytes() for p in pngs}
+    assert "nb201 / digits / smoke" in page.headings and "darts / digits / smoke" in page.headings
+    text = written["html"].read_text()
+    assert "the study file" in text and "cpu (test)" in text and "hdarts{}" in text  # study, device, config hash
+
+
+def test_markdown_and_csvs(report):
+    root, written = report
+    markdown = written["markdown"].read_text()
+    for png in written["plots"]:
+        assert f"(plots/{png.name})" in markdown
+    for csv in written["csvs"]:
+        assert csv.is_file() and csv.stat().st_size > 0
+    board = pd.read_csv(root / "report" / "leaderboard.csv", keep_default_na=False)
+    nb201 = board[board["space"] == "nb201"]
+    assert set(nb201["method"]) == {"darts", "gdas", "optimum"}
+    gdas = nb201[nb201["method"] == "gdas"].iloc[0]
+    assert int(gdas["n_common_seeds"]) == 3 and "p Holm" in markdown
+    # the statistics table's figures are the leaderboard's
+    assert f"| {float(gdas['test_acc_mean']):.2f} |" in markdown
+
+
+def test_report_of_a_folder_without_records_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no trial records" in err and "\n" not in err
+    assert not (tmp_path / "report").exists()

@@ -1,0 +1,167 @@
+"""Studies: the file's refusals (one line, exit 2, nothing written), the cells a file gives, the one-space shorthand,
+and one study through Ray: every (cell, seed) in one experiment, each cell an experiment folder of its own, and a
+resume that runs exactly the trials without a record."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from helpers import one_line
+
+from harness.cli import main
+from harness.errors import UserError
+from harness.study import one_space_study, parse_study
+
+GOOD = """
+budget = "smoke"
+seeds = 2
+datasets = ["digits"]
+spaces = ["nb201", "hetero"]
+methods = ["darts", "gdas", "nos", "nos-noags"]
+
+[variants]
+nos-noags = {method = "nos", set = ["ags=false"]}
+
+[space_methods]
+nb201 = ["darts", "gdas"]
+hetero = ["darts", "nos", "nos-noags"]
+"""
+
+
+def test_a_study_file_gives_its_cells():
+    study = parse_study(GOOD, "good.toml", "good")
+    assert (study.name, study.budget, study.seeds) == ("good", "smoke", [0, 1])
+    assert [(c.name, c.method, c.space, c.dataset, c.overrides) for c in study.cells] == [
+        ("darts", "darts", "nb201", "digits", []), ("gdas", "gdas", "nb201", "digits", []),
+        ("darts", "darts", "hetero", "digits", []), ("nos", "nos", "hetero", "digits", []),
+        ("nos-noags", "nos", "hetero", "digits", ["ags=false"])]
+    assert [c.folder for c in study.cells][-1] == "nos-noags-hetero-digits"
+    assert parse_study(GOOD.replace("seeds = 2", "seeds = [3, 7]"), "x", "x").seeds == [3, 7]
+
+
+@pytest.mark.parametrize("change,words", [
+    (("budget = \"smoke\"", "budget = \"smoke\"\nextra = 1"), "unknown key 'extra'"),
+    (("[space_methods]\nnb201 = [\"darts\", \"gdas\"]\nhetero = [\"darts\", \"nos\", \"nos-noags\"]\n", ""),
+     "'nos' (nos) does not run on space 'nb201'"),
+    (("nos-noags = {", "darts = {method = \"gdas\"}\nnos-noags = {"), "variant 'darts' has the name of a method"),
+    (("nos-noags = {method", "nos-noags = {method = \"nos\"}\nnos-noags = {method"), "not valid TOML"),
+    (("seeds = 2", "seeds = 2\nseeds = 3"), "not valid TOML"),
+    (("budget = \"smoke\"", "budget = [\"smoke\""), "not valid TOML"),
+    (("methods = [\"darts\", \"gdas\"", "methods = [\"darts\", \"gdaz\""), "'gdaz' is neither a method"),
+    (("spaces = [\"nb201\", \"hetero\"]", "spaces = [\"nb201\", \"hetero\", \"nb202\"]"), "unknown space 'nb202'"),
+    (("seeds = 2", "seeds = [1, 1]"), "repeats a seed"),
+    (("seeds = 2", "seeds = 0"), "seeds = 0"),
+    (("budget = \"smoke\"", "budget = \"huge\""), "unknown budget 'huge'"),
+    (("{method = \"nos\", set", "{method = \"nos\", sett"), "unknown key 'sett'"),
+    (("hetero = [\"darts\", \"nos\", \"nos-noags\"]", "hetero = [\"darts\", \"nos\", \"nos\"]"), "lists 'nos' twice"),
+    (("datasets = [\"digits\"]\n", ""), "missing 'datasets'"),
+])
+def test_bad_study_files_are_refused_in_one_line(change, words, tmp_path, capsys):
+    old, new = change
+    assert old in GOOD
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace(old, new, 1))
+    with pytest.raises(UserError) as exc:
+        parse_study(path.read_text(), str(path), "bad")
+    assert words in one_line(exc)
+    out = tmp_path / "results"
+    assert main(["study", "run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and words in err
+    assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize("change,words", [
+    ("ags=false", "ags=maybe"), ("ags=false", "agz=false"), ("[\"digits\"]", "[\"mnist\"]"),
+])
+def test_cells_are_checked_key_by_key_before_anything_runs(change, words, tmp_path, capsys):
+    path = tmp_path / "study.toml"
+    path.write_text(GOOD.replace(change, words))
+    out = tmp_path / "results"
+    assert main(["study", "run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and words.split("=")[0].strip("[]\"") in err
+    assert not out.exists()
+
+
+def test_missing_file_and_existing_study_are_refused(tmp_path, capsys):
+    assert main(["study", "run", str(tmp_path / "none.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    path = tmp_path / "s.toml"
+    path.write_text(GOOD)
+    (tmp_path / "results" / "s").mkdir(parents=True)
+    assert main(["study", "run", str(path), "--out", str(tmp_path / "results")]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_run_with_several_methods_is_a_one_space_study():
+    study = one_space_study(["darts", "gdas"], "nb201", "digits", "smoke", [0, 1], [], "pair")
+    assert [(c.name, c.method, c.space) for c in study.cells] == [("darts", "darts", "nb201"),
+                                                                  ("gdas", "gdas", "nb201")]
+    shared = one_space_study(["darts", "gdas"], "nb201", "digits", "smoke", [0], ["corr_edges=1"], "pair")
+    assert [(c.name, c.method, c.overrides) for c in shared.cells] == [("darts-set", "darts", ["corr_edges=1"]),
+                                                                       ("gdas-set", "gdas", ["corr_edges=1"])]
+
+
+TINY = """
+name = "tiny"
+budget = "smoke"
+seeds = 2
+datasets = ["digits"]
+spaces = ["nb201"]
+methods = ["gdas", "gdas-q"]
+
+[variants]
+gdas-q = {method = "gdas", set = ["arch_corr_samples=50", "oneshot_samples=10", "tau_max=5"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_study(ray_session, tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    (root / "tiny.toml").write_text(TINY)
+    assert main(["study", "run", str(root / "tiny.toml"), "--out", str(root / "results"),
+                 "--cpus-per-trial", "1"]) == 0
+    return root / "results" / "tiny"
+
+
+def test_a_study_runs_every_cell_and_seed(tiny_study):
+    assert (tiny_study / "study.toml").read_text() == TINY
+    stored = json.loads((tiny_study / "study.json").read_text())
+    assert stored["cells"] == ["gdas-nb201-digits", "gdas-q-nb201-digits"]
+    for cell, overrides in (("gdas-nb201-digits", {}), ("gdas-q-nb201-digits", {"arch_corr_samples": 50,
+                                                                              "oneshot_samples": 10, "tau_max": 5.0})):
+        spec = json.loads((tiny_study / "cells" / cell / "experiment.json").read_text())
+        assert spec["overrides"] == overrides and spec["cell"] == cell.split("-nb201")[0]
+        records = sorted((tiny_study / "cells" / cell / "trials").glob("*.json"))
+        assert [p.name for p in records] == ["gdas-nb201-digits-s0.json", "gdas-nb201-digits-s1.json"]
+        for path in records:
+            record = json.loads(path.read_text())
+            assert record["config_hash"] == spec["config_hash"] and record["test_acc"] > 10.0
+    board = pd.read_csv(tiny_study / "leaderboard.csv", keep_default_na=False)
+    assert sorted(board["variant"]) == ["", "arch_corr_samples=50,oneshot_samples=10,tau_max=5.0"]
+    assert list(board["n_seeds"]) == [2, 2]
+
+
+def test_a_study_resumes_exactly_the_trials_without_a_record(tiny_study, capsys):
+    cells = tiny_study / "cells"
+    kept = {p: json.loads(p.read_text())["finished_at"] for p in cells.glob("*/trials/*.json")}
+    lost = cells / "gdas-q-nb201-digits" / "trials" / "gdas-nb201-digits-s1.json"
+    lost.unlink()
+    capsys.readouterr()
+    assert main(["run", "--resume", "--name", "tiny", "--out", str(tiny_study.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "1 trials left to run" in out and "finished earlier" in out
+    assert lost.is_file()
+    for path, finished in kept.items():
+        if path != lost:
+            assert json.loads(path.read_text())["finished_at"] == finished  # not run again
+    assert main(["study", "run", str(tiny_study.parent.parent / "tiny.toml"), "--resume", "--out",
+                 str(tiny_study.parent)]) == 0
+    assert "nothing to run" in capsys.readouterr().out
+    changed = tiny_study.parent.parent / "changed.toml"
+    changed.write_text(TINY.replace("tau_max=5", "tau_max=4"))
+    assert main(["study", "run", str(changed), "--resume", "--out", str(tiny_study.parent)]) == 2
+    assert "no longer describes study 'tiny'" in capsys.readouterr().err
