@@ -18,9 +18,10 @@ from rich.table import Table
 from harness.errors import UserError
 from harness.interrupts import handle_sigterm
 
-# Ray reads these at import time: set them before anything imports ray.
+# Ray reads these at import time: set them before anything imports ray. Ray Tune's own loggers stay on: every
+# trial folder under <experiment>/tune/ has result.json, progress.csv, params.json and TensorBoard's events.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_CHDIR_TO_TRIAL_DIR": "0",
-           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
+           "RAY_AIR_NEW_OUTPUT": "0",
            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "100000"}
 
 
@@ -37,6 +38,29 @@ def _seed_list(text: str) -> list[int]:
     if not seeds:
         raise UserError("--seed-list is empty; expected comma-separated integers, e.g. 3,7")
     return seeds
+
+
+# --callback NAME: Ray Tune's logger of that service, the package it needs and the extra that installs it.
+CALLBACKS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}
+CALLBACK_HELP = ("also log trials to mlflow (--mlflow-uri; default: a file store in the experiment folder) or wandb "
+                 "(offline without WANDB_API_KEY); repeatable")
+MLFLOW_URI_HELP = "MLflow tracking URI for --callback mlflow (default: file:<experiment folder>/mlruns)"
+
+
+def _callbacks(args: argparse.Namespace) -> tuple[list[str] | None, str | None]:
+    """The ``--callback`` names (once each; None: not given) and ``--mlflow-uri``; a logger whose package is
+    missing is refused here, before anything runs."""
+    import importlib.util
+
+    names = list(dict.fromkeys(args.callback)) if args.callback else None
+    for name in names or []:
+        package, extra = CALLBACKS[name]
+        if importlib.util.find_spec(package) is None:
+            raise UserError(f"--callback {name} needs the '{package}' package, which is not installed; install it "
+                            f"with: pip install 'nas-harness[{extra}]' (or pip install {package})")
+    if args.mlflow_uri is not None and "mlflow" not in (names or []) and not args.resume:
+        raise UserError("--mlflow-uri is for --callback mlflow; add --callback mlflow")
+    return names, args.mlflow_uri
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(options that change what trials compute are refused; more seeds are added)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a configuration key (see 'config'); repeatable")
+    run.add_argument("--callback", action="append", choices=sorted(CALLBACKS), help=CALLBACK_HELP)
+    run.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)
 
     study = sub.add_parser("study", help="studies: methods and variants × spaces × datasets × seeds in one command")
     study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
@@ -84,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("--max-failures", type=int, help="retries of a failed trial (default 2)")
     srun.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address")
     srun.add_argument("--data-dir", help="where datasets are downloaded")
+    srun.add_argument("--callback", action="append", choices=sorted(CALLBACKS), help=CALLBACK_HELP)
+    srun.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)
 
     report = sub.add_parser("report", help="the comparison report (HTML, Markdown, CSVs, plots) of every record "
                                            "under DIR, written to DIR/report/")
@@ -133,13 +161,15 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         raise UserError(f"--seeds must be at least 1 (got {args.seeds})")
     seeds = _seed_list(args.seed_list) if args.seed_list is not None else (
         list(range(args.seeds)) if args.seeds is not None else None)
+    callbacks, mlflow_uri = _callbacks(args)
     if args.method and "," in args.method:  # the shorthand of a one-space study
         return cmd_run_methods(args, seeds, console)
     req = RunRequest(method=args.method, space=args.space, dataset=args.dataset, budget=args.budget,
                      seeds=seeds, overrides=args.overrides, out=args.out, name=args.name,
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                      max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                     address=args.address, data_dir=args.data_dir, resume=args.resume)
+                     address=args.address, data_dir=args.data_dir, resume=args.resume, callbacks=callbacks,
+                     mlflow_uri=mlflow_uri)
     return run(req, console)
 
 
@@ -156,19 +186,23 @@ def cmd_run_methods(args: argparse.Namespace, seeds: list[int] | None, console: 
     dataset, budget = args.dataset or DEFAULT_DATASET, args.budget or DEFAULT_BUDGET
     name = args.name or default_name("+".join(methods), args.space, dataset, budget)
     study = one_space_study(methods, args.space, dataset, budget, seeds or [0], args.overrides, name)
+    callbacks, mlflow_uri = _callbacks(args)
     return run_study(StudyRequest(file=None, study=study, out=args.out, name=name, resume=False,
                                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                                   max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                                  address=args.address, data_dir=args.data_dir), console)
+                                  address=args.address, data_dir=args.data_dir, callbacks=callbacks,
+                                  mlflow_uri=mlflow_uri), console)
 
 
 def cmd_study(args: argparse.Namespace, console: Console) -> int:
     from harness.experiment import StudyRequest, run_study
 
+    callbacks, mlflow_uri = _callbacks(args)
     return run_study(StudyRequest(file=args.file, study=None, out=args.out, name=args.name, resume=args.resume,
                                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                                   max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                                  address=args.address, data_dir=args.data_dir), console)
+                                  address=args.address, data_dir=args.data_dir, callbacks=callbacks,
+                                  mlflow_uri=mlflow_uri), console)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:

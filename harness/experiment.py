@@ -50,7 +50,7 @@ from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.interrupts import handle_sigterm
 from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
-from harness.metric_table import SUMMARY
+from harness.metric_table import SUMMARY, SUMMARY_KEYS
 from harness.records import (
     check_writable_folder,
     load_records,
@@ -62,7 +62,7 @@ from harness.records import (
 from harness.registry import check_pair, get_method, get_space
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
-from harness.trial import checkpoint_path, finished_record, job_text, pick_device, run_trial
+from harness.trial import checkpoint_path, execute_trial, finished_record, job_text, pick_device
 
 SPEC_FILE = "experiment.json"
 TUNE_DIR = "tune"
@@ -96,6 +96,8 @@ class RunRequest:
     address: str | None
     data_dir: str | None
     resume: bool
+    callbacks: list[str] | None = None  # extra Ray Tune loggers: mlflow, wandb (they change nothing a trial computes)
+    mlflow_uri: str | None = None  # MLflow's tracking URI (default: a file store in the experiment folder)
 
 
 def default_name(method: str, space: str, dataset: str, budget: str) -> str:
@@ -200,6 +202,7 @@ def build_spec(req: RunRequest, existing_ok: bool = False) -> dict[str, Any]:
         "cpus_per_trial": cpus, "gpus_per_trial": gpus, "max_concurrent": req.max_concurrent,
         "max_failures": DEFAULT_MAX_FAILURES if req.max_failures is None else req.max_failures,
         "address": req.address, "data_dir": req.data_dir,
+        "callbacks": list(req.callbacks or []), "mlflow_uri": req.mlflow_uri,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -271,6 +274,13 @@ def resume_spec(req: RunRequest, console: Console) -> dict[str, Any]:
     for option, key, value in (("--max-concurrent", "max_concurrent", req.max_concurrent),
                                ("--max-failures", "max_failures", req.max_failures),
                                ("--address", "address", req.address)):
+        if value is not None and value != spec[key]:
+            notes.append(f"this run uses {option} {value} (before: {spec[key]})")
+            spec[key] = value
+    spec.setdefault("callbacks", [])  # an experiment made before --callback
+    spec.setdefault("mlflow_uri", None)
+    for option, key, value in (("--callback", "callbacks", req.callbacks),
+                               ("--mlflow-uri", "mlflow_uri", req.mlflow_uri)):
         if value is not None and value != spec[key]:
             notes.append(f"this run uses {option} {value} (before: {spec[key]})")
             spec[key] = value
@@ -592,6 +602,83 @@ def run_experiment(spec: dict[str, Any], seeds: list[int], console: Console) -> 
     return summarise(spec, console, errors, interrupted)
 
 
+# What Ray Tune's own results (result.json, progress.csv, TensorBoard, MLflow, W&B) say of each trial: its
+# identifiers in every report (JSON and CSV keep strings; TensorBoard and MLflow keep the numbers only), the
+# summary's keys in every report (None until the last: progress.csv takes its columns from the first report) and,
+# in the last report, every numeric figure of its record.
+TRIAL_IDS = ("experiment", "method", "space", "dataset", "budget", "config_hash")
+NOT_FIGURES = ("config", "config_sources", "overrides", "split", "importance", "history")
+
+
+def record_figures(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's numbers: top-level ones, and those one level down (``benchmark/...``, ...)."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in NOT_FIGURES:
+            continue
+        if number(value):
+            out[key] = value
+        elif isinstance(value, dict):
+            inner = {k: v for k, v in value.items() if number(v)}
+            if inner:
+                out[key] = inner
+    return out
+
+
+def tune_trial(params: dict[str, Any]) -> None:
+    """The Ray Tune function trainable: ``harness.trial.run_trial`` with reports that name the trial."""
+    job = json.loads(params["job"])
+    spec, seed = job["spec"], int(job["seed"])
+    ids = {**{k: spec[k] for k in TRIAL_IDS}, **({"cell": spec["cell"]} if spec.get("cell") else {}), "seed": seed}
+
+    def report(metrics: dict[str, Any]) -> None:
+        if metrics.get("phase") == "done":  # the record was written just before
+            metrics = {**record_figures(finished_record(spec, seed) or {}), **metrics}
+        tune.report({**ids, **dict.fromkeys(SUMMARY_KEYS), **metrics})
+
+    execute_trial(spec, seed, report)
+
+
+def logger_callbacks(options: dict[str, Any], exp_dir: Path) -> list[tune.Callback]:
+    """The extra loggers asked with ``--callback`` (Ray's own JSON, CSV and TensorBoard loggers always run): MLflow
+    (``--mlflow-uri``, default the file store ``<exp_dir>/mlruns``) and W&B (offline without ``WANDB_API_KEY``),
+    both under the experiment's (or study's) name."""
+    out: list[tune.Callback] = []
+    names = options.get("callbacks") or []
+    if "mlflow" in names:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        class HarnessMLflowCallback(MLflowLoggerCallback):
+            """Logs the trial's identifiers and configuration as parameters, not its job's JSON text (too long
+            for an MLflow parameter)."""
+
+            def log_trial_start(self, trial: Any) -> None:
+                if trial in self._trial_runs:
+                    return
+                run = self.mlflow_util.start_run(tags={**self.tags, "trial_name": str(trial)}, run_name=str(trial))
+                self._trial_runs[trial] = run.info.run_id
+                job = json.loads(trial.config["job"])
+                spec = job["spec"]
+                params = {**{k: spec[k] for k in (*TRIAL_IDS, "cell") if spec.get(k) is not None},
+                          "seed": job["seed"], **{f"config.{k}": str(v)[:500] for k, v in spec["config"].items()}}
+                self.mlflow_util.log_params(run_id=run.info.run_id, params_to_log=params)
+
+        uri = options.get("mlflow_uri") or (exp_dir / "mlruns").absolute().as_uri()
+        if uri.startswith("file:"):  # MLflow 3 keeps the file store only when asked
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        out.append(HarnessMLflowCallback(tracking_uri=uri, experiment_name=exp_dir.name))
+    if "wandb" in names:
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        if not os.environ.get("WANDB_API_KEY"):
+            os.environ.setdefault("WANDB_MODE", "offline")
+        out.append(WandbLoggerCallback(project=exp_dir.name, dir=str(exp_dir)))
+    return out
+
+
 def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: Path, options: dict[str, Any],
              console: Console) -> tuple[list[str], bool]:
     """Run every (spec, seed) of ``jobs`` as one fresh Ray Tune experiment stored in ``exp_dir/tune``, with the
@@ -601,7 +688,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
     if not options["address"]:  # a cluster was joined by check_resources
         start_local_ray()
     handle_sigterm()  # ray.init installs its own
-    trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
+    trainable = tune.with_resources(tune_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                         TimeElapsedColumn(), console=console, transient=False)
     cb = _SINK = _ProgressCallback(progress, done + [job_label(spec, seed) for spec, seed in jobs])
@@ -618,7 +705,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
                 run_config=tune.RunConfig(
                     name=TUNE_DIR, storage_path=str(exp_dir), verbose=0,
                     failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
-                    callbacks=[RichProgressCallback()]),
+                    callbacks=[RichProgressCallback(), *logger_callbacks(options, exp_dir)]),
             )
             grid = tuner.fit()
             errors = [str(e).strip().splitlines()[-1] for e in grid.errors] if grid.errors else []
@@ -660,7 +747,8 @@ def run(req: RunRequest, console: Console) -> int:
         return run_study(StudyRequest(file=None, study=None, out=req.out, name=req.name, resume=True,
                                       cpus_per_trial=req.cpus_per_trial, gpus_per_trial=req.gpus_per_trial,
                                       max_concurrent=req.max_concurrent, max_failures=req.max_failures,
-                                      address=req.address, data_dir=req.data_dir), console)
+                                      address=req.address, data_dir=req.data_dir, callbacks=req.callbacks,
+                                      mlflow_uri=req.mlflow_uri), console)
     if req.resume:
         spec = resume_spec(req, console)
         check_checkpoints(spec, missing_seeds(spec))
@@ -706,6 +794,8 @@ class StudyRequest:
     max_failures: int | None = None
     address: str | None = None
     data_dir: str | None = None
+    callbacks: list[str] | None = None
+    mlflow_uri: str | None = None
 
 
 def cell_specs(study: Study, req: StudyRequest, study_dir: Path, existing_ok: bool) -> list[dict[str, Any]]:
@@ -717,7 +807,8 @@ def cell_specs(study: Study, req: StudyRequest, study_dir: Path, existing_ok: bo
                              seeds=study.seeds, overrides=cell.overrides, out=study_dir / CELLS_DIR,
                              name=cell.folder, cpus_per_trial=req.cpus_per_trial, gpus_per_trial=req.gpus_per_trial,
                              max_concurrent=req.max_concurrent, max_failures=req.max_failures,
-                             address=req.address, data_dir=req.data_dir, resume=False)
+                             address=req.address, data_dir=req.data_dir, resume=False, callbacks=req.callbacks,
+                             mlflow_uri=req.mlflow_uri)
         try:
             spec = build_spec(run_req, existing_ok=existing_ok)
         except UserError as err:
@@ -799,7 +890,7 @@ def run_study(req: StudyRequest, console: Console) -> int:
                                 "configurations changed); run it under a new name, or resume without the file")
         study = stored
         for spec in specs:
-            for key in ("max_concurrent", "max_failures", "address"):
+            for key in ("max_concurrent", "max_failures", "address", "callbacks", "mlflow_uri"):
                 if getattr(req, key) is not None:
                     spec[key] = getattr(req, key)
         check_resources(specs[0])
