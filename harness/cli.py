@@ -44,6 +44,8 @@ def _seed_list(text: str) -> list[int]:
 CALLBACKS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}
 CALLBACK_HELP = ("also log trials to mlflow (--mlflow-uri; default: a file store in the experiment folder) or wandb "
                  "(offline without WANDB_API_KEY); repeatable")
+NO_SHIP_HELP = ("with --address: do not ship the harness's code to the cluster's workers through Ray's runtime_env "
+                "(the cluster's image has it installed)")
 MLFLOW_URI_HELP = "MLflow tracking URI for --callback mlflow (default: file:<experiment folder>/mlruns)"
 
 
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a configuration key (see 'config'); repeatable")
     run.add_argument("--callback", action="append", choices=sorted(CALLBACKS), help=CALLBACK_HELP)
+    run.add_argument("--no-ship-code", action="store_true", help=NO_SHIP_HELP)
     run.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)
 
     study = sub.add_parser("study", help="studies: methods and variants × spaces × datasets × seeds in one command")
@@ -111,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address")
     srun.add_argument("--data-dir", help="where datasets are downloaded")
     srun.add_argument("--callback", action="append", choices=sorted(CALLBACKS), help=CALLBACK_HELP)
+    srun.add_argument("--no-ship-code", action="store_true", help=NO_SHIP_HELP)
     srun.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)
 
     report = sub.add_parser("report", help="the comparison report (HTML, Markdown, CSVs, plots) of every record "
@@ -169,6 +173,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                      max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                      address=args.address, data_dir=args.data_dir, resume=args.resume, callbacks=callbacks,
+                     ship_code=not args.no_ship_code,
                      mlflow_uri=mlflow_uri)
     return run(req, console)
 
@@ -191,6 +196,7 @@ def cmd_run_methods(args: argparse.Namespace, seeds: list[int] | None, console: 
                                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                                   max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                                   address=args.address, data_dir=args.data_dir, callbacks=callbacks,
+                                  ship_code=not args.no_ship_code,
                                   mlflow_uri=mlflow_uri), console)
 
 
@@ -202,6 +208,7 @@ def cmd_study(args: argparse.Namespace, console: Console) -> int:
                                   cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                                   max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                                   address=args.address, data_dir=args.data_dir, callbacks=callbacks,
+                                  ship_code=not args.no_ship_code,
                                   mlflow_uri=mlflow_uri), console)
 
 

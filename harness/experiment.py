@@ -98,6 +98,7 @@ class RunRequest:
     resume: bool
     callbacks: list[str] | None = None  # extra Ray Tune loggers: mlflow, wandb (they change nothing a trial computes)
     mlflow_uri: str | None = None  # MLflow's tracking URI (default: a file store in the experiment folder)
+    ship_code: bool = True  # on --address: the trial workers get the harness's code through Ray's runtime_env
 
 
 def default_name(method: str, space: str, dataset: str, budget: str) -> str:
@@ -202,7 +203,7 @@ def build_spec(req: RunRequest, existing_ok: bool = False) -> dict[str, Any]:
         "cpus_per_trial": cpus, "gpus_per_trial": gpus, "max_concurrent": req.max_concurrent,
         "max_failures": DEFAULT_MAX_FAILURES if req.max_failures is None else req.max_failures,
         "address": req.address, "data_dir": req.data_dir,
-        "callbacks": list(req.callbacks or []), "mlflow_uri": req.mlflow_uri,
+        "callbacks": list(req.callbacks or []), "mlflow_uri": req.mlflow_uri, "ship_code": req.ship_code,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -288,7 +289,8 @@ def resume_spec(req: RunRequest, console: Console) -> dict[str, Any]:
     if Path(spec["out"]) / spec["experiment"] != exp_dir:
         notes.append(f"the experiment was made in {Path(spec['out']) / spec['experiment']}; it continues in "
                      f"{exp_dir}")
-    spec.update(out=str(req.out.absolute()), experiment=req.name, records_dir=str(exp_dir / "trials"))
+    spec.update(out=str(req.out.absolute()), experiment=req.name, records_dir=str(exp_dir / "trials"),
+                ship_code=req.ship_code)  # how the code reaches a cluster is this run's choice
     for note in notes:
         console.print(f"resume: {note}")
     return spec
@@ -564,16 +566,32 @@ def _join_within_time_limit(address: str) -> None:
         raise UserError(f"cannot join the Ray cluster at '{address}' ({reason}); check --address") from None
 
 
+SHIPPED_PACKAGES = ("harness", "methods", "spaces")
+
+
+def shipped_code() -> dict[str, Any]:
+    """Ray's ``runtime_env`` that ships the harness to a cluster's trial workers: its own packages
+    (``SHIPPED_PACKAGES``, with the bundled benchmark table; not the results folder, datasets or caches, which
+    lie outside them), uploaded once per driver and put first on every worker's import path, so a cluster
+    needs only Ray and the dependencies installed (``--no-ship-code`` when its image has the harness)."""
+    import importlib
+
+    folders = [str(Path(importlib.import_module(name).__file__).parent) for name in SHIPPED_PACKAGES]
+    return {"py_modules": folders, "excludes": ["__pycache__", "*.pyc"]}
+
+
 def connect_cluster(spec: dict[str, Any]) -> None:
-    """Join the Ray cluster at ``spec["address"]`` (one line if it cannot be reached) and check that a
-    trial fits on one of its nodes."""
+    """Join the Ray cluster at ``spec["address"]`` (one line if it cannot be reached), shipping the harness's
+    code to its workers unless the spec says not to (``shipped_code``), and check that a trial fits on one of
+    its nodes."""
     import ray
 
     _probe(spec["address"])
     if not ray.is_initialized():
         _join_within_time_limit(spec["address"])
         try:
-            ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False)
+            ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False,
+                     runtime_env=shipped_code() if spec.get("ship_code", True) else None)
         except Exception as exc:  # ConnectionError and Ray's own errors
             raise UserError(f"cannot reach the Ray cluster at '{spec['address']}' ({exc.__class__.__name__}); "
                             "start it with 'ray up' / 'ray start --head' or check --address") from None
@@ -796,6 +814,7 @@ class StudyRequest:
     data_dir: str | None = None
     callbacks: list[str] | None = None
     mlflow_uri: str | None = None
+    ship_code: bool = True
 
 
 def cell_specs(study: Study, req: StudyRequest, study_dir: Path, existing_ok: bool) -> list[dict[str, Any]]:
@@ -808,7 +827,7 @@ def cell_specs(study: Study, req: StudyRequest, study_dir: Path, existing_ok: bo
                              name=cell.folder, cpus_per_trial=req.cpus_per_trial, gpus_per_trial=req.gpus_per_trial,
                              max_concurrent=req.max_concurrent, max_failures=req.max_failures,
                              address=req.address, data_dir=req.data_dir, resume=False, callbacks=req.callbacks,
-                             mlflow_uri=req.mlflow_uri)
+                             mlflow_uri=req.mlflow_uri, ship_code=req.ship_code)
         try:
             spec = build_spec(run_req, existing_ok=existing_ok)
         except UserError as err:
@@ -893,6 +912,7 @@ def run_study(req: StudyRequest, console: Console) -> int:
             for key in ("max_concurrent", "max_failures", "address", "callbacks", "mlflow_uri"):
                 if getattr(req, key) is not None:
                     spec[key] = getattr(req, key)
+            spec["ship_code"] = req.ship_code
         check_resources(specs[0])
         with driver_lock(study_dir, create=False):
             todo = {spec["experiment"]: missing_seeds(spec) for spec in specs}

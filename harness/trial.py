@@ -132,6 +132,8 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
     saved_rng = None
     if checkpoint is not None:
         state, saved_rng = checkpoint, checkpoint.pop("rng")
+        # where a retried or resumed trial picked up (the record keeps it: a lost node, an interrupted driver)
+        state.setdefault("resumed_at", []).append({"phase": state["phase"], "epoch": state["epoch"]})
         if state["phase"] == "search":
             method.load_state_dict(state.pop("method"))
             set_rng_state(saved_rng)
@@ -238,13 +240,29 @@ def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch
         "params_m": count_params_m(net),
         "madds_m": count_madds_m(net, (1, info.in_channels, info.image_size, info.image_size)),
         **latency,
-        "history": state["history"], "harness_version": __version__,
+        "history": state["history"], "resumed_at": state.get("resumed_at", []), "harness_version": __version__,
+        "runner": runner_info(),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     write_record(record_path(spec, seed), record)
     checkpoint_path(spec, seed).unlink(missing_ok=True)  # the record is the result; the state is spent
     report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
     return record
+
+
+def runner_info() -> dict[str, Any]:
+    """Where the trial ran: the Ray node's id (None outside Ray), whether the driver shipped the harness's code
+    to it through Ray's runtime_env (``code_shipped``: the job's ``py_modules``), and the folder the harness was
+    imported from (a shipped copy, unless an installed one takes precedence on that node)."""
+    import harness
+
+    node, shipped = None, False
+    import ray
+
+    if ray.is_initialized():
+        context = ray.get_runtime_context()
+        node, shipped = context.get_node_id(), bool((context.runtime_env or {}).get("py_modules"))
+    return {"node": node, "code_shipped": shipped, "harness_from": str(Path(harness.__file__).parent)}
 
 
 def network_latency(net: torch.nn.Module, info: Any, cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:

@@ -123,7 +123,6 @@ def test_resume_has_its_own_ray_results(tb_run):
     assert frame["test_acc"].iloc[0] == pytest.approx(records(exp)[1]["test_acc"])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow not installed (extra 'mlflow')")
 def test_mlflow_callback_logs_every_trial(ray_session, tmp_path):
     from mlflow.tracking import MlflowClient
 
