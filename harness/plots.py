@@ -67,7 +67,10 @@ class PlotFile:
 
 
 def series_label(record: dict[str, Any]) -> str:
-    """A record's series: its method, with its variant in brackets when it has one (``darts [arch_lr=0.001]``)."""
+    """A record's series: the name its study gave it (``_label``, set by the report: ``nos-noags``), else its
+    method, with its variant in brackets when it has one (``darts [arch_lr=0.001]``)."""
+    if record.get("_label"):
+        return str(record["_label"])
     variant = variant_of(record)
     return f"{record.get('method')} [{variant}]" if variant else str(record.get("method"))
 

@@ -13,10 +13,13 @@ derived from the records only, so ``report`` regenerates it at any time.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import html
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ import pandas as pd
 from harness import __version__
 from harness.errors import UserError
 from harness.leaderboard import build_leaderboard, cell_text, variant_of
-from harness.plots import write_plots
+from harness.plots import PlotFile, write_plots
 from harness.records import atomic_write_many, load_records
 from harness.study import STUDY_FILE
 
@@ -100,6 +103,20 @@ def _study_names(root: Path) -> dict[tuple[str, str], str]:
     return names
 
 
+def replace_plots(records: list[dict[str, Any]], folder: Path) -> list[PlotFile]:
+    """``write_plots`` into a fresh folder that then takes the place of ``folder``: a regenerated report keeps no
+    plot of an earlier one (a series renamed or gone), and a failure leaves the old plots whole."""
+    fresh = folder.with_name(f".{folder.name}-new-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
+    shutil.rmtree(fresh, ignore_errors=True)
+    plots = write_plots(records, fresh)
+    if folder.exists():
+        folder.rename(old)
+    fresh.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return [dataclasses.replace(p, png=folder / p.png.name, csv=folder / p.csv.name) for p in plots]
+
+
 def write_report(root: Path | str, baseline: str = "darts") -> dict[str, Any]:
     """Write ``root/report/`` from every record under ``root``; returns the paths written (``html``,
     ``markdown``, ``plots``, ``csvs``). No record is one line (``UserError``)."""
@@ -110,8 +127,12 @@ def write_report(root: Path | str, baseline: str = "darts") -> dict[str, Any]:
     out = root / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     board = build_leaderboard(records, reference=True, baseline=baseline)
-    plots = write_plots(records, out / "plots")
     names = _study_names(root)
+    for record in records:  # the plots name a series as the tables do: by its study's name where it has one
+        named = names.get((str(record.get("method")), variant_of(record)))
+        if named:
+            record["_label"] = named
+    plots = replace_plots(records, out / "plots")
     csv_text = board.to_csv(index=False)
 
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -102,3 +102,23 @@ def test_report_of_a_folder_without_records_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "no trial records" in err and "\n" not in err
     assert not (tmp_path / "report").exists()
+
+
+def test_series_take_their_study_names_and_a_new_report_keeps_no_old_plot(tmp_path):
+    table = load_table("default")
+    records = nb201_records(table)
+    write_records(tmp_path, records)
+    gdas = next(r for r in records if r["method"] == "gdas")  # a study cell: gdas with tau_max=5, named gdas-fast
+    (tmp_path / "expgdas" / "experiment.json").write_text(json.dumps({"cell": "gdas-fast", "method": "gdas",
+                                                                      "overrides": gdas["overrides"]}))
+    written = write_report(tmp_path)
+    names = sorted(p.name for p in (tmp_path / "report" / "plots").glob("*.png"))
+    assert "nb201-digits-smoke-cells-gdas-fast.png" in names
+    assert "gdas-fast" in written["html"].read_text() and "[tau_max" not in written["markdown"].read_text()
+    for path in (tmp_path / "expgdas" / "trials").glob("*.json"):  # gdas is gone: so are its plots
+        path.unlink()
+    again = write_report(tmp_path)
+    left = sorted(p.name for p in (tmp_path / "report" / "plots").glob("*"))
+    assert not [name for name in left if "gdas" in name]
+    assert sorted(p.name for p in again["plots"]) == [n for n in left if n.endswith(".png")]
+    assert [p.name for p in (tmp_path / "report").iterdir() if p.name.startswith(".")] == []
