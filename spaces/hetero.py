@@ -387,6 +387,22 @@ class HeteroSpace(SearchSpace):
                 f"reduce={pairs(genotype.reduce)}, reduce_tier2={list(genotype.reduce_tier2)!r})")
 
     # --- genotype choices -----------------------------------------------------------------------
+    def cell_graphs(self, genotype: HeteroGenotype) -> dict[str, list[tuple[str, str, str]]]:
+        """The normal and the reduction cell as ``(source, target, op)`` edges: each inner node j (``"0"``..``"3"``)
+        is a two-tier block — its two tier-1 ops from ``c_{k-2}``, ``c_{k-1}`` or an earlier inner node into the
+        surrogate node ``j'``, then its tier-2 op ``j'`` → ``j`` — and the output ``c_{k}`` concatenates the
+        inner nodes (op ``concat``)."""
+        _check_genotype(genotype)
+        names = ("c_{k-2}", "c_{k-1}", *(str(n) for n in range(STEPS)))
+
+        def graph(edges: list[tuple[str, int]], tier2: list[str]) -> list[tuple[str, str, str]]:
+            first = [(names[int(source)], f"{j // 2}'", op) for j, (op, source) in enumerate(edges)]
+            second = [(f"{j}'", str(j), op) for j, op in enumerate(tier2)]
+            return first + second + [(str(j), "c_{k}", "concat") for j in range(STEPS)]
+
+        return {"normal": graph(genotype.normal, genotype.normal_tier2),
+                "reduce": graph(genotype.reduce, genotype.reduce_tier2)}
+
     def edge_choices(self, genotypes: list[HeteroGenotype]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per cell type, the 8 tier-1 (op, source) pairs of each genotype (edge rows 0–13, as in the DARTS
         space: the j-th pair's row is that of (node 2 + j // 2, source) in ``edge_sources()``), then the 4

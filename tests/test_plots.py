@@ -252,3 +252,27 @@ def test_graph_layout_depths():
                         ("0", "c_{k}", "concat"), ("1", "c_{k}", "concat")])
     assert pos == {"c_{k-2}": (0.0, 0.9), "0": (3.0, 0.0), "c_{k-1}": (0.0, -0.9), "1": (6.0, 0.0),
                    "c_{k}": (9.0, 0.0)}
+
+
+def test_hetero_cell_graphs_are_two_tier_blocks():
+    from spaces.hetero import HeteroSpace
+
+    space = HeteroSpace({})
+    text = ("HeteroGenotype(normal=[('sep_conv_3x3', 0), ('channel_attention', 1), ('identity', 1), "
+            "('dynamic_conv_3x3', 2), ('sep_conv_5x5', 0), ('spatial_attention', 3), ('max_pool_3x3', 2), "
+            "('identity', 4)], normal_tier2=['sep_conv_3x3', 'channel_attention', 'identity', 'dil_conv_3x3'], "
+            "reduce=[('sep_conv_3x3', 0), ('sep_conv_5x5', 1), ('identity', 1), ('max_pool_3x3', 2), "
+            "('avg_pool_3x3', 0), ('sep_conv_3x3', 3), ('dil_conv_5x5', 2), ('identity', 4)], "
+            "reduce_tier2=['identity', 'identity', 'sep_conv_3x3', 'dynamic_conv_5x5'])")
+    graphs = space.cell_graphs(space.parse(text))
+    assert sorted(graphs) == ["normal", "reduce"]
+    assert graphs["normal"] == [
+        ("c_{k-2}", "0'", "sep_conv_3x3"), ("c_{k-1}", "0'", "channel_attention"),
+        ("c_{k-1}", "1'", "identity"), ("0", "1'", "dynamic_conv_3x3"),
+        ("c_{k-2}", "2'", "sep_conv_5x5"), ("1", "2'", "spatial_attention"),
+        ("0", "3'", "max_pool_3x3"), ("2", "3'", "identity"),
+        ("0'", "0", "sep_conv_3x3"), ("1'", "1", "channel_attention"), ("2'", "2", "identity"),
+        ("3'", "3", "dil_conv_3x3"),
+        ("0", "c_{k}", "concat"), ("1", "c_{k}", "concat"), ("2", "c_{k}", "concat"), ("3", "c_{k}", "concat")]
+    assert graphs["reduce"][8:12] == [("0'", "0", "identity"), ("1'", "1", "identity"), ("2'", "2", "sep_conv_3x3"),
+                                      ("3'", "3", "dynamic_conv_5x5")]
