@@ -5,13 +5,34 @@ per group and forward, only the sampled op computed, weight step then architectu
 settings: α initialised to zero, τ annealed exponentially from 5 towards 0 (``tau_min`` 0.01 is our stand-in
 for 0, which an exponential never reaches; τ only scales the straight-through gradient), 160 search epochs.
 
+**Temperature**, as the reference code (ZLab540/EoiNAS, ``EoiNAS_CIFAR/train_search.py``) schedules it: τ is
+set once per epoch, τ = τ_max through the warm-up and at the first architecture epoch, then decays from there:
+τ_e = τ_max · (τ_min / τ_max)^((e − w) / (E − 1 − w)) for e ≥ w (epochs counted from 0; ``tau_schedule=linear``:
+τ_max − (τ_max − τ_min) · (e − w) / (E − 1 − w)), so τ_min is reached at the last epoch. The reference
+multiplies by a fixed 0.965 per epoch (τ = 5 · 0.965^(e − w)), which at E = 160, w = 20 ends at
+5 · 0.965^139 ≈ 0.035; we keep the end point ``tau_min`` so that the schedule scales with the budget
+(``tau_min=0.0354`` reproduces the reference at the paper's budget).
+
 **Indicator** (Eq. 7), per edge e and op o of every architecture group:
 
     I[e, o] = β[e, o] + λ · C[e, o],   β = softmax(α[e]) over the ops still alive on the edge,
     C[e, o] = A[e, o] / N[e, o],       λ = ``indicator_lambda`` = 0.5
 
-- N, training iterations: +1 for the op that a weight step sampled on the edge (warm-up steps included).
-  One draw serves all cells of a group, so an edge's count is shared by its cells, as its α is.
+- N, training iterations: +1 for the op that a weight step sampled on the edge. One draw serves all cells of a
+  group, so an edge's count is shared by its cells, as its α is. Eq. 7 calls N the op's training iterations;
+  when the count starts and whether it restarts is left to the code. The reference code
+  (``EoiNAS_CIFAR/train_search.py``, ``train``: ``sampling_frequency`` += 1 for the weight forward's sample,
+  inside ``if train_arch``) counts only once the architecture is trained, i.e. from the first epoch after the
+  warm-up, and after each pruning step but the last (``if epoch in range(39, 140, 20)``) sets the counts of the
+  remaining ops to zero (``sampling_frequency = np.zeros(...)``) while it keeps their validation accuracies
+  (``validation_accuracy`` is only compacted to the surviving columns). So every pruning step sees the
+  iterations since the previous one and λ·C keeps its weight against β, instead of shrinking as 1/N grows
+  over the search. ``count_reset=true`` (default) does this: N counts from epoch w, and after the pruning
+  steps of an epoch (several where the schedule crowds them into one epoch, all decided on the same N) every
+  N is zeroed, except after the search's last epoch, when nothing follows (the record keeps the last stage's
+  counts, as the reference derives from them). A (both ``acc_stat`` kinds) is never zeroed.
+  ``count_reset=false`` is the harness's earlier bookkeeping: every weight step counts from epoch 0, warm-up
+  included, and N is never reset.
 - A, validation accuracy: top-1 in percent of each architecture step's batch (architecture half),
   attributed on every edge to the op sampled *in that step's forward* — the sub-network that produced the
   accuracy. Percent is the unit of the DARTS/GDAS accuracy utilities the reference code builds on (as a
@@ -22,9 +43,10 @@ for 0, which an exponential never reaches; τ only scales the straight-through g
   Pruned ops have I = 0.
 
 **Gradual operation pruning**: the first ``warmup_epochs`` train the weights only (no architecture step, so
-no accuracy is recorded); then the steps alternate as in GDAS. With K ops per edge, K − 1 pruning steps are
-spread evenly over the epochs after the warm-up: step j = 1..K−1 runs after epoch w + ⌈j·(E − w)/(K − 1)⌉
-(epochs counted from 1, E = ``search_epochs``, w = ``warmup_epochs``), so the last one closes the search.
+no accuracy is recorded, and with ``count_reset`` no iteration counted); then the steps alternate as in GDAS.
+With K ops per edge, K − 1 pruning steps are spread evenly over the epochs after the warm-up: step
+j = 1..K−1 runs after epoch w + ⌈j·(E − w)/(K − 1)⌉ (epochs counted from 1, E = ``search_epochs``,
+w = ``warmup_epochs``), so the last one closes the search.
 For the paper (E = 160, w = 20, K = 8) that is after epochs 40, 60, ..., 160, Algorithm 1's "epoch > 20 and
 epoch % 20 == 0"; on NAS-Bench-201 (K = 5) after 55, 90, 125 and 160. Where E − w < K − 1 several steps run
 after one epoch, each decided on the indicator the previous one left.
@@ -120,6 +142,9 @@ class Eoinas(Gdas):
         "indicator": Key(True, "EoiNAS: rank ops by softmax(alpha) + lambda*C (false = by softmax(alpha) alone)"),
         "indicator_lambda": Key(0.5, "EoiNAS: lambda, the weight of C = validation accuracy / training iterations",
                                 "[0, inf)"),
+        "count_reset": Key(True, "EoiNAS: N (training iterations) counts from the first architecture epoch and is "
+                                 "zeroed after each pruning epoch, as the reference code (false = every weight step "
+                                 "from epoch 0, warm-up included, never reset)"),
         "acc_stat": Key("mean", "EoiNAS: an op's validation accuracy, 'mean' over its sampled batches (ours) or the "
                                 "'latest'", choices=ACC_STATS),
     }
@@ -174,6 +199,15 @@ class Eoinas(Gdas):
         """The first epoch after the warm-up: a weight and an architecture step, as in most epochs."""
         return int(self.cfg["warmup_epochs"])
 
+    def tau_at(self, epoch: int) -> float:
+        """τ of epoch ``epoch`` (from 0): τ_max up to the first architecture epoch w, then annealed over w..E − 1."""
+        tau_max, tau_min = float(self.cfg["tau_max"]), float(self.cfg["tau_min"])
+        warmup = int(self.cfg["warmup_epochs"])
+        progress = max(0, epoch - warmup) / max(1, self.num_epochs() - 1 - warmup)
+        if self.cfg["tau_schedule"] == "exponential":
+            return tau_max * (tau_min / tau_max) ** progress
+        return tau_max - (tau_max - tau_min) * progress
+
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
         metrics = super().train_epoch(epoch, data)
         steps = self.schedule().count(epoch + 1)
@@ -181,13 +215,22 @@ class Eoinas(Gdas):
             self.prune_step(epoch + 1, data)
         if steps:
             metrics["genotype"] = self.space.to_str(self.derive())
+            if self.cfg["count_reset"] and epoch + 1 < self.num_epochs():
+                self.reset_counts()
         return {**metrics, "ops_per_edge": self.ops_per_edge()}
+
+    def reset_counts(self) -> None:
+        """Zero N (training iterations) of every op, as the reference code after a pruning step; A stays."""
+        for group in self.iterations:
+            self.iterations[group][:] = 0.0
 
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
         stats = self.weight_step(*weight_batch)
-        for group, cells in self.sampled().items():
-            self.iterations[group][cells] += 1
-        if epoch >= int(self.cfg["warmup_epochs"]):
+        architecture = epoch >= int(self.cfg["warmup_epochs"])
+        if architecture or not self.cfg["count_reset"]:  # the reference counts the architecture epochs only
+            for group, cells in self.sampled().items():
+                self.iterations[group][cells] += 1
+        if architecture:
             x, y = arch_batch
             logits = self.arch_step(x, y)
             self.record_accuracy(100.0 * (logits.argmax(1) == y).float().mean().item())

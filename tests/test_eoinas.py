@@ -210,8 +210,10 @@ def test_train_step_counts_the_weight_sample_and_credits_the_arch_sample(digits)
             assert np.isnan(mean[e]).sum() == 8 - len({a1[e], a2[e]})
 
 
-def test_warmup_trains_weights_only_but_counts_iterations(digits):
-    method = make("nb201")  # smoke: warmup_epochs 1
+@pytest.mark.parametrize("count_reset", [True, False])
+def test_warmup_trains_weights_only(digits, count_reset):
+    """No architecture step in the warm-up; N counts its weight steps only with the old bookkeeping."""
+    method = make("nb201", {"count_reset": str(count_reset).lower()})  # smoke: warmup_epochs 1
     data = SearchData(digits, method.cfg, 0, CPU)
     samples, _, handles = record_forwards(method)
     weights_0 = [p.detach().clone() for p in method.weights()]
@@ -222,9 +224,89 @@ def test_warmup_trains_weights_only_but_counts_iterations(digits):
     assert torch.equal(method.arch.params["cell"], torch.zeros(6, 5))  # α untouched (initialised to zero)
     assert not method.a_opt.state  # no Adam step was taken
     assert any(not torch.equal(p, q) for p, q in zip(method.weights(), weights_0))
-    assert np.array_equal(method.iterations["cell"], one_hot((6, 5), samples[0]["cell"]))
+    expected = one_hot((6, 5), samples[0]["cell"]) if not count_reset else np.zeros((6, 5))  # reference: not counted
+    assert np.array_equal(method.iterations["cell"], expected)
     assert not method.acc_count["cell"].any() and not method.acc_sum["cell"].any()
     assert np.isnan(method.acc_latest["cell"]).all()
+
+
+def crafted_search(count_reset: bool, digits):
+    """A 5-epoch search (w = 1, pruning after epochs 2, 3, 4, 5) whose weight and architecture steps are stubs
+    that set a crafted sample: at the search's step t (2 per epoch) edge e samples column (t + e) mod width for
+    the weight step, (t + e + 1) mod width for the architecture step (logits 0: the batch's share of class 0).
+    Returns, per pruning step, the alive ops and N just before it and N just after the epoch's bookkeeping."""
+    method = make("nb201", {"search_epochs": "5", "count_reset": str(count_reset).lower(), **FAST_PRUNE})
+    data = SearchData(digits, method.cfg, 0, CPU)
+    step = [0]
+
+    def sample(offset: int) -> None:
+        width = method.ops_per_edge()
+        method.current = {"cell": (None, [(step[0] + e + offset) % width for e in range(6)])}
+
+    def weight_step(x, y):
+        sample(0)
+        return {"loss": 0.0, "correct": 0}
+
+    def arch_step(x, y):
+        sample(1)
+        return torch.zeros(len(y), 10)
+
+    train_step, prune_step, before = method.train_step, method.prune_step, []
+
+    def counting_train_step(wb, ab, epoch):
+        stats = train_step(wb, ab, epoch)
+        step[0] += 1
+        return stats
+
+    def recording_prune_step(after_epoch, data):
+        before.append(([list(ops) for ops in method.alive["cell"]], method.iterations["cell"].copy()))
+        return prune_step(after_epoch, data)
+
+    method.weight_step, method.arch_step = weight_step, arch_step
+    method.train_step, method.prune_step = counting_train_step, recording_prune_step
+    after = []
+    for epoch in range(5):
+        method.train_epoch(epoch, data)
+        after.append(method.iterations["cell"].copy())
+    assert step[0] == 10 and method.schedule() == [2, 3, 4, 5] and len(before) == 4
+    return method, before, after
+
+
+def test_iterations_follow_the_reference_bookkeeping(digits):
+    """count_reset (default): N counts the weight samples from the first architecture epoch (epoch 1; steps
+    t = 2, 3) and restarts at 0 after each pruning epoch but the last; A is kept across the reset."""
+    method, before, after = crafted_search(True, digits)
+    assert not after[0].any()  # the warm-up's steps t = 0, 1 are not counted
+    for k, (alive, n) in enumerate(before):  # step k closes epoch k + 1: its steps t = 2k + 2, 2k + 3
+        width = 5 - k
+        expected = np.zeros((6, 5))
+        for t in (2 * k + 2, 2 * k + 3):
+            for e in range(6):
+                expected[e, alive[e][(t + e) % width]] += 1
+        assert np.array_equal(n, expected), k
+        assert n.sum() == 12  # 2 steps × 6 edges: only the epoch since the last pruning step
+    for k in range(3):
+        assert not after[k + 1].any()  # zeroed after the pruning steps of epochs 2, 3, 4
+    assert np.array_equal(after[4], before[3][1])  # not after the last one: the final stage's counts stay
+    # the first step (all five ops alive): edge 0 sampled columns 2 and 3, edge 5 columns 7 % 5 and 8 % 5
+    assert before[0][1][0].tolist() == [0, 0, 1, 1, 0] and before[0][1][5].tolist() == [0, 0, 1, 1, 0]
+    assert method.acc_count["cell"].sum() == 6 * 8  # 8 architecture steps on 6 edges, none forgotten
+
+
+def test_iterations_without_count_reset_are_the_old_bookkeeping(digits):
+    """count_reset=false: every weight step counts, warm-up included, and N only grows."""
+    _, before, after = crafted_search(False, digits)
+    assert [n.sum() for _, n in before] == [24, 36, 48, 60]  # 12 per epoch from epoch 0
+    assert after[0].sum() == 12 and after[4].sum() == 60
+    # the first step: steps t = 0..3 with all five ops alive, edge e sampled columns e, e + 1, e + 2, e + 3
+    expected = np.zeros((6, 5))
+    for t in range(4):
+        for e in range(6):
+            expected[e, (t + e) % 5] += 1
+    assert np.array_equal(before[0][1], expected)
+    for k in range(1, 4):  # N only grows by the sampled ops of each epoch
+        grown = before[k][1] - before[k - 1][1]
+        assert (grown >= 0).all() and grown.sum() == 12
 
 
 # --- pruning ----------------------------------------------------------------------------------------------
@@ -439,6 +521,8 @@ def test_full_search_prunes_to_one_op_per_edge(digits):
     assert method.schedule() == [3, 5, 7, 8]
     metrics = [method.train_epoch(epoch, data) for epoch in range(8)]
     assert [m["ops_per_edge"] for m in metrics] == [5, 5, 4, 4, 3, 3, 2, 1]
+    assert metrics[0]["tau"] == metrics[1]["tau"] == 5.0  # τ_max in the warm-up and the first architecture epoch
+    assert metrics[-1]["tau"] == pytest.approx(0.01) and metrics[2]["tau"] < 5.0
     assert [h["after_epoch"] for h in method.history] == [3, 5, 7, 8]
     assert [h["ops_per_edge"] for h in method.history] == [4, 3, 2, 1]
     # every step removed the lowest I of the ops alive then (ties: the later op), each op at most once
@@ -453,8 +537,9 @@ def test_full_search_prunes_to_one_op_per_edge(digits):
             alive[e].remove(loser)
     assert method.alive["cell"] == alive and all(len(ops) == 1 for ops in alive)
     assert method.arch.params["cell"].shape == (6, 1)
-    # N: 2 weight steps per epoch; A: 2 architecture batches per epoch after the warm-up
-    assert np.array_equal(method.iterations["cell"].sum(axis=1), [16] * 6)
+    # N: 2 weight steps per architecture epoch, zeroed after the steps at 3, 5, 7 but not after the last one
+    # (epoch 8): epoch 8's 2; A: 2 architecture batches per epoch after the warm-up, never zeroed
+    assert np.array_equal(method.iterations["cell"].sum(axis=1), [2] * 6)
     assert np.array_equal(method.acc_count["cell"].sum(axis=1), [14] * 6)
     # importance = the indicator that decided the last step, kept for the survivor only
     last = np.array(method.history[-1]["indicator"]["cell"])
@@ -540,7 +625,7 @@ def test_pruning_false_keeps_every_op(digits):
     assert method.alive["cell"] == [list(range(5))] * 6
     assert method.arch.params["cell"].shape == (6, 5)
     assert not any(isinstance(m, PrunedOp) for m in method.supernet.modules())
-    assert np.array_equal(method.iterations["cell"].sum(axis=1), [6] * 6)
+    assert np.array_equal(method.iterations["cell"].sum(axis=1), [4] * 6)  # epochs 1 and 2: 2 weight steps each
     assert np.array_equal(method.acc_count["cell"].sum(axis=1), [4] * 6)
     assert np.array_equal(method.importance()["cell"], method.indicator()["cell"])
     assert (method.importance()["cell"] > 0).all()
@@ -605,10 +690,11 @@ def test_defaults_are_the_papers():
     for space in ("darts", "nb201"):
         cfg = eoinas_cfg(space, budget="paper")
         assert {k: cfg[k] for k in ("tau_max", "tau_min", "tau_schedule", "arch_init_std", "search_epochs",
-                                    "warmup_epochs", "indicator_lambda", "acc_stat", "pruning", "indicator")} == {
+                                    "warmup_epochs", "indicator_lambda", "acc_stat", "pruning", "indicator",
+                                    "count_reset")} == {
             "tau_max": 5.0, "tau_min": 0.01, "tau_schedule": "exponential", "arch_init_std": 0.0,
             "search_epochs": 160, "warmup_epochs": 20, "indicator_lambda": 0.5, "acc_stat": "mean",
-            "pruning": True, "indicator": True}
+            "pruning": True, "indicator": True, "count_reset": True}
     smoke = eoinas_cfg("nb201")
     assert (smoke["search_epochs"], smoke["warmup_epochs"]) == (8, 1)
     assert eoinas_cfg("nb201", {"warmup_epochs": "7"})["warmup_epochs"] == 7  # just below search_epochs
@@ -617,13 +703,19 @@ def test_defaults_are_the_papers():
     assert method.tau == 5.0
 
 
-def test_tau_is_annealed_exponentially():
+def test_tau_is_annealed_exponentially_from_the_first_architecture_epoch():
+    """As the reference code: τ_max through the warm-up and at the first architecture epoch w, then
+    τ_e = 5 · (0.01 / 5)^((e − w) / (E − 1 − w)); here E = 5, w = 1 (smoke)."""
     method = make("nb201", {"search_epochs": "5"})
-    # τ_e = 5 · (0.01 / 5)^(e / 4)
-    expected = [5.0, 1.057371263440564, 0.22360679774997896, 0.04728708045015879, 0.01]
+    # e = 0, 1: 5; e = 2: 5 · 0.002^(1/3); e = 3: 5 · 0.002^(2/3); e = 4: 0.01
+    expected = [5.0, 5.0, 0.6299605249474366, 0.07937005259841, 0.01]
     assert [method.tau_at(e) for e in range(5)] == pytest.approx(expected, rel=1e-12)
+    assert method.tau_at(int(method.cfg["warmup_epochs"])) == method.cfg["tau_max"]
+    late = make("nb201", {"search_epochs": "5", "warmup_epochs": "3"})
+    assert [late.tau_at(e) for e in range(5)] == pytest.approx([5.0, 5.0, 5.0, 5.0, 0.01], rel=1e-12)
     linear = make("nb201", {"search_epochs": "5", "tau_schedule": "linear"})
-    assert linear.tau_at(2) == pytest.approx(5.0 - 4.99 / 2)
+    assert linear.tau_at(1) == 5.0
+    assert linear.tau_at(2) == pytest.approx(5.0 - 4.99 / 3)
 
 
 def test_step_time_measures_a_step_with_the_architecture_step(digits):
