@@ -22,7 +22,10 @@ tuple of choices, or a named check function). Where each kind of key is declared
   (NOS's ``search_epochs``, NAS-Bench-201's ``w_weight_decay``), and a method's ``space_defaults`` its values
   on one space (AGNAS's macro search on ``proxyless``); ``ignored_keys`` drops keys a method does
   not use (random search: the operation-level correlation; GDAS: DARTS's ``order``); ``budgets`` holds
-  the class's own values of a budget preset.
+  the class's own values of a budget preset;
+- the evaluation protocol is locked per space: a method's ``defaults``, ``space_defaults`` and ``budgets``
+  may not give a value of an evaluation key (``EVALUATION_KEYS``: the ``eval_`` keys, ``cutout``,
+  ``auxiliary_weight``, ``drop_path``, the final network's size); only a space and the budget presets do.
 
 ``declarations(method_cls, space_cls)`` is every key a pair has, with the pair's default. A key is declared
 once, so its meaning and its valid values are the same for every pair; only its default differs.
@@ -279,6 +282,26 @@ SHARED_KEYS: dict[str, Key] = {
                           "[0, inf)", origin="harness"),
 }
 
+# The evaluation protocol: the keys of the final network's training and size. They are locked per space — the
+# harness's shared defaults, the space's ``defaults`` and the budget presets (generic and the space's) set them,
+# the same for every method on that space — so a method class may not give a value of one in its ``defaults``,
+# ``space_defaults`` or ``budgets`` (``declarations`` raises ``TypeError``). A per-method evaluation setting a
+# paper reports (NOS: eval_lr 0.25, drop_path 0.3) is an explicit ``--set`` variant, recorded in the record's
+# ``overrides`` and named by them in the leaderboard's ``variant`` column. The set: every shared key of the
+# final network's training (the ``eval_`` keys, ``cutout``, ``auxiliary_weight``, ``drop_path``) and the cell
+# spaces' final-network size keys (``eval_layers``, ``eval_channels``: ``spaces.base.CELL_SIZE_KEYS``); any
+# other key whose name starts with ``eval_`` (a space's own, e.g. proxyless's ``eval_width_mult``) counts too
+# (``is_evaluation_key``).
+EVALUATION_KEYS: frozenset[str] = frozenset(
+    {name for name in SHARED_KEYS if name.startswith("eval_")}
+    | {"cutout", "auxiliary_weight", "drop_path", "eval_layers", "eval_channels"})
+
+
+def is_evaluation_key(name: str) -> bool:
+    """Whether ``name`` belongs to the locked evaluation protocol (``EVALUATION_KEYS``, or named ``eval_*``)."""
+    return name in EVALUATION_KEYS or name.startswith("eval_")
+
+
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal
 # on small data; paper: the papers' settings (for GPUs) — the empty preset. The network sizes of a preset
 # are the space's (its ``budgets``).
@@ -326,9 +349,10 @@ def declarations(method_cls: Any, space_cls: Any) -> dict[str, Key]:
     declared one, or the space's and then the method's value in ``defaults`` (and the method's
     ``space_defaults`` for this space; then of origin ``paper``).
 
-    A key declared in two places, or a ``defaults`` value of a key declared nowhere, is a programming error
-    (``TypeError``); so is a key with neither a declared default nor a value of the pair's classes that the
-    pair does not drop (it is simply absent: random search has no ``search_epochs``).
+    A key declared in two places, a ``defaults`` value of a key declared nowhere, or a method's value of an
+    evaluation key (``EVALUATION_KEYS``, in its ``defaults``, ``space_defaults`` or ``budgets``) is a
+    programming error (``TypeError``); a key with neither a declared default nor a value of the pair's
+    classes that the pair does not drop is simply absent (random search has no ``search_epochs``).
     """
     declared: dict[str, Key] = {}
     per_cell = space_cls.cell_keys if method_cls.scores_per_cell else {}
@@ -339,6 +363,7 @@ def declarations(method_cls: Any, space_cls: Any) -> dict[str, Key]:
                 raise TypeError(f"configuration key '{name}' is declared twice ({method_cls.__name__}, "
                                 f"{space_cls.__name__})")
             declared[name] = key
+    _refuse_method_evaluation_values(method_cls)
     values = {**space_cls.defaults, **method_cls.defaults, **method_cls.space_defaults.get(space_cls.name, {})}
     undeclared = sorted(set(values) - set(declared))
     if undeclared:
@@ -352,6 +377,21 @@ def declarations(method_cls: Any, space_cls: Any) -> dict[str, Key]:
         elif key.default is not None:
             out[name] = key
     return out
+
+
+def _refuse_method_evaluation_values(method_cls: Any) -> None:
+    """``TypeError`` (a programming error) when a method class gives a value of an evaluation key
+    (``is_evaluation_key``) in its ``defaults``, ``space_defaults`` or ``budgets``: the evaluation protocol is
+    the space's, the same for every method."""
+    given = {"defaults": method_cls.defaults,
+             **{f"space_defaults[{space!r}]": values for space, values in method_cls.space_defaults.items()},
+             **{f"budgets[{budget!r}]": values for budget, values in method_cls.budgets.items()}}
+    for where, values in given.items():
+        locked = sorted(name for name in values if is_evaluation_key(name))
+        if locked:
+            raise TypeError(f"{method_cls.__name__}.{where} gives evaluation keys {locked}: the evaluation "
+                            "protocol is locked per space (harness.config.EVALUATION_KEYS); a paper's own "
+                            "evaluation settings are a --set variant")
 
 
 def validate_shared(cfg: dict[str, Any]) -> None:

@@ -118,6 +118,16 @@ METRICS: tuple[Metric, ...] = (
     Metric("eval_seconds", "evaluation time", "s", decimals=1, stats=("mean",), column="eval_hours",
            divisor=3600, board_decimals=2, summary=6, summary_header="eval s"),
     Metric("device_hours", "device time", "hours", unit_key="device_hours_kind", stats=("mean",)),
+    # NOS's teacher, trained once per dataset and configuration and cached: its training time (from the cache
+    # entry, the same for every seed whether the trial trained or loaded it), not part of search_seconds nor of
+    # device_hours (search + correlation + evaluation); teacher_cached: loaded (true) or trained by the trial;
+    # teacher_obtain_seconds: the trial's own time getting it (training, waiting or loading). The leaderboard
+    # averages them in its trailing columns (teacher_device_hours_mean, teacher_seconds_mean, ...): the columns
+    # before the comparison (BASE_COLUMNS) are a fixed interface of CSV readers
+    Metric("teacher_seconds", "teacher training time", "s", decimals=1),
+    Metric("teacher_device_hours", "teacher device time", "hours"),
+    Metric("teacher_cached", "teacher from the cache"),
+    Metric("teacher_obtain_seconds", "time obtaining the teacher", "s", decimals=1),
     Metric("peak_mem_mb", "peak memory", "MB"),
     Metric("params_m", "parameters", "M", decimals=3, stats=("mean",), board_decimals=2,
            terminal=(("params M", ("mean",)),), summary=3, summary_header="params M"),

@@ -366,8 +366,11 @@ def get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, dat
       from the cache or was trained.
 
     The returned info: ``source`` ("user", "cache" or "trained"), ``path``, ``key`` (None for a user's
-    teacher), ``test_acc``, ``train_seconds``, ``created``, ``config``, ``params``. Do not register the
-    teacher as a submodule of the student: it would enter the student's parameters and checkpoints.
+    teacher), ``test_acc``, ``train_seconds`` (the training's own time, measured once when it was trained and
+    kept in the cache entry, so every trial that uses the teacher reports the same cost; None for a user's
+    teacher), ``device`` (where it was trained; None for a user's), ``created``, ``config``, ``params``. Do
+    not register the teacher as a submodule of the student: it would enter the student's parameters and
+    checkpoints.
     """
     validate_teacher_config(cfg)
     saved = rng_state()
@@ -395,7 +398,7 @@ def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, da
         net = _frozen(to_device(net, cfg, device))
         test_acc = evaluate(net, data.test_batches())[1]
         return net, {"source": "user", "path": str(path), "key": None, "test_acc": test_acc,
-                     "train_seconds": None, "created": None, "config": teacher_cfg, "params": params}
+                     "train_seconds": None, "device": None, "created": None, "config": teacher_cfg, "params": params}
     key = teacher_key(dataset_name, data.info, cfg)
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     folder = root / key
@@ -409,8 +412,8 @@ def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, da
         meta = _load_cached(folder, key, net)
     net = _frozen(to_device(net, cfg, device))
     return net, {"source": source, "path": str(folder), "key": key, "test_acc": meta["test_acc"],
-                 "train_seconds": meta["train_seconds"], "created": meta["created"], "config": teacher_cfg,
-                 "params": params}
+                 "train_seconds": meta["train_seconds"], "device": meta.get("device"), "created": meta["created"],
+                 "config": teacher_cfg, "params": params}
 
 
 def _train_and_store(data: SearchData, cfg: dict[str, Any], device: torch.device, dataset_name: str, key: str,

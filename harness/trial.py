@@ -6,10 +6,12 @@
    ``eval`` is its legacy ``sample_from`` marker). The configuration is stored in the record with its hash.
 2. Everything is seeded from the trial's seed.
 3. Data: the fixed search split; the test set is kept for the evaluation.
-4. Search, one ``tune.report`` and one checkpoint per epoch (a restarted trial continues from it). The
-   checkpoint is the harness's own file, ``<experiment>/checkpoints/<trial>.pt``, not Ray's: a resumed
-   experiment starts fresh Ray trials wherever the folder now lies, and the file is loaded without
-   running code (``harness.checkpoints``). It is removed once the record is written.
+4. Search, one ``tune.report`` and one checkpoint per epoch (a restarted trial continues from it); the
+   seconds an epoch spends obtaining NOS's teacher (the method's ``teacher_obtain_seconds``) are left out of
+   ``search_seconds`` and recorded in the epoch's history entry. The checkpoint is the harness's own file,
+   ``<experiment>/checkpoints/<trial>.pt``, not Ray's: a resumed experiment starts fresh Ray trials wherever
+   the folder now lies, and the file is loaded without running code (``harness.checkpoints``). It is removed
+   once the record is written.
 5. Derive the genotype and the operation-importance scores.
 6. Operation-level ranking correlation.
    On a space with a benchmark table: the derived cell's benchmark figures, the architecture-level
@@ -144,10 +146,15 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
     # 4. search
     while state["phase"] == "search" and state["epoch"] < search_epochs:
         epoch, start = state["epoch"], time.perf_counter()
+        teacher_before = getattr(method, "teacher_obtain_seconds", 0.0)
         metrics = method.train_epoch(epoch, data)
-        seconds = time.perf_counter() - start
+        # the seconds the epoch spent obtaining a teacher (NOS) are not search: the record states the teacher's
+        # cost beside it (teacher_seconds, teacher_device_hours), the same for a cold and a warm cache
+        teacher = getattr(method, "teacher_obtain_seconds", 0.0) - teacher_before
+        seconds = time.perf_counter() - start - teacher
         state["search_seconds"] += seconds
-        state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds})
+        state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds,
+                                 **({"teacher_obtain_seconds": teacher} if teacher else {})})
         state["epoch"] = epoch + 1
         save_checkpoint(saved, checkpoint_state({"method": method.state_dict()}))
         report({"phase": "search", "epoch": epoch, "progress": state["epoch"] / total_epochs,
@@ -225,6 +232,7 @@ def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch
            net: torch.nn.Module, info: Any, test_acc: float | None, test_loss: float | None,
            test_acc_source: str) -> dict[str, Any]:
     """Write the trial's record atomically and report the flat summary."""
+    # the teacher's cost (NOS) is not in it: the record states it beside (teacher_seconds, teacher_device_hours)
     hours = (state["search_seconds"] + state["results"]["correlation_seconds"] + state["eval_seconds"]) / 3600
     peak_mem_mb = peak_memory_mb(device)  # the trial's own peak, before the latency's batch pass adds to it
     latency = network_latency(net, info, spec["config"], device)

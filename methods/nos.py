@@ -27,12 +27,21 @@ Our choices:
 - The teacher is obtained at the first search epoch (it needs the data); the search's random state is
   unaffected by whether it was trained or loaded. It is never a submodule of the supernet, so it is not
   among the searched weights nor in the method's checkpoints (a resumed trial gets it from the cache).
+- **The teacher's cost is not search cost.** The wall-clock seconds that epoch spends obtaining the teacher
+  (training it on a cold cache, waiting for another trial that trains it, or loading it) are added to the
+  method's ``teacher_obtain_seconds``, which ``harness.trial`` leaves out of ``search_seconds`` (and so
+  out of the record's ``device_hours``, as the paper's 0.35 GPU-days leave the teacher out). The record
+  states the teacher's cost the same way for every seed, whether this trial trained it or loaded it:
+  ``teacher_seconds`` (its training time, from the cache entry), ``teacher_device_hours`` and
+  ``teacher_cached`` (true: loaded from the cache; false: trained by this trial), plus this trial's own
+  ``teacher_obtain_seconds``; all null without a harness-trained teacher (``ags=false``, ``--set teacher=``).
 - Settings (Appendix A): 25 epochs; weights SGD 0.025 cosine to 0, momentum 0.9, weight decay 3e-4;
   architecture Adam lr 6e-4 (β as DARTS), weight decay 1e-3; α initialised as DARTS (1e-3·N(0, 1)).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -80,12 +89,18 @@ class Nos(Darts):
         super().__init__(space, cfg, info, device, seed)
         self.teacher: torch.nn.Module | None = None
         self.teacher_info: dict[str, Any] = {}
+        self.teacher_obtain_seconds = 0.0  # this trial's wall-clock seconds obtaining the teacher (resumptions too)
 
-    def prepare_teacher(self, data: SearchData) -> None:
+    def prepare_teacher(self, data: SearchData) -> float:
+        """Obtain the teacher if it is needed and not yet here; the wall-clock seconds it took (0 otherwise)."""
         if not self.cfg["ags"] or self.teacher is not None:
-            return
+            return 0.0
+        start = time.perf_counter()
         self.teacher, self.teacher_info = get_teacher(data, self.cfg, self.device, data.info.name,
                                                       user_path=self.cfg["teacher"] or None)
+        seconds = time.perf_counter() - start
+        self.teacher_obtain_seconds += seconds
+        return seconds
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, features = self.supernet.forward_features(x)
@@ -99,6 +114,9 @@ class Nos(Darts):
         return loss, logits
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        """A search epoch (the first obtains the teacher: ``teacher_obtain_seconds`` grows by the time it took,
+        which the trial leaves out of ``search_seconds``; the epoch's metrics are those of the search alone, the
+        same whether the teacher was trained, loaded or already there)."""
         self.prepare_teacher(data)
         return super().train_epoch(epoch, data)
 
@@ -113,17 +131,30 @@ class Nos(Darts):
         return super().step_time(data, steps)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "teacher_info": self.teacher_info}  # the teacher itself is in the cache
+        return {**super().state_dict(), "teacher_info": self.teacher_info,  # the teacher itself is in the cache
+                "teacher_obtain_seconds": self.teacher_obtain_seconds}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.teacher_info = dict(state.get("teacher_info") or {})
+        self.teacher_obtain_seconds = float(state.get("teacher_obtain_seconds") or 0.0)
 
     def record_info(self) -> dict[str, Any]:
+        """The teacher and its cost (module docstring): the cost fields are null without a harness-trained
+        teacher. A resumed trial that trained the teacher before its interruption reloads it from the cache,
+        so its record says ``teacher_cached`` true: the cache entry is the teacher's own account of its cost."""
+        cost = {"teacher_seconds": None, "teacher_device_hours": None, "teacher_cached": None,
+                "teacher_obtain_seconds": None}
         if not self.cfg["ags"]:
-            return {"teacher": None}
+            return {"teacher": None, **cost}
         info = dict(self.teacher_info)
-        return {"teacher": {k: info.get(k) for k in ("source", "path", "key", "test_acc", "train_seconds", "params",
-                                                      "config")},
-                "teacher_test_acc": info.get("test_acc")}
+        if info.get("source") in ("trained", "cache") and info.get("train_seconds") is not None:
+            seconds = float(info["train_seconds"])
+            cost = {"teacher_seconds": seconds, "teacher_device_hours": seconds / 3600,
+                    "teacher_cached": info["source"] == "cache", "teacher_obtain_seconds": self.teacher_obtain_seconds}
+        elif info:
+            cost["teacher_obtain_seconds"] = self.teacher_obtain_seconds
+        return {"teacher": {k: info.get(k) for k in ("source", "path", "key", "test_acc", "train_seconds", "device",
+                                                      "params", "config")},
+                "teacher_test_acc": info.get("test_acc"), **cost}
 

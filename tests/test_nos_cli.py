@@ -49,6 +49,13 @@ def test_two_seeds_share_one_teacher(nos_two_seeds):
     assert recs[0]["teacher"]["key"] == recs[1]["teacher"]["key"]
     assert recs[0]["teacher"]["test_acc"] == recs[1]["teacher"]["test_acc"]
     assert [r["teacher"]["source"] for r in recs].count("trained") <= 1
+    # the teacher's cost, stated the same way for both seeds, beside the search's (harness.trial, methods.nos)
+    assert recs[0]["teacher_seconds"] == recs[1]["teacher_seconds"] == recs[0]["teacher"]["train_seconds"] > 0
+    assert [r["teacher_cached"] for r in recs] == [r["teacher"]["source"] == "cache" for r in recs]
+    for rec in recs:
+        assert rec["teacher_device_hours"] == rec["teacher_seconds"] / 3600
+        search = sum(h["seconds"] for h in rec["history"] if h["phase"] == "search")
+        assert rec["search_seconds"] == pytest.approx(search) and rec["teacher_obtain_seconds"] > 0
     cache = Path(os.environ["HARNESS_CACHE_DIR"]) / "teachers"
     assert (cache / recs[0]["teacher"]["key"] / "teacher.json").is_file()
     assert recs[0]["genotype"] != recs[1]["genotype"]

@@ -52,7 +52,8 @@ def test_without_ags_the_loss_is_cross_entropy_and_no_teacher_is_used():
     (x, y), _ = batch(data)
     loss, logits = method.loss(x, y)
     assert loss.item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
-    assert method.record_info() == {"teacher": None}
+    assert method.record_info() == {"teacher": None, "teacher_seconds": None, "teacher_device_hours": None,
+                                    "teacher_cached": None, "teacher_obtain_seconds": None}
 
 
 def test_the_architecture_step_follows_the_distillation_gradient():
@@ -106,9 +107,61 @@ def test_defaults_follow_the_paper():
 
 def test_the_teacher_record_survives_a_checkpoint():
     method, _ = build()
-    method.teacher_info = {"source": "cache", "key": "abc", "test_acc": 97.5, "path": "/x"}
+    method.teacher_info = {"source": "trained", "key": "abc", "test_acc": 97.5, "path": "/x", "train_seconds": 36.0}
+    method.teacher_obtain_seconds = 37.5
     state = method.state_dict()
     again, _ = build()
     again.load_state_dict(state)
     info = again.record_info()
     assert info["teacher"]["key"] == "abc" and info["teacher_test_acc"] == 97.5
+    assert (info["teacher_seconds"], info["teacher_device_hours"], info["teacher_cached"],
+            info["teacher_obtain_seconds"]) == (36.0, 0.01, False, 37.5)
+
+
+def test_a_users_teacher_has_no_training_cost_on_record():
+    method, _ = build()
+    method.teacher_info = {"source": "user", "key": None, "test_acc": 90.0, "path": "/t.pt", "train_seconds": None}
+    method.teacher_obtain_seconds = 0.5
+    info = method.record_info()
+    assert (info["teacher_seconds"], info["teacher_device_hours"], info["teacher_cached"],
+            info["teacher_obtain_seconds"]) == (None, None, None, 0.5)
+
+
+# --- the teacher's cost stays out of the search's -------------------------------------------------------------
+TEACHER_TRAINING = 3600.0  # seconds of a crafted teacher training: the clock jumps an hour, far above any search
+
+
+def test_the_teachers_cost_stays_out_of_search_seconds_cold_and_warm(tmp_path, monkeypatch):
+    """Seed 0 finds the cache cold and trains the teacher (crafted: the clock jumps an hour), seed 1 loads it:
+    both seeds' search_seconds and device_hours leave it out, and both records state the same teacher cost."""
+    import time
+
+    from conftest import tiny_overrides, trial_records
+
+    import harness.teacher as teacher
+
+    real_clock, jump = time.perf_counter, [0.0]
+
+    def slow_training(net, data, cfg, device, seed=0, log=None):
+        jump[0] += TEACHER_TRAINING
+        return 50.0
+
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + jump[0])
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))  # a cold cache of this test's own
+    monkeypatch.setattr(teacher, "train_teacher", slow_training)
+    sets = [f"{k}={v}" for k, v in tiny_overrides("nos", "hetero").items()]
+    cold, warm = trial_records("nos", "hetero", tmp_path / "out", "x", 2, *sets, "search_epochs=1", "eval_epochs=1",
+                               "corr_edges=0")
+    assert (cold["teacher"]["source"], warm["teacher"]["source"]) == ("trained", "cache")
+    assert (cold["teacher_cached"], warm["teacher_cached"]) == (False, True)
+    assert cold["teacher_seconds"] == warm["teacher_seconds"] >= TEACHER_TRAINING  # the same cost for every seed
+    assert cold["teacher_device_hours"] == warm["teacher_device_hours"] == cold["teacher_seconds"] / 3600
+    assert cold["teacher_obtain_seconds"] >= TEACHER_TRAINING > warm["teacher_obtain_seconds"] > 0
+    for rec in (cold, warm):
+        search = [h for h in rec["history"] if h["phase"] == "search"]
+        assert rec["search_seconds"] == pytest.approx(sum(h["seconds"] for h in search))
+        assert 0 < rec["search_seconds"] < TEACHER_TRAINING / 10
+        assert search[0]["teacher_obtain_seconds"] == rec["teacher_obtain_seconds"]
+        assert rec["device_hours"] * 3600 == pytest.approx(
+            rec["search_seconds"] + rec["correlation_seconds"] + rec["eval_seconds"])
+        assert rec["device_hours"] < 0.1

@@ -730,3 +730,21 @@ def test_reference_rows_come_from_the_table_each_record_describes(tmp_path):
                           benchmark_info={**info, "table": {"path": str(tmp_path / "gone.npz")}})
     with pytest.raises(UserError, match="does not exist"):  # the recorded table, not silently the default
         reference_rows([missing])
+
+
+def test_nos_teacher_cost_is_beside_the_search_cost(capsys):
+    """NOS's teacher (trained by seed 0, loaded from the cache by seed 1) is stated the same way for both seeds
+    and kept out of the search hours: the leaderboard averages it in its own columns; the record display shows it."""
+    teacher = {"teacher_seconds": 7200.0, "teacher_device_hours": 2.0}
+    records = [make_record("darts", 0), make_record("darts", 1),
+               make_record("nos", 0, teacher_cached=False, teacher_obtain_seconds=7201.0, **teacher),
+               make_record("nos", 1, teacher_cached=True, teacher_obtain_seconds=0.5, **teacher)]
+    df = build_leaderboard(records).set_index("method")
+    assert df.loc["nos", "teacher_device_hours_mean"] == pytest.approx(2.0)
+    assert df.loc["nos", "teacher_seconds_mean"] == pytest.approx(7200.0)
+    assert df.loc["nos", "search_hours_mean"] == pytest.approx(1.0)  # the search alone
+    assert math.isnan(df.loc["darts", "teacher_device_hours_mean"])
+    assert "teacher_cached_mean" not in df.columns  # a flag, not a cost
+    shown = _shown(records[2])
+    assert "teacher training time" in shown and "teacher device time" in shown
+    assert "teacher from the cache" in shown and "false" in shown
