@@ -18,6 +18,20 @@ its running statistics, so an image's attention does not depend on its batch). T
 per-epoch validation pass, so every epoch's importance (and genotype) comes at no extra cost; the last
 epoch's is the one derived from. Importance is a sum over images (not a mean), as in the paper.
 
+The pass reads the architecture half with the training augmentation (random crop, and flip where the
+dataset allows it), as the reference code does: its validation loader samples the training set built with
+the training transform, a new random draw every epoch. Epoch e's pass reads ``SearchData.arch_batches(e)``,
+the architecture half augmented and shuffled with a generator seeded by the trial's seed and e, so a seed
+sees the same images every run, the same images as every other method's architecture step of epoch e (at
+the same batch size); the order changes the sums only by rounding. The epoch's reported ``val_loss`` and ``val_acc``
+come from the same pass, so they are measured on augmented images, as the reference code's validation
+accuracy is (a second, unaugmented pass would add about a quarter to an epoch: a forward over one half next
+to a forward and backward over the other), and are not on the same images as the other methods' validation
+accuracy. ``importance_augment=false`` reads the unaugmented architecture half in fixed order
+(``SearchData.val_batches``) for both, as before; it is the default of the macro search (space
+``proxyless``), whose reference pass reads unaugmented images (resized and centre-cropped ImageNet
+validation images).
+
 Each search cell has its own importance matrix; the genotype is the space's derivation from per-cell scores
 (``space.derive_cells``). **DARTS space**: each search cell gets its own genotype (the DARTS rule: top-2
 incoming edges per node, ``none`` excluded), and the final network has its own cell per stage: the space's
@@ -154,9 +168,14 @@ class Agnas(SearchMethod):
         "importance_norm": Key("sum", "AGNAS: an op's importance is its attention 'sum' (micro search, Eq. 6) or the "
                                       "sum divided by the edge's output channels, 'per_channel' (macro search)",
                                choices=("sum", "per_channel")),
+        "importance_augment": Key(True, "AGNAS: the importance (validation) pass reads the architecture half with "
+                                        "the training augmentation, seeded per epoch (the reference code's); "
+                                        "false: unaugmented"),
     }
-    # macro search (the ProxylessNAS chain): r = 16 and importance = attention sum ÷ C_out, as in AGNAS's code
-    space_defaults = {"proxyless": {"attention_reduction": 16, "importance_norm": "per_channel"}}
+    # macro search (the ProxylessNAS chain): r = 16, importance = attention sum ÷ C_out and an unaugmented
+    # importance pass, as in AGNAS's code
+    space_defaults = {"proxyless": {"attention_reduction": 16, "importance_norm": "per_channel",
+                                    "importance_augment": False}}
     scores_per_cell = True  # the pair has the space's per-cell derivation keys (the DARTS space's stage_cells)
     defaults = {"search_epochs": 50}
 
@@ -167,6 +186,7 @@ class Agnas(SearchMethod):
         self.cell_groups: dict[int, str] = {}  # search cell → its group
         self.cell_scores: dict[int, np.ndarray] = {}  # search cell → [edges, ops] importance
         self.importance_images = 0  # images the importance was accumulated over
+        self.epoch = 0  # the epoch being searched (its augmentation is the importance pass's)
         self.supernet = to_device(space.build_supernet(self.make_edge, info), cfg, device)
         self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
 
@@ -179,9 +199,18 @@ class Agnas(SearchMethod):
         """Weight-half batches only: the architecture half is not trained on."""
         return ((weight_batch, None) for weight_batch in data.weight_batches(epoch))
 
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        self.epoch = epoch  # the importance pass's augmentation is the epoch's
+        return super().train_epoch(epoch, data)
+
+    def importance_batches(self, data: SearchData) -> Any:
+        """The whole architecture half for the importance pass: the epoch's augmented batches (the reference
+        code's), or unaugmented in fixed order with ``importance_augment=false``."""
+        return data.arch_batches(self.epoch) if self.cfg["importance_augment"] else data.val_batches()
+
     def validate(self, data: SearchData) -> tuple[float, float]:
         """The validation pass over the whole architecture half, which also accumulates the importance."""
-        return self.measure_importance(data.val_batches())
+        return self.measure_importance(self.importance_batches(data))
 
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
         """One SGD step of the weights and attention modules (AGNAS has no architecture step)."""

@@ -17,6 +17,17 @@ Operation importance = softmax(α) over each edge's candidate ops; the genotype 
 
 With Nesterov momentum (the NAS-Bench-201 search protocol) the virtual step of the second order keeps the
 DARTS formula above, as the benchmark's own DARTS-V2 code does.
+
+BatchNorm running statistics (the supernet's buffers, used only in eval mode: validation, correlation) are
+updated by the architecture step exactly as the first order's step updates them, whatever the order: once,
+by a train-mode forward of the architecture batch at the current (w, α). The second order's virtual passes
+(at w, w′ and w ± R·v, run in place on the live supernet) leave no trace: every buffer is saved before them
+and restored after, and one forward of the architecture batch at w, without gradients, then updates the
+statistics as the first order's forward does (the second order has no pass at w on that batch; this
+forward adds under a tenth to its step). Train-mode BatchNorm normalises with the batch's statistics, so
+the buffers do not enter the gradient: the α gradient is the same with or without the restore. (The
+reference code builds w′ in a copy of the model, but its passes at w and w ± R·v run on the model itself and
+move its running statistics with the weight batch.)
 """
 
 from __future__ import annotations
@@ -156,13 +167,15 @@ class Darts(SearchMethod):
 
     def unrolled_arch_grads(self, x_w: torch.Tensor, y_w: torch.Tensor, x_a: torch.Tensor,
                             y_a: torch.Tensor, eta: float, r_scale: float = 0.01) -> list[torch.Tensor]:
-        """Second-order (unrolled) architecture gradient; the weights are left as they were.
+        """Second-order (unrolled) architecture gradient; the weights are left as they were, and the buffers
+        (BatchNorm running statistics) as a first-order step leaves them (the module docstring).
 
         ``r_scale`` is the DARTS finite-difference radius: R = r_scale / ‖v‖."""
         alphas = self.arch_parameters()
         weights = self.weights()
         momentum, wd = self.cfg["w_momentum"], self.cfg["w_weight_decay"]
         backup = [w.detach().clone() for w in weights]
+        buffers = [(b, b.detach().clone()) for b in self.supernet.buffers()]
         g_train = _grads(self.loss(x_w, y_w)[0], weights)
         with torch.no_grad():  # one virtual SGD step: w' = w − η(momentum·buffer + ∇w L_train + wd·w)
             for w, g in zip(weights, g_train):
@@ -182,6 +195,9 @@ class Darts(SearchMethod):
         with torch.no_grad():
             for w, b in zip(weights, backup):
                 w.copy_(b)
+            for buffer, saved in buffers:  # the virtual passes leave no running statistics behind
+                buffer.copy_(saved)
+            self.supernet(x_a)  # the first order's update of the statistics: the architecture batch at w
         return [da - eta * (gp - gn) / (2 * r) for da, gp, gn in zip(d_alpha, *hessian_terms)]
 
     # --- results --------------------------------------------------------------------------------

@@ -305,11 +305,12 @@ def test_only_weights_train_and_the_arch_half_is_unused(digits):
         assert named[n].grad is not None and named[n].grad.abs().sum() > 0, n
         assert not torch.equal(named[n], before[n]), n
 
-    def no_arch_half(epoch):
-        raise AssertionError("AGNAS must not read the architecture half's training batches")
-
-    data.arch_batches = no_arch_half
+    # the architecture half is read once per epoch, by the importance pass after every weight step
+    reads, steps, train_step, arch_batches = [], [], method.train_step, data.arch_batches
+    method.train_step = lambda *args: (steps.append(len(reads)), train_step(*args))[1]
+    data.arch_batches = lambda epoch: (reads.append(epoch), arch_batches(epoch))[1]
     record = method.train_epoch(1, data)
+    assert reads == [1] and steps == [0]  # one weight step (16 images), then the importance pass
     assert record["genotype"].startswith("StagedGenotype(")
     # the shared search optimiser: epoch 1 of 2 (smoke) is half-way down the cosine, (0.025 + 0.001) / 2
     assert record["lr"] == pytest.approx(0.013)
@@ -612,11 +613,74 @@ def test_same_seed_same_search_and_importance_is_the_last_validation_pass(digits
         assert np.array_equal(a.cell_scores[c], b.cell_scores[c])
     # the epoch's importance is the validation pass over the whole architecture half after the weight steps
     final = {c: m.copy() for c, m in a.cell_scores.items()}
-    val_loss, val_acc = a.measure_importance(data.val_batches())
+    val_loss, val_acc = a.measure_importance(data.arch_batches(0))  # epoch 0's augmented architecture half
     assert (val_loss, val_acc) == (ra["val_loss"], ra["val_acc"])
     for c in final:
         assert np.allclose(a.cell_scores[c], final[c], rtol=1e-6)
     assert a.importance_images == 16
+
+
+def first_edge_inputs(method, data: SearchData, epoch: int) -> list[torch.Tensor]:
+    """The input of the supernet's first attention edge in every batch of the epoch's importance pass."""
+    seen = []
+    handle = attention_edges(method)[0].register_forward_hook(lambda mod, inp, out: seen.append(inp[0].clone()))
+    try:
+        method.train_epoch(epoch, data)
+    finally:
+        handle.remove()
+    return seen[-len(method.importance_batches(data)):]  # the weight steps' passes come first
+
+
+def stem_inputs(method, batches) -> list[torch.Tensor]:
+    """The first edge's input for ``batches`` (eval mode, as in the importance pass)."""
+    seen = []
+    handle = attention_edges(method)[0].register_forward_hook(lambda mod, inp, out: seen.append(inp[0].clone()))
+    method.supernet.eval()
+    with torch.no_grad():
+        for x, _ in batches:
+            method.supernet(x)
+    handle.remove()
+    return seen
+
+
+def test_importance_pass_reads_the_epochs_augmented_architecture_half(digits):
+    """By default the importance (validation) pass sees the architecture half with the training augmentation
+    (the reference code's loader): the epoch's seeded ``arch_batches``, not the unaugmented ``val_batches``;
+    the same images for two runs of a seed, other images for another epoch or seed."""
+    runs = []
+    for _ in range(2):
+        method = make("nb201", seed=3)
+        data = small_data(digits, method.cfg, 32, seed=3)
+        runs.append((method, data, first_edge_inputs(method, data, 0)))
+    (a, data, seen_a), (b, _, seen_b) = runs
+    assert len(seen_a) == len(seen_b) == 1 and a.importance_images == 16
+    assert torch.equal(seen_a[0], seen_b[0])  # the same seed sees the same images
+    assert torch.equal(seen_a[0], stem_inputs(a, data.arch_batches(0))[0])  # the epoch's augmented half
+    plain = stem_inputs(a, data.val_batches())[0]
+    assert seen_a[0].shape == plain.shape and not torch.equal(seen_a[0], plain)
+    # augmented, not merely shuffled: most images of the pass are none of the unaugmented half's (digits' crop
+    # padding is 1, so the centred crop, one offset of 9, leaves about one image in 9 as it was)
+    augmented = next(iter(data.arch_batches(0)))[0]
+    unaugmented = next(iter(data.val_batches()))[0]
+    assert sum(any(torch.equal(x, u) for u in unaugmented) for x in augmented) < len(augmented) // 2
+    assert not torch.equal(next(iter(data.arch_batches(1)))[0], augmented)  # a new draw every epoch
+    other = small_data(digits, a.cfg, 32, seed=4)
+    assert not torch.equal(next(iter(other.arch_batches(0)))[0], augmented)
+
+
+def test_importance_augment_defaults_follow_the_reference_per_space():
+    assert agnas_cfg("darts")["importance_augment"] is True and agnas_cfg("nb201")["importance_augment"] is True
+    proxyless = resolve(get_method("agnas"), get_space("proxyless"), "smoke", {}).values
+    assert proxyless["importance_augment"] is False  # the macro search's reference pass is unaugmented
+
+
+def test_importance_augment_false_reads_the_unaugmented_half(digits):
+    method = make("nb201", {"importance_augment": "false"}, seed=3)
+    data = small_data(digits, method.cfg, 32, seed=3)
+    seen = first_edge_inputs(method, data, 0)
+    assert torch.equal(seen[0], stem_inputs(method, data.val_batches())[0])
+    record_loss, record_acc = method.measure_importance(data.val_batches())
+    assert method.importance_images == 16 and 0 <= record_acc <= 100 and np.isfinite(record_loss)
 
 
 def test_per_channel_importance_is_the_attention_sum_divided_by_the_edge_channels():

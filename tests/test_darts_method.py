@@ -145,6 +145,87 @@ def test_second_order_differs_from_first_order():
     assert not all(torch.allclose(a, b) for a, b in zip(first, second))
 
 
+def _buffers(method) -> dict[str, torch.Tensor]:
+    return {n: b.detach().clone() for n, b in method.supernet.named_buffers()}
+
+
+def _assert_same_buffers(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys() and any(n.endswith("running_var") for n in a)
+    for n in a:
+        assert torch.equal(a[n], b[n]), n
+
+
+def test_second_order_leaves_batchnorm_statistics_as_the_first_order_does():
+    """The unrolled step's virtual passes (w, w′, w ± R·v, in place on the live supernet) leave no running
+    statistics behind: after a whole train_step the buffers are those of a first-order train_step from the
+    same state and batches (α kept equal by arch_lr=0, so that the weight steps match too)."""
+    wb, ab = batch(6, TINY, 1), batch(6, TINY, 2)
+    wb2, ab2 = batch(6, TINY, 3), batch(6, TINY, 4)
+    states = {}
+    for order in ("1", "2"):
+        method = make_darts({"order": order, "arch_lr": "0"})
+        start = _buffers(method)
+        method.train_step(wb, ab, 0)
+        method.train_step(wb2, ab2, 0)  # with momentum buffers
+        assert any(not torch.equal(start[n], b) for n, b in _buffers(method).items())  # the steps moved them
+        states[order] = (_buffers(method), [p.detach().clone() for p in method.supernet.parameters()])
+    _assert_same_buffers(states["1"][0], states["2"][0])
+    assert all(torch.equal(a, b) for a, b in zip(states["1"][1], states["2"][1]))
+
+
+def test_unrolled_gradient_updates_statistics_as_one_forward_of_the_architecture_batch():
+    """The second-order architecture gradient leaves the buffers exactly as the first order's architecture
+    step leaves them: one train-mode forward of the architecture batch at the current weights."""
+    (x_w, y_w), (x_a, y_a) = batch(6, TINY, 1), batch(6, TINY, 2)
+    first, second = make_darts({"order": "2"}), make_darts({"order": "2"})
+    for method in (first, second):
+        method.train_step((x_w, y_w), (x_a, y_a), 0)
+        method.supernet.train()
+    _assert_same_buffers(_buffers(first), _buffers(second))
+    first.loss(x_a, y_a)  # what the first-order step does to the buffers
+    second.unrolled_arch_grads(x_w, y_w, x_a, y_a, 0.5)
+    _assert_same_buffers(_buffers(first), _buffers(second))
+
+
+def _unrolled_grads_in_place(method, x_w, y_w, x_a, y_a, eta, r_scale=0.01):
+    """The unrolled gradient as computed before the buffers were restored (every pass in place on the live
+    supernet, the running statistics left as the last pass set them)."""
+    alphas, weights = method.arch_parameters(), method.weights()
+    momentum, wd = method.cfg["w_momentum"], method.cfg["w_weight_decay"]
+    backup = [w.detach().clone() for w in weights]
+    g_train = torch.autograd.grad(method.loss(x_w, y_w)[0], weights)
+    with torch.no_grad():
+        for w, g in zip(weights, g_train):
+            buf = method.w_opt.state.get(w, {}).get("momentum_buffer")
+            w.sub_(eta * (g + wd * w + (momentum * buf if buf is not None else 0.0)))
+    g_val = torch.autograd.grad(method.loss(x_a, y_a)[0], alphas + weights)
+    d_alpha, v = g_val[:len(alphas)], g_val[len(alphas):]
+    r = r_scale / torch.cat([t.reshape(-1) for t in v]).norm()
+    terms = []
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            for w, b, vi in zip(weights, backup, v):
+                w.copy_(b + sign * r * vi)
+        terms.append(torch.autograd.grad(method.loss(x_w, y_w)[0], alphas))
+    with torch.no_grad():
+        for w, b in zip(weights, backup):
+            w.copy_(b)
+    return [da - eta * (gp - gn) / (2 * r) for da, gp, gn in zip(d_alpha, *terms)]
+
+
+def test_restoring_the_statistics_does_not_change_the_unrolled_gradient():
+    """Train-mode BatchNorm normalises with the batch's statistics: the α gradient is the in-place formula's."""
+    (x_w, y_w), (x_a, y_a) = batch(6, TINY, 1), batch(6, TINY, 2)
+    old, new = make_darts({"order": "2"}), make_darts({"order": "2"})
+    for method in (old, new):
+        method.train_step((x_w, y_w), (x_a, y_a), 0)
+        method.supernet.train()
+    expected = _unrolled_grads_in_place(old, x_w, y_w, x_a, y_a, 0.5)
+    found = new.unrolled_arch_grads(x_w, y_w, x_a, y_a, 0.5)
+    assert all(torch.equal(a, b) for a, b in zip(expected, found))
+    assert not all(torch.equal(a, b) for a, b in zip(_buffers(old).values(), _buffers(new).values()))
+
+
 def test_importance_is_softmax_and_derive_uses_space_rule():
     method = make_darts()
     with torch.no_grad():
