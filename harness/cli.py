@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -180,7 +181,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_run_methods(args: argparse.Namespace, seeds: list[int] | None, console: Console) -> int:
     """``run --method a,b,c``: the one-space study of those methods (the same dataset, budget, seeds and --set)."""
-    from harness.experiment import DEFAULT_BUDGET, DEFAULT_DATASET, StudyRequest, default_name, run_study
+    from harness.experiment import DEFAULT_BUDGET, DEFAULT_DATASET, default_name, run_study
     from harness.study import one_space_study
 
     if args.resume:
@@ -191,25 +192,25 @@ def cmd_run_methods(args: argparse.Namespace, seeds: list[int] | None, console: 
     dataset, budget = args.dataset or DEFAULT_DATASET, args.budget or DEFAULT_BUDGET
     name = args.name or default_name("+".join(methods), args.space, dataset, budget)
     study = one_space_study(methods, args.space, dataset, budget, seeds or [0], args.overrides, name)
+    return run_study(study_request(args, file=None, study=study, name=name, resume=False), console)
+
+
+def study_request(args: argparse.Namespace, **what: Any) -> Any:
+    """The ``StudyRequest`` of ``what`` (file or study, name, resume) with how its trials run, from the options
+    ``run`` and ``study run`` share."""
+    from harness.experiment import StudyRequest
+
     callbacks, mlflow_uri = _callbacks(args)
-    return run_study(StudyRequest(file=None, study=study, out=args.out, name=name, resume=False,
-                                  cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                                  max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                                  address=args.address, data_dir=args.data_dir, callbacks=callbacks,
-                                  ship_code=not args.no_ship_code,
-                                  mlflow_uri=mlflow_uri), console)
+    return StudyRequest(**what, out=args.out, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                        max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
+                        data_dir=args.data_dir, callbacks=callbacks, mlflow_uri=mlflow_uri,
+                        ship_code=not args.no_ship_code)
 
 
 def cmd_study(args: argparse.Namespace, console: Console) -> int:
-    from harness.experiment import StudyRequest, run_study
+    from harness.experiment import run_study
 
-    callbacks, mlflow_uri = _callbacks(args)
-    return run_study(StudyRequest(file=args.file, study=None, out=args.out, name=args.name, resume=args.resume,
-                                  cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                                  max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                                  address=args.address, data_dir=args.data_dir, callbacks=callbacks,
-                                  ship_code=not args.no_ship_code,
-                                  mlflow_uri=mlflow_uri), console)
+    return run_study(study_request(args, file=args.file, study=None, name=args.name, resume=args.resume), console)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:

@@ -94,6 +94,19 @@ def harness(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
+def run_on_cluster(cluster: dict, name: str) -> tuple[subprocess.Popen, Path]:
+    """``python -m harness run`` of the two seeds on the cluster, as experiment ``name``; its folder."""
+    out = cluster["tmp"] / name
+    proc = harness(["run", *RUN, *[a for s in SETS for a in ("--set", s)], "--address", cluster["address"],
+                    "--out", str(out), "--name", name], cluster["env"])
+    return proc, out / name
+
+
+def wait_for_checkpoints(folder: Path, count: int, proc: subprocess.Popen) -> None:
+    checkpoints = folder / "checkpoints"
+    wait_for(lambda: checkpoints.is_dir() and len(list(checkpoints.glob("*.pt"))) >= count, 300, proc)
+
+
 def records(folder: Path) -> dict[int, dict]:
     return {json.loads(p.read_text())["seed"]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
@@ -118,12 +131,10 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen) -> None:
 
 
 def test_a_run_spreads_over_both_nodes_ships_the_code_and_gives_the_local_records(cluster, reference):
-    out = cluster["tmp"] / "spread"
-    proc = harness(["run", *RUN, *[a for s in SETS for a in ("--set", s)], "--address", cluster["address"],
-                    "--out", str(out), "--name", "spread"], cluster["env"])
+    proc, folder = run_on_cluster(cluster, "spread")
     text, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, text[-3000:]
-    got = records(out / "spread" / "trials")
+    got = records(folder / "trials")
     assert sorted(got) == [0, 1]
     assert len({r["runner"]["node"] for r in got.values()}) == 2  # one trial on each node
     assert all(r["runner"]["code_shipped"] for r in got.values())
@@ -136,18 +147,15 @@ def test_a_run_spreads_over_both_nodes_ships_the_code_and_gives_the_local_record
 
 
 def test_a_driver_killed_with_sigkill_is_resumed_on_the_cluster(cluster, reference):
-    out = cluster["tmp"] / "killed"
-    proc = harness(["run", *RUN, *[a for s in SETS for a in ("--set", s)], "--address", cluster["address"],
-                    "--out", str(out), "--name", "killed"], cluster["env"])
-    checkpoints = out / "killed" / "checkpoints"
-    wait_for(lambda: checkpoints.is_dir() and len(list(checkpoints.glob("*.pt"))) >= 1, 300, proc)
+    proc, folder = run_on_cluster(cluster, "killed")
+    wait_for_checkpoints(folder, 1, proc)
     proc.kill()  # SIGKILL: no handler runs, no resume hint, the lock is released by the kernel
     proc.communicate(timeout=60)
-    resumed = harness(["run", "--resume", "--name", "killed", "--out", str(out), "--address", cluster["address"]],
-                      cluster["env"])
+    resumed = harness(["run", "--resume", "--name", "killed", "--out", str(folder.parent), "--address",
+                       cluster["address"]], cluster["env"])
     text, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, text[-3000:]
-    trials = out / "killed" / "trials"
+    trials = folder / "trials"
     assert sorted(p.name for p in trials.glob("*.json")) == ["gdas-nb201-digits-s0.json", "gdas-nb201-digits-s1.json"]
     got = records(trials)
     assert any(r["resumed_at"] for r in got.values())  # continued from its checkpoint, not from scratch
@@ -157,16 +165,13 @@ def test_a_driver_killed_with_sigkill_is_resumed_on_the_cluster(cluster, referen
 
 def test_a_trial_on_a_killed_node_finishes_on_the_other_from_its_checkpoint(cluster, reference):
     """Last: it kills the worker node."""
-    out = cluster["tmp"] / "lost"
-    proc = harness(["run", *RUN, *[a for s in SETS for a in ("--set", s)], "--address", cluster["address"],
-                    "--out", str(out), "--name", "lost"], cluster["env"])
-    checkpoints = out / "lost" / "checkpoints"
+    proc, folder = run_on_cluster(cluster, "lost")
     # both trials run, one on each node, and have a checkpoint: kill the worker node in the middle of its search
-    wait_for(lambda: checkpoints.is_dir() and len(list(checkpoints.glob("*.pt"))) == 2, 300, proc)
+    wait_for_checkpoints(folder, 2, proc)
     os.killpg(cluster["worker"].pid, signal.SIGKILL)
     text, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, text[-3000:]
-    got = records(out / "lost" / "trials")
+    got = records(folder / "trials")
     assert sorted(got) == [0, 1]
     assert len({r["runner"]["node"] for r in got.values()}) == 1  # the survivor also ran the retried trial
     retried = [r for r in got.values() if r["resumed_at"]]
