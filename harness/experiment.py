@@ -50,7 +50,7 @@ from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.interrupts import handle_sigterm
 from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
-from harness.metric_table import SUMMARY, SUMMARY_KEYS
+from harness.metric_table import SUMMARY
 from harness.records import (
     check_writable_folder,
     load_records,
@@ -62,7 +62,7 @@ from harness.records import (
 from harness.registry import check_pair, get_method, get_space
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
-from harness.trial import checkpoint_path, execute_trial, finished_record, job_text, pick_device
+from harness.trial import TRIAL_IDS, checkpoint_path, finished_record, job_text, pick_device, run_trial
 
 SPEC_FILE = "experiment.json"
 TUNE_DIR = "tune"
@@ -620,46 +620,6 @@ def run_experiment(spec: dict[str, Any], seeds: list[int], console: Console) -> 
     return summarise(spec, console, errors, interrupted)
 
 
-# What Ray Tune's own results (result.json, progress.csv, TensorBoard, MLflow, W&B) say of each trial: its
-# identifiers in every report (JSON and CSV keep strings; TensorBoard and MLflow keep the numbers only), the
-# summary's keys in every report (None until the last: progress.csv takes its columns from the first report) and,
-# in the last report, every numeric figure of its record.
-TRIAL_IDS = ("experiment", "method", "space", "dataset", "budget", "config_hash")
-NOT_FIGURES = ("config", "config_sources", "overrides", "split", "importance", "history")
-
-
-def record_figures(record: dict[str, Any]) -> dict[str, Any]:
-    """The record's numbers: top-level ones, and those one level down (``benchmark/...``, ...)."""
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if key in NOT_FIGURES:
-            continue
-        if number(value):
-            out[key] = value
-        elif isinstance(value, dict):
-            inner = {k: v for k, v in value.items() if number(v)}
-            if inner:
-                out[key] = inner
-    return out
-
-
-def tune_trial(params: dict[str, Any]) -> None:
-    """The Ray Tune function trainable: ``harness.trial.run_trial`` with reports that name the trial."""
-    job = json.loads(params["job"])
-    spec, seed = job["spec"], int(job["seed"])
-    ids = {**{k: spec[k] for k in TRIAL_IDS}, **({"cell": spec["cell"]} if spec.get("cell") else {}), "seed": seed}
-
-    def report(metrics: dict[str, Any]) -> None:
-        if metrics.get("phase") == "done":  # the record was written just before
-            metrics = {**record_figures(finished_record(spec, seed) or {}), **metrics}
-        tune.report({**ids, **dict.fromkeys(SUMMARY_KEYS), **metrics})
-
-    execute_trial(spec, seed, report)
-
-
 def logger_callbacks(options: dict[str, Any], exp_dir: Path) -> list[tune.Callback]:
     """The extra loggers asked with ``--callback`` (Ray's own JSON, CSV and TensorBoard loggers always run): MLflow
     (``--mlflow-uri``, default the file store ``<exp_dir>/mlruns``) and W&B (offline without ``WANDB_API_KEY``),
@@ -706,7 +666,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
     if not options["address"]:  # a cluster was joined by check_resources
         start_local_ray()
     handle_sigterm()  # ray.init installs its own
-    trainable = tune.with_resources(tune_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
+    trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                         TimeElapsedColumn(), console=console, transient=False)
     cb = _SINK = _ProgressCallback(progress, done + [job_label(spec, seed) for spec, seed in jobs])

@@ -56,7 +56,7 @@ from harness.metrics import (
     measure_latency_ms,
     peak_memory_mb,
 )
-from harness.records import read_record, record_filename, write_record
+from harness.records import json_safe, read_record, record_filename, write_record
 from harness.registry import get_method, get_space
 from harness.train import configure_backends, memory_format, rng_state, seed_everything, set_rng_state, to_device
 
@@ -96,10 +96,49 @@ def job_text(spec: dict[str, Any], seed: int) -> str:
     return json.dumps({"spec": spec, "seed": seed})
 
 
+# What Ray Tune's own results (result.json, progress.csv, TensorBoard, MLflow, W&B) say of each trial: its
+# identifiers in every report (JSON and CSV keep strings; TensorBoard and MLflow keep the numbers only), the
+# summary's keys in every report (None until the last: progress.csv takes its columns from the first report) and,
+# in the last report, every numeric figure of its record (``record_figures``).
+TRIAL_IDS = ("experiment", "method", "space", "dataset", "budget", "config_hash")
+NOT_FIGURES = ("config", "config_sources", "overrides", "split", "importance", "history")
+
+
+def record_figures(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's numbers: top-level ones, and those one level down (``benchmark/...``, ...)."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in NOT_FIGURES:
+            continue
+        if number(value):
+            out[key] = value
+        elif isinstance(value, dict):
+            inner = {k: v for k, v in value.items() if number(v)}
+            if inner:
+                out[key] = inner
+    return out
+
+
 def run_trial(params: dict[str, Any]) -> None:
-    """The Ray Tune function trainable."""
+    """The Ray Tune function trainable: ``execute_trial`` with reports that name the trial (``TRIAL_IDS``, the
+    cell and the seed) and carry the summary's keys; the last one, held back until the trial returns its record,
+    also carries the record's figures (``record_figures``)."""
     job = json.loads(params["job"])
-    execute_trial(job["spec"], int(job["seed"]), tune.report)
+    spec, seed = job["spec"], int(job["seed"])
+    ids = {**{k: spec[k] for k in TRIAL_IDS}, **({"cell": spec["cell"]} if spec.get("cell") else {}), "seed": seed}
+    last: dict[str, Any] = {}
+
+    def report(metrics: dict[str, Any]) -> None:
+        if metrics.get("phase") == "done":
+            last.update(metrics)
+        else:
+            tune.report({**ids, **dict.fromkeys(SUMMARY_KEYS), **metrics})
+
+    record = execute_trial(spec, seed, report)
+    tune.report({**ids, **dict.fromkeys(SUMMARY_KEYS), **record_figures(json_safe(record)), **last})
 
 
 Reporter = Callable[[dict[str, Any]], None]
