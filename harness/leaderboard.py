@@ -27,7 +27,7 @@ from rich.table import Table
 from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
 from harness.registry import SPACES, get_space
-from harness.stats import holm, paired_comparison, summary
+from harness.stats import finite, holm, is_number, paired_comparison, summary
 
 GROUP_KEYS = ["method", "space", "dataset", "budget", "variant"]
 RANKED_BY = "test_acc"  # rows are ranked by its mean and compared with the baseline's by seed
@@ -45,12 +45,8 @@ BASELINE_METHOD = "darts"
 REFERENCE_METHOD = "optimum"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
 def _num(value: Any) -> float:
-    return float(value) if _is_number(value) else float("nan")
+    return float(value) if is_number(value) else float("nan")
 
 
 def variant_of(record: dict[str, Any]) -> str:
@@ -78,10 +74,6 @@ def _finished_at(record: dict[str, Any]) -> float:
     return moment.timestamp()
 
 
-def _finite(values: Iterable[float]) -> np.ndarray:
-    return np.array([v for v in values if math.isfinite(v)], dtype=float)
-
-
 # Each statistic over the finite values of the seeds; NaN where undefined (no value; std of one value).
 _STATISTICS: dict[str, Any] = {
     "mean": lambda x: float(x.mean()) if x.size else float("nan"),
@@ -92,7 +84,7 @@ _STATISTICS: dict[str, Any] = {
 
 
 def _statistic(stat: str, values: Iterable[float]) -> float:
-    return _STATISTICS[stat](_finite(values))
+    return _STATISTICS[stat](finite(values))
 
 
 def _flatten_numbers(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -100,7 +92,7 @@ def _flatten_numbers(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
     for key, value in d.items():
         if isinstance(value, dict):
             out.update(_flatten_numbers(value, f"{prefix}{key}_"))
-        elif _is_number(value):
+        elif is_number(value):
             out[f"{prefix}{key}"] = float(value)
     return out
 
@@ -134,7 +126,7 @@ def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seed = record.get("seed")
         if seed not in newest or _finished_at(record) >= _finished_at(newest[seed]):
             newest[seed] = record
-    return [newest[s] for s in sorted(newest, key=lambda s: (not _is_number(s), s if _is_number(s) else str(s)))]
+    return [newest[s] for s in sorted(newest, key=lambda s: (not is_number(s), s if is_number(s) else str(s)))]
 
 
 def reference_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,7 +159,7 @@ def _numeric_keys(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     private) and the flattened ``benchmark`` keys, each sorted."""
     extra_keys = sorted({
         key for record in records for key, value in record.items()
-        if _is_number(value) and key not in _SUMMARISED and not key.startswith("_")
+        if is_number(value) and key not in _SUMMARISED and not key.startswith("_")
     })
     bench_keys = sorted({
         key for record in records if isinstance(record.get("benchmark"), dict)

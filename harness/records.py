@@ -26,6 +26,7 @@ from rich.text import Text
 
 from harness.errors import UserError
 from harness.metric_table import NULL, SHOWN
+from harness.stats import is_number
 
 IDENTITY_KEYS = ("method", "space", "dataset", "budget", "seed")
 
@@ -267,10 +268,6 @@ def load_records(root: Path | str) -> list[dict[str, Any]]:
 _NOT_METRICS = set(IDENTITY_KEYS) | {"config", "overrides", "history", "genotype", "benchmark"}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return NULL
@@ -386,7 +383,7 @@ def _metrics_table(record: dict[str, Any]) -> Table:
         value = record[key]
         if key in shown or key in _NOT_METRICS or key.startswith("_") or isinstance(value, bool):
             continue
-        if _is_number(value) or (value is None and key.endswith(("_acc", "_tau", "_rho"))):
+        if is_number(value) or (value is None and key.endswith(("_acc", "_tau", "_rho"))):
             table.add_row(key, _fmt(value), "")
     benchmark = record.get("benchmark")
     if isinstance(benchmark, dict):
@@ -401,9 +398,9 @@ def _history_table(history: list[Any]) -> Table:
     for row in history:
         if isinstance(row, dict):
             for key, value in row.items():
-                if key not in ("epoch", "phase") and key not in columns and (_is_number(value) or value is None):
+                if key not in ("epoch", "phase") and key not in columns and (is_number(value) or value is None):
                     columns.append(key)
-    columns = [c for c in columns if any(isinstance(r, dict) and _is_number(r.get(c)) for r in history)]
+    columns = [c for c in columns if any(isinstance(r, dict) and is_number(r.get(c)) for r in history)]
     table = Table(title=f"history ({len(history)} epochs)", title_justify="left")
     table.add_column("epoch", justify="right")
     table.add_column("phase")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,15 +27,14 @@ CONFIDENCE = 0.95
 MIN_COMMON_SEEDS = 2  # fewer common seeds than this: no p-value and no effect size
 
 
-def finite(values: Sequence[Any]) -> np.ndarray:
+def is_number(value: Any) -> bool:
+    """An int or float (Python's or NumPy's), not a boolean."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def finite(values: Iterable[Any]) -> np.ndarray:
     """The finite numbers among ``values`` (None, NaN, ±inf and non-numbers dropped), as float64."""
-    out = []
-    for value in values:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-            continue
-        if math.isfinite(float(value)):
-            out.append(float(value))
-    return np.array(out, dtype=np.float64)
+    return np.array([float(v) for v in values if is_number(v) and math.isfinite(float(v))], dtype=np.float64)
 
 
 def bootstrap_ci(x: np.ndarray, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:

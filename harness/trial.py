@@ -58,6 +58,7 @@ from harness.metrics import (
 )
 from harness.records import json_safe, read_record, record_filename, write_record
 from harness.registry import get_method, get_space
+from harness.stats import is_number
 from harness.train import configure_backends, memory_format, rng_state, seed_everything, set_rng_state, to_device
 
 EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
@@ -106,17 +107,14 @@ NOT_FIGURES = ("config", "config_sources", "overrides", "split", "importance", "
 
 def record_figures(record: dict[str, Any]) -> dict[str, Any]:
     """The record's numbers: top-level ones, and those one level down (``benchmark/...``, ...)."""
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
     out: dict[str, Any] = {}
     for key, value in record.items():
         if key in NOT_FIGURES:
             continue
-        if number(value):
+        if is_number(value):
             out[key] = value
         elif isinstance(value, dict):
-            inner = {k: v for k, v in value.items() if number(v)}
+            inner = {k: v for k, v in value.items() if is_number(v)}
             if inner:
                 out[key] = inner
     return out
