@@ -27,6 +27,7 @@ import torch
 
 from harness.errors import UserError
 from harness.records import atomic_write
+from harness.storage import Remote, location
 
 _NDARRAY = "__ndarray__"
 
@@ -91,16 +92,16 @@ def loads(data: bytes | io.BufferedIOBase, what: str = "checkpoint") -> Any:
     return decode(state)
 
 
-def save_checkpoint(path: Path, state: Any) -> None:
+def save_checkpoint(path: Path | Remote, state: Any) -> None:
     """Write ``state`` to ``path`` atomically (a killed trial leaves the previous checkpoint or none)."""
     data = dumps(state)
     atomic_write(path, lambda f: f.write(data), binary=True)
 
 
-def load_checkpoint(path: Path) -> Any:
+def load_checkpoint(path: Path | Remote) -> Any:
     """The state saved at ``path`` (``UserError`` if it cannot be read, is corrupt or unsafe)."""
     try:
-        with open(path, "rb") as fh:
-            return loads(fh, what=f"checkpoint {path}")
+        data = location(path).read_bytes()
     except OSError as err:
         raise UserError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
+    return loads(data, what=f"checkpoint {path}")

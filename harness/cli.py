@@ -18,6 +18,7 @@ from rich.table import Table
 
 from harness.errors import UserError
 from harness.interrupts import handle_sigterm
+from harness.storage import location
 
 # Ray reads these at import time: set them before anything imports ray. Ray Tune's own loggers stay on: every
 # trial folder under <experiment>/tune/ has result.json, progress.csv, params.json and TensorBoard's events.
@@ -47,6 +48,8 @@ CALLBACK_HELP = ("also log trials to mlflow (--mlflow-uri; default: a file store
                  "(offline without WANDB_API_KEY); repeatable")
 NO_SHIP_HELP = ("with --address: do not ship the harness's code to the cluster's workers through Ray's runtime_env "
                 "(the cluster's image has it installed)")
+OUT_HELP = ("output folder, or a URI of any storage pyarrow reaches: s3://bucket/prefix, gs://bucket/prefix, ... "
+            "(credentials and endpoint from the environment, e.g. AWS_ENDPOINT_URL; default: results/)")
 MLFLOW_URI_HELP = "MLflow tracking URI for --callback mlflow (default: file:<experiment folder>/mlruns)"
 
 
@@ -80,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, help="run seeds 0..N-1 (default 1)")
     seeds.add_argument("--seed-list", help="explicit seeds, e.g. 3,7")
-    run.add_argument("--out", default="results", type=Path, help="output folder (default: results/)")
+    run.add_argument("--out", default="results", type=location, help=OUT_HELP)
     run.add_argument("--name", help="experiment name (default: method-space-dataset-budget-time)")
     run.add_argument("--cpus-per-trial", type=int,
                      help="CPUs (torch threads) per trial (default: 1 on CPU; cores / GPUs with GPUs)")
@@ -105,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
     srun = study_sub.add_parser("run", help="run (or --resume) the study of a TOML file (examples: studies/)")
     srun.add_argument("file", type=Path)
-    srun.add_argument("--out", default="results", type=Path, help="output folder (default: results/)")
+    srun.add_argument("--out", default="results", type=location, help=OUT_HELP)
     srun.add_argument("--name", help="the study's folder name (default: the file's 'name', else its stem)")
     srun.add_argument("--resume", action="store_true", help="continue the study: run every trial without a record")
     srun.add_argument("--cpus-per-trial", type=int, help="CPU threads per trial (default: 1 on a CPU)")
@@ -120,19 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="the comparison report (HTML, Markdown, CSVs, plots) of every record "
                                            "under DIR, written to DIR/report/")
-    report.add_argument("dir", type=Path)
+    report.add_argument("dir", type=location)
     report.add_argument("--baseline", default="darts", help="the method the others are tested against "
                                                              "(default: darts)")
 
     sub.add_parser("list", help="methods, spaces, datasets, budgets and the method × space matrix")
 
     board = sub.add_parser("leaderboard", help="aggregate every record under DIR into a leaderboard")
-    board.add_argument("dir", nargs="?", default="results", type=Path)
+    board.add_argument("dir", nargs="?", default="results", type=location)
     board.add_argument("--optimum", action="store_true",
                        help="add the benchmark optimum as a reference row (spaces with a table: nb201)")
 
     show = sub.add_parser("show", help="one trial record, readable")
-    show.add_argument("record", type=Path)
+    show.add_argument("record", type=location)
 
     nb201 = sub.add_parser("nb201", help="NAS-Bench-201 tables: import the official file, query, optimum")
     nb201_sub = nb201.add_subparsers(dest="nb201_command", required=True, parser_class=_Parser)

@@ -4,7 +4,8 @@ Layout of one experiment (``<out>/<name>/``): ``experiment.json`` (the spec: wha
 resolved configuration), ``trials/*.json`` (one record per finished seed: the source of truth),
 ``checkpoints/*.pt`` (the last epoch's state of each unfinished trial), ``leaderboard.csv`` /
 ``leaderboard.md`` (derived from the records, written as a pair), ``tune/`` (Ray Tune's own folder:
-one experiment state per driver run) and ``.driver.lock`` (held by the running driver).
+one experiment state per driver run) and ``.driver.lock`` (held by the running driver). ``<out>`` is a local folder
+or a URI of an object store (``harness.storage``): the same layout lies there, except the lock (``lock_file``).
 
 Order of a run: every check that needs no data (options, configuration, name, output folder, resources
 of this machine or of the cluster reached with ``--address``) → the data and its split → the time
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -45,7 +47,7 @@ from rich.table import Table
 
 from harness.checkpoints import load_checkpoint
 from harness.config import config_hash, parse_overrides, resolve
-from harness.data import SearchData, check_split, load_dataset, validate_name
+from harness.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
 from harness.interrupts import handle_sigterm
@@ -60,6 +62,7 @@ from harness.records import (
     write_record,
 )
 from harness.registry import check_pair, get_method, get_space
+from harness.storage import Remote, is_remote, location, uri
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
 from harness.trial import TRIAL_IDS, checkpoint_path, finished_record, job_text, pick_device, run_trial
@@ -87,7 +90,7 @@ class RunRequest:
     budget: str | None
     seeds: list[int] | None
     overrides: list[str]
-    out: Path
+    out: Path | Remote
     name: str | None
     cpus_per_trial: int | None
     gpus_per_trial: float | None
@@ -146,6 +149,9 @@ def check_run_options(req: RunRequest) -> None:
         raise UserError(f"--max-failures must be 0 or more (got {req.max_failures}); it counts retries")
     if req.address is not None:
         _host_port(req.address)
+    if "mlflow" in (req.callbacks or []) and is_remote(req.out) and not req.mlflow_uri:
+        raise UserError(f"--callback mlflow with --out {req.out}: MLflow's default file store cannot live on an "
+                        "object store; give --mlflow-uri (a tracking server, or file:/a/local/folder)")
 
 
 def check_resources(spec: dict[str, Any]) -> None:
@@ -196,8 +202,8 @@ def build_spec(req: RunRequest, existing_ok: bool = False) -> dict[str, Any]:
     values = resolved.values
     return {
         "method": req.method, "space": req.space, "dataset": dataset, "budget": budget,
-        "seeds": list(seeds), "experiment": name, "out": str(req.out.absolute()),
-        "records_dir": str(exp_dir / "trials"), "config": values, "config_sources": resolved.sources,
+        "seeds": list(seeds), "experiment": name, "out": uri(req.out),
+        "records_dir": uri(exp_dir / "trials"), "config": values, "config_sources": resolved.sources,
         "overrides": resolved.overrides,
         "config_hash": config_hash(req.method, req.space, dataset, budget, values),
         "cpus_per_trial": cpus, "gpus_per_trial": gpus, "max_concurrent": req.max_concurrent,
@@ -213,7 +219,12 @@ SPEC_KEYS = ("method", "space", "dataset", "budget", "seeds", "experiment", "con
              "cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures", "address", "data_dir")
 
 
-def load_spec(out: Path, name: str | None) -> dict[str, Any]:
+def exp_folder(spec: dict[str, Any]) -> Path | Remote:
+    """The experiment's folder: ``<out>/<experiment>``, local or on an object store."""
+    return location(spec["out"]) / spec["experiment"]
+
+
+def load_spec(out: Path | Remote, name: str | None) -> dict[str, Any]:
     if not name:
         raise UserError("--resume needs the experiment's --name (and the same --out)")
     path = out / name / SPEC_FILE
@@ -286,10 +297,10 @@ def resume_spec(req: RunRequest, console: Console) -> dict[str, Any]:
             notes.append(f"this run uses {option} {value} (before: {spec[key]})")
             spec[key] = value
     exp_dir = (req.out / req.name).absolute()
-    if Path(spec["out"]) / spec["experiment"] != exp_dir:
-        notes.append(f"the experiment was made in {Path(spec['out']) / spec['experiment']}; it continues in "
+    if exp_folder(spec) != exp_dir:
+        notes.append(f"the experiment was made in {exp_folder(spec)}; it continues in "
                      f"{exp_dir}")
-    spec.update(out=str(req.out.absolute()), experiment=req.name, records_dir=str(exp_dir / "trials"),
+    spec.update(out=uri(req.out), experiment=req.name, records_dir=uri(exp_dir / "trials"),
                 ship_code=req.ship_code)  # how the code reaches a cluster is this run's choice
     for note in notes:
         console.print(f"resume: {note}")
@@ -313,9 +324,17 @@ def check_checkpoints(spec: dict[str, Any], seeds: list[int]) -> None:
 LOCK_FILE = ".driver.lock"
 
 
-def running_note(exp_dir: Path) -> str:
+def lock_file(exp_dir: Path | Remote) -> Path:
+    """The experiment's lock file: ``<experiment>/.driver.lock``; for an experiment on an object store (which has no
+    locks) a file of this machine's cache named by the experiment's URI."""
+    if is_remote(exp_dir):
+        return default_cache_dir() / "locks" / f"{hashlib.sha256(exp_dir.uri.encode()).hexdigest()[:20]}.lock"
+    return exp_dir / LOCK_FILE
+
+
+def running_note(exp_dir: Path | Remote) -> str:
     """``"; it is being run by …"`` when a driver holds the experiment's lock, else ``""``."""
-    path = exp_dir / LOCK_FILE
+    path = lock_file(exp_dir)
     if not path.is_file():
         return ""
     try:
@@ -348,16 +367,22 @@ def _holder(text: str) -> str:
 
 
 @contextmanager
-def driver_lock(exp_dir: Path, create: bool) -> Iterator[None]:
+def driver_lock(exp_dir: Path | Remote, create: bool) -> Iterator[None]:
     """Hold the experiment for this driver's lifetime.
 
     ``create`` claims a new experiment folder atomically (``mkdir`` fails if it exists). The lock is an
     ``flock`` on ``<experiment>/.driver.lock``, which the kernel releases when the driver ends however it
     ends, so a crashed driver never leaves the experiment locked; the file names the holder for the
     refusal of a second driver. (``flock`` is per host on most network file systems: two drivers of one
-    experiment on different hosts are not caught.)
+    experiment on different hosts are not caught.) An object store has neither an atomic ``mkdir`` nor locks: a new
+    experiment there is refused if anything lies at its URI, and the lock is a file of this machine's cache named by
+    the URI (``lock_file``), so two drivers on one machine are caught, two on different machines are not.
     """
-    if create:
+    if create and is_remote(exp_dir):
+        if exp_dir.exists():
+            raise UserError(f"experiment '{exp_dir.name}' was just created by another driver in "
+                            f"'{exp_dir.parent}'; choose another --name" + running_note(exp_dir))
+    elif create:
         try:
             exp_dir.mkdir(parents=True)
         except FileExistsError:
@@ -365,8 +390,9 @@ def driver_lock(exp_dir: Path, create: bool) -> Iterator[None]:
                             f"'{exp_dir.parent}'; choose another --name" + running_note(exp_dir)) from None
         except OSError as err:
             raise UserError(os_error_line("create", exp_dir, err)) from None
-    path = exp_dir / LOCK_FILE
+    path = lock_file(exp_dir)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(path, "a+")
     except OSError as err:
         raise UserError(os_error_line("write", path, err)) from None
@@ -430,7 +456,7 @@ def print_plan(spec: dict[str, Any], console: Console, estimate: tuple[float, fl
                resume: bool) -> None:
     device = "GPU" if spec["gpus_per_trial"] else "CPU"
     table = Table(title="resume" if resume else "plan", show_header=False, box=None)
-    table.add_row("experiment", f"{spec['experiment']}  ({Path(spec['out']) / spec['experiment']})")
+    table.add_row("experiment", f"{spec['experiment']}  ({exp_folder(spec)})")
     table.add_row("trials", f"{len(spec['seeds'])}: {spec['method']} on {spec['space']} / {spec['dataset']}, "
                             f"seeds {','.join(map(str, spec['seeds']))}")
     if "split" in spec:  # experiments made before the split was recorded have none
@@ -615,12 +641,12 @@ def run_experiment(spec: dict[str, Any], seeds: list[int], console: Console) -> 
     """Run the trials of ``seeds`` as one fresh Ray Tune experiment; write the leaderboard; return the exit
     status. Each trial continues from its own checkpoint, if any, wherever the folder lies now."""
     done = [job_label(spec, s) for s in spec["seeds"] if s not in seeds]
-    errors, interrupted = run_jobs([(spec, s) for s in seeds], done, Path(spec["out"]) / spec["experiment"],
+    errors, interrupted = run_jobs([(spec, s) for s in seeds], done, exp_folder(spec),
                                    spec, console)
     return summarise(spec, console, errors, interrupted)
 
 
-def logger_callbacks(options: dict[str, Any], exp_dir: Path) -> list[tune.Callback]:
+def logger_callbacks(options: dict[str, Any], exp_dir: Path | Remote) -> list[tune.Callback]:
     """The extra loggers asked with ``--callback`` (Ray's own JSON, CSV and TensorBoard loggers always run): MLflow
     (``--mlflow-uri``, default the file store ``<exp_dir>/mlruns``) and W&B (offline without ``WANDB_API_KEY``),
     both under the experiment's (or study's) name."""
@@ -644,20 +670,29 @@ def logger_callbacks(options: dict[str, Any], exp_dir: Path) -> list[tune.Callba
                           "seed": job["seed"], **{f"config.{k}": str(v)[:500] for k, v in spec["config"].items()}}
                 self.mlflow_util.log_params(run_id=run.info.run_id, params_to_log=params)
 
-        uri = options.get("mlflow_uri") or (exp_dir / "mlruns").absolute().as_uri()
-        if uri.startswith("file:"):  # MLflow 3 keeps the file store only when asked
+        tracking = options.get("mlflow_uri") or (exp_dir / "mlruns").absolute().as_uri()
+        if tracking.startswith("file:"):  # MLflow 3 keeps the file store only when asked
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        out.append(HarnessMLflowCallback(tracking_uri=uri, experiment_name=exp_dir.name))
+        out.append(HarnessMLflowCallback(tracking_uri=tracking, experiment_name=exp_dir.name))
     if "wandb" in names:
         from ray.air.integrations.wandb import WandbLoggerCallback
 
         if not os.environ.get("WANDB_API_KEY"):
             os.environ.setdefault("WANDB_MODE", "offline")
-        out.append(WandbLoggerCallback(project=exp_dir.name, dir=str(exp_dir)))
+        # W&B keeps its files in a local folder: the experiment's, or W&B's default (./wandb) for an object store
+        out.append(WandbLoggerCallback(project=exp_dir.name, **({} if is_remote(exp_dir) else {"dir": str(exp_dir)})))
     return out
 
 
-def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: Path, options: dict[str, Any],
+def tune_storage(exp_dir: Path | Remote) -> dict[str, Any]:
+    """Ray Tune's ``storage_path`` (and ``storage_filesystem`` on an object store: the harness's own, so that Tune
+    reaches the store with the same options)."""
+    if is_remote(exp_dir):
+        return {"storage_path": exp_dir.fs_path, "storage_filesystem": exp_dir.filesystem}
+    return {"storage_path": str(exp_dir)}
+
+
+def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: Path | Remote, options: dict[str, Any],
              console: Console) -> tuple[list[str], bool]:
     """Run every (spec, seed) of ``jobs`` as one fresh Ray Tune experiment stored in ``exp_dir/tune``, with the
     resources, concurrency, retries and cluster of ``options`` (a spec); ``done`` are the labels shown as
@@ -681,7 +716,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
                 tune_config=tune.TuneConfig(max_concurrent_trials=options["max_concurrent"],
                                             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
                 run_config=tune.RunConfig(
-                    name=TUNE_DIR, storage_path=str(exp_dir), verbose=0,
+                    name=TUNE_DIR, verbose=0, **tune_storage(exp_dir),
                     failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
                     callbacks=[RichProgressCallback(), *logger_callbacks(options, exp_dir)]),
             )
@@ -695,7 +730,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
 
 
 def summarise(spec: dict[str, Any], console: Console, errors: list[str], interrupted: bool) -> int:
-    exp_dir = Path(spec["out"]) / spec["experiment"]
+    exp_dir = exp_folder(spec)
     records = [r for r in load_records(exp_dir) if r.get("config_hash") == spec["config_hash"]]
     table = Table(title=f"trials of {spec['experiment']}")
     for header in ("seed", "record", *(m.summary_header for m in SUMMARY)):
@@ -731,7 +766,7 @@ def run(req: RunRequest, console: Console) -> int:
         spec = resume_spec(req, console)
         check_checkpoints(spec, missing_seeds(spec))
         check_resources(spec)
-        exp_dir = Path(spec["out"]) / spec["experiment"]
+        exp_dir = exp_folder(spec)
         with driver_lock(exp_dir, create=False):
             seeds = missing_seeds(spec)  # again: another driver may have ended just before the lock
             print_plan(spec, console, None, resume=True)
@@ -749,7 +784,7 @@ def run(req: RunRequest, console: Console) -> int:
     if dataset.source:
         console.print(f"data: {spec['dataset']} {dataset.source}")
     print_plan(spec, console, estimate_seconds(spec, dataset), resume=False)
-    exp_dir = Path(spec["out"]) / spec["experiment"]
+    exp_dir = exp_folder(spec)
     with driver_lock(exp_dir, create=True):
         write_record(exp_dir / SPEC_FILE, spec)
         return run_experiment(spec, list(spec["seeds"]), console)
@@ -763,7 +798,7 @@ class StudyRequest:
 
     file: Path | None
     study: Study | None
-    out: Path
+    out: Path | Remote
     name: str | None
     resume: bool
     cpus_per_trial: int | None = None
@@ -777,7 +812,7 @@ class StudyRequest:
     ship_code: bool = True
 
 
-def cell_specs(study: Study, req: StudyRequest, study_dir: Path, existing_ok: bool) -> list[dict[str, Any]]:
+def cell_specs(study: Study, req: StudyRequest, study_dir: Path | Remote, existing_ok: bool) -> list[dict[str, Any]]:
     """Every cell's spec (``build_spec``: its pair, configuration keys and dataset checked), as the experiment
     ``cells/<cell>/`` of the study; a problem names the cell."""
     specs = []
@@ -798,7 +833,7 @@ def cell_specs(study: Study, req: StudyRequest, study_dir: Path, existing_ok: bo
 
 
 def print_study_plan(study: Study, specs: list[dict[str, Any]], estimates: list[tuple[float, float]] | None,
-                     console: Console, study_dir: Path, resume_jobs: int | None = None) -> None:
+                     console: Console, study_dir: Path | Remote, resume_jobs: int | None = None) -> None:
     """Every cell with its configuration and estimated cost, and the total."""
     table = Table(title=f"study {study.name} ({study_dir})" + (": resume" if resume_jobs is not None else ""))
     for header in ("cell", "method", "space", "dataset", "config", "seeds", "per trial", "cell total"):
@@ -829,12 +864,12 @@ def print_study_plan(study: Study, specs: list[dict[str, Any]], estimates: list[
                       "per seed; use budget small or smoke on a CPU")
 
 
-def study_resume_command(study_dir: Path) -> str:
+def study_resume_command(study_dir: Path | Remote) -> str:
     return (f"python -m harness run --resume --name {shlex.quote(study_dir.name)} "
-            f"--out {shlex.quote(str(study_dir.parent))}")
+            f"--out {shlex.quote(uri(study_dir.parent))}")
 
 
-def load_study_specs(study_dir: Path) -> tuple[Study, list[dict[str, Any]]]:
+def load_study_specs(study_dir: Path | Remote) -> tuple[Study, list[dict[str, Any]]]:
     """The stored study (its file as given) and its cells' specs (one line if they cannot be read)."""
     path = study_dir / STUDY_SPEC
     try:
@@ -910,13 +945,13 @@ def run_study(req: StudyRequest, console: Console) -> int:
                                               "specs": {s["experiment"]: s for s in specs}})
         (study_dir / STUDY_FILE).write_text(study.text, encoding="utf-8")
         for spec in specs:
-            write_record(Path(spec["out"]) / spec["experiment"] / SPEC_FILE, spec)
+            write_record(exp_folder(spec) / SPEC_FILE, spec)
         errors, interrupted = run_jobs([(spec, s) for spec in specs for s in spec["seeds"]], [], study_dir, specs[0],
                                        console)
         return summarise_study(study, specs, study_dir, console, errors, interrupted)
 
 
-def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path, console: Console,
+def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path | Remote, console: Console,
                     errors: list[str], interrupted: bool) -> int:
     """The study's leaderboard (every cell's records of its setting), written beside ``study.json``."""
     hashes = {s["config_hash"] for s in specs}

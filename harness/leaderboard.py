@@ -28,6 +28,7 @@ from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
 from harness.registry import SPACES, get_space
 from harness.stats import finite, holm, is_number, paired_comparison, summary
+from harness.storage import Remote, location
 
 GROUP_KEYS = ["method", "space", "dataset", "budget", "variant"]
 RANKED_BY = "test_acc"  # rows are ranked by its mean and compared with the baseline's by seed
@@ -279,10 +280,11 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(df: pd.DataFrame, folder: Path | str) -> tuple[Path, Path]:
-    """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``folder`` as a pair (both complete before
-    either replaces its old version); return both paths. A folder that cannot be written is one line."""
-    folder = Path(folder)
+def write_leaderboard(df: pd.DataFrame, folder: Path | Remote | str) -> tuple[Path | Remote, Path | Remote]:
+    """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``folder`` (local or on an object store) as a pair
+    (both complete before either replaces its old version); return both paths. A folder that cannot be written
+    is one line."""
+    folder = location(folder)
     csv_path, md_path = folder / "leaderboard.csv", folder / "leaderboard.md"
     buffer = io.StringIO()
     df.to_csv(buffer, index=False)

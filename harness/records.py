@@ -8,6 +8,7 @@ half-written file that would silently drop a seed from a leaderboard.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import math
 import os
@@ -27,6 +28,7 @@ from rich.text import Text
 from harness.errors import UserError
 from harness.metric_table import NULL, SHOWN
 from harness.stats import is_number
+from harness.storage import Remote, is_remote, location
 
 IDENTITY_KEYS = ("method", "space", "dataset", "budget", "seed")
 
@@ -131,9 +133,17 @@ def os_error_line(action: str, path: Path | str, err: OSError) -> str:
     return f"cannot {action} {path}: {err.strerror or _one_line(err)}"
 
 
-def check_writable_folder(folder: Path, what: str) -> None:
+def check_writable_folder(folder: Path | Remote, what: str) -> None:
     """``folder`` is a folder, or can be created as one, and this process can write in it: one line naming
     ``what`` (the option) otherwise. Checked before any long work whose result would then be lost."""
+    if is_remote(folder):  # an object store: write and delete a probe (a missing bucket, no credentials, no right)
+        probe = folder / f".harness-probe-{_HOST}-{os.getpid()}"
+        try:
+            probe.put(b"")
+            probe.unlink(missing_ok=True)
+        except (UserError, OSError) as err:
+            raise UserError(f"{what} '{folder}' cannot be written ({_one_line(err)})") from None
+        return
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{what} '{folder}' is a file, not a folder")
     ancestor = folder.absolute()
@@ -148,16 +158,21 @@ def check_writable_folder(folder: Path, what: str) -> None:
                         ) from None
 
 
-def atomic_write_many(files: dict[Path | str, tuple[Callable[[IO[Any]], None], bool]]) -> None:
+def atomic_write_many(files: dict[Path | Remote | str, tuple[Callable[[IO[Any]], None], bool]]) -> None:
     """Write several files as a group: every ``write(f)`` (binary when the flag says so) fills a temporary
     file first, and only when all are complete are they renamed over their targets, back to back — a
-    failure while writing leaves every previous file untouched.
+    failure while writing leaves every previous file untouched. On an object store (``Remote`` targets)
+    every ``write(f)`` fills memory first and the objects are then put back to back, each in one upload.
 
     Each temporary file lives in its target's folder (``os.replace`` is only atomic within a file
     system) and is removed if anything fails; one left by a killed writer is removed by the next write
     of the same file. An OS error (a read-only folder, a full disk, a path through a file) becomes a
     one-line ``UserError``.
     """
+    places = {location(target): how for target, how in files.items()}
+    if any(is_remote(place) for place in places):
+        _put_many(places)
+        return
     temps: list[tuple[Path, str]] = []
     current = Path(next(iter(files)))
     try:
@@ -186,6 +201,20 @@ def atomic_write_many(files: dict[Path | str, tuple[Callable[[IO[Any]], None], b
         raise
     for folder in {path.parent for path, _ in temps}:
         _fsync_folder(folder)
+
+
+def _put_many(places: dict[Any, tuple[Callable[[IO[Any]], None], bool]]) -> None:
+    """``atomic_write_many`` on an object store: every content complete in memory before the first put."""
+    contents = []
+    for place, (write, binary) in places.items():
+        buffer: IO[Any] = io.BytesIO() if binary else io.StringIO()
+        write(buffer)
+        data = buffer.getvalue()
+        contents.append((place, data if binary else data.encode("utf-8")))
+    for place, data in contents:
+        if not is_remote(place):
+            raise UserError(f"cannot write {place} together with files on an object store")
+        place.put(data)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -217,10 +246,9 @@ def write_record(path: Path | str, record: dict[str, Any]) -> None:
 # --- reading ------------------------------------------------------------------------------------
 def read_record(path: Path | str) -> dict[str, Any]:
     """Read one record, raising ``UserError`` (one line) if it is missing, not JSON, or not a record."""
-    path = Path(path)
+    path = location(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
+        record = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"record {path} does not exist; check the path or list results/<experiment>/trials/") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -246,7 +274,7 @@ def load_records(root: Path | str) -> list[dict[str, Any]]:
     A corrupt or foreign file is skipped with a one-line warning on stderr: one bad file must not hide
     every other result, but the user must hear about it.
     """
-    root = Path(root)
+    root = location(root)
     if not root.exists():
         raise UserError(f"results folder {root} does not exist; run an experiment first or pass the "
                         "folder that holds <experiment>/trials/")

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from harness.errors import UserError
 from harness.leaderboard import build_leaderboard, cell_text, variant_of
 from harness.plots import PlotFile, write_plots
 from harness.records import atomic_write_many, load_records
+from harness.storage import Remote, is_remote, location, relative_parts, upload_tree
 from harness.study import STUDY_FILE
 
 REPORT_DIR = "report"
@@ -90,7 +92,7 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _study_names(root: Path) -> dict[tuple[str, str], str]:
+def _study_names(root: Path | Remote) -> dict[tuple[str, str], str]:
     """(method, variant) → the study's cell name, from the cells' experiment specs under ``root``."""
     names: dict[tuple[str, str], str] = {}
     for spec_path in root.rglob("experiment.json"):
@@ -117,14 +119,30 @@ def replace_plots(records: list[dict[str, Any]], folder: Path) -> list[PlotFile]
     return [dataclasses.replace(p, png=folder / p.png.name, csv=folder / p.csv.name) for p in plots]
 
 
-def write_report(root: Path | str, baseline: str = "darts") -> dict[str, Any]:
+def write_report(root: Path | Remote | str, baseline: str = "darts") -> dict[str, Any]:
     """Write ``root/report/`` from every record under ``root``; returns the paths written (``html``,
-    ``markdown``, ``plots``, ``csvs``). No record is one line (``UserError``)."""
-    root = Path(root)
-    records = [r for r in load_records(root) if REPORT_DIR not in Path(r["_path"]).relative_to(root).parts]
+    ``markdown``, ``plots``, ``csvs``). No record is one line (``UserError``). On an object store the report is
+    made in a local temporary folder and then uploaded, file by file (``upload_tree``)."""
+    root = location(root)
+    records = [r for r in load_records(root) if REPORT_DIR not in relative_parts(location(r["_path"]), root)]
     if not records:
         raise UserError(f"no trial records under {root}; run an experiment or a study first")
-    out = root / REPORT_DIR
+    if not is_remote(root):
+        return _write_report(root, records, root / REPORT_DIR, baseline)
+    target = root / REPORT_DIR
+    with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp:
+        written = _write_report(root, records, Path(tmp), baseline)
+        upload_tree(Path(tmp), target)
+
+    def moved(path: Path) -> Remote:
+        return target / path.relative_to(tmp).as_posix()
+
+    return {"html": moved(written["html"]), "markdown": moved(written["markdown"]),
+            "plots": [moved(p) for p in written["plots"]], "csvs": [moved(p) for p in written["csvs"]]}
+
+
+def _write_report(root: Path | Remote, records: list[dict[str, Any]], out: Path, baseline: str) -> dict[str, Any]:
+    """``write_report`` into the local folder ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     board = build_leaderboard(records, reference=True, baseline=baseline)
     names = _study_names(root)

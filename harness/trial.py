@@ -59,6 +59,7 @@ from harness.metrics import (
 from harness.records import json_safe, read_record, record_filename, write_record
 from harness.registry import get_method, get_space
 from harness.stats import is_number
+from harness.storage import Remote, location
 from harness.train import configure_backends, memory_format, rng_state, seed_everything, set_rng_state, to_device
 
 EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
@@ -67,13 +68,13 @@ EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own strea
 CHECKPOINTS_DIR = "checkpoints"
 
 
-def record_path(spec: dict[str, Any], seed: int) -> Path:
-    return Path(spec["records_dir"]) / record_filename(spec["method"], spec["space"], spec["dataset"], seed)
+def record_path(spec: dict[str, Any], seed: int) -> Path | Remote:
+    return location(spec["records_dir"]) / record_filename(spec["method"], spec["space"], spec["dataset"], seed)
 
 
-def checkpoint_path(spec: dict[str, Any], seed: int) -> Path:
+def checkpoint_path(spec: dict[str, Any], seed: int) -> Path | Remote:
     """``<experiment>/checkpoints/<trial>.pt`` (the records folder's sibling)."""
-    return Path(spec["records_dir"]).parent / CHECKPOINTS_DIR / record_path(spec, seed).with_suffix(".pt").name
+    return location(spec["records_dir"]).parent / CHECKPOINTS_DIR / f"{record_path(spec, seed).stem}.pt"
 
 
 def finished_record(spec: dict[str, Any], seed: int) -> dict[str, Any] | None:

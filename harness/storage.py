@@ -1,0 +1,268 @@
+"""Where results live: a local folder, or any file system pyarrow reaches by URI (``s3://``, ``gs://``,
+``hdfs://``, ``abfs://`` ...).
+
+``location(text)`` gives a ``pathlib.Path`` for a local path (or a ``file://`` URI) and a ``Remote`` for any other
+URI. ``Remote`` has the part of ``pathlib``'s interface the harness uses (``/``, ``name``, ``parent``, ``exists``,
+``is_file``, ``read_text``, ``rglob`` ...), so the code that lays out experiments, records, leaderboards and
+reports is the same for both; what differs (atomic writes, checkpoints, locks) asks ``is_remote``.
+
+Atomic writes on an object store. A store has no rename, but an object appears only when its upload completes
+(one PUT, or the completion of a multipart upload), so a reader sees the old object or the new one, never a part.
+``Remote.put`` therefore serialises everything into memory first and hands the store the complete bytes in one
+write: an exception while serialising sends nothing.
+
+Configuration. The file system is made by ``pyarrow.fs.FileSystem.from_uri`` in every process that touches it (the
+driver and each trial worker), so what it needs must reach them all: credentials and endpoints from the usual
+environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``, instance roles), or
+options in the URI's query (``s3://bucket/prefix?endpoint_override=host:9000&scheme=http``), which the experiment's
+spec keeps. Secrets in the query are refused: the spec and every printed path would carry them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from harness.errors import UserError
+
+SECRET_OPTIONS = ("access_key", "secret_key", "session_token")
+
+
+def is_uri(text: str) -> bool:
+    """``scheme://...`` with a scheme of two letters or more (``C:\\x`` is a Windows drive, not a URI)."""
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
+
+
+def location(value: str | os.PathLike[str] | Remote) -> Path | Remote:
+    """The place ``value`` names: a ``Path`` for a local path or ``file://`` URI, a ``Remote`` for any other URI.
+    Nothing is contacted here (argument parsing may call it)."""
+    if isinstance(value, (Path, Remote)):
+        return value
+    text = os.fspath(value)
+    if not is_uri(text):
+        return Path(text)
+    parts = urlsplit(text)
+    if parts.scheme == "file":
+        return Path(parts.path)
+    secrets = [k for k, _ in parse_qsl(parts.query) if k in SECRET_OPTIONS]
+    if secrets:
+        raise UserError(f"'{parts.scheme}://{parts.netloc}{parts.path}' has {', '.join(secrets)} in its query: give "
+                        "credentials through the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile or "
+                        "an instance role), never in a path that is stored and printed")
+    return Remote(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", parts.query)
+
+
+def is_remote(place: Any) -> bool:
+    return isinstance(place, Remote)
+
+
+def uri(place: Path | Remote) -> str:
+    """The text that names ``place`` again in another process: an absolute path, or the URI with its query."""
+    return place.uri if isinstance(place, Remote) else str(place.absolute())
+
+
+_FILESYSTEMS: dict[str, tuple[Any, str]] = {}
+
+
+def _filesystem(root_uri: str) -> tuple[Any, str]:
+    """pyarrow's file system for ``root_uri`` (with query) and the file system's path of that URI, made once per
+    process. A URI pyarrow cannot use is one line."""
+    if root_uri not in _FILESYSTEMS:
+        import pyarrow.fs as pafs
+
+        try:
+            _FILESYSTEMS[root_uri] = pafs.FileSystem.from_uri(root_uri)
+        except (OSError, ValueError, TypeError) as err:
+            raise UserError(f"cannot open '{root_uri}' ({' '.join(str(err).split())[:200]}); use a local folder or a "
+                            "URI pyarrow supports (s3://bucket/prefix, gs://bucket/prefix, hdfs://host/path)") from None
+    return _FILESYSTEMS[root_uri]
+
+
+class Remote:
+    """A file or folder on a pyarrow file system, named by URI; immutable, compared by URI.
+
+    ``str()`` is the URI without its query (what is printed); ``uri`` adds the query (what another process needs).
+    Every I/O error is one line (``UserError``) naming the URI.
+    """
+
+    __slots__ = ("_base", "_query", "_rel", "_kind")
+
+    def __init__(self, base: str, query: str = "", rel: str = "", kind: str | None = None):
+        self._base, self._query, self._rel, self._kind = base, query, rel.strip("/"), kind
+
+    # --- names ---------------------------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        return f"{self._base}/{self._rel}" if self._rel else self._base
+
+    def __repr__(self) -> str:
+        return f"Remote({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Remote) and self.uri == other.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    def __lt__(self, other: Remote) -> bool:
+        return str(self) < str(other)
+
+    @property
+    def uri(self) -> str:
+        return str(self) + (f"?{self._query}" if self._query else "")
+
+    def __truediv__(self, name: str | os.PathLike[str]) -> Remote:
+        return Remote(self._base, self._query, f"{self._rel}/{os.fspath(name)}".strip("/"))
+
+    @property
+    def name(self) -> str:
+        return str(self).rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        name = self.name
+        return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+
+    @property
+    def suffix(self) -> str:
+        return self.name[len(self.stem):]
+
+    @property
+    def parent(self) -> Remote:
+        if self._rel:
+            return Remote(self._base, self._query, self._rel.rpartition("/")[0])
+        scheme, rest = self._base.split("://", 1)
+        return Remote(f"{scheme}://{rest.rsplit('/', 1)[0]}", self._query) if "/" in rest else self
+
+    def with_name(self, name: str) -> Remote:
+        return self.parent / name
+
+    def absolute(self) -> Remote:
+        return self
+
+    def relative_parts(self, root: Remote) -> tuple[str, ...]:
+        """The names below ``root`` that lead to this place (``ValueError`` if it is not below)."""
+        mine, theirs = str(self), str(root).rstrip("/") + "/"
+        if not mine.startswith(theirs):
+            raise ValueError(f"{mine} is not below {root}")
+        return tuple(mine[len(theirs):].split("/"))
+
+    # --- the file system -----------------------------------------------------------------------------------------
+    @property
+    def filesystem(self) -> Any:
+        return _filesystem(self._base + (f"?{self._query}" if self._query else ""))[0]
+
+    @property
+    def fs_path(self) -> str:
+        """This place's path inside ``filesystem`` (what pyarrow's calls and Ray's ``storage_path`` take)."""
+        root = _filesystem(self._base + (f"?{self._query}" if self._query else ""))[1].rstrip("/")
+        return f"{root}/{self._rel}" if self._rel else root
+
+    def _call(self, action: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise UserError(f"cannot {action} {self}: {' '.join(str(err).split())[:300]}") from None
+
+    def _type(self) -> str:
+        """``file``, ``dir`` or ``none``. A folder of an object store exists when it holds a file: an empty one is only
+        a marker object (pyarrow leaves one where the last file of a folder was deleted, e.g. a write probe)."""
+        if self._kind is None:
+            import pyarrow.fs as pafs
+
+            info = self._call("look at", self.filesystem.get_file_info, self.fs_path)
+            if info.type == pafs.FileType.File:
+                return "file"
+            if info.type == pafs.FileType.Directory and next(self.files(), None) is not None:
+                return "dir"
+            return "none"
+        return self._kind
+
+    def exists(self) -> bool:
+        return self._type() != "none"
+
+    def is_file(self) -> bool:
+        return self._type() == "file"
+
+    def is_dir(self) -> bool:
+        return self._type() == "dir"
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        """Object stores have no empty folders; a folder exists once something is written in it. A folder that
+        holds something already is ``FileExistsError`` unless ``exist_ok``."""
+        if not exist_ok and self.exists():
+            raise FileExistsError(str(self))
+        self._call("create", self.filesystem.create_dir, self.fs_path, True)
+
+    def read_bytes(self) -> bytes:
+        def read() -> bytes:
+            with self.filesystem.open_input_stream(self.fs_path) as stream:
+                return stream.read()
+
+        return self._call("read", read)
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def put(self, data: bytes) -> None:
+        """Store ``data`` as this object in one upload: readers see the old object or the new one (see the module's
+        docstring)."""
+        def write() -> None:
+            stream = self.filesystem.open_output_stream(self.fs_path)
+            stream.write(data)
+            stream.close()
+
+        self._call("write", write)
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> None:
+        self.put(text.encode(encoding))
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        try:
+            self._call("delete", self.filesystem.delete_file, self.fs_path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def files(self) -> Iterator[Remote]:
+        """Every file anywhere below this folder (none if it does not exist), in sorted order."""
+        import pyarrow.fs as pafs
+
+        root = self.fs_path
+        infos = self._call("list", self.filesystem.get_file_info, pafs.FileSelector(root, recursive=True,
+                                                                                  allow_not_found=True))
+        rels = sorted(info.path[len(root):].strip("/") for info in infos if info.type == pafs.FileType.File)
+        return iter([Remote(self._base, self._query, f"{self._rel}/{rel}".strip("/"), "file") for rel in rels])
+
+    def rglob(self, pattern: str) -> Iterator[Remote]:
+        """The files below this folder whose names match ``pattern`` (``pathlib``'s ``rglob`` for file patterns)."""
+        return (f for f in self.files() if fnmatch.fnmatchcase(f.name, pattern))
+
+
+def relative_parts(path: Path | Remote, root: Path | Remote) -> tuple[str, ...]:
+    """The names below ``root`` that lead to ``path``."""
+    if isinstance(path, Remote) and isinstance(root, Remote):
+        return path.relative_parts(root)
+    return Path(path).relative_to(root).parts
+
+
+def upload_tree(local: Path, target: Remote) -> list[Remote]:
+    """Put every file below the local folder ``local`` at the same place below ``target`` (each an atomic put), then
+    delete what ``target`` held that ``local`` does not (a regenerated folder keeps nothing of an earlier one).
+    Returns the objects written."""
+    written = []
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        place = target / path.relative_to(local).as_posix()
+        place.put(path.read_bytes())
+        written.append(place)
+    keep = {str(p) for p in written}
+    for stale in target.files():
+        if str(stale) not in keep:
+            stale.unlink(missing_ok=True)
+    return written
