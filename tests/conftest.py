@@ -10,6 +10,11 @@ from harness.cli import RAY_ENV
 
 for _key, _value in RAY_ENV.items():  # before anything imports ray
     os.environ.setdefault(_key, _value)
+# Object-store tests (test_storage.py) talk to a local S3 server only: fake credentials, no instance metadata
+# lookup, and never a real account; set before Ray starts so that its workers have them too.
+for _key, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                     ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", "us-east-1")):
+    os.environ[_key] = _value
 # Teachers trained by the tests go to a throw-away cache, never the user's; set before Ray starts so that
 # its workers inherit it.
 _TEST_CACHE = None
@@ -48,6 +53,24 @@ def ray_session():
              log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API server on 127.0.0.1 (moto's, ``tests/s3_server.py``) for the whole session: ``host:port``."""
+    from s3_server import s3_server
+
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+def s3_uri(endpoint: str, bucket: str, prefix: str) -> str:
+    """A new bucket on the test server and the URI of ``prefix`` in it, the endpoint in the URI's query (the trial
+    workers rebuild the file system from it; the credentials are the fake ones set above)."""
+    from s3_server import create_bucket
+
+    create_bucket(endpoint, bucket)
+    return f"s3://{bucket}/{prefix}?endpoint_override={endpoint}&scheme=http"
 
 
 # --- tiny in-process runs of any registered (method, space) pair -------------------------------------------

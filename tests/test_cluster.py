@@ -2,7 +2,8 @@
 on 127.0.0.1), started and stopped by these tests, which stop only the processes they started (by process
 group). Through the CLI with ``--address``: a two-seed experiment spreads over both nodes, ships the harness's
 code to the workers and gives the records of an in-process run; the node running a trial is killed mid-search
-and the trial finishes on the other node from its checkpoint with the same record; the driver killed with
+and the trial finishes on the other node from its checkpoint with the same record (results on an S3 server, the
+storage both nodes share); the driver killed with
 SIGKILL mid-experiment is resumed on the cluster and every seed ends with exactly one record."""
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import trial_records
+from conftest import s3_uri, trial_records
+
+from harness.storage import Remote, location
 
 RUN = ["--method", "gdas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits", "--seeds", "2",
        "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--max-failures", "3"]
@@ -94,21 +97,22 @@ def harness(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def run_on_cluster(cluster: dict, name: str) -> tuple[subprocess.Popen, Path]:
-    """``python -m harness run`` of the two seeds on the cluster, as experiment ``name``; its folder."""
-    out = cluster["tmp"] / name
+def run_on_cluster(cluster: dict, name: str, out: str | None = None) -> tuple[subprocess.Popen, Path | Remote]:
+    """``python -m harness run`` of the two seeds on the cluster, as experiment ``name`` in ``out`` (default: a
+    local folder); its folder."""
+    out = out or str(cluster["tmp"] / name)
     proc = harness(["run", *RUN, *[a for s in SETS for a in ("--set", s)], "--address", cluster["address"],
-                    "--out", str(out), "--name", name], cluster["env"])
-    return proc, out / name
+                    "--out", out, "--name", name], cluster["env"])
+    return proc, location(out) / name
 
 
-def wait_for_checkpoints(folder: Path, count: int, proc: subprocess.Popen) -> None:
+def wait_for_checkpoints(folder: Path | Remote, count: int, proc: subprocess.Popen) -> None:
     checkpoints = folder / "checkpoints"
-    wait_for(lambda: checkpoints.is_dir() and len(list(checkpoints.glob("*.pt"))) >= count, 300, proc)
+    wait_for(lambda: len(list(checkpoints.rglob("*.pt"))) >= count, 300, proc)
 
 
-def records(folder: Path) -> dict[int, dict]:
-    return {json.loads(p.read_text())["seed"]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+def records(folder: Path | Remote) -> dict[int, dict]:
+    return {json.loads(p.read_text())["seed"]: json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +167,10 @@ def test_a_driver_killed_with_sigkill_is_resumed_on_the_cluster(cluster, referen
         assert same(record, reference[seed]), seed
 
 
-def test_a_trial_on_a_killed_node_finishes_on_the_other_from_its_checkpoint(cluster, reference):
-    """Last: it kills the worker node."""
-    proc, folder = run_on_cluster(cluster, "lost")
+def test_a_trial_on_a_killed_node_finishes_on_the_other_from_its_checkpoint(cluster, reference, s3_endpoint):
+    """Last: it kills the worker node. The results live on the S3 server, the storage the surviving node shares with
+    the lost one: the retried trial reads its checkpoint from there."""
+    proc, folder = run_on_cluster(cluster, "lost", s3_uri(s3_endpoint, "cluster", "nas"))
     # both trials run, one on each node, and have a checkpoint: kill the worker node in the middle of its search
     wait_for_checkpoints(folder, 2, proc)
     os.killpg(cluster["worker"].pid, signal.SIGKILL)

@@ -1,0 +1,246 @@
+"""Results on object storage: ``harness.storage`` (names of remote places, reads, atomic puts, listings, one-line
+errors) and whole runs with ``--out s3://...`` against a real S3 API server on 127.0.0.1 (moto's, started by the
+tests): records, checkpoints, leaderboards, reports and Ray Tune's own storage on the store; ``leaderboard``,
+``show``, ``report`` and ``--resume`` read from it; the records equal those of a run on a local disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import s3_uri, trial_records
+
+from harness.checkpoints import load_checkpoint, save_checkpoint
+from harness.cli import main
+from harness.errors import UserError
+from harness.records import atomic_write_many, check_writable_folder, load_records, write_record
+from harness.storage import Remote, is_remote, location, relative_parts, upload_tree, uri
+
+SMOKE = ["--method", "gdas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"]
+SETS = ["arch_corr_samples=50"]
+KEPT = ("genotype", "test_acc", "search_val_acc", "op_kendall_tau", "arch_kendall_tau", "oneshot_kendall_tau")
+
+
+# --- names (nothing is contacted) -----------------------------------------------------------------------------------
+def test_location_tells_local_paths_from_uris():
+    assert location("results") == Path("results")
+    assert location("file:///tmp/x") == Path("/tmp/x")
+    assert location(Path("a/b")) == Path("a/b")
+    remote = location("s3://bucket/pre/fix/?endpoint_override=127.0.0.1:9000&scheme=http")
+    assert is_remote(remote) and str(remote) == "s3://bucket/pre/fix"
+    assert remote.uri == "s3://bucket/pre/fix?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert location(remote) is remote
+    assert uri(Path("rel")) == str(Path("rel").absolute()) and uri(remote) == remote.uri
+
+
+def test_credentials_in_a_uri_are_refused():
+    with pytest.raises(UserError, match="secret_key") as err:
+        location("s3://bucket/x?access_key=AK&secret_key=SK")
+    assert "SK" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_remote_names_follow_pathlib():
+    root = location("gs://bucket/nas?x=1")
+    record = root / "exp" / "trials" / "gdas-nb201-digits-s0.json"
+    assert str(record) == "gs://bucket/nas/exp/trials/gdas-nb201-digits-s0.json"
+    assert record.uri.endswith("s0.json?x=1")
+    assert (record.name, record.stem, record.suffix) == ("gdas-nb201-digits-s0.json", "gdas-nb201-digits-s0", ".json")
+    assert record.parent.parent == root / "exp" and record.parent.name == "trials"
+    assert root.parent == location("gs://bucket?x=1") and root.parent.parent == root.parent
+    assert relative_parts(record, root) == ("exp", "trials", "gdas-nb201-digits-s0.json")
+    assert relative_parts(Path("a/b/c.json"), Path("a")) == ("b", "c.json")
+    with pytest.raises(ValueError):
+        relative_parts(root, record)
+    assert sorted([root / "b", root / "a"]) == [root / "a", root / "b"]
+    assert record.with_name("x.pt") == root / "exp" / "trials" / "x.pt"
+    assert len({root / "a", location("gs://bucket/nas/a?x=1")}) == 1
+
+
+# --- the store ------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store(s3_endpoint):
+    return location(s3_uri(s3_endpoint, "storage-unit", "root"))
+
+
+def test_put_read_list_and_delete(store):
+    folder = store / "put"
+    assert not folder.exists() and list(folder.files()) == []
+    (folder / "a" / "x.json").put(b'{"a": 1}')
+    (folder / "b.txt").write_text("héllo")
+    assert folder.is_dir() and (folder / "a").is_dir() and (folder / "b.txt").is_file()
+    assert (folder / "b.txt").read_text() == "héllo"
+    assert [str(p) for p in folder.files()] == [str(folder / "a" / "x.json"), str(folder / "b.txt")]
+    assert [p.name for p in folder.rglob("*.json")] == ["x.json"]
+    (folder / "a" / "x.json").unlink()
+    assert not (folder / "a").exists()  # an emptied folder is gone (its marker object does not count)
+    with pytest.raises(FileNotFoundError):
+        (folder / "a" / "x.json").read_bytes()
+    (folder / "a" / "x.json").unlink(missing_ok=True)
+
+
+def test_a_large_object_goes_up_in_parts_and_comes_back_whole(store):
+    data = bytes(range(256)) * (12 * 4096)  # 12 MiB: above pyarrow's part size, a multipart upload
+    (store / "big.bin").put(data)
+    assert (store / "big.bin").read_bytes() == data
+
+
+def test_a_write_that_fails_leaves_the_old_objects(store):
+    a, b = store / "group" / "a.csv", store / "group" / "b.md"
+    atomic_write_many({a: (lambda f: f.write("old a"), False), b: (lambda f: f.write("old b"), False)})
+
+    def broken(f):
+        f.write("half of the new b")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_many({a: (lambda f: f.write("new a"), False), b: (broken, False)})
+    assert a.read_text() == "old a" and b.read_text() == "old b"  # not even a, written before b failed
+
+
+def test_records_and_checkpoints_on_the_store(store, capsys):
+    root = store / "records"
+    write_record(root / "exp" / "trials" / "m-s-d-s0.json", {"method": "m", "space": "s", "dataset": "d",
+                                                              "budget": "smoke", "seed": 0, "acc": float("nan")})
+    (root / "exp" / "trials" / "broken.json").put(b"{not json")
+    loaded = load_records(root)
+    assert [r["seed"] for r in loaded] == [0] and loaded[0]["acc"] is None
+    assert loaded[0]["_path"] == str(root / "exp" / "trials" / "m-s-d-s0.json")
+    assert "broken.json" in capsys.readouterr().err
+    state = {"epoch": 3, "weights": [1.5, 2.5]}
+    save_checkpoint(root / "exp" / "checkpoints" / "t.pt", state)
+    assert load_checkpoint(root / "exp" / "checkpoints" / "t.pt") == state
+    (root / "exp" / "checkpoints" / "bad.pt").put(b"garbage")
+    with pytest.raises(UserError, match="corrupt"):
+        load_checkpoint(root / "exp" / "checkpoints" / "bad.pt")
+
+
+def test_an_unwritable_store_is_one_line(store, s3_endpoint):
+    check_writable_folder(store / "probe", "--out")
+    assert not (store / "probe").exists()  # the probe is gone
+    missing = location(f"s3://no-such-bucket/x?endpoint_override={s3_endpoint}&scheme=http")
+    with pytest.raises(UserError, match="--out 's3://no-such-bucket/x' cannot be written") as err:
+        check_writable_folder(missing, "--out")
+    assert "\n" not in str(err.value)
+
+
+def test_upload_tree_replaces_a_folder(store, tmp_path):
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "a.png").write_bytes(b"A")
+    (tmp_path / "report.html").write_text("<p>1</p>")
+    (store / "tree" / "plots" / "old.png").put(b"old")
+    written = upload_tree(tmp_path, store / "tree")
+    assert sorted(p.name for p in written) == ["a.png", "report.html"]
+    assert sorted(str(p) for p in (store / "tree").files()) == [str(store / "tree" / "plots" / "a.png"),
+                                                                str(store / "tree" / "report.html")]
+
+
+# --- whole runs with --out s3://... -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def s3_run(ray_session, s3_endpoint):
+    """Two seeds through the CLI with --out on the S3 server (module-scoped: the checks below read it)."""
+    out = s3_uri(s3_endpoint, "results", "nas")
+    assert main(["run", *SMOKE, "--set", *SETS, "--seeds", "2", "--out", out, "--name", "s3"]) == 0
+    return out, location(out) / "s3"
+
+
+@pytest.fixture(scope="module")
+def local_records(tmp_path_factory):
+    out = tmp_path_factory.mktemp("s3-reference")
+    return {r["seed"]: r for r in trial_records("gdas", "nb201", out, "ref", 2, *SETS)}
+
+
+def s3_records(exp: Remote) -> dict[int, dict]:
+    return {r["seed"]: r for r in (json.loads(p.read_text()) for p in (exp / "trials").rglob("*.json"))}
+
+
+def test_a_run_on_s3_writes_everything_there_and_equals_a_local_run(s3_run, local_records):
+    out, exp = s3_run
+    names = {str(p)[len(str(exp)) + 1:] for p in exp.files()}
+    assert {"experiment.json", "leaderboard.csv", "leaderboard.md", "trials/gdas-nb201-digits-s0.json",
+            "trials/gdas-nb201-digits-s1.json"} <= names
+    assert not any(n.startswith("checkpoints/") for n in names)  # spent once the records are written
+    for seed in (0, 1):  # Ray Tune's own results, in its storage on the store
+        trial = f"tune/gdas-nb201-digits-s{seed}/"
+        assert {trial + f for f in ("result.json", "progress.csv", "params.json")} <= names
+        assert any(n.startswith(trial + "events.out.tfevents.") for n in names)
+    spec = json.loads((exp / "experiment.json").read_text())
+    assert spec["out"] == out and spec["records_dir"] == (exp / "trials").uri
+    got = s3_records(exp)
+    assert sorted(got) == [0, 1]
+    for seed, record in got.items():
+        assert all(record[k] == local_records[seed][k] for k in KEPT), seed
+        assert record["test_acc"] > 20  # ten classes: well above chance
+    board = (exp / "leaderboard.csv").read_text()
+    assert board.startswith("method,") and "gdas" in board
+
+
+def test_ray_tune_reads_its_experiment_from_s3(s3_run):
+    from ray import tune
+
+    _, exp = s3_run
+    tune_dir = exp / "tune"
+    frame = tune.ExperimentAnalysis(tune_dir.fs_path, storage_filesystem=tune_dir.filesystem).dataframe()
+    assert sorted(frame["seed"]) == [0, 1] and set(frame["phase"]) == {"done"}
+    by_seed = s3_records(exp)
+    for _, row in frame.iterrows():
+        assert row["test_acc"] == pytest.approx(by_seed[int(row["seed"])]["test_acc"])
+
+
+def test_leaderboard_show_and_report_read_from_s3(s3_run, capsys):
+    out, exp = s3_run
+    capsys.readouterr()
+    assert main(["leaderboard", out]) == 0
+    text = capsys.readouterr().out
+    assert "gdas" in text and "(2 records)" in text
+    assert (location(out) / "leaderboard.csv").read_text().count("\n") == 2  # header and one row
+    record = exp / "trials" / "gdas-nb201-digits-s1.json"
+    assert main(["show", record.uri]) == 0
+    assert f"{s3_records(exp)[1]['test_acc']:.2f}" in capsys.readouterr().out
+    assert main(["report", out]) == 0
+    page = (location(out) / "report" / "report.html").read_text()
+    assert "gdas" in page and "data:image/png;base64," in page
+    assert any(p.suffix == ".png" for p in (location(out) / "report" / "plots").files())
+
+
+def test_a_resume_on_s3_runs_only_the_missing_seed(s3_run, local_records):
+    from ray import tune
+
+    out, exp = s3_run
+    record = exp / "trials" / "gdas-nb201-digits-s1.json"
+    kept = (exp / "trials" / "gdas-nb201-digits-s0.json").read_bytes()
+    record.unlink()
+    assert main(["run", "--resume", "--name", "s3", "--out", out]) == 0
+    assert (exp / "trials" / "gdas-nb201-digits-s0.json").read_bytes() == kept  # untouched
+    again = s3_records(exp)[1]
+    assert all(again[k] == local_records[1][k] for k in KEPT)
+    frame = tune.ExperimentAnalysis((exp / "tune").fs_path, storage_filesystem=(exp / "tune").filesystem).dataframe()
+    assert list(frame["seed"]) == [1]  # the resume's own Ray Tune experiment
+
+
+def test_mistakes_on_s3_are_one_line_and_write_nothing(s3_run, s3_endpoint, capsys):
+    out, _ = s3_run
+    capsys.readouterr()
+    assert main(["run", *SMOKE, "--out", out, "--name", "s3"]) == 2  # exists
+    assert main(["run", *SMOKE, "--out", out, "--name", "ml", "--callback", "mlflow"]) == 2  # no --mlflow-uri
+    missing = f"s3://no-such-bucket/x?endpoint_override={s3_endpoint}&scheme=http"
+    assert main(["run", *SMOKE, "--out", missing, "--name", "n"]) == 2
+    assert main(["leaderboard", f"s3://results/nowhere?endpoint_override={s3_endpoint}&scheme=http"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("harness: error: ") for line in err)
+    assert "already exists" in err[0] and "--mlflow-uri" in err[1] and "cannot be written" in err[2]
+    assert not (location(out) / "ml").exists() and not (location(out) / "n").exists()
+
+
+def test_a_study_on_s3_resumes_from_s3(ray_session, s3_endpoint):
+    out = s3_uri(s3_endpoint, "studies", "nas")
+    args = ["run", "--method", "gdas,random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits",
+            "--set", *SETS, "--seeds", "1", "--out", out, "--name", "st"]
+    assert main(args) == 0
+    study = location(out) / "st"
+    records = [p for p in study.files() if p.parent.name == "trials"]
+    assert sorted(p.name for p in records) == ["gdas-nb201-digits-s0.json", "random-nb201-digits-s0.json"]
+    assert (study / "study.toml").is_file() and (study / "leaderboard.csv").is_file()
+    records[1].unlink()
+    assert main(["run", "--resume", "--name", "st", "--out", out]) == 0
+    assert sorted(p.name for p in study.files() if p.parent.name == "trials") == [p.name for p in records]
