@@ -205,6 +205,9 @@ def atomic_write_many(files: dict[Path | Remote | str, tuple[Callable[[IO[Any]],
 
 def _put_many(places: dict[Any, tuple[Callable[[IO[Any]], None], bool]]) -> None:
     """``atomic_write_many`` on an object store: every content complete in memory before the first put."""
+    local = [str(place) for place in places if not is_remote(place)]
+    if local:
+        raise UserError(f"cannot write {local[0]} together with files on an object store")
     contents = []
     for place, (write, binary) in places.items():
         buffer: IO[Any] = io.BytesIO() if binary else io.StringIO()
@@ -212,8 +215,6 @@ def _put_many(places: dict[Any, tuple[Callable[[IO[Any]], None], bool]]) -> None
         data = buffer.getvalue()
         contents.append((place, data if binary else data.encode("utf-8")))
     for place, data in contents:
-        if not is_remote(place):
-            raise UserError(f"cannot write {place} together with files on an object store")
         place.put(data)
 
 
