@@ -128,18 +128,11 @@ class Remote:
         return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
 
     @property
-    def suffix(self) -> str:
-        return self.name[len(self.stem):]
-
-    @property
     def parent(self) -> Remote:
         if self._rel:
             return Remote(self._base, self._query, self._rel.rpartition("/")[0])
         scheme, rest = self._base.split("://", 1)
         return Remote(f"{scheme}://{rest.rsplit('/', 1)[0]}", self._query) if "/" in rest else self
-
-    def with_name(self, name: str) -> Remote:
-        return self.parent / name
 
     def absolute(self) -> Remote:
         return self
@@ -192,13 +185,6 @@ class Remote:
 
     def is_dir(self) -> bool:
         return self._type() == "dir"
-
-    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
-        """Object stores have no empty folders; a folder exists once something is written in it. A folder that
-        holds something already is ``FileExistsError`` unless ``exist_ok``."""
-        if not exist_ok and self.exists():
-            raise FileExistsError(str(self))
-        self._call("create", self.filesystem.create_dir, self.fs_path, True)
 
     def read_bytes(self) -> bytes:
         def read() -> bytes:
