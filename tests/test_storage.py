@@ -199,7 +199,7 @@ def test_leaderboard_show_and_report_read_from_s3(s3_run, capsys):
     assert main(["report", out]) == 0
     page = (location(out) / "report" / "report.html").read_text()
     assert "gdas" in page and "data:image/png;base64," in page
-    assert any(p.suffix == ".png" for p in (location(out) / "report" / "plots").files())
+    assert any(p.name.endswith(".png") for p in (location(out) / "report" / "plots").files())
 
 
 def test_a_resume_on_s3_runs_only_the_missing_seed(s3_run, local_records):
