@@ -761,7 +761,7 @@ def run(req: RunRequest, console: Console) -> int:
                                       cpus_per_trial=req.cpus_per_trial, gpus_per_trial=req.gpus_per_trial,
                                       max_concurrent=req.max_concurrent, max_failures=req.max_failures,
                                       address=req.address, data_dir=req.data_dir, callbacks=req.callbacks,
-                                      mlflow_uri=req.mlflow_uri), console)
+                                      mlflow_uri=req.mlflow_uri, ship_code=req.ship_code), console)
     if req.resume:
         spec = resume_spec(req, console)
         check_checkpoints(spec, missing_seeds(spec))
@@ -961,7 +961,7 @@ def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path |
         csv_path, _ = write_leaderboard(board, study_dir)
         console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)"))
         console.print(f"records: {study_dir / CELLS_DIR}/*/trials\nleaderboard: {csv_path}\n"
-                      f"report: python -m harness report {shlex.quote(str(study_dir))}")
+                      f"report: python -m harness report {shlex.quote(uri(study_dir))}")
     have = {(r.get("config_hash"), r.get("seed")) for r in records}
     missing = [(s["experiment"], seed) for s in specs for seed in s["seeds"] if (s["config_hash"], seed) not in have]
     for line in errors:

@@ -231,12 +231,13 @@ def test_mistakes_on_s3_are_one_line_and_write_nothing(s3_run, s3_endpoint, caps
     assert not (location(out) / "ml").exists() and not (location(out) / "n").exists()
 
 
-def test_a_study_on_s3_resumes_from_s3(ray_session, s3_endpoint):
+def test_a_study_on_s3_resumes_from_s3(ray_session, s3_endpoint, capsys):
     out = s3_uri(s3_endpoint, "studies", "nas")
     args = ["run", "--method", "gdas,random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits",
             "--set", *SETS, "--seeds", "1", "--out", out, "--name", "st"]
     assert main(args) == 0
     study = location(out) / "st"
+    assert f"report: python -m harness report '{study.uri}'" in capsys.readouterr().out  # the endpoint kept
     records = [p for p in study.files() if p.parent.name == "trials"]
     assert sorted(p.name for p in records) == ["gdas-nb201-digits-s0.json", "random-nb201-digits-s0.json"]
     assert (study / "study.toml").is_file() and (study / "leaderboard.csv").is_file()

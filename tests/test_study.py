@@ -165,3 +165,18 @@ def test_a_study_resumes_exactly_the_trials_without_a_record(tiny_study, capsys)
     changed.write_text(TINY.replace("tau_max=5", "tau_max=4"))
     assert main(["study", "run", str(changed), "--resume", "--out", str(tiny_study.parent)]) == 2
     assert "no longer describes study 'tiny'" in capsys.readouterr().err
+
+
+def test_run_resume_of_a_study_hands_on_every_option(tmp_path, monkeypatch):
+    """``run --resume --name STUDY`` is the study's resume with the options of how its trials run, --no-ship-code
+    among them."""
+    import harness.experiment as experiment
+
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "study.json").write_text("{}")
+    asked = []
+    monkeypatch.setattr(experiment, "run_study", lambda req, console: asked.append(req) or 0)
+    assert main(["run", "--resume", "--name", "st", "--out", str(tmp_path), "--no-ship-code", "--max-failures", "5",
+                 "--max-concurrent", "1"]) == 0
+    (req,) = asked
+    assert (req.name, req.resume, req.ship_code, req.max_failures, req.max_concurrent) == ("st", True, False, 5, 1)
