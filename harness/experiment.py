@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import shlex
 import socket
 import subprocess
@@ -46,7 +45,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness.checkpoints import load_checkpoint
-from harness.config import config_hash, parse_overrides, resolve
+from harness.config import MAX_NAME, MAX_SEED, NAME_PATTERN, config_hash, parse_overrides, resolve
 from harness.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
@@ -74,9 +73,6 @@ TUNE_DIR = "tune"
 DEFAULT_DATASET = "cifar10"
 DEFAULT_BUDGET = "paper"
 DEFAULT_MAX_FAILURES = 2
-MAX_SEED = 2**32 - 1  # NumPy's seed range; torch and Python accept more
-MAX_NAME = 100
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 
 
 @dataclass
@@ -283,15 +279,11 @@ def resume_spec(req: RunRequest, console: Console) -> dict[str, Any]:
         if added:
             spec["seeds"] = spec["seeds"] + added
             notes.append(f"adding seeds {','.join(map(str, added))} to the experiment")
-    for option, key, value in (("--max-concurrent", "max_concurrent", req.max_concurrent),
-                               ("--max-failures", "max_failures", req.max_failures),
-                               ("--address", "address", req.address)):
-        if value is not None and value != spec[key]:
-            notes.append(f"this run uses {option} {value} (before: {spec[key]})")
-            spec[key] = value
     spec.setdefault("callbacks", [])  # an experiment made before --callback
     spec.setdefault("mlflow_uri", None)
-    for option, key, value in (("--callback", "callbacks", req.callbacks),
+    for option, key, value in (("--max-concurrent", "max_concurrent", req.max_concurrent),
+                               ("--max-failures", "max_failures", req.max_failures),
+                               ("--address", "address", req.address), ("--callback", "callbacks", req.callbacks),
                                ("--mlflow-uri", "mlflow_uri", req.mlflow_uri)):
         if value is not None and value != spec[key]:
             notes.append(f"this run uses {option} {value} (before: {spec[key]})")
@@ -744,15 +736,22 @@ def summarise(spec: dict[str, Any], console: Console, errors: list[str], interru
         console.print(leaderboard_table(board, f"leaderboard ({spec['budget']} budget, {spec['dataset']})"))
         console.print(f"records: {exp_dir / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}")
     missing = sorted(set(spec["seeds"]) - {r["seed"] for r in records})
+    total = len(spec["seeds"])
+    return exit_status(errors, interrupted, bool(missing), f"{total - len(missing)} of {total} trials finished "
+                       f"(missing seeds {','.join(map(str, missing))}); resume with: {resume_command(spec)}")
+
+
+def exit_status(errors: list[str], interrupted: bool, missing: bool, progress: str) -> int:
+    """The end of a run or study: the trials' errors on stderr and, when trials are ``missing``, the line
+    ``interrupted: <progress>`` (exit 130: the driver was stopped, or nothing failed) or ``failed: <progress>``
+    (exit 1); 0 when none is missing."""
     for line in errors:
         print(f"trial error: {line}", file=sys.stderr)
-    if missing:
-        what = "interrupted" if interrupted or not errors else "failed"
-        print(f"{what}: {len(spec['seeds']) - len(missing)} of {len(spec['seeds'])} trials finished "
-              f"(missing seeds {','.join(map(str, missing))}); resume with: {resume_command(spec)}",
-              file=sys.stderr)
-        return 130 if what == "interrupted" else 1
-    return 0
+    if not missing:
+        return 0
+    what = "interrupted" if interrupted or not errors else "failed"
+    print(f"{what}: {progress}", file=sys.stderr)
+    return 130 if what == "interrupted" else 1
 
 
 def run(req: RunRequest, console: Console) -> int:
@@ -964,12 +963,6 @@ def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path |
                       f"report: python -m harness report {shlex.quote(uri(study_dir))}")
     have = {(r.get("config_hash"), r.get("seed")) for r in records}
     missing = [(s["experiment"], seed) for s in specs for seed in s["seeds"] if (s["config_hash"], seed) not in have]
-    for line in errors:
-        print(f"trial error: {line}", file=sys.stderr)
-    if missing:
-        total = sum(len(s["seeds"]) for s in specs)
-        what = "interrupted" if interrupted or not errors else "failed"
-        print(f"{what}: {total - len(missing)} of {total} trials of study '{study.name}' finished; resume with: "
-              f"{study_resume_command(study_dir)}", file=sys.stderr)
-        return 130 if what == "interrupted" else 1
-    return 0
+    total = sum(len(s["seeds"]) for s in specs)
+    return exit_status(errors, interrupted, bool(missing), f"{total - len(missing)} of {total} trials of study "
+                       f"'{study.name}' finished; resume with: {study_resume_command(study_dir)}")
