@@ -169,9 +169,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         raise UserError(f"--seeds must be at least 1 (got {args.seeds})")
     seeds = _seed_list(args.seed_list) if args.seed_list is not None else (
         list(range(args.seeds)) if args.seeds is not None else None)
-    callbacks, mlflow_uri = _callbacks(args)
-    if args.method and "," in args.method:  # the shorthand of a one-space study
+    if args.method and "," in args.method:  # the shorthand of a one-space study (study_request checks --callback)
         return cmd_run_methods(args, seeds, console)
+    callbacks, mlflow_uri = _callbacks(args)
     req = RunRequest(method=args.method, space=args.space, dataset=args.dataset, budget=args.budget,
                      seeds=seeds, overrides=args.overrides, out=args.out, name=args.name,
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,

@@ -300,11 +300,11 @@ def runner_info() -> dict[str, Any]:
     """Where the trial ran: the Ray node's id (None outside Ray), whether the driver shipped the harness's code
     to it through Ray's runtime_env (``code_shipped``: the job's ``py_modules``), and the folder the harness was
     imported from (a shipped copy, unless an installed one takes precedence on that node)."""
+    import ray
+
     import harness
 
     node, shipped = None, False
-    import ray
-
     if ray.is_initialized():
         context = ray.get_runtime_context()
         node, shipped = context.get_node_id(), bool((context.runtime_env or {}).get("py_modules"))
