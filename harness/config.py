@@ -302,6 +302,11 @@ def is_evaluation_key(name: str) -> bool:
     return name in EVALUATION_KEYS or name.startswith("eval_")
 
 
+# What names and seeds may be, for an experiment (``--name``, ``--seeds``) and a study file alike.
+MAX_SEED = 2**32 - 1  # NumPy's seed range; torch and Python accept more
+MAX_NAME = 100
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # a plain folder name
+
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal
 # on small data; paper: the papers' settings (for GPUs) — the empty preset. The network sizes of a preset
 # are the space's (its ``budgets``).

@@ -25,13 +25,12 @@ resources — and the first problem is one line (exit status 2).
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import BUDGETS
+from harness.config import BUDGETS, MAX_NAME, MAX_SEED, NAME_PATTERN
 from harness.errors import UserError
 from harness.registry import METHODS, SPACES, check_pair
 
@@ -45,9 +44,7 @@ STUDY_SPEC = "study.json"  # the resolved study: every cell's spec
 CELLS_DIR = "cells"
 KEYS = {"name", "budget", "seeds", "datasets", "spaces", "methods", "variants", "space_methods"}
 VARIANT_KEYS = {"method", "set"}
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 MAX_SEEDS = 10_000
-MAX_SEED = 2**32 - 1  # NumPy's seed range
 
 
 @dataclass
@@ -120,7 +117,7 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
         if key not in doc:
             raise _refuse(where, f"missing '{key}'")
     name = doc.get("name", default_name)
-    if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > 100:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME:
         raise _refuse(where, f"name {name!r} must be a plain folder name (letters, digits and . _ + = -)")
     budget = doc.get("budget", "paper")
     if budget not in BUDGETS:
@@ -138,7 +135,7 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
     for vname, spec in variants.items():
         if vname in METHODS:
             raise _refuse(where, f"variant '{vname}' has the name of a method; give it its own name")
-        if not NAME.fullmatch(vname):
+        if not NAME_PATTERN.fullmatch(vname):
             raise _refuse(where, f"variant name {vname!r} must be a plain name (letters, digits and . _ + = -)")
         if not isinstance(spec, dict) or "method" not in spec:
             raise _refuse(where, f"variant '{vname}' must be {{method = \"...\", set = [\"key=value\", ...]}}")
