@@ -106,6 +106,13 @@ def sgd(params: Iterable[nn.Parameter], cfg: dict[str, Any], prefix: str) -> tor
                            weight_decay=cfg[f"{prefix}_weight_decay"], nesterov=bool(cfg[f"{prefix}_nesterov"]))
 
 
+def arch_adam(params: Iterable[nn.Parameter], cfg: dict[str, Any]) -> torch.optim.Adam:
+    """The Adam optimiser of the architecture parameters (``arch_lr``, ``arch_beta1``/``arch_beta2``,
+    ``arch_weight_decay``)."""
+    return torch.optim.Adam(params, lr=cfg["arch_lr"], betas=(cfg["arch_beta1"], cfg["arch_beta2"]),
+                            weight_decay=cfg["arch_weight_decay"])
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

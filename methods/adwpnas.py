@@ -86,7 +86,7 @@ from harness.correlation import discrete_accuracies, genotype_edges
 from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import cosine_lr, set_lr, sgd, to_device
+from harness.train import arch_adam, cosine_lr, set_lr, sgd, to_device
 from methods.base import ArchState, SearchMethod
 from methods.darts import Darts
 from spaces.base import EdgeId, SearchSpace, group_means
@@ -322,9 +322,7 @@ class Adwpnas(SearchMethod):
         self.arch.params["alpha"] = nn.Parameter(
             self.cfg["arch_init_std"] * torch.randn(len(self.cells), self.code_size, device=self.device))
         self.w_opt = sgd(self.supernet.parameters(), self.cfg, "w")
-        self.a_opt = torch.optim.Adam([self.arch.params["alpha"]], lr=self.cfg["arch_lr"],
-                                      betas=(self.cfg["arch_beta1"], self.cfg["arch_beta2"]),
-                                      weight_decay=self.cfg["arch_weight_decay"])
+        self.a_opt = arch_adam([self.arch.params["alpha"]], self.cfg)
         # per cell: each entry's edge, op and unit (for the per-unit softmax and discretisation)
         rows = [self.layout[self.cell_groups[c]] for c in self.cells]
         self.entry_edge = torch.tensor([[e for e, _ in r] for r in rows], device=self.device)

@@ -42,7 +42,7 @@ from torch import nn
 from harness.config import Key
 from harness.data import DataInfo
 from harness.registry import register_method
-from harness.train import sgd, to_device
+from harness.train import arch_adam, sgd, to_device
 from methods.base import ArchState, SearchMethod
 from spaces.base import EdgeId, SearchSpace
 from spaces.ops import is_zero
@@ -125,9 +125,7 @@ class Darts(SearchMethod):
                       for group, mask in space.candidate_mask().items()}
         self.supernet = to_device(space.build_supernet(self.make_edge, info), cfg, device)
         self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
-        self.a_opt = torch.optim.Adam(self.arch_parameters(), lr=cfg["arch_lr"],
-                                      betas=(cfg["arch_beta1"], cfg["arch_beta2"]),
-                                      weight_decay=cfg["arch_weight_decay"])
+        self.a_opt = arch_adam(self.arch_parameters(), cfg)
 
     def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:
         return MixedEdge(edge, candidates, self.arch)
