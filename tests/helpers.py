@@ -40,3 +40,13 @@ def count_op_calls(edges) -> tuple[dict[tuple[int, int, int], int], list]:
                 calls[key] = calls.get(key, 0) + 1
             handles.append(op.register_forward_hook(hook))
     return calls, handles
+
+
+def result_frame(tune_dir, **storage):
+    """Ray Tune's ``ResultGrid`` of the experiment's newest run in ``tune_dir`` (``Tuner.restore(...).get_results()``,
+    which runs nothing; ``storage``: ``storage_filesystem`` for an object store), as a dataframe."""
+    from ray import tune
+
+    from harness.trial import run_trial
+
+    return tune.Tuner.restore(str(tune_dir), trainable=run_trial, **storage).get_results().get_dataframe()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import s3_uri, trial_records
+from helpers import result_frame
 
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.cli import main
@@ -179,11 +180,12 @@ def test_ray_tune_reads_its_experiment_from_s3(s3_run):
 
     _, exp = s3_run
     tune_dir = exp / "tune"
-    frame = tune.ExperimentAnalysis(tune_dir.fs_path, storage_filesystem=tune_dir.filesystem).dataframe()
-    assert sorted(frame["seed"]) == [0, 1] and set(frame["phase"]) == {"done"}
+    analysis = tune.ExperimentAnalysis(tune_dir.fs_path, storage_filesystem=tune_dir.filesystem).dataframe()
     by_seed = s3_records(exp)
-    for _, row in frame.iterrows():
-        assert row["test_acc"] == pytest.approx(by_seed[int(row["seed"])]["test_acc"])
+    for frame in (analysis, result_frame(tune_dir.fs_path, storage_filesystem=tune_dir.filesystem)):
+        assert sorted(frame["seed"]) == [0, 1] and set(frame["phase"]) == {"done"}
+        for _, row in frame.iterrows():
+            assert row["test_acc"] == pytest.approx(by_seed[int(row["seed"])]["test_acc"])
 
 
 def test_leaderboard_show_and_report_read_from_s3(s3_run, capsys):
@@ -213,8 +215,10 @@ def test_a_resume_on_s3_runs_only_the_missing_seed(s3_run, local_records):
     assert (exp / "trials" / "gdas-nb201-digits-s0.json").read_bytes() == kept  # untouched
     again = s3_records(exp)[1]
     assert all(again[k] == local_records[1][k] for k in KEPT)
-    frame = tune.ExperimentAnalysis((exp / "tune").fs_path, storage_filesystem=(exp / "tune").filesystem).dataframe()
-    assert list(frame["seed"]) == [1]  # the resume's own Ray Tune experiment
+    tune_dir = exp / "tune"
+    for frame in (tune.ExperimentAnalysis(tune_dir.fs_path, storage_filesystem=tune_dir.filesystem).dataframe(),
+                  result_frame(tune_dir.fs_path, storage_filesystem=tune_dir.filesystem)):
+        assert list(frame["seed"]) == [1]  # the resume's own Ray Tune experiment
 
 
 def test_mistakes_on_s3_are_one_line_and_write_nothing(s3_run, s3_endpoint, capsys):

@@ -1,6 +1,7 @@
 """Ray Tune's own results of a run through the CLI: result.json, progress.csv, params.json and TensorBoard's events
-in every trial folder, ExperimentAnalysis with one row per seed, the same after a resume; the MLflow logger of
-``--callback mlflow`` (when mlflow is installed) and the one-line refusal of a logger whose package is missing."""
+in every trial folder, ExperimentAnalysis and the ResultGrid with one row per seed, the same after a resume; the
+MLflow logger of ``--callback mlflow`` (when mlflow is installed) and the one-line refusal of a logger whose package
+is missing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import result_frame
 
 from harness.cli import main
 
@@ -65,6 +67,15 @@ def test_experiment_analysis_has_one_row_per_seed(tb_run):
         assert row["madds_m"] == pytest.approx(record["madds_m"])  # a figure beyond the summary's
 
 
+def test_result_grid_has_one_row_per_seed(tb_run):
+    _, exp = tb_run
+    frame = result_frame(exp / "tune")
+    assert sorted(frame["seed"]) == [0, 1] and set(frame["phase"]) == {"done"}
+    by_seed = records(exp)
+    for _, row in frame.iterrows():
+        assert row["test_acc"] == pytest.approx(by_seed[int(row["seed"])]["test_acc"])
+
+
 def test_result_json_holds_every_report(tb_run):
     _, exp = tb_run
     for trial in trial_dirs(exp):
@@ -118,9 +129,9 @@ def test_resume_has_its_own_ray_results(tb_run):
     assert {r["trial_id"] for r in lines} != {first_id} and lines[-1]["trial_id"] != first_id
     last = lines[-1]
     assert last["phase"] == "done" and last["test_acc"] == pytest.approx(records(exp)[1]["test_acc"])
-    frame = tune.ExperimentAnalysis(str(exp / "tune")).dataframe()
-    assert list(frame["seed"]) == [1]
-    assert frame["test_acc"].iloc[0] == pytest.approx(records(exp)[1]["test_acc"])
+    for frame in (tune.ExperimentAnalysis(str(exp / "tune")).dataframe(), result_frame(exp / "tune")):
+        assert list(frame["seed"]) == [1]
+        assert frame["test_acc"].iloc[0] == pytest.approx(records(exp)[1]["test_acc"])
 
 
 def test_mlflow_callback_logs_every_trial(ray_session, tmp_path):
