@@ -18,6 +18,9 @@ tuple of choices, or a named check function). Where each kind of key is declared
   ``space_keys = {"darts": {...}}``; a space's keys of the per-cell derivation, ``cell_keys``, which a pair
   has only when its method scores every cell (``SearchMethod.scores_per_cell``: AGNAS); the teacher keys of
   NOS: ``harness.teacher.TEACHER_CONFIG``;
+- ``SEARCH_RECIPE_KEYS`` (here): keys of the search recipe that some methods' reference code sets apart from the
+  shared convention (learning-rate schedule, which weights decay, clipping, label smoothing), declared once and
+  included in the ``keys`` of the methods that honour them;
 - ``defaults`` on a method or space holds *values* only: the class's value of a key declared elsewhere
   (NOS's ``search_epochs``, NAS-Bench-201's ``w_weight_decay``), and a method's ``space_defaults`` its values
   on one space (AGNAS's macro search on ``proxyless``); ``ignored_keys`` drops keys a method does
@@ -282,6 +285,27 @@ SHARED_KEYS: dict[str, Key] = {
                           "[0, inf)", origin="harness"),
 }
 
+# The search recipe of a method's reference code where it is not the shared convention above: keys declared once
+# here and included in the ``keys`` of the methods that honour them (``{**SearchMethod.keys,
+# **SEARCH_RECIPE_KEYS}``), so that no other pair has a key it would ignore. Their defaults are the shared
+# convention (what every other method does); a method gives its code's values in ``space_defaults`` for the
+# space its code searches (ProxylessNAS-G and AGNAS's macro search on ``proxyless``). Read through
+# ``harness.train``: ``search_lr``, ``decay_groups``, ``clip_gradients`` and ``weight_loss``.
+SEARCH_RECIPE_KEYS: dict[str, Key] = {
+    "w_lr_schedule": Key("cosine", "search: the weight learning rate per epoch from w_lr to w_lr_min: 'cosine' "
+                                   "(the shared convention) or 'linear' (AGNAS's macro code)",
+                         choices=("cosine", "linear")),
+    "w_decay_params": Key("all", "search: the weights the weight decay applies to: 'all' (the shared convention) or "
+                                 "'conv_classifier', the 4-D convolution kernels and the classifier's weight and "
+                                 "bias only (AGNAS's macro code)", choices=("all", "conv_classifier")),
+    "grad_clip_mode": Key("norm", "search: how grad_clip clips the weights' gradients: their joint 'norm' (the shared "
+                                  "convention), each entry's 'value' (AGNAS's macro code) or 'off' (ProxylessNAS's "
+                                  "code)", choices=("norm", "value", "off")),
+    "w_label_smoothing": Key(0.0, "search: label smoothing of the weight step's cross-entropy (0 = plain "
+                                  "cross-entropy, the shared convention; 0.1 in ProxylessNAS's and AGNAS's macro "
+                                  "code)", "[0, 1)"),
+}
+
 # The evaluation protocol: the keys of the final network's training and size. They are locked per space — the
 # harness's shared defaults, the space's ``defaults`` and the budget presets (generic and the space's) set them,
 # the same for every method on that space — so a method class may not give a value of one in its ``defaults``,
@@ -309,7 +333,8 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # a plain folder nam
 
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal
 # on small data; paper: the papers' settings (for GPUs) — the empty preset. The network sizes of a preset
-# are the space's (its ``budgets``).
+# are the space's (its ``budgets``). smoke and small set one search batch size for every method (a CPU's memory
+# holds no 512-image batch of a supernet that runs every candidate); paper takes each method's own.
 BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "search_epochs": 2, "search_batch_size": 128, "eval_epochs": 4, "eval_batch_size": 64,
@@ -317,7 +342,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "latency_runs": 3, "latency_warmup": 1,
     },
     "small": {
-        "search_epochs": 10, "eval_epochs": 30, "eval_batch_size": 64,
+        "search_epochs": 10, "search_batch_size": 64, "eval_epochs": 30, "eval_batch_size": 64,
         "corr_edges": 4, "corr_batches": 4, "rs_candidates": 8, "rs_epochs": 3, "train_limit": 10000,
     },
     "paper": {},

@@ -100,6 +100,48 @@ def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
     return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * epoch / max(1, epochs)))
 
 
+def linear_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
+    """Learning rate of ``epoch`` (0-based) decayed linearly from lr_max towards lr_min over ``epochs``."""
+    return lr_max - (lr_max - lr_min) * epoch / max(1, epochs)
+
+
+LR_SCHEDULES = {"cosine": cosine_lr, "linear": linear_lr}  # the search recipe's ``w_lr_schedule``
+
+
+def decay_groups(module: nn.Module, rule: str) -> Any:
+    """The parameters of ``module`` for ``sgd``, by the search recipe's ``w_decay_params``: ``all`` — every
+    parameter, decayed alike (the parameters themselves, as before the key existed); ``conv_classifier`` —
+    two groups, the 4-D convolution kernels and the parameters of the module's ``classifier`` (weight and
+    bias) with the optimiser's weight decay, every other parameter (BatchNorm, biases, linear layers such as
+    AGNAS's attention) without: the rule of AGNAS's macro code (``get_optimizer_schedule``)."""
+    if rule == "all":
+        return module.parameters()
+    if rule != "conv_classifier":
+        raise ValueError(f"unknown w_decay_params {rule!r}")
+    decayed, other = [], []
+    for name, p in module.named_parameters():
+        (decayed if p.ndim == 4 or name.split(".")[0] == "classifier" else other).append(p)
+    return [{"params": other, "weight_decay": 0.0}, {"params": decayed}]
+
+
+def clip_gradients(params: Iterable[nn.Parameter], cfg: dict[str, Any]) -> None:
+    """Clip the weights' gradients to ``grad_clip`` as the search recipe's ``grad_clip_mode`` says: their joint
+    ``norm``, each entry's ``value`` (``clip_grad_value_``) or ``off``."""
+    mode = cfg["grad_clip_mode"]
+    if mode == "norm":
+        nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
+    elif mode == "value":
+        nn.utils.clip_grad_value_(params, cfg["grad_clip"])
+    elif mode != "off":
+        raise ValueError(f"unknown grad_clip_mode {mode!r}")
+
+
+def weight_loss(logits: torch.Tensor, y: torch.Tensor, cfg: dict[str, Any]) -> torch.Tensor:
+    """The weight step's loss of the search recipe: cross-entropy with ``w_label_smoothing`` (torch's: the target
+    is (1 − ε)·one-hot + ε/classes, as ProxylessNAS's and AGNAS's code compute it)."""
+    return F.cross_entropy(logits, y, label_smoothing=cfg["w_label_smoothing"])
+
+
 def sgd(params: Iterable[nn.Parameter], cfg: dict[str, Any], prefix: str) -> torch.optim.SGD:
     """The SGD optimiser of the protocol: ``prefix`` "w" for search weights, "eval" for the final network."""
     return torch.optim.SGD(params, lr=cfg[f"{prefix}_lr"], momentum=cfg[f"{prefix}_momentum"],

@@ -94,11 +94,11 @@ class SearchMethod:
         """One search epoch; returns the epoch's metrics (``val_acc`` among them, percent).
 
         The default is the epoch of a method that trains a supernet with the shared search SGD
-        (``self.w_opt``): the epoch's weight learning rate (cosine from ``w_lr`` to ``w_lr_min``), ``train_step``
+        (``self.w_opt``): the epoch's weight learning rate (``weight_lr``), ``train_step``
         on every pair of ``step_batches``, then ``validate``, and the genotype derived so far. A method
         without a supernet (random search) overrides it.
         """
-        set_lr(self.w_opt, cosine_lr(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"]))
+        set_lr(self.w_opt, self.weight_lr(epoch))
         loss_sum, correct, count = 0.0, 0.0, 0
         for weight_batch, arch_batch in self.step_batches(epoch, data):
             stats = self.train_step(weight_batch, arch_batch, epoch)
@@ -108,6 +108,11 @@ class SearchMethod:
         return {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count, "val_loss": val_loss,
                 "val_acc": val_acc, "lr": self.w_opt.param_groups[0]["lr"],
                 "genotype": self.space.to_str(self.derive())}
+
+    def weight_lr(self, epoch: int) -> float:
+        """The weight learning rate of ``epoch``: the shared cosine from ``w_lr`` to ``w_lr_min`` over the search
+        epochs (a method whose reference code schedules it otherwise overrides this)."""
+        return cosine_lr(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"])
 
     def step_batches(self, epoch: int, data: SearchData) -> Iterable[tuple[Any, Any]]:
         """The (weight-half batch, architecture-half batch) pairs of the epoch's steps."""
