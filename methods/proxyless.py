@@ -9,9 +9,18 @@ candidates works unchanged.
   p = softmax(α) over each edge's candidates (the other columns are never read). Adam (lr 1e-3, betas
   (0, 0.999), no weight decay).
 - **Weight step** (every batch of the weight half): each edge samples ONE candidate from multinomial(p) and
-  computes only it (its output is the edge's output; only its weights get gradients). SGD of the shared
-  search protocol, cross-entropy (the code's label smoothing 0.1 is not used: the harness's CE, as every
-  method here).
+  computes only it (its output is the edge's output). Only the sampled candidates' weights get gradients; the
+  others' ``.grad`` stays None, as the code sets it ("avoid over-regularization"), so SGD leaves them
+  untouched: no weight decay and no momentum for a candidate that was not sampled (zero gradients would shrink
+  a rarely sampled op every step and favour the ops that are already likely). The loss is the search recipe's
+  ``weight_loss`` (cross-entropy with ``w_label_smoothing``), the gradients clipped by ``clip_gradients``.
+- **The weight optimiser**: on ``proxyless`` the authors' code's (``space_defaults``): SGD, momentum 0.9,
+  Nesterov, weight decay 4e-5 on every weight, batch 256 (the ``smoke`` and ``small`` budgets set 128 and
+  64 for every method), no gradient clipping (``grad_clip_mode=off``), label smoothing 0.1; the warm-up epochs
+  anneal ``warmup_lr`` 0.05 to 0 (cosine), the joint epochs 0.025 to ``w_lr_min`` 0 (cosine over the joint
+  epochs alone). The code steps the learning rate every batch; here it is set once per epoch, as for every
+  method. On ``darts`` and ``nb201``, where ProxylessNAS has no reference code, the space's shared search
+  protocol (``warmup_lr`` 0: one cosine over all epochs).
 - **Architecture step** (on the architecture-half batch of every ``arch_every``-th weight step of an epoch,
   from epoch ``warmup_epochs`` + 1 on — the code skips the first joint epoch —, network in train mode):
   ``binary_mode=two`` (the paper's, default): two distinct candidates sampled from p without replacement,
@@ -19,8 +28,8 @@ candidates works unchanged.
   g_a·o_a(x) + g_b·o_b(x).detach(), so only these two run. ∂L/∂g_j (j in the pair) come from autograd;
   ∂L/∂α_i = Σ_j ∂L/∂g_j · p′_j(δ_ij − p′_i) = p′_i(∂L/∂g_i − Σ_j p′_j ∂L/∂g_j) for i in the pair, 0 elsewhere.
   After the Adam step both pair entries are shifted by −log(Σ_pair e^{α_new} / Σ_pair e^{α_old}), so the
-  probabilities of the unsampled candidates stay as they were (exactly so with ``cost=none``: the cost term's
-  gradient reaches every α of the edge through p, as in the code). ``binary_mode=full``: one active
+  probabilities of the unsampled candidates stay as they were (the cost term, too, moves only the pair's α:
+  ``cost_probs=pair`` below). ``binary_mode=full``: one active
   candidate drawn from p, every candidate is involved (the same formula over all of them with p′ = p);
   the inactive candidates are computed without grad (their outputs are constants, so ∂L/∂g_k = Σ o_k ⊙
   ∂L/∂y as the code's ``full_v2``, which recomputes them in the backward pass instead); no rescaling.
@@ -37,7 +46,13 @@ candidates works unchanged.
   supernet with each edge computing its argmax candidate records every edge's input shape), summed over a
   group's instances; ``zero``/``none`` cost 0. The fixed part (the layers that are not searched) is the
   supernet's total multiply-adds in that forward minus its chosen candidates'. E[cost] = fixed +
-  Σ_edges Σ_j p_j·cost_j, differentiable in α. ``cost_form=mul_log`` (the code's default form):
+  Σ_edges Σ_j p_j·cost_j, differentiable in α. In the two-path mode p is, as in the code
+  (``current_prob_over_ops``, the other ops ``None`` in ``expected_flops``), the softmax over each edge's
+  sampled pair and 0 for the rest (``cost_probs=pair``, default), so the cost gradient moves only the pair's
+  α, like the gate gradient; ``cost_probs=full`` weighs every candidate by softmax(α) (the paper's Eq. 3 form:
+  every α of the edge moves each step). ``binary_mode=full`` uses the full softmax either way. The E[cost]
+  an epoch and the record report (``expected_cost_m``, ``cost.expected``) is under the full p.
+  ``cost_form=mul_log`` (the code's default form):
   loss = a·CE·(log E / log ref)^b, the logarithms of the multiply-add counts themselves (not millions, so
   both are positive at any network size), a = ``cost_a`` 0.2, b = ``cost_b`` 0.3; ``add_linear``:
   CE + λ(E − ref)/ref, λ = ``cost_lambda`` 0.1. ``cost_ref`` in millions of multiply-adds; 0 (default) =
@@ -46,15 +61,26 @@ candidates works unchanged.
   released latency table is not public, so each candidate's median latency (``measure_latency_ms``, batch 1,
   ms) is measured on the trial's device once and cached on disk (``LatencyTable``, keyed by the device, the
   candidate and its input shape); the fixed part is the measured supernet latency (argmax path) minus its
-  chosen candidates' (clamped at 0); mul_log then takes logs of microseconds. ``cost=none`` gives plain CE
-  (the code's default: no target).
+  chosen candidates' (clamped at 0); mul_log then takes logs of microseconds. ``cost=none`` (the default)
+  gives plain CE: the code's default (``target_hardware=None``) searches for accuracy alone, and so does the
+  method's plain row, comparable with every other method's accuracy-only search. The cost-aware searches are
+  named variants, so that no table mixes them silently: ``proxyless-macs`` (``--set cost=macs``) and
+  ``proxyless-latency`` (``--set cost=latency``) in the study files; a run's leaderboard row names its
+  ``--set`` in its ``variant`` column.
 - **Evaluation**: outside the training steps (validation, the correlation protocol, the record) each edge
   computes its argmax candidate, as the code's validation (``set_chosen_op_active``); under
-  ``discretised`` only the forced candidate. Importance = softmax(α) over the candidates (DARTS's);
-  derivation = the space's rule (argmax per block on a chain).
-- **Schedule**: ``search_epochs`` 160 with ``warmup_epochs`` 40 (the ImageNet schedule, 40 + 120); the
-  weight learning rate follows the shared cosine over all epochs (the code's separate warm-up cosine with
-  lr 0.05 is not reproduced).
+  ``discretised`` only the forced candidate. The epoch's validation (``val_acc``, hence ``search_val_acc``)
+  runs BatchNorm on batch statistics, as the code's (``use_train_mode=True``: the supernet's running
+  statistics mix every sampled path), the running statistics restored after; the operation-level correlation
+  is the shared protocol (eval mode), the same for every method. Importance = softmax(α) over the candidates
+  (DARTS's); derivation = the space's rule (argmax per block on a chain).
+- **Schedule**: ``search_epochs`` 160 with ``warmup_epochs`` 40 (the ImageNet schedule, 40 + 120).
+- **Remaining differences from the code** (each kept for the shared protocol or the harness's structure): the
+  architecture step reads a batch of the architecture half, augmented (the code holds out 50 images per class
+  of the training set, unaugmented); the learning rate changes per epoch, not per
+  batch; when the active path is ``zero`` the α row's Adam moments see a zero gradient (the code's α of a
+  block is its own tensor whose ``.grad`` is None, so Adam skips it); and the harness's data split, search
+  epochs and evaluation protocol are the shared ones (the code searches ImageNet at 224×224).
 """
 
 from __future__ import annotations
@@ -71,13 +97,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import Key
+from harness.config import SEARCH_RECIPE_KEYS, Key
 from harness.data import DataInfo, SearchData, cache_lock, default_cache_dir
 from harness.errors import UserError
 from harness.metrics import count_madds_m, measure_latency_ms
 from harness.records import atomic_write
 from harness.registry import register_method
-from harness.train import memory_format
+from harness.train import clip_gradients, cosine_lr, evaluate, memory_format, weight_loss
 from methods.base import ArchState
 from methods.darts import Darts, _grads, masked_softmax
 from spaces.base import EdgeId, SearchSpace
@@ -89,6 +115,7 @@ COSTS = ("macs", "latency", "none")
 UNIT_SCALE = {"macs": 1e6, "latency": 1e3}  # mul_log takes logs of multiply-adds and of microseconds
 LATENCY_WARMUP, LATENCY_RUNS = 3, 20
 COST_FORMS = ("mul_log", "add_linear")
+COST_PROBS = ("pair", "full")
 
 
 def device_description(device: torch.device) -> str:
@@ -232,9 +259,14 @@ class Proxyless(Darts):
                                   "all candidates involved (the code's full_v2 formula)", choices=BINARY_MODES),
         "zero_no_update": Key(True, "ProxylessNAS: an edge whose active path is 'zero'/'none' gets no alpha update "
                                     "in that step (the code's rule)"),
-        "cost": Key("macs", "ProxylessNAS: the cost term, expected multiply-adds ('macs'), expected latency from a "
-                            "table measured on this device ('latency', cached) or none", choices=COSTS,
-                    origin="harness"),
+        "cost": Key("none", "ProxylessNAS: the cost term, none (accuracy alone: the code's default, no target "
+                            "hardware), expected multiply-adds ('macs', the variant proxyless-macs) or expected "
+                            "latency from a table measured on this device ('latency', cached; proxyless-latency)",
+                    choices=COSTS),
+        "cost_probs": Key("pair", "ProxylessNAS: with binary_mode=two, E[cost] of the architecture step weighs each "
+                                  "edge's costs by the softmax over its sampled pair ('pair', the code's "
+                                  "current_prob_over_ops) or over all its candidates ('full', the paper's Eq. 3)",
+                          choices=COST_PROBS),
         "cost_form": Key("mul_log", "ProxylessNAS: 'mul_log' = a*CE*(log E/log ref)^b, 'add_linear' = "
                                     "CE + lambda*(E-ref)/ref", choices=COST_FORMS),
         "cost_ref": Key(0.0, "ProxylessNAS: reference cost, millions of multiply-adds or ms (0 = E[cost] of the "
@@ -243,10 +275,20 @@ class Proxyless(Darts):
         "cost_a": Key(0.2, "ProxylessNAS: a of mul_log", "(0, inf)"),
         "cost_b": Key(0.3, "ProxylessNAS: b of mul_log", "[0, inf)"),
         "cost_lambda": Key(0.1, "ProxylessNAS: lambda of add_linear", "[0, inf)"),
+        "warmup_lr": Key(0.0, "ProxylessNAS: weight learning rate of the warm-up epochs, cosine-annealed to 0 over "
+                              "them, the joint epochs then following w_lr's schedule on their own (the code's 0.05 "
+                              "on proxyless); 0 = one schedule over all epochs", "[0, inf)"),
+        **{name: SEARCH_RECIPE_KEYS[name] for name in ("grad_clip_mode", "w_label_smoothing")},
     }
     ignored_keys = frozenset({"order"})
     defaults = {**Darts.defaults, "search_epochs": 160, "warmup_epochs": 40, "arch_lr": 1e-3, "arch_beta1": 0.0,
                 "arch_beta2": 0.999, "arch_weight_decay": 0.0, "arch_init_std": 1e-3}
+    # on its own space, the search recipe of the authors' code (search/imagenet_arch_search.py, nas_manager.py):
+    # SGD with Nesterov momentum 0.9, weight decay 4e-5 on every weight, lr 0.025 cosine to 0 over the joint
+    # epochs after a warm-up at 0.05 cosine to 0, no gradient clipping, label smoothing 0.1, batch 256
+    space_defaults = {"proxyless": {"search_batch_size": 256, "w_nesterov": True, "w_weight_decay": 4e-5,
+                                    "w_lr_min": 0.0, "warmup_lr": 0.05, "grad_clip_mode": "off",
+                                    "w_label_smoothing": 0.1}}
     # smoke: no warm-up, so that the second epoch has architecture steps, one per weight step
     budgets = {"smoke": {"warmup_epochs": 0, "arch_every": 1}, "small": {"warmup_epochs": 2}}
 
@@ -327,11 +369,19 @@ class Proxyless(Darts):
             raise UserError(f"ProxylessNAS: the reference cost ({self.cost_ref}) is too small for cost_form=mul_log; "
                             "set cost_ref, cost_form=add_linear or cost=none")
 
-    def expected_cost(self) -> torch.Tensor:
-        """E[cost] = fixed + Σ_groups Σ_edges Σ_j p_j·cost_j (millions of multiply-adds), differentiable in α."""
+    def expected_cost(self, involved: dict[str, list[tuple[int, ...]]] | None = None) -> torch.Tensor:
+        """E[cost] = fixed + Σ_groups Σ_edges Σ_j p_j·cost_j (millions of multiply-adds, or ms), differentiable in
+        α: p = softmax(α) over each edge's candidates, or with ``involved`` (per group, each edge's sampled ops)
+        the softmax over the edge's involved ops alone, 0 for the others (the code's ``current_prob_over_ops`` of
+        the two-path mode)."""
         total = torch.tensor(self.fixed_cost, device=self.device)
         for group, alpha in self.arch.params.items():
-            total = total + (masked_softmax(alpha, self.masks[group]) * self.cost_tensors[group]).sum()
+            mask = self.masks[group]
+            if involved is not None:
+                mask = torch.zeros(alpha.shape, dtype=torch.bool, device=alpha.device)
+                for index, ops in enumerate(involved[group]):
+                    mask[index, list(ops)] = True
+            total = total + (masked_softmax(alpha, mask) * self.cost_tensors[group]).sum()
         return total
 
     # --- sampling --------------------------------------------------------------------------------
@@ -369,6 +419,21 @@ class Proxyless(Darts):
             state.involved[group], state.gates[group] = involved, gates
 
     # --- search ---------------------------------------------------------------------------------
+    def weight_lr(self, epoch: int) -> float:
+        """With ``warmup_lr``: the warm-up epochs anneal it to 0 (cosine), the joint epochs follow the shared cosine
+        from ``w_lr`` to ``w_lr_min`` over themselves alone (the code's two schedules); else the shared cosine."""
+        warmup = int(self.cfg["warmup_epochs"])
+        if not self.cfg["warmup_lr"]:
+            return super().weight_lr(epoch)
+        if epoch < warmup:
+            return cosine_lr(epoch, warmup, self.cfg["warmup_lr"], 0.0)
+        return cosine_lr(epoch - warmup, self.num_epochs() - warmup, self.cfg["w_lr"], self.cfg["w_lr_min"])
+
+    def validate(self, data: SearchData) -> tuple[float, float]:
+        """The argmax path on the architecture half with BatchNorm on batch statistics, as the code validates
+        (``use_train_mode=True``: the supernet's running statistics mix every sampled path); restored after."""
+        return evaluate(self.supernet, data.val_batches(), train_mode_bn=True)
+
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
         self.batch_in_epoch = 0
         before = self.arch_steps
@@ -384,7 +449,9 @@ class Proxyless(Darts):
         return stats
 
     def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """One SGD step of the weights of one sampled path per edge."""
+        """One SGD step of the weights of one sampled path per edge. The unsampled candidates' weights get no
+        gradient (``.grad`` None, as the code sets it "to avoid over-regularization"), so SGD skips them: no
+        weight decay, no momentum, their momentum buffers untouched."""
         self.supernet.train()
         self.sample_weight_paths()
         self.gate_state.mode = "weight"
@@ -392,12 +459,12 @@ class Proxyless(Darts):
             logits = self.supernet(x)
         finally:
             self.gate_state.mode = None
-        loss = F.cross_entropy(logits, y)
+        loss = weight_loss(logits, y, self.cfg)
         self.w_opt.zero_grad(set_to_none=True)
         weights = self.weights()
-        for w, g in zip(weights, _grads(loss, weights)):
-            w.grad = g
-        nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
+        for w, g in zip(weights, torch.autograd.grad(loss, weights, allow_unused=True)):
+            w.grad = g  # None where the weight was not used
+        clip_gradients(self.supernet.parameters(), self.cfg)
         self.w_opt.step()
         return {"loss": loss.item(), "correct": (logits.argmax(1) == y).sum().item()}
 
@@ -411,7 +478,9 @@ class Proxyless(Darts):
             logits = self.supernet(x)
         finally:
             state.mode = None
-        loss = cost_objective(F.cross_entropy(logits, y), self.expected_cost(), self.cost_ref, self.cfg)
+        pair_cost = self.cfg["binary_mode"] == "two" and self.cfg["cost_probs"] == "pair"
+        expected = self.expected_cost(state.involved if pair_cost else None)
+        loss = cost_objective(F.cross_entropy(logits, y), expected, self.cost_ref, self.cfg)
         groups = list(self.arch.params)
         gate_list = [g for group in groups for g in state.gates[group]]
         grads = _grads(loss, gate_list + self.arch_parameters())

@@ -98,3 +98,25 @@ def test_nos_paper_evaluation_is_a_recorded_variant():
     assert variant_of({"overrides": resolved.overrides}) == "drop_path=0.3,eval_lr=0.25"
     plain = resolve(get_method("nos"), get_space("hetero"), study.budget).values
     assert plain["eval_lr"] == SHARED_KEYS["eval_lr"].default and plain["drop_path"] == 0.2
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "studies").glob("*.toml")), ids=lambda p: p.name)
+def test_every_bundled_study_file_resolves(path):
+    """Every cell of every study file in ``studies/`` resolves its configuration (pairs, variants, keys)."""
+    study = load_study(path)
+    for cell in study.cells:
+        resolve(get_method(cell.method), get_space(cell.space), study.budget, parse_overrides(cell.overrides))
+
+
+def test_proxylessnas_cost_aware_searches_are_named_variants_beside_its_accuracy_only_row():
+    """ProxylessNAS-G's plain row searches for accuracy alone, as its code's default and every other method; the
+    cost-aware searches are named variants, and the leaderboard names their rows by the cost."""
+    study = load_study(ROOT / "studies" / "proxyless.toml")
+    cells = {cell.name: cell for cell in study.cells}
+    assert cells["proxyless"].overrides == []
+    assert resolve(get_method("proxyless"), get_space("proxyless"), study.budget).values["cost"] == "none"
+    for name, cost in (("proxyless-macs", "macs"), ("proxyless-latency", "latency")):
+        assert cells[name].method == "proxyless" and cells[name].overrides == [f"cost={cost}"]
+        resolved = resolve(get_method("proxyless"), get_space("proxyless"), study.budget,
+                           parse_overrides(cells[name].overrides))
+        assert resolved.values["cost"] == cost and variant_of({"overrides": resolved.overrides}) == f"cost={cost}"

@@ -43,7 +43,8 @@ def test_defaults_are_the_papers_and_the_smoke_budget_has_architecture_steps():
     assert (paper["search_epochs"], paper["warmup_epochs"], paper["arch_every"]) == (160, 40, 5)
     assert (paper["arch_lr"], paper["arch_beta1"], paper["arch_beta2"], paper["arch_weight_decay"]) == (
         1e-3, 0.0, 0.999, 0.0)
-    assert paper["binary_mode"] == "two" and paper["cost"] == "macs" and paper["cost_form"] == "mul_log"
+    assert paper["binary_mode"] == "two" and paper["cost_form"] == "mul_log" and paper["cost_probs"] == "pair"
+    assert paper["cost"] == "none"  # the code's default (no target hardware): accuracy alone
     assert "order" not in paper
     smoke = resolve(get_method("proxyless"), get_space("nb201"), "smoke", {}).values
     assert smoke["warmup_epochs"] + 1 < smoke["search_epochs"]
@@ -147,8 +148,8 @@ def test_rescaling_keeps_the_unsampled_probabilities():
 
 
 def test_zero_active_edges_get_no_update():
-    m = method()  # with the cost term: it reaches every α, but not the rows whose active path is `none`
-    seen = 0
+    m = method(cost="macs")  # with the cost term too: it never reaches a row whose active path is `none`
+    seen, moved = 0, []
     for step in range(6):
         before = m.arch.params["cell"].detach().clone()
         m.arch_step(*batch(step))
@@ -158,8 +159,8 @@ def test_zero_active_edges_get_no_update():
                 seen += 1
                 assert torch.equal(after[index], before[index])
             else:
-                assert not torch.equal(after[index], before[index])
-    assert seen > 0
+                moved.append(not torch.equal(after[index], before[index]))
+    assert seen > 0 and sum(moved) > len(moved) // 2
     m = method(zero_no_update="false", cost="none")
     changed = []
     for step in range(6):
@@ -242,7 +243,8 @@ def test_ragged_edges_sample_only_their_candidates():
 
 
 def test_tiny_nb201_trial_beats_chance(tmp_path):
-    sets = {**tiny_overrides("proxyless", "nb201", TINY_TRIAL), "search_epochs": "2", "eval": "train"}
+    sets = {**tiny_overrides("proxyless", "nb201", TINY_TRIAL), "search_epochs": "2", "eval": "train",
+            "cost": "macs"}
     (record,) = trial_records("proxyless", "nb201", tmp_path, "t", 1, *(f"{k}={v}" for k, v in sets.items()))
     assert 10.0 < record["test_acc"] <= 100.0
     assert record["cost"]["kind"] == "macs" and record["arch_steps"] > 0
@@ -291,3 +293,130 @@ def test_on_the_chain_space_skipping_costs_nothing_and_each_block_costs_its_mult
         m.supernet(torch.zeros(1, 1, 8, 8))
     handle.remove()
     assert costs[3, 0] == pytest.approx(count_madds_m(edge.ops[0], shapes["x"]), rel=1e-9)  # millions
+
+
+# --- issue 26: as the code trains (unsampled candidates untouched, the pair's cost, the code's recipe) -----------
+
+def candidate_state(m) -> dict[int, list[torch.Tensor]]:
+    """Per candidate module (by id): its parameters and their SGD momentum buffers (where they have one)."""
+    out = {}
+    for edge in m.edge_modules():
+        for module in edge.ops:
+            tensors = []
+            for p in module.parameters():
+                tensors.append(p.detach().clone())
+                buffer = m.w_opt.state.get(p, {}).get("momentum_buffer")
+                tensors.append(None if buffer is None else buffer.clone())
+            out[id(module)] = tensors
+    return out
+
+
+def test_weight_step_leaves_unsampled_candidates_and_their_momentum_bit_identical():
+    """The code sets the unsampled candidates' ``.grad`` to None ("avoid over-regularization"): weight decay and
+    momentum must not touch them (zero gradients would decay them every step)."""
+    m = method(w_weight_decay="0.01")
+    m.weight_step(*batch(0))  # the sampled candidates now have momentum buffers
+    before = candidate_state(m)
+    first = {e: (e.edge.group, e.edge.index) for e in m.edge_modules()}
+    sampled_first = {key: m.gate_state.chosen[key[0]][key[1]] for key in first.values()}
+    m.weight_step(*batch(1))
+    after = candidate_state(m)
+    kept_buffer = 0
+    for edge in m.edge_modules():
+        group, index = edge.edge.group, edge.edge.index
+        chosen = m.gate_state.chosen[group][index]
+        for op, module in zip(edge.edge.ops, edge.ops):
+            old, new = before[id(module)], after[id(module)]
+            if op == chosen:
+                continue
+            for a, b in zip(old, new):
+                assert (a is None and b is None) or torch.equal(a, b), (group, index, op)
+            kept_buffer += op == sampled_first[(group, index)] and any(t is not None for t in new[1::2])
+    assert kept_buffer > 0  # some candidate sampled in the first step and not the second kept its buffer as it was
+    moved = [not torch.equal(a, b) for edge in m.edge_modules() for op, module in zip(edge.edge.ops, edge.ops)
+             if op == m.gate_state.chosen[edge.edge.group][edge.edge.index]
+             for a, b in zip(before[id(module)][::2], after[id(module)][::2])]
+    assert moved and any(moved)  # the sampled ones did train
+
+
+def test_two_path_cost_gradient_is_the_pairs_by_hand_and_moves_only_the_pair():
+    """The code's E[cost] in the two-path mode weighs each edge's costs by the softmax over its sampled pair
+    (``current_prob_over_ops``): its gradient is p'_a p'_b (c_a − c_b) for α_a, the opposite for α_b, 0 elsewhere."""
+    m = method(cost="macs", cost_form="add_linear")
+    costs = np.arange(30, dtype=np.float64).reshape(6, 5) / 10
+    alpha = np.linspace(-1, 1, 30).reshape(6, 5)
+    with torch.no_grad():
+        m.arch.params["cell"].copy_(torch.as_tensor(alpha))
+    m.cost_tensors = {"cell": torch.as_tensor(costs, dtype=torch.float32)}
+    m.fixed_cost = 2.0
+    pairs = [(0, 3), (2, 1), (4, 2), (3, 0), (1, 4), (2, 3)]  # active first
+    alpha_param = m.arch.params["cell"]
+    expected = m.expected_cost({"cell": pairs})
+    (grad,) = torch.autograd.grad(expected, [alpha_param])
+    hand_value, hand_grad = 2.0, np.zeros((6, 5))
+    for row, (a, b) in enumerate(pairs):
+        pa = math.exp(alpha[row, a]) / (math.exp(alpha[row, a]) + math.exp(alpha[row, b]))
+        pb = 1.0 - pa
+        hand_value += pa * costs[row, a] + pb * costs[row, b]
+        hand_grad[row, a] = pa * pb * (costs[row, a] - costs[row, b])
+        hand_grad[row, b] = -hand_grad[row, a]
+    assert float(expected.detach()) == pytest.approx(hand_value, rel=1e-5)
+    assert grad.numpy() == pytest.approx(hand_grad, abs=1e-6)
+    outside = np.ones((6, 5), dtype=bool)
+    for row, (a, b) in enumerate(pairs):
+        outside[row, [a, b]] = False
+    assert np.all(grad.numpy()[outside] == 0.0)
+    # the paper's Eq. 3 form (every candidate weighted by softmax(α)) reaches every α of the edge
+    (full,) = torch.autograd.grad(m.expected_cost(), [alpha_param])
+    assert np.all(full.numpy()[outside] != 0.0)
+
+    # through a whole architecture step: the first Adam step of a zero gradient moves nothing, and the rescaling
+    # shifts only the pair, so every α outside the pairs is bit-identical with cost_probs=pair, not with full
+    for cost_probs, untouched in (("pair", True), ("full", False)):
+        m = method(cost="macs", cost_probs=cost_probs)
+        before = m.arch.params["cell"].detach().clone()
+        m.arch_step(*batch(0))
+        after = m.arch.params["cell"].detach()
+        same = [torch.equal(after[i, op], before[i, op]) for i, involved in enumerate(m.gate_state.involved["cell"])
+                for op in range(5) if op not in involved and involved[0] != 0]
+        assert same and all(same) == untouched, cost_probs
+
+
+def test_the_codes_recipe_on_its_own_space_and_the_shared_one_elsewhere():
+    own = resolve(get_method("proxyless"), get_space("proxyless"), "paper", {}).values
+    assert (own["search_batch_size"], own["w_lr"], own["w_lr_min"], own["w_momentum"], own["w_nesterov"],
+            own["w_weight_decay"], own["grad_clip_mode"], own["w_label_smoothing"], own["warmup_lr"]) == (
+        256, 0.025, 0.0, 0.9, True, 4e-5, "off", 0.1, 0.05)
+    assert resolve(get_method("proxyless"), get_space("proxyless"), "small", {}).values["search_batch_size"] == 64
+    elsewhere = resolve(get_method("proxyless"), get_space("darts"), "paper", {}).values
+    assert (elsewhere["search_batch_size"], elsewhere["w_weight_decay"], elsewhere["w_nesterov"],
+            elsewhere["grad_clip_mode"], elsewhere["w_label_smoothing"], elsewhere["warmup_lr"]) == (
+        64, 3e-4, False, "norm", 0.0, 0.0)
+    for key in ("w_lr_schedule", "w_decay_params"):  # the code's are the shared ones: not keys of this method
+        assert key not in own
+
+
+def test_warm_up_and_joint_epochs_have_their_own_cosine():
+    m = method(search_epochs="6", warmup_epochs="2", warmup_lr="0.05", w_lr="0.025", w_lr_min="0")
+    lrs = [m.weight_lr(epoch) for epoch in range(6)]
+    assert lrs == pytest.approx([0.05, 0.025, 0.025, 0.025 * (1 + math.cos(math.pi / 4)) / 2, 0.0125,
+                                 0.025 * (1 + math.cos(3 * math.pi / 4)) / 2])
+    shared = method(search_epochs="6", warmup_epochs="2")
+    assert [shared.weight_lr(e) for e in range(6)] == pytest.approx(
+        [0.001 + 0.012 * (1 + math.cos(math.pi * e / 6)) for e in range(6)])
+
+
+def test_validation_uses_batch_statistics_and_leaves_the_running_ones():
+    from harness.data import SearchData, load_dataset
+
+    cfg = resolve(get_method("proxyless"), get_space("nb201"), "smoke", {**SIZES, "train_limit": "64"}).values
+    data = SearchData(load_dataset("digits"), cfg, 0, CPU)
+    m = get_method("proxyless")(get_space("nb201")(cfg), cfg, data.info, CPU, 0)
+    m.weight_step(*next(iter(data.weight_batches(0))))
+    buffers = {k: v.clone() for k, v in m.supernet.state_dict().items() if "running" in k}
+    loss, acc = m.validate(data)
+    from harness.train import evaluate
+
+    assert (loss, acc) == evaluate(m.supernet, data.val_batches(), train_mode_bn=True)
+    assert (loss, acc) != evaluate(m.supernet, data.val_batches())  # eval mode would read the running statistics
+    assert all(torch.equal(v, m.supernet.state_dict()[k]) for k, v in buffers.items())
