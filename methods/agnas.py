@@ -8,9 +8,11 @@ candidate ops, F_con = [o_1(x), ..., o_m(x)] ∈ R^{B×mC×H×W}, and applies an
     F_out = Σ_k (F_con ⊗ Atten)[kC:(k+1)C]
 
 so the edge outputs the sum of its m re-weighted C-channel blocks. The attention modules train with the
-network weights: one SGD step per batch of the weight half (the shared search optimiser: lr cosine from
-``w_lr`` to ``w_lr_min``, momentum, weight decay, gradient-norm clip). r = ``attention_reduction`` (8, the
-reference code's value on the DARTS space); mC/r is rounded down, and at least 1.
+network weights: one SGD step per batch of the weight half. On ``darts`` and ``nb201`` the optimiser is the
+shared search protocol (AGNAS's micro code is DARTS's: lr cosine from ``w_lr`` to ``w_lr_min``, momentum,
+weight decay on every weight, gradient-norm clip, plain cross-entropy); on ``proxyless`` it is the macro code's
+(below). r = ``attention_reduction`` (8, the reference code's value on the DARTS space); mC/r is rounded down,
+and at least 1.
 
 **Operation importance** (Eq. 6): the importance of candidate k on an edge is the sum of its C attention
 values, accumulated over every image of the architecture half (forward only, no gradients, BatchNorm on
@@ -47,7 +49,17 @@ are whole blocks — the six MBConvs, each with its residual where the block can
 input itself (``zero``: the block skipped) — so the same module concatenates "the candidate blocks plus the
 input" as the paper says, with r = 16 (``space_defaults``), and an op's importance is its attention sum
 divided by the block's output channels (``importance_norm=per_channel``, the reference code's block
-importance); the space derives the chain by argmax per block.
+importance); the space derives the chain by argmax per block. The weights and attention train with the macro
+code's recipe (``attention_search/train.py`` and ``utils.py``; the search recipe keys, ``space_defaults``): SGD,
+momentum 0.9 (no Nesterov), lr 0.25 decayed linearly to 5e-4 (``w_lr_schedule=linear``), weight decay 4e-5 on
+the 4-D convolution kernels and the classifier's weight and bias only (``w_decay_params=conv_classifier``: not on
+BatchNorm, and not on the attention's linear layers, whose decay would pull the sigmoids towards ½ and narrow
+the importance margins), label smoothing 0.1 (``w_label_smoothing``), every gradient entry clipped to ±5
+(``grad_clip_mode=value``), batch 512 at the ``paper`` budget (``smoke`` and ``small`` set one batch size for
+every method). Remaining differences from the macro code: the learning rate changes per epoch, not per step;
+the weights train on the weight half of the shared split for the shared number of search epochs (50, the
+paper's; the code: 120 epochs on its whole ImageNet subset); BatchNorm is the space's (momentum 0.1, eps 1e-3;
+the code's PyTorch defaults) and the widths the space's size setting (the code: the ProxylessNAS-GPU widths).
 
 **Ranking correlations**: the harness's operation-level protocol (discretise an edge position in every cell
 of its group, measure the supernet's accuracy on the fixed subset of the architecture half) is the paper's
@@ -75,10 +87,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import Key
+from harness.config import SEARCH_RECIPE_KEYS, Key
 from harness.data import DataInfo, SearchData
 from harness.registry import register_method
-from harness.train import evaluate, sgd, to_device
+from harness.train import LR_SCHEDULES, clip_gradients, decay_groups, evaluate, sgd, to_device, weight_loss
 from methods.base import ArchState, SearchMethod
 from spaces.base import EdgeId, SearchSpace, group_means
 from spaces.ops import is_zero
@@ -168,14 +180,20 @@ class Agnas(SearchMethod):
         "importance_norm": Key("sum", "AGNAS: an op's importance is its attention 'sum' (micro search, Eq. 6) or the "
                                       "sum divided by the edge's output channels, 'per_channel' (macro search)",
                                choices=("sum", "per_channel")),
+        **SEARCH_RECIPE_KEYS,
         "importance_augment": Key(True, "AGNAS: the importance (validation) pass reads the architecture half with "
                                         "the training augmentation, seeded per epoch (the reference code's); "
                                         "false: unaugmented"),
     }
     # macro search (the ProxylessNAS chain): r = 16, importance = attention sum ÷ C_out and an unaugmented
-    # importance pass, as in AGNAS's code
+    # importance pass, and the training recipe of AGNAS's macro code (attention_search/train.py, utils.py): SGD
+    # lr 0.25 decayed linearly to 5e-4, momentum 0.9, weight decay 4e-5 on the conv kernels and the classifier
+    # only, label smoothing 0.1, each gradient entry clipped to 5, batch 512
     space_defaults = {"proxyless": {"attention_reduction": 16, "importance_norm": "per_channel",
-                                    "importance_augment": False}}
+                                    "importance_augment": False, "search_batch_size": 512, "w_lr": 0.25,
+                                    "w_lr_min": 5e-4, "w_weight_decay": 4e-5, "w_lr_schedule": "linear",
+                                    "w_decay_params": "conv_classifier", "grad_clip_mode": "value",
+                                    "w_label_smoothing": 0.1}}
     scores_per_cell = True  # the pair has the space's per-cell derivation keys (the DARTS space's stage_cells)
     defaults = {"search_epochs": 50}
 
@@ -188,7 +206,7 @@ class Agnas(SearchMethod):
         self.importance_images = 0  # images the importance was accumulated over
         self.epoch = 0  # the epoch being searched (its augmentation is the importance pass's)
         self.supernet = to_device(space.build_supernet(self.make_edge, info), cfg, device)
-        self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
+        self.w_opt = sgd(decay_groups(self.supernet, cfg["w_decay_params"]), cfg, "w")
 
     def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:
         self.cell_groups[edge.cell] = edge.group
@@ -198,6 +216,11 @@ class Agnas(SearchMethod):
     def step_batches(self, epoch: int, data: SearchData) -> Iterable[tuple[Any, Any]]:
         """Weight-half batches only: the architecture half is not trained on."""
         return ((weight_batch, None) for weight_batch in data.weight_batches(epoch))
+
+    def weight_lr(self, epoch: int) -> float:
+        """``w_lr`` to ``w_lr_min`` by the search recipe's ``w_lr_schedule`` (cosine, or the macro code's linear)."""
+        schedule = LR_SCHEDULES[self.cfg["w_lr_schedule"]]
+        return schedule(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"])
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
         self.epoch = epoch  # the importance pass's augmentation is the epoch's
@@ -218,9 +241,9 @@ class Agnas(SearchMethod):
         self.supernet.train()
         self.w_opt.zero_grad(set_to_none=True)
         logits = self.supernet(x)
-        loss = F.cross_entropy(logits, y)
+        loss = weight_loss(logits, y, self.cfg)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.supernet.parameters(), self.cfg["grad_clip"])
+        clip_gradients(self.supernet.parameters(), self.cfg)
         self.w_opt.step()
         return {"loss": loss.item(), "correct": (logits.argmax(1) == y).sum().item()}
 

@@ -727,3 +727,63 @@ def test_macro_search_on_the_proxyless_chain():
     for index, op in enumerate(genotype):
         ops = space.choice_ops("blocks", index)
         assert op == space.op_names[ops[int(np.argmax(scores[index, list(ops)]))]]
+
+
+# --- issue 26: the macro code's training recipe on proxyless, the shared protocol elsewhere ---------------------
+
+def macro(overrides: dict[str, str] | None = None):
+    cfg = resolve(get_method("agnas"), get_space("proxyless"), "smoke", overrides or {}).values
+    torch.manual_seed(0)
+    return get_method("agnas")(get_space("proxyless")(cfg), cfg, DIGITS, CPU, 0)
+
+
+def test_macro_recipe_is_the_codes_and_micro_keeps_the_shared_protocol():
+    paper = resolve(get_method("agnas"), get_space("proxyless"), "paper", {}).values
+    assert (paper["search_batch_size"], paper["w_lr"], paper["w_lr_min"], paper["w_momentum"], paper["w_nesterov"],
+            paper["w_weight_decay"], paper["w_lr_schedule"], paper["w_decay_params"], paper["grad_clip_mode"],
+            paper["grad_clip"], paper["w_label_smoothing"]) == (
+        512, 0.25, 5e-4, 0.9, False, 4e-5, "linear", "conv_classifier", "value", 5.0, 0.1)
+    micro = resolve(get_method("agnas"), get_space("darts"), "paper", {}).values
+    assert (micro["search_batch_size"], micro["w_lr"], micro["w_weight_decay"], micro["w_lr_schedule"],
+            micro["w_decay_params"], micro["grad_clip_mode"], micro["w_label_smoothing"]) == (
+        64, 0.025, 3e-4, "cosine", "all", "norm", 0.0)
+
+
+def test_macro_weight_decay_groups_follow_the_codes_rule():
+    """AGNAS's ``get_optimizer_schedule``: weight decay on 4-D weights and the classifier's weight and bias only;
+    BatchNorm, the attention's linear layers and every other parameter without."""
+    m = macro()
+    names = {id(p): name for name, p in m.supernet.named_parameters()}
+    reference = {name for name, p in m.supernet.named_parameters()
+                 if p.ndim == 4 or name in ("classifier.weight", "classifier.bias")}
+    groups = m.w_opt.param_groups
+    assert len(groups) == 2 and groups[0]["weight_decay"] == 0.0 and groups[1]["weight_decay"] == 4e-5
+    decayed = {names[id(p)] for p in groups[1]["params"]}
+    free = {names[id(p)] for p in groups[0]["params"]}
+    assert decayed == reference and not decayed & free and decayed | free == set(names.values())
+    assert any(".fc1." in n for n in free) and any(".fc2." in n for n in free)  # the attention is not decayed
+    assert any("body.1.weight" in n for n in free)  # nor BatchNorm
+    micro = make("darts")  # the micro search: every weight decayed alike, as DARTS's code
+    assert len(micro.w_opt.param_groups) == 1 and micro.w_opt.param_groups[0]["weight_decay"] == 3e-4
+
+
+def test_macro_weight_step_smooths_the_labels_and_clips_each_gradient_entry():
+    m = macro({"grad_clip": "0.001"})
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.tensor([0, 1, 2, 3, 4, 5])
+    m.supernet.train()
+    logits = m.supernet(x).detach()  # train-mode BN: the same logits as the step's forward
+    log_p = F.log_softmax(logits, dim=1)
+    target = 0.9 * F.one_hot(y, 10) + 0.1 / 10
+    by_hand = float(-(target * log_p).sum(1).mean())
+    stats = m.train_step((x, y), None, 0)
+    assert stats["loss"] == pytest.approx(by_hand, rel=1e-5)
+    grads = [p.grad for p in m.supernet.parameters() if p.grad is not None]
+    assert max(float(g.abs().max()) for g in grads) == pytest.approx(0.001)  # every entry clipped to ±grad_clip
+
+
+def test_macro_learning_rate_decays_linearly():
+    m = macro({"search_epochs": "4"})
+    assert [m.weight_lr(e) for e in range(4)] == pytest.approx([0.25 - (0.25 - 5e-4) * e / 4 for e in range(4)])
+    micro = make("darts", {"search_epochs": "4"})
+    assert micro.weight_lr(2) == pytest.approx(0.001 + 0.012 * (1 + np.cos(np.pi / 2)))
