@@ -215,7 +215,9 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
         importance = method.importance()
         if importance is not None:  # the scores behind the genotype and the correlations, for tracing
             findings["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}
+        network = space.describe_network(data.info)
         state["results"] = {"genotype": space.to_str(genotype), "split": data.split, **backends,
+                            **({"space_info": network} if network else {}),
                             "search_val_acc": method.search_val_acc(state["history"][-1]),
                             "correlation_seconds": time.perf_counter() - start, **findings}
         state.update(phase="eval", epoch=0)

@@ -237,6 +237,11 @@ class SearchSpace:
         (the DARTS space: each cell's genotype and the positions it built). The default: nothing."""
         return {}
 
+    def describe_network(self, info: DataInfo) -> dict[str, Any]:
+        """For the record (``space_info``), what the space chose for the trial's data when building its networks
+        (the proxyless chain: the strides it fitted to the image size). The default: nothing."""
+        return {}
+
     def sample(self, rng: np.random.Generator) -> Any:
         """A uniformly random valid genotype."""
         raise NotImplementedError

@@ -27,13 +27,24 @@ default ``derive_cells`` takes as it is).
 ``width_mult`` scales them in the search network (supernet, and random search's candidates) and
 ``eval_width_mult`` in the final network, rounded as the authors do (multiples of 8, at least 8, +8 when
 rounding lost over 10 %; the last width is never scaled below 1.0); ``strides`` = the stride of the stem and
-of each stage's first block (drop a 2 for small images). The search and the final network have the same
-strides and the same blocks. ``paper`` size: the class defaults (the ImageNet search code at 224×224).
+of each stage's first block. The search and the final network have the same strides and the same blocks.
+``paper`` size: the class defaults (the ImageNet search code at 224×224).
 
-**Budgets** (dataset-independent): ``smoke`` and ``small`` drop the strides of the stem and of the first two
-stages (``1,1,1,2,1,2,1``: the input shrinks 4×, digits 8×8 → 2×2, CIFAR 32×32 → 8×8, ImageNet16 → 4×4, all
-stride-2 convs keep at least 1×1) at width multipliers 0.25 (smoke) and 0.5 (small); ``paper`` is the
-authors' setting (all strides, multiplier 1.0, 224×224).
+**Strides and the input size** (ours to design: the authors search 224×224 ImageNet). A choice block's
+depthwise k×k convolution (padding k//2) on an H×H input only ever reads its central (2H−1)×(2H−1) taps, so
+below ``MIN_BLOCK_INPUT`` = 4 pixels a 7×7 kernel computes what a 5×5 can, and at 2×2 or less the 3×3, 5×5 and
+7×7 candidates are one function: a search there compares names, not choices. ``strides=auto`` (the default at
+every budget) takes the authors' strides (2,2,2,2,1,2,1) and sets their first stride-2s to 1 — the stem's,
+then the earliest stages' — until every choice block sees at least 4×4 pixels of the dataset's images
+(``fitted_strides``): 224×224 keeps all (7×7 at the end, the paper's setting), CIFAR's 32×32 becomes
+1,1,2,2,1,2,1 (4×4 at the end), ImageNet16's 16×16 1,1,1,2,1,2,1 and digits' 8×8 1,1,1,1,1,2,1. ``auto``
+adapts the resolution only: which blocks can be skipped (``skippable``) follows the authors' strides, so the
+space's architectures are the same for every dataset. Strides given explicitly are used as they are, and
+refused (one line, before anything runs) where they leave a choice block fewer than 4 pixels. The record's
+``space_info`` names the strides a trial's networks used and every block's input side.
+
+**Budgets** (dataset-independent): width multipliers 0.25 (``smoke``) and 0.5 (``small``); ``paper`` is the
+authors' multiplier 1.0; the strides are ``auto`` at every budget.
 
 **Final network and the shared evaluation protocol**: the chosen chain (a skipped block is absent),
 ``forward`` returns ``(logits, None)``; there is no auxiliary head (``auxiliary`` is ignored) and nothing to
@@ -58,7 +69,7 @@ from torch import nn
 
 from harness.config import Key
 from harness.data import DataInfo
-from harness.errors import GenotypeError
+from harness.errors import GenotypeError, UserError
 from harness.registry import register_space
 from spaces.base import EdgeFactory, EdgeId, SearchSpace
 
@@ -72,8 +83,12 @@ BN_MOMENTUM, BN_EPS = 0.1, 1e-3
 WIDTH_FIELDS = ("stem", "first", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "last")
 STRIDE_FIELDS = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6")
 DEFAULT_WIDTHS = "32,16,24,40,80,96,192,320,1280"
-DEFAULT_STRIDES = "2,2,2,2,1,2,1"
-SMALL_INPUT_STRIDES = "1,1,1,2,1,2,1"  # smoke and small: the stem's and the first two stages' strides dropped
+AUTHORS_STRIDES = (2, 2, 2, 2, 1, 2, 1)  # the authors' ImageNet strides: 224×224 → 7×7
+AUTO = "auto"
+# The smallest input a choice block's depthwise k×k convolution (padding k//2) may see: on an H×H input it only
+# ever reads the central (2H−1)×(2H−1) taps, so below 4 pixels the 7×7 kernel computes what a 5×5 can, and at
+# 2 pixels or fewer 3×3, 5×5 and 7×7 are one function.
+MIN_BLOCK_INPUT = 4
 
 Genotype = tuple[str, ...]
 
@@ -97,6 +112,8 @@ def _check_widths(text: str) -> str:
 
 
 def _check_strides(text: str) -> str:
+    if str(text).strip() == AUTO:
+        return AUTO
     values = _int_list(text, len(STRIDE_FIELDS), ", ".join(STRIDE_FIELDS))
     if any(v not in (1, 2) for v in values):
         raise ValueError("every stride must be 1 or 2")
@@ -126,6 +143,36 @@ def block_layout(widths: tuple[int, ...], strides: tuple[int, ...]) -> list[tupl
             layout.append((c_in, c_out, strides[1 + stage] if j == 0 else 1))
             c_in = c_out
     return layout
+
+
+def _halve(size: int, stride: int) -> int:
+    """The output side of a k×k convolution with padding k//2 and ``stride`` on a ``size``-pixel side."""
+    return -(-size // stride)
+
+
+def block_inputs(image_size: int, strides: tuple[int, ...]) -> list[int]:
+    """The side of each choice block's input (before its own stride) for ``image_size``-pixel images."""
+    size = _halve(image_size, strides[0])
+    sides = []
+    for stage, blocks in enumerate(STAGE_BLOCKS):
+        for j in range(blocks):
+            sides.append(size)
+            size = _halve(size, strides[1 + stage] if j == 0 else 1)
+    return sides
+
+
+def fitted_strides(image_size: int) -> tuple[int, ...]:
+    """``strides=auto``: the authors' strides with their first stride-2s set to 1 (the stem's first, then the
+    earliest stages'), as few as needed for every choice block to see at least ``MIN_BLOCK_INPUT`` pixels:
+    224×224 keeps all five (7×7 at the end), CIFAR's 32×32 drops the stem's and the first stage's
+    (1,1,2,2,1,2,1: 4×4 at the end), ImageNet16's 16×16 three, digits' 8×8 four (only the fifth stage halves)."""
+    strides = list(AUTHORS_STRIDES)
+    for position, stride in enumerate(AUTHORS_STRIDES):
+        if min(block_inputs(image_size, tuple(strides))) >= MIN_BLOCK_INPUT:
+            break
+        if stride == 2:
+            strides[position] = 1
+    return tuple(strides)
 
 
 def stage_of(block: int) -> tuple[int, int]:
@@ -236,10 +283,6 @@ class Chain(nn.Module):
 
 # --- the space -----------------------------------------------------------------------------------------
 
-def _small_input_budget(**values: Any) -> dict[str, Any]:
-    return {"strides": SMALL_INPUT_STRIDES, **values}
-
-
 @register_space
 class ProxylessSpace(SearchSpace):
     """ProxylessNAS: 21 chained choice blocks × (6 MBConvs, plus skipping where stride 1 and in = out)."""
@@ -254,17 +297,18 @@ class ProxylessSpace(SearchSpace):
         "width_mult": Key(None, "proxyless: width multiplier of the search network (supernet, random search's "
                                 "candidates)", "(0, inf)", kind=float),
         "eval_width_mult": Key(None, "proxyless: width multiplier of the final network", "(0, inf)", kind=float),
-        "strides": Key(None, "proxyless: strides of the stem and of each stage's first block (7 values, 1 or 2)",
-                       check=_check_strides, kind=str,
-                       valid="7 comma-separated values 1 or 2: stem, stage1..stage6"),
+        "strides": Key(None, "proxyless: strides of the stem and of each stage's first block (7 values, 1 or 2), or "
+                             "'auto': the authors' strides with the first stride-2s dropped until every choice block "
+                             "sees at least 4x4 pixels of the dataset's images", check=_check_strides, kind=str,
+                       valid="'auto' or 7 comma-separated values 1 or 2: stem, stage1..stage6"),
     }
     defaults: ClassVar[dict[str, Any]] = {
-        "widths": DEFAULT_WIDTHS, "width_mult": 1.0, "eval_width_mult": 1.0, "strides": DEFAULT_STRIDES,
+        "widths": DEFAULT_WIDTHS, "width_mult": 1.0, "eval_width_mult": 1.0, "strides": AUTO,
         "cutout": 0, "auxiliary_weight": 0.0, "drop_path": 0.0,
     }
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": _small_input_budget(width_mult=0.25, eval_width_mult=0.25),
-        "small": _small_input_budget(width_mult=0.5, eval_width_mult=0.5),
+        "smoke": {"width_mult": 0.25, "eval_width_mult": 0.25},
+        "small": {"width_mult": 0.5, "eval_width_mult": 0.5},
     }
 
     @classmethod
@@ -276,7 +320,35 @@ class ProxylessSpace(SearchSpace):
         return _int_list(self.size_values(size)["widths"], len(WIDTH_FIELDS), "widths")
 
     def strides(self, size: str = "search") -> tuple[int, ...]:
-        return _int_list(self.size_values(size)["strides"], len(STRIDE_FIELDS), "strides")
+        """The strides that fix the space's choices (which blocks can be skipped): the configured ones, or with
+        ``auto`` the authors' (``auto`` adapts the networks' resolution, never the set of architectures)."""
+        text = self.size_values(size)["strides"]
+        return AUTHORS_STRIDES if text == AUTO else _int_list(text, len(STRIDE_FIELDS), "strides")
+
+    def network_strides(self, size: str, image_size: int) -> tuple[int, ...]:
+        """The strides of the network at ``size`` for ``image_size``-pixel images: ``auto`` fitted to them
+        (``fitted_strides``); configured ones that leave a choice block fewer than ``MIN_BLOCK_INPUT`` pixels
+        are refused (one line), since its kernels would then not be distinct choices."""
+        text = self.size_values(size)["strides"]
+        if text == AUTO:
+            return fitted_strides(image_size)
+        strides = self.strides(size)
+        sides = block_inputs(image_size, strides)
+        small = [i for i, side in enumerate(sides) if side < MIN_BLOCK_INPUT]
+        if small:
+            blocks = f"block {small[0]}" if len(small) == 1 else f"blocks {small[0]}–{small[-1]}"
+            auto = ",".join(map(str, fitted_strides(image_size)))
+            raise UserError(f"proxyless: strides={text} on {image_size}x{image_size} images give choice {blocks} "
+                            f"inputs smaller than {MIN_BLOCK_INPUT}x{MIN_BLOCK_INPUT} pixels (down to "
+                            f"{min(sides)}x{min(sides)}), where their 3x3, 5x5 and 7x7 kernels are not distinct "
+                            f"choices; use strides=auto ({auto} here) or fewer stride-2s")
+        return strides
+
+    def describe_network(self, info: DataInfo) -> dict[str, Any]:
+        """The strides the trial's networks use for its images, and each choice block's input side."""
+        strides = self.network_strides("search", info.image_size)
+        return {"strides": ",".join(map(str, strides)), "strides_setting": self.size_values("search")["strides"],
+                "block_inputs": block_inputs(info.image_size, strides)}
 
     def widths(self, size: str) -> tuple[int, ...]:
         """The widths of the network at ``size`` (``NETWORK_SIZES``), after its multiplier."""
@@ -305,7 +377,7 @@ class ProxylessSpace(SearchSpace):
                 for i, ((c_in, c_out, stride), skip) in enumerate(zip(block_layout(widths, strides), skippable))]
 
     def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
-        widths, strides = self.widths("search"), self.strides("search")
+        widths, strides = self.widths("search"), self.network_strides("search", info.image_size)
 
         def make(i: int, c_in: int, c_out: int, stride: int, skip: bool) -> nn.Module:
             ops = self.edge_ops(GROUP, i)
@@ -321,7 +393,7 @@ class ProxylessSpace(SearchSpace):
         """The chain of ``genotype``'s blocks (a ``zero`` block is absent) at ``size``; ``auxiliary`` is ignored
         (no auxiliary head)."""
         genotype = self.check(genotype, size)
-        widths, strides = self.widths(size), self.strides(size)
+        widths, strides = self.widths(size), self.network_strides(size, info.image_size)
 
         def make(i: int, c_in: int, c_out: int, stride: int, skip: bool) -> nn.Module:
             return init_weights(make_block(genotype[i], c_in, c_out, stride, skip))

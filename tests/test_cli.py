@@ -141,6 +141,8 @@ BAD_INPUTS = {
     "cannot download": ["run", "--method", "darts", "--space", "darts", "--budget", "smoke",
                         "--dataset", "cifar10", "--data-dir", "{tmp}/data"],
     "unknown budget": ["run", *SMOKE[:6], "--budget", "huge"],
+    "kernels not distinct": ["run", "--method", "darts", "--space", "proxyless", "--budget", "smoke",
+                             "--dataset", "digits", "--set", "strides=1,1,1,2,1,2,1"],
     "resume unknown": ["run", "--resume", "--name", "ghost"],
     "unknown command option": ["run", *SMOKE, "--colour", "blue"],
     "show missing record": ["show", "{tmp}/nothing.json"],

@@ -21,17 +21,22 @@ from harness.registry import SPACES, get_method, get_space
 from spaces.base import EdgeId
 from spaces.ops import is_zero
 from spaces.proxyless import (
+    AUTHORS_STRIDES,
+    MIN_BLOCK_INPUT,
     NUM_BLOCKS,
     OP_NAMES,
     MBConv,
     ProxylessSpace,
     Residual,
     Skip,
+    block_inputs,
+    fitted_strides,
     make_divisible,
     scaled_widths,
 )
 
 IMAGENET = DataInfo(3, 1000, 224)
+CIFAR = DataInfo(3, 10, 32)
 MOBILE = ("k5e3 k3e3 zero zero | k7e3 k3e3 k5e3 k5e3 | k7e6 k5e3 k5e3 k5e3 | k5e6 k5e3 k5e3 k5e3 | "
           "k7e6 k7e6 k7e3 k7e3 | k7e6")
 GPU = ("k5e3 zero zero zero | k7e3 zero zero k3e3 | k7e6 zero zero k5e3 | k5e6 zero k3e3 k5e3 | "
@@ -169,7 +174,8 @@ def test_paper_size_is_the_class_defaults_whatever_the_configuration(smoke):
     paper = smoke.build_network(genotype, IMAGENET, "paper")
     default = space_with().build_network(genotype, IMAGENET, "eval")
     assert sum(p.numel() for p in paper.parameters()) == sum(p.numel() for p in default.parameters())
-    assert paper.stem[0].stride == (2, 2) and smoke.build_network(genotype, IMAGENET, "eval").stem[0].stride == (1, 1)
+    assert paper.stem[0].stride == (2, 2) and smoke.build_network(genotype, IMAGENET, "eval").stem[0].stride == (2, 2)
+    assert smoke.build_network(genotype, CIFAR, "eval").stem[0].stride == (1, 1)  # auto strides fit 32x32
     with pytest.raises(ValueError, match="unknown network size"):
         smoke.build_network(genotype, IMAGENET, "huge")
 
@@ -249,6 +255,53 @@ def test_final_network_builds_and_runs_at_every_image_size(smoke, image_size):
     assert logits.shape == (1, 10) and aux is None
 
 
+@pytest.mark.parametrize("image_size, strides, last", [(224, "2,2,2,2,1,2,1", 7), (32, "1,1,2,2,1,2,1", 4),
+                                                      (16, "1,1,1,2,1,2,1", 4), (8, "1,1,1,1,1,2,1", 4)])
+def test_auto_strides_drop_the_first_stride_twos_until_every_block_sees_four_pixels(image_size, strides, last):
+    fitted = fitted_strides(image_size)
+    assert ",".join(map(str, fitted)) == strides
+    sides = block_inputs(image_size, fitted)
+    assert min(sides) == sides[-1] == last >= MIN_BLOCK_INPUT
+    if image_size < 224:  # one stride-2 fewer dropped would leave a block under 4 pixels
+        kept = list(fitted)
+        kept[max(i for i, (a, b) in enumerate(zip(AUTHORS_STRIDES, fitted)) if a != b)] = 2
+        assert min(block_inputs(image_size, tuple(kept))) < MIN_BLOCK_INPUT
+
+
+def test_the_paper_budget_at_32x32_adapts_the_strides_and_every_block_sees_four_pixels():
+    """Issue 26: ``paper`` on CIFAR-sized inputs kept the ImageNet strides, so blocks 9–20 saw 2×2 or 1×1 inputs
+    where k3, k5 and k7 are one function. ``auto`` (the default) fits the strides; the set of architectures (the
+    skippable blocks) stays the authors'."""
+    cfg = resolve(get_method("darts"), get_space("proxyless"), "paper", {}).values
+    assert cfg["strides"] == "auto"
+    space = ProxylessSpace(cfg)
+    assert space.skippable() == space_with(strides="2,2,2,2,1,2,1").skippable()
+    inputs = []
+    net = space.build_network(space.parse(MOBILE), CIFAR, "eval")
+    hooks = [m.register_forward_pre_hook(lambda m, args: inputs.append(args[0].shape[-1]))
+             for block in net.blocks for m in block.modules()
+             if isinstance(m, nn.Conv2d) and m.groups > 1]
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 32, 32))
+    for hook in hooks:
+        hook.remove()
+    assert len(inputs) == 21 - MOBILE.split().count("zero") and min(inputs) == 4
+    assert space.describe_network(CIFAR) == {"strides": "1,1,2,2,1,2,1", "strides_setting": "auto",
+                                             "block_inputs": block_inputs(32, (1, 1, 2, 2, 1, 2, 1))}
+
+
+def test_explicit_strides_that_leave_a_block_under_four_pixels_are_refused():
+    space = space_with(strides="2,2,2,2,1,2,1")
+    with pytest.raises(UserError) as err:
+        space.build_supernet(lambda edge, candidates: candidates[0], CIFAR)
+    message = one_line(err)
+    assert "blocks 9–20" in message and "down to 1x1" in message and "strides=auto (1,1,2,2,1,2,1 here)" in message
+    with pytest.raises(UserError, match="blocks 17–20 inputs smaller than 4x4 pixels \\(down to 2x2\\)"):
+        space_with(strides="1,1,2,2,2,2,1").build_network(space.parse(MOBILE), CIFAR, "eval")
+    assert space.build_network(space.parse(MOBILE), IMAGENET, "eval").stem[0].stride == (2, 2)  # 224: fine
+
+
 def test_final_network_omits_skipped_blocks_and_trains_one_step(smoke):
     genotype = smoke.parse(GPU)
     net = smoke.build_network(genotype, DataInfo(1, 10, 8), auxiliary=True)  # no head: auxiliary is ignored
@@ -272,11 +325,11 @@ def test_budgets_and_paper_defaults():
     darts, proxyless = get_method("darts"), get_space("proxyless")
     paper = resolve(darts, proxyless, "paper", {}).values
     assert (paper["widths"], paper["strides"], paper["width_mult"], paper["eval_width_mult"]) == \
-        ("32,16,24,40,80,96,192,320,1280", "2,2,2,2,1,2,1", 1.0, 1.0)
+        ("32,16,24,40,80,96,192,320,1280", "auto", 1.0, 1.0)
     assert (paper["auxiliary_weight"], paper["drop_path"], paper["cutout"]) == (0.0, 0.0, 0)
     for budget, mult in (("smoke", 0.25), ("small", 0.5)):
         cfg = resolve(darts, proxyless, budget, {}).values
-        assert (cfg["strides"], cfg["width_mult"], cfg["eval_width_mult"]) == ("1,1,1,2,1,2,1", mult, mult)
+        assert (cfg["strides"], cfg["width_mult"], cfg["eval_width_mult"]) == ("auto", mult, mult)
 
 
 @pytest.mark.parametrize("key, value, problem", [
