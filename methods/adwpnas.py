@@ -23,7 +23,9 @@ The paper has no public code; what it leaves open is designed here, each choice 
    probabilities of all its pairs, concatenated) through FC → ``generator_hidden`` (64) → FC to all its
    kernels' entries (C_out·C_in·k·k each, depthwise: C·1·k·k), split and reshaped. The paper names no
    activation between the two FC layers and we add none: a kernel is then an affine function of the
-   probabilities (a shared kernel, the second layer's bias, plus an architecture-dependent part of rank ≤ 64).
+   probabilities (a shared kernel, the second layer's bias, plus an architecture-dependent part W₂W₁p whose rank
+   is at most min(64, the code's length): 24 entries on the DARTS space at K = 6, so rank ≤ 24, and the
+   probabilities sum to 1 per node, so the kernels span at most 24 − 4 + 1 = 21 dimensions; 30 on NAS-Bench-201).
    Every weight step draws a fresh random α_arch ~ N(0, ``random_alpha_std``²) for every cell; only the
    GeneratingBlocks learn (gate g_G on, g_α off). *Our choice*: the skeleton's own layers — stem, the cells'
    input preprocessing, classifier (and NAS-Bench-201's residual blocks) — are not ops of the intensive space
@@ -39,12 +41,17 @@ The paper has no public code; what it leaves open is designed here, each choice 
 4. *Derivation*: per node the top T = 2 pairs by α_l, per cell: the final network has one genotype per cell
    (``PerCellGenotype``). As in the paper, the HyperNetwork has the final network's cells (the paper: 8 or 14
    cells for both): it is the space's ``build_final_supernet``, ``eval_layers`` cells at the search width
-   ``search_channels``, and every one of its cells builds its own position (``space.derive_cells``); phase 1's
-   DARTS supernet has ``search_layers`` cells (the paper: O*_8 from 8 cells). The final network is the space's
-   evaluation protocol, the same for every method (20 cells at ``paper``); the paper's 8- and 14-cell networks
-   are the recorded variants ``--set eval_layers=8`` / ``14``. The DARTS rule keeps the two strongest edges of
-   a node and the best op on each, which is the top two pairs with distinct inputs; pairs outside the
-   intensive space score 0 and are never chosen.
+   ``search_channels``, and every one of its cells builds its own position (``space.derive_cells``). Phase 1's
+   DARTS supernet has the same ``eval_layers`` cells (``IntensiveDarts``), as the paper derives O*_8 from an
+   8-cell and O*_14 from a 14-cell supernet for its 8- and 14-cell HyperNetworks (Sec. 4.1), so the intensive
+   space is found at the depth it is searched at. The final network is the space's evaluation protocol, the
+   same for every method (20 cells at ``paper``, so phase 1 and the HyperNetwork have 20 cells there); the
+   paper's 8- and 14-cell settings are the recorded variants ``--set eval_layers=8`` / ``14``. The α derived
+   from is α*_arch as the paper defines it: the α the search *ends* with ("after the cross-search, close g_G
+   and perform basic-search again to obtain the architecture parameters α*_arch", Sec. 3), not the α of the
+   epoch with the best validation accuracy. The DARTS rule keeps the two strongest edges of a node and the
+   best op on each, which is the top two pairs with distinct inputs; pairs outside the intensive space score
+   0 and are never chosen.
 
 **NAS-Bench-201** (our design). The benchmark's cell keeps one op on every edge, ``none`` included, and a cell
 of the whole space must be scorable for the benchmark comparison, so the intensive space is the whole cell
@@ -125,6 +132,14 @@ def superiority(spaces: list[Pairs], accs: list[float], t: int, n: int, k: int) 
     if t < n:
         return None
     return math.prod(stability(spaces[t - i], spaces[t], k) * accs[t - i] for i in range(n + 1))
+
+
+class IntensiveDarts(Darts):
+    """Phase 1's first-order DARTS on a supernet of the HyperNetwork's cells (``space.build_final_supernet``): the
+    paper derives each HyperNetwork's intensive space from a supernet of its depth (O*_8, O*_14)."""
+
+    def build_search_network(self, info: DataInfo) -> nn.Module:
+        return self.space.build_final_supernet(self.make_edge, info)
 
 
 # --- weight prediction -------------------------------------------------------------------------------------
@@ -292,7 +307,8 @@ class Adwpnas(SearchMethod):
         self.state: CellCodes | None = None
         self.random_alpha: torch.Tensor | None = None  # the random α of the current HyperNetwork step
         if self.intensive_epochs:
-            self.darts = Darts(space, {**cfg, "search_epochs": self.intensive_epochs, "order": 1}, info, device, seed)
+            self.darts = IntensiveDarts(space, {**cfg, "search_epochs": self.intensive_epochs, "order": 1}, info,
+                                        device, seed)
             self.arch, self.supernet, self.w_opt = self.darts.arch, self.darts.supernet, self.darts.w_opt
         else:
             self.build_hypernetwork({group: self.full_space(group) for group in space.arch_shape()})

@@ -123,9 +123,13 @@ class Darts(SearchMethod):
         # per group, the candidates of each edge among the α columns (None: every column, on every edge)
         self.masks = {group: None if mask.all() else torch.as_tensor(mask, device=device)
                       for group, mask in space.candidate_mask().items()}
-        self.supernet = to_device(space.build_supernet(self.make_edge, info), cfg, device)
+        self.supernet = to_device(self.build_search_network(info), cfg, device)
         self.w_opt = sgd(self.supernet.parameters(), cfg, "w")
         self.a_opt = arch_adam(self.arch_parameters(), cfg)
+
+    def build_search_network(self, info: DataInfo) -> nn.Module:
+        """The supernet the search trains: the space's (``build_supernet``) with this method's edges."""
+        return self.space.build_supernet(self.make_edge, info)
 
     def make_edge(self, edge: EdgeId, candidates: nn.ModuleList) -> nn.Module:
         return MixedEdge(edge, candidates, self.arch)

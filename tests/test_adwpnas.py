@@ -328,9 +328,14 @@ def test_paper_values_and_the_spaces_own_network_sizes():
     assert "intensive_epochs" not in nb201
 
 
-def test_the_hypernetwork_has_the_final_networks_cells(digits):
+def test_the_intensive_space_and_the_hypernetwork_have_the_final_networks_cells(digits):
+    """The paper derives O*_8 from an 8-cell and O*_14 from a 14-cell supernet for its 8- and 14-cell
+    HyperNetworks: phase 1's DARTS supernet has ``eval_layers`` cells (reductions at its 1/3 and 2/3), at the
+    search width, whatever ``search_layers`` says."""
     method = make(overrides={"search_layers": "3", "eval_layers": "5", "search_channels": "3"})
-    assert len(method.supernet.cells) == 3  # phase 1: the DARTS search supernet
+    cells = method.supernet.cells  # phase 1
+    assert len(cells) == 5 and [c.reduction for c in cells] == [False, True, False, True, False]
+    assert cells[0].preprocess1.op[1].out_channels == 3
     method.train_epoch(0, data_for(digits, method.cfg))
     method.build_hypernetwork(method.chosen_spaces())
     cells = method.supernet.body.cells
