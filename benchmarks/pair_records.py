@@ -38,10 +38,9 @@ KEPT = ("genotype", "test_acc", "search_val_acc", "importance", "op_kendall_tau"
 
 
 def pairs() -> list[tuple[str, str]]:
-    import methods  # noqa: F401  (the method modules register themselves)
-    from harness.registry import METHODS
+    from harness.registry import all_methods
 
-    return [(m, s) for m, cls in METHODS.items() for s in cls.supported_spaces]
+    return [(m, s) for m, cls in all_methods().items() for s in cls.supported_spaces]
 
 
 def run_pair(pair: tuple[str, str]) -> dict[str, Any]:

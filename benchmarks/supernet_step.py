@@ -46,8 +46,6 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-import methods  # noqa: F401  (the method modules register themselves)
-import spaces  # noqa: F401  (the space modules register themselves)
 from harness.config import MEMORY_FORMATS, declarations, parse_overrides, resolve
 from harness.data import DataInfo
 from harness.metrics import peak_memory_mb

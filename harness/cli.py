@@ -226,14 +226,13 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_list(console: Console) -> int:
-    import methods  # noqa: F401  (the method modules register themselves)
-    import spaces  # noqa: F401  (the space modules register themselves)
     from harness.config import BUDGET_HELP
     from harness.data import DATASETS
-    from harness.registry import METHODS, SPACES
+    from harness.registry import all_methods, all_spaces
 
-    for title, items in (("methods", {k: v.description for k, v in METHODS.items()}),
-                         ("spaces", {k: v.description for k, v in SPACES.items()}),
+    methods, spaces = all_methods(), all_spaces()
+    for title, items in (("methods", {k: v.description for k, v in methods.items()}),
+                         ("spaces", {k: v.description for k, v in spaces.items()}),
                          ("datasets", DATASETS), ("budgets", BUDGET_HELP)):
         table = Table(title=title, show_header=False)
         for name, text in items.items():
@@ -241,17 +240,15 @@ def cmd_list(console: Console) -> int:
         console.print(table)
     matrix = Table(title="method × space (✓ = supported)")
     matrix.add_column("method")
-    for space in SPACES:
+    for space in spaces:
         matrix.add_column(space, justify="center")
-    for name, cls in METHODS.items():
-        matrix.add_row(name, *("✓" if s in cls.supported_spaces else "·" for s in SPACES))
+    for name, cls in methods.items():
+        matrix.add_row(name, *("✓" if s in cls.supported_spaces else "·" for s in spaces))
     console.print(matrix)
     return 0
 
 
 def cmd_config(args: argparse.Namespace, console: Console) -> int:
-    import methods  # noqa: F401  (the method modules register themselves)
-    import spaces  # noqa: F401  (the space modules register themselves)
     from harness.config import declarations, parse_overrides, resolve
     from harness.registry import check_pair, get_method, get_space
 

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
-from harness.registry import SPACES, get_space
+from harness.registry import all_spaces, get_space
 from harness.stats import finite, holm, is_number, paired_comparison, summary
 from harness.storage import Remote, location
 
@@ -139,7 +139,7 @@ def reference_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for record in records:
         info = record.get("benchmark_info")
         key = tuple(str(record.get(k, "")) for k in ("space", "dataset", "budget"))
-        if not isinstance(info, dict) or key in rows or record.get("space") not in SPACES:
+        if not isinstance(info, dict) or key in rows or record.get("space") not in all_spaces():
             continue
         table = get_space(record["space"]).load_benchmark(info.get("table") or {})  # the record's own table
         if table is None:

@@ -41,7 +41,6 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Circle, FancyArrowPatch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-import spaces  # noqa: E402, F401  (the space modules register themselves)
 from harness.errors import GenotypeError, UserError  # noqa: E402
 from harness.leaderboard import variant_of  # noqa: E402
 from harness.registry import get_space  # noqa: E402

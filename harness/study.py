@@ -32,7 +32,7 @@ from typing import Any
 
 from harness.config import BUDGETS, MAX_NAME, MAX_SEED, NAME_PATTERN
 from harness.errors import UserError
-from harness.registry import METHODS, SPACES, check_pair
+from harness.registry import all_methods, all_spaces, check_pair
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -110,6 +110,7 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise _refuse(where, f"not valid TOML ({str(err).splitlines()[0]})") from None
+    known_spaces, known_methods = all_spaces(), all_methods()
     unknown = sorted(set(doc) - KEYS)
     if unknown:
         raise _refuse(where, f"unknown key '{unknown[0]}' (a study file has: {', '.join(sorted(KEYS))})")
@@ -126,14 +127,14 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
     datasets = _strings(where, "datasets", doc["datasets"])
     spaces = _strings(where, "spaces", doc["spaces"])
     for space in spaces:
-        if space not in SPACES:
-            raise _refuse(where, f"unknown space '{space}'; valid spaces: {', '.join(sorted(SPACES))}")
+        if space not in known_spaces:
+            raise _refuse(where, f"unknown space '{space}'; valid spaces: {', '.join(sorted(known_spaces))}")
     variants = doc.get("variants", {})
     if not isinstance(variants, dict):
         raise _refuse(where, "'variants' must be a table: [variants] name = {method = \"...\", set = [\"k=v\"]}")
     defined: dict[str, tuple[str, list[str]]] = {}
     for vname, spec in variants.items():
-        if vname in METHODS:
+        if vname in known_methods:
             raise _refuse(where, f"variant '{vname}' has the name of a method; give it its own name")
         if not NAME_PATTERN.fullmatch(vname):
             raise _refuse(where, f"variant name {vname!r} must be a plain name (letters, digits and . _ + = -)")
@@ -142,15 +143,15 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
         extra = sorted(set(spec) - VARIANT_KEYS)
         if extra:
             raise _refuse(where, f"variant '{vname}' has unknown key '{extra[0]}' (a variant has: method, set)")
-        if spec["method"] not in METHODS:
+        if spec["method"] not in known_methods:
             raise _refuse(where, f"variant '{vname}': unknown method {spec['method']!r}; valid methods: "
-                                 f"{', '.join(sorted(METHODS))}")
+                                 f"{', '.join(sorted(known_methods))}")
         overrides = _strings(f"{where}, variant '{vname}'", "set", spec.get("set", []), allow_empty=True)
         defined[vname] = (spec["method"], overrides)
     methods = _strings(where, "methods", doc["methods"])
     for mname in methods:
-        if mname not in METHODS and mname not in defined:
-            raise _refuse(where, f"'{mname}' is neither a method ({', '.join(sorted(METHODS))}) nor a variant of "
+        if mname not in known_methods and mname not in defined:
+            raise _refuse(where, f"'{mname}' is neither a method ({', '.join(sorted(known_methods))}) nor a variant of "
                                  "[variants]")
     per_space = doc.get("space_methods", {})
     if not isinstance(per_space, dict):
@@ -170,7 +171,7 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
                     check_pair(method, space)
                 except UserError:
                     raise _refuse(where, f"'{mname}' ({method}) does not run on space '{space}' (it runs on "
-                                         f"{', '.join(METHODS[method].supported_spaces)}); list the methods of "
+                                         f"{', '.join(known_methods[method].supported_spaces)}); list the methods of "
                                          "each space under [space_methods]") from None
                 cells.append(Cell(mname, method, space, dataset, overrides))
     return Study(name=name, budget=budget, seeds=seeds, cells=cells, text=text)

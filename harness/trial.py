@@ -38,8 +38,6 @@ from typing import Any
 import torch
 from ray import tune
 
-import methods  # noqa: F401  (the method modules register themselves)
-import spaces  # noqa: F401  (the space modules register themselves)
 from harness import __version__
 from harness.benchmarks.base import Benchmark
 from harness.checkpoints import load_checkpoint, save_checkpoint

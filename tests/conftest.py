@@ -24,9 +24,6 @@ if "HARNESS_CACHE_DIR" not in os.environ:
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import methods  # noqa: E402, F401  (the method modules register themselves)
-import spaces  # noqa: E402, F401  (the space modules register themselves)
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _throw_away_cache():
@@ -92,9 +89,9 @@ TINY_TRIAL = {**TINY, "train_limit": "256", "search_batch_size": "128", "search_
 
 def registered_pairs() -> list[tuple[str, str]]:
     """Every (method, space) pair that ``python -m harness list`` shows."""
-    from harness.registry import METHODS
+    from harness.registry import all_methods
 
-    return [(method, space) for method, cls in METHODS.items() for space in cls.supported_spaces]
+    return [(method, space) for method, cls in all_methods().items() for space in cls.supported_spaces]
 
 
 def tiny_overrides(method: str, space: str, tiny: dict[str, str] | None = None) -> dict[str, str]:

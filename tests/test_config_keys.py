@@ -18,7 +18,7 @@ from harness.benchmarks.nb201 import DEFAULT_TABLE
 from harness.config import BUDGETS, SHARED_KEYS, Key, declarations, resolve
 from harness.data import Batches, DataInfo, scaled_cutout
 from harness.errors import UserError
-from harness.registry import METHODS, SPACES, get_method, get_space
+from harness.registry import all_methods, all_spaces, get_method, get_space
 from harness.teacher import PyramidNet, build_teacher
 from harness.train import sgd
 from methods.agnas import AttentionEdge, AttentionTally
@@ -29,7 +29,7 @@ from spaces.ops import drop_path
 
 # every registered (method, space) pair, DARTS on the DARTS space first: a key is tested on the first pair
 # that has it
-PAIRS = sorted(((m, s) for m, cls in METHODS.items() for s in cls.supported_spaces),
+PAIRS = sorted(((m, s) for m, cls in all_methods().items() for s in cls.supported_spaces),
                key=lambda pair: (pair != ("darts", "darts"), pair))
 KEYS: dict[str, tuple[str, str]] = {}
 for _pair in PAIRS:
@@ -70,7 +70,8 @@ def test_every_resolved_key_is_declared_with_help_and_passes_its_check(method, s
 
 def test_every_budget_value_is_of_a_declared_key():
     declared_anywhere = set(KEYS)
-    presets = [*BUDGETS.values(), *(p for cls in [*METHODS.values(), *SPACES.values()] for p in cls.budgets.values())]
+    presets = [*BUDGETS.values(),
+               *(p for cls in [*all_methods().values(), *all_spaces().values()] for p in cls.budgets.values())]
     for preset in presets:
         assert set(preset) <= declared_anywhere, sorted(set(preset) - declared_anywhere)
 

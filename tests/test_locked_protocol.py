@@ -10,7 +10,7 @@ import pytest
 
 from harness.config import EVALUATION_KEYS, SHARED_KEYS, declarations, is_evaluation_key, parse_overrides, resolve
 from harness.leaderboard import variant_of
-from harness.registry import METHODS, SPACES, get_method, get_space
+from harness.registry import all_methods, all_spaces, get_method, get_space
 from harness.study import load_study
 from methods.nos import Nos
 from spaces.base import CELL_SIZE_KEYS
@@ -29,11 +29,11 @@ def test_the_evaluation_keys():
                                                     "train_limit", "teacher_epochs"))
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(all_methods()))
 def test_every_registered_method_leaves_the_evaluation_protocol_to_the_space(method):
-    cls = METHODS[method]
+    cls = all_methods()[method]
     for space in cls.supported_spaces:
-        declarations(cls, SPACES[space])  # raises TypeError otherwise
+        declarations(cls, all_spaces()[space])  # raises TypeError otherwise
     given = [cls.defaults, *cls.space_defaults.values(), *cls.budgets.values()]
     assert not [k for values in given for k in values if is_evaluation_key(k)]
 

@@ -6,6 +6,9 @@ query commands."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from helpers import hand_count
 
 from harness.benchmarks.nb201 import load_table
 from harness.benchmarks.nb201_arch import parse_arch
-from harness.cli import main
+from harness.cli import RAY_ENV, main
 from harness.correlation import log_normalised, sample_archs
 from harness.metrics import rank_correlation
 
@@ -112,6 +115,31 @@ def test_leaderboard_rows_and_optimum(runs, capsys):
     assert optimum.benchmark_cifar100_test_mean == pytest.approx(table.optimum()["cifar100_test"])
     assert pd.isna(optimum.rank) and optimum.n_seeds == 0
     assert "arch τ" in capsys.readouterr().out
+
+
+def test_leaderboard_optimum_in_a_fresh_process(tmp_path):
+    """``python -m harness leaderboard DIR --optimum`` in a new Python, where nothing has imported the space
+    and method packages: the registry loads them itself, so the optimum row is there (issue 26, item 7)."""
+    trials = tmp_path / "random" / "trials"
+    trials.mkdir(parents=True)
+    table = load_table()
+    # what a trial on nb201 records that the leaderboard reads: identity, cell 0's figures, the table's provenance
+    record = {"method": "random", "space": "nb201", "dataset": "digits", "budget": "smoke", "seed": 0,
+              "test_acc": table.row(0)["cifar10_test"], "benchmark": table.row(0),
+              "benchmark_info": {"index": 0, "table": table.describe()}}
+    (trials / "random-nb201-digits-s0.json").write_text(json.dumps(record))
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, **RAY_ENV, "PYTHONPATH": path, "COLUMNS": "200"}  # wide enough for every figure
+    done = subprocess.run([sys.executable, "-m", "harness", "leaderboard", str(tmp_path), "--optimum"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "optimum" in done.stdout and "94.37" in done.stdout
+    board = pd.read_csv(tmp_path / "leaderboard.csv", keep_default_na=False, na_values=[""])
+    rows = {r.method: r for r in board.itertuples()}
+    assert set(rows) == {"random", "optimum"}
+    assert rows["optimum"].test_acc_mean == pytest.approx(94.37, abs=0.005)
+    assert rows["optimum"].benchmark_cifar10_valid_valid_mean == pytest.approx(91.61, abs=0.005)
 
 
 def test_query_and_best(capsys):
