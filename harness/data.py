@@ -22,7 +22,9 @@ resized to ``image_size``) into uint8 tensors cached under ``$HARNESS_CACHE_DIR/
 ``~/.cache/nas-harness/datasets``), keyed by the folder's path, every file's name, size and modification
 time, and ``image_size``: written atomically under a file lock, so concurrent trials decode once and share
 it, and a changed folder gets a new entry. **ImageNet16-120** (NAS-Bench-201's third dataset) is read from
-the pickled batches of down-sampled ImageNet 16×16 and cached the same way.
+the pickled batches of down-sampled ImageNet 16×16 and cached the same way. **CIFAR** missing from the data
+folder is downloaded there by one trial, under a file lock in that folder, and renamed into place whole
+(``_load_cifar``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -304,22 +308,59 @@ def read_cifar_folder(name: str, root: Path) -> Dataset:
     return Dataset(name, *tensors, 10 if name == "cifar10" else 100, crop_padding=4, flip=True, order=ORDER_CIFAR)
 
 
+def _download_cifar(name: str, folder: Path) -> None:
+    """Download the python version of CIFAR ``name`` with torchvision into ``folder`` (its archive is checked
+    against torchvision's MD5 and extracted there): the harness's one dataset download (tests replace it)."""
+    import torchvision
+
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    cls(root=str(folder), train=True, download=True)
+
+
+def _missing(folder: Path, files: list[str]) -> list[str]:
+    return [f for f in files if not (folder / f).is_file()]
+
+
 def _load_cifar(name: str, root: Path) -> Dataset:
+    """CIFAR ``name`` from ``root``, downloaded first if its files are missing.
+
+    Trials that start together (on one node, or on nodes sharing the data folder) download once: the download
+    holds the exclusive ``flock`` of ``<root>/<folder>.lock`` and checks again once it holds it, so a trial that
+    waited finds the files. It goes to a temporary folder beside the dataset's, whose extracted folder is then
+    renamed into place in one step: a dataset folder that is there is complete, never half extracted (a download
+    cut short leaves nothing but its temporary folder, removed on the way out)."""
     sub, train_files, test_files, _ = _CIFAR[name]
-    if not all((root / sub / f).is_file() for f in train_files + test_files):
+    files = train_files + test_files
+    if _missing(root / sub, files):
         if os.environ.get("HARNESS_OFFLINE") == "1":
             raise UserError(f"{name} is not in '{root / sub}' and downloads are off (HARNESS_OFFLINE=1); "
                             f"place the extracted python version of {name} in '{root}'")
-        try:
-            import torchvision
+        with cache_lock(root, sub, "data folder", "give --data-dir (or HARNESS_DATA_DIR) a writable folder"):
+            if _missing(root / sub, files):  # not downloaded by another trial while this one waited
+                _fetch_cifar(name, root)
+    return read_cifar_folder(name, root)
 
-            cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-            root.mkdir(parents=True, exist_ok=True)
-            cls(root=str(root), train=True, download=True)
+
+def _fetch_cifar(name: str, root: Path) -> None:
+    """Download CIFAR ``name`` into a temporary folder in ``root`` and rename its extracted folder into place
+    (replacing an incomplete one: an older download cut short, a partial copy). Called under the lock."""
+    sub, train_files, test_files, _ = _CIFAR[name]
+    tmp = Path(tempfile.mkdtemp(prefix=f".{sub}.download-", dir=root))
+    try:
+        try:
+            _download_cifar(name, tmp)
         except Exception as exc:  # network errors come in many classes
             raise UserError(f"cannot download {name} ({exc.__class__.__name__}); place the extracted python "
                             f"version of {name} in '{root}' (or set HARNESS_DATA_DIR)") from None
-    return read_cifar_folder(name, root)
+        missing = _missing(tmp / sub, train_files + test_files)
+        if missing:
+            raise UserError(f"the {name} download has no {sub}/{missing[0]}; place the extracted python version "
+                            f"of {name} in '{root}' (or set HARNESS_DATA_DIR)")
+        if (root / sub).exists() or (root / sub).is_symlink():
+            os.replace(root / sub, tmp / "incomplete")  # removed with the temporary folder
+        os.replace(tmp / sub, root / sub)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_imagenet16(folder: Path) -> Dataset:
@@ -359,16 +400,16 @@ _TENSORS = ("train_x", "train_y", "test_x", "test_y")
 
 
 @contextmanager
-def cache_lock(cache: Path, key: str, what: str) -> Iterator[None]:
-    """Hold the exclusive ``flock`` of ``<cache>/<key>.lock`` (waiting for it): whoever builds a cache entry
-    holds it, so concurrent trials build the entry once. A cache folder that cannot be written is one line
-    naming ``what`` is cached there."""
+def cache_lock(cache: Path, key: str, what: str, fix: str = "set HARNESS_CACHE_DIR to a writable folder"
+               ) -> Iterator[None]:
+    """Hold the exclusive ``flock`` of ``<cache>/<key>.lock`` (waiting for it): whoever builds a cache entry (or
+    downloads a dataset) holds it, so concurrent trials build the entry once. A folder that cannot be written is
+    one line naming ``what`` it is (``"dataset cache"``, ``"data folder"``) and ``fix``."""
     try:
         cache.mkdir(parents=True, exist_ok=True)
         lock = open(cache / f"{key}.lock", "a")
     except OSError as exc:
-        raise UserError(f"cannot write the {what} cache '{cache}' ({exc.__class__.__name__}); set "
-                        "HARNESS_CACHE_DIR to a writable folder") from None
+        raise UserError(f"cannot write the {what} '{cache}' ({exc.__class__.__name__}); {fix}") from None
     with lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
         yield
@@ -387,7 +428,7 @@ def _cached_dataset(cache: Path, name: str, key_parts: dict[str, Any], build: Ca
     ds = _read_cache(path, name)
     if ds is not None:
         return ds
-    with cache_lock(cache, key, "dataset"):
+    with cache_lock(cache, key, "dataset cache"):
         ds = _read_cache(path, name)
         if ds is not None:
             return ds

@@ -408,7 +408,7 @@ def estimate_seconds(spec: dict[str, Any], dataset: Any) -> tuple[float, float]:
     """Seconds per trial for search and evaluation, extrapolated from a few measured steps (seed 0)."""
     cfg = spec["config"]
     torch.set_num_threads(min(spec["cpus_per_trial"], os.cpu_count() or 1))  # never more than a trial gets
-    device = pick_device(spec["gpus_per_trial"])
+    device = pick_device(spec["gpus_per_trial"], strict=False)  # the driver: maybe a cluster's GPU-less head
     seed_everything(0)
     data = SearchData(dataset, cfg, 0, device)
     space = get_space(spec["space"])(cfg)

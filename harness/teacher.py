@@ -404,7 +404,7 @@ def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, da
     folder = root / key
     source = "cache"
     if not (folder / "teacher.json").is_file():
-        with cache_lock(root, key, "teacher"):
+        with cache_lock(root, key, "teacher cache"):
             if not (folder / "teacher.json").is_file():
                 net, meta = _train_and_store(data, cfg, device, dataset_name, key, folder, log)
                 source = "trained"

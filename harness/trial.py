@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,8 +88,24 @@ def finished_record(spec: dict[str, Any], seed: int) -> dict[str, Any] | None:
     return record if record.get("config_hash") == spec["config_hash"] else None
 
 
-def pick_device(gpus_per_trial: float) -> torch.device:
-    return torch.device("cuda" if gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
+def pick_device(gpus_per_trial: float, strict: bool = True) -> torch.device:
+    """CUDA when the work was given a GPU (``gpus_per_trial`` > 0), else the CPU.
+
+    ``strict`` (a trial): a trial given a GPU on a node whose torch sees no CUDA device is one line naming the
+    node and its torch build, instead of a silent run on the CPU. Not strict (the driver's time estimate, which
+    may run on the GPU-less head node of a cluster): the CPU."""
+    if gpus_per_trial <= 0:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if not strict:
+        return torch.device("cpu")
+    cpu_only = torch.version.cuda is None
+    build = f"torch {torch.__version__} ({'a CPU-only build' if cpu_only else f'built for CUDA {torch.version.cuda}'})"
+    fix = ("install a CUDA build of torch on the GPU nodes" if cpu_only else
+           "check that node's NVIDIA driver (nvidia-smi) and CUDA_VISIBLE_DEVICES")
+    raise UserError(f"the trial was given {gpus_per_trial:g} GPU(s) but {build} on node '{socket.gethostname()}' "
+                    f"sees no CUDA device: {fix}, or run with --gpus-per-trial 0")
 
 
 def job_text(spec: dict[str, Any], seed: int) -> str:

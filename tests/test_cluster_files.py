@@ -22,6 +22,7 @@ from ray.autoscaler._private.util import prepare_config, validate_config
 CLUSTER = Path(__file__).resolve().parent.parent / "cluster"
 FILES = ["aws.yaml", "gcp.yaml", "local.yaml"]
 SHARED = "/mnt/shared/results"
+DATA = "/mnt/shared/data"  # the --data-dir cluster/README.md gives: one copy of each dataset for all nodes
 
 
 def load(name: str) -> dict:
@@ -96,6 +97,18 @@ def test_the_results_folder_is_shared(name):
     if docker.get("image"):  # mounted on the host: the container must see it at the same path
         assert any("-v /mnt/shared:/mnt/shared" in opt for opt in docker.get("run_options", [])), name
     assert SHARED in (CLUSTER / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_data_folder_is_shared_and_writable(name):
+    """The container's user creates the CIFAR download's lock and temporary folder in --data-dir on every node:
+    the folder must exist on the shared mount and be writable there (a root-owned mount point is not)."""
+    config = load(name)
+    assert any(DATA in cmd and "sudo mkdir" in cmd and ("chmod 1777" in cmd or "chown" in cmd)
+               for cmd in commands(config)), f"{name}: {DATA} is not created writable"
+    assert any(f"test -w {DATA}" in cmd for cmd in config["setup_commands"]), (
+        f"{name}: setup_commands do not check that {DATA} is writable")
+    assert f"--data-dir {DATA}" in (CLUSTER / "README.md").read_text()
 
 
 @pytest.mark.parametrize("name", ["aws.yaml", "gcp.yaml"])

@@ -3,7 +3,10 @@ digits), checked against hand-built expectations."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -208,6 +211,99 @@ def test_cifar_failed_download_is_user_error(tmp_path, monkeypatch):
         load_dataset("cifar10", data_dir=tmp_path / "d")
     msg = _one_line(exc_info)
     assert "ConnectionError" in msg and str(tmp_path / "d") in msg
+
+
+# The download of the tests below: CIFAR-10's six batches (2 images each) written into the download folder, one
+# line appended to a counter per download, a pause first (concurrent trials overlap in it); ``fail_after``
+# batches written, it fails as a download cut short does.
+FAKE_DOWNLOAD = """
+import pickle, time
+from pathlib import Path
+import numpy as np
+
+def fake_download(name, folder, counter, pause=0.0, fail_after=None):
+    with open(counter, "a") as fh:
+        fh.write(name + "\\n")
+    time.sleep(pause)
+    sub = Path(folder) / "cifar-10-batches-py"
+    sub.mkdir(parents=True)
+    for k, f in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        if k == fail_after:
+            raise ConnectionError("connection reset")
+        with open(sub / f, "wb") as fh:
+            pickle.dump({"data": np.full((2, 3072), k, np.uint8), "labels": [k % 10, (k + 1) % 10]}, fh)
+"""
+_fake = {}
+exec(FAKE_DOWNLOAD, _fake)
+
+
+def test_trials_starting_together_download_cifar_once(tmp_path):
+    """Two processes (two trials of one node, or of nodes sharing the data folder) load CIFAR-10 from an empty
+    data folder at the same moment: one downloads (under the folder's lock), the other waits and reads it."""
+    root, counter, ready = tmp_path / "data", tmp_path / "downloads.txt", tmp_path / "ready"
+    ready.mkdir()
+    script = FAKE_DOWNLOAD + """
+import sys
+from harness import data
+root, counter, ready, me = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+data._download_cifar = lambda name, folder: fake_download(name, folder, counter, pause=1.5)
+(ready / me).touch()
+while len(list(ready.iterdir())) < 2:  # both past their imports: they reach the data folder together
+    time.sleep(0.01)
+ds = data.load_dataset("cifar10", root)
+print(len(ds.train_y), len(ds.test_y), int(ds.train_x.float().mean()))
+"""
+    env = {**os.environ, "HARNESS_OFFLINE": "0"}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(root), str(counter), str(ready), str(k)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
+    outs = [proc.communicate(timeout=120) for proc in procs]
+    for proc, (out, err) in zip(procs, outs):
+        assert proc.returncode == 0, err
+    assert [out.split() for out, _ in outs] == [["10", "2", "2"]] * 2
+    assert counter.read_text().splitlines() == ["cifar10"]  # one download
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py", "cifar-10-batches-py.lock"]
+
+
+def test_cifar_download_cut_short_leaves_no_dataset_folder(tmp_path, monkeypatch):
+    """A download that fails half way is one line and leaves neither a half-filled dataset folder (which a later
+    trial would take for the dataset) nor its temporary folder; the next load downloads it whole."""
+    root, counter = tmp_path / "data", tmp_path / "downloads.txt"
+    monkeypatch.delenv("HARNESS_OFFLINE", raising=False)
+    monkeypatch.setattr(data_mod, "_download_cifar",
+                        lambda name, folder: _fake["fake_download"](name, folder, counter, fail_after=3))
+    with pytest.raises(UserError) as exc_info:
+        load_dataset("cifar10", data_dir=root)
+    msg = _one_line(exc_info)
+    assert "cannot download cifar10 (ConnectionError)" in msg and str(root) in msg
+    assert [p.name for p in root.iterdir()] == ["cifar-10-batches-py.lock"]
+    monkeypatch.setattr(data_mod, "_download_cifar",
+                        lambda name, folder: _fake["fake_download"](name, folder, counter))
+    assert len(load_dataset("cifar10", data_dir=root).train_y) == 10
+    assert len(counter.read_text().splitlines()) == 2
+
+
+def test_incomplete_cifar_folder_is_replaced_by_a_whole_download(tmp_path, monkeypatch):
+    """A dataset folder with files missing (an older download cut short, a partial copy) is downloaded again and
+    replaced whole, not read."""
+    _write_cifar10(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
+    counter = tmp_path / "downloads.txt"
+    monkeypatch.delenv("HARNESS_OFFLINE", raising=False)
+    monkeypatch.setattr(data_mod, "_download_cifar",
+                        lambda name, folder: _fake["fake_download"](name, folder, counter))
+    ds = load_dataset("cifar10", data_dir=tmp_path)
+    assert (len(ds.train_y), len(ds.test_y)) == (10, 2) and len(counter.read_text().splitlines()) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_unwritable_data_folder_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("a file, not a folder")
+    monkeypatch.delenv("HARNESS_OFFLINE", raising=False)
+    monkeypatch.setattr(data_mod, "_download_cifar", _no_download)
+    with pytest.raises(UserError) as exc_info:
+        load_dataset("cifar10", data_dir=tmp_path / "file" / "data")
+    msg = _one_line(exc_info)
+    assert f"cannot write the data folder '{tmp_path / 'file' / 'data'}'" in msg and "--data-dir" in msg, msg
 
 
 def test_default_data_dir_follows_environment(tmp_path, monkeypatch):

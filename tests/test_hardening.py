@@ -13,6 +13,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -27,9 +28,9 @@ from helpers import one_line
 from harness import checkpoints
 from harness.cli import main
 from harness.errors import UserError
-from harness.experiment import RunRequest, build_spec, summarise
+from harness.experiment import RunRequest, build_spec, estimate_seconds, summarise
 from harness.records import atomic_write, write_record
-from harness.trial import checkpoint_path, execute_trial, record_path
+from harness.trial import checkpoint_path, execute_trial, pick_device, record_path
 
 SMOKE = ["--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset", "digits", "--cpus-per-trial", "1"]
 # short trials on 400 of the digits: the driver's logic is the same
@@ -216,6 +217,31 @@ class _Planted:
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("cuda_build, fix", [(None, "install a CUDA build of torch on the GPU nodes"),
+                                              ("12.4", "NVIDIA driver (nvidia-smi)")])
+def test_trial_given_a_gpu_that_torch_cannot_see_is_one_line(made, tmp_path, monkeypatch, cuda_build, fix):
+    """A worker whose torch sees no CUDA device (a CPU-only build, or no driver) must not run a GPU trial on its
+    CPU: one line naming the node, the build and the fix; nothing runs, nothing is written."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # this machine, or a GPU node gone wrong
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+    with pytest.raises(UserError) as exc_info:
+        execute_trial({**made, "gpus_per_trial": 1}, 0, report=lambda metrics: None)
+    msg = one_line(exc_info)
+    assert "given 1 GPU(s)" in msg and f"'{socket.gethostname()}'" in msg and torch.__version__ in msg, msg
+    assert fix in msg and "--gpus-per-trial 0" in msg, msg
+    assert ("CPU-only build" in msg) == (cuda_build is None), msg
+    assert sorted(p.name for p in (tmp_path / "made").iterdir()) == ["experiment.json"]
+
+
+def test_cpu_trial_and_the_drivers_estimate_without_cuda_use_the_cpu(made, digits_dataset, monkeypatch):
+    """--gpus-per-trial 0 runs on the CPU; the driver's time estimate of a GPU trial (a cluster's GPU-less head
+    node) measures on the CPU instead of failing."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device(0) == torch.device("cpu") and pick_device(1, strict=False) == torch.device("cpu")
+    search, evaluation = estimate_seconds({**made, "gpus_per_trial": 1}, digits_dataset)
+    assert search > 0 and evaluation > 0
 
 
 def test_planted_checkpoint_is_refused_and_never_run(made, tmp_path, capsys):
