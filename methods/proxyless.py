@@ -160,7 +160,7 @@ class LatencyTable:
     def save(self) -> None:
         if not self.added:
             return
-        with cache_lock(self.folder, self.key, "latency table"):
+        with cache_lock(self.folder, self.key, "latency table cache"):
             entries = {**self._read(self.path), **self.added}
             blob = json.dumps({"device": self.description, "entries": entries}, indent=0)
             atomic_write(self.path, lambda f: f.write(blob))
