@@ -171,6 +171,17 @@ def test_zero_active_edges_get_no_update():
     assert changed and all(changed)
 
 
+def crafted_costs(m) -> tuple[np.ndarray, np.ndarray]:
+    """Give ``m`` (on the tiny NAS-Bench-201 supernet) crafted costs, α and fixed cost 2; returns (costs, α)."""
+    costs = np.arange(30, dtype=np.float64).reshape(6, 5) / 10
+    alpha = np.linspace(-1, 1, 30).reshape(6, 5)
+    with torch.no_grad():
+        m.arch.params["cell"].copy_(torch.as_tensor(alpha))
+    m.cost_tensors = {"cell": torch.as_tensor(costs, dtype=torch.float32)}
+    m.fixed_cost = 2.0
+    return costs, alpha
+
+
 def test_cost_term_matches_a_hand_computation():
     m = method()
     # measured: conv candidates cost their multiply-adds summed over the 3 cells (4, 8, 16 channels at 8, 4, 2
@@ -181,13 +192,7 @@ def test_cost_term_matches_a_hand_computation():
     assert np.all(m.costs["cell"][:, [0, 1, 4]] == 0)
     assert m.fixed_cost > 0 and m.cost_ref == pytest.approx(m.uniform_cost)
     assert m.uniform_cost == pytest.approx(m.fixed_cost + 6 * 10 * one / 1e6 / 5)
-    # crafted costs and α
-    costs = np.arange(30, dtype=np.float64).reshape(6, 5) / 10
-    alpha = np.linspace(-1, 1, 30).reshape(6, 5)
-    with torch.no_grad():
-        m.arch.params["cell"].copy_(torch.as_tensor(alpha))
-    m.cost_tensors = {"cell": torch.as_tensor(costs, dtype=torch.float32)}
-    m.fixed_cost = 2.0
+    costs, alpha = crafted_costs(m)
     p = np.exp(alpha) / np.exp(alpha).sum(axis=1, keepdims=True)
     expected = 2.0 + float((p * costs).sum())
     assert float(m.expected_cost().detach()) == pytest.approx(expected, rel=1e-5)
@@ -343,12 +348,7 @@ def test_two_path_cost_gradient_is_the_pairs_by_hand_and_moves_only_the_pair():
     """The code's E[cost] in the two-path mode weighs each edge's costs by the softmax over its sampled pair
     (``current_prob_over_ops``): its gradient is p'_a p'_b (c_a − c_b) for α_a, the opposite for α_b, 0 elsewhere."""
     m = method(cost="macs", cost_form="add_linear")
-    costs = np.arange(30, dtype=np.float64).reshape(6, 5) / 10
-    alpha = np.linspace(-1, 1, 30).reshape(6, 5)
-    with torch.no_grad():
-        m.arch.params["cell"].copy_(torch.as_tensor(alpha))
-    m.cost_tensors = {"cell": torch.as_tensor(costs, dtype=torch.float32)}
-    m.fixed_cost = 2.0
+    costs, alpha = crafted_costs(m)
     pairs = [(0, 3), (2, 1), (4, 2), (3, 0), (1, 4), (2, 3)]  # active first
     alpha_param = m.arch.params["cell"]
     expected = m.expected_cost({"cell": pairs})
