@@ -290,7 +290,7 @@ SHARED_KEYS: dict[str, Key] = {
 # **SEARCH_RECIPE_KEYS}``), so that no other pair has a key it would ignore. Their defaults are the shared
 # convention (what every other method does); a method gives its code's values in ``space_defaults`` for the
 # space its code searches (ProxylessNAS-G and AGNAS's macro search on ``proxyless``). Read through
-# ``harness.train``: ``search_lr``, ``decay_groups``, ``clip_gradients`` and ``weight_loss``.
+# ``harness.train``: ``LR_SCHEDULES``, ``lr_scale``, ``decay_groups``, ``clip_gradients`` and ``weight_loss``.
 SEARCH_RECIPE_KEYS: dict[str, Key] = {
     "w_lr_schedule": Key("cosine", "search: the weight learning rate per epoch from w_lr to w_lr_min: 'cosine' "
                                    "(the shared convention) or 'linear' (AGNAS's macro code)",
@@ -304,6 +304,10 @@ SEARCH_RECIPE_KEYS: dict[str, Key] = {
     "w_label_smoothing": Key(0.0, "search: label smoothing of the weight step's cross-entropy (0 = plain "
                                   "cross-entropy, the shared convention; 0.1 in ProxylessNAS's and AGNAS's macro "
                                   "code)", "[0, 1)"),
+    "w_lr_batch": Key(0, "search: the batch size the weight learning rates are given for: where the search batch "
+                         "differs (a budget's), they scale by search_batch_size / w_lr_batch, the linear scaling "
+                         "rule (0 = used as given, the shared convention; the code's 256 and 512 on proxyless)",
+                      "[0, inf)"),
 }
 
 # The evaluation protocol: the keys of the final network's training and size. They are locked per space — the

@@ -108,6 +108,13 @@ def linear_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
 LR_SCHEDULES = {"cosine": cosine_lr, "linear": linear_lr}  # the search recipe's ``w_lr_schedule``
 
 
+def lr_scale(cfg: dict[str, Any]) -> float:
+    """The factor of the search recipe's ``w_lr_batch`` on every weight learning rate: ``search_batch_size`` /
+    ``w_lr_batch`` (the linear scaling rule of Goyal et al. 2017: a reference code's rates belong to its batch, and a
+    budget that sets a smaller batch keeps the update per image), or 1 where ``w_lr_batch`` is 0."""
+    return cfg["search_batch_size"] / cfg["w_lr_batch"] if cfg["w_lr_batch"] else 1.0
+
+
 def decay_groups(module: nn.Module, rule: str) -> Any:
     """The parameters of ``module`` for ``sgd``, by the search recipe's ``w_decay_params``: ``all`` — every
     parameter, decayed alike (the parameters themselves, as before the key existed); ``conv_classifier`` —

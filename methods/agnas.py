@@ -55,8 +55,10 @@ momentum 0.9 (no Nesterov), lr 0.25 decayed linearly to 5e-4 (``w_lr_schedule=li
 the 4-D convolution kernels and the classifier's weight and bias only (``w_decay_params=conv_classifier``: not on
 BatchNorm, and not on the attention's linear layers, whose decay would pull the sigmoids towards ½ and narrow
 the importance margins), label smoothing 0.1 (``w_label_smoothing``), every gradient entry clipped to ±5
-(``grad_clip_mode=value``), batch 512 at the ``paper`` budget (``smoke`` and ``small`` set one batch size for
-every method). Remaining differences from the macro code: the learning rate changes per epoch, not per step;
+(``grad_clip_mode=value``), batch 512 at the ``paper`` budget; ``smoke`` and ``small`` set one batch size for
+every method (128, 64), and the rates, the code's for 512 images (``w_lr_batch``), then scale by batch / 512
+(the linear scaling rule: at 64 the code's 0.25 becomes 0.031, where unscaled it left the small budget's
+supernet at chance on digits). Remaining differences from the macro code: the learning rate changes per epoch, not per step;
 the weights train on the weight half of the shared split for the shared number of search epochs (50, the
 paper's; the code: 120 epochs on its whole ImageNet subset); BatchNorm is the space's (momentum 0.1, eps 1e-3;
 the code's PyTorch defaults) and the widths the space's size setting (the code: the ProxylessNAS-GPU widths).
@@ -90,7 +92,16 @@ from torch import nn
 from harness.config import SEARCH_RECIPE_KEYS, Key
 from harness.data import DataInfo, SearchData
 from harness.registry import register_method
-from harness.train import LR_SCHEDULES, clip_gradients, decay_groups, evaluate, sgd, to_device, weight_loss
+from harness.train import (
+    LR_SCHEDULES,
+    clip_gradients,
+    decay_groups,
+    evaluate,
+    lr_scale,
+    sgd,
+    to_device,
+    weight_loss,
+)
 from methods.base import ArchState, SearchMethod
 from spaces.base import EdgeId, SearchSpace, group_means
 from spaces.ops import is_zero
@@ -193,7 +204,7 @@ class Agnas(SearchMethod):
                                     "importance_augment": False, "search_batch_size": 512, "w_lr": 0.25,
                                     "w_lr_min": 5e-4, "w_weight_decay": 4e-5, "w_lr_schedule": "linear",
                                     "w_decay_params": "conv_classifier", "grad_clip_mode": "value",
-                                    "w_label_smoothing": 0.1}}
+                                    "w_label_smoothing": 0.1, "w_lr_batch": 512}}
     scores_per_cell = True  # the pair has the space's per-cell derivation keys (the DARTS space's stage_cells)
     defaults = {"search_epochs": 50}
 
@@ -218,9 +229,10 @@ class Agnas(SearchMethod):
         return ((weight_batch, None) for weight_batch in data.weight_batches(epoch))
 
     def weight_lr(self, epoch: int) -> float:
-        """``w_lr`` to ``w_lr_min`` by the search recipe's ``w_lr_schedule`` (cosine, or the macro code's linear)."""
+        """``w_lr`` to ``w_lr_min`` by the search recipe's ``w_lr_schedule`` (cosine, or the macro code's linear),
+        scaled to the search batch (``lr_scale``)."""
         schedule = LR_SCHEDULES[self.cfg["w_lr_schedule"]]
-        return schedule(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"])
+        return lr_scale(self.cfg) * schedule(epoch, self.num_epochs(), self.cfg["w_lr"], self.cfg["w_lr_min"])
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
         self.epoch = epoch  # the importance pass's augmentation is the epoch's

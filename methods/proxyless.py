@@ -15,11 +15,12 @@ candidates works unchanged.
   a rarely sampled op every step and favour the ops that are already likely). The loss is the search recipe's
   ``weight_loss`` (cross-entropy with ``w_label_smoothing``), the gradients clipped by ``clip_gradients``.
 - **The weight optimiser**: on ``proxyless`` the authors' code's (``space_defaults``): SGD, momentum 0.9,
-  Nesterov, weight decay 4e-5 on every weight, batch 256 (the ``smoke`` and ``small`` budgets set 128 and
-  64 for every method), no gradient clipping (``grad_clip_mode=off``), label smoothing 0.1; the warm-up epochs
-  anneal ``warmup_lr`` 0.05 to 0 (cosine), the joint epochs 0.025 to ``w_lr_min`` 0 (cosine over the joint
-  epochs alone). The code steps the learning rate every batch; here it is set once per epoch, as for every
-  method. On ``darts`` and ``nb201``, where ProxylessNAS has no reference code, the space's shared search
+  Nesterov, weight decay 4e-5 on every weight, batch 256, no gradient clipping (``grad_clip_mode=off``), label
+  smoothing 0.1; the warm-up epochs anneal ``warmup_lr`` 0.05 to 0 (cosine), the joint epochs 0.025 to
+  ``w_lr_min`` 0 (cosine over the joint epochs alone). Those rates belong to the batch of 256
+  (``w_lr_batch``): the ``smoke`` and ``small`` budgets set 128 and 64 for every method, and the rates then
+  scale by batch / 256 (the linear scaling rule), so an image moves the weights as much as in the code. The
+  code steps the learning rate every batch; here it is set once per epoch, as for every method. On ``darts`` and ``nb201``, where ProxylessNAS has no reference code, the space's shared search
   protocol (``warmup_lr`` 0: one cosine over all epochs).
 - **Architecture step** (on the architecture-half batch of every ``arch_every``-th weight step of an epoch,
   from epoch ``warmup_epochs`` + 1 on — the code skips the first joint epoch —, network in train mode):
@@ -103,7 +104,7 @@ from harness.errors import UserError
 from harness.metrics import count_madds_m, measure_latency_ms
 from harness.records import atomic_write
 from harness.registry import register_method
-from harness.train import clip_gradients, cosine_lr, evaluate, memory_format, weight_loss
+from harness.train import clip_gradients, cosine_lr, evaluate, lr_scale, memory_format, weight_loss
 from methods.base import ArchState
 from methods.darts import Darts, _grads, masked_softmax
 from spaces.base import EdgeId, SearchSpace
@@ -278,7 +279,7 @@ class Proxyless(Darts):
         "warmup_lr": Key(0.0, "ProxylessNAS: weight learning rate of the warm-up epochs, cosine-annealed to 0 over "
                               "them, the joint epochs then following w_lr's schedule on their own (the code's 0.05 "
                               "on proxyless); 0 = one schedule over all epochs", "[0, inf)"),
-        **{name: SEARCH_RECIPE_KEYS[name] for name in ("grad_clip_mode", "w_label_smoothing")},
+        **{name: SEARCH_RECIPE_KEYS[name] for name in ("grad_clip_mode", "w_label_smoothing", "w_lr_batch")},
     }
     ignored_keys = frozenset({"order"})
     defaults = {**Darts.defaults, "search_epochs": 160, "warmup_epochs": 40, "arch_lr": 1e-3, "arch_beta1": 0.0,
@@ -288,7 +289,7 @@ class Proxyless(Darts):
     # epochs after a warm-up at 0.05 cosine to 0, no gradient clipping, label smoothing 0.1, batch 256
     space_defaults = {"proxyless": {"search_batch_size": 256, "w_nesterov": True, "w_weight_decay": 4e-5,
                                     "w_lr_min": 0.0, "warmup_lr": 0.05, "grad_clip_mode": "off",
-                                    "w_label_smoothing": 0.1}}
+                                    "w_label_smoothing": 0.1, "w_lr_batch": 256}}
     # smoke: no warm-up, so that the second epoch has architecture steps, one per weight step
     budgets = {"smoke": {"warmup_epochs": 0, "arch_every": 1}, "small": {"warmup_epochs": 2}}
 
@@ -421,13 +422,16 @@ class Proxyless(Darts):
     # --- search ---------------------------------------------------------------------------------
     def weight_lr(self, epoch: int) -> float:
         """With ``warmup_lr``: the warm-up epochs anneal it to 0 (cosine), the joint epochs follow the shared cosine
-        from ``w_lr`` to ``w_lr_min`` over themselves alone (the code's two schedules); else the shared cosine."""
+        from ``w_lr`` to ``w_lr_min`` over themselves alone (the code's two schedules); else the shared cosine.
+        Scaled to the search batch (``lr_scale``)."""
         warmup = int(self.cfg["warmup_epochs"])
         if not self.cfg["warmup_lr"]:
-            return super().weight_lr(epoch)
-        if epoch < warmup:
-            return cosine_lr(epoch, warmup, self.cfg["warmup_lr"], 0.0)
-        return cosine_lr(epoch - warmup, self.num_epochs() - warmup, self.cfg["w_lr"], self.cfg["w_lr_min"])
+            lr = super().weight_lr(epoch)
+        elif epoch < warmup:
+            lr = cosine_lr(epoch, warmup, self.cfg["warmup_lr"], 0.0)
+        else:
+            lr = cosine_lr(epoch - warmup, self.num_epochs() - warmup, self.cfg["w_lr"], self.cfg["w_lr_min"])
+        return lr_scale(self.cfg) * lr
 
     def validate(self, data: SearchData) -> tuple[float, float]:
         """The argmax path on the architecture half with BatchNorm on batch statistics, as the code validates

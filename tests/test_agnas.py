@@ -741,12 +741,12 @@ def test_macro_recipe_is_the_codes_and_micro_keeps_the_shared_protocol():
     paper = resolve(get_method("agnas"), get_space("proxyless"), "paper", {}).values
     assert (paper["search_batch_size"], paper["w_lr"], paper["w_lr_min"], paper["w_momentum"], paper["w_nesterov"],
             paper["w_weight_decay"], paper["w_lr_schedule"], paper["w_decay_params"], paper["grad_clip_mode"],
-            paper["grad_clip"], paper["w_label_smoothing"]) == (
-        512, 0.25, 5e-4, 0.9, False, 4e-5, "linear", "conv_classifier", "value", 5.0, 0.1)
+            paper["grad_clip"], paper["w_label_smoothing"], paper["w_lr_batch"]) == (
+        512, 0.25, 5e-4, 0.9, False, 4e-5, "linear", "conv_classifier", "value", 5.0, 0.1, 512)
     micro = resolve(get_method("agnas"), get_space("darts"), "paper", {}).values
     assert (micro["search_batch_size"], micro["w_lr"], micro["w_weight_decay"], micro["w_lr_schedule"],
-            micro["w_decay_params"], micro["grad_clip_mode"], micro["w_label_smoothing"]) == (
-        64, 0.025, 3e-4, "cosine", "all", "norm", 0.0)
+            micro["w_decay_params"], micro["grad_clip_mode"], micro["w_label_smoothing"], micro["w_lr_batch"]) == (
+        64, 0.025, 3e-4, "cosine", "all", "norm", 0.0, 0)
 
 
 def test_macro_weight_decay_groups_follow_the_codes_rule():
@@ -782,8 +782,15 @@ def test_macro_weight_step_smooths_the_labels_and_clips_each_gradient_entry():
     assert max(float(g.abs().max()) for g in grads) == pytest.approx(0.001)  # every entry clipped to ±grad_clip
 
 
-def test_macro_learning_rate_decays_linearly():
+def test_macro_learning_rate_decays_linearly_and_scales_with_the_batch():
+    """The code's rates (0.25 → 5e-4) belong to its batch of 512: a budget's smaller batch scales them (the
+    linear scaling rule), the paper budget takes them as they are."""
     m = macro({"search_epochs": "4"})
+    assert m.cfg["search_batch_size"] == 128 and m.cfg["w_lr_batch"] == 512  # smoke
+    assert [m.weight_lr(e) for e in range(4)] == pytest.approx(
+        [(0.25 - (0.25 - 5e-4) * e / 4) * 128 / 512 for e in range(4)])
+    m = macro({"search_epochs": "4", "search_batch_size": "512"})
     assert [m.weight_lr(e) for e in range(4)] == pytest.approx([0.25 - (0.25 - 5e-4) * e / 4 for e in range(4)])
+    assert macro({"w_lr_batch": "0"}).weight_lr(0) == pytest.approx(0.25)  # 0: as given
     micro = make("darts", {"search_epochs": "4"})
     assert micro.weight_lr(2) == pytest.approx(0.001 + 0.012 * (1 + np.cos(np.pi / 2)))

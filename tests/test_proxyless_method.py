@@ -385,13 +385,13 @@ def test_two_path_cost_gradient_is_the_pairs_by_hand_and_moves_only_the_pair():
 def test_the_codes_recipe_on_its_own_space_and_the_shared_one_elsewhere():
     own = resolve(get_method("proxyless"), get_space("proxyless"), "paper", {}).values
     assert (own["search_batch_size"], own["w_lr"], own["w_lr_min"], own["w_momentum"], own["w_nesterov"],
-            own["w_weight_decay"], own["grad_clip_mode"], own["w_label_smoothing"], own["warmup_lr"]) == (
-        256, 0.025, 0.0, 0.9, True, 4e-5, "off", 0.1, 0.05)
+            own["w_weight_decay"], own["grad_clip_mode"], own["w_label_smoothing"], own["warmup_lr"],
+            own["w_lr_batch"]) == (256, 0.025, 0.0, 0.9, True, 4e-5, "off", 0.1, 0.05, 256)
     assert resolve(get_method("proxyless"), get_space("proxyless"), "small", {}).values["search_batch_size"] == 64
     elsewhere = resolve(get_method("proxyless"), get_space("darts"), "paper", {}).values
     assert (elsewhere["search_batch_size"], elsewhere["w_weight_decay"], elsewhere["w_nesterov"],
-            elsewhere["grad_clip_mode"], elsewhere["w_label_smoothing"], elsewhere["warmup_lr"]) == (
-        64, 3e-4, False, "norm", 0.0, 0.0)
+            elsewhere["grad_clip_mode"], elsewhere["w_label_smoothing"], elsewhere["warmup_lr"],
+            elsewhere["w_lr_batch"]) == (64, 3e-4, False, "norm", 0.0, 0.0, 0)
     for key in ("w_lr_schedule", "w_decay_params"):  # the code's are the shared ones: not keys of this method
         assert key not in own
 
@@ -401,6 +401,11 @@ def test_warm_up_and_joint_epochs_have_their_own_cosine():
     lrs = [m.weight_lr(epoch) for epoch in range(6)]
     assert lrs == pytest.approx([0.05, 0.025, 0.025, 0.025 * (1 + math.cos(math.pi / 4)) / 2, 0.0125,
                                  0.025 * (1 + math.cos(3 * math.pi / 4)) / 2])
+    # on its own space at the small budget's batch 64, the code's rates (for 256) scale by a quarter
+    cfg = resolve(get_method("proxyless"), get_space("proxyless"), "small", {}).values
+    chain = get_method("proxyless")(get_space("proxyless")(cfg), cfg, INFO, CPU, 0)
+    assert chain.weight_lr(0) == pytest.approx(0.05 * 64 / 256)
+    assert chain.weight_lr(2) == pytest.approx(0.025 * 64 / 256)
     shared = method(search_epochs="6", warmup_epochs="2")
     assert [shared.weight_lr(e) for e in range(6)] == pytest.approx(
         [0.001 + 0.012 * (1 + math.cos(math.pi * e / 6)) for e in range(6)])
