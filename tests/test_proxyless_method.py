@@ -425,3 +425,27 @@ def test_validation_uses_batch_statistics_and_leaves_the_running_ones():
     assert (loss, acc) == evaluate(m.supernet, data.val_batches(), train_mode_bn=True)
     assert (loss, acc) != evaluate(m.supernet, data.val_batches())  # eval mode would read the running statistics
     assert all(torch.equal(v, m.supernet.state_dict()[k]) for k, v in buffers.items())
+
+
+def test_weight_step_on_its_own_space_smooths_the_labels_and_does_not_clip():
+    """On proxyless the weight step's loss is the code's cross-entropy with label smoothing 0.1, by hand on the
+    logits of the very paths the step samples; no gradient clipping (grad_clip_mode=off)."""
+    import torch.nn.functional as F
+
+    cfg = resolve(get_method("proxyless"), get_space("proxyless"), "smoke", {}).values
+    torch.manual_seed(0)
+    m = get_method("proxyless")(get_space("proxyless")(cfg), cfg, INFO, CPU, 0)
+    x, y = batch(4)
+    state = m.generator.get_state()
+    m.supernet.train()
+    m.sample_weight_paths()
+    m.gate_state.mode = "weight"
+    with torch.no_grad():
+        logits = m.supernet(x)
+    m.gate_state.mode = None
+    m.generator.set_state(state)  # the step samples the same paths
+    target = 0.9 * F.one_hot(y, 10) + 0.1 / 10
+    by_hand = float(-(target * F.log_softmax(logits, dim=1)).sum(1).mean())
+    stats = m.weight_step(x, y)
+    assert stats["loss"] == pytest.approx(by_hand, rel=1e-5)
+    assert cfg["grad_clip_mode"] == "off" and cfg["w_label_smoothing"] == 0.1
