@@ -210,12 +210,8 @@ def test_derived_genotype_string_round_trip(pair, searched):
 
 def trial_overrides(method: str, space: str) -> dict[str, str]:
     """``TINY_TRIAL`` for the pair, with one search epoch where the method allows it (EoiNAS needs a warm-up
-    epoch before its search epochs), else two, else the smoke budget's. On ``proxyless`` four evaluation epochs:
-    its 23-block chain runs at digits' whole 8×8 (``strides=auto``) and trains slower than the cells, three epochs
-    of 256 images leaving GDAS's chain at chance (9.7 %, 34.8 % after four)."""
+    epoch before its search epochs), else two, else the smoke budget's."""
     overrides = tiny_overrides(method, space, TINY_TRIAL)
-    if space == "proxyless":
-        overrides["eval_epochs"] = "4"
     for epochs in ("1", "2"):
         if "search_epochs" not in overrides:
             break
