@@ -19,8 +19,8 @@ tuple of choices, or a named check function). Where each kind of key is declared
   has only when its method scores every cell (``SearchMethod.scores_per_cell``: AGNAS); the teacher keys of
   NOS: ``harness.teacher.TEACHER_CONFIG``;
 - ``SEARCH_RECIPE_KEYS`` (here): keys of the search recipe that some methods' reference code sets apart from the
-  shared convention (learning-rate schedule, which weights decay, clipping, label smoothing), declared once and
-  included in the ``keys`` of the methods that honour them;
+  shared convention (learning-rate schedule, which weights decay, clipping, label smoothing, the batch the
+  learning rates belong to), declared once and included in the ``keys`` of the methods that honour them;
 - ``defaults`` on a method or space holds *values* only: the class's value of a key declared elsewhere
   (NOS's ``search_epochs``, NAS-Bench-201's ``w_weight_decay``), and a method's ``space_defaults`` its values
   on one space (AGNAS's macro search on ``proxyless``); ``ignored_keys`` drops keys a method does
