@@ -19,8 +19,8 @@ A study file is TOML::
 Every (dataset, space, method or variant) is a **cell**: one experiment folder ``cells/<name>-<space>-<dataset>/``
 of the study's folder, with its own ``experiment.json``, records and checkpoints, exactly as ``run`` makes them;
 every (cell, seed) is one trial of a single Ray Tune experiment. Everything is checked before anything is
-written — the file's keys and types, every pair, every ``--set`` key of every variant, every dataset, the
-resources — and the first problem is one line (exit status 2).
+written — the file's size, nesting, keys and types, every pair, every ``--set`` key of every variant, every dataset,
+the resources — and the first problem is one line (exit status 2).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ CELLS_DIR = "cells"
 KEYS = {"name", "budget", "seeds", "datasets", "spaces", "methods", "variants", "space_methods"}
 VARIANT_KEYS = {"method", "set"}
 MAX_SEEDS = 10_000
+MAX_STUDY_BYTES = 1_000_000  # a study file is a page of TOML; more is a mistake (and tomllib reads it all at once)
 
 
 @dataclass
@@ -102,14 +103,29 @@ def _seeds(where: str, value: Any) -> list[int]:
     raise _refuse(where, f"'seeds' must be a number of seeds or a non-empty list of integers, got {value!r}"[:300])
 
 
+def _too_large(where: str) -> UserError:
+    return _refuse(where, f"larger than {MAX_STUDY_BYTES} bytes; a study file is a short TOML file")
+
+
+def _text(where: str, what: str, value: Any) -> str:
+    """``value`` where the file must give one string (a list or table there is one line, not a TypeError)."""
+    if not isinstance(value, str):
+        raise _refuse(where, f"{what} must be a string, got {value!r}"[:300])
+    return value
+
+
 def parse_study(text: str, where: str, default_name: str) -> Study:
     """The study of TOML ``text`` (``where`` names it in messages); every problem is one ``UserError`` line.
-    Checks the file itself and every pair; the configuration keys and datasets are checked when the cells'
-    specs are built (``harness.experiment``)."""
+    Checks the file itself (its size, nesting and the type of every value) and every pair; the configuration keys
+    and datasets are checked when the cells' specs are built (``harness.experiment``)."""
+    if len(text.encode("utf-8")) > MAX_STUDY_BYTES:
+        raise _too_large(where)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise _refuse(where, f"not valid TOML ({str(err).splitlines()[0]})") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise _refuse(where, "its arrays or tables are nested too deeply to be a study file") from None
     known_spaces, known_methods = all_spaces(), all_methods()
     unknown = sorted(set(doc) - KEYS)
     if unknown:
@@ -119,8 +135,8 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
             raise _refuse(where, f"missing '{key}'")
     name = doc.get("name", default_name)
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME:
-        raise _refuse(where, f"name {name!r} must be a plain folder name (letters, digits and . _ + = -)")
-    budget = doc.get("budget", "paper")
+        raise _refuse(where, f"name {name!r} must be a plain folder name (letters, digits and . _ + = -)"[:300])
+    budget = _text(where, "'budget'", doc.get("budget", "paper"))
     if budget not in BUDGETS:
         raise _refuse(where, f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
     seeds = _seeds(where, doc.get("seeds", 1))
@@ -143,7 +159,7 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
         extra = sorted(set(spec) - VARIANT_KEYS)
         if extra:
             raise _refuse(where, f"variant '{vname}' has unknown key '{extra[0]}' (a variant has: method, set)")
-        if spec["method"] not in known_methods:
+        if _text(where, f"variant '{vname}': 'method'", spec["method"]) not in known_methods:
             raise _refuse(where, f"variant '{vname}': unknown method {spec['method']!r}; valid methods: "
                                  f"{', '.join(sorted(known_methods))}")
         overrides = _strings(f"{where}, variant '{vname}'", "set", spec.get("set", []), allow_empty=True)
@@ -180,7 +196,11 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
 def load_study(path: Path) -> Study:
     """The study of the file at ``path`` (one line if it cannot be read or is not a valid study)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_STUDY_BYTES + 1)  # never the whole of a huge file
+        if len(data) > MAX_STUDY_BYTES:
+            raise _too_large(str(path))
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"study file '{path}' does not exist") from None
     except (OSError, UnicodeDecodeError) as err:

@@ -57,6 +57,10 @@ def test_a_study_file_gives_its_cells():
     (("{method = \"nos\", set", "{method = \"nos\", sett"), "unknown key 'sett'"),
     (("hetero = [\"darts\", \"nos\", \"nos-noags\"]", "hetero = [\"darts\", \"nos\", \"nos\"]"), "lists 'nos' twice"),
     (("datasets = [\"digits\"]\n", ""), "missing 'datasets'"),
+    (("budget = \"smoke\"", "budget = [\"smoke\"]"), "'budget' must be a string"),
+    (("{method = \"nos\", set", "{method = [\"nos\"], set"), "variant 'nos-noags': 'method' must be a string"),
+    (("budget = \"smoke\"", "budget = \"smoke\"\ndeep = " + "[" * 100_000 + "]" * 100_000), "nested too deeply"),
+    (("budget = \"smoke\"", "budget = \"smoke\"\n# " + "x" * 1_000_000), "larger than 1000000 bytes"),
 ])
 def test_bad_study_files_are_refused_in_one_line(change, words, tmp_path, capsys):
     old, new = change
