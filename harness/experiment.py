@@ -102,7 +102,7 @@ class RunRequest:
 
 def default_name(method: str, space: str, dataset: str, budget: str) -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    data = record_filename("x", "x", dataset, 0)[len("x-x-"):-len("-s0.json")]
+    data = record_filename("x", "x", dataset, 0)[len("x-x-"):-len("-s0.json")][:40]  # a folder's name may be long
     return f"{method}-{space}-{data}-{budget}-{stamp}"
 
 

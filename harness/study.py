@@ -16,8 +16,9 @@ A study file is TOML::
     nb201 = ["darts", "gdas"]
     hetero = ["darts", "nos", "nos-noags"]
 
-Every (dataset, space, method or variant) is a **cell**: one experiment folder ``cells/<name>-<space>-<dataset>/``
-of the study's folder, with its own ``experiment.json``, records and checkpoints, exactly as ``run`` makes them;
+Every (dataset, space, method or variant) is a **cell**: one experiment folder
+``cells/<name>-<space>-<dataset>-<hash>/`` of the study's folder (``Cell.folder``), with its own ``experiment.json``,
+records and checkpoints, exactly as ``run`` makes them, locked by the study's driver as ``run`` locks an experiment;
 every (cell, seed) is one trial of a single Ray Tune experiment. Everything is checked before anything is
 written — the file's size, nesting, keys and types, every pair, every ``--set`` key of every variant, every dataset,
 the resources — and the first problem is one line (exit status 2).
@@ -25,6 +26,9 @@ the resources — and the first problem is one line (exit status 2).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +50,7 @@ KEYS = {"name", "budget", "seeds", "datasets", "spaces", "methods", "variants", 
 VARIANT_KEYS = {"method", "set"}
 MAX_SEEDS = 10_000
 MAX_STUDY_BYTES = 1_000_000  # a study file is a page of TOML; more is a mistake (and tomllib reads it all at once)
+FOLDER_TEXT = 60  # the readable part of a cell's folder name, in characters
 
 
 @dataclass
@@ -60,7 +65,18 @@ class Cell:
 
     @property
     def folder(self) -> str:
-        return f"{self.name}-{self.space}-{self.dataset.replace(':', '_').replace('/', '_')}"
+        """The cell's folder name: ``<name>-<space>-<dataset>`` made a plain folder name (a ``kind:path`` dataset by
+        its last path component, other characters than letters, digits and ``._+=-`` as ``_``, at most
+        ``FOLDER_TEXT`` characters) and a hash of the three. The readable part alone is not injective
+        (``folder:/x/a/b`` and ``folder:/x/a_b``, two folders of one name under different paths) nor bounded (a long
+        path); with the hash, distinct cells get distinct folders of at most ``FOLDER_TEXT`` + 11 characters."""
+        dataset = self.dataset
+        if ":" in dataset:
+            kind, path = dataset.split(":", 1)
+            dataset = f"{kind}-{path.replace(chr(92), '/').rstrip('/').rsplit('/', 1)[-1]}"
+        text = re.sub(r"[^A-Za-z0-9._+=-]+", "_", f"{self.name}-{self.space}-{dataset}")[:FOLDER_TEXT].rstrip("_.-")
+        digest = hashlib.sha256(json.dumps([self.name, self.space, self.dataset]).encode()).hexdigest()[:10]
+        return f"{text}-{digest}"
 
 
 @dataclass
@@ -190,6 +206,9 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
                                          f"{', '.join(known_methods[method].supported_spaces)}); list the methods of "
                                          "each space under [space_methods]") from None
                 cells.append(Cell(mname, method, space, dataset, overrides))
+    folders = [c.folder for c in cells]
+    if len(set(folders)) != len(folders):  # a hash collision of two cells of one study: never seen, but refused
+        raise _refuse(where, f"two cells would share the folder '{next(f for f in folders if folders.count(f) > 1)}'")
     return Study(name=name, budget=budget, seeds=seeds, cells=cells, text=text)
 
 

@@ -37,7 +37,7 @@ def test_a_study_file_gives_its_cells():
         ("darts", "darts", "nb201", "digits", []), ("gdas", "gdas", "nb201", "digits", []),
         ("darts", "darts", "hetero", "digits", []), ("nos", "nos", "hetero", "digits", []),
         ("nos-noags", "nos", "hetero", "digits", ["ags=false"])]
-    assert [c.folder for c in study.cells][-1] == "nos-noags-hetero-digits"
+    assert [c.folder for c in study.cells][-1].startswith("nos-noags-hetero-digits-")
     assert parse_study(GOOD.replace("seeds = 2", "seeds = [3, 7]"), "x", "x").seeds == [3, 7]
 
 
@@ -134,11 +134,13 @@ def tiny_study(ray_session, tmp_path_factory):
 def test_a_study_runs_every_cell_and_seed(tiny_study):
     assert (tiny_study / "study.toml").read_text() == TINY
     stored = json.loads((tiny_study / "study.json").read_text())
-    assert stored["cells"] == ["gdas-nb201-digits", "gdas-q-nb201-digits"]
-    for cell, overrides in (("gdas-nb201-digits", {}), ("gdas-q-nb201-digits", {"arch_corr_samples": 50,
-                                                                              "oneshot_samples": 10, "tau_max": 5.0})):
+    folders = [c.folder for c in parse_study(TINY, "tiny.toml", "tiny").cells]
+    assert stored["cells"] == folders and folders[0].startswith("gdas-nb201-digits-")
+    for cell, name, overrides in ((folders[0], "gdas", {}), (folders[1], "gdas-q", {"arch_corr_samples": 50,
+                                                                                  "oneshot_samples": 10,
+                                                                                  "tau_max": 5.0})):
         spec = json.loads((tiny_study / "cells" / cell / "experiment.json").read_text())
-        assert spec["overrides"] == overrides and spec["cell"] == cell.split("-nb201")[0]
+        assert spec["overrides"] == overrides and spec["cell"] == name
         records = sorted((tiny_study / "cells" / cell / "trials").glob("*.json"))
         assert [p.name for p in records] == ["gdas-nb201-digits-s0.json", "gdas-nb201-digits-s1.json"]
         for path in records:
@@ -152,7 +154,7 @@ def test_a_study_runs_every_cell_and_seed(tiny_study):
 def test_a_study_resumes_exactly_the_trials_without_a_record(tiny_study, capsys):
     cells = tiny_study / "cells"
     kept = {p: json.loads(p.read_text())["finished_at"] for p in cells.glob("*/trials/*.json")}
-    lost = cells / "gdas-q-nb201-digits" / "trials" / "gdas-nb201-digits-s1.json"
+    lost = cells / parse_study(TINY, "tiny.toml", "tiny").cells[1].folder / "trials" / "gdas-nb201-digits-s1.json"
     lost.unlink()
     capsys.readouterr()
     assert main(["run", "--resume", "--name", "tiny", "--out", str(tiny_study.parent)]) == 0
@@ -184,3 +186,69 @@ def test_run_resume_of_a_study_hands_on_every_option(tmp_path, monkeypatch):
                  "--max-concurrent", "1"]) == 0
     (req,) = asked
     assert (req.name, req.resume, req.ship_code, req.max_failures, req.max_concurrent) == ("st", True, False, 5, 1)
+
+
+# --- a study's folder, cells and resume, without running trials ------------------------------------------------------
+# ``run_jobs`` is replaced by one that writes each job's record where its spec says (what a trial does at its end), and
+# the time estimate by a constant: everything the driver decides before and after its trials runs as it is.
+
+def fake_trials(monkeypatch, during=None) -> list[tuple[str, int, str]]:
+    """Replace the trials: every job (spec, seed) writes a small record of its setting at ``record_path``; ``during``
+    (if given) is called while the study's driver holds its locks. Returns the (cell folder, seed, records folder)
+    of every job run."""
+    import harness.experiment as experiment
+    from harness.records import write_record
+    from harness.trial import record_path
+
+    ran: list[tuple[str, int, str]] = []
+
+    def run_jobs(jobs, done, exp_dir, options, console):
+        if during is not None:
+            during()
+        for spec, seed in jobs:
+            ran.append((spec["experiment"], seed, spec["records_dir"]))
+            write_record(record_path(spec, seed), {**{k: spec[k] for k in ("experiment", "method", "space", "dataset",
+                                                                         "budget", "config_hash", "overrides")},
+                                                   "seed": seed, "test_acc": 50.0})
+        return [], False
+
+    monkeypatch.setattr(experiment, "run_jobs", run_jobs)
+    monkeypatch.setattr(experiment, "estimate_seconds", lambda spec, dataset: (1.0, 1.0))
+    return ran
+
+
+def files_of(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cells_get_distinct_bounded_folders(tmp_path, monkeypatch, capsys):
+    """Item 4: ``folder:/x/a/b`` and ``folder:/x/a_b`` were one cell folder (one spec kept, a deleted record never run
+    again); a path with a space or a long one made the cell's folder name refused as a --name."""
+    import harness.experiment as experiment
+    from harness.data import load_dataset
+
+    for sub in ("x/a/b", "x/a_b", "with space/" + "d" * 90):
+        for split in ("train", "test"):
+            (tmp_path / sub / split).mkdir(parents=True)
+    monkeypatch.setattr(experiment, "load_dataset", lambda *args, **kw: load_dataset("digits"))  # the folders are empty
+    ran = fake_trials(monkeypatch)
+    pair = [f"folder:{tmp_path / 'x' / 'a' / 'b'}", f"folder:{tmp_path / 'x' / 'a_b'}"]
+    study = parse_study(TINY.replace('["digits"]', json.dumps(pair)), "pair.toml", "pair")
+    folders = [c.folder for c in study.cells]
+    assert len(set(folders)) == 4 and all(len(f) <= 71 for f in folders)
+    (tmp_path / "pair.toml").write_text(study.text)
+    assert main(["study", "run", str(tmp_path / "pair.toml"), "--out", str(tmp_path / "r"), "--cpus-per-trial",
+                 "1"]) == 0
+    stored = json.loads((tmp_path / "r" / "tiny" / "study.json").read_text())
+    assert stored["cells"] == folders and sorted(stored["specs"]) == sorted(folders)
+    records = sorted((tmp_path / "r" / "tiny" / "cells" / folders[0] / "trials").glob("*.json"))
+    assert len(records) == 2
+    records[1].unlink()
+    ran.clear()
+    assert main(["run", "--resume", "--name", "tiny", "--out", str(tmp_path / "r")]) == 0
+    assert ran == [(folders[0], 1, str(records[1].parent))]
+    long = f"folder:{tmp_path / 'with space' / ('d' * 90)}"
+    capsys.readouterr()
+    assert main(["run", "--method", "darts,gdas", "--space", "nb201", "--dataset", long, "--budget", "smoke",
+                 "--out", str(tmp_path / "r"), "--name", "long", "--cpus-per-trial", "1"]) == 0, capsys.readouterr().err
+    assert all(len(p.name) <= 71 for p in (tmp_path / "r" / "long" / "cells").iterdir())
