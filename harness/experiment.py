@@ -32,7 +32,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ class RunRequest:
 
 def default_name(method: str, space: str, dataset: str, budget: str) -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    data = record_filename("x", "x", dataset, 0)[len("x-x-"):-len("-s0.json")]
+    data = record_filename("x", "x", dataset, 0)[len("x-x-"):-len("-s0.json")][:40]  # a folder's name may be long
     return f"{method}-{space}-{data}-{budget}-{stamp}"
 
 
@@ -239,8 +239,27 @@ def load_spec(out: Path | Remote, name: str | None) -> dict[str, Any]:
     return spec
 
 
+def changed_overrides(spec: dict[str, Any], overrides: list[str]) -> list[str]:
+    """The keys on which the ``--set`` of ``overrides`` differ from the experiment's own (a resume keeps them)."""
+    resolved = resolve(get_method(spec["method"]), get_space(spec["space"]), spec["budget"], parse_overrides(overrides))
+    return sorted(k for k in {*resolved.overrides, *spec["overrides"]}
+                  if resolved.overrides.get(k) != spec["overrides"].get(k))
+
+
 def resume_spec(req: RunRequest, console: Console) -> dict[str, Any]:
-    """The experiment's spec for this resume, where the folder now lies.
+    """The experiment's spec for this resume, where the folder now lies (``resumed_spec``); its notes printed."""
+    spec, notes, made_in = resumed_spec(req)
+    exp_dir = (req.out / req.name).absolute()
+    if made_in != exp_dir:
+        notes.append(f"the experiment was made in {made_in}; it continues in {exp_dir}")
+    for note in notes:
+        console.print(f"resume: {note}")
+    return spec
+
+
+def resumed_spec(req: RunRequest) -> tuple[dict[str, Any], list[str], Path | Remote]:
+    """The experiment's spec for this resume, where the folder now lies; the lines that say what changed; the folder
+    the experiment was made in (or last resumed in).
 
     What a trial computes cannot change on a resume: a differing method, space, dataset, budget,
     ``--set``, data folder or threads/GPUs per trial (torch's results depend on them) is refused, naming
@@ -260,11 +279,8 @@ def resume_spec(req: RunRequest, console: Console) -> dict[str, Any]:
             raise UserError(f"--resume with {option} {asked}, but experiment '{req.name}' has {had}; a resume "
                             "keeps what its trials compute (start a new --name to change it)")
     if req.overrides:
-        resolved = resolve(get_method(spec["method"]), get_space(spec["space"]), spec["budget"],
-                           parse_overrides(req.overrides))
-        if resolved.overrides != spec["overrides"]:
-            changed = sorted(k for k in {*resolved.overrides, *spec["overrides"]}
-                             if resolved.overrides.get(k) != spec["overrides"].get(k))
+        changed = changed_overrides(spec, req.overrides)
+        if changed:
             raise UserError(f"--resume with --set that differs from experiment '{req.name}' on "
                             f"{', '.join(changed)} (it has {spec['overrides'] or 'no overrides'}); a resume keeps "
                             "what its trials compute (start a new --name to change it)")
@@ -288,15 +304,10 @@ def resume_spec(req: RunRequest, console: Console) -> dict[str, Any]:
         if value is not None and value != spec[key]:
             notes.append(f"this run uses {option} {value} (before: {spec[key]})")
             spec[key] = value
-    exp_dir = (req.out / req.name).absolute()
-    if exp_folder(spec) != exp_dir:
-        notes.append(f"the experiment was made in {exp_folder(spec)}; it continues in "
-                     f"{exp_dir}")
+    made_in, exp_dir = exp_folder(spec), (req.out / req.name).absolute()
     spec.update(out=uri(req.out), experiment=req.name, records_dir=uri(exp_dir / "trials"),
                 ship_code=req.ship_code)  # how the code reaches a cluster is this run's choice
-    for note in notes:
-        console.print(f"resume: {note}")
-    return spec
+    return spec, notes, made_in
 
 
 def missing_seeds(spec: dict[str, Any]) -> list[int]:
@@ -756,6 +767,13 @@ def exit_status(errors: list[str], interrupted: bool, missing: bool, progress: s
 
 def run(req: RunRequest, console: Console) -> int:
     if req.resume and req.name and (req.out / req.name / STUDY_SPEC).is_file():  # a study: resume all its cells
+        asked = [option for option, value in (("--method", req.method), ("--space", req.space),
+                                              ("--dataset", req.dataset), ("--budget", req.budget),
+                                              ("--set", req.overrides), ("--seeds", req.seeds)) if value]
+        if asked:  # a study's cells and seeds are its file's
+            raise UserError(f"--resume of study '{req.name}' takes no {asked[0]}: its study file says what its cells "
+                            f"compute; to add seeds or change it, edit {req.out / req.name / STUDY_FILE} (more seeds "
+                            "are added; other changes need a new study) and resume again")
         return run_study(StudyRequest(file=None, study=None, out=req.out, name=req.name, resume=True,
                                       cpus_per_trial=req.cpus_per_trial, gpus_per_trial=req.gpus_per_trial,
                                       max_concurrent=req.max_concurrent, max_failures=req.max_failures,
@@ -868,25 +886,89 @@ def study_resume_command(study_dir: Path | Remote) -> str:
             f"--out {shlex.quote(uri(study_dir.parent))}")
 
 
-def load_study_specs(study_dir: Path | Remote) -> tuple[Study, list[dict[str, Any]]]:
-    """The stored study (its file as given) and its cells' specs (one line if they cannot be read)."""
+def load_study_specs(study_dir: Path | Remote) -> tuple[str, dict[tuple[str, str, str], str]]:
+    """The stored study: the text of its file as it was last run, and the folder of each of its cells by (cell,
+    space, dataset) (one line if they cannot be read). A study whose cells share a folder (made before cell folders
+    carried a hash) is refused: one cell's records overwrote the other's."""
     path = study_dir / STUDY_SPEC
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
-        specs = [stored["specs"][name] for name in stored["cells"]]
+        folders = [str(f) for f in stored["cells"]]
+        cells = {(stored["specs"][f]["cell"], stored["specs"][f]["space"], stored["specs"][f]["dataset"]): f
+                 for f in folders}
         text = (study_dir / STUDY_FILE).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
         raise UserError(f"'{path}' (or its {STUDY_FILE}) is missing or corrupt; cannot resume this study") from None
-    return parse_study(text, str(study_dir / STUDY_FILE), study_dir.name), specs
+    shared = sorted({f for f in folders if folders.count(f) > 1})
+    if shared:
+        raise UserError(f"study '{study_dir.name}' cannot be resumed: two of its cells share the folder "
+                        f"'{CELLS_DIR}/{shared[0]}' (made by an older harness), so their records cannot be told apart; "
+                        "run the study again under a new --name")
+    return text, cells
+
+
+def resume_study(given: Study | None, req: StudyRequest, study_dir: Path | Remote,
+                 console: Console) -> tuple[Study, list[dict[str, Any]]]:
+    """The study and its cells' specs for this resume, where the study's folder lies now: each cell is resumed as an
+    experiment (``resumed_spec``: its checks, the options of this run, its folder where ``--out`` points now).
+
+    The study file (``given``, else the one kept in the folder, which the user may have edited) must still describe
+    the study's cells: a cell added or gone, or a cell's method, budget or ``--set`` changed, is refused; seeds it
+    adds join every cell (said in one line); seeds it leaves out are refused."""
+    text, folders = load_study_specs(study_dir)
+    kept = study_dir / STUDY_FILE
+    where = f"study file '{req.file}'" if given is not None else f"'{kept}'"
+    study = given if given is not None else parse_study(text, str(kept), study_dir.name)
+
+    def refuse(problem: str) -> UserError:
+        return UserError(f"{where} no longer describes study '{study_dir.name}' ({problem}); a resume keeps what its "
+                         "trials compute: run the changed study under a new --name")
+
+    asked = {(c.name, c.space, c.dataset): c for c in study.cells}
+    for key in [*folders, *asked]:
+        if (key in folders) != (key in asked):
+            raise refuse(f"cell {key[0]} on {key[1]}/{key[2]} is {'gone' if key in folders else 'new'}")
+    had: dict[str, dict[str, Any]] = {}
+    for key, folder in folders.items():
+        spec = had[folder] = load_spec(study_dir / CELLS_DIR, folder)
+        cell = asked[key]
+        if (cell.method, study.budget) != (spec["method"], spec["budget"]):
+            raise refuse(f"cell {cell.name} on {cell.space}/{cell.dataset} was {spec['method']} at budget "
+                         f"{spec['budget']}, the file says {cell.method} at budget {study.budget}")
+        changed = changed_overrides(spec, cell.overrides)
+        if changed:
+            raise refuse(f"cell {cell.name} on {cell.space}/{cell.dataset} changes --set {', '.join(changed)}")
+    dropped = sorted({s for spec in had.values() for s in spec["seeds"]} - set(study.seeds))
+    if dropped:
+        raise UserError(f"{where} leaves out seeds {','.join(map(str, dropped))} of study '{study_dir.name}'; a resume "
+                        "runs all its seeds (list them in 'seeds', with more to add some)")
+    specs, notes, made_in = [], [], None
+    for key, folder in folders.items():
+        cell = asked[key]
+        run_req = RunRequest(method=None, space=None, dataset=None, budget=None, seeds=study.seeds, overrides=[],
+                             out=study_dir / CELLS_DIR, name=folder, cpus_per_trial=req.cpus_per_trial,
+                             gpus_per_trial=req.gpus_per_trial, max_concurrent=req.max_concurrent,
+                             max_failures=req.max_failures, address=req.address, data_dir=req.data_dir, resume=True,
+                             callbacks=req.callbacks, mlflow_uri=req.mlflow_uri, ship_code=req.ship_code)
+        try:
+            spec, cell_notes, cell_made_in = resumed_spec(run_req)
+        except UserError as err:
+            raise UserError(f"study '{study_dir.name}', {cell.name} on {cell.space}/{cell.dataset}: {err}") from None
+        spec.update(cell=cell.name, study=study.name)
+        specs.append(spec)
+        notes += [n for n in cell_notes if n not in notes]
+        made_in = cell_made_in.parent.parent  # <study>/cells/<cell>
+    if made_in is not None and made_in != study_dir:
+        notes.append(f"the study was made in {made_in}; it continues in {study_dir}")
+    for note in notes:
+        console.print(f"resume: {note}")
+    return study, specs
 
 
 def run_study(req: StudyRequest, console: Console) -> int:
     """Validate, plan and run a study as one Ray Tune experiment over every (cell, seed); or resume it, running
-    every (cell, seed) without a valid record. Returns the exit status."""
-    for option, value in (("--cpus-per-trial", req.cpus_per_trial), ("--gpus-per-trial", req.gpus_per_trial),
-                          ("--data-dir", req.data_dir)):
-        if req.resume and value is not None:
-            raise UserError(f"--resume keeps the study's {option} (what its trials compute); leave it out")
+    every (cell, seed) without a valid record. The study's driver holds the study's lock and every cell's, as
+    ``run`` holds an experiment's. Returns the exit status."""
     study = req.study if req.study is not None else (load_study(req.file) if req.file is not None else None)
     name = req.name or (study.name if study is not None else None)
     if not name:
@@ -894,25 +976,14 @@ def run_study(req: StudyRequest, console: Console) -> int:
     check_name(name)
     study_dir = (req.out / name).absolute()
     if req.resume:
-        stored, specs = load_study_specs(study_dir)
-        if study is not None:  # the file given again must still describe the study that was run
-            again = cell_specs(study, StudyRequest(**{**req.__dict__, "resume": False}), study_dir, existing_ok=True)
-            if [(s["cell"], s["space"], s["dataset"], s["config_hash"]) for s in again] != \
-                    [(s["cell"], s["space"], s["dataset"], s["config_hash"]) for s in specs]:
-                raise UserError(f"study file '{req.file}' no longer describes study '{name}' (its cells or their "
-                                "configurations changed); run it under a new name, or resume without the file")
-        study = stored
-        for spec in specs:
-            for key in ("max_concurrent", "max_failures", "address", "callbacks", "mlflow_uri"):
-                if getattr(req, key) is not None:
-                    spec[key] = getattr(req, key)
-            spec["ship_code"] = req.ship_code
+        study, specs = resume_study(study, req, study_dir, console)
         check_resources(specs[0])
-        with driver_lock(study_dir, create=False):
+        with driver_lock(study_dir, create=False), cell_locks(specs, create=False):
             todo = {spec["experiment"]: missing_seeds(spec) for spec in specs}
             jobs = [(spec, s) for spec in specs for s in todo[spec["experiment"]]]
             for spec in specs:
                 check_checkpoints(spec, todo[spec["experiment"]])
+            write_study(study, specs, study_dir)  # where the study lies now, and the seeds added
             print_study_plan(study, specs, None, console, study_dir, resume_jobs=len(jobs))
             if not jobs:
                 console.print("every trial of the study has its record; nothing to run")
@@ -939,15 +1010,31 @@ def run_study(req: StudyRequest, console: Console) -> int:
         check_split(spec["split"], train_limit)
         estimates.append(estimate_seconds(spec, loaded[key]))
     print_study_plan(study, specs, estimates, console, study_dir)
-    with driver_lock(study_dir, create=True):
-        write_record(study_dir / STUDY_SPEC, {"name": study.name, "cells": [s["experiment"] for s in specs],
-                                              "specs": {s["experiment"]: s for s in specs}})
-        (study_dir / STUDY_FILE).write_text(study.text, encoding="utf-8")
-        for spec in specs:
-            write_record(exp_folder(spec) / SPEC_FILE, spec)
+    with driver_lock(study_dir, create=True), cell_locks(specs, create=True):
+        write_study(study, specs, study_dir)
         errors, interrupted = run_jobs([(spec, s) for spec in specs for s in spec["seeds"]], [], study_dir, specs[0],
                                        console)
         return summarise_study(study, specs, study_dir, console, errors, interrupted)
+
+
+@contextmanager
+def cell_locks(specs: list[dict[str, Any]], create: bool) -> Iterator[None]:
+    """Every cell's ``driver_lock``: a cell is an experiment, and ``run --resume`` of one must not run beside its
+    study's driver (nor a study's driver beside it)."""
+    with ExitStack() as stack:
+        for spec in specs:
+            stack.enter_context(driver_lock(exp_folder(spec), create=create))
+        yield
+
+
+def write_study(study: Study, specs: list[dict[str, Any]], study_dir: Path | Remote) -> None:
+    """The study's file as given, ``study.json`` (its cells' folders and specs) and every cell's
+    ``experiment.json``."""
+    for spec in specs:
+        write_record(exp_folder(spec) / SPEC_FILE, spec)
+    write_record(study_dir / STUDY_SPEC, {"name": study.name, "cells": [s["experiment"] for s in specs],
+                                          "specs": {s["experiment"]: s for s in specs}})
+    (study_dir / STUDY_FILE).write_text(study.text, encoding="utf-8")
 
 
 def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path | Remote, console: Console,

@@ -16,15 +16,19 @@ A study file is TOML::
     nb201 = ["darts", "gdas"]
     hetero = ["darts", "nos", "nos-noags"]
 
-Every (dataset, space, method or variant) is a **cell**: one experiment folder ``cells/<name>-<space>-<dataset>/``
-of the study's folder, with its own ``experiment.json``, records and checkpoints, exactly as ``run`` makes them;
+Every (dataset, space, method or variant) is a **cell**: one experiment folder
+``cells/<name>-<space>-<dataset>-<hash>/`` of the study's folder (``Cell.folder``), with its own ``experiment.json``,
+records and checkpoints, exactly as ``run`` makes them, locked by the study's driver as ``run`` locks an experiment;
 every (cell, seed) is one trial of a single Ray Tune experiment. Everything is checked before anything is
-written — the file's keys and types, every pair, every ``--set`` key of every variant, every dataset, the
-resources — and the first problem is one line (exit status 2).
+written — the file's size, nesting, keys and types, every pair, every ``--set`` key of every variant, every dataset,
+the resources — and the first problem is one line (exit status 2).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +49,8 @@ CELLS_DIR = "cells"
 KEYS = {"name", "budget", "seeds", "datasets", "spaces", "methods", "variants", "space_methods"}
 VARIANT_KEYS = {"method", "set"}
 MAX_SEEDS = 10_000
+MAX_STUDY_BYTES = 1_000_000  # a study file is a page of TOML; more is a mistake (and tomllib reads it all at once)
+FOLDER_TEXT = 60  # the readable part of a cell's folder name, in characters
 
 
 @dataclass
@@ -59,7 +65,18 @@ class Cell:
 
     @property
     def folder(self) -> str:
-        return f"{self.name}-{self.space}-{self.dataset.replace(':', '_').replace('/', '_')}"
+        """The cell's folder name: ``<name>-<space>-<dataset>`` made a plain folder name (a ``kind:path`` dataset by
+        its last path component, other characters than letters, digits and ``._+=-`` as ``_``, at most
+        ``FOLDER_TEXT`` characters) and a hash of the three. The readable part alone is not injective
+        (``folder:/x/a/b`` and ``folder:/x/a_b``, two folders of one name under different paths) nor bounded (a long
+        path); with the hash, distinct cells get distinct folders of at most ``FOLDER_TEXT`` + 11 characters."""
+        dataset = self.dataset
+        if ":" in dataset:
+            kind, path = dataset.split(":", 1)
+            dataset = f"{kind}-{path.replace(chr(92), '/').rstrip('/').rsplit('/', 1)[-1]}"
+        text = re.sub(r"[^A-Za-z0-9._+=-]+", "_", f"{self.name}-{self.space}-{dataset}")[:FOLDER_TEXT].rstrip("_.-")
+        digest = hashlib.sha256(json.dumps([self.name, self.space, self.dataset]).encode()).hexdigest()[:10]
+        return f"{text}-{digest}"
 
 
 @dataclass
@@ -102,14 +119,29 @@ def _seeds(where: str, value: Any) -> list[int]:
     raise _refuse(where, f"'seeds' must be a number of seeds or a non-empty list of integers, got {value!r}"[:300])
 
 
+def _too_large(where: str) -> UserError:
+    return _refuse(where, f"larger than {MAX_STUDY_BYTES} bytes; a study file is a short TOML file")
+
+
+def _text(where: str, what: str, value: Any) -> str:
+    """``value`` where the file must give one string (a list or table there is one line, not a TypeError)."""
+    if not isinstance(value, str):
+        raise _refuse(where, f"{what} must be a string, got {value!r}"[:300])
+    return value
+
+
 def parse_study(text: str, where: str, default_name: str) -> Study:
     """The study of TOML ``text`` (``where`` names it in messages); every problem is one ``UserError`` line.
-    Checks the file itself and every pair; the configuration keys and datasets are checked when the cells'
-    specs are built (``harness.experiment``)."""
+    Checks the file itself (its size, nesting and the type of every value) and every pair; the configuration keys
+    and datasets are checked when the cells' specs are built (``harness.experiment``)."""
+    if len(text.encode("utf-8")) > MAX_STUDY_BYTES:
+        raise _too_large(where)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise _refuse(where, f"not valid TOML ({str(err).splitlines()[0]})") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise _refuse(where, "its arrays or tables are nested too deeply to be a study file") from None
     known_spaces, known_methods = all_spaces(), all_methods()
     unknown = sorted(set(doc) - KEYS)
     if unknown:
@@ -119,8 +151,8 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
             raise _refuse(where, f"missing '{key}'")
     name = doc.get("name", default_name)
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME:
-        raise _refuse(where, f"name {name!r} must be a plain folder name (letters, digits and . _ + = -)")
-    budget = doc.get("budget", "paper")
+        raise _refuse(where, f"name {name!r} must be a plain folder name (letters, digits and . _ + = -)"[:300])
+    budget = _text(where, "'budget'", doc.get("budget", "paper"))
     if budget not in BUDGETS:
         raise _refuse(where, f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
     seeds = _seeds(where, doc.get("seeds", 1))
@@ -143,7 +175,7 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
         extra = sorted(set(spec) - VARIANT_KEYS)
         if extra:
             raise _refuse(where, f"variant '{vname}' has unknown key '{extra[0]}' (a variant has: method, set)")
-        if spec["method"] not in known_methods:
+        if _text(where, f"variant '{vname}': 'method'", spec["method"]) not in known_methods:
             raise _refuse(where, f"variant '{vname}': unknown method {spec['method']!r}; valid methods: "
                                  f"{', '.join(sorted(known_methods))}")
         overrides = _strings(f"{where}, variant '{vname}'", "set", spec.get("set", []), allow_empty=True)
@@ -174,13 +206,20 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
                                          f"{', '.join(known_methods[method].supported_spaces)}); list the methods of "
                                          "each space under [space_methods]") from None
                 cells.append(Cell(mname, method, space, dataset, overrides))
+    folders = [c.folder for c in cells]
+    if len(set(folders)) != len(folders):  # a hash collision of two cells of one study: never seen, but refused
+        raise _refuse(where, f"two cells would share the folder '{next(f for f in folders if folders.count(f) > 1)}'")
     return Study(name=name, budget=budget, seeds=seeds, cells=cells, text=text)
 
 
 def load_study(path: Path) -> Study:
     """The study of the file at ``path`` (one line if it cannot be read or is not a valid study)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_STUDY_BYTES + 1)  # never the whole of a huge file
+        if len(data) > MAX_STUDY_BYTES:
+            raise _too_large(str(path))
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"study file '{path}' does not exist") from None
     except (OSError, UnicodeDecodeError) as err:
