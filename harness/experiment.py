@@ -723,7 +723,8 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
 
 def summarise(spec: dict[str, Any], console: Console, errors: list[str], interrupted: bool) -> int:
     exp_dir = exp_folder(spec)
-    records = [r for r in load_records(exp_dir) if r.get("config_hash") == spec["config_hash"]]
+    # its own records only: an experiment nested in its folder lends it no seed
+    records = [r for r in load_records(exp_dir, nested=False) if r.get("config_hash") == spec["config_hash"]]
     table = Table(title=f"trials of {spec['experiment']}")
     for header in ("seed", "record", *(m.summary_header for m in SUMMARY)):
         table.add_column(header)

@@ -748,3 +748,142 @@ def test_nos_teacher_cost_is_beside_the_search_cost(capsys):
     shown = _shown(records[2])
     assert "teacher training time" in shown and "teacher device time" in shown
     assert "teacher from the cache" in shown and "false" in shown
+
+
+# --- one tolerant loader for every view (issue 27) ----------------------------------------------------------------
+def _raw(path: Path, text: str) -> Path:
+    """A record file written as given (a bad record cannot pass through ``write_record``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _with(**fields) -> str:
+    record = make_record(method="nos", seed=7)
+    record.update(fields)
+    return json.dumps(record)
+
+
+BAD_RECORDS = {  # a record no view can place: skipped by every view with one warning line
+    "nested 100,000 deep": _with()[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "nested past the limit": _with()[:-1] + ', "deep": ' + "[" * 200 + "]" * 200 + "}",
+    "a 5,001-digit number": _with()[:-1] + ', "test_acc": ' + "1" * 5001 + "}",
+    "a number beyond a float": _with()[:-1] + ', "test_acc": 1' + "0" * 400 + "}",
+    "a list as seed": _with(seed=[1]),
+    "a list of overrides": _with(overrides=["lr=0.1"]),
+    "a seed of true": _with(seed=True),
+    "a lone surrogate": _with()[:-1] + ', "method": "nos\\ud800"}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+def test_leaderboard_skips_a_bad_record_with_one_warning(tmp_path, capsys, case):
+    from harness.cli import main
+
+    write_record(tmp_path / "exp" / "trials" / "good.json", make_record("darts", 0, 91.0))
+    _raw(tmp_path / "exp" / "trials" / "bad.json", BAD_RECORDS[case])
+    assert main(["leaderboard", str(tmp_path), "--optimum"]) == 0
+    out, err = capsys.readouterr()
+    assert "leaderboard of" in out and "(1 records)" in out and "91.00" in out
+    assert err.count("\n") == 1 and err.startswith("warning: skipping record") and "bad.json" in err
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert list(board["method"]) == ["darts"]
+
+
+FIELD_CASES = {  # a field no view can read: the record stays, without that field, and one warning line names it
+    "split": {"split": {}},
+    "benchmark_info": {"benchmark_info": {"index": 3, "table": "default"}},
+    "test_acc": {"test_acc": "91"},
+    "history": {"history": [{"phase": ["search"], "epoch": 0}]},
+    "config_hash": {"config_hash": ["abc"]},
+}
+
+
+@pytest.mark.parametrize("field", sorted(FIELD_CASES))
+def test_show_and_leaderboard_leave_out_a_field_they_cannot_read(tmp_path, capsys, field):
+    from harness.cli import main
+
+    path = _raw(tmp_path / "exp" / "trials" / "r.json", _with(**FIELD_CASES[field]))
+    assert main(["show", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "method nos · space darts · dataset digits · budget smoke · seed 7" in out
+    assert err.count("\n") == 1 and err.startswith("warning: record") and f"left out {field}" in err
+    assert main(["leaderboard", str(tmp_path), "--optimum"]) == 0
+    out, err = capsys.readouterr()
+    assert "(1 records)" in out and err.count("\n") == 1 and field in err
+
+
+@pytest.mark.parametrize("case", ["nested 100,000 deep", "a 5,001-digit number", "a list as seed"])
+def test_show_of_a_bad_record_is_one_line(tmp_path, capsys, case):
+    from harness.cli import main
+
+    path = _raw(tmp_path / "bad.json", BAD_RECORDS[case])
+    assert main(["show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("harness: error: record") and "bad.json" in err
+
+
+def test_private_keys_of_a_file_are_not_taken(tmp_path):
+    """``_path`` and ``_label`` are the process's own annotations: a file cannot set them."""
+    path = _raw(tmp_path / "exp" / "trials" / "r.json", _with(_label="planted", _path="/elsewhere"))
+    (record,) = load_records(tmp_path)
+    assert record["_path"] == str(path) and "_label" not in record
+
+
+def test_show_refuses_what_is_not_a_regular_file(tmp_path, capsys):
+    import os
+
+    from harness.cli import main
+
+    fifo = tmp_path / "r.json"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    for target in ("/dev/zero", str(fifo)):
+        assert main(["show", target]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a regular file" in err and target in err
+
+
+def test_a_record_larger_than_the_limit_is_not_read(tmp_path, capsys):
+    from harness.cli import main
+    from harness.records import MAX_RECORD_BYTES
+
+    write_record(tmp_path / "exp" / "trials" / "good.json", make_record("darts", 0, 91.0))
+    big = tmp_path / "exp" / "trials" / "big.json"
+    with big.open("wb") as f:  # sparse: no disk is used
+        f.truncate(MAX_RECORD_BYTES + 1)
+    assert main(["show", str(big)]) == 2
+    assert "larger than" in capsys.readouterr().err
+    assert main(["leaderboard", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "(1 records)" in out and err.count("\n") == 1 and "larger than" in err and "big.json" in err
+
+
+def test_a_view_reads_at_most_max_records(tmp_path, capsys, monkeypatch):
+    import harness.records
+    from harness.cli import main
+
+    monkeypatch.setattr(harness.records, "MAX_RECORDS", 2)
+    for seed in range(3):
+        write_record(tmp_path / "exp" / "trials" / f"r{seed}.json", make_record("darts", seed))
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "more than 2 record files" in err
+    assert not (tmp_path / "leaderboard.csv").exists()
+
+
+def test_an_experiments_summary_takes_only_its_own_records(tmp_path):
+    """An experiment nested in another's folder, with the same setting, lends the outer one nothing."""
+    from harness.experiment import summarise
+
+    spec = {"out": str(tmp_path), "experiment": "exp", "config_hash": "abc123", "budget": "smoke",
+            "dataset": "digits", "seeds": [0, 1]}
+    for seed, acc in ((0, 90.0), (1, 92.0)):
+        write_record(tmp_path / "exp" / "trials" / f"darts-s{seed}.json", make_record("darts", seed, acc))
+    for seed, acc in ((0, 10.0), (5, 20.0)):  # newer than the outer seed 0, and a seed the outer has not
+        write_record(tmp_path / "exp" / "inner" / "trials" / f"darts-s{seed}.json",
+                     make_record("darts", seed, acc, finished_at="2026-01-01T00:00:00+00:00"))
+    console = Console(record=True, width=200)
+    assert summarise(spec, console, [], False) == 0
+    board = pd.read_csv(tmp_path / "exp" / "leaderboard.csv", dtype={"seeds": str})
+    assert list(board["seeds"]) == ["0,1"] and list(board["test_acc_mean"]) == [91.0]
+    assert "inner" not in console.export_text()
