@@ -887,3 +887,43 @@ def test_an_experiments_summary_takes_only_its_own_records(tmp_path):
     board = pd.read_csv(tmp_path / "exp" / "leaderboard.csv", dtype={"seeds": str})
     assert list(board["seeds"]) == ["0,1"] and list(board["test_acc_mean"]) == [91.0]
     assert "inner" not in console.export_text()
+# --- user strings are printed as they are (issue 27) -------------------------------------------------------------
+MARKUP = "[/bold] [old] :smile: [bold]x"
+
+
+def test_markup_in_records_and_paths_is_printed_as_it_is(tmp_path, capsys):
+    from harness.cli import main
+
+    root = tmp_path / "[old]"
+    path = root / "exp" / "trials" / "r.json"
+    write_record(path, make_record(method="nos", dataset=f"folder:/d/{MARKUP}", overrides={"lr": MARKUP},
+                                   history=[{"epoch": 0, "phase": MARKUP, MARKUP: 1.0}], device=MARKUP,
+                                   config={MARKUP: MARKUP}, **{MARKUP: 2.0}))
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(MARKUP) >= 6 and "😄" not in out
+    assert main(["leaderboard", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "[old]/leaderboard.csv" in out and "[old] :smile:" in out and "😄" not in out
+
+
+def test_a_dataset_source_is_printed_as_it_is(tmp_path, capsys, monkeypatch):
+    """The "data:" line names where the images came from: a path with markup is printed as it is."""
+    import dataclasses
+
+    import harness.experiment
+    from harness.cli import main
+
+    real = harness.experiment.load_dataset
+
+    def load(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), source=f"loaded from the cache /c/{MARKUP}/[/x]")
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.experiment, "load_dataset", load)
+    monkeypatch.setattr(harness.experiment, "estimate_seconds", stop)
+    assert main(["run", "--method", "darts", "--space", "darts", "--dataset", "digits", "--budget", "smoke",
+                 "--out", str(tmp_path), "--name", "x"]) == 130
+    assert f"data: digits loaded from the cache /c/{MARKUP}/[/x]" in capsys.readouterr().out
