@@ -19,13 +19,15 @@ plots that have data (a plot without data is skipped silently; no empty PNG is e
   ``cell_graphs``: node circles, arrows and op labels.
 
 Files are named ``<space>-<dataset>-<budget>-<kind>[-<series>][-<group>].png`` (and ``.csv``), every part made
-safe for a file name; a name that two plots would share gets ``-2``, ``-3``, ... Figures are drawn with
+safe for a file name; a name longer than ``MAX_STEM`` is cut and ends in a hash of the whole; a name that two plots
+would share gets ``-2``, ``-3``, ... Figures are drawn with
 matplotlib's non-interactive Agg backend and closed after saving.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -50,6 +52,7 @@ KINDS = ("accuracy_vs_cost", "search_curves", "anytime", "importance", "correlat
 TAUS = (("op_kendall_tau", "op-level"), ("arch_kendall_tau", "architecture-level"),
         ("oneshot_kendall_tau", "one-shot"))
 DPI = 100
+MAX_STEM = 150  # characters of a plot's file name before its suffix: file systems allow 255 bytes
 INCH_PER_UNIT = 0.75  # the cells' drawing scale: inches per unit of graph_layout
 
 
@@ -102,6 +105,8 @@ class _Writer:
 
     def _stem(self, parts: list[str]) -> str:
         base = "-".join(_slug(part) for part in parts)
+        if len(base) > MAX_STEM:  # a long name (a dataset's path, a variant of many keys): cut, and a hash of all
+            base = f"{base[:MAX_STEM - 13]}-{hashlib.sha256(base.encode()).hexdigest()[:12]}"
         stem, number = base, 1
         while stem in self.used:
             number += 1
