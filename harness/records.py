@@ -322,17 +322,17 @@ def _value_problem(record: dict[str, Any]) -> str | None:
         value, depth = stack.pop()
         if isinstance(value, (dict, list)):
             if depth > MAX_NESTING:
-                return f"is nested deeper than {MAX_NESTING} levels"
+                return f"it is nested deeper than {MAX_NESTING} levels"
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if isinstance(key, str) and not _unicode(key):
-                    return "holds a key that is not valid Unicode"
+                    return "it holds a key that is not valid Unicode"
                 stack.append((item, depth + 1))
         elif isinstance(value, str):
             if not _unicode(value):
-                return "holds a string that is not valid Unicode"
+                return "it holds a string that is not valid Unicode"
         elif _is_int(value) and abs(value) > _FLOAT_MAX:
-            return "holds a number too large for a float"
+            return "it holds a number too large for a float"
     return None
 
 
@@ -408,8 +408,8 @@ def check_record(record: Any, where: Path | Remote | str) -> list[str]:
     if problem is None and not _dict_or_none(record.get("overrides")):
         problem = "its overrides are not an object"
     if problem:
-        raise UserError(f"record {where} {problem}; it is not a record the harness wrote (delete it or re-run "
-                        "the trial)")
+        raise UserError(f"record {where}: {problem}, so it is not a record the harness wrote; delete it or re-run "
+                        "the trial")
     for key in [k for k in record if k.startswith("_")]:
         del record[key]
     left_out = []
