@@ -931,3 +931,14 @@ def test_a_dataset_source_is_printed_as_it_is(tmp_path, capsys, monkeypatch):
     assert main(["run", "--method", "darts", "--space", "darts", "--dataset", "digits", "--budget", "smoke",
                  "--out", str(tmp_path), "--name", "x"]) == 130
     assert f"data: digits loaded from the cache /c/{MARKUP}/[/x]" in capsys.readouterr().out
+
+
+def test_the_readme_states_the_loaders_limits():
+    """The limits a view reads records under are documented where users read them, with the code's values."""
+    from harness.records import MAX_NESTING, MAX_RECORD_BYTES, MAX_RECORDS, MAX_TOTAL_BYTES
+
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
+    for text in (f"at most {MAX_RECORD_BYTES // 2**20} MiB", f"nested at most {MAX_NESTING} levels",
+                 f"at most {MAX_RECORDS:,} record files and {MAX_TOTAL_BYTES // 2**30} GiB",
+                 "skipped with one warning line"):
+        assert text in readme, text
