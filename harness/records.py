@@ -314,26 +314,48 @@ def _name_problem(key: str, value: Any) -> str | None:
     return None
 
 
-def _value_problem(record: dict[str, Any]) -> str | None:
-    """Why the values of ``record`` cannot be read by every view (walked without recursion), or None: nested deeper
-    than ``MAX_NESTING``, a string that is not valid Unicode (a lone surrogate), an integer no float can hold."""
-    stack: list[tuple[Any, int]] = [(record, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_NESTING:
-                return f"it is nested deeper than {MAX_NESTING} levels"
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str) and not _unicode(key):
+def _value_problem(record: dict[str, Any], raw: bytes | None = None) -> str | None:
+    """Why the values of ``record`` cannot be read by every view, or None: nested deeper than ``MAX_NESTING``, a
+    string that is not valid Unicode (a lone surrogate), an integer no float can hold. Walked level by level,
+    without recursion. ``raw``, the JSON text it was parsed by ``_parse`` from (which refuses such integers), spares
+    the walk over every string and number where it holds no surrogate escape (the only way to a lone one)."""
+    scalars = raw is None or _SURROGATE_ESCAPE.search(raw) is not None
+    level: list[Any] = [record]
+    depth = 1
+    while level:
+        if depth > MAX_NESTING:
+            return f"it is nested deeper than {MAX_NESTING} levels"
+        below = []
+        for container in level:
+            if type(container) is dict:
+                if scalars and not all(_unicode(key) for key in container):
                     return "it holds a key that is not valid Unicode"
-                stack.append((item, depth + 1))
-        elif isinstance(value, str):
-            if not _unicode(value):
-                return "it holds a string that is not valid Unicode"
-        elif _is_int(value) and abs(value) > _FLOAT_MAX:
-            return "it holds a number too large for a float"
+                children = container.values()
+            else:
+                children = container
+            for value in children:
+                kind = type(value)
+                if kind is dict or kind is list:
+                    below.append(value)
+                elif scalars and kind is str and not _unicode(value):
+                    return "it holds a string that is not valid Unicode"
+                elif scalars and kind is int and abs(value) > _FLOAT_MAX:
+                    return "it holds a number too large for a float"
+        level = below
+        depth += 1
     return None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _parse_int(digits: str) -> int:
+    """JSON's integers, refused past what a float holds (the views average them); past 4,300 digits Python itself
+    refuses to convert them (``ValueError`` too)."""
+    value = int(digits)
+    if abs(value) > _FLOAT_MAX:
+        raise ValueError(f"an integer of {len(digits)} digits, beyond a float")
+    return value
 
 
 def _unicode(text: str) -> bool:
@@ -360,9 +382,14 @@ def _is_benchmark_info(value: Any) -> bool:
 
 
 def _is_history(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(row.get("phase"), (str, type(None))) and (row.get("epoch") is None or _is_int(row.get("epoch")))
-        for row in value if isinstance(row, dict))
+    if not isinstance(value, list):
+        return False
+    for row in value:  # a plain loop: a paper budget's history has hundreds of epochs in each of many records
+        if type(row) is dict:
+            phase, epoch = row.get("phase"), row.get("epoch")
+            if not (phase is None or type(phase) is str) or not (epoch is None or type(epoch) is int):
+                return False
+    return True
 
 
 def _number_or_none(value: Any) -> bool:
@@ -391,19 +418,20 @@ FIELDS: list[tuple[str, Callable[[Any], bool], str]] = [
 ]
 
 
-def check_record(record: Any, where: Path | Remote | str) -> list[str]:
+def check_record(record: Any, where: Path | Remote | str, raw: bytes | None = None) -> list[str]:
     """Make ``record`` (parsed JSON) safe for every view, in place: ``UserError`` (one line) when it cannot be placed
     at all — not an object, an identity value or ``overrides`` (which decide its row) of the wrong type, a value no
     view can hold (``_value_problem``); else each field of ``FIELDS`` that fails its test is removed, and the
     process's own annotations (keys starting with ``_``: ``_path``, ``_label``) are never taken from a file.
-    Returns what was left out, one ``field (why)`` each."""
+    ``raw``: the JSON text it was parsed from (``_value_problem``). Returns what was left out, one ``field (why)``
+    each."""
     if not isinstance(record, dict):
         raise UserError(f"record {where} is not a JSON object; delete it and re-run the trial")
     missing = [k for k in IDENTITY_KEYS if k not in record]
     if missing:
         raise UserError(f"record {where} lacks the identity keys {', '.join(missing)}; "
                         "it is not a trial record (delete it or move it out of trials/)")
-    problem = _value_problem(record) or next(
+    problem = _value_problem(record, raw) or next(
         (p for p in (_name_problem(k, record[k]) for k in IDENTITY_KEYS) if p), None)
     if problem is None and not _dict_or_none(record.get("overrides")):
         problem = "its overrides are not an object"
@@ -433,15 +461,15 @@ def _read_record(path: Path | Remote, warn: bool) -> tuple[dict[str, Any], int]:
     except FileNotFoundError:
         raise UserError(f"record {path} does not exist; check the path or list results/<experiment>/trials/") from None
     try:
-        record = json.loads(data.decode("utf-8"))
+        record = json.loads(data.decode("utf-8"), parse_int=_parse_int)
     except UnicodeDecodeError as err:
         raise UserError(f"cannot read record {path}: {_one_line(err)}") from None
     except RecursionError:
         raise UserError(f"record {path} is nested too deeply to read; delete it and re-run the trial") from None
-    except ValueError as err:  # JSONDecodeError, and an integer of more digits than Python converts
+    except ValueError as err:  # JSONDecodeError, and an integer beyond a float (``_parse_int``)
         raise UserError(f"record {path} is not valid JSON ({_one_line(err)[:200]}); delete it and re-run the "
                         "trial") from None
-    left_out = check_record(record, path)
+    left_out = check_record(record, path, data)
     if left_out and warn:
         print(f"warning: record {path}: left out {', '.join(left_out)}", file=sys.stderr)
     return record, len(data)
