@@ -299,7 +299,7 @@ def read_limited(path: Path | Remote, limit: int, what: str) -> bytes:
 
 
 def _too_large(what: str, path: Any, limit: int) -> str:
-    return f"{what} {path} is larger than {limit // 2**20} MiB, the most a {what} may be; it was not read"
+    return f"{what} {path} is larger than {limit / 2**20:g} MiB, the limit of what is read; it was not read"
 
 
 def _is_int(value: Any) -> bool:
