@@ -358,13 +358,21 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def make_console() -> Console:
+    """The console every command prints through. Rich markup and emoji codes are off: what it prints are names,
+    paths, datasets, genotypes and record fields that users and other machines chose, and ``[/x]``, ``[old]`` or
+    ``:smile:`` in them is printed as it is (a style is a ``rich.text.Text``, never markup in a string)."""
+    console = Console(markup=False, emoji=False)
+    if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard's columns
+        console = Console(width=160, markup=False, emoji=False)
+    return console
+
+
 def main(argv: list[str] | None = None) -> int:
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
     handle_sigterm()  # SIGTERM ends a command like Ctrl-C: one line, exit 130, a resume hint for a run
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard's columns
-        console = Console(width=160)
+    console = make_console()
     try:
         args = build_parser().parse_args(argv)
         if args.command == "run":

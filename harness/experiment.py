@@ -43,6 +43,7 @@ from ray import tune
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from harness.checkpoints import load_checkpoint
 from harness.config import MAX_NAME, MAX_SEED, NAME_PATTERN, config_hash, parse_overrides, resolve
@@ -477,8 +478,8 @@ def print_plan(spec: dict[str, Any], console: Console, estimate: tuple[float, fl
                                   "measured on this machine")
     console.print(table)
     if spec["budget"] == "paper" and not spec["gpus_per_trial"]:
-        console.print("[bold yellow]warning:[/] the paper budget is about to run without a GPU: expect days "
-                      "per seed; use --budget small or smoke on a CPU")
+        console.print(Text("warning:", style="bold yellow"), "the paper budget is about to run without a GPU: "
+                      "expect days per seed; use --budget small or smoke on a CPU")
 
 
 def resume_command(spec: dict[str, Any]) -> str:
@@ -705,8 +706,8 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
         start_local_ray()
     handle_sigterm()  # ray.init installs its own
     trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                        TimeElapsedColumn(), console=console, transient=False)
+    progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(),  # a label names a dataset
+                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=False)
     cb = _SINK = _ProgressCallback(progress, done + [job_label(spec, seed) for spec, seed in jobs])
     for label in done:
         cb.update(label, {"progress": 1.0}, status="finished earlier")
@@ -734,7 +735,8 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
 
 def summarise(spec: dict[str, Any], console: Console, errors: list[str], interrupted: bool) -> int:
     exp_dir = exp_folder(spec)
-    records = [r for r in load_records(exp_dir) if r.get("config_hash") == spec["config_hash"]]
+    # its own records only: an experiment nested in its folder lends it no seed
+    records = [r for r in load_records(exp_dir, nested=False) if r.get("config_hash") == spec["config_hash"]]
     table = Table(title=f"trials of {spec['experiment']}")
     for header in ("seed", "record", *(m.summary_header for m in SUMMARY)):
         table.add_column(header)
@@ -877,8 +879,8 @@ def print_study_plan(study: Study, specs: list[dict[str, Any]], estimates: list[
         line += f"; {resume_jobs} trials left to run"
     console.print(line)
     if study.budget == "paper" and not first["gpus_per_trial"]:
-        console.print("[bold yellow]warning:[/] the paper budget is about to run without a GPU: expect days "
-                      "per seed; use budget small or smoke on a CPU")
+        console.print(Text("warning:", style="bold yellow"), "the paper budget is about to run without a GPU: "
+                      "expect days per seed; use budget small or smoke on a CPU")
 
 
 def study_resume_command(study_dir: Path | Remote) -> str:

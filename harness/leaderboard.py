@@ -11,9 +11,12 @@ non-baseline rows (``harness.stats.holm``), Cohen's d_z and the fraction of seed
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
+import re
+import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +27,7 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
+from harness.errors import UserError
 from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
 from harness.registry import all_spaces, get_space
@@ -130,18 +134,39 @@ def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [newest[s] for s in sorted(newest, key=lambda s: (not is_number(s), s if is_number(s) else str(s)))]
 
 
-def reference_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def record_benchmark(record: dict[str, Any], tables: dict[str, Any]) -> Any:
+    """The benchmark table the record's ``benchmark_info["table"]`` describes, loaded through its space (``tables``
+    caches each description); None where the record names none, or its space has none. A table that cannot be
+    loaded here (results copied from a machine where it lies elsewhere) is None too, said once per table in one
+    warning line: what needs it — the optimum row, the anytime plot — is left out, the rest is shown."""
+    info = record.get("benchmark_info")
+    space = record.get("space")
+    if not isinstance(info, dict) or space not in all_spaces():
+        return None
+    description = info.get("table") or {}
+    key = json.dumps([space, description], sort_keys=True, default=str)
+    if key not in tables:
+        try:
+            tables[key] = get_space(space).load_benchmark(description)
+        except UserError as err:
+            print(f"warning: {' '.join(str(err).split())}; what needs that table is left out (the optimum row, "
+                  "the anytime plot)", file=sys.stderr)
+            tables[key] = None
+    return tables[key]
+
+
+def reference_rows(records: list[dict[str, Any]], tables: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """For every (space, dataset, budget) whose records looked their cells up in a benchmark table, the
     table's optimum as a reference row (method ``optimum``, no seeds, no rank): every benchmark column's
     best over all architectures — the "Optimal" row of AGNAS's Table 3 — and as test accuracy the best
-    of the column that stands for the dataset."""
+    of the column that stands for the dataset. Tables come from ``record_benchmark`` (``tables``: its cache)."""
+    tables = {} if tables is None else tables
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for record in records:
-        info = record.get("benchmark_info")
         key = tuple(str(record.get(k, "")) for k in ("space", "dataset", "budget"))
-        if not isinstance(info, dict) or key in rows or record.get("space") not in all_spaces():
+        if key in rows:
             continue
-        table = get_space(record["space"]).load_benchmark(info.get("table") or {})  # the record's own table
+        table = record_benchmark(record, tables)  # the record's own table
         if table is None:
             continue
         optimum = table.optimum()
@@ -196,14 +221,15 @@ def _group_row(key: tuple[str, ...], group: list[dict[str, Any]], extra_keys: li
 
 
 def build_leaderboard(records: list[dict[str, Any]], reference: bool = False,
-                      baseline: str = BASELINE_METHOD) -> pd.DataFrame:
+                      baseline: str = BASELINE_METHOD, tables: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per (method, space, dataset, budget, variant): seeds, the statistics over seeds of every
     metric the metric table gives leaderboard columns, the comparison of the ranked metric (test accuracy)
     with the ``baseline`` method's row without overrides in the same space, dataset and budget (``COMPARISON_COLUMNS``:
     paired by seed, ``harness.stats.paired_comparison``; ``p_holm`` is ``p_wilcoxon`` Holm-adjusted over the
     non-baseline rows of the same space, dataset and budget), and rank; columns in ``BASE_COLUMNS`` order, then
     ``<key>_mean`` for every other numeric record key and ``benchmark_<k>_mean/_std``.
-    ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked, not compared).
+    ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked, not compared; ``tables``: the
+    cache of ``record_benchmark``).
     """
     extra_keys, bench_keys = _numeric_keys(records)
     columns = (BASE_COLUMNS + [f"{k}_mean" for k in extra_keys]
@@ -238,7 +264,7 @@ def build_leaderboard(records: list[dict[str, Any]], reference: bool = False,
     df["rank"] = (df.groupby(["space", "dataset", "budget"])[_RANK_COLUMN]
                   .rank(method="min", ascending=False).astype("Int64"))
     if reference:
-        extra = pd.DataFrame(reference_rows(records)).reindex(columns=df.columns)
+        extra = pd.DataFrame(reference_rows(records, tables)).reindex(columns=df.columns)
         if len(extra):
             extra[["baseline", "comparison_note"]] = ""  # not compared
             extra = extra.astype({c: df[c].dtype for c in ("n_seeds", "n_common_seeds", "rank")})
@@ -268,14 +294,26 @@ def cell_text(value: Any, digits: int) -> str:
     return str(value)
 
 
+def md_text(value: Any) -> str:
+    """``value`` as text of a Markdown page, shown as it is: a renderer passes raw HTML through, so ``<``, ``>``
+    and ``&`` become entities (as the HTML report escapes them); ``\\``, backticks, brackets (links) and ``|``
+    (table cells) are backslash-escaped; a line break becomes a space."""
+    text = html.escape(" ".join(str(value).splitlines()), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+_MD_SPECIAL = re.compile(r"([\\`\[\]|])")
+
+
 def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub Markdown table (numeric columns right-aligned); written here to avoid ``tabulate``."""
+    """A GitHub Markdown table (numeric columns right-aligned); written here to avoid ``tabulate``. Every header
+    and cell is ``md_text``."""
     columns = list(df.columns)
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in columns]
-    lines = ["| " + " | ".join(columns) + " |",
+    lines = ["| " + " | ".join(md_text(c) for c in columns) + " |",
              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     for row in df.itertuples(index=False):
-        cells = [cell_text(v, _digits(c)).replace("|", "\\|") for c, v in zip(columns, row)]
+        cells = [md_text(cell_text(v, _digits(c))) for c, v in zip(columns, row)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

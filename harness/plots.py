@@ -19,13 +19,15 @@ plots that have data (a plot without data is skipped silently; no empty PNG is e
   ``cell_graphs``: node circles, arrows and op labels.
 
 Files are named ``<space>-<dataset>-<budget>-<kind>[-<series>][-<group>].png`` (and ``.csv``), every part made
-safe for a file name; a name that two plots would share gets ``-2``, ``-3``, ... Figures are drawn with
+safe for a file name; a name longer than ``MAX_STEM`` is cut and ends in a hash of the whole; a name that two plots
+would share gets ``-2``, ``-3``, ... Figures are drawn with
 matplotlib's non-interactive Agg backend and closed after saving.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -42,7 +44,7 @@ from matplotlib.patches import Circle, FancyArrowPatch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from harness.errors import GenotypeError, UserError  # noqa: E402
-from harness.leaderboard import variant_of  # noqa: E402
+from harness.leaderboard import record_benchmark, variant_of  # noqa: E402
 from harness.registry import get_space  # noqa: E402
 from harness.stats import finite, summary  # noqa: E402
 
@@ -50,6 +52,7 @@ KINDS = ("accuracy_vs_cost", "search_curves", "anytime", "importance", "correlat
 TAUS = (("op_kendall_tau", "op-level"), ("arch_kendall_tau", "architecture-level"),
         ("oneshot_kendall_tau", "one-shot"))
 DPI = 100
+MAX_STEM = 150  # characters of a plot's file name before its suffix: file systems allow 255 bytes
 INCH_PER_UNIT = 0.75  # the cells' drawing scale: inches per unit of graph_layout
 
 
@@ -94,13 +97,16 @@ def _cell(value: Any) -> Any:
 class _Writer:
     """Writes the plots of one call: unique file names under ``out`` and the list of ``PlotFile``."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, tables: dict[str, Any]):
         self.out = out
+        self.tables = tables  # the benchmark tables of the records (``record_benchmark``'s cache)
         self.used: set[str] = set()
         self.files: list[PlotFile] = []
 
     def _stem(self, parts: list[str]) -> str:
         base = "-".join(_slug(part) for part in parts)
+        if len(base) > MAX_STEM:  # a long name (a dataset's path, a variant of many keys): cut, and a hash of all
+            base = f"{base[:MAX_STEM - 13]}-{hashlib.sha256(base.encode()).hexdigest()[:12]}"
         stem, number = base, 1
         while stem in self.used:
             number += 1
@@ -138,7 +144,7 @@ def _space(record: dict[str, Any]) -> Any:
     """An instance of the record's space with the record's configuration; None for an unknown space."""
     try:
         return get_space(str(record.get("space")))(record.get("config") or {})
-    except UserError:
+    except (UserError, TypeError, ValueError, KeyError, AttributeError):  # a configuration the space cannot take
         return None
 
 
@@ -232,29 +238,15 @@ def _search_curves(w: _Writer, group: str, parts: list[str], series: dict[str, l
            [*parts, "search_curves"], ["label", "epoch", "n", "mean", "min", "max"], rows)
 
 
-def _benchmark_of(record: dict[str, Any], cache: dict[str, Any]) -> Any:
-    """The benchmark table of the record's ``benchmark_info["table"]`` (cached per description), or None."""
-    info = record.get("benchmark_info")
-    if not isinstance(info, dict) or not isinstance(info.get("table"), dict):
-        return None
-    key = repr(sorted(info["table"].items()))
-    if key not in cache:
-        try:
-            cache[key] = get_space(str(record.get("space"))).load_benchmark(info["table"])
-        except UserError:
-            cache[key] = None
-    return cache[key]
-
-
 def _anytime(w: _Writer, group: str, parts: list[str], series: dict[str, list[dict[str, Any]]]) -> None:
-    tables: dict[str, Any] = {}
+    tables = w.tables
     instances: dict[int, Any] = {}  # id(record) → its space
     optima: dict[int, dict[str, float]] = {}  # id(table) → table.optimum()
     optimum: dict[str, float] = {}  # series label → the best target figure of its records' tables
     columns: set[str] = set()
 
     def value(record: dict[str, Any], entry: dict[str, Any]) -> float:
-        table = _benchmark_of(record, tables)
+        table = record_benchmark(record, tables)
         if table is None:
             return math.nan
         if id(record) not in instances:
@@ -450,15 +442,23 @@ def _groups(records: list[dict[str, Any]]) -> Iterator[tuple[tuple[str, str, str
         yield key, groups[key]
 
 
-def write_plots(records: list[dict[str, Any]], out: Path) -> list[PlotFile]:
+# Every string a plot draws (titles, series labels, op names) comes from records: drawn as text, never parsed as
+# mathtext ("$\\foo$" in a method's name would stop the report) or TeX.
+TEXT_ONLY = {"text.parse_math": False, "text.usetex": False}
+
+
+def write_plots(records: list[dict[str, Any]], out: Path, tables: dict[str, Any] | None = None) -> list[PlotFile]:
     """Write every plot of ``KINDS`` that has data, per (space, dataset, budget) group of ``records``, into
-    folder ``out`` (created when missing); returns the written plots in order (groups sorted, then by kind)."""
+    folder ``out`` (created when missing); returns the written plots in order (groups sorted, then by kind).
+    ``tables``: the cache of ``harness.leaderboard.record_benchmark`` (shared with the report's leaderboard, so
+    a table that is not here is said once)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    writer = _Writer(out)
-    for (space, dataset, budget), members in _groups(records):
-        group = f"{space} / {dataset} / {budget}"
-        series = _by_series(members)
-        for plot in PLOTS:
-            plot(writer, group, [space, dataset, budget], series)
+    writer = _Writer(out, {} if tables is None else tables)
+    with plt.rc_context(TEXT_ONLY):
+        for (space, dataset, budget), members in _groups(records):
+            group = f"{space} / {dataset} / {budget}"
+            series = _by_series(members)
+            for plot in PLOTS:
+                plot(writer, group, [space, dataset, budget], series)
     return writer.files

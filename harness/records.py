@@ -14,6 +14,7 @@ import math
 import os
 import re
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.errors import UserError
-from harness.metric_table import NULL, SHOWN
+from harness.metric_table import METRICS, NULL, SHOWN
 from harness.stats import is_number
 from harness.storage import Remote, is_remote, location
 
@@ -245,35 +246,258 @@ def write_record(path: Path | str, record: dict[str, Any]) -> None:
 
 
 # --- reading ------------------------------------------------------------------------------------
-def read_record(path: Path | str) -> dict[str, Any]:
-    """Read one record, raising ``UserError`` (one line) if it is missing, not JSON, or not a record."""
-    path = location(path)
+# What a view reads, bounded: a record file's size, its nesting, and how many record files one view takes in. A
+# record the harness writes is tens of kilobytes, nested a few levels; a study holds hundreds to thousands.
+MAX_RECORD_BYTES = 32 * 2**20
+MAX_NESTING = 32
+MAX_RECORDS = 10_000
+MAX_TOTAL_BYTES = 2 * 2**30  # all the records one view reads together
+MAX_NAME_CHARS = 4096  # an identity value (method, space, dataset, budget): a dataset's path at most
+_FLOAT_MAX = sys.float_info.max
+
+
+def read_limited(path: Path | Remote, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``path`` (local or on an object store), at most ``limit`` of them: anything
+    else is one line naming ``what`` — a device (``/dev/zero``), a FIFO (opened without waiting for a writer), a
+    folder, or a file larger than ``limit`` (never read past it). ``FileNotFoundError`` is left to the caller."""
+    if is_remote(path):
+        try:
+            with path.filesystem.open_input_stream(path.fs_path) as stream:
+                data = stream.read(limit + 1)
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise UserError(f"cannot read {what} {path}: {_one_line(err)}") from None
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise UserError(os_error_line(f"read {what}", path, err)) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise UserError(f"{what} {path} is not a regular file; give the path of a file")
+            if info.st_size > limit:
+                raise UserError(_too_large(what, path, limit))
+            chunks, size = [], 0
+            while size <= limit:
+                chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
+        except OSError as err:
+            raise UserError(os_error_line(f"read {what}", path, err)) from None
+        finally:
+            os.close(fd)
+    if len(data) > limit:
+        raise UserError(_too_large(what, path, limit))
+    return data
+
+
+def _too_large(what: str, path: Any, limit: int) -> str:
+    return f"{what} {path} is larger than {limit / 2**20:g} MiB, the limit of what is read; it was not read"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _name_problem(key: str, value: Any) -> str | None:
+    if key == "seed":
+        return None if _is_int(value) and 0 <= value <= 2**32 - 1 else "its seed is not an integer in 0..2^32-1"
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
+        return f"its {key} is not a name of 1 to {MAX_NAME_CHARS} characters"
+    return None
+
+
+def _value_problem(record: dict[str, Any], raw: bytes | None = None) -> str | None:
+    """Why the values of ``record`` cannot be read by every view, or None: nested deeper than ``MAX_NESTING``, a
+    string that is not valid Unicode (a lone surrogate), an integer no float can hold. Walked level by level,
+    without recursion. ``raw``, the JSON text it was parsed by ``_parse`` from (which refuses such integers), spares
+    the walk over every string and number where it holds no surrogate escape (the only way to a lone one)."""
+    scalars = raw is None or _SURROGATE_ESCAPE.search(raw) is not None
+    level: list[Any] = [record]
+    depth = 1
+    while level:
+        if depth > MAX_NESTING:
+            return f"it is nested deeper than {MAX_NESTING} levels"
+        below = []
+        for container in level:
+            if type(container) is dict:
+                if scalars and not all(_unicode(key) for key in container):
+                    return "it holds a key that is not valid Unicode"
+                children = container.values()
+            else:
+                children = container
+            for value in children:
+                kind = type(value)
+                if kind is dict or kind is list:
+                    below.append(value)
+                elif scalars and kind is str and not _unicode(value):
+                    return "it holds a string that is not valid Unicode"
+                elif scalars and kind is int and abs(value) > _FLOAT_MAX:
+                    return "it holds a number too large for a float"
+        level = below
+        depth += 1
+    return None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _parse_int(digits: str) -> int:
+    """JSON's integers, refused past what a float holds (the views average them); past 4,300 digits Python itself
+    refuses to convert them (``ValueError`` too)."""
+    value = int(digits)
+    if abs(value) > _FLOAT_MAX:
+        raise ValueError(f"an integer of {len(digits)} digits, beyond a float")
+    return value
+
+
+def _unicode(text: str) -> bool:
     try:
-        record = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"record {path} does not exist; check the path or list results/<experiment>/trials/") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read record {path}: {_one_line(err)}") from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"record {path} is not valid JSON ({_one_line(err)}); delete it and re-run the trial") from None
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_split(value: Any) -> bool:
+    def counts(v: Any) -> bool:
+        return isinstance(v, list) and all(_is_int(c) for c in v)
+
+    return (isinstance(value, dict) and all(counts(value.get(k)) for k in ("weights", "arch", "test"))
+            and _is_int(value.get("test_images")) and isinstance(value.get("classes"), list)
+            and isinstance(value.get("order"), str))
+
+
+def _is_benchmark_info(value: Any) -> bool:
+    table = value.get("table") if isinstance(value, dict) else None
+    return isinstance(value, dict) and (table is None or (
+        isinstance(table, dict) and isinstance(table.get("path"), (str, type(None)))))
+
+
+def _is_history(value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    for row in value:  # a plain loop: a paper budget's history has hundreds of epochs in each of many records
+        if type(row) is dict:
+            phase, epoch = row.get("phase"), row.get("epoch")
+            if not (phase is None or type(phase) is str) or not (epoch is None or type(epoch) is int):
+                return False
+    return True
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, bool) or is_number(value)  # a flag (teacher_cached) counts
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _dict_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+# The fields the views read besides the identity and the overrides: (field, its test, what it must be). A field
+# that fails its test is left out of the record (one warning line names it); the rest of the record is shown.
+FIELDS: list[tuple[str, Callable[[Any], bool], str]] = [
+    *((key, _text_or_none, "text") for key in ("experiment", "config_hash", "device", "harness_version",
+                                                 "finished_at", "test_acc_source", "genotype")),
+    *((m.key, _number_or_none, "a number") for m in METRICS),
+    *((m.unit_key, _text_or_none, "text") for m in METRICS if m.unit_key),
+    *((key, _dict_or_none, "an object") for key in ("config", "benchmark", "importance")),
+    ("history", lambda v: v is None or _is_history(v), "a list of epochs with a text phase and an integer epoch"),
+    ("split", lambda v: v is None or _is_split(v), "a recorded split"),
+    ("benchmark_info", lambda v: v is None or _is_benchmark_info(v), "an object whose table is an object"),
+]
+
+
+def check_record(record: Any, where: Path | Remote | str, raw: bytes | None = None) -> list[str]:
+    """Make ``record`` (parsed JSON) safe for every view, in place: ``UserError`` (one line) when it cannot be placed
+    at all — not an object, an identity value or ``overrides`` (which decide its row) of the wrong type, a value no
+    view can hold (``_value_problem``); else each field of ``FIELDS`` that fails its test is removed, and the
+    process's own annotations (keys starting with ``_``: ``_path``, ``_label``) are never taken from a file.
+    ``raw``: the JSON text it was parsed from (``_value_problem``). Returns what was left out, one ``field (why)``
+    each."""
     if not isinstance(record, dict):
-        raise UserError(f"record {path} is not a JSON object; delete it and re-run the trial")
+        raise UserError(f"record {where} is not a JSON object; delete it and re-run the trial")
     missing = [k for k in IDENTITY_KEYS if k not in record]
     if missing:
-        raise UserError(f"record {path} lacks the identity keys {', '.join(missing)}; "
+        raise UserError(f"record {where} lacks the identity keys {', '.join(missing)}; "
                         "it is not a trial record (delete it or move it out of trials/)")
-    return record
+    problem = _value_problem(record, raw) or next(
+        (p for p in (_name_problem(k, record[k]) for k in IDENTITY_KEYS) if p), None)
+    if problem is None and not _dict_or_none(record.get("overrides")):
+        problem = "its overrides are not an object"
+    if problem:
+        raise UserError(f"record {where}: {problem}, so it is not a record the harness wrote; delete it or re-run "
+                        "the trial")
+    for key in [k for k in record if k.startswith("_")]:
+        del record[key]
+    left_out = []
+    for key, valid, what in FIELDS:
+        if key in record and not valid(record[key]):
+            del record[key]
+            left_out.append(f"{key} (not {what})")
+    return left_out
+
+
+def read_record(path: Path | str, warn: bool = True) -> dict[str, Any]:
+    """Read one record, raising ``UserError`` (one line) if it is missing, not a regular file, larger than
+    ``MAX_RECORD_BYTES``, not JSON or not a record (``check_record``); a field no view can read is left out, with
+    one warning line on stderr when ``warn``."""
+    return _read_record(location(path), warn)[0]
+
+
+def _read_record(path: Path | Remote, warn: bool) -> tuple[dict[str, Any], int]:
+    try:
+        data = read_limited(path, MAX_RECORD_BYTES, "record")
+    except FileNotFoundError:
+        raise UserError(f"record {path} does not exist; check the path or list results/<experiment>/trials/") from None
+    try:
+        record = json.loads(data.decode("utf-8"), parse_int=_parse_int)
+    except UnicodeDecodeError as err:
+        raise UserError(f"cannot read record {path}: {_one_line(err)}") from None
+    except RecursionError:
+        raise UserError(f"record {path} is nested too deeply to read; delete it and re-run the trial") from None
+    except ValueError as err:  # JSONDecodeError, and an integer beyond a float (``_parse_int``)
+        raise UserError(f"record {path} is not valid JSON ({_one_line(err)[:200]}); delete it and re-run the "
+                        "trial") from None
+    left_out = check_record(record, path, data)
+    if left_out and warn:
+        print(f"warning: record {path}: left out {', '.join(left_out)}", file=sys.stderr)
+    return record, len(data)
 
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
-def load_records(root: Path | str) -> list[dict[str, Any]]:
-    """Every ``trials/*.json`` record anywhere under ``root``, sorted by path, each with ``_path``.
+def record_paths(root: Path | Remote, nested: bool = True) -> list[Path | Remote]:
+    """The record files of ``root``: every ``trials/*.json`` anywhere below it (``nested``: the records of every
+    experiment and study under a results folder), or only ``root/trials/*.json`` (an experiment's own), sorted."""
+    if nested:
+        paths = [p for p in root.rglob("*.json") if p.parent.name == "trials"]
+    elif is_remote(root):
+        paths = [p for p in (root / "trials").files() if p.parent == root / "trials" and p.name.endswith(".json")]
+    else:
+        paths = list((root / "trials").glob("*.json"))
+    return sorted(p for p in paths if not p.name.startswith(".") and p.is_file())
 
-    A corrupt or foreign file is skipped with a one-line warning on stderr: one bad file must not hide
-    every other result, but the user must hear about it.
+
+def load_records(root: Path | str, nested: bool = True) -> list[dict[str, Any]]:
+    """The records of ``record_paths(root, nested)``, sorted by path, each with ``_path``.
+
+    A file that cannot be read as a record is skipped with a one-line warning on stderr (a field of it that no view
+    can read: left out, one line): one bad file must not hide every other result, but the user must hear about it.
+    More than ``MAX_RECORDS`` record files, or more than ``MAX_TOTAL_BYTES`` of them, is one line: a view
+    never takes in an unbounded folder.
     """
     root = location(root)
     if not root.exists():
@@ -281,13 +505,21 @@ def load_records(root: Path | str) -> list[dict[str, Any]]:
                         "folder that holds <experiment>/trials/")
     if not root.is_dir():
         raise UserError(f"{root} is not a folder; pass the results folder that holds <experiment>/trials/")
-    records = []
-    for path in sorted(p for p in root.rglob("*.json") if p.parent.name == "trials" and p.is_file()):
+    paths = record_paths(root, nested)
+    if len(paths) > MAX_RECORDS:
+        raise UserError(f"{root} holds {len(paths)} record files, more than {MAX_RECORDS} record files a view reads; "
+                        "point it at a narrower folder (one study or experiment)")
+    records, total = [], 0
+    for path in paths:
         try:
-            record = read_record(path)
+            record, size = _read_record(path, warn=True)
         except UserError as err:
             print(f"warning: skipping {_one_line(err)}", file=sys.stderr)
             continue
+        total += size
+        if total > MAX_TOTAL_BYTES:
+            raise UserError(f"the records under {root} are more than {MAX_TOTAL_BYTES // 2**30} GiB together, the "
+                            "most a view reads; point it at a narrower folder (one study or experiment)")
         record["_path"] = str(path)
         records.append(record)
     return records

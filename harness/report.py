@@ -19,7 +19,9 @@ import html
 import json
 import math
 import os
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,14 @@ import pandas as pd
 
 from harness import __version__
 from harness.errors import UserError
-from harness.leaderboard import build_leaderboard, cell_text, variant_of
+from harness.leaderboard import build_leaderboard, cell_text, md_text, variant_of
 from harness.plots import PlotFile, write_plots
-from harness.records import atomic_write_many, load_records
+from harness.records import atomic_write_many, load_records, os_error_line, read_limited
 from harness.storage import Remote, is_remote, location, relative_parts, upload_tree
 from harness.study import STUDY_FILE
 
 REPORT_DIR = "report"
+MAX_TEXT_BYTES = 2**20  # an experiment's spec or the study file the report reads (a study file is at most 1 MB)
 # (column, header, decimals) of the statistics table, where the leaderboard has the column
 STAT_COLUMNS = [
     ("n_seeds", "seeds", 0), ("test_acc_mean", "test acc % mean", 2), ("test_acc_std", "std", 2),
@@ -87,34 +90,60 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     rule = "|" + "|".join("---" if k == 0 else "---:" for k in range(len(headers))) + "|"
-    lines = ["| " + " | ".join(headers) + " |", rule]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(md_text(h) for h in headers) + " |", rule]
+    lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _md_code(text: str, language: str = "") -> str:
+    """``text`` as a fenced code block whose fence no run of backticks in it can close."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}\n"
+
+
+def _read_text(path: Path | Remote, what: str) -> str | None:
+    """A small text file of the results folder (a spec, the study file), read at most ``MAX_TEXT_BYTES``; None, with
+    one warning line, when it cannot be read."""
+    try:
+        return read_limited(path, MAX_TEXT_BYTES, what).decode("utf-8")
+    except (UserError, OSError, UnicodeDecodeError) as err:
+        print(f"warning: {what} {path} left out: {' '.join(str(err).split())[:300]}", file=sys.stderr)
+        return None
 
 
 def _study_names(root: Path | Remote) -> dict[tuple[str, str], str]:
     """(method, variant) → the study's cell name, from the cells' experiment specs under ``root``."""
     names: dict[tuple[str, str], str] = {}
     for spec_path in root.rglob("experiment.json"):
+        text = _read_text(spec_path, "experiment spec")
         try:
-            spec = json.loads(spec_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            spec = json.loads(text) if text is not None else None
+        except (ValueError, RecursionError):
             continue
-        if isinstance(spec, dict) and spec.get("cell"):
+        if isinstance(spec, dict) and spec.get("cell") and isinstance(spec.get("overrides"), (dict, type(None))):
             names[(str(spec.get("method")), variant_of(spec))] = str(spec["cell"])
     return names
 
 
-def replace_plots(records: list[dict[str, Any]], folder: Path) -> list[PlotFile]:
+def replace_plots(records: list[dict[str, Any]], folder: Path, tables: dict[str, Any] | None = None) -> list[PlotFile]:
     """``write_plots`` into a fresh folder that then takes the place of ``folder``: a regenerated report keeps no
-    plot of an earlier one (a series renamed or gone), and a failure leaves the old plots whole."""
+    plot of an earlier one (a series renamed or gone), and a failure (a full disk) leaves the old plots whole and
+    no fresh folder behind."""
     fresh = folder.with_name(f".{folder.name}-new-{os.getpid()}")
     old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
     shutil.rmtree(fresh, ignore_errors=True)
-    plots = write_plots(records, fresh)
-    if folder.exists():
-        folder.rename(old)
-    fresh.rename(folder)
+    try:
+        plots = write_plots(records, fresh, tables)
+        if folder.exists():
+            folder.rename(old)
+        try:
+            fresh.rename(folder)
+        except BaseException:
+            if old.exists() and not folder.exists():
+                old.rename(folder)
+            raise
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
     return [dataclasses.replace(p, png=folder / p.png.name, csv=folder / p.csv.name) for p in plots]
 
@@ -128,11 +157,17 @@ def write_report(root: Path | Remote | str, baseline: str = "darts") -> dict[str
     if not records:
         raise UserError(f"no trial records under {root}; run an experiment or a study first")
     if not is_remote(root):
-        return _write_report(root, records, root / REPORT_DIR, baseline)
+        try:
+            return _write_report(root, records, root / REPORT_DIR, baseline)
+        except OSError as err:  # a full disk, a read-only folder: one line, and nothing half-written
+            raise UserError(os_error_line("write the report in", root / REPORT_DIR, err)) from None
     target = root / REPORT_DIR
-    with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp:
-        written = _write_report(root, records, Path(tmp), baseline)
-        upload_tree(Path(tmp), target)
+    try:
+        with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp:
+            written = _write_report(root, records, Path(tmp), baseline)
+            upload_tree(Path(tmp), target)
+    except OSError as err:
+        raise UserError(os_error_line("write the report for", target, err)) from None
 
     def moved(path: Path) -> Remote:
         return target / path.relative_to(tmp).as_posix()
@@ -144,13 +179,14 @@ def write_report(root: Path | Remote | str, baseline: str = "darts") -> dict[str
 def _write_report(root: Path | Remote, records: list[dict[str, Any]], out: Path, baseline: str) -> dict[str, Any]:
     """``write_report`` into the local folder ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    board = build_leaderboard(records, reference=True, baseline=baseline)
+    tables: dict[str, Any] = {}  # the benchmark tables, shared by the optimum rows and the plots
+    board = build_leaderboard(records, reference=True, baseline=baseline, tables=tables)
     names = _study_names(root)
     for record in records:  # the plots name a series as the tables do: by its study's name where it has one
         named = names.get((str(record.get("method")), variant_of(record)))
         if named:
             record["_label"] = named
-    plots = replace_plots(records, out / "plots")
+    plots = replace_plots(records, out / "plots", tables)
     csv_text = board.to_csv(index=False)
 
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -161,20 +197,20 @@ def _write_report(root: Path | Remote, records: list[dict[str, Any]], out: Path,
                   f"<b>{html.escape(baseline)}</b> (Wilcoxon signed-rank and paired t-test over the seeds both have, "
                   "Holm's correction over the methods of a group; effect size Cohen's d_z; 95 % intervals: "
                   "seeded percentile bootstrap of the mean).</p>"]
-    parts_md = [f"# {title}\n", f"Generated {generated} by nas-harness {__version__} from {len(records)} trial records "
-                f"under `{root}`. Baseline of the paired tests: **{baseline}**.\n"]
+    parts_md = [f"# {md_text(title)}\n", f"Generated {generated} by nas-harness {__version__} from {len(records)} "
+                f"trial records under {md_text(root)}. Baseline of the paired tests: **{md_text(baseline)}**.\n"]
     for key, group in board.groupby(["space", "dataset", "budget"], sort=True):
         name = _group_name(*key)
         headers, rows = _stats_rows(group, names)
         parts_html += [f"<h2>{html.escape(name)}</h2>", _html_table(headers, rows)]
-        parts_md += [f"## {name}\n", _md_table(headers, rows)]
+        parts_md += [f"## {md_text(name)}\n", _md_table(headers, rows)]
         for plot in [p for p in plots if p.group == name]:
             data = base64.b64encode(plot.png.read_bytes()).decode("ascii")
             rel_csv = plot.csv.relative_to(out).as_posix()
             parts_html.append(f"<figure><img alt='{html.escape(plot.title)}' src='data:image/png;base64,{data}'>"
                               f"<figcaption>{html.escape(plot.title)} (data: <code>{html.escape(rel_csv)}"
                               "</code>)</figcaption></figure>")
-            parts_md.append(f"![{plot.title}]({plot.png.relative_to(out).as_posix()}) (data: `{rel_csv}`)\n")
+            parts_md.append(f"![{md_text(plot.title)}]({plot.png.relative_to(out).as_posix()}) (data: `{rel_csv}`)\n")
     settings = sorted({(str(r.get("method")), variant_of(r), str(r.get("space")), str(r.get("dataset")),
                         str(r.get("budget")), str(r.get("config_hash"))) for r in records})
     setting_rows = [[names.get((m, v), m + (f" [{v}]" if v else "")), s, d, b, h] for m, v, s, d, b, h in settings]
@@ -183,12 +219,12 @@ def _write_report(root: Path | Remote, records: list[dict[str, Any]], out: Path,
     parts_html += ["<h2>Settings and devices</h2>", _html_table(setting_headers, setting_rows),
                    "<p>Devices: " + html.escape("; ".join(devices) or "not recorded") + "</p>"]
     parts_md += ["## Settings and devices\n", _md_table(setting_headers, setting_rows),
-                 "Devices: " + ("; ".join(devices) or "not recorded") + "\n"]
+                 "Devices: " + md_text("; ".join(devices) or "not recorded") + "\n"]
     study_file = root / STUDY_FILE
-    if study_file.is_file():
-        text = study_file.read_text(encoding="utf-8")
+    text = _read_text(study_file, "study file") if study_file.is_file() else None
+    if text is not None:
         parts_html += ["<h2>Study file</h2>", f"<pre>{html.escape(text)}</pre>"]
-        parts_md += ["## Study file\n", "```toml\n" + text.rstrip() + "\n```\n"]
+        parts_md += ["## Study file\n", _md_code(text, "toml")]
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             + "\n".join(parts_html) + "</body></html>\n")

@@ -39,15 +39,22 @@ def finite(values: Iterable[Any]) -> np.ndarray:
 
 def bootstrap_ci(x: np.ndarray, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """95 % percentile-bootstrap interval of the mean of ``x``; NaN below two values; the value itself when
-    every value is equal (no resample differs)."""
+    every value is equal (no resample differs).
+
+    The interval always holds ``x.mean()`` itself: the mean of equal values (or the resamples' means) can land
+    a rounding step past a bound (three seeds of 91.53 have the mean 91.53000000000002), and an error bar drawn
+    from it, mean − low or high − mean, must never be negative."""
     nan = float("nan")
     if x.size < 2:
         return nan, nan
+    mean = float(x.mean())
     if np.all(x == x[0]):
-        return float(x[0]), float(x[0])
-    res = scipy.stats.bootstrap((x,), np.mean, confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
-                                method="percentile", random_state=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+        low = high = float(x[0])
+    else:
+        res = scipy.stats.bootstrap((x,), np.mean, confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
+                                    method="percentile", random_state=np.random.default_rng(seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return min(low, mean), max(high, mean)
 
 
 def summary(values: Sequence[Any], seed: int = BOOTSTRAP_SEED) -> dict[str, float]:

@@ -276,3 +276,13 @@ def test_hetero_cell_graphs_are_two_tier_blocks():
         ("0", "c_{k}", "concat"), ("1", "c_{k}", "concat"), ("2", "c_{k}", "concat"), ("3", "c_{k}", "concat")]
     assert graphs["reduce"][8:12] == [("0'", "0", "identity"), ("1'", "1", "identity"), ("2'", "2", "sep_conv_3x3"),
                                       ("3'", "3", "dynamic_conv_5x5")]
+
+
+def test_long_names_make_file_names_a_file_system_takes(tmp_path):
+    """A method or dataset name of hundreds of characters (a record field) is cut in the plot's file name, which
+    keeps a hash of the whole so that two long names stay apart (issue 27)."""
+    records = [{**r, "method": f"{'m' * 300}{k}"} for k in range(2) for r in darts_records()]
+    files = write_plots(records, tmp_path)
+    names = [p.png.name for p in files]
+    assert names and all(len(name) <= 160 for name in names) and len(set(names)) == len(names)
+    assert all(p.png.is_file() and p.csv.is_file() for p in files)

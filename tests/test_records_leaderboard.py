@@ -705,7 +705,7 @@ def test_run_summary_unchanged(tmp_path):
     assert _lines((tmp_path / "exp" / "leaderboard.csv").read_text()) == GOLDEN["summary_csv"]
 
 
-def test_reference_rows_come_from_the_table_each_record_describes(tmp_path):
+def test_reference_rows_come_from_the_table_each_record_describes(tmp_path, capsys):
     """One optimum row per (space, dataset, budget) whose records name a benchmark table: that table (here the
     bundled one, by its recorded provenance) through the record's space; no row for a space without a benchmark
     or one that is not registered."""
@@ -728,8 +728,10 @@ def test_reference_rows_come_from_the_table_each_record_describes(tmp_path):
         f"benchmark_{c}_mean": v for c, v in optimum.items()}
     missing = make_record("darts", 0, 90.0, space="nb201",
                           benchmark_info={**info, "table": {"path": str(tmp_path / "gone.npz")}})
-    with pytest.raises(UserError, match="does not exist"):  # the recorded table, not silently the default
-        reference_rows([missing])
+    # the recorded table, not silently the default: not on this machine, so no row, said in one line (issue 27)
+    assert reference_rows([missing, missing]) == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err and "gone.npz" in err
 
 
 def test_nos_teacher_cost_is_beside_the_search_cost(capsys):
@@ -748,3 +750,195 @@ def test_nos_teacher_cost_is_beside_the_search_cost(capsys):
     shown = _shown(records[2])
     assert "teacher training time" in shown and "teacher device time" in shown
     assert "teacher from the cache" in shown and "false" in shown
+
+
+# --- one tolerant loader for every view (issue 27) ----------------------------------------------------------------
+def _raw(path: Path, text: str) -> Path:
+    """A record file written as given (a bad record cannot pass through ``write_record``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _with(**fields) -> str:
+    record = make_record(method="nos", seed=7)
+    record.update(fields)
+    return json.dumps(record)
+
+
+BAD_RECORDS = {  # a record no view can place: skipped by every view with one warning line
+    "nested 100,000 deep": _with()[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "nested past the limit": _with()[:-1] + ', "deep": ' + "[" * 200 + "]" * 200 + "}",
+    "a 5,001-digit number": _with()[:-1] + ', "test_acc": ' + "1" * 5001 + "}",
+    "a number beyond a float": _with()[:-1] + ', "test_acc": 1' + "0" * 400 + "}",
+    "a list as seed": _with(seed=[1]),
+    "a list of overrides": _with(overrides=["lr=0.1"]),
+    "a seed of true": _with(seed=True),
+    "a lone surrogate": _with()[:-1] + ', "method": "nos\\ud800"}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECORDS))
+def test_leaderboard_skips_a_bad_record_with_one_warning(tmp_path, capsys, case):
+    from harness.cli import main
+
+    write_record(tmp_path / "exp" / "trials" / "good.json", make_record("darts", 0, 91.0))
+    _raw(tmp_path / "exp" / "trials" / "bad.json", BAD_RECORDS[case])
+    assert main(["leaderboard", str(tmp_path), "--optimum"]) == 0
+    out, err = capsys.readouterr()
+    assert "leaderboard of" in out and "(1 records)" in out and "91.00" in out
+    assert err.count("\n") == 1 and err.startswith("warning: skipping record") and "bad.json" in err
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert list(board["method"]) == ["darts"]
+
+
+FIELD_CASES = {  # a field no view can read: the record stays, without that field, and one warning line names it
+    "split": {"split": {}},
+    "benchmark_info": {"benchmark_info": {"index": 3, "table": "default"}},
+    "test_acc": {"test_acc": "91"},
+    "history": {"history": [{"phase": ["search"], "epoch": 0}]},
+    "config_hash": {"config_hash": ["abc"]},
+}
+
+
+@pytest.mark.parametrize("field", sorted(FIELD_CASES))
+def test_show_and_leaderboard_leave_out_a_field_they_cannot_read(tmp_path, capsys, field):
+    from harness.cli import main
+
+    path = _raw(tmp_path / "exp" / "trials" / "r.json", _with(**FIELD_CASES[field]))
+    assert main(["show", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "method nos · space darts · dataset digits · budget smoke · seed 7" in out
+    assert err.count("\n") == 1 and err.startswith("warning: record") and f"left out {field}" in err
+    assert main(["leaderboard", str(tmp_path), "--optimum"]) == 0
+    out, err = capsys.readouterr()
+    assert "(1 records)" in out and err.count("\n") == 1 and field in err
+
+
+@pytest.mark.parametrize("case", ["nested 100,000 deep", "a 5,001-digit number", "a list as seed"])
+def test_show_of_a_bad_record_is_one_line(tmp_path, capsys, case):
+    from harness.cli import main
+
+    path = _raw(tmp_path / "bad.json", BAD_RECORDS[case])
+    assert main(["show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("harness: error: record") and "bad.json" in err
+
+
+def test_private_keys_of_a_file_are_not_taken(tmp_path):
+    """``_path`` and ``_label`` are the process's own annotations: a file cannot set them."""
+    path = _raw(tmp_path / "exp" / "trials" / "r.json", _with(_label="planted", _path="/elsewhere"))
+    (record,) = load_records(tmp_path)
+    assert record["_path"] == str(path) and "_label" not in record
+
+
+def test_show_refuses_what_is_not_a_regular_file(tmp_path, capsys):
+    import os
+
+    from harness.cli import main
+
+    fifo = tmp_path / "r.json"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    for target in ("/dev/zero", str(fifo)):
+        assert main(["show", target]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a regular file" in err and target in err
+
+
+def test_a_record_larger_than_the_limit_is_not_read(tmp_path, capsys):
+    from harness.cli import main
+    from harness.records import MAX_RECORD_BYTES
+
+    write_record(tmp_path / "exp" / "trials" / "good.json", make_record("darts", 0, 91.0))
+    big = tmp_path / "exp" / "trials" / "big.json"
+    with big.open("wb") as f:  # sparse: no disk is used
+        f.truncate(MAX_RECORD_BYTES + 1)
+    assert main(["show", str(big)]) == 2
+    assert "larger than" in capsys.readouterr().err
+    assert main(["leaderboard", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "(1 records)" in out and err.count("\n") == 1 and "larger than" in err and "big.json" in err
+
+
+def test_a_view_reads_at_most_max_records(tmp_path, capsys, monkeypatch):
+    import harness.records
+    from harness.cli import main
+
+    monkeypatch.setattr(harness.records, "MAX_RECORDS", 2)
+    for seed in range(3):
+        write_record(tmp_path / "exp" / "trials" / f"r{seed}.json", make_record("darts", seed))
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "more than 2 record files" in err
+    assert not (tmp_path / "leaderboard.csv").exists()
+
+
+def test_an_experiments_summary_takes_only_its_own_records(tmp_path):
+    """An experiment nested in another's folder, with the same setting, lends the outer one nothing."""
+    from harness.experiment import summarise
+
+    spec = {"out": str(tmp_path), "experiment": "exp", "config_hash": "abc123", "budget": "smoke",
+            "dataset": "digits", "seeds": [0, 1]}
+    for seed, acc in ((0, 90.0), (1, 92.0)):
+        write_record(tmp_path / "exp" / "trials" / f"darts-s{seed}.json", make_record("darts", seed, acc))
+    for seed, acc in ((0, 10.0), (5, 20.0)):  # newer than the outer seed 0, and a seed the outer has not
+        write_record(tmp_path / "exp" / "inner" / "trials" / f"darts-s{seed}.json",
+                     make_record("darts", seed, acc, finished_at="2026-01-01T00:00:00+00:00"))
+    console = Console(record=True, width=200)
+    assert summarise(spec, console, [], False) == 0
+    board = pd.read_csv(tmp_path / "exp" / "leaderboard.csv", dtype={"seeds": str})
+    assert list(board["seeds"]) == ["0,1"] and list(board["test_acc_mean"]) == [91.0]
+    assert "inner" not in console.export_text()
+
+
+# --- user strings are printed as they are (issue 27) -------------------------------------------------------------
+MARKUP = "[/bold] [old] :smile: [bold]x"
+
+
+def test_markup_in_records_and_paths_is_printed_as_it_is(tmp_path, capsys):
+    from harness.cli import main
+
+    root = tmp_path / "[old]"
+    path = root / "exp" / "trials" / "r.json"
+    write_record(path, make_record(method="nos", dataset=f"folder:/d/{MARKUP}", overrides={"lr": MARKUP},
+                                   history=[{"epoch": 0, "phase": MARKUP, MARKUP: 1.0}], device=MARKUP,
+                                   config={MARKUP: MARKUP}, **{MARKUP: 2.0}))
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(MARKUP) >= 6 and "😄" not in out
+    assert main(["leaderboard", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "[old]/leaderboard.csv" in out and "[old] :smile:" in out and "😄" not in out
+
+
+def test_a_dataset_source_is_printed_as_it_is(tmp_path, capsys, monkeypatch):
+    """The "data:" line names where the images came from: a path with markup is printed as it is."""
+    import dataclasses
+
+    import harness.experiment
+    from harness.cli import main
+
+    real = harness.experiment.load_dataset
+
+    def load(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), source=f"loaded from the cache /c/{MARKUP}/[/x]")
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.experiment, "load_dataset", load)
+    monkeypatch.setattr(harness.experiment, "estimate_seconds", stop)
+    assert main(["run", "--method", "darts", "--space", "darts", "--dataset", "digits", "--budget", "smoke",
+                 "--out", str(tmp_path), "--name", "x"]) == 130
+    assert f"data: digits loaded from the cache /c/{MARKUP}/[/x]" in capsys.readouterr().out
+
+
+def test_the_readme_states_the_loaders_limits():
+    """The limits a view reads records under are documented where users read them, with the code's values."""
+    from harness.records import MAX_NESTING, MAX_RECORD_BYTES, MAX_RECORDS, MAX_TOTAL_BYTES
+
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
+    for text in (f"at most {MAX_RECORD_BYTES // 2**20} MiB", f"nested at most {MAX_NESTING} levels",
+                 f"at most {MAX_RECORDS:,} record files and {MAX_TOTAL_BYTES // 2**30} GiB",
+                 "skipped with one warning line"):
+        assert text in readme, text

@@ -122,3 +122,71 @@ def test_series_take_their_study_names_and_a_new_report_keeps_no_old_plot(tmp_pa
     assert not [name for name in left if "gdas" in name]
     assert sorted(p.name for p in again["plots"]) == [n for n in left if n.endswith(".png")]
     assert [p.name for p in (tmp_path / "report").iterdir() if p.name.startswith(".")] == []
+
+
+# --- hardening (issue 27) -----------------------------------------------------------------------------------------
+def test_seeds_of_equal_values_give_a_report(tmp_path, capsys):
+    """Three seeds of one accuracy and one search time (NAS-Bench-201 seeds often derive the same cell): the mean
+    lands a rounding step beside the value, and the error bars are still drawn."""
+    records = [{"method": "darts", "space": "darts", "dataset": "digits", "budget": "smoke", "seed": seed,
+                "overrides": {}, "test_acc": 91.53, "search_seconds": 360.0} for seed in range(3)]
+    write_records(tmp_path, records)
+    assert main(["report", str(tmp_path)]) == 0
+    assert (tmp_path / "report" / "plots" / "darts-digits-smoke-accuracy_vs_cost.png").is_file()
+
+
+def test_a_benchmark_table_not_on_this_machine_leaves_out_what_needs_it(tmp_path, capsys):
+    """Results copied from another machine: the records name a table that is not here. The report is written
+    without the optimum row and the anytime plot, and says so in one line."""
+    records = nb201_records(load_table("default"))
+    for record in records:
+        record["benchmark_info"]["table"] = {**record["benchmark_info"]["table"], "path": "/elsewhere/t.nb201.npz"}
+    write_records(tmp_path, records)
+    assert main(["report", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning:") and "/elsewhere/t.nb201.npz" in err
+    plots = sorted(p.name for p in (tmp_path / "report" / "plots").glob("*.png"))
+    assert plots and not [p for p in plots if "anytime" in p]
+    board = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert "optimum" not in set(board["method"])
+
+
+def test_markup_math_and_html_in_names_are_shown_as_text(tmp_path, capsys):
+    """A method or variant name with a TeX formula, rich markup or HTML: the plots draw it as text (no math
+    parser), the console prints it as it is, and both pages escape it."""
+    name = "<script>alert(1)</script>$\\foo$[/bold]"
+    records = [{"method": name, "space": "darts", "dataset": "digits", "budget": "smoke", "seed": seed,
+                "overrides": {"x": "$\\bar$<b>|"}, "test_acc": 90.0 + seed, "search_seconds": 100.0 + seed,
+                "op_kendall_tau": 0.1 * seed, "device": "<img src=x onerror=alert(1)>"} for seed in range(2)]
+    root = tmp_path / "res [old] $x$"
+    write_records(root, records)
+    assert main(["report", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert str(root / "report" / "report.html") in out
+    markdown = (root / "report" / "report.md").read_text()
+    page = (root / "report" / "report.html").read_text()
+    for text in (markdown, page):
+        assert "<script>" not in text and "<img src=x" not in text and "<b>|" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in markdown
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_folder(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import matplotlib.figure
+
+    write_records(tmp_path, darts_records())
+    assert main(["report", str(tmp_path)]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "report" / "plots").iterdir()}
+    capsys.readouterr()
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and err.startswith("harness: error:")
+    assert [p.name for p in (tmp_path / "report").iterdir() if p.name.startswith(".")] == []
+    assert {p.name: p.read_bytes() for p in (tmp_path / "report" / "plots").iterdir()} == before

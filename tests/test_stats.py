@@ -242,3 +242,13 @@ def test_reference_rows_are_not_compared():
     a = df[df["method"] == "a"].iloc[0]  # d = 0, 1: the zero dropped, one positive difference left
     assert a.n_common_seeds == 2 and a.p_wilcoxon == pytest.approx(scipy.stats.wilcoxon([0.0, 1.0]).pvalue)
     assert a.p_holm == a.p_wilcoxon and a.p_beats_baseline == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("value", [0.1, 91.53, 88.1, 100.0 / 3])
+def test_the_interval_of_equal_values_holds_their_mean(value):
+    """The mean of equal values can land a rounding step beside the value: the interval holds the mean itself,
+    so an error bar (mean − low, high − mean) is never negative."""
+    stats = summary([value] * 3)
+    assert stats["ci_low"] <= stats["mean"] <= stats["ci_high"]
+    low, high = bootstrap_ci(np.array([value] * 3))
+    assert low <= float(np.array([value] * 3).mean()) <= high
