@@ -1041,9 +1041,10 @@ def write_study(study: Study, specs: list[dict[str, Any]], study_dir: Path | Rem
 
 def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path | Remote, console: Console,
                     errors: list[str], interrupted: bool) -> int:
-    """The study's leaderboard (every cell's records of its setting), written beside ``study.json``."""
-    hashes = {s["config_hash"] for s in specs}
-    records = [r for r in load_records(study_dir) if r.get("config_hash") in hashes]
+    """The study's leaderboard (every cell's own records of its setting, as ``summarise`` takes an experiment's:
+    nothing nested inside a cell's folder), written beside ``study.json``."""
+    records = [r for s in specs for r in load_records(exp_folder(s), nested=False)
+               if r.get("config_hash") == s["config_hash"]]
     if records:
         board = build_leaderboard(records)
         csv_path, _ = write_leaderboard(board, study_dir)

@@ -942,3 +942,23 @@ def test_the_readme_states_the_loaders_limits():
                  f"at most {MAX_RECORDS:,} record files and {MAX_TOTAL_BYTES // 2**30} GiB",
                  "skipped with one warning line"):
         assert text in readme, text
+
+
+def test_a_studys_summary_takes_only_its_cells_own_records(tmp_path):
+    """As an experiment's summary: an experiment nested inside a cell's folder lends the study nothing."""
+    from harness.experiment import summarise_study
+    from harness.study import Study
+
+    cells = tmp_path / "st" / "cells"
+    spec = {"out": str(cells), "experiment": "darts-nb201-digits-0123456789", "config_hash": "abc123",
+            "budget": "smoke", "dataset": "digits", "seeds": [0, 1]}
+    for seed, acc in ((0, 90.0), (1, 92.0)):
+        write_record(cells / spec["experiment"] / "trials" / f"darts-s{seed}.json", make_record("darts", seed, acc))
+    for seed, acc in ((0, 10.0), (5, 20.0)):
+        write_record(cells / spec["experiment"] / "inner" / "trials" / f"darts-s{seed}.json",
+                     make_record("darts", seed, acc, finished_at="2026-01-01T00:00:00+00:00"))
+    study = Study(name="st", budget="smoke", seeds=[0, 1], cells=[], text="")
+    console = Console(record=True, width=200)
+    assert summarise_study(study, [spec], tmp_path / "st", console, [], False) == 0
+    board = pd.read_csv(tmp_path / "st" / "leaderboard.csv", dtype={"seeds": str})
+    assert list(board["seeds"]) == ["0,1"] and list(board["test_acc_mean"]) == [91.0]
