@@ -8,6 +8,7 @@ half-written file that would silently drop a seed from a leaderboard.
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import json
 import math
@@ -51,9 +52,17 @@ def _slug(text: str) -> str:
     return text.lstrip(".") or "_"
 
 
+MAX_RECORD_STEM = 150  # characters of a record's name before ``-s<seed>.json``: file systems allow 255 bytes
+
+
 def record_filename(method: str, space: str, dataset: str, seed: int) -> str:
-    """``<method>-<space>-<dataset>-s<seed>.json`` with every part made safe for a file name."""
-    return f"{_slug(method)}-{_slug(space)}-{_slug(dataset)}-s{int(seed)}.json"
+    """``<method>-<space>-<dataset>-s<seed>.json`` with every part made safe for a file name. A name longer than
+    ``MAX_RECORD_STEM`` (a dataset folder of a long name) is cut and ends in a hash of the whole, so the record, its
+    checkpoint and its Ray Tune folder can be written; shorter names are as they always were."""
+    stem = f"{_slug(method)}-{_slug(space)}-{_slug(dataset)}"
+    if len(stem) > MAX_RECORD_STEM:
+        stem = f"{stem[:MAX_RECORD_STEM - 13]}-{hashlib.sha256(stem.encode()).hexdigest()[:12]}"
+    return f"{stem}-s{int(seed)}.json"
 
 
 # --- JSON ---------------------------------------------------------------------------------------
