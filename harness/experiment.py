@@ -45,7 +45,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness.checkpoints import load_checkpoint
-from harness.config import MAX_NAME, MAX_SEED, NAME_PATTERN, config_hash, parse_overrides, resolve
+from harness.config import (
+    MAX_NAME,
+    MAX_SEED,
+    MAX_SEEDS,
+    NAME_PATTERN,
+    check_count,
+    config_hash,
+    parse_overrides,
+    resolve,
+)
 from harness.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
@@ -122,6 +131,7 @@ def check_name(name: str) -> None:
 def check_seeds(seeds: list[int]) -> None:
     if not seeds:
         raise UserError("no seeds: give --seeds N (N ≥ 1) or --seed-list 0,1,2")
+    check_count("seeds of one experiment", len(seeds), MAX_SEEDS, "run the seeds as several experiments")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seed-list repeats a seed: {','.join(map(str, seeds))}")
     bad = [s for s in seeds if not 0 <= s <= MAX_SEED]

@@ -400,3 +400,80 @@ def test_a_port_that_answers_but_is_not_ray_is_refused_within_the_time_limit(mon
     finally:
         server.shutdown()
     assert "within 5 s" in one_line(exc_info) and elapsed < 20
+
+
+# --- counts: one documented limit per count (harness.config), the same through every entry point ------------
+def _study_file(path: Path, seeds: str, variants: int = 0) -> Path:
+    """A smoke study of random search on nb201 (``variants`` named copies of it as more cells)."""
+    names = ["random"] + [f"r{k}" for k in range(variants)]
+    path.write_text(f'budget = "smoke"\nseeds = {seeds}\ndatasets = ["digits"]\nspaces = ["nb201"]\n'
+                    f"methods = [{', '.join(repr(n).replace(chr(39), chr(34)) for n in names)}]\n"
+                    + ("[variants]\n" + "".join(f'r{k} = {{method = "random"}}\n' for k in range(variants))
+                       if variants else ""))
+    return path
+
+
+def _over_the_limit_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    from harness.config import MAX_CELLS, MAX_SEEDS, MAX_TRIALS
+
+    many = ",".join(map(str, range(MAX_SEEDS + 1)))
+    quick = ["--method", "random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"]
+    per_cell = MAX_TRIALS // MAX_SEEDS + 1  # cells that, at MAX_SEEDS seeds each, pass MAX_TRIALS
+    return {
+        "--seeds": (["run", *quick, "--seeds", str(MAX_SEEDS + 1)], "--seeds"),
+        "--seeds huge": (["run", *quick, "--seeds", "100000000000"], "--seeds"),
+        "--seed-list": (["run", *quick, "--seed-list", many], "--seed-list"),
+        "--method a,b with --seed-list": (["run", *quick[:1], "random,darts", *quick[2:], "--seed-list", many],
+                                          "--seed-list"),
+        "a study's seeds": (["study", "run", str(_study_file(tmp_path / "n.toml", str(MAX_SEEDS + 1)))], "seeds"),
+        "a study's seed list": (["study", "run", str(_study_file(tmp_path / "l.toml", f"[{many}]"))], "seeds"),
+        "a study's cells": (["study", "run", str(_study_file(tmp_path / "c.toml", "1", MAX_CELLS))], "cells"),
+        "a study's trials": (["study", "run", str(_study_file(tmp_path / "t.toml", str(MAX_SEEDS), per_cell))],
+                             "trials"),
+    }
+
+
+@pytest.mark.parametrize("case", ["--seeds", "--seeds huge", "--seed-list", "--method a,b with --seed-list",
+                                  "a study's seeds", "a study's seed list", "a study's cells", "a study's trials"])
+def test_every_count_has_one_limit_whatever_the_entry_point(case, tmp_path, capsys, monkeypatch):
+    """Above ``MAX_SEEDS`` seeds, ``MAX_CELLS`` cells or ``MAX_TRIALS`` trials: one line naming the limit, exit 2,
+    nothing written, before anything is measured (today's code went on to run them: measured here as a failure)."""
+    from harness import config, experiment
+
+    def accepted(*args, **kwargs):
+        raise AssertionError("the request was accepted")
+
+    monkeypatch.setattr(experiment, "estimate_seconds", accepted)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    argv, fragment = _over_the_limit_cases(tmp_path)[case]
+    out = tmp_path / "out"
+    start = time.monotonic()
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: ") and err.count("\n") == 1, err
+    limit = {"cells": config.MAX_CELLS, "trials": config.MAX_TRIALS}.get(fragment, config.MAX_SEEDS)
+    assert fragment in err and f"{limit:,}" in err, err
+    assert not out.exists() and time.monotonic() - start < 10
+
+
+def test_the_limits_are_documented():
+    from harness.config import MAX_CELLS, MAX_SEEDS, MAX_TRIALS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for limit, what in ((MAX_SEEDS, "seeds"), (MAX_CELLS, "cells"), (MAX_TRIALS, "trials")):
+        assert f"{limit:,} {what}" in readme, what
+
+
+def test_a_resume_cannot_pass_the_seed_limit(made, tmp_path, capsys, monkeypatch):
+    from harness.config import MAX_SEEDS
+
+    seeds = ",".join(map(str, range(MAX_SEEDS + 1)))
+    from harness import experiment
+
+    def accepted(*args, **kwargs):
+        raise AssertionError("the resume was accepted")
+
+    monkeypatch.setattr(experiment, "run_experiment", accepted)
+    assert main(["run", "--resume", "--name", "made", "--out", str(tmp_path), "--seed-list", seeds]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{MAX_SEEDS:,}" in err, err
