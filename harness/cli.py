@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness.config import MAX_SEEDS, check_count
 from harness.errors import UserError
-from harness.interrupts import handle_sigterm
+from harness.interrupts import handle_sigterm, interrupted
 from harness.storage import location
 
 # Ray reads these at import time: set them before anything imports ray. Ray Tune's own loggers stay on: every
@@ -366,13 +366,13 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for key, value in RAY_ENV.items():
-        os.environ.setdefault(key, value)
-    handle_sigterm()  # SIGTERM ends a command like Ctrl-C: one line, exit 130, a resume hint for a run
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard's columns
-        console = Console(width=160)
+    handle_sigterm()  # first: SIGTERM ends a command like Ctrl-C: one line, exit 130, a resume hint for a run
     try:
+        for key, value in RAY_ENV.items():
+            os.environ.setdefault(key, value)
+        console = Console()
+        if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard's columns
+            console = Console(width=160)
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args, console)
@@ -393,8 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("harness: interrupted", file=sys.stderr)
-        return 130
+        return interrupted()
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from harness.config import (
 from harness.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
-from harness.interrupts import handle_sigterm
+from harness.interrupts import sigterm_deferred
 from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
 from harness.metric_table import SUMMARY
 from harness.records import (
@@ -618,8 +618,9 @@ def connect_cluster(spec: dict[str, Any]) -> None:
     if not ray.is_initialized():
         _join_within_time_limit(spec["address"])
         try:
-            ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False,
-                     runtime_env=shipped_code() if spec.get("ship_code", True) else None)
+            with sigterm_deferred():
+                ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False,
+                         runtime_env=shipped_code() if spec.get("ship_code", True) else None)
         except Exception as exc:  # ConnectionError and Ray's own errors
             raise UserError(f"cannot reach the Ray cluster at '{spec['address']}' ({exc.__class__.__name__}); "
                             "start it with 'ray up' / 'ray start --head' or check --address") from None
@@ -635,8 +636,9 @@ def start_local_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(),
-                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        with sigterm_deferred():  # a SIGTERM meanwhile is a KeyboardInterrupt once Ray has started
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(),
+                     include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
 
 def run_experiment(spec: dict[str, Any], seeds: list[int], console: Console) -> int:
@@ -701,8 +703,10 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
     finished earlier. Returns the trials' errors (last lines) and whether the driver was interrupted."""
     global _SINK
     if not options["address"]:  # a cluster was joined by check_resources
-        start_local_ray()
-    handle_sigterm()  # ray.init installs its own
+        try:
+            start_local_ray()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while Ray started: the summary says how to resume
+            return [], True
     trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                         TimeElapsedColumn(), console=console, transient=False)

@@ -477,3 +477,44 @@ def test_a_resume_cannot_pass_the_seed_limit(made, tmp_path, capsys, monkeypatch
     assert main(["run", "--resume", "--name", "made", "--out", str(tmp_path), "--seed-list", seeds]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{MAX_SEEDS:,}" in err, err
+
+
+# --- SIGTERM from the driver's first line -------------------------------------------------------------------
+def _driver_with(prelude: str, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python -m harness ARGV`` in a fresh interpreter after ``prelude`` (which plants the signal at a chosen
+    point, so the test does not depend on timing)."""
+    code = f"import os, runpy, signal, sys\n{prelude}\nsys.argv = ['harness', *{argv!r}]\n" \
+           "runpy.run_module('harness', run_name='__main__', alter_sys=True)\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+def test_sigterm_before_the_arguments_are_parsed_is_a_clean_interruption():
+    """The signal arrives while ``python -m harness`` imports the CLI (before ``main``): today's code dies of it."""
+    prelude = ("class Stop:\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name == 'harness.cli':\n"
+               "            os.kill(os.getpid(), signal.SIGTERM)\n"
+               "sys.meta_path.insert(0, Stop())")
+    done = _driver_with(prelude, ["list"])
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert done.stderr == "harness: interrupted\n", done.stderr
+
+
+def test_sigterm_while_ray_starts_ends_with_the_resume_hint(tmp_path):
+    """The signal arrives inside ``ray.init`` (when it connects the driver, after Ray's own SIGTERM handler would
+    be in place): the driver ends as an interruption, exit 130 and the resume hint, not Ray's ``sys.exit(15)`` or
+    its crash dump."""
+    prelude = ("import ray._private.worker as worker\n"
+               "connect = worker.connect\n"
+               "def stopped(*args, **kwargs):\n"
+               "    os.kill(os.getpid(), signal.SIGTERM)\n"
+               "    return connect(*args, **kwargs)\n"
+               "worker.connect = stopped")
+    argv = ["run", "--method", "random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits",
+            "--out", str(tmp_path), "--name", "early", "--set", "rs_candidates=2", "--set", "train_limit=200"]
+    done = _driver_with(prelude, argv, timeout=120)  # about 9 s: imports 3, the plan 1, Ray's start and stop 5
+    assert done.returncode == 130, (done.returncode, done.stderr[-3000:])
+    assert "resume with: python -m harness run --resume --name early" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Fatal" not in done.stderr, done.stderr[-3000:]
+    assert json.loads((tmp_path / "early" / "experiment.json").read_text())["seeds"] == [0]
+    assert not (tmp_path / "early" / "trials").exists() or not list((tmp_path / "early" / "trials").iterdir())
