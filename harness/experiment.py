@@ -73,7 +73,15 @@ from harness.registry import check_pair, get_method, get_space
 from harness.storage import Remote, is_remote, location, uri
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
-from harness.trial import TRIAL_IDS, checkpoint_path, finished_record, job_text, pick_device, run_trial
+from harness.trial import (
+    DIVERGED,
+    TRIAL_IDS,
+    checkpoint_path,
+    finished_record,
+    job_text,
+    pick_device,
+    run_trial,
+)
 
 SPEC_FILE = "experiment.json"
 TUNE_DIR = "tune"
@@ -492,6 +500,7 @@ def job_label(spec: dict[str, Any], seed: int) -> str:
 
 
 def _trial_label(trial: Any) -> str:
+    """``job_label`` of a Ray Tune trial (or of a trial's result)."""
     job = json.loads(trial.config["job"])
     return job_label(job["spec"], int(job["seed"]))
 
@@ -531,7 +540,9 @@ class RichProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if _SINK is not None:
-            _SINK.update(_trial_label(trial), {"progress": 1.0}, status="finished")
+            diverged = (trial.last_result or {}).get(DIVERGED)
+            _SINK.update(_trial_label(trial), None if diverged else {"progress": 1.0},
+                         status="[red]diverged[/]" if diverged else "finished")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if _SINK is not None:
@@ -728,6 +739,8 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
             )
             grid = tuner.fit()
             errors = [str(e).strip().splitlines()[-1] for e in grid.errors] if grid.errors else []
+            # a diverged trial ends without an error (so that Ray Tune does not retry it): its last report says so
+            errors += [f"{_trial_label(r)}: {r.metrics[DIVERGED]}" for r in grid if (r.metrics or {}).get(DIVERGED)]
         except KeyboardInterrupt:
             interrupted = True
         finally:

@@ -518,3 +518,70 @@ def test_sigterm_while_ray_starts_ends_with_the_resume_hint(tmp_path):
     assert "Traceback" not in done.stderr and "Fatal" not in done.stderr, done.stderr[-3000:]
     assert json.loads((tmp_path / "early" / "experiment.json").read_text())["seeds"] == [0]
     assert not (tmp_path / "early" / "trials").exists() or not list((tmp_path / "early" / "trials").iterdir())
+
+
+# --- a diverged search: one line, no record, no retry -------------------------------------------------------
+AGNAS_DIVERGES = ["--method", "agnas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits",
+                  "--set", "w_lr=1e6"]  # NaN weights within the first epoch (AGNAS's scores were the first to tell)
+
+
+def _tiny_sets(method: str, space: str) -> list[str]:
+    """conftest's tiny trial as --set options, on enough images for every class in each half of the split."""
+    from conftest import TINY, tiny_overrides
+
+    sized = tiny_overrides(method, space, {**TINY, "train_limit": "200"})
+    return [arg for key, value in sized.items() for arg in ("--set", f"{key}={value}")]
+
+
+def test_a_diverged_search_is_one_line_and_leaves_no_record(tmp_path):
+    """In-process on the trial: a NaN loss ends it with ``Diverged`` naming the epoch, the loss and the fix, before
+    anything downstream trips over the NaN (today: "scores['cell'] contains NaN" from the derivation)."""
+    from harness.train import Diverged
+
+    sets = [s for s in _tiny_sets("agnas", "nb201") if s != "--set"] + ["w_lr=1e6"]
+    spec = build_spec(RunRequest(method="agnas", space="nb201", dataset="digits", budget="smoke", seeds=[0],
+                                 overrides=sets, out=tmp_path, name="div", cpus_per_trial=1, gpus_per_trial=0,
+                                 max_concurrent=None, max_failures=None, address=None, data_dir=None, resume=False))
+    reports = []
+    with pytest.raises(Diverged) as exc_info:
+        execute_trial(spec, 0, reports.append)
+    msg = one_line(exc_info)
+    assert msg.startswith("diverged at search epoch 1 of 2 (loss nan)") and "lower the learning rate" in msg, msg
+    assert "w_lr=1e+06" in msg, msg
+    assert not record_path(spec, 0).exists() and not checkpoint_path(spec, 0).exists()
+
+
+def test_the_shared_training_loop_stops_at_the_first_non_finite_loss():
+    """The final training (and a random search's candidates, NOS's teacher) go through ``train_epoch``: the step
+    whose loss is NaN or infinite ends it; the time estimate's steps do not check."""
+    from harness.train import Diverged, time_train_steps, train_epoch
+
+    net = torch.nn.Linear(3, 2)
+    torch.nn.init.constant_(net.weight, float("inf"))
+    batches = [(torch.ones(4, 3), torch.zeros(4, dtype=torch.long))] * 3
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(Diverged) as exc_info:
+        train_epoch(net, opt, batches, grad_clip=0.0)
+    assert one_line(exc_info).startswith("diverged (loss nan)")
+
+    class Limited(list):
+        limit_batches = 0
+
+    assert time_train_steps(net, opt, Limited(batches), grad_clip=0.0) >= 0  # timing only: no refusal
+
+
+def test_a_diverged_trial_is_not_retried_and_the_summary_says_so(ray_session, tmp_path, capsys):
+    """A real Ray run: the trial ends at once (never retried: Ray Tune's ``max_failures`` is for crashes), the driver
+    prints the one line and fails with the status of failed trials (1); no record, no checkpoint, no traceback."""
+    argv = [*AGNAS_DIVERGES, *_tiny_sets("agnas", "nb201"), "--max-failures", "2", "--out", str(tmp_path),
+            "--name", "div"]
+    assert main(["run", *argv]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 2, err
+    assert lines[0].startswith("trial error: seed 0: diverged at search epoch 1 of 2 (loss nan)"), err
+    assert "lower the learning rate" in lines[0] and lines[1].startswith("failed: 0 of 1 trials"), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "div" / "trials").exists() or not list((tmp_path / "div" / "trials").iterdir())
+    assert not list((tmp_path / "div").rglob("*.pt"))
+    assert not list((tmp_path / "div" / "tune").rglob("error.txt"))  # Ray Tune saw no failure to retry
