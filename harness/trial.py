@@ -24,6 +24,10 @@
 A trial whose valid record already exists with the same configuration hash reports it and returns: a
 resumed experiment never runs a finished seed twice. A record that is corrupt or of another setting does
 not count: the seed runs (again) and its new record replaces that file.
+
+A trial whose training diverges (``harness.train.Diverged``: a NaN or infinite loss or architecture parameter) ends at
+that step without a record or a checkpoint; ``run_trial`` reports the one line (``DIVERGED``) and returns, so that
+Ray Tune does not retry it (a retry diverges the same way), and the driver's summary prints it as a failed trial.
 """
 
 from __future__ import annotations
