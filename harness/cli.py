@@ -16,8 +16,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harness.config import MAX_SEEDS, check_count
 from harness.errors import UserError
-from harness.interrupts import handle_sigterm
+from harness.interrupts import handle_sigterm, interrupted
 from harness.storage import location
 
 # Ray reads these at import time: set them before anything imports ray. Ray Tune's own loggers stay on: every
@@ -32,13 +33,17 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
+SEEDS_FIX = "run the seeds as several experiments (--seed-list), or fewer"
+
+
 def _seed_list(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip() != ""]
     except ValueError:
-        raise UserError(f"--seed-list '{text}': expected comma-separated integers, e.g. 3,7") from None
+        raise UserError(f"--seed-list '{text[:100]}': expected comma-separated integers, e.g. 3,7") from None
     if not seeds:
         raise UserError("--seed-list is empty; expected comma-separated integers, e.g. 3,7")
+    check_count("--seed-list", len(seeds), MAX_SEEDS, SEEDS_FIX)
     return seeds
 
 
@@ -167,6 +172,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds must be at least 1 (got {args.seeds})")
+    if args.seeds is not None:  # before the list is made
+        check_count("--seeds", args.seeds, MAX_SEEDS, SEEDS_FIX)
     seeds = _seed_list(args.seed_list) if args.seed_list is not None else (
         list(range(args.seeds)) if args.seeds is not None else None)
     if args.method and "," in args.method:  # the shorthand of a one-space study (study_request checks --callback)
@@ -369,11 +376,11 @@ def make_console() -> Console:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for key, value in RAY_ENV.items():
-        os.environ.setdefault(key, value)
-    handle_sigterm()  # SIGTERM ends a command like Ctrl-C: one line, exit 130, a resume hint for a run
-    console = make_console()
+    handle_sigterm()  # first: SIGTERM ends a command like Ctrl-C: one line, exit 130, a resume hint for a run
     try:
+        for key, value in RAY_ENV.items():
+            os.environ.setdefault(key, value)
+        console = make_console()
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args, console)
@@ -394,8 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("harness: interrupted", file=sys.stderr)
-        return 130
+        return interrupted()
 
 
 if __name__ == "__main__":

@@ -333,6 +333,18 @@ def is_evaluation_key(name: str) -> bool:
 # What names and seeds may be, for an experiment (``--name``, ``--seeds``) and a study file alike.
 MAX_SEED = 2**32 - 1  # NumPy's seed range; torch and Python accept more
 MAX_NAME = 100
+# Counts, the same wherever they are given: a run or a study is one Ray Tune experiment whose driver holds every
+# trial's job in memory (200,000 seeds took 6 GB and minutes before the first trial), so each count is bounded.
+MAX_SEEDS = 1_000  # seeds of one experiment, or of each cell of a study (--seeds, --seed-list, a study's seeds)
+MAX_CELLS = 200  # cells of one study (datasets × spaces × methods and variants)
+MAX_TRIALS = 10_000  # trials of one study (its cells × its seeds)
+
+
+def check_count(what: str, count: int, limit: int, fix: str) -> None:
+    """Refuse ``count`` of ``what`` above ``limit`` (``MAX_SEEDS``, ``MAX_CELLS``, ``MAX_TRIALS``): one line that
+    names the limit and what to do (``fix``)."""
+    if count > limit:
+        raise UserError(f"{what}: {count:,} is more than the limit of {limit:,}; {fix}")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # a plain folder name
 
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal

@@ -30,12 +30,14 @@ folder is downloaded there by one trial, under a file lock in that folder, and r
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import pickle
 import shutil
+import stat
 import tempfile
 import time
 import warnings
@@ -459,23 +461,83 @@ def _read_cache(path: Path, name: str) -> Dataset | None:
 # --- folder:PATH ---------------------------------------------------------------------------------------
 
 def _class_files(split_dir: Path) -> dict[str, list[Path]]:
-    """The image files of every class folder of ``split_dir`` (recursively, following links, in sorted
-    order, as torchvision's ImageFolder walks them). Hidden files and folders and system files
-    (``Thumbs.db``, ``desktop.ini``) are skipped; every other file must be an image."""
-    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    """The image files of every class folder of ``split_dir`` (recursively, in sorted order, as torchvision's
+    ImageFolder walks them). Hidden files and folders and system files (``Thumbs.db``, ``desktop.ini``) are
+    skipped; every other file must be an image.
+
+    Links are followed, to a file or a folder, inside the dataset folder or outside it (as ImageFolder does), and
+    read as what they point to. Nothing but a regular file is ever opened: a FIFO (whose open would wait for a
+    writer for ever), a socket or a device is refused, and so are a broken link and a link loop (a link back to a
+    folder the walk is already in, which would make it endless) or a second path to a folder already walked
+    (its images would count twice), each in one line naming the path (``_stat_entry``, ``_walk_images``)."""
+    seen: dict[str, Path] = {os.path.realpath(split_dir): split_dir}  # every folder walked, by its real path
+    classes = []
+    for entry in sorted(split_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if stat.S_ISDIR(_stat_entry(entry).st_mode):  # files beside the class folders are not read
+            classes.append(entry.name)
     if not classes:
         raise UserError(f"'{split_dir}' has no class folders; put the images of each class in a subfolder "
                         "named after the class")
     files: dict[str, list[Path]] = {}
     for name in classes:
-        found = []
-        for folder, dirs, names in os.walk(split_dir / name, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            found += [Path(folder) / f for f in names if not f.startswith(".") and f not in _JUNK_FILES]
+        found = sorted(_walk_images(split_dir / name, seen, (os.path.realpath(split_dir),)))
         if not found:
             raise UserError(f"class folder '{split_dir / name}' has no images; add images or remove the folder")
-        files[name] = sorted(found)
+        files[name] = found
     return files
+
+
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _stat_entry(path: Path) -> os.stat_result:
+    """``os.stat`` of ``path`` through its links (nothing is opened); a broken link, a link loop the kernel finds
+    (``ELOOP``) or an unreadable entry is one line."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise UserError(f"'{path}' is a broken link (to '{os.readlink(path)}', which does not exist); remove it "
+                            "or point it at an image") from None
+        raise UserError(f"'{path}' vanished while the dataset folder was read; is something changing it?") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"'{path}' is a link loop (its links lead back to themselves); remove it") from None
+        raise UserError(f"cannot read '{path}' ({exc.strerror or exc.__class__.__name__})") from None
+
+
+def _walk_images(folder: Path, seen: dict[str, Path], above: tuple[str, ...]) -> list[Path]:
+    """The image files under ``folder``, whose ancestors' real paths are ``above``; ``seen`` maps the real path of
+    every folder walked so far (of this split) to the path it was reached by."""
+    real = os.path.realpath(folder)
+    if real in above:
+        raise UserError(f"'{folder}' is a link loop: it leads back to '{seen[real]}', a folder it lies in; "
+                        "remove the link")
+    if real in seen:
+        raise UserError(f"'{folder}' leads to the folder '{seen[real]}' a second time (through a link), so its "
+                        "images would count twice; remove the link")
+    seen[real] = folder
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise UserError(f"cannot read the folder '{folder}' ({exc.strerror or exc.__class__.__name__})") from None
+    found: list[Path] = []
+    for path in entries:
+        if path.name.startswith("."):
+            continue
+        mode = _stat_entry(path).st_mode
+        if stat.S_ISDIR(mode):
+            found += _walk_images(path, seen, (*above, real))
+        elif stat.S_ISREG(mode):
+            if path.name not in _JUNK_FILES:
+                found.append(path)
+        else:
+            kind = next((what for test, what in _NOT_REGULAR if test(mode)), "neither a regular file nor a folder")
+            raise UserError(f"'{path}' is {kind}, not an image file; remove it from the dataset folder")
+    return found
 
 
 def _decode_image(path: Path, image_size: int) -> np.ndarray:
@@ -484,13 +546,19 @@ def _decode_image(path: Path, image_size: int) -> np.ndarray:
     from PIL import Image
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL's palette-transparency and decompression-bomb warnings
-            with Image.open(path) as img:
-                rgb = img.convert("RGB")
+        # never blocks: a FIFO put in place of the file after the walk (``_class_files``) opens at once, and is refused
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise UserError(f"'{path}' is not a regular file, not an image file; remove it from the dataset folder")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PIL's palette-transparency and decompression-bomb warnings
+                with Image.open(fh) as img:
+                    rgb = img.convert("RGB")
         if rgb.size != (image_size, image_size):
             rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
         return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy()
+    except UserError:
+        raise
     except Exception as exc:  # PIL raises many classes for a bad file (UnidentifiedImageError, bombs, ...)
         raise UserError(f"cannot read image '{path}' ({exc.__class__.__name__}); remove or replace it") from None
 

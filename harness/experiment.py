@@ -46,11 +46,20 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.checkpoints import load_checkpoint
-from harness.config import MAX_NAME, MAX_SEED, NAME_PATTERN, config_hash, parse_overrides, resolve
+from harness.config import (
+    MAX_NAME,
+    MAX_SEED,
+    MAX_SEEDS,
+    NAME_PATTERN,
+    check_count,
+    config_hash,
+    parse_overrides,
+    resolve,
+)
 from harness.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
 from harness.errors import UserError
 from harness.evaluation import FinalTraining
-from harness.interrupts import handle_sigterm
+from harness.interrupts import sigterm_deferred
 from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
 from harness.metric_table import SUMMARY
 from harness.records import (
@@ -65,7 +74,15 @@ from harness.registry import check_pair, get_method, get_space
 from harness.storage import Remote, is_remote, location, uri
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
-from harness.trial import TRIAL_IDS, checkpoint_path, finished_record, job_text, pick_device, run_trial
+from harness.trial import (
+    DIVERGED,
+    TRIAL_IDS,
+    checkpoint_path,
+    finished_record,
+    job_text,
+    pick_device,
+    run_trial,
+)
 
 SPEC_FILE = "experiment.json"
 TUNE_DIR = "tune"
@@ -123,6 +140,7 @@ def check_name(name: str) -> None:
 def check_seeds(seeds: list[int]) -> None:
     if not seeds:
         raise UserError("no seeds: give --seeds N (N ≥ 1) or --seed-list 0,1,2")
+    check_count("seeds of one experiment", len(seeds), MAX_SEEDS, "run the seeds as several experiments")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seed-list repeats a seed: {','.join(map(str, seeds))}")
     bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
@@ -494,6 +512,7 @@ def job_label(spec: dict[str, Any], seed: int) -> str:
 
 
 def _trial_label(trial: Any) -> str:
+    """``job_label`` of a Ray Tune trial (or of a trial's result)."""
     job = json.loads(trial.config["job"])
     return job_label(job["spec"], int(job["seed"]))
 
@@ -533,7 +552,9 @@ class RichProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if _SINK is not None:
-            _SINK.update(_trial_label(trial), {"progress": 1.0}, status="finished")
+            diverged = (trial.last_result or {}).get(DIVERGED)
+            _SINK.update(_trial_label(trial), None if diverged else {"progress": 1.0},
+                         status="[red]diverged[/]" if diverged else "finished")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if _SINK is not None:
@@ -620,8 +641,9 @@ def connect_cluster(spec: dict[str, Any]) -> None:
     if not ray.is_initialized():
         _join_within_time_limit(spec["address"])
         try:
-            ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False,
-                     runtime_env=shipped_code() if spec.get("ship_code", True) else None)
+            with sigterm_deferred():
+                ray.init(address=spec["address"], logging_level="ERROR", log_to_driver=False,
+                         runtime_env=shipped_code() if spec.get("ship_code", True) else None)
         except Exception as exc:  # ConnectionError and Ray's own errors
             raise UserError(f"cannot reach the Ray cluster at '{spec['address']}' ({exc.__class__.__name__}); "
                             "start it with 'ray up' / 'ray start --head' or check --address") from None
@@ -637,8 +659,9 @@ def start_local_ray() -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(),
-                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        with sigterm_deferred():  # a SIGTERM meanwhile is a KeyboardInterrupt once Ray has started
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=torch.cuda.device_count(),
+                     include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
 
 def run_experiment(spec: dict[str, Any], seeds: list[int], console: Console) -> int:
@@ -703,8 +726,10 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
     finished earlier. Returns the trials' errors (last lines) and whether the driver was interrupted."""
     global _SINK
     if not options["address"]:  # a cluster was joined by check_resources
-        start_local_ray()
-    handle_sigterm()  # ray.init installs its own
+        try:
+            start_local_ray()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while Ray started: the summary says how to resume
+            return [], True
     trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(),  # a label names a dataset
                         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=False)
@@ -726,6 +751,8 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
             )
             grid = tuner.fit()
             errors = [str(e).strip().splitlines()[-1] for e in grid.errors] if grid.errors else []
+            # a diverged trial ends without an error (so that Ray Tune does not retry it): its last report says so
+            errors += [f"{_trial_label(r)}: {r.metrics[DIVERGED]}" for r in grid if (r.metrics or {}).get(DIVERGED)]
         except KeyboardInterrupt:
             interrupted = True
         finally:

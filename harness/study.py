@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import BUDGETS, MAX_NAME, MAX_SEED, NAME_PATTERN
+from harness.config import BUDGETS, MAX_CELLS, MAX_NAME, MAX_SEED, MAX_SEEDS, MAX_TRIALS, NAME_PATTERN, check_count
 from harness.errors import UserError
 from harness.registry import all_methods, all_spaces, check_pair
 
@@ -48,7 +48,6 @@ STUDY_SPEC = "study.json"  # the resolved study: every cell's spec
 CELLS_DIR = "cells"
 KEYS = {"name", "budget", "seeds", "datasets", "spaces", "methods", "variants", "space_methods"}
 VARIANT_KEYS = {"method", "set"}
-MAX_SEEDS = 10_000
 MAX_STUDY_BYTES = 1_000_000  # a study file is a page of TOML; more is a mistake (and tomllib reads it all at once)
 FOLDER_TEXT = 60  # the readable part of a cell's folder name, in characters
 
@@ -106,11 +105,14 @@ def _strings(where: str, key: str, value: Any, allow_empty: bool = False) -> lis
 
 
 def _seeds(where: str, value: Any) -> list[int]:
+    """The study's seeds: a number of seeds or a list, at most ``MAX_SEEDS`` of them (as ``run``'s)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        if not 1 <= value <= MAX_SEEDS:
-            raise _refuse(where, f"seeds = {value}: give a number of seeds in 1..{MAX_SEEDS} or a list of seeds")
+        if value < 1:
+            raise _refuse(where, f"seeds = {value}: give a number of seeds in 1..{MAX_SEEDS:,} or a list of seeds")
+        check_count(f"{where}: seeds", value, MAX_SEEDS, "split the seeds over several studies")
         return list(range(value))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        check_count(f"{where}: seeds", len(value), MAX_SEEDS, "split the seeds over several studies")
         if len(set(value)) != len(value):
             raise _refuse(where, f"'seeds' repeats a seed: {value}")
         if not all(0 <= s <= MAX_SEED for s in value):
@@ -209,6 +211,9 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
     folders = [c.folder for c in cells]
     if len(set(folders)) != len(folders):  # a hash collision of two cells of one study: never seen, but refused
         raise _refuse(where, f"two cells would share the folder '{next(f for f in folders if folders.count(f) > 1)}'")
+    check_count(f"{where}: cells", len(cells), MAX_CELLS, "split the comparison over several studies")
+    check_count(f"{where}: trials (cells × seeds)", len(cells) * len(seeds), MAX_TRIALS,
+                "split the comparison over several studies, or run fewer seeds")
     return Study(name=name, budget=budget, seeds=seeds, cells=cells, text=text)
 
 

@@ -28,6 +28,32 @@ if TYPE_CHECKING:
     from harness.data import Batches
 
 
+class Diverged(Exception):
+    """A training loss turned NaN or infinite: the learning rate is too high for this setting. Not a crash: a retry
+    from the last checkpoint diverges the same way, so a trial ends on it at once, without a record and without
+    Ray Tune's retries (``harness.trial.run_trial``), as one line: ``diverged at <where> (loss nan): lower the
+    learning rate (<key>=<value>)``."""
+
+    def __init__(self, value: float, what: str = "loss", where: str = "", hint: str = ""):
+        self.value, self.what = value, what
+        super().__init__(f"diverged{' at ' + where if where else ''} ({what} {value:g}): lower the learning rate"
+                         + (f" ({hint})" if hint else ""))
+
+
+def check_finite(*values: float | torch.Tensor | None, what: str = "loss") -> None:
+    """Raise ``Diverged`` at the first value (a loss, or a tensor such as the architecture parameters) that is or holds
+    NaN or infinity (None: no such value). The shared training loops call it on every step (here, and
+    ``SearchMethod.check_step``) and on the validation loss, so a diverged run stops before anything downstream (a
+    derivation, a sampler) trips over NaN weights."""
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            bad = value.detach()[~torch.isfinite(value.detach())]
+            if bad.numel():
+                raise Diverged(float(bad.flatten()[0]), what)
+        elif value is not None and not math.isfinite(value):
+            raise Diverged(value, what)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels.
 
@@ -211,8 +237,9 @@ def measure(model: nn.Module, batches: Iterable) -> tuple[float, float]:
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, grad_clip: float,
-                auxiliary_weight: float = 0.0) -> tuple[float, float]:
-    """One epoch of plain supervised training; returns mean loss and accuracy (percent)."""
+                auxiliary_weight: float = 0.0, finite: bool = True) -> tuple[float, float]:
+    """One epoch of plain supervised training; returns mean loss and accuracy (percent). ``finite``: a step whose loss
+    is NaN or infinite raises ``Diverged`` (``check_finite``)."""
     model.train()
     loss_sum, correct, count = 0.0, 0, 0
     for x, y in batches:
@@ -226,7 +253,10 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ite
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
-        loss_sum += loss.item() * len(y)
+        step_loss = loss.item()
+        if finite:
+            check_finite(step_loss)
+        loss_sum += step_loss * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
     return loss_sum / max(1, count), 100.0 * correct / max(1, count)
@@ -236,8 +266,8 @@ def time_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches
                      auxiliary_weight: float = 0.0, steps: int = 1) -> float:
     """Seconds per training step after one untimed warm-up step, for time estimates (it trains ``model``)."""
     batches.limit_batches = 1
-    train_epoch(model, optimizer, batches, grad_clip, auxiliary_weight)
+    train_epoch(model, optimizer, batches, grad_clip, auxiliary_weight, finite=False)
     batches.limit_batches = steps
     start = time.perf_counter()
-    train_epoch(model, optimizer, batches, grad_clip, auxiliary_weight)
+    train_epoch(model, optimizer, batches, grad_clip, auxiliary_weight, finite=False)
     return (time.perf_counter() - start) / steps

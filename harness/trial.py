@@ -24,6 +24,10 @@
 A trial whose valid record already exists with the same configuration hash reports it and returns: a
 resumed experiment never runs a finished seed twice. A record that is corrupt or of another setting does
 not count: the seed runs (again) and its new record replaces that file.
+
+A trial whose training diverges (``harness.train.Diverged``: a NaN or infinite loss or architecture parameter) ends at
+that step without a record or a checkpoint; ``run_trial`` reports the one line (``DIVERGED``) and returns, so that
+Ray Tune does not retry it (a retry diverges the same way), and the driver's summary prints it as a failed trial.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import datetime as dt
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +64,16 @@ from harness.records import json_safe, read_record, record_filename, write_recor
 from harness.registry import get_method, get_space
 from harness.stats import is_number
 from harness.storage import Remote, location
-from harness.train import configure_backends, memory_format, rng_state, seed_everything, set_rng_state, to_device
+from harness.train import (
+    Diverged,
+    check_finite,
+    configure_backends,
+    memory_format,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    to_device,
+)
 
 EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
 
@@ -151,11 +165,30 @@ def run_trial(params: dict[str, Any]) -> None:
         else:
             tune.report({**ids, **dict.fromkeys(SUMMARY_KEYS), **metrics})
 
-    record = execute_trial(spec, seed, report)
+    try:
+        record = execute_trial(spec, seed, report)
+    except Diverged as exc:  # not a crash: the trial ends without a record and without Ray Tune's retries
+        tune.report({**ids, **dict.fromkeys(SUMMARY_KEYS), "phase": "diverged", DIVERGED: str(exc)})
+        return
     tune.report({**ids, **dict.fromkeys(SUMMARY_KEYS), **record_figures(json_safe(record)), **last})
 
 
 Reporter = Callable[[dict[str, Any]], None]
+DIVERGED = "diverged"  # the key of a diverged trial's last report: its one line, for the driver's summary
+
+
+@contextmanager
+def diverging(spec: dict[str, Any], seed: int, where: str, lr_keys: tuple[str, ...]) -> Iterator[None]:
+    """A ``Diverged`` inside names ``where`` (the phase's epoch) and the learning rates to lower (those of
+    ``lr_keys`` the configuration has), and the trial's checkpoint goes: a retry or a resume from it diverges the same
+    way (a resume keeps the configuration)."""
+    try:
+        yield
+    except Diverged as exc:
+        checkpoint_path(spec, seed).unlink(missing_ok=True)
+        rates = ", ".join(f"{key}={spec['config'][key]:g}" for key in lr_keys if key in spec["config"])
+        raise Diverged(exc.value, exc.what, where, rates) from None
+
 
 
 def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str, Any]:
@@ -200,7 +233,9 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
     while state["phase"] == "search" and state["epoch"] < search_epochs:
         epoch, start = state["epoch"], time.perf_counter()
         teacher_before = getattr(method, "teacher_obtain_seconds", 0.0)
-        metrics = method.train_epoch(epoch, data)
+        with diverging(spec, seed, f"search epoch {epoch + 1} of {search_epochs}", ("w_lr", "arch_lr")):
+            metrics = method.train_epoch(epoch, data)
+            check_finite(metrics.get("train_loss"), metrics.get("val_loss"))  # a method with a loop of its own
         # the seconds the epoch spent obtaining a teacher (NOS) are not search: the record states the teacher's
         # cost beside it (teacher_seconds, teacher_device_hours), the same for a cold and a warm cache
         teacher = getattr(method, "teacher_obtain_seconds", 0.0) - teacher_before
@@ -248,7 +283,8 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
         set_rng_state(saved_rng)
     while state["epoch"] < final.epochs:
         epoch, start = state["epoch"], time.perf_counter()
-        metrics = final.train_epoch(epoch)
+        with diverging(spec, seed, f"evaluation epoch {epoch + 1} of {final.epochs}", ("eval_lr",)):
+            metrics = final.train_epoch(epoch)
         seconds = time.perf_counter() - start
         state["eval_seconds"] += seconds
         state["history"].append({"phase": "eval", "epoch": epoch, **metrics, "seconds": seconds})

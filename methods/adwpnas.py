@@ -93,7 +93,7 @@ from harness.correlation import discrete_accuracies, genotype_edges
 from harness.data import DataInfo, SearchData
 from harness.errors import UserError
 from harness.registry import register_method
-from harness.train import arch_adam, cosine_lr, set_lr, sgd, to_device
+from harness.train import arch_adam, check_finite, cosine_lr, set_lr, sgd, to_device
 from methods.base import ArchState, SearchMethod
 from methods.darts import Darts
 from spaces.base import EdgeId, SearchSpace, group_means
@@ -405,9 +405,11 @@ class Adwpnas(SearchMethod):
             loss_sum, correct, count = 0.0, 0.0, 0
             for weight_batch, arch_batch in self.step_batches(epoch, data):
                 stats = self.train_step(weight_batch, arch_batch, epoch)
+                self.check_step(stats)
                 loss_sum, correct, count = loss_sum + stats["loss"] * stats["n"], correct + stats["correct"], \
                     count + stats["n"]
             val_loss, val_acc = self.validate(data)
+            check_finite(val_loss)
             metrics = {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count, "val_loss": val_loss,
                        "val_acc": val_acc, "lr": self.w_opt.param_groups[0]["lr"],
                        "genotype": self.space.to_str(self.derive())}

@@ -58,7 +58,8 @@ the importance margins), label smoothing 0.1 (``w_label_smoothing``), every grad
 (``grad_clip_mode=value``), batch 512 at the ``paper`` budget; ``smoke`` and ``small`` set one batch size for
 every method (128, 64), and the rates, the code's for 512 images (``w_lr_batch``), then scale by batch / 512
 (the linear scaling rule: at 64 the code's 0.25 becomes 0.031; unscaled, the small budget's supernet ended
-at 15.7 % validation accuracy on digits, against 95.7 % scaled). Remaining differences from the macro code: the learning rate changes per epoch, not per step;
+at 15.7 % validation accuracy on digits, against 95.7 % scaled). Remaining differences from the macro code: the
+learning rate changes per epoch, not per step;
 the weights train on the weight half of the shared split for the shared number of search epochs (50, the
 paper's; the code: 120 epochs on its whole ImageNet subset); BatchNorm is the space's (momentum 0.1, eps 1e-3;
 the code's PyTorch defaults) and the widths the space's size setting (the code: the ProxylessNAS-GPU widths).

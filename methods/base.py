@@ -24,7 +24,7 @@ from torch import nn
 from harness.config import Key
 from harness.correlation import log_normalised
 from harness.data import DataInfo, SearchData
-from harness.train import cosine_lr, evaluate, set_lr
+from harness.train import check_finite, cosine_lr, evaluate, set_lr
 from spaces.base import SearchSpace
 
 
@@ -102,12 +102,20 @@ class SearchMethod:
         loss_sum, correct, count = 0.0, 0.0, 0
         for weight_batch, arch_batch in self.step_batches(epoch, data):
             stats = self.train_step(weight_batch, arch_batch, epoch)
+            self.check_step(stats)
             n = len(weight_batch[1])
             loss_sum, correct, count = loss_sum + stats["loss"] * n, correct + stats["correct"], count + n
         val_loss, val_acc = self.validate(data)
+        check_finite(val_loss)
         return {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count, "val_loss": val_loss,
                 "val_acc": val_acc, "lr": self.w_opt.param_groups[0]["lr"],
                 "genotype": self.space.to_str(self.derive())}
+
+    def check_step(self, stats: dict[str, Any]) -> None:
+        """``Diverged`` when the step's loss or an architecture parameter is NaN or infinite (``check_finite``): a
+        diverged search ends at the step, not later in a sampler or the derivation."""
+        check_finite(stats["loss"])
+        check_finite(*self.arch.params.values(), what="architecture parameters")
 
     def weight_lr(self, epoch: int) -> float:
         """The weight learning rate of ``epoch``: the shared cosine from ``w_lr`` to ``w_lr_min`` over the search

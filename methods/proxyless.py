@@ -20,7 +20,8 @@ candidates works unchanged.
   ``w_lr_min`` 0 (cosine over the joint epochs alone). Those rates belong to the batch of 256
   (``w_lr_batch``): the ``smoke`` and ``small`` budgets set 128 and 64 for every method, and the rates then
   scale by batch / 256 (the linear scaling rule), so an image moves the weights as much as in the code. The
-  code steps the learning rate every batch; here it is set once per epoch, as for every method. On ``darts`` and ``nb201``, where ProxylessNAS has no reference code, the space's shared search
+  code steps the learning rate every batch; here it is set once per epoch, as for every method. On ``darts`` and
+  ``nb201``, where ProxylessNAS has no reference code, the space's shared search
   protocol (``warmup_lr`` 0: one cosine over all epochs).
 - **Architecture step** (on the architecture-half batch of every ``arch_every``-th weight step of an epoch,
   from epoch ``warmup_epochs`` + 1 on — the code skips the first joint epoch —, network in train mode):

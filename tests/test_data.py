@@ -257,7 +257,7 @@ print(len(ds.train_y), len(ds.test_y), int(ds.train_x.float().mean()))
     procs = [subprocess.Popen([sys.executable, "-c", script, str(root), str(counter), str(ready), str(k)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
     outs = [proc.communicate(timeout=120) for proc in procs]
-    for proc, (out, err) in zip(procs, outs):
+    for proc, (_out, err) in zip(procs, outs):
         assert proc.returncode == 0, err
     assert [out.split() for out, _ in outs] == [["10", "2", "2"]] * 2
     assert counter.read_text().splitlines() == ["cifar10"]  # one download

@@ -4,6 +4,8 @@ cache, and a DARTS search on a class-sorted ImageFolder through the CLI that mea
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from collections import Counter
 from pathlib import Path
@@ -324,3 +326,84 @@ def test_darts_search_on_a_class_sorted_folder(digits_folder, tmp_path, monkeypa
     weights = record["split"]["weights"]
     assert (f"search split: 719 weight / 719 architecture / 359 test images; per class {min(weights)}–{max(weights)} "
             "/") in shown
+
+
+# --- special files: never opened, refused in one line (exit 2), and the walk always ends --------------------
+
+def _fifo(root: Path) -> str:
+    os.mkfifo(root / "train" / "cat" / "f.png")  # opening it for reading would wait for a writer for ever
+    return "f.png"
+
+
+def _socket(root: Path) -> str:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(root / "train" / "cat" / "s.png"))
+    return "s.png"
+
+
+def _two_loops(root: Path) -> str:
+    os.symlink(".", root / "train" / "cat" / "l")  # two links to their own folder: 2^depth paths
+    os.symlink(".", root / "train" / "cat" / "m")
+    return "link loop"
+
+
+def _up(root: Path) -> str:
+    os.symlink("..", root / "train" / "cat" / "up")  # back to train/, which holds cat/ again
+    return "link loop"
+
+
+def _self_link(root: Path) -> str:
+    os.symlink("me.png", root / "train" / "cat" / "me.png")  # ELOOP on every stat
+    return "me.png"
+
+
+def _dangling(root: Path) -> str:
+    os.symlink("gone.png", root / "train" / "dog" / "d.png")
+    return "d.png"
+
+
+def _dangling_class(root: Path) -> str:
+    os.symlink("nowhere", root / "test" / "emu")
+    return "emu"
+
+
+SPECIAL = {"fifo": (_fifo, "FIFO"), "socket": (_socket, "socket"), "two self links": (_two_loops, "loop"),
+           "link to the parent": (_up, "loop"), "link to itself": (_self_link, "loop"),
+           "dangling link": (_dangling, "broken link"), "dangling class link": (_dangling_class, "broken link")}
+
+
+@pytest.mark.parametrize("case", sorted(SPECIAL))
+def test_special_files_and_link_loops_are_refused_in_one_line(case, tmp_path, capsys, monkeypatch):
+    """The walk runs in a thread with a time limit, so a hang or an endless walk fails the test instead of
+    stopping the suite."""
+    from harness import experiment
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+
+    def accepted(*args):
+        raise AssertionError("the folder was accepted")
+
+    monkeypatch.setattr(experiment, "estimate_seconds", accepted)  # never a run, whatever the walk decides
+    root = _two_class_tree(tmp_path / "special")
+    make, kind = SPECIAL[case]
+    name = make(root)
+    result: dict[str, str] = {}
+    worker = threading.Thread(target=lambda: result.update(err=_refused(tmp_path, capsys, root)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), f"the walk of a folder with a {case} did not end in 30 s"
+    assert "err" in result, "the refusal was not one line and exit 2 (see the assertion above)"
+    assert name in result["err"] and kind in result["err"], result["err"]
+    assert not list((tmp_path / "cache").rglob("*.pt"))
+
+
+def test_links_to_files_and_folders_inside_are_followed(tmp_path, cache):
+    """A link to an image or to a folder of images is read as what it points to (as ImageFolder does); only
+    loops, broken links and files that are not regular are refused."""
+    root = _two_class_tree(tmp_path / "links")
+    os.symlink(root / "train" / "dog" / "0.png", root / "train" / "cat" / "linked.png")
+    extra = tmp_path / "extra"
+    _png(extra / "x.png", (6, 6), (200, 0, 0))
+    os.symlink(extra, root / "train" / "cat" / "more")
+    ds = load_dataset(f"folder:{root}", image_size=8, cache_dir=cache)
+    assert len(ds.train_y) == 6 and ds.train_y.tolist().count(0) == 4

@@ -400,3 +400,188 @@ def test_a_port_that_answers_but_is_not_ray_is_refused_within_the_time_limit(mon
     finally:
         server.shutdown()
     assert "within 5 s" in one_line(exc_info) and elapsed < 20
+
+
+# --- counts: one documented limit per count (harness.config), the same through every entry point ------------
+def _study_file(path: Path, seeds: str, variants: int = 0) -> Path:
+    """A smoke study of random search on nb201 (``variants`` named copies of it as more cells)."""
+    names = ["random"] + [f"r{k}" for k in range(variants)]
+    path.write_text(f'budget = "smoke"\nseeds = {seeds}\ndatasets = ["digits"]\nspaces = ["nb201"]\n'
+                    f"methods = [{', '.join(repr(n).replace(chr(39), chr(34)) for n in names)}]\n"
+                    + ("[variants]\n" + "".join(f'r{k} = {{method = "random"}}\n' for k in range(variants))
+                       if variants else ""))
+    return path
+
+
+def _over_the_limit_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    from harness.config import MAX_CELLS, MAX_SEEDS, MAX_TRIALS
+
+    many = ",".join(map(str, range(MAX_SEEDS + 1)))
+    quick = ["--method", "random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"]
+    per_cell = MAX_TRIALS // MAX_SEEDS + 1  # cells that, at MAX_SEEDS seeds each, pass MAX_TRIALS
+    return {
+        "--seeds": (["run", *quick, "--seeds", str(MAX_SEEDS + 1)], "--seeds"),
+        "--seeds huge": (["run", *quick, "--seeds", "100000000000"], "--seeds"),
+        "--seed-list": (["run", *quick, "--seed-list", many], "--seed-list"),
+        "--method a,b with --seed-list": (["run", *quick[:1], "random,darts", *quick[2:], "--seed-list", many],
+                                          "--seed-list"),
+        "a study's seeds": (["study", "run", str(_study_file(tmp_path / "n.toml", str(MAX_SEEDS + 1)))], "seeds"),
+        "a study's seed list": (["study", "run", str(_study_file(tmp_path / "l.toml", f"[{many}]"))], "seeds"),
+        "a study's cells": (["study", "run", str(_study_file(tmp_path / "c.toml", "1", MAX_CELLS))], "cells"),
+        "a study's trials": (["study", "run", str(_study_file(tmp_path / "t.toml", str(MAX_SEEDS), per_cell))],
+                             "trials"),
+    }
+
+
+@pytest.mark.parametrize("case", ["--seeds", "--seeds huge", "--seed-list", "--method a,b with --seed-list",
+                                  "a study's seeds", "a study's seed list", "a study's cells", "a study's trials"])
+def test_every_count_has_one_limit_whatever_the_entry_point(case, tmp_path, capsys, monkeypatch):
+    """Above ``MAX_SEEDS`` seeds, ``MAX_CELLS`` cells or ``MAX_TRIALS`` trials: one line naming the limit, exit 2,
+    nothing written, before anything is measured (today's code went on to run them: measured here as a failure)."""
+    from harness import config, experiment
+
+    def accepted(*args, **kwargs):
+        raise AssertionError("the request was accepted")
+
+    monkeypatch.setattr(experiment, "estimate_seconds", accepted)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    argv, fragment = _over_the_limit_cases(tmp_path)[case]
+    out = tmp_path / "out"
+    start = time.monotonic()
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: ") and err.count("\n") == 1, err
+    limit = {"cells": config.MAX_CELLS, "trials": config.MAX_TRIALS}.get(fragment, config.MAX_SEEDS)
+    assert fragment in err and f"{limit:,}" in err, err
+    assert not out.exists() and time.monotonic() - start < 10
+
+
+def test_the_limits_are_documented():
+    from harness.config import MAX_CELLS, MAX_SEEDS, MAX_TRIALS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for limit, what in ((MAX_SEEDS, "seeds"), (MAX_CELLS, "cells"), (MAX_TRIALS, "trials")):
+        assert f"{limit:,} {what}" in readme, what
+
+
+def test_a_resume_cannot_pass_the_seed_limit(made, tmp_path, capsys, monkeypatch):
+    from harness.config import MAX_SEEDS
+
+    seeds = ",".join(map(str, range(MAX_SEEDS + 1)))
+    from harness import experiment
+
+    def accepted(*args, **kwargs):
+        raise AssertionError("the resume was accepted")
+
+    monkeypatch.setattr(experiment, "run_experiment", accepted)
+    assert main(["run", "--resume", "--name", "made", "--out", str(tmp_path), "--seed-list", seeds]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{MAX_SEEDS:,}" in err, err
+
+
+# --- SIGTERM from the driver's first line -------------------------------------------------------------------
+def _driver_with(prelude: str, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python -m harness ARGV`` in a fresh interpreter after ``prelude`` (which plants the signal at a chosen
+    point, so the test does not depend on timing)."""
+    code = f"import os, runpy, signal, sys\n{prelude}\nsys.argv = ['harness', *{argv!r}]\n" \
+           "runpy.run_module('harness', run_name='__main__', alter_sys=True)\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+def test_sigterm_before_the_arguments_are_parsed_is_a_clean_interruption():
+    """The signal arrives while ``python -m harness`` imports the CLI (before ``main``): today's code dies of it."""
+    prelude = ("class Stop:\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name == 'harness.cli':\n"
+               "            os.kill(os.getpid(), signal.SIGTERM)\n"
+               "sys.meta_path.insert(0, Stop())")
+    done = _driver_with(prelude, ["list"])
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert done.stderr == "harness: interrupted\n", done.stderr
+
+
+def test_sigterm_while_ray_starts_ends_with_the_resume_hint(tmp_path):
+    """The signal arrives inside ``ray.init`` (when it connects the driver, after Ray's own SIGTERM handler would
+    be in place): the driver ends as an interruption, exit 130 and the resume hint, not Ray's ``sys.exit(15)`` or
+    its crash dump."""
+    prelude = ("import ray._private.worker as worker\n"
+               "connect = worker.connect\n"
+               "def stopped(*args, **kwargs):\n"
+               "    os.kill(os.getpid(), signal.SIGTERM)\n"
+               "    return connect(*args, **kwargs)\n"
+               "worker.connect = stopped")
+    argv = ["run", "--method", "random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits",
+            "--out", str(tmp_path), "--name", "early", "--set", "rs_candidates=2", "--set", "train_limit=200"]
+    done = _driver_with(prelude, argv, timeout=120)  # about 9 s: imports 3, the plan 1, Ray's start and stop 5
+    assert done.returncode == 130, (done.returncode, done.stderr[-3000:])
+    assert "resume with: python -m harness run --resume --name early" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Fatal" not in done.stderr, done.stderr[-3000:]
+    assert json.loads((tmp_path / "early" / "experiment.json").read_text())["seeds"] == [0]
+    assert not (tmp_path / "early" / "trials").exists() or not list((tmp_path / "early" / "trials").iterdir())
+
+
+# --- a diverged search: one line, no record, no retry -------------------------------------------------------
+AGNAS_DIVERGES = ["--method", "agnas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits",
+                  "--set", "w_lr=1e6"]  # NaN weights within the first epoch (AGNAS's scores were the first to tell)
+
+
+def _tiny_sets(method: str, space: str) -> list[str]:
+    """conftest's tiny trial as --set options, on enough images for every class in each half of the split."""
+    from conftest import TINY, tiny_overrides
+
+    sized = tiny_overrides(method, space, {**TINY, "train_limit": "200"})
+    return [arg for key, value in sized.items() for arg in ("--set", f"{key}={value}")]
+
+
+def test_a_diverged_search_is_one_line_and_leaves_no_record(tmp_path):
+    """In-process on the trial: a NaN loss ends it with ``Diverged`` naming the epoch, the loss and the fix, before
+    anything downstream trips over the NaN (today: "scores['cell'] contains NaN" from the derivation)."""
+    from harness.train import Diverged
+
+    sets = [s for s in _tiny_sets("agnas", "nb201") if s != "--set"] + ["w_lr=1e6"]
+    spec = build_spec(RunRequest(method="agnas", space="nb201", dataset="digits", budget="smoke", seeds=[0],
+                                 overrides=sets, out=tmp_path, name="div", cpus_per_trial=1, gpus_per_trial=0,
+                                 max_concurrent=None, max_failures=None, address=None, data_dir=None, resume=False))
+    reports = []
+    with pytest.raises(Diverged) as exc_info:
+        execute_trial(spec, 0, reports.append)
+    msg = one_line(exc_info)
+    assert msg.startswith("diverged at search epoch 1 of 2 (loss nan)") and "lower the learning rate" in msg, msg
+    assert "w_lr=1e+06" in msg, msg
+    assert not record_path(spec, 0).exists() and not checkpoint_path(spec, 0).exists()
+
+
+def test_the_shared_training_loop_stops_at_the_first_non_finite_loss():
+    """The final training (and a random search's candidates, NOS's teacher) go through ``train_epoch``: the step
+    whose loss is NaN or infinite ends it; the time estimate's steps do not check."""
+    from harness.train import Diverged, time_train_steps, train_epoch
+
+    net = torch.nn.Linear(3, 2)
+    torch.nn.init.constant_(net.weight, float("inf"))
+    batches = [(torch.ones(4, 3), torch.zeros(4, dtype=torch.long))] * 3
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(Diverged) as exc_info:
+        train_epoch(net, opt, batches, grad_clip=0.0)
+    assert one_line(exc_info).startswith("diverged (loss nan)")
+
+    class Limited(list):
+        limit_batches = 0
+
+    assert time_train_steps(net, opt, Limited(batches), grad_clip=0.0) >= 0  # timing only: no refusal
+
+
+def test_a_diverged_trial_is_not_retried_and_the_summary_says_so(ray_session, tmp_path, capsys):
+    """A real Ray run: the trial ends at once (never retried: Ray Tune's ``max_failures`` is for crashes), the driver
+    prints the one line and fails with the status of failed trials (1); no record, no checkpoint, no traceback."""
+    argv = [*AGNAS_DIVERGES, *_tiny_sets("agnas", "nb201"), "--max-failures", "2", "--out", str(tmp_path),
+            "--name", "div"]
+    assert main(["run", *argv]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 2, err
+    assert lines[0].startswith("trial error: seed 0: diverged at search epoch 1 of 2 (loss nan)"), err
+    assert "lower the learning rate" in lines[0] and lines[1].startswith("failed: 0 of 1 trials"), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "div" / "trials").exists() or not list((tmp_path / "div" / "trials").iterdir())
+    assert not list((tmp_path / "div").rglob("*.pt"))
+    assert not list((tmp_path / "div" / "tune").rglob("error.txt"))  # Ray Tune saw no failure to retry
