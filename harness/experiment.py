@@ -61,7 +61,7 @@ from harness.records import (
     write_record,
 )
 from harness.registry import check_pair, get_method, get_space
-from harness.storage import Remote, is_remote, location, uri
+from harness.storage import Remote, check_no_credentials, is_remote, location, uri
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
 from harness.trial import TRIAL_IDS, checkpoint_path, finished_record, job_text, pick_device, run_trial
@@ -145,6 +145,8 @@ def check_run_options(req: RunRequest) -> None:
         raise UserError(f"--max-failures must be 0 or more (got {req.max_failures}); it counts retries")
     if req.address is not None:
         _host_port(req.address)
+    if req.mlflow_uri:  # stored in the spec and handed to MLflow, like --out: no credentials in it
+        check_no_credentials(req.mlflow_uri, "--mlflow-uri")
     if "mlflow" in (req.callbacks or []) and is_remote(req.out) and not req.mlflow_uri:
         raise UserError(f"--callback mlflow with --out {req.out}: MLflow's default file store cannot live on an "
                         "object store; give --mlflow-uri (a tracking server, or file:/a/local/folder)")
