@@ -686,6 +686,24 @@ def tune_storage(exp_dir: Path | Remote) -> dict[str, Any]:
     return {"storage_path": str(exp_dir)}
 
 
+# What Ray Tune copies from the driver's environment into every trial actor's runtime_env (Ray 2.60:
+# ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE) that is a credential.
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
+
+
+def keep_credentials_out_of_ray() -> None:
+    """Stop Ray Tune copying the driver's AWS credentials into each trial's ``runtime_env``: Ray's runtime-env agent
+    logs every ``runtime_env`` at INFO, secrets included, in a world-readable ``/tmp/ray/session_*/logs/
+    runtime_env_agent.log`` on every node. A trial opens the store as the driver does, with its node's own
+    credentials (the environment its Ray node was started with, a profile or an instance role): on a local Ray,
+    started by this driver or beside it, the driver's environment; on a cluster, the nodes' own (cluster/README.md)."""
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:  # another Ray: tests/test_storage.py scans Ray's files for the credentials
+        return
+    class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - set(CREDENTIAL_ENV)
+
+
 def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: Path | Remote, options: dict[str, Any],
              console: Console) -> tuple[list[str], bool]:
     """Run every (spec, seed) of ``jobs`` as one fresh Ray Tune experiment stored in ``exp_dir/tune``, with the
@@ -695,6 +713,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
     if not options["address"]:  # a cluster was joined by check_resources
         start_local_ray()
     handle_sigterm()  # ray.init installs its own
+    keep_credentials_out_of_ray()
     trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                         TimeElapsedColumn(), console=console, transient=False)

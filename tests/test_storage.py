@@ -5,11 +5,16 @@ tests): records, checkpoints, leaderboards, reports and Ray Tune's own storage o
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from conftest import s3_uri, trial_records
+from conftest import S3_CREDENTIALS, s3_uri, trial_records
 from helpers import result_frame
 
 from harness.checkpoints import load_checkpoint, save_checkpoint
@@ -181,12 +186,35 @@ def test_upload_tree_replaces_a_folder(store, tmp_path):
 
 
 # --- whole runs with --out s3://... -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def all_output(sink: Path) -> Iterator[io.StringIO]:
+    """What the code inside prints: Python's ``sys.stdout``/``sys.stderr`` (yielded) and, into ``sink``, whatever
+    reaches the process's file descriptors 1 and 2 (Ray's log handlers, native libraries)."""
+    text = io.StringIO()
+    saved = [os.dup(1), os.dup(2)]
+    with open(sink, "wb") as fd_sink:
+        try:
+            os.dup2(fd_sink.fileno(), 1)
+            os.dup2(fd_sink.fileno(), 2)
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield text
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 @pytest.fixture(scope="module")
-def s3_run(ray_session, s3_endpoint):
-    """Two seeds through the CLI with --out on the S3 server (module-scoped: the checks below read it)."""
+def s3_run(ray_session, s3_endpoint, tmp_path_factory):
+    """Two seeds through the CLI with --out on the S3 server (module-scoped: the checks below read it), and
+    everything the run printed."""
     out = s3_uri(s3_endpoint, "results", "nas")
-    assert main(["run", *SMOKE, "--set", *SETS, "--seeds", "2", "--out", out, "--name", "s3"]) == 0
-    return out, location(out) / "s3"
+    sink = tmp_path_factory.mktemp("s3-run-output") / "fds.txt"
+    with all_output(sink) as text:
+        assert main(["run", *SMOKE, "--set", *SETS, "--seeds", "2", "--out", out, "--name", "s3"]) == 0
+    printed = text.getvalue() + sink.read_text(errors="replace")
+    return out, location(out) / "s3", printed
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +228,7 @@ def s3_records(exp: Remote) -> dict[int, dict]:
 
 
 def test_a_run_on_s3_writes_everything_there_and_equals_a_local_run(s3_run, local_records):
-    out, exp = s3_run
+    out, exp, _ = s3_run
     names = {str(p)[len(str(exp)) + 1:] for p in exp.files()}
     assert {"experiment.json", "leaderboard.csv", "leaderboard.md", "trials/gdas-nb201-digits-s0.json",
             "trials/gdas-nb201-digits-s1.json"} <= names
@@ -220,10 +248,29 @@ def test_a_run_on_s3_writes_everything_there_and_equals_a_local_run(s3_run, loca
     assert board.startswith("method,") and "gdas" in board
 
 
+def test_no_credential_is_printed_or_stored_by_a_run_on_s3(s3_run):
+    """The run's credentials come from the environment (conftest's, before Ray started): no file under its results
+    (the harness's and Ray Tune's: spec, records, leaderboards, params.json, result.json, experiment state,
+    tuner.pkl, event files), no file of the Ray session (its logs: Ray Tune used to copy AWS_* into every trial's
+    runtime_env, which Ray's agent logs at INFO) and no printed line holds them."""
+    import ray
+
+    out, exp, printed = s3_run
+    needles = {form.encode() for secret in S3_CREDENTIALS for form in (secret, quote(secret, safe=""))}
+    files = {str(p): p.read_bytes() for p in location(out).files()}
+    assert any("/tune/" in name for name in files) and any(name.endswith("tuner.pkl") for name in files)
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    files.update({str(p): p.read_bytes() for p in session.rglob("*") if p.is_file() and not p.is_socket()})
+    assert any(name.endswith("runtime_env_agent.log") for name in files)
+    leaks = sorted(name for name, data in files.items() if any(n in data for n in needles))
+    assert not leaks, leaks
+    assert printed.count("\n") > 5 and not [n for n in needles if n.decode() in printed], printed
+
+
 def test_ray_tune_reads_its_experiment_from_s3(s3_run):
     from ray import tune
 
-    _, exp = s3_run
+    _, exp, _ = s3_run
     tune_dir = exp / "tune"
     analysis = tune.ExperimentAnalysis(tune_dir.fs_path, storage_filesystem=tune_dir.filesystem).dataframe()
     by_seed = s3_records(exp)
@@ -234,7 +281,7 @@ def test_ray_tune_reads_its_experiment_from_s3(s3_run):
 
 
 def test_leaderboard_show_and_report_read_from_s3(s3_run, capsys):
-    out, exp = s3_run
+    out, exp, _ = s3_run
     capsys.readouterr()
     assert main(["leaderboard", out]) == 0
     text = capsys.readouterr().out
@@ -252,7 +299,7 @@ def test_leaderboard_show_and_report_read_from_s3(s3_run, capsys):
 def test_a_resume_on_s3_runs_only_the_missing_seed(s3_run, local_records):
     from ray import tune
 
-    out, exp = s3_run
+    out, exp, _ = s3_run
     record = exp / "trials" / "gdas-nb201-digits-s1.json"
     kept = (exp / "trials" / "gdas-nb201-digits-s0.json").read_bytes()
     record.unlink()
@@ -267,7 +314,7 @@ def test_a_resume_on_s3_runs_only_the_missing_seed(s3_run, local_records):
 
 
 def test_mistakes_on_s3_are_one_line_and_write_nothing(s3_run, s3_endpoint, capsys):
-    out, _ = s3_run
+    out, _, _ = s3_run
     capsys.readouterr()
     assert main(["run", *SMOKE, "--out", out, "--name", "s3"]) == 2  # exists
     assert main(["run", *SMOKE, "--out", out, "--name", "ml", "--callback", "mlflow"]) == 2  # no --mlflow-uri
