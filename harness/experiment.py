@@ -25,12 +25,14 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import shlex
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,7 +63,7 @@ from harness.records import (
     write_record,
 )
 from harness.registry import check_pair, get_method, get_space
-from harness.storage import Remote, check_no_credentials, is_remote, location, uri
+from harness.storage import Remote, StoreError, check_no_credentials, is_remote, location, uri
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
 from harness.trial import TRIAL_IDS, checkpoint_path, finished_record, job_text, pick_device, run_trial
@@ -704,6 +706,75 @@ def keep_credentials_out_of_ray() -> None:
     class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - set(CREDENTIAL_ENV)
 
 
+# The driver looks at an object store every STORE_PROBE_S seconds while trials run; STORE_PROBES failed looks in a row
+# (each already retried by the store's client) mean the store is lost and the run stops as if interrupted.
+STORE_PROBE_S = 10.0
+STORE_PROBES = 3
+
+
+class StoreWatch(tune.Stopper):
+    """Stops the whole Ray Tune experiment once the object store of ``place`` stops answering: its trials could only
+    fail and be retried, and Ray Tune would keep its own writes failing for minutes. ``lost``: why (None: it answers).
+    """
+
+    def __init__(self, place: Remote):
+        self.place, self.failures, self.lost, self.next_look = place, 0, None, 0.0
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        if self.lost is None and time.monotonic() >= self.next_look:
+            self.next_look = time.monotonic() + STORE_PROBE_S
+            try:
+                self.place.filesystem.get_file_info(self.place.fs_path)
+                self.failures = 0
+            except OSError as err:
+                self.failures += 1
+                if self.failures >= STORE_PROBES:
+                    self.lost = _one_line(err)
+        return self.lost is not None
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+def _store_fault(exc: BaseException | None) -> BaseException | None:
+    """The store's error behind ``exc`` (itself, or the cause of a trial's ``RayTaskError``), else None."""
+    for candidate in (getattr(exc, "cause", None), exc):
+        if isinstance(candidate, (OSError, StoreError)):
+            return candidate
+    return None
+
+
+class _StoreFaultsInOneLine(logging.Filter):
+    """Ray logs a failed write of its own to the store, and a trial that failed on the store, with a traceback; the
+    harness says such an error in one line (the trial's full traceback stays in its ``error.txt``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = _store_fault(record.exc_info[1] if record.exc_info else None)
+        if fault is not None:
+            record.msg, record.args = f"{record.getMessage()} {type(fault).__name__}: {_one_line(fault)}", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+@contextmanager
+def store_faults_in_one_line() -> Iterator[None]:
+    """``_StoreFaultsInOneLine`` on the handlers Ray's log records reach (Ray's own on the ``ray`` logger, the root's)
+    while the block runs."""
+    only = _StoreFaultsInOneLine()
+    handlers = [*logging.getLogger("ray").handlers, *logging.getLogger().handlers]
+    for handler in handlers:
+        handler.addFilter(only)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(only)
+
+
 def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: Path | Remote, options: dict[str, Any],
              console: Console) -> tuple[list[str], bool]:
     """Run every (spec, seed) of ``jobs`` as one fresh Ray Tune experiment stored in ``exp_dir/tune``, with the
@@ -714,6 +785,9 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
         start_local_ray()
     handle_sigterm()  # ray.init installs its own
     keep_credentials_out_of_ray()
+    # A trial stopped while it failed (the store lost, an interruption) leaves an error nobody reads; Ray would print it
+    # with the trial's traceback when its reference goes. The trial's error is Ray Tune's to report (error.txt).
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                         TimeElapsedColumn(), console=console, transient=False)
@@ -721,7 +795,8 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
     for label in done:
         cb.update(label, {"progress": 1.0}, status="finished earlier")
     interrupted, errors = False, []
-    with progress:
+    watch = StoreWatch(exp_dir) if is_remote(exp_dir) else None
+    with progress, store_faults_in_one_line():
         try:
             tuner = tune.Tuner(
                 trainable,
@@ -729,7 +804,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
                 tune_config=tune.TuneConfig(max_concurrent_trials=options["max_concurrent"],
                                             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
                 run_config=tune.RunConfig(
-                    name=TUNE_DIR, verbose=0, **tune_storage(exp_dir),
+                    name=TUNE_DIR, verbose=0, **tune_storage(exp_dir), stop=watch,
                     failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
                     callbacks=[RichProgressCallback(), *logger_callbacks(options, exp_dir)]),
             )
@@ -737,14 +812,25 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
             errors = [str(e).strip().splitlines()[-1] for e in grid.errors] if grid.errors else []
         except KeyboardInterrupt:
             interrupted = True
+        except OSError as err:  # Ray Tune's own reads and writes of its storage: the results' store (or disk) is lost
+            interrupted, lost = True, _one_line(err)
+            print(f"results storage lost: {lost}", file=sys.stderr)
         finally:
             _SINK = None
+    if watch is not None and watch.lost is not None and not interrupted:
+        interrupted = True
+        print(f"results storage lost: {exp_dir} stopped answering ({watch.lost})", file=sys.stderr)
     return errors, interrupted
 
 
 def summarise(spec: dict[str, Any], console: Console, errors: list[str], interrupted: bool) -> int:
     exp_dir = exp_folder(spec)
-    records = [r for r in load_records(exp_dir) if r.get("config_hash") == spec["config_hash"]]
+    try:
+        records = [r for r in load_records(exp_dir) if r.get("config_hash") == spec["config_hash"]]
+    except StoreError as err:  # the store was lost (run_jobs): end as the interruption it was
+        if not interrupted:
+            raise
+        return exit_status(errors, True, True, f"{err}; resume with: {resume_command(spec)}")
     table = Table(title=f"trials of {spec['experiment']}")
     for header in ("seed", "record", *(m.summary_header for m in SUMMARY)):
         table.add_column(header)
@@ -975,7 +1061,12 @@ def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path |
                     errors: list[str], interrupted: bool) -> int:
     """The study's leaderboard (every cell's records of its setting), written beside ``study.json``."""
     hashes = {s["config_hash"] for s in specs}
-    records = [r for r in load_records(study_dir) if r.get("config_hash") in hashes]
+    try:
+        records = [r for r in load_records(study_dir) if r.get("config_hash") in hashes]
+    except StoreError as err:  # the store was lost (run_jobs): end as the interruption it was
+        if not interrupted:
+            raise
+        return exit_status(errors, True, True, f"{err}; resume with: {study_resume_command(study_dir)}")
     if records:
         board = build_leaderboard(records)
         csv_path, _ = write_leaderboard(board, study_dir)

@@ -150,11 +150,16 @@ def _filesystem(root_uri: str) -> tuple[Any, str]:
     return _FILESYSTEMS[root_uri]
 
 
+class StoreError(UserError):
+    """A call to the store failed (unreachable, refused, denied): one line naming the place. Its own type so that the
+    driver can tell a lost store from a trial's other faults."""
+
+
 class Remote:
     """A file or folder on a pyarrow file system, named by URI; immutable, compared by URI.
 
     ``str()`` is the URI without its query (what is printed); ``uri`` adds the query (what another process needs).
-    Every I/O error is one line (``UserError``) naming the URI.
+    Every I/O error is one line (``StoreError``) naming the URI.
     """
 
     __slots__ = ("_base", "_query", "_rel", "_kind")
@@ -228,7 +233,7 @@ class Remote:
         except FileNotFoundError:
             raise
         except OSError as err:
-            raise UserError(f"cannot {action} {self}: {' '.join(str(err).split())[:300]}") from None
+            raise StoreError(f"cannot {action} {self}: {' '.join(str(err).split())[:300]}") from None
 
     def _type(self) -> str:
         """``file``, ``dir`` or ``none``. A folder of an object store exists when it holds a file: an empty one is only

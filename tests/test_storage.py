@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -340,3 +342,46 @@ def test_a_study_on_s3_resumes_from_s3(ray_session, s3_endpoint, capsys):
     records[1].unlink()
     assert main(["run", "--resume", "--name", "st", "--out", out]) == 0
     assert sorted(p.name for p in study.files() if p.parent.name == "trials") == [p.name for p in records]
+
+
+def test_a_store_lost_mid_run_ends_like_an_interruption(ray_session, tmp_path, capfd, monkeypatch):
+    """The object store dies mid-search (its server killed once the trial's first checkpoint is there): the driver
+    stops at once and ends as an interruption does, without a traceback: exit 130 and the line 'interrupted: ...;
+    resume with: ...'; nothing is written anywhere else instead."""
+    import threading
+    import time
+
+    from s3_server import s3_server_process
+
+    from harness import experiment
+
+    # the driver looks at the store every 0.2 s and gives up at the first failed look (each is retried for 6 s)
+    monkeypatch.setattr(experiment, "STORE_PROBE_S", 0.2, raising=False)
+    monkeypatch.setattr(experiment, "STORE_PROBES", 1, raising=False)
+    monkeypatch.chdir(tmp_path)
+    for handler in logging.getLogger("ray").handlers:  # Ray's console lines to this test's stderr (Ray's handler
+        if type(handler).__module__.startswith("ray."):  # keeps the stream it met first: an earlier test's, closed)
+            monkeypatch.setattr(handler, "stream", sys.stderr)
+    with s3_server_process() as (endpoint, server):
+        out = s3_uri(endpoint, "lost", "nas")
+        checkpoints = location(out) / "lost" / "checkpoints"
+
+        def kill_after_first_checkpoint() -> None:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not any(checkpoints.files()):
+                time.sleep(0.2)
+            server.kill()
+
+        killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
+        killer.start()
+        capfd.readouterr()
+        code = main(["run", *SMOKE, "--set", "search_epochs=30", "--set", *SETS, "--out", out, "--name", "lost"])
+        killer.join(timeout=5)
+        assert server.poll() is not None  # the store died mid-run
+    printed, err = capfd.readouterr()
+    assert code == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and last.endswith(f"resume with: python -m harness run --resume --name "
+                                                              f"lost --out '{out}'"), err
+    assert "Traceback" not in printed + err, printed + err
+    assert list(tmp_path.iterdir()) == []
