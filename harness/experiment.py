@@ -794,7 +794,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
     cb = _SINK = _ProgressCallback(progress, done + [job_label(spec, seed) for spec, seed in jobs])
     for label in done:
         cb.update(label, {"progress": 1.0}, status="finished earlier")
-    interrupted, errors = False, []
+    interrupted, errors, lost = False, [], None
     watch = StoreWatch(exp_dir) if is_remote(exp_dir) else None
     with progress, store_faults_in_one_line():
         try:
@@ -813,13 +813,13 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
         except KeyboardInterrupt:
             interrupted = True
         except OSError as err:  # Ray Tune's own reads and writes of its storage: the results' store (or disk) is lost
-            interrupted, lost = True, _one_line(err)
-            print(f"results storage lost: {lost}", file=sys.stderr)
+            lost = _one_line(err)
         finally:
             _SINK = None
-    if watch is not None and watch.lost is not None and not interrupted:
+    lost = lost or (watch.lost if watch is not None else None)
+    if lost:  # ends as an interruption: the summary's resume line (or, if the store is still away, its error)
         interrupted = True
-        print(f"results storage lost: {exp_dir} stopped answering ({watch.lost})", file=sys.stderr)
+        print(f"results storage lost ({exp_dir}): {lost}", file=sys.stderr)
     return errors, interrupted
 
 
