@@ -25,12 +25,14 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import shlex
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -71,7 +73,7 @@ from harness.records import (
     write_record,
 )
 from harness.registry import check_pair, get_method, get_space
-from harness.storage import Remote, is_remote, location, uri
+from harness.storage import Remote, StoreError, check_no_credentials, is_remote, location, uri
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
 from harness.train import seed_everything, time_train_steps
 from harness.trial import (
@@ -164,6 +166,8 @@ def check_run_options(req: RunRequest) -> None:
         raise UserError(f"--max-failures must be 0 or more (got {req.max_failures}); it counts retries")
     if req.address is not None:
         _host_port(req.address)
+    if req.mlflow_uri:  # stored in the spec and handed to MLflow, like --out: no credentials in it
+        check_no_credentials(req.mlflow_uri, "--mlflow-uri")
     if "mlflow" in (req.callbacks or []) and is_remote(req.out) and not req.mlflow_uri:
         raise UserError(f"--callback mlflow with --out {req.out}: MLflow's default file store cannot live on an "
                         "object store; give --mlflow-uri (a tracking server, or file:/a/local/folder)")
@@ -719,6 +723,93 @@ def tune_storage(exp_dir: Path | Remote) -> dict[str, Any]:
     return {"storage_path": str(exp_dir)}
 
 
+# What Ray Tune copies from the driver's environment into every trial actor's runtime_env (Ray 2.60:
+# ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE) that is a credential.
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
+
+
+def keep_credentials_out_of_ray() -> None:
+    """Stop Ray Tune copying the driver's AWS credentials into each trial's ``runtime_env``: Ray's runtime-env agent
+    logs every ``runtime_env`` at INFO, secrets included, in a world-readable ``/tmp/ray/session_*/logs/
+    runtime_env_agent.log`` on every node. A trial opens the store as the driver does, with its node's own
+    credentials (the environment its Ray node was started with, a profile or an instance role): on a local Ray,
+    started by this driver or beside it, the driver's environment; on a cluster, the nodes' own (cluster/README.md)."""
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:  # another Ray: tests/test_storage.py scans Ray's files for the credentials
+        return
+    class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - set(CREDENTIAL_ENV)
+
+
+# The driver looks at an object store every STORE_PROBE_S seconds while trials run; STORE_PROBES failed looks in a row
+# (each already retried by the store's client) mean the store is lost and the run stops as if interrupted.
+STORE_PROBE_S = 10.0
+STORE_PROBES = 3
+
+
+class StoreWatch(tune.Stopper):
+    """Stops the whole Ray Tune experiment once the object store of ``place`` stops answering: its trials could only
+    fail and be retried, and Ray Tune would keep its own writes failing for minutes. ``lost``: why (None: it answers).
+    """
+
+    def __init__(self, place: Remote):
+        self.place, self.failures, self.lost, self.next_look = place, 0, None, 0.0
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        if self.lost is None and time.monotonic() >= self.next_look:
+            self.next_look = time.monotonic() + STORE_PROBE_S
+            try:
+                self.place.filesystem.get_file_info(self.place.fs_path)
+                self.failures = 0
+            except OSError as err:
+                self.failures += 1
+                if self.failures >= STORE_PROBES:
+                    self.lost = _one_line(err)
+        return self.lost is not None
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+def _store_fault(exc: BaseException | None) -> BaseException | None:
+    """The store's error behind ``exc`` (itself, or the cause of a trial's ``RayTaskError``), else None."""
+    for candidate in (getattr(exc, "cause", None), exc):
+        if isinstance(candidate, (OSError, StoreError)):
+            return candidate
+    return None
+
+
+class _StoreFaultsInOneLine(logging.Filter):
+    """Ray logs a failed write of its own to the store, and a trial that failed on the store, with a traceback; the
+    harness says such an error in one line (the trial's full traceback stays in its ``error.txt``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = _store_fault(record.exc_info[1] if record.exc_info else None)
+        if fault is not None:
+            record.msg, record.args = f"{record.getMessage()} {type(fault).__name__}: {_one_line(fault)}", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+@contextmanager
+def store_faults_in_one_line() -> Iterator[None]:
+    """``_StoreFaultsInOneLine`` on the handlers Ray's log records reach (Ray's own on the ``ray`` logger, the root's)
+    while the block runs."""
+    only = _StoreFaultsInOneLine()
+    handlers = [*logging.getLogger("ray").handlers, *logging.getLogger().handlers]
+    for handler in handlers:
+        handler.addFilter(only)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(only)
+
+
 def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: Path | Remote, options: dict[str, Any],
              console: Console) -> tuple[list[str], bool]:
     """Run every (spec, seed) of ``jobs`` as one fresh Ray Tune experiment stored in ``exp_dir/tune``, with the
@@ -730,14 +821,19 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
             start_local_ray()
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while Ray started: the summary says how to resume
             return [], True
+    keep_credentials_out_of_ray()
+    # A trial stopped while it failed (the store lost, an interruption) leaves an error nobody reads; Ray would print it
+    # with the trial's traceback when its reference goes. The trial's error is Ray Tune's to report (error.txt).
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     trainable = tune.with_resources(run_trial, {"cpu": options["cpus_per_trial"], "gpu": options["gpus_per_trial"]})
     progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(),  # a label names a dataset
                         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=False)
     cb = _SINK = _ProgressCallback(progress, done + [job_label(spec, seed) for spec, seed in jobs])
     for label in done:
         cb.update(label, {"progress": 1.0}, status="finished earlier")
-    interrupted, errors = False, []
-    with progress:
+    interrupted, errors, lost = False, [], None
+    watch = StoreWatch(exp_dir) if is_remote(exp_dir) else None
+    with progress, store_faults_in_one_line():
         try:
             tuner = tune.Tuner(
                 trainable,
@@ -745,7 +841,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
                 tune_config=tune.TuneConfig(max_concurrent_trials=options["max_concurrent"],
                                             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
                 run_config=tune.RunConfig(
-                    name=TUNE_DIR, verbose=0, **tune_storage(exp_dir),
+                    name=TUNE_DIR, verbose=0, **tune_storage(exp_dir), stop=watch,
                     failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
                     callbacks=[RichProgressCallback(), *logger_callbacks(options, exp_dir)]),
             )
@@ -755,15 +851,25 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
             errors += [f"{_trial_label(r)}: {r.metrics[DIVERGED]}" for r in grid if (r.metrics or {}).get(DIVERGED)]
         except KeyboardInterrupt:
             interrupted = True
+        except OSError as err:  # Ray Tune's own reads and writes of its storage: the results' store (or disk) is lost
+            lost = _one_line(err)
         finally:
             _SINK = None
+    lost = lost or (watch.lost if watch is not None else None)
+    if lost:  # ends as an interruption: the summary's resume line (or, if the store is still away, its error)
+        interrupted = True
+        print(f"results storage lost ({exp_dir}): {lost}", file=sys.stderr)
     return errors, interrupted
 
 
 def summarise(spec: dict[str, Any], console: Console, errors: list[str], interrupted: bool) -> int:
     exp_dir = exp_folder(spec)
-    # its own records only: an experiment nested in its folder lends it no seed
-    records = [r for r in load_records(exp_dir, nested=False) if r.get("config_hash") == spec["config_hash"]]
+    try:  # its own records only: an experiment nested in its folder lends it no seed
+        records = [r for r in load_records(exp_dir, nested=False) if r.get("config_hash") == spec["config_hash"]]
+    except StoreError as err:  # the store was lost (run_jobs): end as the interruption it was
+        if not interrupted:
+            raise
+        return exit_status(errors, True, True, f"{err}; resume with: {resume_command(spec)}")
     table = Table(title=f"trials of {spec['experiment']}")
     for header in ("seed", "record", *(m.summary_header for m in SUMMARY)):
         table.add_column(header)
@@ -1070,8 +1176,13 @@ def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path |
                     errors: list[str], interrupted: bool) -> int:
     """The study's leaderboard (every cell's own records of its setting, as ``summarise`` takes an experiment's:
     nothing nested inside a cell's folder), written beside ``study.json``."""
-    records = [r for s in specs for r in load_records(exp_folder(s), nested=False)
-               if r.get("config_hash") == s["config_hash"]]
+    try:
+        records = [r for s in specs for r in load_records(exp_folder(s), nested=False)
+                   if r.get("config_hash") == s["config_hash"]]
+    except StoreError as err:  # the store was lost (run_jobs): end as the interruption it was
+        if not interrupted:
+            raise
+        return exit_status(errors, True, True, f"{err}; resume with: {study_resume_command(study_dir)}")
     if records:
         board = build_leaderboard(records)
         csv_path, _ = write_leaderboard(board, study_dir)

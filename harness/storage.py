@@ -15,13 +15,19 @@ Configuration. The file system is made by ``pyarrow.fs.FileSystem.from_uri`` in 
 driver and each trial worker), so what it needs must reach them all: credentials and endpoints from the usual
 environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``, instance roles), or
 options in the URI's query (``s3://bucket/prefix?endpoint_override=host:9000&scheme=http``), which the experiment's
-spec keeps. Secrets in the query are refused: the spec and every printed path would carry them.
+spec keeps.
+
+Credentials never go in a location: the spec, Ray Tune's own files and every printed path and resume hint would carry
+them. ``location`` refuses a URI with user-info (``user@``, ``key:secret@``: pyarrow reads an S3 access key and secret,
+an Azure account key, an HDFS user from it) or a query option that names a credential (``credential_keys``), and its
+refusal shows the URI with those parts masked (``redact``).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from harness.errors import UserError
 
-SECRET_OPTIONS = ("access_key", "secret_key", "session_token")
+# A query option is a credential when a word of its name is one of these: pyarrow's own (S3's access_key, secret_key,
+# session_token in older releases; GCS's access_token, credentials_expiration; Azure's client_secret and a SAS token,
+# whose query carries ``sig``; HDFS's kerb_ticket), and any other file system's (fsspec's, Hadoop's fs.s3a.secret.key,
+# a presigned URL's X-Amz-Signature / X-Amz-Security-Token). Not ``credential_kind`` (Azure's choice of a method).
+SECRET_WORDS = frozenset({"key", "secret", "token", "password", "passwd", "pwd", "sig", "signature", "ticket",
+                          "credentials", "sas", "apikey", "accesskey", "secretkey", "sessiontoken", "sastoken"})
+MASK = "***"
 
 
 def is_uri(text: str) -> bool:
@@ -38,22 +50,76 @@ def is_uri(text: str) -> bool:
     return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
 
 
+def _user_info_end(text: str) -> int:
+    """The index of the ``@`` that ends a URI's user-info, -1 if it has none. A secret may hold ``/`` (an AWS secret
+    key does), which ends the authority early for a parser (``s3://KEY:abc/def@bucket``): an authority whose "port" is
+    not a number, followed by an ``@``, has user-info too."""
+    start = len(text.partition("://")[0]) + 3
+    base = re.split(r"[?#]", text, maxsplit=1)[0]
+    authority = re.split(r"/", base[start:], maxsplit=1)[0]
+    if "@" in authority:
+        return start + authority.rfind("@")
+    port = authority.rpartition(":")[2] if ":" in authority else ""
+    return base.find("@", start) if port and not port.isdigit() else -1
+
+
+def credential_keys(query: str) -> list[str]:
+    """The options of ``query`` that carry a credential (``SECRET_WORDS``), in order."""
+    found = []
+    for key, _ in parse_qsl(query, keep_blank_values=True):
+        words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()
+        if {key.lower(), *re.split(r"[^a-z0-9]+", words)} & SECRET_WORDS and key not in found:
+            found.append(key)
+    return found
+
+
+def redact(text: str) -> str:
+    """``text`` (a URI) with its user-info and the values of its credential options masked: what may be printed of a
+    URI that was refused."""
+    if not is_uri(text):
+        return text
+    scheme = text.partition("://")[0]
+    at = _user_info_end(text)
+    if at >= 0:
+        text = f"{scheme}://{MASK}{text[at:]}"
+    base, sep, query = text.partition("?")
+    secret = set(credential_keys(query))
+    if secret:
+        query = "&".join(f"{k}={MASK}" if k in secret else (f"{k}={v}" if v else k)
+                         for k, v in parse_qsl(query, keep_blank_values=True))
+    return base + sep + query
+
+
+def check_no_credentials(text: str, what: str = "") -> None:
+    """Refuse a URI that holds a credential (user-info or a credential option), naming it with those parts masked:
+    the spec, Ray Tune's files and every printed path and hint would carry it."""
+    if not is_uri(text):
+        return
+    found = (["user-info (user@ or key:secret@)"] if _user_info_end(text) >= 0 else []) + \
+        [f"'{k}'" for k in credential_keys(text.partition("?")[2])]
+    if found:
+        raise UserError(f"{what + ' ' if what else ''}'{redact(text)}' has credentials in it ({', '.join(found)}): "
+                        "give them through the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+                        "GOOGLE_APPLICATION_CREDENTIALS, ...), a profile or an instance role, never in a location "
+                        "that is stored and printed")
+
+
 def location(value: str | os.PathLike[str] | Remote) -> Path | Remote:
-    """The place ``value`` names: a ``Path`` for a local path or ``file://`` URI, a ``Remote`` for any other URI.
-    Nothing is contacted here (argument parsing may call it)."""
+    """The place ``value`` names: a ``Path`` for a local path or ``file://`` URI, a ``Remote`` for any other URI
+    (one that holds a credential is refused: ``check_no_credentials``). Nothing is contacted here (argument
+    parsing may call it)."""
     if isinstance(value, (Path, Remote)):
         return value
     text = os.fspath(value)
     if not is_uri(text):
         return Path(text)
-    parts = urlsplit(text)
+    check_no_credentials(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as err:  # e.g. an unclosed [ of an IPv6 address
+        raise UserError(f"'{text}' is not a valid URI ({err})") from None
     if parts.scheme == "file":
         return Path(parts.path)
-    secrets = [k for k, _ in parse_qsl(parts.query) if k in SECRET_OPTIONS]
-    if secrets:
-        raise UserError(f"'{parts.scheme}://{parts.netloc}{parts.path}' has {', '.join(secrets)} in its query: give "
-                        "credentials through the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile or "
-                        "an instance role), never in a path that is stored and printed")
     return Remote(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", parts.query)
 
 
@@ -78,16 +144,22 @@ def _filesystem(root_uri: str) -> tuple[Any, str]:
         try:
             _FILESYSTEMS[root_uri] = pafs.FileSystem.from_uri(root_uri)
         except (OSError, ValueError, TypeError) as err:
-            raise UserError(f"cannot open '{root_uri}' ({' '.join(str(err).split())[:200]}); use a local folder or a "
-                            "URI pyarrow supports (s3://bucket/prefix, gs://bucket/prefix, hdfs://host/path)") from None
+            raise UserError(f"cannot open '{redact(root_uri)}' ({' '.join(str(err).split())[:200]}); use a local "
+                            "folder or a URI pyarrow supports (s3://bucket/prefix, gs://bucket/prefix, hdfs://host/path)"
+                            ) from None
     return _FILESYSTEMS[root_uri]
+
+
+class StoreError(UserError):
+    """A call to the store failed (unreachable, refused, denied): one line naming the place. Its own type so that the
+    driver can tell a lost store from a trial's other faults."""
 
 
 class Remote:
     """A file or folder on a pyarrow file system, named by URI; immutable, compared by URI.
 
     ``str()`` is the URI without its query (what is printed); ``uri`` adds the query (what another process needs).
-    Every I/O error is one line (``UserError``) naming the URI.
+    Every I/O error is one line (``StoreError``) naming the URI.
     """
 
     __slots__ = ("_base", "_query", "_rel", "_kind")
@@ -161,7 +233,7 @@ class Remote:
         except FileNotFoundError:
             raise
         except OSError as err:
-            raise UserError(f"cannot {action} {self}: {' '.join(str(err).split())[:300]}") from None
+            raise StoreError(f"cannot {action} {self}: {' '.join(str(err).split())[:300]}") from None
 
     def _type(self) -> str:
         """``file``, ``dir`` or ``none``. A folder of an object store exists when it holds a file: an empty one is only

@@ -11,8 +11,10 @@ from harness.cli import RAY_ENV
 for _key, _value in RAY_ENV.items():  # before anything imports ray
     os.environ.setdefault(_key, _value)
 # Object-store tests (test_storage.py) talk to a local S3 server only: fake credentials, no instance metadata
-# lookup, and never a real account; set before Ray starts so that its workers have them too.
-for _key, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+# lookup, and never a real account; set before Ray starts so that its workers have them too. Distinctive values
+# (the server takes any), with the / and + of a real secret key: a test scans the results and Ray's files for them.
+S3_CREDENTIALS = ("AKIAHARNESSTEST7QX2", "hArNeSs+TeSt/SeCrEt9vWk")
+for _key, _value in (("AWS_ACCESS_KEY_ID", S3_CREDENTIALS[0]), ("AWS_SECRET_ACCESS_KEY", S3_CREDENTIALS[1]),
                      ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", "us-east-1")):
     os.environ[_key] = _value
 # Teachers trained by the tests go to a throw-away cache, never the user's; set before Ray starts so that

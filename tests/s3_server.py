@@ -44,6 +44,13 @@ def _serve() -> None:
 @contextmanager
 def s3_server() -> Iterator[str]:
     """Start the server; yields its endpoint ``127.0.0.1:<port>``; stops it (only the process started here)."""
+    with s3_server_process() as (endpoint, _):
+        yield endpoint
+
+
+@contextmanager
+def s3_server_process() -> Iterator[tuple[str, subprocess.Popen]]:
+    """``s3_server`` that also yields the server's process (a test may kill it: the store lost mid-run)."""
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     try:
@@ -62,7 +69,7 @@ def s3_server() -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("the S3 test server did not start") from None
                 time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)

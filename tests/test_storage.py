@@ -5,18 +5,25 @@ tests): records, checkpoints, leaderboards, reports and Ray Tune's own storage o
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from conftest import s3_uri, trial_records
+from conftest import S3_CREDENTIALS, s3_uri, trial_records
 from helpers import result_frame
 
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.cli import main
 from harness.errors import UserError
 from harness.records import atomic_write_many, check_writable_folder, load_records, write_record
-from harness.storage import Remote, is_remote, location, relative_parts, upload_tree, uri
+from harness.storage import Remote, is_remote, location, redact, relative_parts, upload_tree, uri
 
 SMOKE = ["--method", "gdas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"]
 SETS = ["arch_corr_samples=50"]
@@ -35,10 +42,55 @@ def test_location_tells_local_paths_from_uris():
     assert uri(Path("rel")) == str(Path("rel").absolute()) and uri(remote) == remote.uri
 
 
-def test_credentials_in_a_uri_are_refused():
-    with pytest.raises(UserError, match="secret_key") as err:
-        location("s3://bucket/x?access_key=AK&secret_key=SK")
-    assert "SK" not in str(err.value) and "\n" not in str(err.value)
+# Locations that hold a credential (user-info, or a query option pyarrow's file systems take as one) and the parts of
+# them that must never be printed or stored.
+LEAKS = {
+    "s3 key and secret": ("s3://AKIALEAK:SECRETLEAK@b/p?endpoint_override=127.0.0.1:1&scheme=http",
+                          ("AKIALEAK", "SECRETLEAK")),
+    "s3 user only": ("s3://AKIALEAK@b/p?endpoint_override=127.0.0.1:1&scheme=http", ("AKIALEAK",)),
+    "s3 secret with a slash": ("s3://AKIALEAK:SLASH/LEAK@b/p", ("AKIALEAK", "SLASH")),
+    "s3 query": ("s3://b/p?access_key=AKIALEAK&secret_key=SECRETLEAK&session_token=TOKENLEAK",
+                 ("AKIALEAK", "SECRETLEAK", "TOKENLEAK")),
+    "gcs token": ("gs://b/p?access_token=TOKENLEAK&credentials_expiration=2030-01-01T00:00:00Z", ("TOKENLEAK",)),
+    "azure account key": ("abfs://c:KEYLEAK@acct.dfs.core.windows.net/p", ("KEYLEAK",)),
+    "azure sas": ("abfs://acct.blob.core.windows.net/c/p?sv=2022-11-02&sp=rw&sig=SIGLEAK", ("SIGLEAK",)),
+    "azure client secret": ("abfs://acct.blob.core.windows.net/c/p?tenant_id=t&client_id=c&client_secret=SECRETLEAK",
+                            ("SECRETLEAK",)),
+    "hdfs": ("hdfs://USERLEAK:PASSLEAK@namenode:8020/p?kerb_ticket=/tmp/TICKETLEAK", ("USERLEAK", "PASSLEAK",
+                                                                                     "TICKETLEAK")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEAKS))
+def test_a_location_with_credentials_is_refused_without_printing_them(case, tmp_path, capsys, monkeypatch):
+    text, secrets = LEAKS[case]
+    base, sep, query = text.partition("?")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["leaderboard", text], ["report", text], ["show", f"{base}/r.json{sep}{query}"],
+                 ["run", *SMOKE, "--out", text, "--name", "x"], ["run", "--resume", "--out", text, "--name", "x"]):
+        assert main(argv) == 2, argv
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 5 and all(line.startswith("harness: error: ") and "credentials" in line for line in lines), err
+    assert not [s for s in secrets if s in out + err], out + err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_credentials_in_a_location_are_masked_and_a_plain_one_is_kept():
+    assert redact("s3://AK:SE/CRET@b/p?endpoint_override=h:1") == "s3://***@b/p?endpoint_override=h:1"
+    assert redact("abfs://a.blob.core.windows.net/c?sv=1&sig=S") == "abfs://a.blob.core.windows.net/c?sv=1&sig=***"
+    for plain in ("s3://bucket/runs@v2/x?endpoint_override=127.0.0.1:9000&scheme=http",
+                  "abfs://acct.blob.core.windows.net/c/p?credential_kind=default", "file:///data@v2/x"):
+        assert redact(plain) == plain and location(plain)  # an @ in a path, Azure's choice of a credential method
+    assert str(location("s3://bucket/runs@v2/x")) == "s3://bucket/runs@v2/x"
+
+
+def test_an_mlflow_uri_with_credentials_is_refused_without_printing_them(tmp_path, capsys):
+    assert main(["run", *SMOKE, "--out", str(tmp_path / "out"), "--callback", "mlflow",
+                 "--mlflow-uri", "http://me:PASSLEAK@127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--mlflow-uri 'http://***@127.0.0.1:1' has credentials" in err, err
+    assert "PASSLEAK" not in err and not (tmp_path / "out").exists()
 
 
 def test_remote_names_follow_pathlib():
@@ -136,12 +188,35 @@ def test_upload_tree_replaces_a_folder(store, tmp_path):
 
 
 # --- whole runs with --out s3://... -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def all_output(sink: Path) -> Iterator[io.StringIO]:
+    """What the code inside prints: Python's ``sys.stdout``/``sys.stderr`` (yielded) and, into ``sink``, whatever
+    reaches the process's file descriptors 1 and 2 (Ray's log handlers, native libraries)."""
+    text = io.StringIO()
+    saved = [os.dup(1), os.dup(2)]
+    with open(sink, "wb") as fd_sink:
+        try:
+            os.dup2(fd_sink.fileno(), 1)
+            os.dup2(fd_sink.fileno(), 2)
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield text
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 @pytest.fixture(scope="module")
-def s3_run(ray_session, s3_endpoint):
-    """Two seeds through the CLI with --out on the S3 server (module-scoped: the checks below read it)."""
+def s3_run(ray_session, s3_endpoint, tmp_path_factory):
+    """Two seeds through the CLI with --out on the S3 server (module-scoped: the checks below read it), and
+    everything the run printed."""
     out = s3_uri(s3_endpoint, "results", "nas")
-    assert main(["run", *SMOKE, "--set", *SETS, "--seeds", "2", "--out", out, "--name", "s3"]) == 0
-    return out, location(out) / "s3"
+    sink = tmp_path_factory.mktemp("s3-run-output") / "fds.txt"
+    with all_output(sink) as text:
+        assert main(["run", *SMOKE, "--set", *SETS, "--seeds", "2", "--out", out, "--name", "s3"]) == 0
+    printed = text.getvalue() + sink.read_text(errors="replace")
+    return out, location(out) / "s3", printed
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +230,7 @@ def s3_records(exp: Remote) -> dict[int, dict]:
 
 
 def test_a_run_on_s3_writes_everything_there_and_equals_a_local_run(s3_run, local_records):
-    out, exp = s3_run
+    out, exp, _ = s3_run
     names = {str(p)[len(str(exp)) + 1:] for p in exp.files()}
     assert {"experiment.json", "leaderboard.csv", "leaderboard.md", "trials/gdas-nb201-digits-s0.json",
             "trials/gdas-nb201-digits-s1.json"} <= names
@@ -175,10 +250,29 @@ def test_a_run_on_s3_writes_everything_there_and_equals_a_local_run(s3_run, loca
     assert board.startswith("method,") and "gdas" in board
 
 
+def test_no_credential_is_printed_or_stored_by_a_run_on_s3(s3_run):
+    """The run's credentials come from the environment (conftest's, before Ray started): no file under its results
+    (the harness's and Ray Tune's: spec, records, leaderboards, params.json, result.json, experiment state,
+    tuner.pkl, event files), no file of the Ray session (its logs: Ray Tune used to copy AWS_* into every trial's
+    runtime_env, which Ray's agent logs at INFO) and no printed line holds them."""
+    import ray
+
+    out, exp, printed = s3_run
+    needles = {form.encode() for secret in S3_CREDENTIALS for form in (secret, quote(secret, safe=""))}
+    files = {str(p): p.read_bytes() for p in location(out).files()}
+    assert any("/tune/" in name for name in files) and any(name.endswith("tuner.pkl") for name in files)
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    files.update({str(p): p.read_bytes() for p in session.rglob("*") if p.is_file() and not p.is_socket()})
+    assert any(name.endswith("runtime_env_agent.log") for name in files)
+    leaks = sorted(name for name, data in files.items() if any(n in data for n in needles))
+    assert not leaks, leaks
+    assert printed.count("\n") > 5 and not [n for n in needles if n.decode() in printed], printed
+
+
 def test_ray_tune_reads_its_experiment_from_s3(s3_run):
     from ray import tune
 
-    _, exp = s3_run
+    _, exp, _ = s3_run
     tune_dir = exp / "tune"
     analysis = tune.ExperimentAnalysis(tune_dir.fs_path, storage_filesystem=tune_dir.filesystem).dataframe()
     by_seed = s3_records(exp)
@@ -189,7 +283,7 @@ def test_ray_tune_reads_its_experiment_from_s3(s3_run):
 
 
 def test_leaderboard_show_and_report_read_from_s3(s3_run, capsys):
-    out, exp = s3_run
+    out, exp, _ = s3_run
     capsys.readouterr()
     assert main(["leaderboard", out]) == 0
     text = capsys.readouterr().out
@@ -207,7 +301,7 @@ def test_leaderboard_show_and_report_read_from_s3(s3_run, capsys):
 def test_a_resume_on_s3_runs_only_the_missing_seed(s3_run, local_records):
     from ray import tune
 
-    out, exp = s3_run
+    out, exp, _ = s3_run
     record = exp / "trials" / "gdas-nb201-digits-s1.json"
     kept = (exp / "trials" / "gdas-nb201-digits-s0.json").read_bytes()
     record.unlink()
@@ -222,7 +316,7 @@ def test_a_resume_on_s3_runs_only_the_missing_seed(s3_run, local_records):
 
 
 def test_mistakes_on_s3_are_one_line_and_write_nothing(s3_run, s3_endpoint, capsys):
-    out, _ = s3_run
+    out, _, _ = s3_run
     capsys.readouterr()
     assert main(["run", *SMOKE, "--out", out, "--name", "s3"]) == 2  # exists
     assert main(["run", *SMOKE, "--out", out, "--name", "ml", "--callback", "mlflow"]) == 2  # no --mlflow-uri
@@ -248,3 +342,46 @@ def test_a_study_on_s3_resumes_from_s3(ray_session, s3_endpoint, capsys):
     records[1].unlink()
     assert main(["run", "--resume", "--name", "st", "--out", out]) == 0
     assert sorted(p.name for p in study.files() if p.parent.name == "trials") == [p.name for p in records]
+
+
+def test_a_store_lost_mid_run_ends_like_an_interruption(ray_session, tmp_path, capfd, monkeypatch):
+    """The object store dies mid-search (its server killed once the trial's first checkpoint is there): the driver
+    stops at once and ends as an interruption does, without a traceback: exit 130 and the line 'interrupted: ...;
+    resume with: ...'; nothing is written anywhere else instead."""
+    import threading
+    import time
+
+    from s3_server import s3_server_process
+
+    from harness import experiment
+
+    # the driver looks at the store every 0.2 s and gives up at the first failed look (each is retried for 6 s)
+    monkeypatch.setattr(experiment, "STORE_PROBE_S", 0.2, raising=False)
+    monkeypatch.setattr(experiment, "STORE_PROBES", 1, raising=False)
+    monkeypatch.chdir(tmp_path)
+    for handler in logging.getLogger("ray").handlers:  # Ray's console lines to this test's stderr (Ray's handler
+        if type(handler).__module__.startswith("ray."):  # keeps the stream it met first: an earlier test's, closed)
+            monkeypatch.setattr(handler, "stream", sys.stderr)
+    with s3_server_process() as (endpoint, server):
+        out = s3_uri(endpoint, "lost", "nas")
+        checkpoints = location(out) / "lost" / "checkpoints"
+
+        def kill_after_first_checkpoint() -> None:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not any(checkpoints.files()):
+                time.sleep(0.2)
+            server.kill()
+
+        killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
+        killer.start()
+        capfd.readouterr()
+        code = main(["run", *SMOKE, "--set", "search_epochs=30", "--set", *SETS, "--out", out, "--name", "lost"])
+        killer.join(timeout=5)
+        assert server.poll() is not None  # the store died mid-run
+    printed, err = capfd.readouterr()
+    assert code == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and last.endswith(f"resume with: python -m harness run --resume --name "
+                                                              f"lost --out '{out}'"), err
+    assert "Traceback" not in printed + err, printed + err
+    assert list(tmp_path.iterdir()) == []
