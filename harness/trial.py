@@ -190,7 +190,6 @@ def diverging(spec: dict[str, Any], seed: int, where: str, lr_keys: tuple[str, .
         raise Diverged(exc.value, exc.what, where, rates) from None
 
 
-
 def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str, Any]:
     """Run one trial, continuing from its checkpoint if it has one; ``report(metrics)`` is called once per
     epoch and once at the end. Returns the record (also written to the experiment's ``trials/`` folder)."""
