@@ -37,7 +37,7 @@ from harness.storage import Remote, is_remote, location, relative_parts, upload_
 from harness.study import STUDY_FILE
 
 REPORT_DIR = "report"
-MAX_TEXT_BYTES = 2**20  # an experiment's spec or the study file the report reads (a study file is at most 1 MB)
+MAX_TEXT_BYTES = 2**20  # an experiment's spec or the study file the report reads (a study file is at most 1 MiB)
 # (column, header, decimals) of the statistics table, where the leaderboard has the column
 STAT_COLUMNS = [
     ("n_seeds", "seeds", 0), ("test_acc_mean", "test acc % mean", 2), ("test_acc_std", "std", 2),

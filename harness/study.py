@@ -36,6 +36,7 @@ from typing import Any
 
 from harness.config import BUDGETS, MAX_CELLS, MAX_NAME, MAX_SEED, MAX_SEEDS, MAX_TRIALS, NAME_PATTERN, check_count
 from harness.errors import UserError
+from harness.records import read_limited
 from harness.registry import all_methods, all_spaces, check_pair
 
 if sys.version_info >= (3, 11):
@@ -48,7 +49,7 @@ STUDY_SPEC = "study.json"  # the resolved study: every cell's spec
 CELLS_DIR = "cells"
 KEYS = {"name", "budget", "seeds", "datasets", "spaces", "methods", "variants", "space_methods"}
 VARIANT_KEYS = {"method", "set"}
-MAX_STUDY_BYTES = 1_000_000  # a study file is a page of TOML; more is a mistake (and tomllib reads it all at once)
+MAX_STUDY_BYTES = 2**20  # a study file is a page of TOML; more is a mistake (and tomllib reads it all at once)
 FOLDER_TEXT = 60  # the readable part of a cell's folder name, in characters
 
 
@@ -122,7 +123,7 @@ def _seeds(where: str, value: Any) -> list[int]:
 
 
 def _too_large(where: str) -> UserError:
-    return _refuse(where, f"larger than {MAX_STUDY_BYTES} bytes; a study file is a short TOML file")
+    return _refuse(where, f"larger than {MAX_STUDY_BYTES / 2**20:g} MiB; a study file is a short TOML file")
 
 
 def _text(where: str, what: str, value: Any) -> str:
@@ -219,15 +220,11 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
 
 def load_study(path: Path) -> Study:
     """The study of the file at ``path`` (one line if it cannot be read or is not a valid study)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_STUDY_BYTES + 1)  # never the whole of a huge file
-        if len(data) > MAX_STUDY_BYTES:
-            raise _too_large(str(path))
-        text = data.decode("utf-8")
+    try:  # a regular file, never read past the limit (a FIFO or /dev/zero is one line, not a hang)
+        text = read_limited(path, MAX_STUDY_BYTES, "study file").decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"study file '{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
         raise UserError(f"cannot read study file '{path}' ({err.__class__.__name__})") from None
     return parse_study(text, str(path), path.stem)
 

@@ -5,6 +5,7 @@ resume that runs exactly the trials without a record."""
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -60,7 +61,7 @@ def test_a_study_file_gives_its_cells():
     (("budget = \"smoke\"", "budget = [\"smoke\"]"), "'budget' must be a string"),
     (("{method = \"nos\", set", "{method = [\"nos\"], set"), "variant 'nos-noags': 'method' must be a string"),
     (("budget = \"smoke\"", "budget = \"smoke\"\ndeep = " + "[" * 100_000 + "]" * 100_000), "nested too deeply"),
-    (("budget = \"smoke\"", "budget = \"smoke\"\n# " + "x" * 1_000_000), "larger than 1000000 bytes"),
+    (("budget = \"smoke\"", "budget = \"smoke\"\n# " + "x" * 2**20), "larger than 1 MiB"),
 ])
 def test_bad_study_files_are_refused_in_one_line(change, words, tmp_path, capsys):
     old, new = change
@@ -88,6 +89,15 @@ def test_cells_are_checked_key_by_key_before_anything_runs(change, words, tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and words.split("=")[0].strip("[]\"") in err
     assert not out.exists()
+
+
+def test_a_study_file_that_is_not_a_regular_file_is_one_line(tmp_path, capsys):
+    """A FIFO (or /dev/zero) given as the study file: one line, not a driver waiting for a writer for ever."""
+    fifo = tmp_path / "study.toml"
+    os.mkfifo(fifo)
+    assert main(["study", "run", str(fifo), "--out", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a regular file" in err
 
 
 def test_missing_file_and_existing_study_are_refused(tmp_path, capsys):
