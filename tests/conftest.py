@@ -45,7 +45,8 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A local Ray started once for the whole session; the CLI reuses it, subprocesses join it."""
+    """A local Ray started once for the whole session (under pytest-xdist: once per worker process, each its own);
+    the CLI reuses it, subprocesses join it."""
     import ray
 
     ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="ERROR",

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,8 +75,11 @@ def cluster(tmp_path_factory):
     env = ray_env()
     port = free_port()
     address = f"127.0.0.1:{port}"
+    # Ray's session folder holds Unix sockets, whose paths may not pass 107 bytes: a short folder of its own, not one
+    # under pytest's temporary folders (deeper still under pytest-xdist's popen-gwN)
+    ray_tmp = tempfile.mkdtemp(prefix="ray-")
     head = start(["--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0",
-                  "--include-dashboard=false", f"--temp-dir={tmp / 'ray'}"], env, tmp / "head.log")
+                  "--include-dashboard=false", f"--temp-dir={ray_tmp}"], env, tmp / "head.log")
     nodes = [head]
     try:
         deadline = time.time() + 120
@@ -86,10 +91,11 @@ def cluster(tmp_path_factory):
         while alive_nodes(address, env) < 2:
             assert time.time() < deadline, (tmp / "worker.log").read_text()[-2000:]
             time.sleep(2)
-        yield {"address": address, "env": env, "tmp": tmp, "worker": nodes[1]}
+        yield {"address": address, "env": env, "tmp": tmp, "ray_tmp": Path(ray_tmp), "worker": nodes[1]}
     finally:
         for proc in reversed(nodes):
             stop(proc)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def harness(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
@@ -144,7 +150,7 @@ def test_a_run_spreads_over_both_nodes_ships_the_code_and_gives_the_local_record
     assert all(r["runner"]["code_shipped"] for r in got.values())
     # Ray unpacked the shipped packages for the workers (here an editable install of the harness still wins the
     # import; on a cluster without it the shipped copy is the one imported)
-    unpacked = list((cluster["tmp"] / "ray").glob("session_*/runtime_resources/py_modules_files/*/harness/trial.py"))
+    unpacked = list(cluster["ray_tmp"].glob("session_*/runtime_resources/py_modules_files/*/harness/trial.py"))
     assert unpacked, "the harness was not shipped"
     for seed, record in got.items():
         assert same(record, reference[seed]), seed
