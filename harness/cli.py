@@ -16,7 +16,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harness.config import MAX_SEEDS, check_count
+from harness.config import BASELINE_METHOD, MAX_SEEDS, check_count
 from harness.errors import UserError
 from harness.interrupts import handle_sigterm, interrupted
 from harness.storage import location
@@ -129,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="the comparison report (HTML, Markdown, CSVs, plots) of every record "
                                            "under DIR, written to DIR/report/")
     report.add_argument("dir", type=location)
-    report.add_argument("--baseline", default="darts", help="the method the others are tested against "
-                                                             "(default: darts)")
+    report.add_argument("--baseline", default=BASELINE_METHOD, help="the method the others are tested against "
+                                                                      f"(default: {BASELINE_METHOD})")
 
     sub.add_parser("list", help="methods, spaces, datasets, budgets and the method × space matrix")
 

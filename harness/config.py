@@ -331,6 +331,8 @@ def is_evaluation_key(name: str) -> bool:
 
 
 # What names and seeds may be, for an experiment (``--name``, ``--seeds``) and a study file alike.
+# The method every other is compared with, seed by seed, in leaderboards and reports (report --baseline changes it)
+BASELINE_METHOD = "darts"
 MAX_SEED = 2**32 - 1  # NumPy's seed range; torch and Python accept more
 MAX_NAME = 100
 # Counts, the same wherever they are given: a run or a study is one Ray Tune experiment whose driver holds every

@@ -27,6 +27,7 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
+from harness.config import BASELINE_METHOD
 from harness.errors import UserError
 from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
@@ -46,7 +47,6 @@ BASE_COLUMNS = (GROUP_KEYS + ["n_seeds", "seeds"] + [c for m in BOARD_METRICS fo
 # Record keys already summarised by BASE_COLUMNS (or not metrics).
 _SUMMARISED = {"seed"} | {m.key for m in BOARD_METRICS}
 _RANK_COLUMN = metric(RANKED_BY).stat_column("mean")
-BASELINE_METHOD = "darts"
 REFERENCE_METHOD = "optimum"
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from harness import __version__
+from harness.config import BASELINE_METHOD
 from harness.errors import UserError
 from harness.leaderboard import build_leaderboard, cell_text, md_text, variant_of
 from harness.plots import PlotFile, write_plots
@@ -148,7 +149,7 @@ def replace_plots(records: list[dict[str, Any]], folder: Path, tables: dict[str,
     return [dataclasses.replace(p, png=folder / p.png.name, csv=folder / p.csv.name) for p in plots]
 
 
-def write_report(root: Path | Remote | str, baseline: str = "darts") -> dict[str, Any]:
+def write_report(root: Path | Remote | str, baseline: str = BASELINE_METHOD) -> dict[str, Any]:
     """Write ``root/report/`` from every record under ``root``; returns the paths written (``html``,
     ``markdown``, ``plots``, ``csvs``). No record is one line (``UserError``). On an object store the report is
     made in a local temporary folder and then uploaded, file by file (``upload_tree``)."""
