@@ -138,3 +138,20 @@ def trial_records(method: str, space: str, out, name: str, seeds: int = 1, *sets
     for seed in spec["seeds"]:
         execute_trial(spec, seed, report=lambda metrics: None)
     return [json.loads(p.read_text()) for p in sorted((Path(out) / name / "trials").glob("*.json"))]
+
+
+# --- the inner loop: python -m pytest -m "not slow" ----------------------------------------------------------
+# A test is slow when it starts Ray, a cluster or the S3 server (whatever fixture brings them), or is marked so (a
+# whole trial or a driver process of its own). CI runs every test; "not slow" is the quick loop for one's own work.
+SLOW_FIXTURES = {"ray_session", "s3_endpoint", "cluster"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts Ray, a cluster, the S3 server, a driver process or a whole "
+                                       "trial (deselect with -m 'not slow')")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

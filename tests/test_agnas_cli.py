@@ -21,6 +21,8 @@ from harness.records import record_filename
 from harness.registry import get_space
 from spaces.darts import DARTS_OPS, StagedGenotype
 
+pytestmark = pytest.mark.slow  # whole trials through the CLI
+
 
 def run(space: str, out: Path, seeds: int, *sets: str) -> list[dict]:
     return trial_records("agnas", space, out, space, seeds, *sets)

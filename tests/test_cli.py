@@ -109,6 +109,7 @@ def test_leaderboard_show_and_config_commands(two_seeds, capsys):
     assert "random" in out and "digits" in out and "✓" in out
 
 
+@pytest.mark.slow
 def test_random_search_runs_end_to_end(tmp_path):
     # in-process as ``run`` specifies it (conftest.trial_records): the run through Ray is the two-seed run's above
     (rec,) = trial_records("random", "darts", tmp_path, "rs")

@@ -223,6 +223,7 @@ def trial_overrides(method: str, space: str) -> dict[str, str]:
     return {key: value for key, value in overrides.items() if key != "search_epochs"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", PAIRS, ids=IDS)
 def test_execute_trial_writes_its_record(pair, tmp_path: Path):
     method, space = pair

@@ -286,6 +286,7 @@ def test_sample_edges_is_fixed_and_seed_independent():
     assert sample_edges(shape, 0) == []
 
 
+@pytest.mark.slow
 def test_op_correlation_is_one_when_scores_are_the_accuracies(digits_data):
     cfg, dataset = digits_data
     cfg = {**cfg, "corr_edges": 2, "corr_batches": 1}

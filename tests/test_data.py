@@ -237,6 +237,7 @@ _fake = {}
 exec(FAKE_DOWNLOAD, _fake)
 
 
+@pytest.mark.slow
 def test_trials_starting_together_download_cifar_once(tmp_path):
     """Two processes (two trials of one node, or of nodes sharing the data folder) load CIFAR-10 from an empty
     data folder at the same moment: one downloads (under the folder's lock), the other waits and reads it."""

@@ -293,6 +293,7 @@ def test_concurrent_loads_decode_once(tmp_path, cache, monkeypatch):
 
 # --- end to end: a search on a class-sorted folder measures something ---------------------------------------
 
+@pytest.mark.slow
 def test_darts_search_on_a_class_sorted_folder(digits_folder, tmp_path, monkeypatch, capsys):
     """In-process, as a run's trial does it (the specification of ``run``, then ``execute_trial``): what is
     tested is the data path; ``run`` itself is tested through Ray in test_cli.py."""

@@ -20,6 +20,8 @@ from harness.metrics import rank_correlation
 from harness.registry import get_space
 from spaces.darts import DARTS_OPS
 
+pytestmark = pytest.mark.slow  # whole trials through the CLI
+
 
 def run(method: str, space: str, out: Path, name: str, seeds: int = 1, *sets: str) -> list[dict]:
     return trial_records(method, space, out, name, seeds, *sets)

@@ -374,6 +374,7 @@ def test_one_driver_per_experiment(ray_session, tmp_path, capsys):
     assert all(json.loads(p.read_text())["config_hash"] == spec["config_hash"] for p in records)
 
 
+@pytest.mark.slow
 def test_a_port_that_answers_but_is_not_ray_is_refused_within_the_time_limit(monkeypatch):
     """The join runs in a child process killed at the time limit (``run`` does this before ``ray.init``; in
     this test session Ray is already up in-process, so the join is called directly)."""
@@ -500,6 +501,7 @@ def test_sigterm_before_the_arguments_are_parsed_is_a_clean_interruption():
     assert done.stderr == "harness: interrupted\n", done.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_while_ray_starts_ends_with_the_resume_hint(tmp_path):
     """The signal arrives inside ``ray.init`` (when it connects the driver, after Ray's own SIGTERM handler would
     be in place): the driver ends as an interruption, exit 130 and the resume hint, not Ray's ``sys.exit(15)`` or

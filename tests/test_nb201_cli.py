@@ -38,6 +38,7 @@ def records(out: Path, method: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / method / "trials").glob("*.json"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_records_carry_the_tables_figures(runs, method):
     table = load_table()
@@ -117,6 +118,7 @@ def test_leaderboard_rows_and_optimum(runs, capsys):
     assert "arch τ" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_leaderboard_optimum_in_a_fresh_process(tmp_path):
     """``python -m harness leaderboard DIR --optimum`` in a new Python, where nothing has imported the space
     and method packages: the registry loads them itself, so the optimum row is there (issue 26, item 7)."""

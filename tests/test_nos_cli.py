@@ -15,6 +15,8 @@ from harness.cli import main
 from harness.registry import get_space
 from spaces.hetero import HeteroGenotype
 
+pytestmark = pytest.mark.slow  # whole trials through the CLI
+
 
 def smoke(method: str, space: str) -> list[str]:
     return ["run", "--method", method, "--space", space, "--budget", "smoke", "--dataset", "digits"]

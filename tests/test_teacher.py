@@ -338,6 +338,7 @@ def _race_child(root: str, log: str, out: str, barrier) -> None:
     Path(out).write_text(json.dumps({"source": info["source"], "digest": digest(net), "created": info["created"]}))
 
 
+@pytest.mark.slow
 def test_two_processes_at_once_train_one_teacher(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
