@@ -67,6 +67,7 @@ from harness.metric_table import SUMMARY
 from harness.records import (
     check_writable_folder,
     load_records,
+    one_line,
     os_error_line,
     record_filename,
     split_summary,
@@ -767,12 +768,8 @@ class StoreWatch(tune.Stopper):
             except OSError as err:
                 self.failures += 1
                 if self.failures >= STORE_PROBES:
-                    self.lost = _one_line(err)
+                    self.lost = one_line(err, 300)
         return self.lost is not None
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:300]
 
 
 def _store_fault(exc: BaseException | None) -> BaseException | None:
@@ -790,7 +787,7 @@ class _StoreFaultsInOneLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         fault = _store_fault(record.exc_info[1] if record.exc_info else None)
         if fault is not None:
-            record.msg, record.args = f"{record.getMessage()} {type(fault).__name__}: {_one_line(fault)}", None
+            record.msg, record.args = f"{record.getMessage()} {type(fault).__name__}: {one_line(fault, 300)}", None
             record.exc_info = record.exc_text = None
         return True
 
@@ -852,7 +849,7 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
         except KeyboardInterrupt:
             interrupted = True
         except OSError as err:  # Ray Tune's own reads and writes of its storage: the results' store (or disk) is lost
-            lost = _one_line(err)
+            lost = one_line(err, 300)
         finally:
             _SINK = None
     lost = lost or (watch.lost if watch is not None else None)
@@ -862,10 +859,16 @@ def run_jobs(jobs: list[tuple[dict[str, Any], int]], done: list[str], exp_dir: P
     return errors, interrupted
 
 
+def own_records(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of the experiment (or study cell) of ``spec``: its own ``trials/`` only, of its setting; an
+    experiment nested in its folder lends it no seed."""
+    return [r for r in load_records(exp_folder(spec), nested=False) if r.get("config_hash") == spec["config_hash"]]
+
+
 def summarise(spec: dict[str, Any], console: Console, errors: list[str], interrupted: bool) -> int:
     exp_dir = exp_folder(spec)
-    try:  # its own records only: an experiment nested in its folder lends it no seed
-        records = [r for r in load_records(exp_dir, nested=False) if r.get("config_hash") == spec["config_hash"]]
+    try:
+        records = own_records(spec)
     except StoreError as err:  # the store was lost (run_jobs): end as the interruption it was
         if not interrupted:
             raise
@@ -1177,8 +1180,7 @@ def summarise_study(study: Study, specs: list[dict[str, Any]], study_dir: Path |
     """The study's leaderboard (every cell's own records of its setting, as ``summarise`` takes an experiment's:
     nothing nested inside a cell's folder), written beside ``study.json``."""
     try:
-        records = [r for s in specs for r in load_records(exp_folder(s), nested=False)
-                   if r.get("config_hash") == s["config_hash"]]
+        records = [r for spec in specs for r in own_records(spec)]
     except StoreError as err:  # the store was lost (run_jobs): end as the interruption it was
         if not interrupted:
             raise

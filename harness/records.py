@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.config import MAX_SEED
 from harness.errors import UserError
 from harness.metric_table import METRICS, NULL, SHOWN
 from harness.stats import is_number
@@ -140,7 +141,7 @@ def _pid_alive(pid: int) -> bool:
 
 def os_error_line(action: str, path: Path | str, err: OSError) -> str:
     """One line for a failed file operation: what, where and the system's reason."""
-    return f"cannot {action} {path}: {err.strerror or _one_line(err)}"
+    return f"cannot {action} {path}: {err.strerror or one_line(err)}"
 
 
 def check_writable_folder(folder: Path | Remote, what: str) -> None:
@@ -152,7 +153,7 @@ def check_writable_folder(folder: Path | Remote, what: str) -> None:
             probe.put(b"")
             probe.unlink(missing_ok=True)
         except (UserError, OSError) as err:
-            raise UserError(f"{what} '{folder}' cannot be written ({_one_line(err)})") from None
+            raise UserError(f"{what} '{folder}' cannot be written ({one_line(err)})") from None
         return
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{what} '{folder}' is a file, not a folder")
@@ -276,7 +277,7 @@ def read_limited(path: Path | Remote, limit: int, what: str) -> bytes:
         except FileNotFoundError:
             raise
         except OSError as err:
-            raise UserError(f"cannot read {what} {path}: {_one_line(err)}") from None
+            raise UserError(f"cannot read {what} {path}: {one_line(err)}") from None
     else:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -317,7 +318,7 @@ def _is_int(value: Any) -> bool:
 
 def _name_problem(key: str, value: Any) -> str | None:
     if key == "seed":
-        return None if _is_int(value) and 0 <= value <= 2**32 - 1 else "its seed is not an integer in 0..2^32-1"
+        return None if _is_int(value) and 0 <= value <= MAX_SEED else f"its seed is not an integer in 0..{MAX_SEED}"
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
         return f"its {key} is not a name of 1 to {MAX_NAME_CHARS} characters"
     return None
@@ -326,7 +327,7 @@ def _name_problem(key: str, value: Any) -> str | None:
 def _value_problem(record: dict[str, Any], raw: bytes | None = None) -> str | None:
     """Why the values of ``record`` cannot be read by every view, or None: nested deeper than ``MAX_NESTING``, a
     string that is not valid Unicode (a lone surrogate), an integer no float can hold. Walked level by level,
-    without recursion. ``raw``, the JSON text it was parsed by ``_parse`` from (which refuses such integers), spares
+    without recursion. ``raw``, the JSON text it was parsed from (``_parse_int`` refuses such integers), spares
     the walk over every string and number where it holds no surrogate escape (the only way to a lone one)."""
     scalars = raw is None or _SURROGATE_ESCAPE.search(raw) is not None
     level: list[Any] = [record]
@@ -472,11 +473,11 @@ def _read_record(path: Path | Remote, warn: bool) -> tuple[dict[str, Any], int]:
     try:
         record = json.loads(data.decode("utf-8"), parse_int=_parse_int)
     except UnicodeDecodeError as err:
-        raise UserError(f"cannot read record {path}: {_one_line(err)}") from None
+        raise UserError(f"cannot read record {path}: {one_line(err)}") from None
     except RecursionError:
         raise UserError(f"record {path} is nested too deeply to read; delete it and re-run the trial") from None
     except ValueError as err:  # JSONDecodeError, and an integer beyond a float (``_parse_int``)
-        raise UserError(f"record {path} is not valid JSON ({_one_line(err)[:200]}); delete it and re-run the "
+        raise UserError(f"record {path} is not valid JSON ({one_line(err, 200)}); delete it and re-run the "
                         "trial") from None
     left_out = check_record(record, path, data)
     if left_out and warn:
@@ -484,8 +485,9 @@ def _read_record(path: Path | Remote, warn: bool) -> tuple[dict[str, Any], int]:
     return record, len(data)
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())
+def one_line(err: BaseException, limit: int | None = None) -> str:
+    """``err``'s message on one line (its whitespace runs as single spaces), cut at ``limit`` characters if given."""
+    return " ".join(str(err).split())[:limit]
 
 
 def record_paths(root: Path | Remote, nested: bool = True) -> list[Path | Remote]:
@@ -523,7 +525,7 @@ def load_records(root: Path | str, nested: bool = True) -> list[dict[str, Any]]:
         try:
             record, size = _read_record(path, warn=True)
         except UserError as err:
-            print(f"warning: skipping {_one_line(err)}", file=sys.stderr)
+            print(f"warning: skipping {one_line(err)}", file=sys.stderr)
             continue
         total += size
         if total > MAX_TOTAL_BYTES:
