@@ -1,5 +1,7 @@
 """User-facing errors: the CLI turns these into one line on stderr and exit status 2."""
 
+from __future__ import annotations
+
 
 class UserError(Exception):
     """A mistake in what the user asked for (bad name, bad value, missing file).
@@ -10,3 +12,9 @@ class UserError(Exception):
 
 class GenotypeError(UserError):
     """A malformed or invalid genotype string."""
+
+
+def one_line(err: BaseException, limit: int | None = None) -> str:
+    """``err``'s message on one line (its whitespace runs as single spaces), cut at ``limit`` characters if given:
+    how a message from elsewhere (the OS, pyarrow, Ray) goes into one of ours."""
+    return " ".join(str(err).split())[:limit]

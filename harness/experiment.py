@@ -59,7 +59,7 @@ from harness.config import (
     resolve,
 )
 from harness.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
-from harness.errors import UserError
+from harness.errors import UserError, one_line
 from harness.evaluation import FinalTraining
 from harness.interrupts import sigterm_deferred
 from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
@@ -67,7 +67,6 @@ from harness.metric_table import SUMMARY
 from harness.records import (
     check_writable_folder,
     load_records,
-    one_line,
     os_error_line,
     record_filename,
     split_summary,

@@ -28,7 +28,7 @@ from rich import box
 from rich.table import Table
 
 from harness.config import BASELINE_METHOD
-from harness.errors import UserError
+from harness.errors import UserError, one_line
 from harness.metric_table import NULL, board_metrics, metric
 from harness.records import atomic_write_many
 from harness.registry import all_spaces, get_space
@@ -149,7 +149,7 @@ def record_benchmark(record: dict[str, Any], tables: dict[str, Any]) -> Any:
         try:
             tables[key] = get_space(space).load_benchmark(description)
         except UserError as err:
-            print(f"warning: {' '.join(str(err).split())}; what needs that table is left out (the optimum row, "
+            print(f"warning: {one_line(err)}; what needs that table is left out (the optimum row, "
                   "the anytime plot)", file=sys.stderr)
             tables[key] = None
     return tables[key]

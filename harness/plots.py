@@ -27,7 +27,6 @@ matplotlib's non-interactive Agg backend and closed after saving.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -45,6 +44,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from harness.errors import GenotypeError, UserError  # noqa: E402
 from harness.leaderboard import record_benchmark, variant_of  # noqa: E402
+from harness.records import bounded_stem  # noqa: E402
 from harness.registry import get_space  # noqa: E402
 from harness.stats import finite, summary  # noqa: E402
 
@@ -105,8 +105,7 @@ class _Writer:
 
     def _stem(self, parts: list[str]) -> str:
         base = "-".join(_slug(part) for part in parts)
-        if len(base) > MAX_STEM:  # a long name (a dataset's path, a variant of many keys): cut, and a hash of all
-            base = f"{base[:MAX_STEM - 13]}-{hashlib.sha256(base.encode()).hexdigest()[:12]}"
+        base = bounded_stem(base, MAX_STEM)  # a long name (a dataset's path, a variant of many keys)
         stem, number = base, 1
         while stem in self.used:
             number += 1

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.config import MAX_SEED
-from harness.errors import UserError
+from harness.errors import UserError, one_line
 from harness.metric_table import METRICS, NULL, SHOWN
 from harness.stats import is_number
 from harness.storage import Remote, is_remote, location
@@ -60,10 +60,15 @@ def record_filename(method: str, space: str, dataset: str, seed: int) -> str:
     """``<method>-<space>-<dataset>-s<seed>.json`` with every part made safe for a file name. A name longer than
     ``MAX_RECORD_STEM`` (a dataset folder of a long name) is cut and ends in a hash of the whole, so the record, its
     checkpoint and its Ray Tune folder can be written; shorter names are as they always were."""
-    stem = f"{_slug(method)}-{_slug(space)}-{_slug(dataset)}"
-    if len(stem) > MAX_RECORD_STEM:
-        stem = f"{stem[:MAX_RECORD_STEM - 13]}-{hashlib.sha256(stem.encode()).hexdigest()[:12]}"
-    return f"{stem}-s{int(seed)}.json"
+    return f"{bounded_stem(f'{_slug(method)}-{_slug(space)}-{_slug(dataset)}', MAX_RECORD_STEM)}-s{int(seed)}.json"
+
+
+def bounded_stem(stem: str, limit: int) -> str:
+    """``stem`` (a file name without its suffix) as it is up to ``limit`` characters; longer, cut and ended by a hash
+    of the whole, so that distinct long names stay distinct and a file system takes them (255 bytes)."""
+    if len(stem) <= limit:
+        return stem
+    return f"{stem[:limit - 13]}-{hashlib.sha256(stem.encode()).hexdigest()[:12]}"
 
 
 # --- JSON ---------------------------------------------------------------------------------------
@@ -483,11 +488,6 @@ def _read_record(path: Path | Remote, warn: bool) -> tuple[dict[str, Any], int]:
     if left_out and warn:
         print(f"warning: record {path}: left out {', '.join(left_out)}", file=sys.stderr)
     return record, len(data)
-
-
-def one_line(err: BaseException, limit: int | None = None) -> str:
-    """``err``'s message on one line (its whitespace runs as single spaces), cut at ``limit`` characters if given."""
-    return " ".join(str(err).split())[:limit]
 
 
 def record_paths(root: Path | Remote, nested: bool = True) -> list[Path | Remote]:

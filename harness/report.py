@@ -30,7 +30,7 @@ import pandas as pd
 
 from harness import __version__
 from harness.config import BASELINE_METHOD
-from harness.errors import UserError
+from harness.errors import UserError, one_line
 from harness.leaderboard import build_leaderboard, cell_text, md_text, variant_of
 from harness.plots import PlotFile, write_plots
 from harness.records import atomic_write_many, load_records, os_error_line, read_limited
@@ -108,7 +108,7 @@ def _read_text(path: Path | Remote, what: str) -> str | None:
     try:
         return read_limited(path, MAX_TEXT_BYTES, what).decode("utf-8")
     except (UserError, OSError, UnicodeDecodeError) as err:
-        print(f"warning: {what} {path} left out: {' '.join(str(err).split())[:300]}", file=sys.stderr)
+        print(f"warning: {what} {path} left out: {one_line(err, 300)}", file=sys.stderr)
         return None
 
 

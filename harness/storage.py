@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from harness.errors import UserError
+from harness.errors import UserError, one_line
 
 # A query option is a credential when a word of its name is one of these: pyarrow's own (S3's access_key, secret_key,
 # session_token in older releases; GCS's access_token, credentials_expiration; Azure's client_secret and a SAS token,
@@ -144,7 +144,7 @@ def _filesystem(root_uri: str) -> tuple[Any, str]:
         try:
             _FILESYSTEMS[root_uri] = pafs.FileSystem.from_uri(root_uri)
         except (OSError, ValueError, TypeError) as err:
-            raise UserError(f"cannot open '{redact(root_uri)}' ({' '.join(str(err).split())[:200]}); use a local "
+            raise UserError(f"cannot open '{redact(root_uri)}' ({one_line(err, 200)}); use a local "
                             "folder or a URI pyarrow supports (s3://bucket/prefix, gs://bucket/prefix, hdfs://host/path)"
                             ) from None
     return _FILESYSTEMS[root_uri]
@@ -233,7 +233,7 @@ class Remote:
         except FileNotFoundError:
             raise
         except OSError as err:
-            raise StoreError(f"cannot {action} {self}: {' '.join(str(err).split())[:300]}") from None
+            raise StoreError(f"cannot {action} {self}: {one_line(err, 300)}") from None
 
     def _type(self) -> str:
         """``file``, ``dir`` or ``none``. A folder of an object store exists when it holds a file: an empty one is only
