@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.errors import UserError
-from harness.records import atomic_write
-from harness.storage import Remote, location
+from harness.core.errors import UserError
+from harness.core.records import atomic_write
+from harness.core.storage import Remote, location
 
 _NDARRAY = "__ndarray__"
 

@@ -16,10 +16,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harness.config import BASELINE_METHOD, MAX_SEEDS, check_count
-from harness.errors import UserError
+from harness.core.config import BASELINE_METHOD, MAX_SEEDS, check_count
+from harness.core.errors import UserError
+from harness.core.storage import location
 from harness.interrupts import handle_sigterm, interrupted
-from harness.storage import location
 
 # Ray reads these at import time: set them before anything imports ray. Ray Tune's own loggers stay on: every
 # trial folder under <experiment>/tune/ has result.json, progress.csv, params.json and TensorBoard's events.
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="retries of a crashed trial from its last checkpoint (default 2)")
     run.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                      help="Ray cluster address ('auto' on a 'ray up' cluster; default: a local Ray)")
-    run.add_argument("--data-dir", help="where datasets are downloaded (default: ~/.cache/nas-harness/data "
+    run.add_argument("--data-dir", help="where datasets are downloaded (default: ~/.cache/nas-harness/core/data "
                                         "or $HARNESS_DATA_DIR)")
     run.add_argument("--resume", action="store_true",
                      help="continue the experiment --name in --out: run every seed without a valid record "
@@ -233,9 +233,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_list(console: Console) -> int:
-    from harness.config import BUDGET_HELP
-    from harness.data import DATASETS
-    from harness.registry import all_methods, all_spaces
+    from harness.core.config import BUDGET_HELP
+    from harness.core.data import DATASETS
+    from harness.core.registry import all_methods, all_spaces
 
     methods, spaces = all_methods(), all_spaces()
     for title, items in (("methods", {k: v.description for k, v in methods.items()}),
@@ -256,8 +256,8 @@ def cmd_list(console: Console) -> int:
 
 
 def cmd_config(args: argparse.Namespace, console: Console) -> int:
-    from harness.config import declarations, parse_overrides, resolve
-    from harness.registry import check_pair, get_method, get_space
+    from harness.core.config import declarations, parse_overrides, resolve
+    from harness.core.registry import check_pair, get_method, get_space
 
     check_pair(args.method, args.space)
     method, space = get_method(args.method), get_space(args.space)
@@ -273,8 +273,8 @@ def cmd_config(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
+    from harness.core.records import load_records
     from harness.leaderboard import build_leaderboard, leaderboard_table, write_leaderboard
-    from harness.records import load_records
 
     records = load_records(args.dir)
     if not records:
@@ -287,7 +287,7 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
 
 
 def _figures_table(table, index: int, title: str) -> Table:
-    from harness.benchmarks.nb201 import COLUMN_HELP
+    from harness.core.benchmarks.nb201 import COLUMN_HELP
 
     out = Table(title=title)
     for col in ("figure", "value", "meaning"):
@@ -298,9 +298,9 @@ def _figures_table(table, index: int, title: str) -> Table:
 
 
 def cmd_nb201(args: argparse.Namespace, console: Console) -> int:
-    from harness.benchmarks import nb201
-    from harness.benchmarks.nb201_arch import parse_arch
-    from harness.records import check_writable_folder
+    from harness.core.benchmarks import nb201
+    from harness.core.benchmarks.nb201_arch import parse_arch
+    from harness.core.records import check_writable_folder
 
     if args.nb201_command == "import":
         source = args.path
@@ -359,7 +359,7 @@ def cmd_nb201(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
-    from harness.records import read_record, show_record
+    from harness.core.records import read_record, show_record
 
     show_record(read_record(args.record), console)
     return 0

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from harness.data import SearchData
-from harness.train import cosine_lr, evaluate, set_lr, sgd, to_device, train_epoch
+from harness.core.data import SearchData
+from harness.core.train import cosine_lr, evaluate, set_lr, sgd, to_device, train_epoch
 from spaces.base import SearchSpace
 
 

@@ -5,7 +5,7 @@ resolved configuration), ``trials/*.json`` (one record per finished seed: the so
 ``checkpoints/*.pt`` (the last epoch's state of each unfinished trial), ``leaderboard.csv`` /
 ``leaderboard.md`` (derived from the records, written as a pair), ``tune/`` (Ray Tune's own folder:
 one experiment state per driver run) and ``.driver.lock`` (held by the running driver). ``<out>`` is a local folder
-or a URI of an object store (``harness.storage``): the same layout lies there, except the lock (``lock_file``).
+or a URI of an object store (``harness.core.storage``): the same layout lies there, except the lock (``lock_file``).
 
 Order of a run: every check that needs no data (options, configuration, name, output folder, resources
 of this machine or of the cluster reached with ``--address``) → the data and its split → the time
@@ -48,7 +48,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.checkpoints import load_checkpoint
-from harness.config import (
+from harness.core.config import (
     MAX_NAME,
     MAX_SEED,
     MAX_SEEDS,
@@ -58,13 +58,10 @@ from harness.config import (
     parse_overrides,
     resolve,
 )
-from harness.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
-from harness.errors import UserError, one_line
-from harness.evaluation import FinalTraining
-from harness.interrupts import sigterm_deferred
-from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
-from harness.metric_table import SUMMARY
-from harness.records import (
+from harness.core.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
+from harness.core.errors import UserError, one_line
+from harness.core.metric_table import SUMMARY
+from harness.core.records import (
     check_writable_folder,
     load_records,
     os_error_line,
@@ -72,10 +69,13 @@ from harness.records import (
     split_summary,
     write_record,
 )
-from harness.registry import check_pair, get_method, get_space
-from harness.storage import Remote, StoreError, check_no_credentials, is_remote, location, uri
+from harness.core.registry import check_pair, get_method, get_space
+from harness.core.storage import Remote, StoreError, check_no_credentials, is_remote, location, uri
+from harness.core.train import seed_everything, time_train_steps
+from harness.evaluation import FinalTraining
+from harness.interrupts import sigterm_deferred
+from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
 from harness.study import CELLS_DIR, STUDY_FILE, STUDY_SPEC, Study, load_study, parse_study
-from harness.train import seed_everything, time_train_steps
 from harness.trial import (
     DIVERGED,
     TRIAL_IDS,

@@ -4,9 +4,9 @@ One row per (method, space, dataset, budget, variant), where the variant is the 
 overrides: a tuned DARTS is a different entry from paper-default DARTS and must not be averaged with it.
 
 Each row is compared with the baseline row (``BASELINE_METHOD`` without overrides) of its space, dataset and
-budget on test accuracy, paired by seed (``harness.stats.paired_comparison``): the number of common seeds, the
+budget on test accuracy, paired by seed (``harness.core.stats.paired_comparison``): the number of common seeds, the
 Wilcoxon signed-rank and paired t-test p-values, the Wilcoxon p-value Holm-adjusted over the group's
-non-baseline rows (``harness.stats.holm``), Cohen's d_z and the fraction of seeds the row beats the baseline.
+non-baseline rows (``harness.core.stats.holm``), Cohen's d_z and the fraction of seeds the row beats the baseline.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
-from harness.config import BASELINE_METHOD
-from harness.errors import UserError, one_line
-from harness.metric_table import NULL, board_metrics, metric
-from harness.records import atomic_write_many
-from harness.registry import all_spaces, get_space
-from harness.stats import finite, holm, is_number, paired_comparison, summary
-from harness.storage import Remote, location
+from harness.core.config import BASELINE_METHOD
+from harness.core.errors import UserError, one_line
+from harness.core.metric_table import NULL, board_metrics, metric
+from harness.core.records import atomic_write_many
+from harness.core.registry import all_spaces, get_space
+from harness.core.stats import finite, holm, is_number, paired_comparison, summary
+from harness.core.storage import Remote, location
 
 GROUP_KEYS = ["method", "space", "dataset", "budget", "variant"]
 RANKED_BY = "test_acc"  # rows are ranked by its mean and compared with the baseline's by seed
@@ -225,7 +225,7 @@ def build_leaderboard(records: list[dict[str, Any]], reference: bool = False,
     """One row per (method, space, dataset, budget, variant): seeds, the statistics over seeds of every
     metric the metric table gives leaderboard columns, the comparison of the ranked metric (test accuracy)
     with the ``baseline`` method's row without overrides in the same space, dataset and budget (``COMPARISON_COLUMNS``:
-    paired by seed, ``harness.stats.paired_comparison``; ``p_holm`` is ``p_wilcoxon`` Holm-adjusted over the
+    paired by seed, ``harness.core.stats.paired_comparison``; ``p_holm`` is ``p_wilcoxon`` Holm-adjusted over the
     non-baseline rows of the same space, dataset and budget), and rank; columns in ``BASE_COLUMNS`` order, then
     ``<key>_mean`` for every other numeric record key and ``benchmark_<k>_mean/_std``.
     ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked, not compared; ``tables``: the

@@ -5,7 +5,7 @@ plots that have data (a plot without data is skipped silently; no empty PNG is e
 
 * ``accuracy_vs_cost`` — test accuracy against search cost (``search_seconds`` in device-hours), one point per
   series (a method, or ``method [variant]`` for a variant, ``harness.leaderboard.variant_of``) at the means over
-  seeds, error bars the 95 % bootstrap intervals of ``harness.stats.summary``;
+  seeds, error bars the 95 % bootstrap intervals of ``harness.core.stats.summary``;
 * ``search_curves`` — the supernet's validation accuracy per search epoch (``history`` entries of phase
   ``search``): the mean over seeds as a line, the band from the lowest to the highest seed;
 * ``anytime`` — where records carry ``benchmark_info``: the benchmark's accuracy (the dataset's target column)
@@ -42,11 +42,11 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Circle, FancyArrowPatch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from harness.errors import GenotypeError, UserError  # noqa: E402
+from harness.core.errors import GenotypeError, UserError  # noqa: E402
+from harness.core.records import bounded_stem  # noqa: E402
+from harness.core.registry import get_space  # noqa: E402
+from harness.core.stats import finite, summary  # noqa: E402
 from harness.leaderboard import record_benchmark, variant_of  # noqa: E402
-from harness.records import bounded_stem  # noqa: E402
-from harness.registry import get_space  # noqa: E402
-from harness.stats import finite, summary  # noqa: E402
 
 KINDS = ("accuracy_vs_cost", "search_curves", "anytime", "importance", "correlations", "cells")
 TAUS = (("op_kendall_tau", "op-level"), ("arch_kendall_tau", "architecture-level"),

@@ -5,7 +5,7 @@ folder) and writes ``DIR/report/``: ``report.html`` (every plot embedded as a PN
 browser with no server and no network), ``report.md`` (the same tables; plots as files beside it),
 ``leaderboard.csv`` (every statistic, ``harness.leaderboard``) and ``plots/`` (each plot a PNG and the CSV of
 exactly what it draws, ``harness.plots``). Per (space, dataset, budget) group: the statistics over seeds
-against the baseline (``harness.stats``), then the plots. The page also carries the study file when ``DIR``
+against the baseline (``harness.core.stats``), then the plots. The page also carries the study file when ``DIR``
 holds one, the harness version, every setting's configuration hash and the devices the trials ran on. It is
 derived from the records only, so ``report`` regenerates it at any time.
 """
@@ -29,12 +29,12 @@ from typing import Any
 import pandas as pd
 
 from harness import __version__
-from harness.config import BASELINE_METHOD
-from harness.errors import UserError, one_line
+from harness.core.config import BASELINE_METHOD
+from harness.core.errors import UserError, one_line
+from harness.core.records import atomic_write_many, load_records, os_error_line, read_limited
+from harness.core.storage import Remote, is_remote, location, relative_parts, upload_tree
 from harness.leaderboard import build_leaderboard, cell_text, md_text, variant_of
 from harness.plots import PlotFile, write_plots
-from harness.records import atomic_write_many, load_records, os_error_line, read_limited
-from harness.storage import Remote, is_remote, location, relative_parts, upload_tree
 from harness.study import STUDY_FILE
 
 REPORT_DIR = "report"

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import BUDGETS, MAX_CELLS, MAX_NAME, MAX_SEED, MAX_SEEDS, MAX_TRIALS, NAME_PATTERN, check_count
-from harness.errors import UserError
-from harness.records import read_limited
-from harness.registry import all_methods, all_spaces, check_pair
+from harness.core.config import BUDGETS, MAX_CELLS, MAX_NAME, MAX_SEED, MAX_SEEDS, MAX_TRIALS, NAME_PATTERN, check_count
+from harness.core.errors import UserError
+from harness.core.records import read_limited
+from harness.core.registry import all_methods, all_spaces, check_pair
 
 if sys.version_info >= (3, 11):
     import tomllib

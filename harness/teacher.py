@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import Key, existing_file_or
-from harness.data import Batches, DataInfo, SearchData, cache_lock, default_cache_dir
-from harness.errors import UserError
-from harness.records import atomic_write
-from harness.train import (
+from harness.core.config import Key, existing_file_or
+from harness.core.data import Batches, DataInfo, SearchData, cache_lock, default_cache_dir
+from harness.core.errors import UserError
+from harness.core.records import atomic_write
+from harness.core.train import (
     cosine_lr,
     evaluate,
     rng_state,
@@ -96,7 +96,7 @@ TEACHER_BUDGETS: dict[str, dict[str, Any]] = {
 
 def validate_teacher_config(values: dict[str, Any]) -> None:
     """One-line ``UserError`` for teacher keys that cannot build or train a teacher: their declarations'
-    checks, for callers that bypass ``harness.config.resolve`` (``get_teacher``)."""
+    checks, for callers that bypass ``harness.core.config.resolve`` (``get_teacher``)."""
     for name in TEACHER_KEYS:
         TEACHER_CONFIG[name].validate(name, values[name])
 

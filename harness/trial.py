@@ -25,9 +25,10 @@ A trial whose valid record already exists with the same configuration hash repor
 resumed experiment never runs a finished seed twice. A record that is corrupt or of another setting does
 not count: the seed runs (again) and its new record replaces that file.
 
-A trial whose training diverges (``harness.train.Diverged``: a NaN or infinite loss or architecture parameter) ends at
-that step without a record or a checkpoint; ``run_trial`` reports the one line (``DIVERGED``) and returns, so that
-Ray Tune does not retry it (a retry diverges the same way), and the driver's summary prints it as a failed trial.
+A trial whose training diverges (``harness.core.train.Diverged``: NaN or infinite loss or architecture parameter)
+ends at that step without a record or a checkpoint; ``run_trial`` reports the one line (``DIVERGED``) and returns,
+so that Ray Tune does not retry it (a retry diverges the same way), and the driver's summary prints it as a failed
+trial.
 """
 
 from __future__ import annotations
@@ -45,14 +46,13 @@ import torch
 from ray import tune
 
 from harness import __version__
-from harness.benchmarks.base import Benchmark
 from harness.checkpoints import load_checkpoint, save_checkpoint
-from harness.correlation import arch_level_correlation, one_shot_correlation, op_level_correlation
-from harness.data import SearchData, load_dataset
-from harness.errors import UserError
-from harness.evaluation import FinalTraining
-from harness.metric_table import SUMMARY_KEYS  # the trial's flat summary
-from harness.metrics import (
+from harness.core.benchmarks.base import Benchmark
+from harness.core.correlation import arch_level_correlation, one_shot_correlation, op_level_correlation
+from harness.core.data import SearchData, load_dataset
+from harness.core.errors import UserError
+from harness.core.metric_table import SUMMARY_KEYS  # the trial's flat summary
+from harness.core.metrics import (
     count_madds_m,
     count_params_m,
     describe_device,
@@ -60,11 +60,11 @@ from harness.metrics import (
     measure_latency_ms,
     peak_memory_mb,
 )
-from harness.records import json_safe, read_record, record_filename, write_record
-from harness.registry import get_method, get_space
-from harness.stats import is_number
-from harness.storage import Remote, location
-from harness.train import (
+from harness.core.records import json_safe, read_record, record_filename, write_record
+from harness.core.registry import get_method, get_space
+from harness.core.stats import is_number
+from harness.core.storage import Remote, location
+from harness.core.train import (
     Diverged,
     check_finite,
     configure_backends,
@@ -74,6 +74,7 @@ from harness.train import (
     set_rng_state,
     to_device,
 )
+from harness.evaluation import FinalTraining
 
 EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
 
@@ -364,7 +365,7 @@ def runner_info() -> dict[str, Any]:
 
 
 def network_latency(net: torch.nn.Module, info: Any, cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The final network's forward latency on the trial's device (``harness.metrics.measure_latency_ms``: the
+    """The final network's forward latency on the trial's device (``harness.core.metrics.measure_latency_ms``: the
     median of ``latency_runs`` timed passes after ``latency_warmup``): ``latency_ms`` at batch 1 and
     ``latency_batch_ms`` at ``latency_batch`` = ``eval_batch_size``, network and input in the configuration's
     memory format. A look-up network is built on the CPU, so it is moved first (the trained one is there)."""

@@ -88,12 +88,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import Key
-from harness.correlation import discrete_accuracies, genotype_edges
-from harness.data import DataInfo, SearchData
-from harness.errors import UserError
-from harness.registry import register_method
-from harness.train import arch_adam, check_finite, cosine_lr, set_lr, sgd, to_device
+from harness.core.config import Key
+from harness.core.correlation import discrete_accuracies, genotype_edges
+from harness.core.data import DataInfo, SearchData
+from harness.core.errors import UserError
+from harness.core.registry import register_method
+from harness.core.train import arch_adam, check_finite, cosine_lr, set_lr, sgd, to_device
 from methods.base import ArchState, SearchMethod
 from methods.darts import Darts
 from spaces.base import EdgeId, SearchSpace, group_means

@@ -90,10 +90,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import SEARCH_RECIPE_KEYS, Key
-from harness.data import DataInfo, SearchData
-from harness.registry import register_method
-from harness.train import (
+from harness.core.config import SEARCH_RECIPE_KEYS, Key
+from harness.core.data import DataInfo, SearchData
+from harness.core.registry import register_method
+from harness.core.train import (
     LR_SCHEDULES,
     clip_gradients,
     decay_groups,

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.config import Key
-from harness.correlation import log_normalised
-from harness.data import DataInfo, SearchData
-from harness.train import check_finite, cosine_lr, evaluate, set_lr
+from harness.core.config import Key
+from harness.core.correlation import log_normalised
+from harness.core.data import DataInfo, SearchData
+from harness.core.train import check_finite, cosine_lr, evaluate, set_lr
 from spaces.base import SearchSpace
 
 
@@ -55,7 +55,7 @@ class SearchMethod:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     supported_spaces: ClassVar[tuple[str, ...]] = ()
-    # Configuration (``harness.config``): the method's own keys (a subclass extends its parent's:
+    # Configuration (``harness.core.config``): the method's own keys (a subclass extends its parent's:
     # ``{**Darts.keys, ...}``); ``search_epochs`` is declared here for every method that searches epoch by
     # epoch, valued by each in its ``defaults``.
     keys: ClassVar[dict[str, Key]] = {
@@ -132,7 +132,7 @@ class SearchMethod:
 
     def timing_epoch(self) -> int:
         """An epoch whose steps cost what most of the search's steps cost (timed for the plan's estimate and
-        by ``benchmarks/supernet_step.py``)."""
+        by ``tools/supernet_step.py``)."""
         return 0
 
     def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:

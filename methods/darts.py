@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import Key
-from harness.data import DataInfo
-from harness.registry import register_method
-from harness.train import arch_adam, sgd, to_device
+from harness.core.config import Key
+from harness.core.data import DataInfo
+from harness.core.registry import register_method
+from harness.core.train import arch_adam, sgd, to_device
 from methods.base import ArchState, SearchMethod
 from spaces.base import EdgeId, SearchSpace
 from spaces.ops import is_zero

@@ -94,11 +94,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import Key
-from harness.correlation import op_level_correlation
-from harness.data import DataInfo, SearchData
-from harness.errors import UserError
-from harness.registry import register_method
+from harness.core.config import Key
+from harness.core.correlation import op_level_correlation
+from harness.core.data import DataInfo, SearchData
+from harness.core.errors import UserError
+from harness.core.registry import register_method
 from methods.base import sum_log_normalised
 from methods.gdas import Gdas, GumbelEdge
 from spaces.base import EdgeId, SearchSpace

@@ -44,10 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import Key
-from harness.data import DataInfo, SearchData
-from harness.errors import UserError
-from harness.registry import register_method
+from harness.core.config import Key
+from harness.core.data import DataInfo, SearchData
+from harness.core.errors import UserError
+from harness.core.registry import register_method
 from methods.darts import Darts, _grads
 from spaces.base import EdgeId, SearchSpace
 from spaces.ops import is_zero

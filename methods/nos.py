@@ -47,9 +47,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from harness.config import Key
-from harness.data import DataInfo, SearchData
-from harness.registry import register_method
+from harness.core.config import Key
+from harness.core.data import DataInfo, SearchData
+from harness.core.registry import register_method
+from harness.core.train import to_device
 from harness.teacher import (
     TEACHER_BUDGETS,
     TEACHER_CONFIG,
@@ -57,7 +58,6 @@ from harness.teacher import (
     build_teacher,
     get_teacher,
 )
-from harness.train import to_device
 from methods.darts import Darts
 from spaces.base import SearchSpace
 

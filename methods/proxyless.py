@@ -43,7 +43,7 @@ candidates works unchanged.
   as GDAS here: all cells of a group share α, and on a chain space every block is its own row anyway. The
   gates of an edge are one tensor shared by its instances, so ∂L/∂g sums over them. Draws come from the
   method's own ``torch.Generator``, seeded from the trial seed and checkpointed.
-- **Cost term** (architecture step only): each candidate's multiply-adds (``harness.metrics.count_madds_m``,
+- **Cost term** (architecture step only): each candidate's multiply-adds (``harness.core.metrics.count_madds_m``,
   millions, batch 1) at the input shape its edge sees, measured once at construction (one forward of the
   supernet with each edge computing its argmax candidate records every edge's input shape), summed over a
   group's instances; ``zero``/``none`` cost 0. The fixed part (the layers that are not searched) is the
@@ -99,13 +99,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import SEARCH_RECIPE_KEYS, Key
-from harness.data import DataInfo, SearchData, cache_lock, default_cache_dir
-from harness.errors import UserError
-from harness.metrics import count_madds_m, measure_latency_ms
-from harness.records import atomic_write
-from harness.registry import register_method
-from harness.train import clip_gradients, cosine_lr, evaluate, lr_scale, memory_format, weight_loss
+from harness.core.config import SEARCH_RECIPE_KEYS, Key
+from harness.core.data import DataInfo, SearchData, cache_lock, default_cache_dir
+from harness.core.errors import UserError
+from harness.core.metrics import count_madds_m, measure_latency_ms
+from harness.core.records import atomic_write
+from harness.core.registry import register_method
+from harness.core.train import clip_gradients, cosine_lr, evaluate, lr_scale, memory_format, weight_loss
 from methods.base import ArchState
 from methods.darts import Darts, _grads, masked_softmax
 from spaces.base import EdgeId, SearchSpace

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import Key
-from harness.data import DataInfo, SearchData
-from harness.errors import UserError
-from harness.registry import register_method
-from harness.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, to_device, train_epoch
+from harness.core.config import Key
+from harness.core.data import DataInfo, SearchData
+from harness.core.errors import UserError
+from harness.core.registry import register_method
+from harness.core.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, to_device, train_epoch
 from methods.base import SearchMethod
 from spaces.base import SearchSpace
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from torch import nn
 
-from harness.config import Key
-from harness.data import DataInfo
-from harness.errors import UserError
+from harness.core.config import Key
+from harness.core.data import DataInfo
+from harness.core.errors import UserError
 
 if TYPE_CHECKING:
-    from harness.benchmarks.base import Benchmark
+    from harness.core.benchmarks.base import Benchmark
 
 
 @dataclass(frozen=True)
@@ -107,14 +107,14 @@ def cell_budgets(**own: dict[str, Any]) -> dict[str, dict[str, Any]]:
 class SearchSpace:
     """Base class of a search space. Subclasses are registered with ``@register_space``.
 
-    Configuration (``harness.config``): ``size_keys`` declares the keys that size the space's networks (the
+    Configuration (``harness.core.config``): ``size_keys`` declares the keys that size the space's networks (the
     cell spaces: ``CELL_SIZE_KEYS``; a chain space has its own), valued in ``defaults`` — nothing outside
     ``spaces/`` reads them: the space builds its networks from them (``build_supernet``, ``build_network``).
     ``keys`` declares the space's other keys. ``cell_keys`` declares keys of the per-cell derivation
     (``derive_cells``), which a pair has only when its method keeps scores per cell
     (``SearchMethod.scores_per_cell``). ``defaults`` holds the space's paper values of keys declared
     elsewhere (its network sizes; NAS-Bench-201's own search and evaluation protocol). The budget presets
-    and ``--set`` overrides act on them through ``harness.config``. ``budgets`` holds the space's own values
+    and ``--set`` overrides act on them through ``harness.core.config``. ``budgets`` holds the space's own values
     of a budget preset (its network sizes, and values where the generic ones do not fit its networks: they
     win over the generic preset for this space only).
     """

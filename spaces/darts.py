@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.config import Key
-from harness.data import DataInfo
-from harness.errors import GenotypeError, UserError
-from harness.registry import register_space
+from harness.core.config import Key
+from harness.core.data import DataInfo
+from harness.core.errors import GenotypeError, UserError
+from harness.core.registry import register_space
 from spaces.base import CELL_SIZE_KEYS, EdgeFactory, EdgeId, SearchSpace, cell_budgets, cell_size, checked_scores
 from spaces.ops import DARTS_OPS, OPS, FactorizedReduce, Identity, ReLUConvBN, drop_path, stem
 

@@ -54,9 +54,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.data import DataInfo
-from harness.errors import GenotypeError
-from harness.registry import register_space
+from harness.core.data import DataInfo
+from harness.core.errors import GenotypeError
+from harness.core.registry import register_space
 from spaces.base import CELL_SIZE_KEYS, EdgeFactory, SearchSpace, cell_budgets, cell_size, checked_scores
 from spaces.darts import (
     CONCAT,

@@ -6,7 +6,7 @@ ops (``none`` included), so the space has 5^6 = 15,625 cells. A genotype is the 
 edge order; its string form is the benchmark's official architecture string
 ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (node 1 | node 2 | node 3, ``~j`` the source node), which is the
 only form the harness converts through (other tools order edges and ops differently). That encoding is
-the benchmark's (``harness.benchmarks.nb201_arch``, shared with the table); the space imports the
+the benchmark's (``harness.core.benchmarks.nb201_arch``, shared with the table); the space imports the
 benchmark, never the other way round.
 
 Macro skeleton (search and final network alike): 3×3 conv stem to C + BN; N cells at C; a residual block
@@ -16,7 +16,7 @@ affine=False; the residual blocks and the stem are ordinary affine layers, as in
 code. ``layers`` (``search_layers`` / ``eval_layers``) is N, the number of cells per stage.
 
 Evaluation: by default (``eval=lookup``) the trial does not train the derived cell; it looks up its
-figures in the benchmark table (``harness.benchmarks.nb201``). ``eval=train`` trains the final network
+figures in the benchmark table (``harness.core.benchmarks.nb201``). ``eval=train`` trains the final network
 with the benchmark's own protocol (SGD with Nesterov momentum 0.9, lr 0.1 cosine to 0, weight decay 5e-4,
 batch 256, 200 epochs, random crop and flip, no cutout, auxiliary head or drop-path), scaled by the
 budget.
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.benchmarks.nb201 import load_table
-from harness.benchmarks.nb201_arch import (
+from harness.core.benchmarks.nb201 import load_table
+from harness.core.benchmarks.nb201_arch import (
     EDGES,
     NB201_OPS,
     NUM_ARCHS,
@@ -42,9 +42,9 @@ from harness.benchmarks.nb201_arch import (
     format_arch,
     parse_arch,
 )
-from harness.config import Key, existing_file_or
-from harness.data import DataInfo
-from harness.registry import register_space
+from harness.core.config import Key, existing_file_or
+from harness.core.data import DataInfo
+from harness.core.registry import register_space
 from spaces.base import CELL_SIZE_KEYS, EdgeFactory, EdgeId, SearchSpace, cell_budgets, cell_size
 from spaces.ops import OPS, ReLUConvBN
 

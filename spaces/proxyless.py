@@ -67,10 +67,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.config import Key
-from harness.data import DataInfo
-from harness.errors import GenotypeError, UserError
-from harness.registry import register_space
+from harness.core.config import Key
+from harness.core.data import DataInfo
+from harness.core.errors import GenotypeError, UserError
+from harness.core.registry import register_space
 from spaces.base import EdgeFactory, EdgeId, SearchSpace
 
 GROUP = "blocks"

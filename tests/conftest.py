@@ -96,15 +96,15 @@ TINY_TRIAL = {**TINY, "train_limit": "256", "search_batch_size": "128", "search_
 
 def registered_pairs() -> list[tuple[str, str]]:
     """Every (method, space) pair that ``python -m harness list`` shows."""
-    from harness.registry import all_methods
+    from harness.core.registry import all_methods
 
     return [(method, space) for method, cls in all_methods().items() for space in cls.supported_spaces]
 
 
 def tiny_overrides(method: str, space: str, tiny: dict[str, str] | None = None) -> dict[str, str]:
     """``tiny`` (default ``TINY``) restricted to the keys of the pair's smoke configuration."""
-    from harness.config import resolve
-    from harness.registry import get_method, get_space
+    from harness.core.config import resolve
+    from harness.core.registry import get_method, get_space
 
     own = resolve(get_method(method), get_space(space), "smoke", {}).values
     return {key: value for key, value in (TINY if tiny is None else tiny).items() if key in own}
@@ -112,8 +112,8 @@ def tiny_overrides(method: str, space: str, tiny: dict[str, str] | None = None) 
 
 @pytest.fixture(scope="session")
 def digits_dataset():
-    """scikit-learn's digits as ``harness.data.load_dataset`` gives them (loaded once per session)."""
-    from harness.data import load_dataset
+    """scikit-learn's digits as ``harness.core.data.load_dataset`` gives them (loaded once per session)."""
+    from harness.core.data import load_dataset
 
     return load_dataset("digits")
 

@@ -15,12 +15,12 @@ from helpers import one_line
 from torch import nn
 
 from harness import checkpoints
-from harness.config import resolve
-from harness.correlation import discrete_accuracies, genotype_edges
-from harness.data import DataInfo, SearchData, load_dataset
-from harness.errors import UserError
-from harness.registry import get_method, get_space
-from harness.train import rng_state, set_rng_state
+from harness.core.config import resolve
+from harness.core.correlation import discrete_accuracies, genotype_edges
+from harness.core.data import DataInfo, SearchData, load_dataset
+from harness.core.errors import UserError
+from harness.core.registry import get_method, get_space
+from harness.core.train import rng_state, set_rng_state
 from methods.adwpnas import GeneratedOp, GeneratingBlock, HyperEdge, intensive_space, stability, superiority
 from spaces.darts import CellsGenotype
 from spaces.ops import OPS, DilConv, SepConv

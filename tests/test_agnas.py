@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from helpers import count_op_calls, final_network, one_line
 from torch import nn
 
-import harness.correlation as correlation
+import harness.core.correlation as correlation
 from harness import checkpoints
-from harness.config import resolve
-from harness.correlation import op_level_correlation, sample_edges
-from harness.data import DataInfo, SearchData, load_dataset
-from harness.errors import UserError
-from harness.registry import get_method, get_space
+from harness.core.config import resolve
+from harness.core.correlation import op_level_correlation, sample_edges
+from harness.core.data import DataInfo, SearchData, load_dataset
+from harness.core.errors import UserError
+from harness.core.registry import get_method, get_space
 from methods.agnas import AttentionEdge, AttentionTally
 from methods.base import ArchState
 from spaces.base import EdgeId

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness.benchmarks.nb201 import NB201Table, load_table
-from harness.benchmarks.nb201_arch import NB201_OPS
-from harness.config import resolve
-from harness.correlation import ARCH_SAMPLE_SEED, arch_level_correlation, log_normalised, sample_archs
-from harness.registry import get_method, get_space
+from harness.core.benchmarks.nb201 import NB201Table, load_table
+from harness.core.benchmarks.nb201_arch import NB201_OPS
+from harness.core.config import resolve
+from harness.core.correlation import ARCH_SAMPLE_SEED, arch_level_correlation, log_normalised, sample_archs
+from harness.core.registry import get_method, get_space
 from methods.base import SearchMethod
 from spaces.darts import CONCAT, Genotype
 
@@ -216,7 +216,7 @@ class ConvCounter(torch.nn.Module):
 def one_shot_case(nb201, allowed=None):
     from types import SimpleNamespace
 
-    from harness.correlation import one_shot_correlation
+    from harness.core.correlation import one_shot_correlation
 
     space, codes = nb201
     convs = (codes == NB201_OPS.index("nor_conv_3x3")).sum(axis=1).astype(float)
@@ -235,7 +235,7 @@ def test_one_shot_correlation_on_a_crafted_supernet(nb201):
     """The supernet's accuracy of a cell is a known function of its ops (10 % per 3×3 conv): against a benchmark
     column that grows with the same count τ = ρ = 1, against one that falls −1; the top-k cells are the ones
     with the most 3×3 convs, and the sample is the fixed subset of the architecture-level sample."""
-    from harness.correlation import ONE_SHOT_SEED, TOP_K
+    from harness.core.correlation import ONE_SHOT_SEED, TOP_K
 
     rising, falling, convs = one_shot_case(nb201)
     assert rising["oneshot_kendall_tau"] == pytest.approx(1.0)
@@ -252,7 +252,7 @@ def test_one_shot_correlation_on_a_crafted_supernet(nb201):
 def test_one_shot_correlation_leaves_out_cells_a_method_cannot_discretise_to(nb201):
     """A method that kept only some ops (EoiNAS after pruning) is measured on the cells made of them; with no
     such cell the figure is undefined and the record says why; a method without a supernet likewise."""
-    from harness.correlation import one_shot_correlation
+    from harness.core.correlation import one_shot_correlation
 
     kept = [NB201_OPS.index(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")]
     rising, _, _ = one_shot_case(nb201, allowed=kept)

@@ -11,7 +11,7 @@ import pytest
 from conftest import trial_records
 
 from harness.cli import main
-from harness.registry import SPACES, get_space
+from harness.core.registry import SPACES, get_space
 from spaces.darts import DartsSpace
 
 SMOKE = ["--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset", "digits", "--cpus-per-trial", "1"]

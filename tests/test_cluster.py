@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import s3_uri, trial_records
 
-from harness.storage import Remote, location
+from harness.core.storage import Remote, location
 
 RUN = ["--method", "gdas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits", "--seeds", "2",
        "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--max-failures", "3"]

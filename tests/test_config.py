@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pytest
 from helpers import one_line as _one_line
 
-from harness.config import (
+from harness.core.config import (
     BUDGET_HELP,
     BUDGETS,
     SHARED_KEYS,
@@ -18,8 +18,8 @@ from harness.config import (
     parse_overrides,
     resolve,
 )
-from harness.errors import UserError
-from harness.registry import get_method, get_space
+from harness.core.errors import UserError
+from harness.core.registry import get_method, get_space
 from methods.base import SearchMethod
 from spaces.base import CELL_SIZE_KEYS, SearchSpace, cell_budgets
 

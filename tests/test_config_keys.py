@@ -1,4 +1,4 @@
-"""Configuration key declarations (``harness.config.Key``): every key of every pair is declared with help and
+"""Configuration key declarations (``harness.core.config.Key``): every key of every pair is declared with help and
 valid values, ``resolve`` refuses values outside them in one line and accepts values just inside, and the
 declared ranges are the limits of the code the keys feed (torch's optimisers, the networks, drop-path,
 cutout, the Gumbel sampling, the teacher)."""
@@ -14,13 +14,13 @@ import torch
 from helpers import final_network, one_line
 from torch import nn
 
-from harness.benchmarks.nb201 import DEFAULT_TABLE
-from harness.config import BUDGETS, SHARED_KEYS, Key, declarations, resolve
-from harness.data import Batches, DataInfo, scaled_cutout
-from harness.errors import UserError
-from harness.registry import all_methods, all_spaces, get_method, get_space
+from harness.core.benchmarks.nb201 import DEFAULT_TABLE
+from harness.core.config import BUDGETS, SHARED_KEYS, Key, declarations, resolve
+from harness.core.data import Batches, DataInfo, scaled_cutout
+from harness.core.errors import UserError
+from harness.core.registry import all_methods, all_spaces, get_method, get_space
+from harness.core.train import sgd
 from harness.teacher import PyramidNet, build_teacher
-from harness.train import sgd
 from methods.agnas import AttentionEdge, AttentionTally
 from methods.base import ArchState
 from methods.gdas import gumbel_sample

@@ -20,14 +20,14 @@ import torch
 from conftest import TINY_TRIAL, registered_pairs, tiny_overrides
 
 from harness import checkpoints
-from harness.config import resolve
-from harness.correlation import sample_edges
-from harness.data import SearchData
-from harness.errors import UserError
+from harness.core.config import resolve
+from harness.core.correlation import sample_edges
+from harness.core.data import SearchData
+from harness.core.errors import UserError
+from harness.core.records import read_record
+from harness.core.registry import get_method, get_space
+from harness.core.train import rng_state, seed_everything, set_rng_state
 from harness.experiment import RunRequest, build_spec
-from harness.records import read_record
-from harness.registry import get_method, get_space
-from harness.train import rng_state, seed_everything, set_rng_state
 from harness.trial import checkpoint_path, execute_trial, record_path
 from methods.base import SearchMethod
 from spaces.base import EdgeId

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from harness import checkpoints
-from harness.config import resolve
-from harness.correlation import op_level_correlation, sample_edges
-from harness.data import DataInfo, SearchData, load_dataset
-from harness.registry import get_method, get_space
+from harness.core.config import resolve
+from harness.core.correlation import op_level_correlation, sample_edges
+from harness.core.data import DataInfo, SearchData, load_dataset
+from harness.core.registry import get_method, get_space
 
 CPU = torch.device("cpu")
 TINY = DataInfo(1, 3, 4)

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from harness.data import DataInfo
-from harness.errors import GenotypeError, UserError
-from harness.registry import SPACES
+from harness.core.data import DataInfo
+from harness.core.errors import GenotypeError, UserError
+from harness.core.registry import SPACES
 from spaces.base import EdgeId
 from spaces.darts import DartsSpace, EvalNetwork, Genotype
 from spaces.ops import DARTS_OPS

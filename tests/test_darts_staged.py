@@ -13,11 +13,11 @@ from helpers import final_network, one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.config import SHARED_KEYS
-from harness.data import DataInfo
-from harness.errors import GenotypeError, UserError
+from harness.core.config import SHARED_KEYS
+from harness.core.data import DataInfo
+from harness.core.errors import GenotypeError, UserError
+from harness.core.records import genotype_lines, read_record, write_record
 from harness.evaluation import FinalTraining
-from harness.records import genotype_lines, read_record, write_record
 from spaces.darts import (
     CONCAT,
     DartsSpace,

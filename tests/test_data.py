@@ -15,8 +15,8 @@ import pytest
 import torch
 from helpers import one_line as _one_line
 
-from harness import data as data_mod
-from harness.data import (
+from harness.core import data as data_mod
+from harness.core.data import (
     DIGITS_TEST_FRACTION,
     Batches,
     Dataset,
@@ -27,7 +27,7 @@ from harness.data import (
     scaled_cutout,
     validate_name,
 )
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 # --- digits ----------------------------------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ def test_trials_starting_together_download_cifar_once(tmp_path):
     ready.mkdir()
     script = FAKE_DOWNLOAD + """
 import sys
-from harness import data
+from harness.core import data
 root, counter, ready, me = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 data._download_cifar = lambda name, folder: fake_download(name, folder, counter, pause=1.5)
 (ready / me).touch()

@@ -17,10 +17,10 @@ from helpers import one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import data as data_mod
 from harness.cli import main
-from harness.data import ORDER_STRATIFIED, check_split, load_dataset, search_halves, stratified_order
-from harness.errors import UserError
+from harness.core import data as data_mod
+from harness.core.data import ORDER_STRATIFIED, check_split, load_dataset, search_halves, stratified_order
+from harness.core.errors import UserError
 
 
 def _png(path: Path, size: tuple[int, int], colour, mode: str = "RGB") -> None:

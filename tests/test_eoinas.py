@@ -12,10 +12,10 @@ import torch
 from helpers import count_op_calls, one_line
 
 from harness import checkpoints
-from harness.config import resolve
-from harness.data import DataInfo, SearchData, load_dataset
-from harness.errors import UserError
-from harness.registry import get_method, get_space
+from harness.core.config import resolve
+from harness.core.data import DataInfo, SearchData, load_dataset
+from harness.core.errors import UserError
+from harness.core.registry import get_method, get_space
 from methods.eoinas import PrunedOp, indicator_matrix
 from methods.gdas import GumbelEdge
 

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from conftest import trial_records
 
-from harness.benchmarks.nb201 import load_table
-from harness.benchmarks.nb201_arch import NB201_OPS, parse_arch
 from harness.cli import main
-from harness.correlation import log_normalised, sample_archs
-from harness.metrics import rank_correlation
-from harness.registry import get_space
+from harness.core.benchmarks.nb201 import load_table
+from harness.core.benchmarks.nb201_arch import NB201_OPS, parse_arch
+from harness.core.correlation import log_normalised, sample_archs
+from harness.core.metrics import rank_correlation
+from harness.core.registry import get_space
 from spaces.darts import DARTS_OPS
 
 pytestmark = pytest.mark.slow  # whole trials through the CLI

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from helpers import one_line
 
 import methods.gdas as gdas_module
-from harness.config import resolve
-from harness.data import DataInfo, SearchData, load_dataset
-from harness.errors import UserError
-from harness.registry import get_method, get_space
+from harness.core.config import resolve
+from harness.core.data import DataInfo, SearchData, load_dataset
+from harness.core.errors import UserError
+from harness.core.registry import get_method, get_space
 from methods.gdas import GumbelEdge, gumbel_sample
 
 CPU = torch.device("cpu")

@@ -27,9 +27,9 @@ from helpers import one_line
 
 from harness import checkpoints
 from harness.cli import main
-from harness.errors import UserError
+from harness.core.errors import UserError
+from harness.core.records import atomic_write, write_record
 from harness.experiment import RunRequest, build_spec, estimate_seconds, summarise
-from harness.records import atomic_write, write_record
 from harness.trial import checkpoint_path, execute_trial, pick_device, record_path
 
 SMOKE = ["--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset", "digits", "--cpus-per-trial", "1"]
@@ -264,7 +264,7 @@ def test_planted_checkpoint_is_refused_and_never_run(made, tmp_path, capsys):
 def test_checkpoint_round_trip_keeps_numpy_and_rng_states():
     import numpy as np
 
-    from harness.train import rng_state
+    from harness.core.train import rng_state
 
     state = {"rng": rng_state(), "counts": np.arange(6, dtype=np.int64).reshape(2, 3), "nan": np.array([np.nan]),
              "flag": np.bool_(True), "pairs": {("normal", 3): [1, 2]}, "tensor": torch.ones(2)}
@@ -293,7 +293,7 @@ def test_planted_cifar_batch_is_refused_and_never_run(tmp_path, capsys):
 
 def test_killed_write_leaves_no_temporary_file(tmp_path):
     target = tmp_path / "leaderboard.csv"
-    code = ("import os; from harness.records import atomic_write\n"
+    code = ("import os; from harness.core.records import atomic_write\n"
             f"atomic_write({str(target)!r}, lambda f: (f.write('partial'), f.flush(), os.kill(os.getpid(), 9)))")
     subprocess.run([sys.executable, "-c", code], check=False)
     assert not target.exists() and len(list(tmp_path.glob(".leaderboard.csv.*.tmp"))) == 1  # what SIGKILL leaves
@@ -403,7 +403,7 @@ def test_a_port_that_answers_but_is_not_ray_is_refused_within_the_time_limit(mon
     assert "within 5 s" in one_line(exc_info) and elapsed < 20
 
 
-# --- counts: one documented limit per count (harness.config), the same through every entry point ------------
+# --- counts: one documented limit per count (harness.core.config), the same through every entry point ------------
 def _study_file(path: Path, seeds: str, variants: int = 0) -> Path:
     """A smoke study of random search on nb201 (``variants`` named copies of it as more cells)."""
     names = ["random"] + [f"r{k}" for k in range(variants)]
@@ -415,7 +415,7 @@ def _study_file(path: Path, seeds: str, variants: int = 0) -> Path:
 
 
 def _over_the_limit_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
-    from harness.config import MAX_CELLS, MAX_SEEDS, MAX_TRIALS
+    from harness.core.config import MAX_CELLS, MAX_SEEDS, MAX_TRIALS
 
     many = ",".join(map(str, range(MAX_SEEDS + 1)))
     quick = ["--method", "random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"]
@@ -439,7 +439,8 @@ def _over_the_limit_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
 def test_every_count_has_one_limit_whatever_the_entry_point(case, tmp_path, capsys, monkeypatch):
     """Above ``MAX_SEEDS`` seeds, ``MAX_CELLS`` cells or ``MAX_TRIALS`` trials: one line naming the limit, exit 2,
     nothing written, before anything is measured (today's code went on to run them: measured here as a failure)."""
-    from harness import config, experiment
+    from harness import experiment
+    from harness.core import config
 
     def accepted(*args, **kwargs):
         raise AssertionError("the request was accepted")
@@ -458,7 +459,7 @@ def test_every_count_has_one_limit_whatever_the_entry_point(case, tmp_path, caps
 
 
 def test_the_limits_are_documented():
-    from harness.config import MAX_CELLS, MAX_SEEDS, MAX_TRIALS
+    from harness.core.config import MAX_CELLS, MAX_SEEDS, MAX_TRIALS
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     for limit, what in ((MAX_SEEDS, "seeds"), (MAX_CELLS, "cells"), (MAX_TRIALS, "trials")):
@@ -466,7 +467,7 @@ def test_the_limits_are_documented():
 
 
 def test_a_resume_cannot_pass_the_seed_limit(made, tmp_path, capsys, monkeypatch):
-    from harness.config import MAX_SEEDS
+    from harness.core.config import MAX_SEEDS
 
     seeds = ",".join(map(str, range(MAX_SEEDS + 1)))
     from harness import experiment
@@ -538,7 +539,7 @@ def _tiny_sets(method: str, space: str) -> list[str]:
 def test_a_diverged_search_is_one_line_and_leaves_no_record(tmp_path):
     """In-process on the trial: a NaN loss ends it with ``Diverged`` naming the epoch, the loss and the fix, before
     anything downstream trips over the NaN (today: "scores['cell'] contains NaN" from the derivation)."""
-    from harness.train import Diverged
+    from harness.core.train import Diverged
 
     sets = [s for s in _tiny_sets("agnas", "nb201") if s != "--set"] + ["w_lr=1e6"]
     spec = build_spec(RunRequest(method="agnas", space="nb201", dataset="digits", budget="smoke", seeds=[0],
@@ -556,7 +557,7 @@ def test_a_diverged_search_is_one_line_and_leaves_no_record(tmp_path):
 def test_the_shared_training_loop_stops_at_the_first_non_finite_loss():
     """The final training (and a random search's candidates, NOS's teacher) go through ``train_epoch``: the step
     whose loss is NaN or infinite ends it; the time estimate's steps do not check."""
-    from harness.train import Diverged, time_train_steps, train_epoch
+    from harness.core.train import Diverged, time_train_steps, train_epoch
 
     net = torch.nn.Linear(3, 2)
     torch.nn.init.constant_(net.weight, float("inf"))

@@ -18,11 +18,11 @@ from hypothesis.extra import numpy as hnp
 from torch import nn
 
 import spaces.hetero as hetero
-from harness.config import resolve
-from harness.correlation import op_level_correlation
-from harness.data import DataInfo, SearchData, load_dataset
-from harness.errors import GenotypeError, UserError
-from harness.registry import SPACES, get_method, get_space
+from harness.core.config import resolve
+from harness.core.correlation import op_level_correlation
+from harness.core.data import DataInfo, SearchData, load_dataset
+from harness.core.errors import GenotypeError, UserError
+from harness.core.registry import SPACES, get_method, get_space
 from spaces.base import EdgeId
 from spaces.hetero import (
     NUM_ROWS,

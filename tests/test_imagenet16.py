@@ -13,10 +13,10 @@ import pytest
 import torch
 from helpers import hand_count, one_line
 
-from harness.benchmarks.nb201 import load_table
-from harness.benchmarks.nb201_arch import parse_arch
 from harness.cli import main
-from harness.data import (
+from harness.core.benchmarks.nb201 import load_table
+from harness.core.benchmarks.nb201_arch import parse_arch
+from harness.core.data import (
     IMAGENET16_DIR,
     IMAGENET16_TEST,
     IMAGENET16_TRAIN,
@@ -24,7 +24,7 @@ from harness.data import (
     check_split,
     load_dataset,
 )
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 
 def _rows(labels: list[int], offset: int) -> np.ndarray:

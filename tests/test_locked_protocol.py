@@ -1,5 +1,5 @@
 """The evaluation protocol is locked per space: no method class gives a value of an evaluation key
-(``harness.config.EVALUATION_KEYS``) in its ``defaults``, ``space_defaults`` or ``budgets``; a paper's own
+(``harness.core.config.EVALUATION_KEYS``) in its ``defaults``, ``space_defaults`` or ``budgets``; a paper's own
 evaluation settings are an explicit, recorded ``--set`` variant (NOS's in ``studies/hetero.toml``)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import EVALUATION_KEYS, SHARED_KEYS, declarations, is_evaluation_key, parse_overrides, resolve
+from harness.core.config import EVALUATION_KEYS, SHARED_KEYS, declarations, is_evaluation_key, parse_overrides, resolve
+from harness.core.registry import all_methods, all_spaces, get_method, get_space
 from harness.leaderboard import variant_of
-from harness.registry import all_methods, all_spaces, get_method, get_space
 from harness.study import load_study
 from methods.nos import Nos
 from spaces.base import CELL_SIZE_KEYS

@@ -1,6 +1,6 @@
 """Performance settings that must not change the math: the memory layout of every network (channels-last by
 default, ``memory_format=contiguous`` for the old one), the ``none`` op left uncomputed in every weighted sum
-of candidates, and the backend switches a trial records (``harness/train.py``'s docstring)."""
+of candidates, and the backend switches a trial records (``harness/core/train.py``'s docstring)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import resolve
-from harness.data import DataInfo, SearchData, load_dataset
+from harness.core.config import resolve
+from harness.core.data import DataInfo, SearchData, load_dataset
+from harness.core.registry import get_method, get_space
+from harness.core.train import configure_backends, memory_format, seed_everything
 from harness.evaluation import FinalTraining
-from harness.registry import get_method, get_space
 from harness.teacher import TEACHER_DEFAULTS, PyramidNet, get_teacher
-from harness.train import configure_backends, memory_format, seed_everything
 from methods.agnas import AttentionEdge, AttentionTally
 from methods.base import ArchState
 from methods.darts import MixedEdge

@@ -11,7 +11,7 @@ import scipy.stats
 import torch
 from torch import nn
 
-from harness.metrics import (
+from harness.core.metrics import (
     count_madds_m,
     count_params_m,
     describe_device,
@@ -126,7 +126,7 @@ class ClockedNet(nn.Module):
 
 def test_latency_is_the_median_of_the_timed_runs_without_the_warmup(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr("harness.metrics.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("harness.core.metrics.time.perf_counter", lambda: clock[0])
     # two warm-up passes of 9 s (excluded), then timed passes of 5, 1, 3, 4 and 2 ms: the median is 3 ms
     model = ClockedNet(clock, [9.0, 9.0, 0.005, 0.001, 0.003, 0.004, 0.002])
     model.train()
@@ -184,7 +184,7 @@ def test_cuda_metrics():
 
 # --- the metric table ------------------------------------------------------------------------------
 def _metric_record(seed, **values):
-    from harness.metric_table import METRICS
+    from harness.core.metric_table import METRICS
 
     record = {"method": "m", "space": "s", "dataset": "d", "budget": "b", "seed": seed, "config_hash": "h",
               "device_hours_kind": "CPU-hours"}
@@ -194,8 +194,8 @@ def _metric_record(seed, **values):
 
 
 def test_metric_table_is_consistent():
+    from harness.core.metric_table import METRICS, SUMMARY, SUMMARY_KEYS
     from harness.leaderboard import BASE_COLUMNS
-    from harness.metric_table import METRICS, SUMMARY, SUMMARY_KEYS
 
     keys = [m.key for m in METRICS]
     assert len(keys) == len(set(keys))
@@ -207,8 +207,8 @@ def test_metric_table_is_consistent():
 
 
 def test_every_metric_with_leaderboard_statistics_is_aggregated_over_seeds():
+    from harness.core.metric_table import METRICS
     from harness.leaderboard import build_leaderboard
-    from harness.metric_table import METRICS
 
     records = [_metric_record(0), _metric_record(1), _metric_record(2, test_acc=float("nan"))]
     row = build_leaderboard(records).iloc[0]
@@ -226,8 +226,8 @@ def test_every_metric_with_leaderboard_statistics_is_aggregated_over_seeds():
 def test_every_shown_metric_has_its_label_and_unit_and_null_is_a_dash():
     from rich.console import Console
 
-    from harness.metric_table import NULL, SHOWN
-    from harness.records import show_record
+    from harness.core.metric_table import NULL, SHOWN
+    from harness.core.records import show_record
 
     console = Console(record=True, width=200)
     show_record(_metric_record(0, device_hours_kind="GPU-hours"), console)
@@ -244,8 +244,8 @@ def test_every_shown_metric_has_its_label_and_unit_and_null_is_a_dash():
 def test_missing_metrics_are_dashes_in_the_leaderboard_views():
     from rich.console import Console
 
+    from harness.core.metric_table import METRICS, NULL
     from harness.leaderboard import build_leaderboard, leaderboard_table, to_markdown
-    from harness.metric_table import METRICS, NULL
 
     record = {key: value for key, value in _metric_record(0).items() if key not in {m.key for m in METRICS}}
     df = build_leaderboard([record])
@@ -261,8 +261,8 @@ def test_missing_metrics_are_dashes_in_the_leaderboard_views():
 
 
 def test_a_finished_trial_reports_the_summary_metrics(tmp_path):
-    from harness.metric_table import SUMMARY
-    from harness.records import record_filename, write_record
+    from harness.core.metric_table import SUMMARY
+    from harness.core.records import record_filename, write_record
     from harness.trial import execute_trial
 
     spec = {"records_dir": str(tmp_path), "method": "m", "space": "s", "dataset": "d", "config_hash": "h",
@@ -278,5 +278,5 @@ def test_records_and_the_metric_table_import_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, harness.records, harness.metric_table; assert 'torch' not in sys.modules"
+    code = "import sys, harness.core.records, harness.core.metric_table; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

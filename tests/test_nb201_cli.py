@@ -17,11 +17,11 @@ import pytest
 from conftest import trial_records
 from helpers import hand_count
 
-from harness.benchmarks.nb201 import load_table
-from harness.benchmarks.nb201_arch import parse_arch
 from harness.cli import RAY_ENV, main
-from harness.correlation import log_normalised, sample_archs
-from harness.metrics import rank_correlation
+from harness.core.benchmarks.nb201 import load_table
+from harness.core.benchmarks.nb201_arch import parse_arch
+from harness.core.correlation import log_normalised, sample_archs
+from harness.core.metrics import rank_correlation
 
 METHODS = ("darts", "gdas", "random")
 

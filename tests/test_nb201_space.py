@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from harness.benchmarks.nb201 import load_table
-from harness.benchmarks.nb201_arch import (
+from harness.core.benchmarks.nb201 import load_table
+from harness.core.benchmarks.nb201_arch import (
     EDGES,
     NB201_OPS,
     NUM_ARCHS,
@@ -26,10 +26,10 @@ from harness.benchmarks.nb201_arch import (
     genotype_of_key,
     parse_arch,
 )
-from harness.config import resolve
-from harness.data import DataInfo
-from harness.errors import GenotypeError, UserError
-from harness.registry import SPACES, get_method, get_space
+from harness.core.config import resolve
+from harness.core.data import DataInfo
+from harness.core.errors import GenotypeError, UserError
+from harness.core.registry import SPACES, get_method, get_space
 from spaces.base import EdgeId
 from spaces.nb201 import EvalCell, NB201Space, ResidualBlock, SearchCell
 from spaces.ops import Identity, ReLUConvBN, Zero

@@ -15,8 +15,9 @@ import torch
 from helpers import one_line
 from nas_201_api import ArchResults, ResultsCount
 
-from harness.benchmarks.base import Benchmark
-from harness.benchmarks.nb201 import (
+from harness.cli import main
+from harness.core.benchmarks.base import Benchmark
+from harness.core.benchmarks.nb201 import (
     CSV_COLUMNS,
     DEFAULT_TABLE,
     FORMAT,
@@ -26,10 +27,9 @@ from harness.benchmarks.nb201 import (
     load_table,
     metric_column,
 )
-from harness.benchmarks.nb201_arch import NUM_ARCHS, parse_arch
-from harness.cli import main
-from harness.data import DataInfo
-from harness.errors import UserError
+from harness.core.benchmarks.nb201_arch import NUM_ARCHS, parse_arch
+from harness.core.data import DataInfo
+from harness.core.errors import UserError
 
 ALL_SKIP = ("skip_connect",) * 6
 ALL_NONE = ("none",) * 6

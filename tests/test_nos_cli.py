@@ -12,7 +12,7 @@ import pytest
 from conftest import trial_records
 
 from harness.cli import main
-from harness.registry import get_space
+from harness.core.registry import get_space
 from spaces.hetero import HeteroGenotype
 
 pytestmark = pytest.mark.slow  # whole trials through the CLI
@@ -84,7 +84,7 @@ def test_other_pairs_run(tmp_path, method, space, extra):
 
 
 def test_list_shows_the_pairs(capsys):
-    from harness.registry import SPACES
+    from harness.core.registry import SPACES
 
     assert main(["list"]) == 0
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from helpers import one_line
 
-from harness.config import resolve
-from harness.data import SearchData, load_dataset
-from harness.errors import UserError
-from harness.registry import get_method, get_space
+from harness.core.config import resolve
+from harness.core.data import SearchData, load_dataset
+from harness.core.errors import UserError
+from harness.core.registry import get_method, get_space
 from harness.teacher import attention_transfer_loss
 from methods.darts import _grads
 

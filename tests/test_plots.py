@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from harness.benchmarks.nb201 import load_table
+from harness.core.benchmarks.nb201 import load_table
+from harness.core.stats import summary
 from harness.plots import KINDS, PlotFile, graph_layout, write_plots
-from harness.stats import summary
 from spaces.darts import CellsGenotype, DartsSpace
 from spaces.nb201 import NB201Space
 from spaces.proxyless import ProxylessSpace

@@ -14,10 +14,10 @@ from helpers import count_op_calls
 from torch import nn
 
 from harness import checkpoints
-from harness.config import resolve
-from harness.data import DataInfo
-from harness.errors import UserError
-from harness.registry import get_method, get_space
+from harness.core.config import resolve
+from harness.core.data import DataInfo
+from harness.core.errors import UserError
+from harness.core.registry import get_method, get_space
 from methods.base import ArchState
 from methods.proxyless import BinaryGateEdge, GateState, binary_gate_alpha_grad, cost_objective, rescale_pair
 from spaces.base import EdgeId
@@ -277,7 +277,7 @@ def test_on_the_chain_space_skipping_costs_nothing_and_each_block_costs_its_mult
     """On the proxyless space: the cost matrix has one row per block; `zero` (the identity) costs 0 where it is a
     candidate and nothing is counted where it is not; an MBConv's cost is its whole block's multiply-adds at
     the block's input, and the bigger kernel / expansion costs more."""
-    from harness.metrics import count_madds_m
+    from harness.core.metrics import count_madds_m
 
     cfg = resolve(get_method("proxyless"), get_space("proxyless"), "smoke").values
     torch.manual_seed(0)
@@ -412,7 +412,7 @@ def test_warm_up_and_joint_epochs_have_their_own_cosine():
 
 
 def test_validation_uses_batch_statistics_and_leaves_the_running_ones():
-    from harness.data import SearchData, load_dataset
+    from harness.core.data import SearchData, load_dataset
 
     cfg = resolve(get_method("proxyless"), get_space("nb201"), "smoke", {**SIZES, "train_limit": "64"}).values
     data = SearchData(load_dataset("digits"), cfg, 0, CPU)
@@ -420,7 +420,7 @@ def test_validation_uses_batch_statistics_and_leaves_the_running_ones():
     m.weight_step(*next(iter(data.weight_batches(0))))
     buffers = {k: v.clone() for k, v in m.supernet.state_dict().items() if "running" in k}
     loss, acc = m.validate(data)
-    from harness.train import evaluate
+    from harness.core.train import evaluate
 
     assert (loss, acc) == evaluate(m.supernet, data.val_batches(), train_mode_bn=True)
     assert (loss, acc) != evaluate(m.supernet, data.val_batches())  # eval mode would read the running statistics

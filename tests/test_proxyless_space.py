@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from harness.config import resolve
-from harness.data import DataInfo
-from harness.errors import GenotypeError, UserError
-from harness.metrics import count_madds_m
-from harness.registry import SPACES, get_method, get_space
+from harness.core.config import resolve
+from harness.core.data import DataInfo
+from harness.core.errors import GenotypeError, UserError
+from harness.core.metrics import count_madds_m
+from harness.core.registry import SPACES, get_method, get_space
 from spaces.base import EdgeId
 from spaces.ops import is_zero
 from spaces.proxyless import (

@@ -12,9 +12,8 @@ import pytest
 import scipy.stats
 from rich.console import Console
 
-from harness.errors import UserError
-from harness.leaderboard import BASE_COLUMNS, build_leaderboard, leaderboard_table, to_markdown, write_leaderboard
-from harness.records import (
+from harness.core.errors import UserError
+from harness.core.records import (
     json_safe,
     load_records,
     read_record,
@@ -22,6 +21,7 @@ from harness.records import (
     show_record,
     write_record,
 )
+from harness.leaderboard import BASE_COLUMNS, build_leaderboard, leaderboard_table, to_markdown, write_leaderboard
 
 GENOTYPE = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), "
             "('sep_conv_3x3', 1), ('skip_connect', 0), ('dil_conv_3x3', 2), ('skip_connect', 0), "
@@ -719,7 +719,7 @@ def test_reference_rows_come_from_the_table_each_record_describes(tmp_path, caps
     """One optimum row per (space, dataset, budget) whose records name a benchmark table: that table (here the
     bundled one, by its recorded provenance) through the record's space; no row for a space without a benchmark
     or one that is not registered."""
-    from harness.benchmarks.nb201 import load_table
+    from harness.core.benchmarks.nb201 import load_table
     from harness.leaderboard import reference_rows
 
     table = load_table()
@@ -857,7 +857,7 @@ def test_show_refuses_what_is_not_a_regular_file(tmp_path, capsys):
 
 def test_a_record_larger_than_the_limit_is_not_read(tmp_path, capsys):
     from harness.cli import main
-    from harness.records import MAX_RECORD_BYTES
+    from harness.core.records import MAX_RECORD_BYTES
 
     write_record(tmp_path / "exp" / "trials" / "good.json", make_record("darts", 0, 91.0))
     big = tmp_path / "exp" / "trials" / "big.json"
@@ -871,10 +871,10 @@ def test_a_record_larger_than_the_limit_is_not_read(tmp_path, capsys):
 
 
 def test_a_view_reads_at_most_max_records(tmp_path, capsys, monkeypatch):
-    import harness.records
+    import harness.core.records
     from harness.cli import main
 
-    monkeypatch.setattr(harness.records, "MAX_RECORDS", 2)
+    monkeypatch.setattr(harness.core.records, "MAX_RECORDS", 2)
     for seed in range(3):
         write_record(tmp_path / "exp" / "trials" / f"r{seed}.json", make_record("darts", seed))
     assert main(["leaderboard", str(tmp_path)]) == 2
@@ -945,7 +945,7 @@ def test_a_dataset_source_is_printed_as_it_is(tmp_path, capsys, monkeypatch):
 
 def test_the_readme_states_the_loaders_limits():
     """The limits a view reads records under are documented where users read them, with the code's values."""
-    from harness.records import MAX_NESTING, MAX_RECORD_BYTES, MAX_RECORDS, MAX_TOTAL_BYTES
+    from harness.core.records import MAX_NESTING, MAX_RECORD_BYTES, MAX_RECORDS, MAX_TOTAL_BYTES
 
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
     for text in (f"at most {MAX_RECORD_BYTES // 2**20} MiB", f"nested at most {MAX_NESTING} levels",

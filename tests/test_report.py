@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from test_plots import darts_records, nb201_records
 
-from harness.benchmarks.nb201 import load_table
 from harness.cli import main
+from harness.core.benchmarks.nb201 import load_table
 from harness.report import write_report
 
 

@@ -1,4 +1,4 @@
-"""harness.stats (summary, bootstrap interval, paired comparison, Holm) and its leaderboard columns, checked
+"""harness.core.stats (summary, bootstrap interval, paired comparison, Holm) and its leaderboard columns, checked
 against hand computations and SciPy."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import scipy.stats
 
+from harness.core.stats import MIN_COMMON_SEEDS, bootstrap_ci, finite, holm, paired_comparison, summary
 from harness.leaderboard import BASE_COLUMNS, build_leaderboard
-from harness.stats import MIN_COMMON_SEEDS, bootstrap_ci, finite, holm, paired_comparison, summary
 
 NAN = float("nan")
 
@@ -229,7 +229,7 @@ def test_leaderboard_other_baseline():
 
 
 def test_reference_rows_are_not_compared():
-    from harness.benchmarks.nb201 import load_table
+    from harness.core.benchmarks.nb201 import load_table
 
     genotype = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|"
     info = {"index": 0, "arch": genotype, "table": load_table().describe()}

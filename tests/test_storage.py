@@ -1,4 +1,4 @@
-"""Results on object storage: ``harness.storage`` (names of remote places, reads, atomic puts, listings, one-line
+"""Results on object storage: ``harness.core.storage`` (names of remote places, reads, atomic puts, listings, one-line
 errors) and whole runs with ``--out s3://...`` against a real S3 API server on 127.0.0.1 (moto's, started by the
 tests): records, checkpoints, leaderboards, reports and Ray Tune's own storage on the store; ``leaderboard``,
 ``show``, ``report`` and ``--resume`` read from it; the records equal those of a run on a local disk."""
@@ -21,9 +21,9 @@ from helpers import result_frame
 
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.cli import main
-from harness.errors import UserError
-from harness.records import atomic_write_many, check_writable_folder, load_records, write_record
-from harness.storage import Remote, is_remote, location, redact, relative_parts, upload_tree, uri
+from harness.core.errors import UserError
+from harness.core.records import atomic_write_many, check_writable_folder, load_records, write_record
+from harness.core.storage import Remote, is_remote, location, redact, relative_parts, upload_tree, uri
 
 SMOKE = ["--method", "gdas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"]
 SETS = ["arch_corr_samples=50"]

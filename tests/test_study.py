@@ -12,7 +12,7 @@ import pytest
 from helpers import one_line
 
 from harness.cli import main
-from harness.errors import UserError
+from harness.core.errors import UserError
 from harness.study import one_space_study, parse_study
 
 GOOD = """
@@ -207,7 +207,7 @@ def fake_trials(monkeypatch, during=None) -> list[tuple[str, int, str]]:
     (if given) is called while the study's driver holds its locks. Returns the (cell folder, seed, records folder)
     of every job run."""
     import harness.experiment as experiment
-    from harness.records import write_record
+    from harness.core.records import write_record
     from harness.trial import record_path
 
     ran: list[tuple[str, int, str]] = []
@@ -262,7 +262,7 @@ def test_cells_get_distinct_bounded_folders(tmp_path, monkeypatch, capsys):
     """Item 4: ``folder:/x/a/b`` and ``folder:/x/a_b`` were one cell folder (one spec kept, a deleted record never run
     again); a path with a space or a long one made the cell's folder name refused as a --name."""
     import harness.experiment as experiment
-    from harness.data import load_dataset
+    from harness.core.data import load_dataset
 
     for sub in ("x/a/b", "x/a_b", "with space/" + "d" * 90):
         for split in ("train", "test"):

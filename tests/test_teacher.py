@@ -18,8 +18,9 @@ import torch
 from helpers import one_line
 
 import harness.teacher as teacher
-from harness.data import SearchData, load_dataset
-from harness.errors import UserError
+from harness.core.data import SearchData, load_dataset
+from harness.core.errors import UserError
+from harness.core.train import evaluate
 from harness.teacher import (
     TEACHER_BUDGETS,
     TEACHER_DEFAULTS,
@@ -31,7 +32,6 @@ from harness.teacher import (
     teacher_key,
     train_teacher,
 )
-from harness.train import evaluate
 
 CPU = torch.device("cpu")
 # A teacher that trains in a fraction of a second: 300 digits, one epoch, the smallest PyramidNet.

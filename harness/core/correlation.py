@@ -43,12 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.data import SearchData
-from harness.metrics import mean_ignoring_nan, rank_correlation
-from harness.train import batch_statistics, evaluate, measure
+from harness.core.data import SearchData
+from harness.core.metrics import mean_ignoring_nan, rank_correlation
+from harness.core.train import batch_statistics, evaluate, measure
 
 if TYPE_CHECKING:  # methods import this module (EoiNAS measures its indicator at every pruning step)
-    from harness.benchmarks.base import Benchmark
+    from harness.core.benchmarks.base import Benchmark
     from methods.base import SearchMethod
 
 EDGE_SAMPLE_SEED = 0

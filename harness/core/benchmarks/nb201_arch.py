@@ -1,7 +1,7 @@
 """NAS-Bench-201's architecture encoding: the 5 ops, the 6 edges of its cell, the official architecture
 strings (``|op~source|+|...|``) and the base-5 enumeration of all 15,625 cells.
 
-The benchmark's format, shared by the benchmark table (``harness.benchmarks.nb201``) and the search space
+The benchmark's format, shared by the benchmark table (``harness.core.benchmarks.nb201``) and the search space
 (``spaces.nb201``), which both import it; it imports nothing of either, so the two depend one way
 (the space on the benchmark), never in a cycle.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import GenotypeError
+from harness.core.errors import GenotypeError
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (node, source)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.data import DataInfo
+from harness.core.data import DataInfo
 
 
 class Benchmark(abc.ABC):

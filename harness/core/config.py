@@ -62,7 +62,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 KINDS = (bool, int, float, str)
 _INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*$")
@@ -241,7 +241,7 @@ MEMORY_FORMATS = ("channels_last", "contiguous")
 #   size is one more than a multiple of the batch size); at 4 and below it is 1×1 and BatchNorm refuses a
 #   one-image batch in every space (measured: every method's supernet and every space's final network);
 # - corr_edges, corr_batches, train_limit >= 0: 0 = none for corr_edges, all batches for corr_batches, all
-#   images for train_limit (too small a limit is refused with the data: harness.data.check_split);
+#   images for train_limit (too small a limit is refused with the data: harness.core.data.check_split);
 # - latency_runs >= 1 (a median needs a timed pass), latency_warmup >= 0.
 SHARED_KEYS: dict[str, Key] = {
     # the shared conventions of all cell spaces (METHODS.md, "Shared conventions"): the same for every method,
@@ -290,7 +290,7 @@ SHARED_KEYS: dict[str, Key] = {
 # **SEARCH_RECIPE_KEYS}``), so that no other pair has a key it would ignore. Their defaults are the shared
 # convention (what every other method does); a method gives its code's values in ``space_defaults`` for the
 # space its code searches (ProxylessNAS-G and AGNAS's macro search on ``proxyless``). Read through
-# ``harness.train``: ``LR_SCHEDULES``, ``lr_scale``, ``decay_groups``, ``clip_gradients`` and ``weight_loss``.
+# ``harness.core.train``: ``LR_SCHEDULES``, ``lr_scale``, ``decay_groups``, ``clip_gradients`` and ``weight_loss``.
 SEARCH_RECIPE_KEYS: dict[str, Key] = {
     "w_lr_schedule": Key("cosine", "search: the weight learning rate per epoch from w_lr to w_lr_min: 'cosine' "
                                    "(the shared convention) or 'linear' (AGNAS's macro code)",
@@ -438,7 +438,7 @@ def _refuse_method_evaluation_values(method_cls: Any) -> None:
         locked = sorted(name for name in values if is_evaluation_key(name))
         if locked:
             raise TypeError(f"{method_cls.__name__}.{where} gives evaluation keys {locked}: the evaluation "
-                            "protocol is locked per space (harness.config.EVALUATION_KEYS); a paper's own "
+                            "protocol is locked per space (harness.core.config.EVALUATION_KEYS); a paper's own "
                             "evaluation settings are a --set variant")
 
 

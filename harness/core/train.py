@@ -4,10 +4,10 @@ Also the trial's performance settings, one place each: ``memory_format`` (the la
 input batch — channels-last by default: depthwise and 1×1 convolutions, the bulk of every space, are several
 times faster in it on CPU, and it is the layout cuDNN prefers), ``to_device`` (every network of the harness
 goes through it) and ``configure_backends`` (cuDNN autotuning, and whether results are then deterministic).
-The images do not cross from the host per step: ``harness.data.SearchData`` moves the datasets to the device
+The images do not cross from the host per step: ``harness.core.data.SearchData`` moves the datasets to the device
 whole, once, and batches are gathered there; only an epoch's order and each batch's augmentation draws (a
 few hundred bytes, drawn on the host so that the streams do not depend on the device) cross, through pinned
-memory and without blocking (``harness.data.from_host``).
+memory and without blocking (``harness.core.data.from_host``).
 """
 
 from __future__ import annotations
@@ -17,15 +17,21 @@ import random
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:
-    from harness.data import Batches
+
+class Batches(Protocol):
+    """What the training loops need of a batch stream (``harness.core.data.Batches`` is one; this module does not
+    import ``data``, which builds on it)."""
+
+    limit_batches: int
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 class Diverged(Exception):

@@ -1,8 +1,8 @@
 """Cost of NAS-Bench-201 look-ups: what a trial pays to load the benchmark table, look up one cell, and
 compute the architecture-level correlation over all 15,625 cells.
 
-    python benchmarks/nb201_lookup.py                       # the bundled table
-    python benchmarks/nb201_lookup.py --table PATH          # an imported one
+    python tools/nb201_lookup.py                       # the bundled table
+    python tools/nb201_lookup.py --table PATH          # an imported one
 
 Run it in a fresh process (the table is cached per process): the load time is the first ``load_table``
 call, and the memory is the growth of the process's peak RSS across it (``resource.getrusage``, Linux KiB).
@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1000, help="look-ups to time (default 1000)")
     args = parser.parse_args()
 
-    from harness.benchmarks.nb201 import load_table  # imported here so its import cost is not counted
-    from harness.correlation import log_normalised, sample_archs
-    from harness.metrics import rank_correlation
+    from harness.core.benchmarks.nb201 import load_table  # imported here so its import cost is not counted
+    from harness.core.correlation import log_normalised, sample_archs
+    from harness.core.metrics import rank_correlation
 
     before = peak_rss_mb()
     start = time.perf_counter()

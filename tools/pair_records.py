@@ -6,8 +6,8 @@ digits, seed 0, one CPU thread, on the CPU. Of each record it keeps what a refac
 genotype, the test and search accuracies, the importance matrices, the operation- and architecture-level
 correlations, the benchmark figures, parameters and multiply-adds, and every epoch's training loss.
 
-    python benchmarks/pair_records.py --out benchmarks/baselines/smoke-digits-s0   # write the baseline
-    python benchmarks/pair_records.py --compare benchmarks/baselines/smoke-digits-s0   # rerun and compare
+    python tools/pair_records.py --out tools/baselines/smoke-digits-s0   # write the baseline
+    python tools/pair_records.py --compare tools/baselines/smoke-digits-s0   # rerun and compare
 
 ``--compare`` prints one row per pair (identical, or the fields that differ) and exits with status 1 if
 any differ. The configuration hash is shown but not compared (a refactor may rename keys). Same device
@@ -38,7 +38,7 @@ KEPT = ("genotype", "test_acc", "search_val_acc", "importance", "op_kendall_tau"
 
 
 def pairs() -> list[tuple[str, str]]:
-    from harness.registry import all_methods
+    from harness.core.registry import all_methods
 
     return [(m, s) for m, cls in all_methods().items() for s in cls.supported_spaces]
 
@@ -47,8 +47,8 @@ def run_pair(pair: tuple[str, str]) -> dict[str, Any]:
     """The kept fields of one smoke trial of ``pair`` (seed 0, digits, one thread, CPU)."""
     import torch
 
+    from harness.core.records import json_safe
     from harness.experiment import RunRequest, build_spec
-    from harness.records import json_safe
     from harness.trial import execute_trial
 
     torch.set_num_threads(1)

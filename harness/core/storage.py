@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from harness.errors import UserError, one_line
+from harness.core.errors import UserError, one_line
 
 # A query option is a credential when a word of its name is one of these: pyarrow's own (S3's access_key, secret_key,
 # session_token in older releases; GCS's access_token, credentials_expiration; Azure's client_secret and a SAS token,

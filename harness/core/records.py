@@ -27,11 +27,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.config import MAX_SEED
-from harness.errors import UserError, one_line
-from harness.metric_table import METRICS, NULL, SHOWN
-from harness.stats import is_number
-from harness.storage import Remote, is_remote, location
+from harness.core.config import MAX_SEED
+from harness.core.errors import UserError, one_line
+from harness.core.metric_table import METRICS, NULL, SHOWN
+from harness.core.stats import is_number
+from harness.core.storage import Remote, is_remote, location
 
 IDENTITY_KEYS = ("method", "space", "dataset", "budget", "seed")
 

@@ -9,7 +9,7 @@ and the peak memory of each.
 Every supernet is built exactly as a trial builds it: ``resolve`` with the ``paper`` budget (C=16, 8 cells,
 batch 64 of 32×32×3 inputs, 10 classes), ``seed_everything(0)`` and ``configure_backends`` (so on CUDA cuDNN
 autotunes, as in a trial), the method's constructor (which puts the supernet in the layout), and input
-batches in the layout (as ``harness.data`` yields them). The data are fixed random tensors (no dataset
+batches in the layout (as ``harness.core.data`` yields them). The data are fixed random tensors (no dataset
 download), so the figure is the cost of ``train_step`` alone: DARTS's architecture step (first order: one
 forward/backward on the architecture batch; second order: the unrolled gradient, four forward/backward
 passes) and weight step; GDAS's and EoiNAS's weight and architecture steps on one sampled op per edge
@@ -17,10 +17,10 @@ passes) and weight step; GDAS's and EoiNAS's weight and architecture steps on on
 DARTS step with the teacher's forward pass (an untrained PyramidNet of the configured size: the cost is the
 same; ``--set ags=false`` times it without the teacher).
 
-    python benchmarks/supernet_step.py --device cpu --threads 2 --steps 1 --warmup 1   # the whole table
-    python benchmarks/supernet_step.py --json step-gpu.json                        # auto device (cuda)
-    python benchmarks/supernet_step.py --method darts --orders 1 --layouts channels_last
-    python benchmarks/supernet_step.py --method nos --space hetero --set ags=false
+    python tools/supernet_step.py --device cpu --threads 2 --steps 1 --warmup 1   # the whole table
+    python tools/supernet_step.py --json step-gpu.json                        # auto device (cuda)
+    python tools/supernet_step.py --method darts --orders 1 --layouts channels_last
+    python tools/supernet_step.py --method nos --space hetero --set ags=false
 
 Each (configuration, layout) runs in a fresh subprocess of this script (``--worker``), so that every peak
 memory figure is its own: on CUDA ``torch.cuda.max_memory_allocated`` since a reset after the model is built
@@ -46,11 +46,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from harness.config import MEMORY_FORMATS, declarations, parse_overrides, resolve
-from harness.data import DataInfo
-from harness.metrics import peak_memory_mb
-from harness.registry import get_method, get_space
-from harness.train import configure_backends, memory_format, seed_everything
+from harness.core.config import MEMORY_FORMATS, declarations, parse_overrides, resolve
+from harness.core.data import DataInfo
+from harness.core.metrics import peak_memory_mb
+from harness.core.registry import get_method, get_space
+from harness.core.train import configure_backends, memory_format, seed_everything
 
 BATCH, CHANNELS, CLASSES, SIZE = 64, 3, 10, 32
 # (method, space, DARTS order) of the whole table, in its order
@@ -148,7 +148,7 @@ def time_step(method_name: str, space_name: str, order: int, layout: str, device
     gen = torch.Generator().manual_seed(0)
     batch = cfg["search_batch_size"]
     x_w, x_a = (torch.randn(batch, CHANNELS, SIZE, SIZE, generator=gen).to(device)
-                .contiguous(memory_format=memory_format(cfg)) for _ in range(2))  # as harness.data yields them
+                .contiguous(memory_format=memory_format(cfg)) for _ in range(2))  # as harness.core.data yields them
     y_w, y_a = (torch.randint(0, CLASSES, (batch,), generator=gen).to(device) for _ in range(2))
     params_m = sum(p.numel() for p in method.supernet.parameters()) / 1e6
 

@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.errors import UserError
-from harness.records import atomic_write
-from harness.train import memory_format
+from harness.core.errors import UserError
+from harness.core.records import atomic_write
+from harness.core.train import memory_format
 
 DATASETS = {
     "digits": "scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes; offline)",

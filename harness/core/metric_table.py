@@ -3,7 +3,7 @@
 A ``Metric`` says what the record key is called, how people read it (label, unit, display format), how
 the leaderboard aggregates it over seeds (which statistics, under which column name, in which unit) and
 in which views it appears: the trial's flat summary and the run's summary table, the record display
-(``python -m harness show``) and the terminal leaderboard. ``harness.trial``, ``harness.records``,
+(``python -m harness show``) and the terminal leaderboard. ``harness.trial``, ``harness.core.records``,
 ``harness.experiment`` and ``harness.leaderboard`` read this table instead of listing names themselves.
 
 This module imports nothing (no torch, no pandas) so that every one of them can import it.
@@ -21,7 +21,7 @@ NULL = "—"
 
 # The statistics over seeds that the leaderboard computes (over the finite values; NaN where undefined).
 STATISTICS = ("mean", "std", "median", "best")
-# The further statistics a reviewer asks for, from ``harness.stats.summary`` over the same finite values: the
+# The further statistics a reviewer asks for, from ``harness.core.stats.summary`` over the same finite values: the
 # interquartile mean and the 95 % percentile-bootstrap interval of the mean (seeded).
 EXTRA_STATISTICS = ("iqm", "ci_low", "ci_high")
 

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
-from harness.benchmarks.base import Benchmark
-from harness.benchmarks.nb201_arch import (
+from harness.core.benchmarks.base import Benchmark
+from harness.core.benchmarks.nb201_arch import (
     EDGES,
     NB201_OPS,
     NUM_ARCHS,
@@ -50,9 +50,9 @@ from harness.benchmarks.nb201_arch import (
     genotype_of_key,
     parse_arch,
 )
-from harness.data import DataInfo
-from harness.errors import UserError
-from harness.records import atomic_write
+from harness.core.data import DataInfo
+from harness.core.errors import UserError
+from harness.core.records import atomic_write
 
 FORMAT = "nas-harness/nb201-table/1"
 DATA_DIR = Path(__file__).parent / "data"

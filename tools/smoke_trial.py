@@ -10,9 +10,9 @@ next to it.
 
     python -m harness run --method darts --space darts --seeds 3 --budget smoke --dataset digits --out <tmp>
 
-    python benchmarks/smoke_trial.py                    # one in-process smoke trial, 1 thread
-    python benchmarks/smoke_trial.py --threads 2 --repeat 3 --set order=2
-    python benchmarks/smoke_trial.py --cli              # the quickstart, 3 seeds through Ray
+    python tools/smoke_trial.py                    # one in-process smoke trial, 1 thread
+    python tools/smoke_trial.py --threads 2 --repeat 3 --set order=2
+    python tools/smoke_trial.py --cli              # the quickstart, 3 seeds through Ray
 
 Every run writes into a fresh temporary folder that is deleted afterwards: nothing is left in the repo.
 """
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             else f"in-process trial, seed {args.seed}, {args.threads} thread(s)")
     print(f"{header()}\n{args.method}/{args.space}, budget {args.budget}, dataset {args.dataset}"
           + (f", overrides {args.overrides}" if args.overrides else "") + f"; {mode}", flush=True)
-    from harness.errors import UserError
+    from harness.core.errors import UserError
 
     try:
         return cli(args) if args.cli else in_process(args)

@@ -1,0 +1,8 @@
+"""The harness's kernel: what search spaces and methods build on.
+
+Configuration and budgets (``config``), data (``data``), training loops (``train``), the plug-in registry
+(``registry``), storage places (``storage``), records (``records``, ``metric_table``), metrics and statistics
+(``metrics``, ``stats``), ranking correlations (``correlation``) and benchmark tables (``benchmarks``).
+Nothing here imports ``spaces``, ``methods`` or the driver (``harness.cli``, ``harness.experiment``, ...):
+``tests/test_architecture.py`` checks that every import runs downward.
+"""
