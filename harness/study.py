@@ -137,15 +137,7 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
     """The study of TOML ``text`` (``where`` names it in messages); every problem is one ``UserError`` line.
     Checks the file itself (its size, nesting and the type of every value) and every pair; the configuration keys
     and datasets are checked when the cells' specs are built (``harness.experiment``)."""
-    if len(text.encode("utf-8")) > MAX_STUDY_BYTES:
-        raise _too_large(where)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise _refuse(where, f"not valid TOML ({str(err).splitlines()[0]})") from None
-    except RecursionError:  # tomllib parses nested arrays and tables recursively
-        raise _refuse(where, "its arrays or tables are nested too deeply to be a study file") from None
-    known_spaces, known_methods = all_spaces(), all_methods()
+    doc = _toml(text, where)
     unknown = sorted(set(doc) - KEYS)
     if unknown:
         raise _refuse(where, f"unknown key '{unknown[0]}' (a study file has: {', '.join(sorted(KEYS))})")
@@ -160,16 +152,50 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
         raise _refuse(where, f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
     seeds = _seeds(where, doc.get("seeds", 1))
     datasets = _strings(where, "datasets", doc["datasets"])
-    spaces = _strings(where, "spaces", doc["spaces"])
+    spaces = _spaces(where, doc["spaces"])
+    defined = _variants(where, doc.get("variants", {}))
+    methods = _methods(where, doc["methods"], defined)
+    per_space = _space_methods(where, doc.get("space_methods", {}), spaces, methods)
+    cells = [_cell(where, mname, defined, space, dataset)
+             for dataset in datasets for space in spaces for mname in per_space.get(space, methods)]
+    folders = [c.folder for c in cells]
+    if len(set(folders)) != len(folders):  # a hash collision of two cells of one study: never seen, but refused
+        raise _refuse(where, f"two cells would share the folder '{next(f for f in folders if folders.count(f) > 1)}'")
+    check_count(f"{where}: cells", len(cells), MAX_CELLS, "split the comparison over several studies")
+    check_count(f"{where}: trials (cells × seeds)", len(cells) * len(seeds), MAX_TRIALS,
+                "split the comparison over several studies, or run fewer seeds")
+    return Study(name=name, budget=budget, seeds=seeds, cells=cells, text=text)
+
+
+def _toml(text: str, where: str) -> dict[str, Any]:
+    """The TOML document of ``text``, refused in one line when too large, invalid or nested too deeply."""
+    if len(text.encode("utf-8")) > MAX_STUDY_BYTES:
+        raise _too_large(where)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise _refuse(where, f"not valid TOML ({str(err).splitlines()[0]})") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise _refuse(where, "its arrays or tables are nested too deeply to be a study file") from None
+
+
+def _spaces(where: str, value: Any) -> list[str]:
+    """The study's spaces, each a registered space."""
+    spaces, known = _strings(where, "spaces", value), all_spaces()
     for space in spaces:
-        if space not in known_spaces:
-            raise _refuse(where, f"unknown space '{space}'; valid spaces: {', '.join(sorted(known_spaces))}")
-    variants = doc.get("variants", {})
+        if space not in known:
+            raise _refuse(where, f"unknown space '{space}'; valid spaces: {', '.join(sorted(known))}")
+    return spaces
+
+
+def _variants(where: str, variants: Any) -> dict[str, tuple[str, list[str]]]:
+    """The ``[variants]`` table: variant name → (method, overrides)."""
     if not isinstance(variants, dict):
         raise _refuse(where, "'variants' must be a table: [variants] name = {method = \"...\", set = [\"k=v\"]}")
+    known = all_methods()
     defined: dict[str, tuple[str, list[str]]] = {}
     for vname, spec in variants.items():
-        if vname in known_methods:
+        if vname in known:
             raise _refuse(where, f"variant '{vname}' has the name of a method; give it its own name")
         if not NAME_PATTERN.fullmatch(vname):
             raise _refuse(where, f"variant name {vname!r} must be a plain name (letters, digits and . _ + = -)")
@@ -178,44 +204,49 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
         extra = sorted(set(spec) - VARIANT_KEYS)
         if extra:
             raise _refuse(where, f"variant '{vname}' has unknown key '{extra[0]}' (a variant has: method, set)")
-        if _text(where, f"variant '{vname}': 'method'", spec["method"]) not in known_methods:
+        if _text(where, f"variant '{vname}': 'method'", spec["method"]) not in known:
             raise _refuse(where, f"variant '{vname}': unknown method {spec['method']!r}; valid methods: "
-                                 f"{', '.join(sorted(known_methods))}")
+                                 f"{', '.join(sorted(known))}")
         overrides = _strings(f"{where}, variant '{vname}'", "set", spec.get("set", []), allow_empty=True)
         defined[vname] = (spec["method"], overrides)
-    methods = _strings(where, "methods", doc["methods"])
+    return defined
+
+
+def _methods(where: str, value: Any, defined: dict[str, tuple[str, list[str]]]) -> list[str]:
+    """The study's method rows, each a registered method or a variant of ``[variants]``."""
+    methods, known = _strings(where, "methods", value), all_methods()
     for mname in methods:
-        if mname not in known_methods and mname not in defined:
-            raise _refuse(where, f"'{mname}' is neither a method ({', '.join(sorted(known_methods))}) nor a variant of "
+        if mname not in known and mname not in defined:
+            raise _refuse(where, f"'{mname}' is neither a method ({', '.join(sorted(known))}) nor a variant of "
                                  "[variants]")
-    per_space = doc.get("space_methods", {})
+    return methods
+
+
+def _space_methods(where: str, per_space: Any, spaces: list[str], methods: list[str]) -> dict[str, list[str]]:
+    """The ``[space_methods]`` table: space → its method rows (a space not named runs every row)."""
     if not isinstance(per_space, dict):
         raise _refuse(where, "'space_methods' must be a table: [space_methods] space = [\"method\", ...]")
+    chosen = {}
     for space, names in per_space.items():
         if space not in spaces:
             raise _refuse(where, f"space_methods names space '{space}', which is not in 'spaces'")
-        for mname in _strings(where, f"space_methods.{space}", names):
+        chosen[space] = _strings(where, f"space_methods.{space}", names)
+        for mname in chosen[space]:
             if mname not in methods:
                 raise _refuse(where, f"space_methods.{space} lists '{mname}', which is not in 'methods'")
-    cells = []
-    for dataset in datasets:
-        for space in spaces:
-            for mname in per_space.get(space, methods):
-                method, overrides = defined.get(mname, (mname, []))
-                try:
-                    check_pair(method, space)
-                except UserError:
-                    raise _refuse(where, f"'{mname}' ({method}) does not run on space '{space}' (it runs on "
-                                         f"{', '.join(known_methods[method].supported_spaces)}); list the methods of "
-                                         "each space under [space_methods]") from None
-                cells.append(Cell(mname, method, space, dataset, overrides))
-    folders = [c.folder for c in cells]
-    if len(set(folders)) != len(folders):  # a hash collision of two cells of one study: never seen, but refused
-        raise _refuse(where, f"two cells would share the folder '{next(f for f in folders if folders.count(f) > 1)}'")
-    check_count(f"{where}: cells", len(cells), MAX_CELLS, "split the comparison over several studies")
-    check_count(f"{where}: trials (cells × seeds)", len(cells) * len(seeds), MAX_TRIALS,
-                "split the comparison over several studies, or run fewer seeds")
-    return Study(name=name, budget=budget, seeds=seeds, cells=cells, text=text)
+    return chosen
+
+
+def _cell(where: str, mname: str, defined: dict[str, tuple[str, list[str]]], space: str, dataset: str) -> Cell:
+    """The cell of method row ``mname`` on ``space`` and ``dataset``, refused when the method cannot run there."""
+    method, overrides = defined.get(mname, (mname, []))
+    try:
+        check_pair(method, space)
+    except UserError:
+        raise _refuse(where, f"'{mname}' ({method}) does not run on space '{space}' (it runs on "
+                             f"{', '.join(all_methods()[method].supported_spaces)}); list the methods of "
+                             "each space under [space_methods]") from None
+    return Cell(mname, method, space, dataset, overrides)
 
 
 def load_study(path: Path) -> Study:
