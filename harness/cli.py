@@ -235,7 +235,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_list(console: Console) -> int:
     from harness.core.config import BUDGET_HELP
     from harness.core.data import DATASETS
-    from harness.core.registry import all_methods, all_spaces
+    from harness.core.registry import all_methods, all_spaces, compatible
+    from spaces.base import FEATURES
 
     methods, spaces = all_methods(), all_spaces()
     for title, items in (("methods", {k: v.description for k, v in methods.items()}),
@@ -245,13 +246,28 @@ def cmd_list(console: Console) -> int:
         for name, text in items.items():
             table.add_row(name, text)
         console.print(table)
-    matrix = Table(title="method × space (✓ = supported)")
+    features = Table(title="capabilities (a space offers, a method needs)")
+    for col in ("capability", "meaning", "spaces"):
+        features.add_column(col)
+    for feature, meaning in FEATURES.items():
+        features.add_row(feature, meaning, ", ".join(s for s, cls in spaces.items() if feature in cls.features))
+    console.print(features)
+    verdicts = {(m, s): compatible(m, s) for m in methods for s in spaces}
+    matrix = Table(title="method × space (✓ = runs; · = see below)")
     matrix.add_column("method")
     for space in spaces:
         matrix.add_column(space, justify="center")
+    matrix.add_column("needs")
     for name, cls in methods.items():
-        matrix.add_row(name, *("✓" if s in cls.supported_spaces else "·" for s in spaces))
+        matrix.add_row(name, *("✓" if verdicts[name, s][0] else "·" for s in spaces), ", ".join(sorted(cls.needs)))
     console.print(matrix)
+    excluded = Table(title="pairs that do not run, and why")
+    for col in ("method", "space", "reason"):
+        excluded.add_column(col)
+    for (method, space), (ok, reason) in verdicts.items():
+        if not ok:
+            excluded.add_row(method, space, reason)
+    console.print(excluded)
     return 0
 
 
