@@ -20,13 +20,23 @@ from harness.cli import cmd_list
 from harness.core.config import resolve
 from harness.core.data import DataInfo
 from harness.core.errors import UserError
-from harness.core.registry import (METHODS, SPACES, all_methods, all_spaces, check_pair, compatible, get_method,
-                                   get_space, spaces_of, valid_pairs)
+from harness.core.registry import (
+    METHODS,
+    SPACES,
+    all_methods,
+    all_spaces,
+    check_pair,
+    compatible,
+    get_method,
+    get_space,
+    spaces_of,
+    valid_pairs,
+)
 from harness.study import parse_study
 from methods.base import SearchMethod
 from spaces.base import FEATURES, SearchSpace
 
-# Every (method, space) pair's yes/no as the methods' ``supported_spaces`` lists gave it before the capabilities.
+# Every (method, space) pair's yes/no as the methods' lists of space names gave it before the capabilities.
 TODAY = {
     "darts": {"darts", "hetero", "nb201", "proxyless"},
     "adwpnas": {"darts", "nb201"},
