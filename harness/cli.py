@@ -245,14 +245,43 @@ def cmd_list(console: Console) -> int:
         for name, text in items.items():
             table.add_row(name, text)
         console.print(table)
-    matrix = Table(title="method × space (✓ = supported)")
-    matrix.add_column("method")
-    for space in spaces:
-        matrix.add_column(space, justify="center")
-    for name, cls in methods.items():
-        matrix.add_row(name, *("✓" if s in cls.supported_spaces else "·" for s in spaces))
-    console.print(matrix)
+    for table in compatibility_tables():
+        console.print(table)
     return 0
+
+
+def compatibility_tables() -> list[Table]:
+    """``list``'s view of the computed method × space matrix: the capabilities and the spaces offering each, the
+    matrix with each method's needs, and every pair that does not run with its reason (``compatible``)."""
+    from harness.core.registry import all_methods, all_spaces, compatible
+    from spaces.base import FEATURES
+
+    methods, spaces = all_methods(), all_spaces()
+    features = Table(title="capabilities (a space offers, a method needs)")
+    for col in ("capability", "meaning", "spaces"):
+        features.add_column(col)
+    for feature, meaning in FEATURES.items():
+        features.add_row(feature, meaning, ", ".join(s for s, cls in spaces.items() if feature in cls.features))
+    verdicts = {(m, s): compatible(m, s) for m in methods for s in spaces}
+    return [features, *_matrix_tables(methods, list(spaces), verdicts)]
+
+
+def _matrix_tables(methods: dict[str, Any], spaces: list[str], verdicts: dict[tuple[str, str], tuple[bool, str]]
+                   ) -> list[Table]:
+    """The matrix of ``verdicts`` (``compatible`` of every pair) with each method's needs, and the refused pairs."""
+    matrix = Table(title="method × space (✓ = runs; · = see below)")
+    for col in ("method", *spaces):
+        matrix.add_column(col, justify="left" if col == "method" else "center")
+    matrix.add_column("needs")
+    for name, cls in methods.items():
+        matrix.add_row(name, *("✓" if verdicts[name, s][0] else "·" for s in spaces), ", ".join(sorted(cls.needs)))
+    excluded = Table(title="pairs that do not run, and why")
+    for col in ("method", "space", "reason"):
+        excluded.add_column(col)
+    for (method, space), (ok, reason) in verdicts.items():
+        if not ok:
+            excluded.add_row(method, space, reason)
+    return [matrix, excluded]
 
 
 def cmd_config(args: argparse.Namespace, console: Console) -> int:

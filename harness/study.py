@@ -37,7 +37,7 @@ from typing import Any
 from harness.core.config import BUDGETS, MAX_CELLS, MAX_NAME, MAX_SEED, MAX_SEEDS, MAX_TRIALS, NAME_PATTERN, check_count
 from harness.core.errors import UserError
 from harness.core.records import read_limited
-from harness.core.registry import all_methods, all_spaces, check_pair
+from harness.core.registry import all_methods, all_spaces, check_pair, compatible, spaces_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -243,8 +243,9 @@ def _cell(where: str, mname: str, defined: dict[str, tuple[str, list[str]]], spa
     try:
         check_pair(method, space)
     except UserError:
-        raise _refuse(where, f"'{mname}' ({method}) does not run on space '{space}' (it runs on "
-                             f"{', '.join(all_methods()[method].supported_spaces)}); list the methods of "
+        raise _refuse(where, f"'{mname}' ({method}) does not run on space '{space}' "
+                             f"({compatible(method, space)[1]}; it runs on "
+                             f"{', '.join(spaces_of(method))}); list the methods of "
                              "each space under [space_methods]") from None
     return Cell(mname, method, space, dataset, overrides)
 

@@ -251,7 +251,8 @@ class Adwpnas(SearchMethod):
     name = "adwpnas"
     description = ("ADWPNAS: intensive space, HyperNetwork of GeneratingBlocks trained on random α, α search with "
                    "predicted weights, one genotype per cell")
-    supported_spaces = ("darts", "nb201")
+    needs = frozenset({"edges", "cells"})  # one α and one genotype per cell
+    excludes = {"hetero": "no intensive-space design for NOS's two-tier blocks (DARTS's and NB201's only)"}
     keys = {
         **Darts.keys,
         "hyper_epochs": _epochs("HyperNetwork training epochs (I_train; random α, only the GeneratingBlocks learn)",

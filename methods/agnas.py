@@ -183,7 +183,7 @@ class AttentionEdge(nn.Module):
 class Agnas(SearchMethod):
     name = "agnas"
     description = "AGNAS: attention over the concatenated candidates, importance = summed attention (micro, macro)"
-    supported_spaces = ("darts", "nb201", "proxyless")
+    needs = frozenset({"edges", "tensor-ops"})  # it pools and concatenates the candidates' outputs
     keys = {
         **SearchMethod.keys,
         # the bottleneck has max(1, mC // r) units, so every r >= 1 builds

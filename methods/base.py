@@ -8,6 +8,12 @@ per searchable edge through ``edge_factory``; those modules read the architectur
 Discretisation for the operation-level ranking correlation is shared: while ``discretised(group, index,
 op)`` is active, every edge instance of that (group, index) must compute only candidate ``op``. Edge
 modules look the choice up in ``ArchState.forced``.
+
+Which spaces a method runs on is computed, not listed: it declares the capabilities it needs of a space
+(``needs``: ``sample``, ``edges``, ``tensor-ops``, ``uniform-ops``, ``cells``, ``stage-features``; each is
+described in ``spaces/base.py``), and the registry pairs it with every space that offers them
+(``harness.core.registry.compatible``). ``excludes`` names a space that offers them but that the method
+deliberately does not run on, with the reason.
 """
 
 from __future__ import annotations
@@ -54,7 +60,11 @@ class SearchMethod:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    supported_spaces: ClassVar[tuple[str, ...]] = ()
+    # What the method needs of a space (capability names of ``spaces.base.FEATURES``; the registry runs the method
+    # on every space that offers them all), and the spaces it deliberately leaves out although they offer them,
+    # each with its one-line reason (``python -m harness list`` shows it)
+    needs: ClassVar[frozenset[str]] = frozenset()
+    excludes: ClassVar[dict[str, str]] = {}
     # Configuration (``harness.core.config``): the method's own keys (a subclass extends its parent's:
     # ``{**Darts.keys, ...}``); ``search_epochs`` is declared here for every method that searches epoch by
     # epoch, valued by each in its ``defaults``.

@@ -101,7 +101,7 @@ class MixedEdge(nn.Module):
 class Darts(SearchMethod):
     name = "darts"
     description = "DARTS: softmax-relaxed mixed edges, bilevel search (first or second order)"
-    supported_spaces = ("darts", "hetero", "nb201", "proxyless")
+    needs = frozenset({"edges"})
     # Adam (torch.optim.Adam) refuses betas outside [0, 1) and a negative learning rate or weight decay; a
     # learning rate of 0 keeps α at its initialisation (an ablation the EoiNAS tests use).
     keys = {

@@ -133,7 +133,8 @@ def indicator_matrix(beta: np.ndarray, accuracy: np.ndarray, iterations: np.ndar
 class Eoinas(Gdas):
     name = "eoinas"
     description = "EoiNAS: GDAS sampling, operation-importance indicator, gradual operation pruning"
-    supported_spaces = ("darts", "nb201")
+    needs = frozenset({"edges", "uniform-ops"})  # K - 1 pruning steps, K = len(op_names), on every edge
+    excludes = {"hetero": "pruning to one op per edge can leave a block no feature op, which it needs"}
     keys = {
         **Gdas.keys,
         "warmup_epochs": Key(20, "EoiNAS: first epochs train the weights only (no architecture step, no pruning)",

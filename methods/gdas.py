@@ -99,7 +99,8 @@ class GumbelEdge(nn.Module):
 class Gdas(Darts):
     name = "gdas"
     description = "GDAS: Gumbel-max sampling of one op per edge, straight-through gradient"
-    supported_spaces = ("darts", "nb201", "proxyless")
+    needs = frozenset({"edges"})
+    excludes = {"hetero": "not validated on NOS's two-tier blocks (no paper pairs them)"}
     # τ divides the Gumbel logits in float32: below about 1e-38 they overflow and no finite sample can be drawn
     # (gumbel_sample raises); 1e-30 leaves the logits a margin of 10^8.
     keys = {

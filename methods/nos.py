@@ -66,7 +66,7 @@ from spaces.base import SearchSpace
 class Nos(Darts):
     name = "nos"
     description = "NOS: DARTS-style search with attention-guided distillation from a PyramidNet teacher"
-    supported_spaces = ("hetero", "darts")
+    needs = frozenset({"edges", "stage-features"})  # attention transfer at the supernet's stages
     keys = {
         **Darts.keys,
         "ags": Key(True, "NOS: attention-guided search (false = the paper's 'without AGS' ablation)"),

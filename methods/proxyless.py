@@ -250,7 +250,8 @@ def cost_objective(ce: torch.Tensor, expected: torch.Tensor, ref: float, cfg: di
 class Proxyless(Darts):
     name = "proxyless"
     description = "ProxylessNAS-G: binary gates (one path per weight step, two per architecture step), cost term"
-    supported_spaces = ("proxyless", "darts", "nb201")
+    needs = frozenset({"edges"})
+    excludes = {"hetero": "not validated on NOS's two-tier blocks (no paper pairs them)"}
     keys = {
         **Darts.keys,
         "warmup_epochs": Key(None, "ProxylessNAS: first epochs train the weights only (the architecture steps start "

@@ -34,7 +34,7 @@ from spaces.base import SearchSpace
 class RandomSearch(SearchMethod):
     name = "random"
     description = "random search: best of k sampled genotypes, each trained briefly"
-    supported_spaces = ("darts", "hetero", "nb201", "proxyless")
+    needs = frozenset({"sample"})
     keys = {
         "rs_candidates": Key(30, "random search: number of sampled genotypes", "[1, inf)"),
         "rs_epochs": Key(10, "random search: training epochs of each candidate", "[1, inf)"),

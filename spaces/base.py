@@ -6,6 +6,29 @@ final-network builders, the derivation rule from per-edge op scores (shared by a
 of scores per cell), random sampling, and its table of known results where it has one. It never knows a
 method by name: for every searchable edge of the supernet it calls the ``edge_factory`` it is given, and the
 method decides how the candidates are combined.
+
+**Capabilities.** A space declares what it offers (``SearchSpace.features``), a method what it needs
+(``SearchMethod.needs``); the registry computes from them which pairs run (``harness.core.registry.compatible``),
+so a new space runs every method whose needs it meets, and no method lists spaces by name. The names
+(``FEATURES``) are the requirements the methods' code really has:
+
+- ``sample``: ``sample(rng)`` draws a uniform random genotype and ``build_network`` builds it at every size
+  (random search needs nothing else).
+- ``edges``: ``build_supernet`` asks the method's ``edge_factory`` for one module per searchable edge, given the
+  edge's candidate modules (every supernet method: DARTS, GDAS, NOS, EoiNAS, AGNAS, ADWPNAS, ProxylessNAS).
+- ``tensor-ops``: every candidate module returns a plain tensor of ``EdgeId.channels`` channels, which an edge
+  may pool and concatenate (AGNAS's attention over the concatenated candidates). The heterogeneous space's
+  candidates return ``Contribution``s, which only add and scale.
+- ``uniform-ops``: every searchable edge has every op of ``op_names`` as a candidate (EoiNAS prunes one op per
+  step from every edge, ``len(op_names) - 1`` steps). The proxyless chain's blocks differ (``zero`` on some).
+- ``cells``: the supernet repeats cells, each with its own edge instances (``EdgeId.cell`` takes several
+  values), so per-cell architecture state means something (ADWPNAS: one α and one genotype per cell). The
+  proxyless chain is one cell.
+- ``stage-features``: the supernet's ``forward_features(x)`` gives the outputs of its stages, and
+  ``check_stage_features`` accepts the configuration (NOS's attention transfer).
+
+A benchmark table is not a capability: no method needs one (random search queries it where the space has one,
+``benchmark()``).
 """
 
 from __future__ import annotations
@@ -53,6 +76,17 @@ class EdgeId:
 EdgeFactory = Callable[[EdgeId, nn.ModuleList], nn.Module]
 
 NETWORK_SIZES = ("search", "eval", "paper")  # the sizes ``build_network`` builds
+
+# The capability names of ``SearchSpace.features`` and ``SearchMethod.needs`` (the module docstring says who needs
+# each and why), with the one line ``python -m harness list`` shows for each.
+FEATURES: dict[str, str] = {
+    "sample": "a uniform random genotype (sample) and its network at every size",
+    "edges": "a supernet whose searchable edges the method's edge_factory builds",
+    "tensor-ops": "candidates that return plain tensors (to pool and concatenate)",
+    "uniform-ops": "every op of op_names a candidate of every edge",
+    "cells": "repeated cells, each with its own edge instances (EdgeId.cell)",
+    "stage-features": "stage outputs of the supernet (forward_features)",
+}
 
 # The size keys of the cell spaces (DARTS, heterogeneous, NAS-Bench-201), valued per space in ``defaults`` and
 # in its ``budgets`` (``cell_budgets``).
@@ -121,6 +155,7 @@ class SearchSpace:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    features: ClassVar[frozenset[str]] = frozenset()  # the capabilities it offers (names of ``FEATURES``)
     op_names: ClassVar[tuple[str, ...]] = ()
     size_keys: ClassVar[dict[str, Key]] = {}
     keys: ClassVar[dict[str, Key]] = {}

@@ -607,6 +607,7 @@ class DartsSpace(SearchSpace):
 
     name = "darts"
     description = "DARTS cells: 4 nodes, 14 edges x 8 ops, shared normal and reduction cells"
+    features = frozenset({"sample", "edges", "tensor-ops", "uniform-ops", "cells", "stage-features"})
     op_names = DARTS_OPS
     size_keys = CELL_SIZE_KEYS
     cell_keys: ClassVar[dict[str, Key]] = {

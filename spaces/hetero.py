@@ -304,6 +304,7 @@ class HeteroSpace(SearchSpace):
 
     name = "hetero"
     description = "NOS heterogeneous cells: residual blocks of feature, attention and dynamic-conv ops, 18 x 11"
+    features = frozenset({"sample", "edges", "uniform-ops", "cells", "stage-features"})  # its ops give Contributions
     op_names = HETERO_OPS
     size_keys = CELL_SIZE_KEYS
     defaults: ClassVar[dict[str, Any]] = {"search_layers": 8, "search_channels": 16,

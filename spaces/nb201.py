@@ -155,6 +155,7 @@ class NB201Space(SearchSpace):
 
     name = "nb201"
     description = "NAS-Bench-201: 6 edges x 5 ops, one cell shared by all cells; 15,625 known architectures"
+    features = frozenset({"sample", "edges", "tensor-ops", "uniform-ops", "cells"})
     op_names = NB201_OPS
     size_keys = CELL_SIZE_KEYS
     keys: ClassVar[dict[str, Key]] = {

@@ -96,9 +96,9 @@ TINY_TRIAL = {**TINY, "train_limit": "256", "search_batch_size": "128", "search_
 
 def registered_pairs() -> list[tuple[str, str]]:
     """Every (method, space) pair that ``python -m harness list`` shows."""
-    from harness.core.registry import all_methods
+    from harness.core.registry import valid_pairs
 
-    return [(method, space) for method, cls in all_methods().items() for space in cls.supported_spaces]
+    return valid_pairs()
 
 
 def tiny_overrides(method: str, space: str, tiny: dict[str, str] | None = None) -> dict[str, str]:

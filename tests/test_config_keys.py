@@ -18,7 +18,7 @@ from harness.core.benchmarks.nb201 import DEFAULT_TABLE
 from harness.core.config import BUDGETS, SHARED_KEYS, Key, declarations, resolve
 from harness.core.data import Batches, DataInfo, scaled_cutout
 from harness.core.errors import UserError
-from harness.core.registry import all_methods, all_spaces, get_method, get_space
+from harness.core.registry import all_methods, all_spaces, get_method, get_space, valid_pairs
 from harness.core.train import sgd
 from harness.teacher import PyramidNet, build_teacher
 from methods.agnas import AttentionEdge, AttentionTally
@@ -29,7 +29,7 @@ from spaces.ops import drop_path
 
 # every registered (method, space) pair, DARTS on the DARTS space first: a key is tested on the first pair
 # that has it
-PAIRS = sorted(((m, s) for m, cls in all_methods().items() for s in cls.supported_spaces),
+PAIRS = sorted(valid_pairs(),
                key=lambda pair: (pair != ("darts", "darts"), pair))
 KEYS: dict[str, tuple[str, str]] = {}
 for _pair in PAIRS:

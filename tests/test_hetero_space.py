@@ -22,7 +22,7 @@ from harness.core.config import resolve
 from harness.core.correlation import op_level_correlation
 from harness.core.data import DataInfo, SearchData, load_dataset
 from harness.core.errors import GenotypeError, UserError
-from harness.core.registry import SPACES, get_method, get_space
+from harness.core.registry import SPACES, compatible, get_method, get_space
 from spaces.base import EdgeId
 from spaces.hetero import (
     NUM_ROWS,
@@ -851,7 +851,7 @@ def test_darts_config_resolves_on_hetero():
     # the space's own smoke values (3 cells, 1 correlation edge) win over the generic preset (4, 2)
     assert (cfg["search_layers"], cfg["eval_layers"], cfg["search_channels"], cfg["corr_edges"]) == (3, 3, 4, 1)
     assert resolved.sources["search_layers"] == resolved.sources["corr_edges"] == "budget:smoke"
-    assert "hetero" in get_method("darts").supported_spaces
+    assert compatible("darts", "hetero") == (True, "")
 
 
 def test_darts_searches_hetero_and_measures_op_correlation():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.config import EVALUATION_KEYS, SHARED_KEYS, declarations, is_evaluation_key, parse_overrides, resolve
-from harness.core.registry import all_methods, all_spaces, get_method, get_space
+from harness.core.registry import all_methods, all_spaces, get_method, get_space, spaces_of
 from harness.leaderboard import variant_of
 from harness.study import load_study
 from methods.nos import Nos
@@ -32,7 +32,7 @@ def test_the_evaluation_keys():
 @pytest.mark.parametrize("method", sorted(all_methods()))
 def test_every_registered_method_leaves_the_evaluation_protocol_to_the_space(method):
     cls = all_methods()[method]
-    for space in cls.supported_spaces:
+    for space in spaces_of(method):
         declarations(cls, all_spaces()[space])  # raises TypeError otherwise
     given = [cls.defaults, *cls.space_defaults.values(), *cls.budgets.values()]
     assert not [k for values in given for k in values if is_evaluation_key(k)]

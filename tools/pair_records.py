@@ -38,9 +38,9 @@ KEPT = ("genotype", "test_acc", "search_val_acc", "importance", "op_kendall_tau"
 
 
 def pairs() -> list[tuple[str, str]]:
-    from harness.core.registry import all_methods
+    from harness.core.registry import valid_pairs
 
-    return [(m, s) for m, cls in all_methods().items() for s in cls.supported_spaces]
+    return valid_pairs()
 
 
 def run_pair(pair: tuple[str, str]) -> dict[str, Any]:
