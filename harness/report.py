@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,8 @@ import pandas as pd
 from harness import __version__
 from harness.core.config import BASELINE_METHOD
 from harness.core.errors import UserError, one_line
-from harness.core.records import atomic_write_many, load_records, os_error_line, read_limited
-from harness.core.storage import Remote, is_remote, location, relative_parts, upload_tree
+from harness.core.records import atomic_write_many, load_records, read_limited
+from harness.core.storage import Remote, location, place, relative_parts
 from harness.leaderboard import build_leaderboard, cell_text, md_text, variant_of
 from harness.plots import PlotFile, write_plots
 from harness.study import STUDY_FILE
@@ -152,27 +151,13 @@ def replace_plots(records: list[dict[str, Any]], folder: Path, tables: dict[str,
 def write_report(root: Path | Remote | str, baseline: str = BASELINE_METHOD) -> dict[str, Any]:
     """Write ``root/report/`` from every record under ``root``; returns the paths written (``html``,
     ``markdown``, ``plots``, ``csvs``). No record is one line (``UserError``). On an object store the report is
-    made in a local temporary folder and then uploaded, file by file (``upload_tree``)."""
+    made in a local temporary folder and then uploaded, file by file (``Place.fill``)."""
     root = location(root)
     records = [r for r in load_records(root) if REPORT_DIR not in relative_parts(location(r["_path"]), root)]
     if not records:
         raise UserError(f"no trial records under {root}; run an experiment or a study first")
-    if not is_remote(root):
-        try:
-            return _write_report(root, records, root / REPORT_DIR, baseline)
-        except OSError as err:  # a full disk, a read-only folder: one line, and nothing half-written
-            raise UserError(os_error_line("write the report in", root / REPORT_DIR, err)) from None
-    target = root / REPORT_DIR
-    try:
-        with tempfile.TemporaryDirectory(prefix="harness-report-") as tmp:
-            written = _write_report(root, records, Path(tmp), baseline)
-            upload_tree(Path(tmp), target)
-    except OSError as err:
-        raise UserError(os_error_line("write the report for", target, err)) from None
-
-    def moved(path: Path) -> Remote:
-        return target / path.relative_to(tmp).as_posix()
-
+    written, moved = place(root / REPORT_DIR).fill(lambda out: _write_report(root, records, out, baseline),
+                                                   "the report")
     return {"html": moved(written["html"]), "markdown": moved(written["markdown"]),
             "plots": [moved(p) for p in written["plots"]], "csvs": [moved(p) for p in written["csvs"]]}
 

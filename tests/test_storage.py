@@ -23,7 +23,7 @@ from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.cli import main
 from harness.core.errors import UserError
 from harness.core.records import atomic_write_many, check_writable_folder, load_records, write_record
-from harness.core.storage import Remote, is_remote, location, redact, relative_parts, upload_tree, uri
+from harness.core.storage import Remote, location, redact, relative_parts, upload_tree, uri
 
 SMOKE = ["--method", "gdas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"]
 SETS = ["arch_corr_samples=50"]
@@ -36,7 +36,7 @@ def test_location_tells_local_paths_from_uris():
     assert location("file:///tmp/x") == Path("/tmp/x")
     assert location(Path("a/b")) == Path("a/b")
     remote = location("s3://bucket/pre/fix/?endpoint_override=127.0.0.1:9000&scheme=http")
-    assert is_remote(remote) and str(remote) == "s3://bucket/pre/fix"
+    assert isinstance(remote, Remote) and str(remote) == "s3://bucket/pre/fix"
     assert remote.uri == "s3://bucket/pre/fix?endpoint_override=127.0.0.1:9000&scheme=http"
     assert location(remote) is remote
     assert uri(Path("rel")) == str(Path("rel").absolute()) and uri(remote) == remote.uri

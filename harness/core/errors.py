@@ -18,3 +18,8 @@ def one_line(err: BaseException, limit: int | None = None) -> str:
     """``err``'s message on one line (its whitespace runs as single spaces), cut at ``limit`` characters if given:
     how a message from elsewhere (the OS, pyarrow, Ray) goes into one of ours."""
     return " ".join(str(err).split())[:limit]
+
+
+def os_error_line(action: str, path: object, err: OSError) -> str:
+    """One line for a failed file operation: what, where and the system's reason."""
+    return f"cannot {action} {path}: {err.strerror or one_line(err)}"

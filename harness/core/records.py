@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import io
 import json
 import math
-import os
 import re
-import socket
-import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import IO, Any
@@ -29,9 +24,10 @@ from rich.text import Text
 
 from harness.core.config import MAX_SEED
 from harness.core.errors import UserError, one_line
+from harness.core.errors import os_error_line as os_error_line  # kept here for the driver (harness.experiment)
 from harness.core.metric_table import METRICS, NULL, SHOWN
 from harness.core.stats import is_number
-from harness.core.storage import Remote, is_remote, location
+from harness.core.storage import Remote, location, place, write_group
 
 IDENTITY_KEYS = ("method", "space", "dataset", "budget", "seed")
 
@@ -107,145 +103,22 @@ def _json_key(key: Any) -> str:
 
 
 # --- atomic writes ------------------------------------------------------------------------------
-_HOST = re.sub(r"[^A-Za-z0-9_]+", "_", socket.gethostname()) or "host"
-
-
-def _temp_prefix(path: Path) -> str:
-    """Temporary files are hidden, name their target, this host and this process, and end in ``.tmp``
-    (so loaders never mistake one for a record, and a later writer can tell whose it is)."""
-    return f".{path.name}.{_HOST}-{os.getpid()}."
-
-
-def _sweep_stale_temps(path: Path) -> None:
-    """Remove the temporary files of ``path`` left by a writer on this host that was killed mid-write
-    (SIGKILL, power loss: no ``finally`` ran); a live writer's files, and other hosts', are left alone."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{_HOST}-(\d+)\.[^.]+\.tmp$")
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return
-    for name in names:
-        match = pattern.match(name)
-        if not match or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
-            continue
-        try:
-            os.unlink(path.parent / name)
-        except OSError:
-            pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def os_error_line(action: str, path: Path | str, err: OSError) -> str:
-    """One line for a failed file operation: what, where and the system's reason."""
-    return f"cannot {action} {path}: {err.strerror or one_line(err)}"
-
-
 def check_writable_folder(folder: Path | Remote, what: str) -> None:
     """``folder`` is a folder, or can be created as one, and this process can write in it: one line naming
-    ``what`` (the option) otherwise. Checked before any long work whose result would then be lost."""
-    if is_remote(folder):  # an object store: write and delete a probe (a missing bucket, no credentials, no right)
-        probe = folder / f".harness-probe-{_HOST}-{os.getpid()}"
-        try:
-            probe.put(b"")
-            probe.unlink(missing_ok=True)
-        except (UserError, OSError) as err:
-            raise UserError(f"{what} '{folder}' cannot be written ({one_line(err)})") from None
-        return
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{what} '{folder}' is a file, not a folder")
-    ancestor = folder.absolute()
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UserError(f"{what} '{folder}' cannot be created: '{ancestor}' is a file, not a folder")
-    try:  # the only reliable test (permissions, read-only mounts, quotas): make and remove a folder
-        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".harness-probe-"))
-    except OSError as err:
-        raise UserError(f"{what} '{folder}' cannot be created or written ({os_error_line('write in', ancestor, err)})"
-                        ) from None
+    ``what`` (the option) otherwise. Checked before any long work whose result would then be lost
+    (``Place.check_writable``: a probe folder made and removed locally, a probe object put and deleted on a store)."""
+    place(folder).check_writable(what)
 
 
 def atomic_write_many(files: dict[Path | Remote | str, tuple[Callable[[IO[Any]], None], bool]]) -> None:
     """Write several files as a group: every ``write(f)`` (binary when the flag says so) fills a temporary
     file first, and only when all are complete are they renamed over their targets, back to back — a
     failure while writing leaves every previous file untouched. On an object store (``Remote`` targets)
-    every ``write(f)`` fills memory first and the objects are then put back to back, each in one upload.
-
-    Each temporary file lives in its target's folder (``os.replace`` is only atomic within a file
-    system) and is removed if anything fails; one left by a killed writer is removed by the next write
-    of the same file. An OS error (a read-only folder, a full disk, a path through a file) becomes a
-    one-line ``UserError``.
+    every ``write(f)`` fills memory first and the objects are then put back to back, each in one upload
+    (``storage.write_group`` and its places' ``write_group``). An OS error (a read-only folder, a full disk, a path
+    through a file) becomes a one-line ``UserError``.
     """
-    places = {location(target): how for target, how in files.items()}
-    if any(is_remote(place) for place in places):
-        _put_many(places)
-        return
-    temps: list[tuple[Path, str]] = []
-    current = Path(next(iter(files)))
-    try:
-        for target, (write, binary) in files.items():
-            current = path = Path(target)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _sweep_stale_temps(path)
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
-            temps.append((path, tmp_name))
-            with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        for path, tmp_name in temps:
-            current = path
-            os.replace(tmp_name, path)
-    except BaseException as exc:
-        for _, tmp_name in temps:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-        if isinstance(exc, OSError):
-            raise UserError(os_error_line("write", current, exc)) from None
-        raise
-    for folder in {path.parent for path, _ in temps}:
-        _fsync_folder(folder)
-
-
-def _put_many(places: dict[Any, tuple[Callable[[IO[Any]], None], bool]]) -> None:
-    """``atomic_write_many`` on an object store: every content complete in memory before the first put."""
-    local = [str(place) for place in places if not is_remote(place)]
-    if local:
-        raise UserError(f"cannot write {local[0]} together with files on an object store")
-    contents = []
-    for place, (write, binary) in places.items():
-        buffer: IO[Any] = io.BytesIO() if binary else io.StringIO()
-        write(buffer)
-        data = buffer.getvalue()
-        contents.append((place, data if binary else data.encode("utf-8")))
-    for place, data in contents:
-        place.put(data)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make renames in ``folder`` durable; not possible on every platform."""
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    write_group(files)
 
 
 def atomic_write(path: Path | str, write: Callable[[IO[Any]], None], binary: bool = False) -> None:
@@ -275,46 +148,7 @@ def read_limited(path: Path | Remote, limit: int, what: str) -> bytes:
     """The bytes of the regular file ``path`` (local or on an object store), at most ``limit`` of them: anything
     else is one line naming ``what`` — a device (``/dev/zero``), a FIFO (opened without waiting for a writer), a
     folder, or a file larger than ``limit`` (never read past it). ``FileNotFoundError`` is left to the caller."""
-    if is_remote(path):
-        try:
-            with path.filesystem.open_input_stream(path.fs_path) as stream:
-                data = stream.read(limit + 1)
-        except FileNotFoundError:
-            raise
-        except OSError as err:
-            raise UserError(f"cannot read {what} {path}: {one_line(err)}") from None
-    else:
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            raise
-        except OSError as err:
-            raise UserError(os_error_line(f"read {what}", path, err)) from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise UserError(f"{what} {path} is not a regular file; give the path of a file")
-            if info.st_size > limit:
-                raise UserError(_too_large(what, path, limit))
-            chunks, size = [], 0
-            while size <= limit:
-                chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-            data = b"".join(chunks)
-        except OSError as err:
-            raise UserError(os_error_line(f"read {what}", path, err)) from None
-        finally:
-            os.close(fd)
-    if len(data) > limit:
-        raise UserError(_too_large(what, path, limit))
-    return data
-
-
-def _too_large(what: str, path: Any, limit: int) -> str:
-    return f"{what} {path} is larger than {limit / 2**20:g} MiB, the limit of what is read; it was not read"
+    return place(path).read_limited(limit, what)
 
 
 def _is_int(value: Any) -> bool:
@@ -495,10 +329,8 @@ def record_paths(root: Path | Remote, nested: bool = True) -> list[Path | Remote
     experiment and study under a results folder), or only ``root/trials/*.json`` (an experiment's own), sorted."""
     if nested:
         paths = [p for p in root.rglob("*.json") if p.parent.name == "trials"]
-    elif is_remote(root):
-        paths = [p for p in (root / "trials").files() if p.parent == root / "trials" and p.name.endswith(".json")]
     else:
-        paths = list((root / "trials").glob("*.json"))
+        paths = place(root / "trials").glob("*.json")
     return sorted(p for p in paths if not p.name.startswith(".") and p.is_file())
 
 
