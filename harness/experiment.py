@@ -61,6 +61,7 @@ from harness.core.config import (
 from harness.core.data import SearchData, check_split, default_cache_dir, load_dataset, validate_name
 from harness.core.errors import UserError, one_line
 from harness.core.metric_table import SUMMARY
+from harness.core.places import is_remote
 from harness.core.records import (
     check_writable_folder,
     load_records,
@@ -70,7 +71,7 @@ from harness.core.records import (
     write_record,
 )
 from harness.core.registry import check_pair, get_method, get_space
-from harness.core.storage import Remote, StoreError, check_no_credentials, is_remote, location, uri
+from harness.core.storage import Remote, StoreError, check_no_credentials, location, uri
 from harness.core.train import seed_everything, time_train_steps
 from harness.evaluation import FinalTraining
 from harness.interrupts import sigterm_deferred

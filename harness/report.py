@@ -30,8 +30,9 @@ import pandas as pd
 from harness import __version__
 from harness.core.config import BASELINE_METHOD
 from harness.core.errors import UserError, one_line
+from harness.core.places import place
 from harness.core.records import atomic_write_many, load_records, read_limited
-from harness.core.storage import Remote, location, place, relative_parts
+from harness.core.storage import Remote, location, relative_parts
 from harness.leaderboard import build_leaderboard, cell_text, md_text, variant_of
 from harness.plots import PlotFile, write_plots
 from harness.study import STUDY_FILE

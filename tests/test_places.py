@@ -1,4 +1,4 @@
-"""``harness.core.storage.place``: the operations that differ between a local folder and an object store, on both kinds
+"""``harness.core.places.place``: the operations that differ between a local folder and an object store, on both kinds
 (a local temporary folder; a real S3 API server on 127.0.0.1, moto's) and in-process: group writes, the write probe,
 bounded reads, one folder's listing, claiming a new folder, the lock file, Ray Tune's storage, the local folder for
 local-only tools, the store's watch and a folder filled locally."""
@@ -13,7 +13,8 @@ import pytest
 from conftest import s3_uri
 
 from harness.core.errors import UserError
-from harness.core.storage import LOCK_FILE, LocalPlace, Remote, StorePlace, location, place, write_group
+from harness.core.places import LOCK_FILE, LocalPlace, StorePlace, place, write_group
+from harness.core.storage import Remote, location
 
 
 def text(content: str):

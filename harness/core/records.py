@@ -26,8 +26,9 @@ from harness.core.config import MAX_SEED
 from harness.core.errors import UserError, one_line
 from harness.core.errors import os_error_line as os_error_line  # kept here for the driver (harness.experiment)
 from harness.core.metric_table import METRICS, NULL, SHOWN
+from harness.core.places import place, write_group
 from harness.core.stats import is_number
-from harness.core.storage import Remote, location, place, write_group
+from harness.core.storage import Remote, location
 
 IDENTITY_KEYS = ("method", "space", "dataset", "budget", "seed")
 
@@ -115,7 +116,7 @@ def atomic_write_many(files: dict[Path | Remote | str, tuple[Callable[[IO[Any]],
     file first, and only when all are complete are they renamed over their targets, back to back — a
     failure while writing leaves every previous file untouched. On an object store (``Remote`` targets)
     every ``write(f)`` fills memory first and the objects are then put back to back, each in one upload
-    (``storage.write_group`` and its places' ``write_group``). An OS error (a read-only folder, a full disk, a path
+    (``places.write_group`` and its places' ``write_group``). An OS error (a read-only folder, a full disk, a path
     through a file) becomes a one-line ``UserError``.
     """
     write_group(files)
