@@ -53,6 +53,7 @@ import torch
 
 from harness.core.errors import UserError
 from harness.core.records import atomic_write
+from harness.core.storage import default_cache_dir  # where data caches go (also imported from here)
 from harness.core.train import memory_format
 
 DATASETS = {
@@ -100,12 +101,6 @@ class DataInfo:
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("HARNESS_DATA_DIR", Path.home() / ".cache" / "nas-harness" / "data"))
-
-
-def default_cache_dir() -> Path:
-    """``$HARNESS_CACHE_DIR``, else ``~/.cache/nas-harness``: the root of every cache of the harness."""
-    base = os.environ.get("HARNESS_CACHE_DIR")
-    return Path(base) if base else Path.home() / ".cache" / "nas-harness"
 
 
 @dataclass

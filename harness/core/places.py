@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from harness.core.errors import UserError, one_line, os_error_line
-from harness.core.storage import Remote, location, upload_tree
+from harness.core.storage import Remote, default_cache_dir, location, upload_tree
 
 LOCK_FILE = ".driver.lock"  # an experiment's (or study's) lock, in its folder
 _HOST = re.sub(r"[^A-Za-z0-9_]+", "_", socket.gethostname()) or "host"
@@ -306,8 +306,6 @@ class StorePlace(Place):
     def lock_file(self) -> Path:
         """A store has no locks: a file of this machine's cache named by the folder's URI, so that two drivers on one
         machine are caught, two on different machines are not."""
-        from harness.core.data import default_cache_dir  # the harness's cache root; data itself writes through here
-
         return default_cache_dir() / "locks" / f"{hashlib.sha256(self.at.uri.encode()).hexdigest()[:20]}.lock"
 
     def tune_storage(self) -> dict[str, Any]:

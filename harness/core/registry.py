@@ -12,13 +12,14 @@ those functions.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, TypeVar
 
 from harness.core.errors import UserError
 
-if TYPE_CHECKING:
-    from methods.base import SearchMethod
-    from spaces.base import SearchSpace
+# The registries hold ``spaces.base.SearchSpace`` and ``methods.base.SearchMethod`` subclasses; the kernel does not
+# import those layers, not even for types (tests/test_architecture.py), so they are typed by their role here.
+SearchSpace = Any
+SearchMethod = Any
 
 SPACES: dict[str, type[SearchSpace]] = {}
 METHODS: dict[str, type[SearchMethod]] = {}

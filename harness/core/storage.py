@@ -47,6 +47,12 @@ SECRET_WORDS = frozenset({"key", "secret", "token", "password", "passwd", "pwd",
 MASK = "***"
 
 
+def default_cache_dir() -> Path:
+    """``$HARNESS_CACHE_DIR``, else ``~/.cache/nas-harness``: the root of every cache of the harness."""
+    base = os.environ.get("HARNESS_CACHE_DIR")
+    return Path(base) if base else Path.home() / ".cache" / "nas-harness"
+
+
 def is_uri(text: str) -> bool:
     """``scheme://...`` with a scheme of two letters or more (``C:\\x`` is a Windows drive, not a URI)."""
     scheme, sep, _ = text.partition("://")
