@@ -149,6 +149,15 @@ class SearchMethod:
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
         raise NotImplementedError
 
+    def excluded_seconds(self) -> dict[str, float]:
+        """Wall-clock seconds this trial's method has spent so far (resumptions included: keep them in the method's
+        state) on work that is not search cost, by the name the epoch's history gives them: ``harness.trial``
+        leaves what an epoch adds to them out of ``search_seconds`` (and so out of ``device_hours``) and
+        records it in that epoch's history entry (NOS: ``teacher_obtain_seconds``, the time spent training,
+        waiting for or loading its cached teacher, which the paper's search cost leaves out). A method states
+        such a cost in its record itself (``record_info``). The default is none."""
+        return {}
+
     # --- results --------------------------------------------------------------------------------
     def search_val_acc(self, last_epoch: dict[str, Any]) -> float:
         """Validation accuracy (percent, architecture half) that the search ends with."""

@@ -17,7 +17,7 @@ tuple of choices, or a named check function). Where each kind of key is declared
   (``keys = {**Darts.keys, "tau_max": Key(...)}``); a method's keys that exist on one space only:
   ``space_keys = {"darts": {...}}``; a space's keys of the per-cell derivation, ``cell_keys``, which a pair
   has only when its method scores every cell (``SearchMethod.scores_per_cell``: AGNAS); the teacher keys of
-  NOS: ``harness.teacher.TEACHER_CONFIG``;
+  NOS: ``methods.nos.teacher.TEACHER_CONFIG``;
 - ``SEARCH_RECIPE_KEYS`` (here): keys of the search recipe that some methods' reference code sets apart from the
   shared convention (learning-rate schedule, which weights decay, clipping, label smoothing, the batch the
   learning rates belong to), declared once and included in the ``keys`` of the methods that honour them;
