@@ -24,6 +24,7 @@ from torch import nn
 from harness.core.config import Key
 from harness.core.correlation import log_normalised
 from harness.core.data import DataInfo, SearchData
+from harness.core.metric_table import Metric
 from harness.core.train import check_finite, cosine_lr, evaluate, set_lr
 from spaces.base import SearchSpace
 
@@ -71,6 +72,11 @@ class SearchMethod:
     space_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     ignored_keys: ClassVar[frozenset[str]] = frozenset()  # declared keys the method does not have
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
+    # Record keys the method adds (``record_info``) that are metrics: declared like the shared ones
+    # (``harness.core.metric_table.Metric``: label, unit, display), checked and shown by the record views and averaged
+    # by the leaderboard in its trailing ``<key>_mean`` columns; no leaderboard statistics nor summary place
+    # (``metric_table.all_metrics``). NOS: its teacher's cost.
+    metrics: ClassVar[tuple[Metric, ...]] = ()
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

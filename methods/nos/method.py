@@ -50,6 +50,7 @@ import torch.nn.functional as F
 
 from harness.core.config import Key
 from harness.core.data import DataInfo, SearchData
+from harness.core.metric_table import Metric
 from harness.core.registry import register_method
 from harness.core.train import to_device
 from methods.darts import Darts
@@ -78,6 +79,17 @@ class Nos(Darts):
     }
     defaults = {**Darts.defaults, "search_epochs": 25, "w_lr_min": 0.0, "arch_lr": 6e-4}
     budgets = TEACHER_BUDGETS
+    # The teacher, trained once per dataset and configuration and cached: its training time (from the cache
+    # entry, the same for every seed whether the trial trained or loaded it), not part of search_seconds nor of
+    # device_hours (search + correlation + evaluation); teacher_cached: loaded (true) or trained by the trial;
+    # teacher_obtain_seconds: the trial's own time getting it (training, waiting or loading; excluded_seconds). The
+    # leaderboard averages them in its trailing columns (teacher_device_hours_mean, teacher_seconds_mean, ...).
+    metrics = (
+        Metric("teacher_seconds", "teacher training time", "s", decimals=1),
+        Metric("teacher_device_hours", "teacher device time", "hours"),
+        Metric("teacher_cached", "teacher from the cache"),
+        Metric("teacher_obtain_seconds", "time obtaining the teacher", "s", decimals=1),
+    )
 
     @classmethod
     def validate_config(cls, cfg: dict[str, Any], space: type[SearchSpace]) -> None:
