@@ -7,7 +7,7 @@
 2. Everything is seeded from the trial's seed.
 3. Data: the fixed search split; the test set is kept for the evaluation.
 4. Search, one ``tune.report`` and one checkpoint per epoch (a restarted trial continues from it); the
-   seconds an epoch spends obtaining NOS's teacher (the method's ``teacher_obtain_seconds``) are left out of
+   seconds an epoch spends on what its method declares not search (``excluded_seconds``: NOS's teacher) are left out of
    ``search_seconds`` and recorded in the epoch's history entry. The checkpoint is the harness's own file,
    ``<experiment>/checkpoints/<trial>.pt``, not Ray's: a resumed experiment starts fresh Ray trials wherever
    the folder now lies, and the file is loaded without running code (``harness.checkpoints``). It is removed
@@ -232,17 +232,17 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
     # 4. search
     while state["phase"] == "search" and state["epoch"] < search_epochs:
         epoch, start = state["epoch"], time.perf_counter()
-        teacher_before = getattr(method, "teacher_obtain_seconds", 0.0)
+        excluded_before = method.excluded_seconds()
         with diverging(spec, seed, f"search epoch {epoch + 1} of {search_epochs}", ("w_lr", "arch_lr")):
             metrics = method.train_epoch(epoch, data)
             check_finite(metrics.get("train_loss"), metrics.get("val_loss"))  # a method with a loop of its own
-        # the seconds the epoch spent obtaining a teacher (NOS) are not search: the record states the teacher's
-        # cost beside it (teacher_seconds, teacher_device_hours), the same for a cold and a warm cache
-        teacher = getattr(method, "teacher_obtain_seconds", 0.0) - teacher_before
-        seconds = time.perf_counter() - start - teacher
+        # the seconds the epoch spent on what the method declares is not search (NOS: obtaining its teacher, whose
+        # cost the record states beside it) are left out, and named in the epoch's history where there are any
+        excluded = {name: total - excluded_before.get(name, 0.0) for name, total in method.excluded_seconds().items()}
+        excluded = {name: value for name, value in excluded.items() if value}
+        seconds = time.perf_counter() - start - sum(excluded.values())
         state["search_seconds"] += seconds
-        state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds,
-                                 **({"teacher_obtain_seconds": teacher} if teacher else {})})
+        state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds, **excluded})
         state["epoch"] = epoch + 1
         save_checkpoint(saved, checkpoint_state({"method": method.state_dict()}))
         report({"phase": "search", "epoch": epoch, "progress": state["epoch"] / total_epochs,

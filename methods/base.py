@@ -30,6 +30,7 @@ from torch import nn
 from harness.core.config import Key
 from harness.core.correlation import log_normalised
 from harness.core.data import DataInfo, SearchData
+from harness.core.metric_table import Metric
 from harness.core.train import check_finite, cosine_lr, evaluate, set_lr
 from spaces.base import SearchSpace
 
@@ -81,6 +82,11 @@ class SearchMethod:
     space_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     ignored_keys: ClassVar[frozenset[str]] = frozenset()  # declared keys the method does not have
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}  # the method's own values of a budget preset
+    # Record keys the method adds (``record_info``) that are metrics: declared like the shared ones
+    # (``harness.core.metric_table.Metric``: label, unit, display), checked and shown by the record views and averaged
+    # by the leaderboard in its trailing ``<key>_mean`` columns; no leaderboard statistics nor summary place
+    # (``metric_table.all_metrics``). NOS: its teacher's cost.
+    metrics: ClassVar[tuple[Metric, ...]] = ()
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):
@@ -158,6 +164,15 @@ class SearchMethod:
 
     def train_step(self, weight_batch: Any, arch_batch: Any, epoch: int) -> dict[str, float]:
         raise NotImplementedError
+
+    def excluded_seconds(self) -> dict[str, float]:
+        """Wall-clock seconds this trial's method has spent so far (resumptions included: keep them in the method's
+        state) on work that is not search cost, by the name the epoch's history gives them: ``harness.trial``
+        leaves what an epoch adds to them out of ``search_seconds`` (and so out of ``device_hours``) and
+        records it in that epoch's history entry (NOS: ``teacher_obtain_seconds``, the time spent training,
+        waiting for or loading its cached teacher, which the paper's search cost leaves out). A method states
+        such a cost in its record itself (``record_info``). The default is none."""
+        return {}
 
     # --- results --------------------------------------------------------------------------------
     def search_val_acc(self, last_epoch: dict[str, Any]) -> float:

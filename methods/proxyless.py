@@ -99,12 +99,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.core.cache import key_lock
 from harness.core.config import SEARCH_RECIPE_KEYS, Key
-from harness.core.data import DataInfo, SearchData, cache_lock, default_cache_dir
+from harness.core.data import DataInfo, SearchData
 from harness.core.errors import UserError
 from harness.core.metrics import count_madds_m, measure_latency_ms
 from harness.core.records import atomic_write
 from harness.core.registry import register_method
+from harness.core.storage import default_cache_dir
 from harness.core.train import clip_gradients, cosine_lr, evaluate, lr_scale, memory_format, weight_loss
 from methods.base import ArchState
 from methods.darts import Darts, _grads, masked_softmax
@@ -162,7 +164,7 @@ class LatencyTable:
     def save(self) -> None:
         if not self.added:
             return
-        with cache_lock(self.folder, self.key, "latency table cache"):
+        with key_lock(self.folder, self.key, "latency table cache"):
             entries = {**self._read(self.path), **self.added}
             blob = json.dumps({"device": self.description, "entries": entries}, indent=0)
             atomic_write(self.path, lambda f: f.write(blob))

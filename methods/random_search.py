@@ -40,6 +40,8 @@ class RandomSearch(SearchMethod):
         "rs_epochs": Key(10, "random search: training epochs of each candidate", "[1, inf)"),
     }  # no search_epochs: the search has rs_candidates steps
     ignored_keys = frozenset({"corr_edges", "corr_batches"})
+    # smoke: three candidates of one epoch each (seconds); small: eight of three epochs (minutes on a CPU)
+    budgets = {"smoke": {"rs_candidates": 3, "rs_epochs": 1}, "small": {"rs_candidates": 8, "rs_epochs": 3}}
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

@@ -20,10 +20,10 @@ from harness.core.data import Batches, DataInfo, scaled_cutout
 from harness.core.errors import UserError
 from harness.core.registry import all_methods, all_spaces, get_method, get_space, valid_pairs
 from harness.core.train import sgd
-from harness.teacher import PyramidNet, build_teacher
 from methods.agnas import AttentionEdge, AttentionTally
 from methods.base import ArchState
 from methods.gdas import gumbel_sample
+from methods.nos.teacher import PyramidNet, build_teacher
 from spaces.base import EdgeId
 from spaces.ops import drop_path
 

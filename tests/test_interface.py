@@ -31,7 +31,7 @@ SIZES = {"search_layers": "1", "search_channels": "4", "search_batch_size": "8"}
 
 def test_no_method_imports_a_space_and_no_generic_module_names_a_benchmark():
     space_modules = {path.stem for path in (ROOT / "spaces").glob("*.py")} - {"__init__", "base", "ops"}
-    for path in (ROOT / "methods").glob("*.py"):
+    for path in (ROOT / "methods").rglob("*.py"):
         imports = re.findall(r"^\s*(?:from|import)\s+spaces\.(\w+)", path.read_text(), flags=re.M)
         assert not set(imports) & space_modules, f"{path.name} imports a space: {imports}"
     for name in ("trial.py", "core/correlation.py", "leaderboard.py"):

@@ -17,10 +17,10 @@ from harness.core.data import DataInfo, SearchData, load_dataset
 from harness.core.registry import get_method, get_space
 from harness.core.train import configure_backends, memory_format, seed_everything
 from harness.evaluation import FinalTraining
-from harness.teacher import TEACHER_DEFAULTS, PyramidNet, get_teacher
 from methods.agnas import AttentionEdge, AttentionTally
 from methods.base import ArchState
 from methods.darts import MixedEdge
+from methods.nos.teacher import TEACHER_DEFAULTS, PyramidNet, get_teacher
 from spaces.base import EdgeId
 from spaces.ops import OPS, Zero
 

@@ -184,20 +184,20 @@ def test_cuda_metrics():
 
 # --- the metric table ------------------------------------------------------------------------------
 def _metric_record(seed, **values):
-    from harness.core.metric_table import METRICS
+    from harness.core.metric_table import all_metrics
 
     record = {"method": "m", "space": "s", "dataset": "d", "budget": "b", "seed": seed, "config_hash": "h",
               "device_hours_kind": "CPU-hours"}
-    record.update({m.key: 10.0 * (seed + 1) + i for i, m in enumerate(METRICS)})
+    record.update({m.key: 10.0 * (seed + 1) + i for i, m in enumerate(all_metrics())})
     record.update(values)
     return record
 
 
 def test_metric_table_is_consistent():
-    from harness.core.metric_table import METRICS, SUMMARY, SUMMARY_KEYS
+    from harness.core.metric_table import METRICS, SUMMARY, SUMMARY_KEYS, all_metrics
     from harness.leaderboard import BASE_COLUMNS
 
-    keys = [m.key for m in METRICS]
+    keys = [m.key for m in all_metrics()]
     assert len(keys) == len(set(keys))
     assert [m.summary for m in SUMMARY] == list(range(1, len(SUMMARY) + 1))
     assert SUMMARY_KEYS == tuple(m.key for m in SUMMARY)
@@ -207,12 +207,12 @@ def test_metric_table_is_consistent():
 
 
 def test_every_metric_with_leaderboard_statistics_is_aggregated_over_seeds():
-    from harness.core.metric_table import METRICS
+    from harness.core.metric_table import all_metrics
     from harness.leaderboard import build_leaderboard
 
     records = [_metric_record(0), _metric_record(1), _metric_record(2, test_acc=float("nan"))]
     row = build_leaderboard(records).iloc[0]
-    for m in METRICS:
+    for m in all_metrics():  # a method's own metrics among them, averaged in the trailing columns
         values = [r[m.key] for r in records if math.isfinite(r[m.key])]
         expected = {"mean": statistics.mean(values), "std": statistics.stdev(values),
                     "median": statistics.median(values), "best": max(values)}
@@ -226,14 +226,14 @@ def test_every_metric_with_leaderboard_statistics_is_aggregated_over_seeds():
 def test_every_shown_metric_has_its_label_and_unit_and_null_is_a_dash():
     from rich.console import Console
 
-    from harness.core.metric_table import NULL, SHOWN
+    from harness.core.metric_table import NULL, shown_metrics
     from harness.core.records import show_record
 
     console = Console(record=True, width=200)
     show_record(_metric_record(0, device_hours_kind="GPU-hours"), console)
-    show_record(_metric_record(1, **{m.key: None for m in SHOWN}), console)
+    show_record(_metric_record(1, **{m.key: None for m in shown_metrics()}), console)
     lines = console.export_text().splitlines()
-    for m in SHOWN:
+    for m in shown_metrics():
         rows = [line for line in lines if line.startswith(f"│ {m.label} ")]
         assert len(rows) == 2, m.key
         cells = [[c.strip() for c in row.strip("│").split("│")] for row in rows]
@@ -272,6 +272,38 @@ def test_a_finished_trial_reports_the_summary_metrics(tmp_path):
     reports = []
     execute_trial(spec, 3, reports.append)
     assert reports == [{**{m.key: record[m.key] for m in SUMMARY}, "phase": "done", "progress": 1.0}]
+
+
+def test_a_method_declares_its_own_metrics_and_the_table_names_no_method():
+    """NOS's teacher metrics come from its class, through the registry, after the device time (where the record
+    display has always shown them); the table's module names no method; a method's metric with leaderboard
+    statistics, or another declaration of a shared key, is refused."""
+    import re
+    from dataclasses import replace
+    from pathlib import Path
+
+    import harness.core.metric_table as table
+    from harness.core.registry import all_methods, get_method
+
+    keys = [m.key for m in table.all_metrics()]
+    at = keys.index("device_hours") + 1
+    assert keys[at:at + 4] == ["teacher_seconds", "teacher_device_hours", "teacher_cached", "teacher_obtain_seconds"]
+    assert [m.key for m in get_method("nos").metrics] == keys[at:at + 4]
+    assert keys[:at] + keys[at + 4:] == [m.key for m in table.METRICS]  # the shared table, in its order
+    assert table.metric("teacher_cached").label == "teacher from the cache"
+    text = Path(table.__file__).read_text()
+    for name in [*all_methods(), "teacher"]:
+        assert not re.search(rf"\b{name}\b", text, flags=re.I), name
+
+    class Ranked:
+        metrics = (replace(table.METRICS[0], key="own_acc"),)  # it has leaderboard statistics
+
+    class Twice:
+        metrics = (table.Metric("test_acc", "again"),)
+
+    for cls in (Ranked, Twice):
+        with pytest.raises(TypeError, match=cls.metrics[0].key):
+            table._with_method_metrics((cls,))
 
 
 def test_records_and_the_metric_table_import_no_torch():

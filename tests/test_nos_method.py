@@ -12,8 +12,8 @@ from harness.core.config import resolve
 from harness.core.data import SearchData, load_dataset
 from harness.core.errors import UserError
 from harness.core.registry import get_method, get_space
-from harness.teacher import attention_transfer_loss
 from methods.darts import _grads
+from methods.nos.teacher import attention_transfer_loss
 
 TINY = {"search_layers": "3", "search_channels": "2", "search_batch_size": "16", "train_limit": "64"}
 
@@ -116,6 +116,8 @@ def test_the_teacher_record_survives_a_checkpoint():
     assert info["teacher"]["key"] == "abc" and info["teacher_test_acc"] == 97.5
     assert (info["teacher_seconds"], info["teacher_device_hours"], info["teacher_cached"],
             info["teacher_obtain_seconds"]) == (36.0, 0.01, False, 37.5)
+    # the declared seconds outside the search (harness.trial leaves them out of search_seconds) survive it too
+    assert again.excluded_seconds() == {"teacher_obtain_seconds": 37.5}
 
 
 def test_a_users_teacher_has_no_training_cost_on_record():
@@ -138,7 +140,7 @@ def test_the_teachers_cost_stays_out_of_search_seconds_cold_and_warm(tmp_path, m
 
     from conftest import tiny_overrides, trial_records
 
-    import harness.teacher as teacher
+    import methods.nos.teacher as teacher
 
     real_clock, jump = time.perf_counter, [0.0]
 

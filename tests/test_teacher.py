@@ -17,11 +17,11 @@ import pytest
 import torch
 from helpers import one_line
 
-import harness.teacher as teacher
+import methods.nos.teacher as teacher
 from harness.core.data import SearchData, load_dataset
 from harness.core.errors import UserError
 from harness.core.train import evaluate
-from harness.teacher import (
+from methods.nos.teacher import (
     TEACHER_BUDGETS,
     TEACHER_DEFAULTS,
     PyramidNet,

@@ -2,7 +2,8 @@
 
 Configuration and budgets (``config``), data (``data``), training loops (``train``), the plug-in registry
 (``registry``), storage places (``storage``), records (``records``, ``metric_table``), metrics and statistics
-(``metrics``, ``stats``), ranking correlations (``correlation``) and benchmark tables (``benchmarks``).
+(``metrics``, ``stats``), ranking correlations (``correlation``), benchmark tables (``benchmarks``) and the
+keyed, locked cache on disk that the data, teacher and latency caches share (``cache``).
 Nothing here imports ``spaces``, ``methods`` or the driver (``harness.cli``, ``harness.experiment``, ...):
 ``tests/test_architecture.py`` checks that every import runs downward.
 """

@@ -17,7 +17,7 @@ tuple of choices, or a named check function). Where each kind of key is declared
   (``keys = {**Darts.keys, "tau_max": Key(...)}``); a method's keys that exist on one space only:
   ``space_keys = {"darts": {...}}``; a space's keys of the per-cell derivation, ``cell_keys``, which a pair
   has only when its method scores every cell (``SearchMethod.scores_per_cell``: AGNAS); the teacher keys of
-  NOS: ``harness.teacher.TEACHER_CONFIG``;
+  NOS: ``methods.nos.teacher.TEACHER_CONFIG``;
 - ``SEARCH_RECIPE_KEYS`` (here): keys of the search recipe that some methods' reference code sets apart from the
   shared convention (learning-rate schedule, which weights decay, clipping, label smoothing, the batch the
   learning rates belong to), declared once and included in the ``keys`` of the methods that honour them;
@@ -351,17 +351,18 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")  # a plain folder nam
 
 # Budget presets. smoke: seconds on 2 CPU cores (tests, quickstart); small: minutes on a CPU, a real signal
 # on small data; paper: the papers' settings (for GPUs) — the empty preset. The network sizes of a preset
-# are the space's (its ``budgets``). smoke and small set one search batch size for every method (a CPU's memory
-# holds no 512-image batch of a supernet that runs every candidate); paper takes each method's own.
+# are the space's (its ``budgets``), the values of a method's own keys the method's (its ``budgets``: random
+# search's candidates and epochs); these presets set only the keys every pair shares (``SHARED_KEYS`` and
+# ``search_epochs``). smoke and small set one search batch size for every method (a CPU's memory holds no
+# 512-image batch of a supernet that runs every candidate); paper takes each method's own.
 BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "search_epochs": 2, "search_batch_size": 128, "eval_epochs": 4, "eval_batch_size": 64,
-        "corr_edges": 2, "corr_batches": 1, "rs_candidates": 3, "rs_epochs": 1,
-        "latency_runs": 3, "latency_warmup": 1,
+        "corr_edges": 2, "corr_batches": 1, "latency_runs": 3, "latency_warmup": 1,
     },
     "small": {
         "search_epochs": 10, "search_batch_size": 64, "eval_epochs": 30, "eval_batch_size": 64,
-        "corr_edges": 4, "corr_batches": 4, "rs_candidates": 8, "rs_epochs": 3, "train_limit": 10000,
+        "corr_edges": 4, "corr_batches": 4, "train_limit": 10000,
     },
     "paper": {},
 }

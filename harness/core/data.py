@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -43,7 +42,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,9 +49,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.core.cache import get_or_build
 from harness.core.errors import UserError
 from harness.core.records import atomic_write
-from harness.core.storage import default_cache_dir  # where data caches go (also imported from here)
+from harness.core.storage import default_cache_dir
 from harness.core.train import memory_format
 
 DATASETS = {
@@ -332,9 +331,10 @@ def _load_cifar(name: str, root: Path) -> Dataset:
         if os.environ.get("HARNESS_OFFLINE") == "1":
             raise UserError(f"{name} is not in '{root / sub}' and downloads are off (HARNESS_OFFLINE=1); "
                             f"place the extracted python version of {name} in '{root}'")
-        with cache_lock(root, sub, "data folder", "give --data-dir (or HARNESS_DATA_DIR) a writable folder"):
-            if _missing(root / sub, files):  # not downloaded by another trial while this one waited
-                _fetch_cifar(name, root)
+        # the entry is the folder itself: there once no file is missing (another trial may download it meanwhile)
+        get_or_build(root, sub, lambda: None if _missing(root / sub, files) else True,
+                     lambda: _fetch_cifar(name, root) or True, "data folder",
+                     "give --data-dir (or HARNESS_DATA_DIR) a writable folder")
     return read_cifar_folder(name, root)
 
 
@@ -396,22 +396,6 @@ def _file_stats(root: Path, files: list[Path]) -> list[list[Any]]:
 _TENSORS = ("train_x", "train_y", "test_x", "test_y")
 
 
-@contextmanager
-def cache_lock(cache: Path, key: str, what: str, fix: str = "set HARNESS_CACHE_DIR to a writable folder"
-               ) -> Iterator[None]:
-    """Hold the exclusive ``flock`` of ``<cache>/<key>.lock`` (waiting for it): whoever builds a cache entry (or
-    downloads a dataset) holds it, so concurrent trials build the entry once. A folder that cannot be written is
-    one line naming ``what`` it is (``"dataset cache"``, ``"data folder"``) and ``fix``."""
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        lock = open(cache / f"{key}.lock", "a")
-    except OSError as exc:
-        raise UserError(f"cannot write the {what} '{cache}' ({exc.__class__.__name__}); {fix}") from None
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
-        yield
-
-
 def _cached_dataset(cache: Path, name: str, key_parts: dict[str, Any], build: Callable[[], Dataset]) -> Dataset:
     """The dataset ``name`` of ``key_parts`` from the cache, or ``build()`` it and cache it.
 
@@ -422,13 +406,8 @@ def _cached_dataset(cache: Path, name: str, key_parts: dict[str, Any], build: Ca
     """
     key = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, **key_parts}, sort_keys=True).encode()).hexdigest()[:24]
     path = cache / f"{key}.pt"
-    ds = _read_cache(path, name)
-    if ds is not None:
-        return ds
-    with cache_lock(cache, key, "dataset cache"):
-        ds = _read_cache(path, name)
-        if ds is not None:
-            return ds
+
+    def decode_and_store() -> Dataset:
         start = time.perf_counter()
         ds = build()
         entry = {"format": CACHE_FORMAT, **{k: getattr(ds, k) for k in _TENSORS},
@@ -436,6 +415,8 @@ def _cached_dataset(cache: Path, name: str, key_parts: dict[str, Any], build: Ca
                           "flip": ds.flip, "order": ds.order, "classes": list(ds.classes)}}
         atomic_write(path, lambda f: torch.save(entry, f), binary=True)
         return dataclasses.replace(ds, source=f"decoded in {time.perf_counter() - start:.1f} s, cached as {path}")
+
+    return get_or_build(cache, key, lambda: _read_cache(path, name), decode_and_store, "dataset cache")
 
 
 def _read_cache(path: Path, name: str) -> Dataset | None:

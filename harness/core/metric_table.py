@@ -6,15 +6,17 @@ in which views it appears: the trial's flat summary and the run's summary table,
 (``python -m harness show``) and the terminal leaderboard. ``harness.trial``, ``harness.core.records``,
 ``harness.experiment`` and ``harness.leaderboard`` read this table instead of listing names themselves.
 
-This module imports nothing (no torch, no pandas) so that every one of them can import it.
+This module imports nothing (no torch, no pandas) so that every one of them can import it. A method adds metrics
+of its own on its class (``SearchMethod.metrics``); ``all_metrics`` is the whole table, with them.
 
-Order matters: ``METRICS`` is the order of the record display's rows and of the leaderboard's metric
-columns (where the ranked metric, test accuracy, leads); the run summary has its own order
+Order matters: ``all_metrics()`` is the order of the record display's rows, ``METRICS`` that of the leaderboard's
+metric columns (where the ranked metric, test accuracy, leads); the run summary has its own order
 (``Metric.summary``). A missing or undefined value is shown as ``NULL`` in every view.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 NULL = "—"
@@ -118,16 +120,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("eval_seconds", "evaluation time", "s", decimals=1, stats=("mean",), column="eval_hours",
            divisor=3600, board_decimals=2, summary=6, summary_header="eval s"),
     Metric("device_hours", "device time", "hours", unit_key="device_hours_kind", stats=("mean",)),
-    # NOS's teacher, trained once per dataset and configuration and cached: its training time (from the cache
-    # entry, the same for every seed whether the trial trained or loaded it), not part of search_seconds nor of
-    # device_hours (search + correlation + evaluation); teacher_cached: loaded (true) or trained by the trial;
-    # teacher_obtain_seconds: the trial's own time getting it (training, waiting or loading). The leaderboard
-    # averages them in its trailing columns (teacher_device_hours_mean, teacher_seconds_mean, ...): the columns
-    # before the comparison (BASE_COLUMNS) are a fixed interface of CSV readers
-    Metric("teacher_seconds", "teacher training time", "s", decimals=1),
-    Metric("teacher_device_hours", "teacher device time", "hours"),
-    Metric("teacher_cached", "teacher from the cache"),
-    Metric("teacher_obtain_seconds", "time obtaining the teacher", "s", decimals=1),
+    # (a method's own metrics follow here: METHOD_METRICS_AFTER)
     Metric("peak_mem_mb", "peak memory", "MB"),
     Metric("params_m", "parameters", "M", decimals=3, stats=("mean",), board_decimals=2,
            terminal=(("params M", ("mean",)),), summary=3, summary_header="params M"),
@@ -153,18 +146,60 @@ BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 # The trial's flat summary and the run summary's columns, in their order.
 SUMMARY: tuple[Metric, ...] = tuple(sorted((m for m in METRICS if m.summary), key=lambda m: m.summary))
 SUMMARY_KEYS: tuple[str, ...] = tuple(m.key for m in SUMMARY)
-# The record display's metric rows, in their order.
-SHOWN: tuple[Metric, ...] = tuple(m for m in METRICS if m.show)
+
+# A method's own metrics (``SearchMethod.metrics``, e.g. the cost of a model it trains) come after this one, among the
+# costs, in the order the methods are registered (``all_metrics``).
+METHOD_METRICS_AFTER = "device_hours"
+
+
+def all_metrics() -> tuple[Metric, ...]:
+    """``METRICS`` with every registered method's own metrics after ``METHOD_METRICS_AFTER``: the table of the
+    record checks and the record display.
+
+    The methods come from the registry (``harness.core.registry.all_methods``), imported here on the first call
+    only, so that importing this module stays free of torch and of the plug-ins. A method's metric has no
+    leaderboard statistics and no place in the summaries: the leaderboard's columns before the comparison
+    (``harness.leaderboard.BASE_COLUMNS``) and the summaries are a fixed interface, the same whichever methods are
+    registered; the leaderboard averages a method's metrics in its trailing ``<key>_mean`` columns, as every other
+    numeric record key. Declaring such a metric, or one whose key another declaration has otherwise, is a
+    programming error (``TypeError``)."""
+    from harness.core.registry import all_methods  # a leaf (it imports the plug-ins on its first lookup)
+
+    return _with_method_metrics(tuple(all_methods().values()))
+
+
+@functools.lru_cache(maxsize=4)
+def _with_method_metrics(methods: tuple[type, ...]) -> tuple[Metric, ...]:
+    added: dict[str, Metric] = {}
+    for cls in methods:
+        for m in getattr(cls, "metrics", ()):
+            if m.stats or m.summary:
+                raise TypeError(f"{cls.__name__}.metrics: {m.key} has leaderboard statistics or a summary place; "
+                                "a method's metrics have neither (harness.core.metric_table.all_metrics)")
+            if added.setdefault(m.key, m) != m or m.key in BY_KEY:  # a subclass may repeat its parent's
+                raise TypeError(f"{cls.__name__}.metrics: {m.key} is declared otherwise elsewhere")
+    at = [m.key for m in METRICS].index(METHOD_METRICS_AFTER) + 1
+    return METRICS[:at] + tuple(added.values()) + METRICS[at:]
+
+
+def shown_metrics() -> tuple[Metric, ...]:
+    """The record display's metric rows, in their order (``all_metrics`` with ``show``)."""
+    return tuple(m for m in all_metrics() if m.show)
 
 
 def metric(key: str) -> Metric:
-    """The declaration of ``key``; a ``KeyError`` naming the known keys otherwise."""
-    try:
+    """The declaration of ``key`` (a method's own too: ``all_metrics``); a ``KeyError`` naming the known keys
+    otherwise."""
+    if key in BY_KEY:
         return BY_KEY[key]
+    known = {m.key: m for m in all_metrics()}
+    try:
+        return known[key]
     except KeyError:
-        raise KeyError(f"no metric {key!r}; known: {', '.join(BY_KEY)}") from None
+        raise KeyError(f"no metric {key!r}; known: {', '.join(known)}") from None
 
 
 def board_metrics(ranked: str) -> tuple[Metric, ...]:
-    """The metrics with leaderboard columns, ``ranked`` first (the leaderboard ranks by it), then in table order."""
+    """The metrics with leaderboard columns, ``ranked`` first (the leaderboard ranks by it), then in table order
+    (``METRICS`` only: a method's own metrics have no columns of their own, ``all_metrics``)."""
     return tuple(sorted((m for m in METRICS if m.stats), key=lambda m: m.key != ranked))

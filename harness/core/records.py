@@ -25,7 +25,7 @@ from rich.text import Text
 from harness.core.config import MAX_SEED
 from harness.core.errors import UserError, one_line
 from harness.core.errors import os_error_line as os_error_line  # kept here for the driver (harness.experiment)
-from harness.core.metric_table import METRICS, NULL, SHOWN
+from harness.core.metric_table import NULL, all_metrics, shown_metrics
 from harness.core.places import place, write_group
 from harness.core.stats import is_number
 from harness.core.storage import Remote, location
@@ -254,24 +254,27 @@ def _dict_or_none(value: Any) -> bool:
     return value is None or isinstance(value, dict)
 
 
-# The fields the views read besides the identity and the overrides: (field, its test, what it must be). A field
-# that fails its test is left out of the record (one warning line names it); the rest of the record is shown.
-FIELDS: list[tuple[str, Callable[[Any], bool], str]] = [
-    *((key, _text_or_none, "text") for key in ("experiment", "config_hash", "device", "harness_version",
-                                                 "finished_at", "test_acc_source", "genotype")),
-    *((m.key, _number_or_none, "a number") for m in METRICS),
-    *((m.unit_key, _text_or_none, "text") for m in METRICS if m.unit_key),
-    *((key, _dict_or_none, "an object") for key in ("config", "benchmark", "importance")),
-    ("history", lambda v: v is None or _is_history(v), "a list of epochs with a text phase and an integer epoch"),
-    ("split", lambda v: v is None or _is_split(v), "a recorded split"),
-    ("benchmark_info", lambda v: v is None or _is_benchmark_info(v), "an object whose table is an object"),
-]
+def fields() -> list[tuple[str, Callable[[Any], bool], str]]:
+    """The fields the views read besides the identity and the overrides: (field, its test, what it must be). A field
+    that fails its test is left out of the record (one warning line names it); the rest of the record is shown. The
+    metrics are the whole metric table, methods' own included (``metric_table.all_metrics``)."""
+    metrics = all_metrics()
+    return [
+        *((key, _text_or_none, "text") for key in ("experiment", "config_hash", "device", "harness_version",
+                                                     "finished_at", "test_acc_source", "genotype")),
+        *((m.key, _number_or_none, "a number") for m in metrics),
+        *((m.unit_key, _text_or_none, "text") for m in metrics if m.unit_key),
+        *((key, _dict_or_none, "an object") for key in ("config", "benchmark", "importance")),
+        ("history", lambda v: v is None or _is_history(v), "a list of epochs with a text phase and an integer epoch"),
+        ("split", lambda v: v is None or _is_split(v), "a recorded split"),
+        ("benchmark_info", lambda v: v is None or _is_benchmark_info(v), "an object whose table is an object"),
+    ]
 
 
 def check_record(record: Any, where: Path | Remote | str, raw: bytes | None = None) -> list[str]:
     """Make ``record`` (parsed JSON) safe for every view, in place: ``UserError`` (one line) when it cannot be placed
     at all — not an object, an identity value or ``overrides`` (which decide its row) of the wrong type, a value no
-    view can hold (``_value_problem``); else each field of ``FIELDS`` that fails its test is removed, and the
+    view can hold (``_value_problem``); else each field of ``fields()`` that fails its test is removed, and the
     process's own annotations (keys starting with ``_``: ``_path``, ``_label``) are never taken from a file.
     ``raw``: the JSON text it was parsed from (``_value_problem``). Returns what was left out, one ``field (why)``
     each."""
@@ -291,7 +294,7 @@ def check_record(record: Any, where: Path | Remote | str, raw: bytes | None = No
     for key in [k for k in record if k.startswith("_")]:
         del record[key]
     left_out = []
-    for key, valid, what in FIELDS:
+    for key, valid, what in fields():
         if key in record and not valid(record[key]):
             del record[key]
             left_out.append(f"{key} (not {what})")
@@ -479,14 +482,15 @@ def _metrics_table(record: dict[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("unit")
-    for m in SHOWN:
+    shown = shown_metrics()
+    for m in shown:
         if m.key in record:
             unit = str(record.get(m.unit_key) or m.unit) if m.unit_key else m.unit
             table.add_row(m.label, _fmt(record[m.key], m.significant), unit)
-    shown = {m.key for m in SHOWN}
+    shown_keys = {m.key for m in shown}
     for key in sorted(record):
         value = record[key]
-        if key in shown or key in _NOT_METRICS or key.startswith("_") or isinstance(value, bool):
+        if key in shown_keys or key in _NOT_METRICS or key.startswith("_") or isinstance(value, bool):
             continue
         if is_number(value) or (value is None and key.endswith(("_acc", "_tau", "_rho"))):
             table.add_row(key, _fmt(value), "")

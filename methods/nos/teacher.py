@@ -34,10 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.core.cache import get_or_build
 from harness.core.config import Key, existing_file_or
-from harness.core.data import Batches, DataInfo, SearchData, cache_lock, default_cache_dir
+from harness.core.data import Batches, DataInfo, SearchData
 from harness.core.errors import UserError
 from harness.core.records import atomic_write
+from harness.core.storage import default_cache_dir
 from harness.core.train import (
     cosine_lr,
     evaluate,
@@ -354,10 +356,11 @@ def get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, dat
       ``teacher.json``: key, configuration, test accuracy, training seconds, creation time). A hit is
       loaded; a miss trains the teacher and stores it. Check, training and storing happen under an
       exclusive ``flock`` on ``<cache_root>/<key>.lock``, and the cache is checked again once the lock is
-      held, so processes asking at the same moment train it once (the others wait, then load it). Both
-      files are written atomically, ``teacher.json`` last: its presence means the entry is complete, so a
-      reader that finds it needs no lock. (``flock`` works between processes of one machine; a cache
-      root on a network file system shared by several machines needs a mount that supports it.)
+      held (``harness.core.cache.get_or_build``), so processes asking at the same moment train it once (the
+      others wait, then load it). Both files are written atomically, ``teacher.json`` last: its presence
+      means the entry is complete, so a reader that finds it needs no lock. (``flock`` works between
+      processes of one machine; a cache root on a network file system shared by several machines needs a
+      mount that supports it.)
     - Training is seeded from the key, not from the trial's seed, with deterministic kernels, so every trial
       gets the same teacher on the same device and in the same memory layout (``memory_format``: the
       teacher trains and runs in the trial's; like the device, the layout changes rounding, not the
@@ -402,14 +405,13 @@ def _get_teacher(data: SearchData, cfg: dict[str, Any], device: torch.device, da
     key = teacher_key(dataset_name, data.info, cfg)
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     folder = root / key
-    source = "cache"
-    if not (folder / "teacher.json").is_file():
-        with cache_lock(root, key, "teacher cache"):
-            if not (folder / "teacher.json").is_file():
-                net, meta = _train_and_store(data, cfg, device, dataset_name, key, folder, log)
-                source = "trained"
-    if source == "cache":
-        meta = _load_cached(folder, key, net)
+
+    def cached() -> tuple[str, nn.Module, dict[str, Any]] | None:
+        return ("cache", net, _load_cached(folder, key, net)) if (folder / "teacher.json").is_file() else None
+
+    source, net, meta = get_or_build(
+        root, key, cached, lambda: ("trained", *_train_and_store(data, cfg, device, dataset_name, key, folder, log)),
+        "teacher cache")
     net = _frozen(to_device(net, cfg, device))
     return net, {"source": source, "path": str(folder), "key": key, "test_acc": meta["test_acc"],
                  "train_seconds": meta["train_seconds"], "device": meta.get("device"), "created": meta["created"],
