@@ -231,7 +231,9 @@ def test_every_shown_metric_has_its_label_and_unit_and_null_is_a_dash():
 
     console = Console(record=True, width=200)
     show_record(_metric_record(0, device_hours_kind="GPU-hours"), console)
-    show_record(_metric_record(1, **{m.key: None for m in shown_metrics()}), console)
+    # a number the kernel's table lacks makes the display use the whole table (metric_table.record_metrics), so the
+    # methods' own null metrics are dashes in their labelled rows too
+    show_record(_metric_record(1, **{m.key: None for m in shown_metrics()}, some_methods_number=1.0), console)
     lines = console.export_text().splitlines()
     for m in shown_metrics():
         rows = [line for line in lines if line.startswith(f"│ {m.label} ")]
@@ -312,3 +314,27 @@ def test_records_and_the_metric_table_import_no_torch():
 
     code = "import sys, harness.core.records, harness.core.metric_table; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_record_without_a_methods_metric_is_checked_without_the_plugins():
+    """``record_metrics``: the kernel's table for a record whose numbers it all knows (the views of such records do
+    not import the plug-ins, so not torch: measured in a fresh process); the whole table, NOS's teacher metrics
+    included, as soon as a record has a number the kernel's table lacks."""
+    import subprocess
+    import sys
+
+    from harness.core.metric_table import METRICS, all_metrics, record_metrics
+
+    plain = {"method": "darts", "space": "darts", "dataset": "digits", "budget": "smoke", "seed": 3,
+             "test_acc": 90.0, "genotype": "x", "done": True}
+    assert record_metrics(plain) is METRICS
+    with_teacher = {**plain, "teacher_seconds": 17.0}
+    assert record_metrics(with_teacher) == all_metrics() and "teacher_seconds" in {m.key for m in all_metrics()}
+    assert "teacher_seconds" not in {m.key for m in METRICS}
+    code = ("import json, sys\nfrom harness.core.records import check_record\n"
+            f"print(check_record({plain!r}, 'r.json'), 'torch' in sys.modules, 'methods' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "False", "False"]
+    code = code.replace(repr(plain), repr(with_teacher))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "True", "True"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 NULL = "—"
 
@@ -182,9 +183,21 @@ def _with_method_metrics(methods: tuple[type, ...]) -> tuple[Metric, ...]:
     return METRICS[:at] + tuple(added.values()) + METRICS[at:]
 
 
-def shown_metrics() -> tuple[Metric, ...]:
-    """The record display's metric rows, in their order (``all_metrics`` with ``show``)."""
-    return tuple(m for m in all_metrics() if m.show)
+def record_metrics(record: dict[str, Any]) -> tuple[Metric, ...]:
+    """The metric table a record needs: ``METRICS`` when each of its numbers other than the seed has a key there, else
+    ``all_metrics()``. Only the second imports the plug-ins (and torch, about 2 s), so the views of
+    records without a method's own metric (``show``, ``leaderboard``, ``report``) start as fast as before methods
+    declared metrics; a record with any unknown number gets the whole table, which is always right. (A method's
+    metric that is null in a record without any other number of the method's is shown among the other keys.)"""
+    unknown = any(k not in BY_KEY and k != "seed" and isinstance(v, (int, float)) and not isinstance(v, bool)
+                  for k, v in record.items())
+    return all_metrics() if unknown else METRICS
+
+
+def shown_metrics(record: dict[str, Any] | None = None) -> tuple[Metric, ...]:
+    """The record display's metric rows, in their order (``all_metrics`` with ``show``; for ``record``, the table
+    it needs: ``record_metrics``)."""
+    return tuple(m for m in (all_metrics() if record is None else record_metrics(record)) if m.show)
 
 
 def metric(key: str) -> Metric:

@@ -25,7 +25,7 @@ from rich.text import Text
 from harness.core.config import MAX_SEED
 from harness.core.errors import UserError, one_line
 from harness.core.errors import os_error_line as os_error_line  # kept here for the driver (harness.experiment)
-from harness.core.metric_table import NULL, all_metrics, shown_metrics
+from harness.core.metric_table import NULL, record_metrics, shown_metrics
 from harness.core.places import place, write_group
 from harness.core.stats import is_number
 from harness.core.storage import Remote, location
@@ -254,11 +254,11 @@ def _dict_or_none(value: Any) -> bool:
     return value is None or isinstance(value, dict)
 
 
-def fields() -> list[tuple[str, Callable[[Any], bool], str]]:
-    """The fields the views read besides the identity and the overrides: (field, its test, what it must be). A field
-    that fails its test is left out of the record (one warning line names it); the rest of the record is shown. The
-    metrics are the whole metric table, methods' own included (``metric_table.all_metrics``)."""
-    metrics = all_metrics()
+def fields(record: dict[str, Any]) -> list[tuple[str, Callable[[Any], bool], str]]:
+    """The fields the views read of ``record`` besides the identity and the overrides: (field, its test, what it must
+    be). A field that fails its test is left out of the record (one warning line names it); the rest of the record is
+    shown. The metrics: the metric table the record needs, methods' own included (``metric_table.record_metrics``)."""
+    metrics = record_metrics(record)
     return [
         *((key, _text_or_none, "text") for key in ("experiment", "config_hash", "device", "harness_version",
                                                      "finished_at", "test_acc_source", "genotype")),
@@ -274,7 +274,7 @@ def fields() -> list[tuple[str, Callable[[Any], bool], str]]:
 def check_record(record: Any, where: Path | Remote | str, raw: bytes | None = None) -> list[str]:
     """Make ``record`` (parsed JSON) safe for every view, in place: ``UserError`` (one line) when it cannot be placed
     at all — not an object, an identity value or ``overrides`` (which decide its row) of the wrong type, a value no
-    view can hold (``_value_problem``); else each field of ``fields()`` that fails its test is removed, and the
+    view can hold (``_value_problem``); else each field of ``fields(record)`` that fails its test is removed, and the
     process's own annotations (keys starting with ``_``: ``_path``, ``_label``) are never taken from a file.
     ``raw``: the JSON text it was parsed from (``_value_problem``). Returns what was left out, one ``field (why)``
     each."""
@@ -294,7 +294,7 @@ def check_record(record: Any, where: Path | Remote | str, raw: bytes | None = No
     for key in [k for k in record if k.startswith("_")]:
         del record[key]
     left_out = []
-    for key, valid, what in fields():
+    for key, valid, what in fields(record):
         if key in record and not valid(record[key]):
             del record[key]
             left_out.append(f"{key} (not {what})")
@@ -482,7 +482,7 @@ def _metrics_table(record: dict[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("unit")
-    shown = shown_metrics()
+    shown = shown_metrics(record)
     for m in shown:
         if m.key in record:
             unit = str(record.get(m.unit_key) or m.unit) if m.unit_key else m.unit
