@@ -376,3 +376,23 @@ def test_correlations_run_on_a_benchmark_without_a_table(nb201):
     assert shot["oneshot_correlation"]["samples"] == 12
     figures = bench.query([known[i] for i in picked], "cifar10_test")
     assert shot["oneshot_kendall_tau"] == pytest.approx(rank_correlation(10.0 * convs, figures)[0])
+
+
+def test_the_correlations_know_methods_only_through_their_protocol(nb201):
+    """``harness.core.correlation`` imports neither ``methods`` nor ``spaces`` (not even for typing: the kernel
+    sits below them), and a ``SearchMethod`` has everything its ``CorrelatedMethod`` protocol asks for."""
+    import ast
+
+    import harness.core.correlation as correlation
+
+    tree = ast.parse(open(correlation.__file__, encoding="utf-8").read())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name.split(".")[0] in ("methods", "spaces")}
+    asked = {n for n in vars(correlation.CorrelatedMethod) if not n.startswith("_")}
+    asked |= set(correlation.CorrelatedMethod.__annotations__)
+    assert asked == {"name", "space", "supernet", "importance", "correlation_ops", "discretised",
+                     "score_architectures", "discrete_accuracies"}
+    space, _ = nb201
+    method = fake_method(space, POSITIVE)
+    assert all(hasattr(method, name) for name in asked)
