@@ -170,6 +170,8 @@ def reference_rows(records: list[dict[str, Any]], tables: dict[str, Any] | None 
         if table is None:
             continue
         optimum = table.optimum()
+        if optimum is None:  # a benchmark that does not know its best (a surrogate): no reference row
+            continue
         column, _ = table.target_column(str(record.get("dataset")))
         row: dict[str, Any] = {"method": REFERENCE_METHOD, "space": key[0], "dataset": key[1], "budget": key[2],
                                "variant": "", "n_seeds": 0, "seeds": "",

@@ -8,15 +8,22 @@ plots that have data (a plot without data is skipped silently; no empty PNG is e
   seeds, error bars the 95 % bootstrap intervals of ``harness.core.stats.summary``;
 * ``search_curves`` — the supernet's validation accuracy per search epoch (``history`` entries of phase
   ``search``): the mean over seeds as a line, the band from the lowest to the highest seed;
-* ``anytime`` — where records carry ``benchmark_info``: the benchmark's accuracy (the dataset's target column)
-  of the genotype derived after each search epoch, mean over seeds with a min–max band, the table's optimum as
-  a horizontal line;
+* ``anytime`` — where records carry ``benchmark_info``: the benchmark's accuracy (the column the record's
+  architecture-level correlation names as its ``target``) of the genotype derived after each search epoch, mean
+  over seeds with a min–max band, the benchmark's optimum as a horizontal line where it knows one;
 * ``importance`` — one heatmap per series and importance group: the mean over seeds of ``record["importance"]
-  [group]`` (edges × ops);
+  [group]`` (edges × ops), its columns named by the record's ``importance_ops``;
 * ``correlations`` — op-level, architecture-level and one-shot Kendall τ per series, a point per seed and
   the mean (missing or undefined values skipped);
 * ``cells`` — per series, the cells of the seed with the best test accuracy, drawn from the space's
   ``cell_graphs``: node circles, arrows and op labels.
+
+Names come from the records: the op names of the importance columns (``importance_ops``; a record written
+before the field existed: its space's class attribute ``op_names``, no space is built) and the benchmark
+column (``arch_correlation["target"]``; else the benchmark's ``target_column``). Interpreting a genotype stays
+the space's (``parse`` for the anytime plot's benchmark queries, ``cell_graphs`` for the cells), and the anytime
+figures are the benchmark's (``record_benchmark``, through ``Benchmark.query`` and ``optimum``): records do not
+hold them.
 
 Files are named ``<space>-<dataset>-<budget>-<kind>[-<series>][-<group>].png`` (and ``.csv``), every part made
 safe for a file name; a name longer than ``MAX_STEM`` is cut and ends in a hash of the whole; a name that two plots
@@ -157,6 +164,26 @@ def _parse(space: Any, text: Any) -> Any:
         return None
 
 
+def _op_names(record: dict[str, Any], ops: int) -> list[str]:
+    """The names of the ``ops`` columns of the record's importance matrices: its ``importance_ops``; for a record
+    without them (written before the field), the op names of its space's class; else the column numbers."""
+    names = record.get("importance_ops")
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        try:
+            names = list(get_space(str(record.get("space"))).op_names)
+        except UserError:  # a space this installation does not have
+            names = []
+    return names if len(names) == ops else [str(k) for k in range(ops)]
+
+
+def _target(record: dict[str, Any], table: Any) -> str:
+    """The benchmark column that stands for the record's dataset: the one its architecture-level correlation
+    names, else the benchmark's ``target_column``."""
+    detail = record.get("arch_correlation")
+    target = detail.get("target") if isinstance(detail, dict) else None
+    return target if isinstance(target, str) else table.target_column(str(record.get("dataset")))[0]
+
+
 def _bounds(low: float, mean: float, high: float) -> tuple[float, float]:
     """Error-bar lengths below and above ``mean`` for the interval [low, high]; zero where it is undefined."""
     return (mean - low if math.isfinite(low) else 0.0), (high - mean if math.isfinite(high) else 0.0)
@@ -240,8 +267,8 @@ def _search_curves(w: _Writer, group: str, parts: list[str], series: dict[str, l
 def _anytime(w: _Writer, group: str, parts: list[str], series: dict[str, list[dict[str, Any]]]) -> None:
     tables = w.tables
     instances: dict[int, Any] = {}  # id(record) → its space
-    optima: dict[int, dict[str, float]] = {}  # id(table) → table.optimum()
-    optimum: dict[str, float] = {}  # series label → the best target figure of its records' tables
+    optima: dict[int, dict[str, float]] = {}  # id(table) → table.optimum() ({} where it knows none)
+    optimum: dict[str, float] = {}  # series label → the best target figure of its records' benchmarks
     columns: set[str] = set()
 
     def value(record: dict[str, Any], entry: dict[str, Any]) -> float:
@@ -253,20 +280,22 @@ def _anytime(w: _Writer, group: str, parts: list[str], series: dict[str, list[di
         genotype = _parse(instances[id(record)], entry.get("genotype"))
         if genotype is None:
             return math.nan
-        column = table.target_column(str(record.get("dataset")))[0]
+        column = _target(record, table)
         columns.add(column)
         if id(table) not in optima:
-            optima[id(table)] = table.optimum()
+            optima[id(table)] = table.optimum() or {}
+        best = _number(optima[id(table)].get(column))
         label = series_label(record)
-        optimum[label] = max(optimum.get(label, -math.inf), optima[id(table)][column])
-        return _number(table.figures(genotype).get(column))
+        if math.isfinite(best):
+            optimum[label] = max(optimum.get(label, -math.inf), best)
+        return _number(table.query([genotype], column)[0])
 
-    rows = [[*row, optimum[row[0]]] for row in _epoch_rows(series, value)]
+    rows = [[*row, optimum.get(row[0], math.nan)] for row in _epoch_rows(series, value)]
     if not rows:
         return
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     _draw_bands(ax, rows)
-    for best in sorted({row[6] for row in rows}):
+    for best in sorted({row[6] for row in rows if math.isfinite(row[6])}):
         ax.axhline(best, color="black", linestyle="--", linewidth=1, label=f"optimum {best:.2f}")
     ax.set_xlabel("search epoch")
     ax.set_ylabel(f"benchmark accuracy of the derived cell ({', '.join(sorted(columns))}, %)")
@@ -297,9 +326,7 @@ def _importance(w: _Writer, group: str, parts: list[str], series: dict[str, list
                 continue
             mean = np.where(counts > 0, np.nansum(stack, axis=0) / np.maximum(counts, 1), np.nan)
             edges, ops = mean.shape
-            space = _space(records[0])
-            names = list(space.op_names) if space is not None and len(space.op_names) == ops else \
-                [str(k) for k in range(ops)]
+            names = _op_names(records[0], ops)
             fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * ops + 2), max(3.0, 0.35 * edges + 1.5)))
             image = ax.imshow(mean, aspect="auto", cmap="viridis")
             fig.colorbar(image, ax=ax)

@@ -265,6 +265,7 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
         importance = method.importance()
         if importance is not None:  # the scores behind the genotype and the correlations, for tracing
             findings["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}
+            findings["importance_ops"] = list(space.op_names)  # their columns, named for readers (the plots)
         network = space.describe_network(data.info)
         state["results"] = {"genotype": space.to_str(genotype), "split": data.split, **backends,
                             **({"space_info": network} if network else {}),

@@ -89,7 +89,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.core.config import Key
-from harness.core.correlation import discrete_accuracies, genotype_edges
 from harness.core.data import DataInfo, SearchData
 from harness.core.errors import UserError
 from harness.core.registry import register_method
@@ -531,11 +530,7 @@ class Adwpnas(SearchMethod):
         subset; None without data. A cell with an op outside the intensive space scores NaN (left out)."""
         if data is None:
             return None
-        cells = genotype_edges(self.space, genotypes)
-        usable = [all(op in self.correlation_ops(g, e) for g, e, op in cell) for cell in cells]
-        batches = data.val_batches(limit_batches=int(self.cfg["corr_batches"]))
-        accs = iter(discrete_accuracies(self, [c for c, ok in zip(cells, usable) if ok], batches))
-        return np.array([next(accs) if ok else np.nan for ok in usable])
+        return self.discrete_accuracies(genotypes, data.val_batches(limit_batches=int(self.cfg["corr_batches"])))
 
     def record_info(self) -> dict[str, Any]:
         """The phases and their costs, the intensive spaces with the superiority curve, and every cell's

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,11 +28,30 @@ import torch
 from torch import nn
 
 from harness.core.config import Key
-from harness.core.correlation import log_normalised
 from harness.core.data import DataInfo, SearchData
 from harness.core.metric_table import Metric
-from harness.core.train import check_finite, cosine_lr, evaluate, set_lr
+from harness.core.train import batch_statistics, check_finite, cosine_lr, evaluate, measure, set_lr
 from spaces.base import SearchSpace
+
+
+def log_normalised(importance: np.ndarray) -> np.ndarray:
+    """log(I[e, o] / Σ_o' I[e, o']) for every entry of an ``[edges, ops]`` importance (which must be ≥ 0).
+
+    A zero importance counts as 1e-30 (log ≈ −69) so that a pruned op ranks last without producing NaN; an
+    edge whose importances are all zero gets log(1e-30) for every op, so it adds the same constant to every
+    architecture.
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    totals = importance.sum(axis=1, keepdims=True)
+    normalised = importance / np.where(totals > 0, totals, 1.0)  # an all-zero edge ranks nothing
+    return np.log(np.clip(normalised, 1e-30, None))
+
+
+def genotype_edges(space: SearchSpace, genotypes: list[Any]) -> list[list[tuple[str, int, int]]]:
+    """Every genotype's (group, edge, op) choices (``space.edge_choices``), one list per genotype."""
+    choices = space.edge_choices(genotypes)
+    return [[(g, int(e), int(o)) for g, (rows, ops) in choices.items() for e, o in zip(rows[i], ops[i])]
+            for i in range(len(genotypes))]
 
 
 def sum_log_normalised(space: SearchSpace, importance: dict[str, np.ndarray], genotypes: list[Any]) -> np.ndarray:
@@ -203,6 +222,23 @@ class SearchMethod:
         """The ops of edge (group, index) that the operation-level correlation discretises to: every op the
         derivation may choose there (``space.choice_ops``; a method that prunes ops has fewer left)."""
         return list(self.space.choice_ops(group, index))
+
+    def discrete_accuracies(self, genotypes: list[Any], batches: Any) -> np.ndarray:
+        """The supernet's accuracy (percent) on ``batches`` of each genotype, every one of its (group, edge, op)
+        choices (``genotype_edges``) discretised (``discretised``): the one-shot correlation's measure, and
+        ADWPNAS's architecture score. NaN for a genotype with an op outside ``correlation_ops`` (a pruned op),
+        which is not evaluated. BatchNorm uses batch statistics; the running ones are restored once, after the
+        last cell, as they do not enter a pass."""
+        cells = genotype_edges(self.space, genotypes)
+        usable = [all(op in self.correlation_ops(g, e) for g, e, op in cell) for cell in cells]
+        accs = np.full(len(cells), np.nan)
+        with batch_statistics(self.supernet):
+            for i in np.flatnonzero(usable):
+                with ExitStack() as stack:
+                    for group, edge, op in cells[i]:
+                        stack.enter_context(self.discretised(group, edge, op))
+                    accs[i] = measure(self.supernet, batches)[1]
+        return accs
 
     def derive(self) -> Any:
         """The derived genotype (default: the space's rule on the importance scores)."""

@@ -8,10 +8,10 @@ architecture half (ties: the earlier sample). One search "epoch" is one candidat
 progress come per candidate. It has no operation-importance scores, so
 its operation-level correlation is undefined (null in the record).
 
-On a space with a benchmark table (NAS-Bench-201) nothing is trained: each candidate is a query of the
-table's *validation* figure for the search dataset (``NB201Table.valid_column``: ``cifar10_valid_valid``
-unless the table has the dataset's own), ``rs_candidates`` queries in all — random search with a budget
-of benchmark queries, selecting by validation, never by test accuracy.
+On a space with a benchmark (NAS-Bench-201) nothing is trained: each candidate is a query (``Benchmark.query``)
+of the benchmark's *validation* figure for the search dataset (``Benchmark.valid_column``; NAS-Bench-201's:
+``cifar10_valid_valid`` unless the table has the dataset's own), ``rs_candidates`` queries in all — random
+search with a budget of benchmark queries, selecting by validation, never by test accuracy.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class RandomSearch(SearchMethod):
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
         if self.table is not None:
-            val_acc = self.table.figures(self.candidates[epoch]).get(self.valid_column, float("nan"))
+            val_acc = float(self.table.query([self.candidates[epoch]], self.valid_column)[0])
         else:
             val_acc = self._train_candidate(epoch, data)
         self.val_accs.append(val_acc)

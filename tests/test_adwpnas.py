@@ -7,6 +7,7 @@ predicted weights, the configuration's rules and a checkpoint across the phase c
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -16,12 +17,12 @@ from torch import nn
 
 from harness import checkpoints
 from harness.core.config import resolve
-from harness.core.correlation import discrete_accuracies, genotype_edges
 from harness.core.data import DataInfo, SearchData, load_dataset
 from harness.core.errors import UserError
 from harness.core.registry import get_method, get_space
-from harness.core.train import rng_state, set_rng_state
+from harness.core.train import batch_statistics, measure, rng_state, set_rng_state
 from methods.adwpnas import GeneratedOp, GeneratingBlock, HyperEdge, intensive_space, stability, superiority
+from methods.base import genotype_edges
 from spaces.darts import CellsGenotype
 from spaces.ops import OPS, DilConv, SepConv
 
@@ -279,14 +280,20 @@ def test_architecture_score_is_the_accuracy_with_predicted_weights(digits):
     genotypes = table.genotypes(np.array([0, 7000, 15624]))
     scores = method.score_architectures(genotypes, data)
     batches = data.val_batches(limit_batches=int(method.cfg["corr_batches"]))
-    assert scores.tolist() == discrete_accuracies(method, genotype_edges(method.space, genotypes), batches)
+    expected = []  # by hand: every edge discretised to the cell's op, batch statistics
+    for cell in genotype_edges(method.space, genotypes):
+        with batch_statistics(method.supernet), ExitStack() as stack:
+            for group, edge, op in cell:
+                stack.enter_context(method.discretised(group, edge, op))
+            expected.append(measure(method.supernet, batches)[1])
+    assert scores.tolist() == expected
     assert method.score_architectures(genotypes) is None  # no data, no measurement
     # under full discretisation the GeneratingBlocks read the cell's one-hot encoding
     cell = method.space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
     seen = []
     hooks = [m.register_forward_pre_hook(lambda mod, args: seen.append(args[0].clone()))
              for m in method.supernet.modules() if isinstance(m, GeneratingBlock)]
-    discrete_accuracies(method, genotype_edges(method.space, [cell]), [next(iter(batches))])
+    method.discrete_accuracies([cell], [next(iter(batches))])
     for hook in hooks:
         hook.remove()
     expected = torch.zeros(6, 5)

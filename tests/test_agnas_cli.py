@@ -13,12 +13,14 @@ import pytest
 from conftest import trial_records
 
 from harness.cli import main
+from harness.core.benchmarks.base import sample_indices
 from harness.core.benchmarks.nb201 import load_table
 from harness.core.benchmarks.nb201_arch import NB201_OPS, parse_arch
-from harness.core.correlation import log_normalised, sample_archs
+from harness.core.correlation import ARCH_SAMPLE_SEED
 from harness.core.metrics import rank_correlation
 from harness.core.records import record_filename
 from harness.core.registry import get_space
+from methods.base import log_normalised
 from spaces.darts import DARTS_OPS, StagedGenotype
 
 pytestmark = pytest.mark.slow  # whole trials through the CLI
@@ -84,7 +86,7 @@ def test_agnas_nb201_averages_cells_and_records_benchmark_figures(out):
         assert parse_arch(rec["genotype"]) == tuple(NB201_OPS[i] for i in importance.argmax(axis=1))
         row = table.row(table.index_of(parse_arch(rec["genotype"])))
         assert rec["test_acc"] == row["cifar10_test"] and rec["benchmark"]["cifar10_test"] == row["cifar10_test"]
-        indices = sample_archs(rec["arch_correlation"]["samples"], len(table))
+        indices = sample_indices(rec["arch_correlation"]["samples"], len(table), ARCH_SAMPLE_SEED)
         tau, rho = rank_correlation(log_normalised(importance)[np.arange(6), table.codes[indices]].sum(axis=1),
                                     table.column("cifar10_test")[indices])
         assert rec["arch_kendall_tau"] == pytest.approx(tau) and rec["arch_spearman_rho"] == pytest.approx(rho)

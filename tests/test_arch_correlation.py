@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from harness.core.benchmarks.base import Benchmark, sample_indices
 from harness.core.benchmarks.nb201 import NB201Table, load_table
 from harness.core.benchmarks.nb201_arch import NB201_OPS
 from harness.core.config import resolve
-from harness.core.correlation import ARCH_SAMPLE_SEED, arch_level_correlation, log_normalised, sample_archs
+from harness.core.correlation import ARCH_SAMPLE_SEED, arch_level_correlation
+from harness.core.data import DataInfo
+from harness.core.metrics import rank_correlation
 from harness.core.registry import get_method, get_space
-from methods.base import SearchMethod
+from methods.base import SearchMethod, log_normalised
 from spaces.darts import CONCAT, Genotype
 
 # every row sums to 10, so the normalised importance is I / 10
@@ -114,7 +117,12 @@ def test_default_score_adds_the_groups_by_hand():
                                     8 * log(1 / 8) + log(1 / 14) + 7 * log(1 / 8)], rel=1e-12)
 
 
-def test_sample_archs_is_fixed_sorted_and_unique():
+def sample_archs(count: int, total: int) -> np.ndarray:
+    """The architecture-level sample's indices of a finite table."""
+    return sample_indices(count, total, ARCH_SAMPLE_SEED)
+
+
+def test_sample_indices_is_fixed_sorted_and_unique():
     first = sample_archs(300, 15625)
     assert np.array_equal(first, sample_archs(300, 15625))
     assert len(first) == 300 and len(np.unique(first)) == 300
@@ -123,9 +131,26 @@ def test_sample_archs_is_fixed_sorted_and_unique():
     assert ARCH_SAMPLE_SEED == 0
     assert np.array_equal(sample_archs(5, 5), np.arange(5))
     assert np.array_equal(sample_archs(9, 5), np.arange(5))
-    assert len(sample_archs(0, 5)) == 0
+    assert len(sample_archs(0, 5)) == 0 and len(sample_archs(-3, 5)) == 0
     # a smaller sample is a different draw, not necessarily a prefix; it is still a subset of the indices
     assert set(sample_archs(10, 100)) <= set(range(100))
+    # the draw itself: NumPy's generator of the seed, without replacement, sorted
+    assert np.array_equal(sample_indices(4, 50, 7), np.sort(np.random.default_rng(7).choice(50, 4, replace=False)))
+
+
+def test_nb201_sample_and_query_are_the_tables_rows():
+    """``NB201Table.sample`` is the genotypes of the fixed indices, in index order; ``query`` gives the column's
+    figures of any genotypes (NaN for an unknown column)."""
+    table = load_table()
+    picked = sample_archs(300, len(table))
+    genotypes = table.sample(300, ARCH_SAMPLE_SEED)
+    assert genotypes == table.genotypes(picked)
+    assert [table.index_of(g) for g in genotypes] == picked.tolist()
+    figures = table.query(genotypes[::-1], "cifar10_test")
+    assert np.array_equal(figures, table.column("cifar10_test")[picked[::-1]], equal_nan=True)
+    assert np.isnan(table.query(genotypes[:3], "no_such_column")).all()
+    assert table.query([], "cifar10_test").shape == (0,)
+    assert len(table.sample(20000, 0)) == len(table) and table.sample(0, 0) == []
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +291,108 @@ def test_one_shot_correlation_leaves_out_cells_a_method_cannot_discretise_to(nb2
     table = crafted_table(codes, np.ones(len(codes)), np.ones(len(codes)))
     none = one_shot_correlation(fake_method(space, POSITIVE), table, "cifar10", None, {"oneshot_samples": 5})
     assert none["oneshot_correlation"]["undefined"] == "crafted has no supernet"
+
+
+# --- a benchmark that is no table: the correlations through the query interface -----------------------------
+
+class Surrogate(Benchmark):
+    """A stand-in for a surrogate benchmark (NAS-Bench-301): no table, no indices, no optimum; ``query``
+    computes a figure from the genotype. ``cifar10_test`` rises with the default architecture score of
+    ``POSITIVE`` (50 + 10 tanh(score / 5)) and with the number of 3×3 convs (10 per conv: the one-shot stand-in's
+    accuracy); a cell with ``none`` on its first edge is unknown (NaN), as is every other column."""
+
+    def __init__(self, space):
+        self.space = space
+
+    def sample(self, n, seed):
+        rng, seen = np.random.default_rng(seed), {}
+        while len(seen) < n:
+            genotype = tuple(NB201_OPS[int(k)] for k in rng.integers(0, len(NB201_OPS), size=6))
+            seen.setdefault(genotype, None)
+        return list(seen)
+
+    def query(self, genotypes, column):
+        if column != "cifar10_test" or not len(genotypes):
+            return np.full(len(genotypes), np.nan)
+        codes = np.array([[NB201_OPS.index(op) for op in g] for g in genotypes])
+        score = old_arch_scores(POSITIVE, codes)
+        convs = (codes == NB201_OPS.index("nor_conv_3x3")).sum(axis=1)
+        figures = 50.0 + 10.0 * np.tanh(score / 5.0) + 1000.0 * convs  # convs dominate for the one-shot case
+        return np.where(codes[:, 0] == 0, np.nan, figures)
+
+    def figures(self, genotype):
+        return {"cifar10_test": float(self.query([genotype], "cifar10_test")[0])}
+
+    def locate(self, genotype):
+        return {"arch": "|".join(genotype)}
+
+    def target_column(self, dataset):
+        return "cifar10_test", "the surrogate's prediction"
+
+    def valid_column(self, dataset):
+        return "cifar10_valid"
+
+    def describe(self):
+        return {"kind": "surrogate"}
+
+    def network_info(self, column):
+        return DataInfo(in_channels=3, num_classes=10, image_size=32)
+
+
+def test_correlations_run_on_a_benchmark_without_a_table(nb201):
+    """The architecture-level correlation needs only ``sample`` and ``query``: on a surrogate whose figure
+    rises with the default score (convs fixed) and with the 3×3 convs, the figures it predicts are correlated
+    with the method's scores of the genotypes it sampled; the unknown ones are left out; the one-shot
+    correlation likewise."""
+    from types import SimpleNamespace
+
+    from harness.core.correlation import ONE_SHOT_SEED, one_shot_correlation
+
+    space, _ = nb201
+    bench = Surrogate(space)
+    assert bench.optimum() is None  # the interface's default: a surrogate does not know its best
+    sample = bench.sample(60, ARCH_SAMPLE_SEED)
+    assert sample == bench.sample(60, ARCH_SAMPLE_SEED) and len(set(sample)) == 60
+    known = [g for g in sample if g[0] != "none"]
+    method = fake_method(space, POSITIVE)
+    record = arch_level_correlation(method, bench, "digits", {"arch_corr_samples": 60})
+    assert record["arch_correlation"]["samples"] == len(known) < 60
+    codes = np.array([[NB201_OPS.index(op) for op in g] for g in known])
+    scores, figures = old_arch_scores(POSITIVE, codes), bench.query(known, "cifar10_test")
+    expected = rank_correlation(scores, figures)
+    assert (record["arch_kendall_tau"], record["arch_spearman_rho"]) == pytest.approx(expected)
+    # with the convs fixed the figure rises with the score: τ = 1 on the cells of one conv count
+    one_conv = [g for g in known if g.count("nor_conv_3x3") == 1]
+    only = Surrogate(space)
+    only.sample = lambda n, seed: one_conv[:n]
+    assert arch_level_correlation(method, only, "digits", {"arch_corr_samples": 60})["arch_kendall_tau"] == 1.0
+    # one-shot: the stand-in supernet's accuracy is 10 × the convs, the surrogate's figure rises with them
+    method.supernet = ConvCounter(method.arch)
+    data = SimpleNamespace(val_batches=lambda limit_batches: [(torch.zeros(10, 1, 2, 2), torch.arange(10))])
+    cfg = {"arch_corr_samples": 60, "oneshot_samples": 12, "corr_batches": 1}
+    shot = one_shot_correlation(method, bench, "digits", data, cfg)
+    picked = np.sort(np.random.default_rng(ONE_SHOT_SEED).choice(len(known), 12, replace=False))
+    convs = np.array([known[i].count("nor_conv_3x3") for i in picked])
+    assert shot["oneshot_correlation"]["samples"] == 12
+    figures = bench.query([known[i] for i in picked], "cifar10_test")
+    assert shot["oneshot_kendall_tau"] == pytest.approx(rank_correlation(10.0 * convs, figures)[0])
+
+
+def test_the_correlations_know_methods_only_through_their_protocol(nb201):
+    """``harness.core.correlation`` imports neither ``methods`` nor ``spaces`` (not even for typing: the kernel
+    sits below them), and a ``SearchMethod`` has everything its ``CorrelatedMethod`` protocol asks for."""
+    import ast
+
+    import harness.core.correlation as correlation
+
+    tree = ast.parse(open(correlation.__file__, encoding="utf-8").read())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name.split(".")[0] in ("methods", "spaces")}
+    asked = {n for n in vars(correlation.CorrelatedMethod) if not n.startswith("_")}
+    asked |= set(correlation.CorrelatedMethod.__annotations__)
+    assert asked == {"name", "space", "supernet", "importance", "correlation_ops", "discretised",
+                     "score_architectures", "discrete_accuracies"}
+    space, _ = nb201
+    method = fake_method(space, POSITIVE)
+    assert all(hasattr(method, name) for name in asked)

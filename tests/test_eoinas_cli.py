@@ -13,11 +13,13 @@ import pytest
 from conftest import trial_records
 
 from harness.cli import main
+from harness.core.benchmarks.base import sample_indices
 from harness.core.benchmarks.nb201 import load_table
 from harness.core.benchmarks.nb201_arch import NB201_OPS, parse_arch
-from harness.core.correlation import log_normalised, sample_archs
+from harness.core.correlation import ARCH_SAMPLE_SEED
 from harness.core.metrics import rank_correlation
 from harness.core.registry import get_space
+from methods.base import log_normalised
 from spaces.darts import DARTS_OPS
 
 pytestmark = pytest.mark.slow  # whole trials through the CLI
@@ -99,7 +101,7 @@ def test_eoinas_nb201_records_benchmark_figures_and_recomputable_arch_correlatio
         history = rec["pruning"]["history"]
         scored = np.array(history[0]["indicator"]["cell"]) if history else importance
         assert (scored > 0).all()  # every op had a score then
-        indices = sample_archs(rec["arch_correlation"]["samples"], len(table))
+        indices = sample_indices(rec["arch_correlation"]["samples"], len(table), ARCH_SAMPLE_SEED)
         tau, rho = rank_correlation(log_normalised(scored)[np.arange(6), table.codes[indices]].sum(axis=1),
                                     table.column("cifar10_test")[indices])
         assert rec["arch_kendall_tau"] == pytest.approx(tau) and rec["arch_spearman_rho"] == pytest.approx(rho)

@@ -18,10 +18,12 @@ from conftest import trial_records
 from helpers import hand_count
 
 from harness.cli import RAY_ENV, main
+from harness.core.benchmarks.base import sample_indices
 from harness.core.benchmarks.nb201 import load_table
-from harness.core.benchmarks.nb201_arch import parse_arch
-from harness.core.correlation import log_normalised, sample_archs
+from harness.core.benchmarks.nb201_arch import NB201_OPS, parse_arch
+from harness.core.correlation import ARCH_SAMPLE_SEED
 from harness.core.metrics import rank_correlation
+from methods.base import log_normalised
 
 METHODS = ("darts", "gdas", "random")
 
@@ -71,9 +73,10 @@ def test_arch_correlation_recomputes_from_the_recorded_importance(runs, method):
         assert corr == {"target": "cifar10_test", "sample_seed": 0, "samples": rec["config"]["arch_corr_samples"]}
         importance = np.array(rec["importance"]["cell"])
         assert importance.shape == (6, 5) and np.allclose(importance.sum(axis=1), 1.0)  # softmax(α)
+        assert rec["importance_ops"] == list(NB201_OPS)  # the names of its columns
         assert parse_arch(rec["genotype"]) == tuple(np.array(
             ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"])[importance.argmax(axis=1)])
-        indices = sample_archs(corr["samples"], len(table))
+        indices = sample_indices(corr["samples"], len(table), ARCH_SAMPLE_SEED)
         tau, rho = rank_correlation(log_normalised(importance)[np.arange(6), table.codes[indices]].sum(axis=1),
                                     table.column("cifar10_test")[indices])
         assert (rec["arch_kendall_tau"], rec["arch_spearman_rho"]) == (pytest.approx(tau), pytest.approx(rho))

@@ -4,6 +4,7 @@ file is written, the PNGs are images, and each CSV holds exactly the values the 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -286,3 +287,43 @@ def test_long_names_make_file_names_a_file_system_takes(tmp_path):
     names = [p.png.name for p in files]
     assert names and all(len(name) <= 160 for name in names) and len(set(names)) == len(names)
     assert all(p.png.is_file() and p.csv.is_file() for p in files)
+
+
+class NoOptimum:
+    """A benchmark that answers queries but knows no optimum (a surrogate's case) and must not be asked for
+    the target column (the records name it)."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def query(self, genotypes, column):
+        return self.table.query(genotypes, column)
+
+    def optimum(self):
+        return None
+
+    def target_column(self, dataset):
+        raise AssertionError("the records name the target column")
+
+
+def test_names_come_from_the_records(tmp_path, table):
+    """The importance columns are named by the record's ``importance_ops`` (not its space's op names), the
+    anytime column by its architecture-level correlation's ``target``; a benchmark without an optimum draws no
+    optimum (empty CSV cells); a record of a space this installation lacks, without ``importance_ops``, gets
+    numbered columns."""
+    records = [r for r in nb201_records(table) if r["method"] == "darts"]
+    for record in records:
+        record.update(importance_ops=["a", "b", "c", "d", "e"], arch_correlation={"target": "cifar100_test"})
+    retired = {"method": "darts", "space": "retired", "dataset": "digits", "budget": "smoke", "seed": 0,
+               "importance": {"cell": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]}}
+    key = json.dumps(["nb201", table.describe()], sort_keys=True, default=str)
+    write_plots([*records, retired], tmp_path, tables={key: NoOptimum(table)})
+    assert list(read_csv(tmp_path / "nb201-digits-smoke-importance-darts-cell.csv")[0]) == ["edge", "a", "b", "c",
+                                                                                           "d", "e"]
+    assert list(read_csv(tmp_path / "retired-digits-smoke-importance-darts-cell.csv")[0]) == ["edge", "0", "1", "2"]
+    rows = read_csv(tmp_path / "nb201-digits-smoke-anytime.csv")
+    assert len(rows) == EPOCHS and {row["optimum"] for row in rows} == {""}
+    for row in rows:
+        values = [table.figures(NB201Space({}).parse(r["history"][int(row["epoch"])]["genotype"]))["cifar100_test"]
+                  for r in records]
+        assert float(row["mean"]) == float(np.mean(values))

@@ -742,6 +742,10 @@ def test_reference_rows_come_from_the_table_each_record_describes(tmp_path, caps
     assert reference_rows([missing, missing]) == []
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err and "gone.npz" in err
+    # a benchmark that does not know its optimum (a surrogate: optimum() is None) gives no row
+    surrogate = type("Surrogate", (), {"optimum": lambda self: None})()
+    key = json.dumps(["nb201", info["table"]], sort_keys=True, default=str)
+    assert reference_rows(records[-1:], {key: surrogate}) == []
 
 
 def test_nos_teacher_cost_is_beside_the_search_cost(capsys):

@@ -27,9 +27,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1000, help="look-ups to time (default 1000)")
     args = parser.parse_args()
 
+    from harness.core.benchmarks.base import sample_indices
     from harness.core.benchmarks.nb201 import load_table  # imported here so its import cost is not counted
-    from harness.core.correlation import log_normalised, sample_archs
+    from harness.core.correlation import ARCH_SAMPLE_SEED
     from harness.core.metrics import rank_correlation
+    from methods.base import log_normalised
 
     before = peak_rss_mb()
     start = time.perf_counter()
@@ -46,7 +48,7 @@ def main() -> None:
 
     importance = rng.random((6, 5)) + 0.1
     start = time.perf_counter()
-    indices = sample_archs(len(table), len(table))
+    indices = sample_indices(len(table), len(table), ARCH_SAMPLE_SEED)
     scores = log_normalised(importance)[np.arange(6), table.codes[indices]].sum(axis=1)  # the default Σ-log score
     tau, _ = rank_correlation(scores, table.column("cifar10_test")[indices])
     corr = time.perf_counter() - start

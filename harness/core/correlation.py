@@ -15,46 +15,71 @@ which they are defined.
 BatchNorm uses batch statistics during these measurements (its running statistics are restored after):
 the running statistics were accumulated by the mixed supernet and do not describe a discretised one.
 
-**Architecture level** (spaces with a benchmark table): for a fixed sample of ``arch_corr_samples``
-architectures of the table — drawn from a fixed generator (seed 0), the same for every method and seed — the
-method's score of each architecture (``method.score_architectures``) is correlated (Kendall τ-b, Spearman ρ)
-with its benchmark accuracy (the column that stands for the search dataset, ``Benchmark.target_column``).
-By default the score of an architecture is the sum over its chosen edges of the log of the chosen op's
-importance normalised over the edge's ops, Σ_e log(I[e, o_e] / Σ_o I[e, o]) (``log_normalised``): for DARTS
-and GDAS (I = softmax(α)) that is the sum of the log softmax weights of the chosen ops. A method may define
-its own score (EoiNAS does). Architectures without a figure in the table are left out.
+**Architecture level** (spaces with a benchmark): for a fixed sample of ``arch_corr_samples``
+architectures of the benchmark — ``Benchmark.sample`` with a fixed seed (0), the same for every method and
+seed — the method's score of each architecture (``method.score_architectures``) is correlated (Kendall τ-b,
+Spearman ρ) with its benchmark accuracy (``Benchmark.query`` of the column that stands for the search dataset,
+``Benchmark.target_column``). How a method scores architectures is the method's (by default the sum of the
+log normalised importances of the chosen ops, ``methods.base``). Architectures without a figure in the
+benchmark are left out.
 
 **One-shot** (spaces with a benchmark table, methods with a supernet): does the supernet rank architectures?
 For a fixed subset of ``oneshot_samples`` cells of the architecture-level sample (drawn from it with a fixed
 generator, seed 1, the same for every method and seed), each cell is evaluated with the method's final
-supernet weights — every edge discretised to the cell's op (``method.discretised``), on the fixed validation
-subset of the operation-level protocol (the first ``corr_batches`` batches of the architecture half, batch
-statistics) — and that accuracy is correlated (Kendall τ-b, Spearman ρ) with the cell's benchmark accuracy;
-``top_k`` gives the mean benchmark accuracy of the k cells the supernet ranks best. A cell with an op the
-method cannot discretise to (EoiNAS's pruned ops: ``method.correlation_ops``) is left out, and the record says
-how many were evaluated and what it cost (``seconds``).
+supernet weights — every edge discretised to the cell's op, on the fixed validation subset of the
+operation-level protocol (the first ``corr_batches`` batches of the architecture half, batch statistics), which
+the method measures (``method.discrete_accuracies``) — and that accuracy is correlated (Kendall τ-b, Spearman ρ)
+with the cell's benchmark accuracy; ``top_k`` gives the mean benchmark accuracy of the k cells the supernet
+ranks best. A cell with an op the method cannot discretise to (EoiNAS's pruned ops: NaN from the method) is
+left out, and the record says how many were evaluated and what it cost (``seconds``).
+
+This module samples and correlates; what a method's scores and accuracies are is the method's. It knows the
+method only through the ``CorrelatedMethod`` protocol below (``methods.base.SearchMethod`` implements it) and
+the benchmark only through ``Benchmark``'s queries, so it imports neither ``methods`` nor a table.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 import numpy as np
 
+from harness.core.benchmarks.base import Benchmark
 from harness.core.data import SearchData
 from harness.core.metrics import mean_ignoring_nan, rank_correlation
-from harness.core.train import batch_statistics, evaluate, measure
-
-if TYPE_CHECKING:  # methods import this module (EoiNAS measures its indicator at every pruning step)
-    from harness.core.benchmarks.base import Benchmark
-    from methods.base import SearchMethod
+from harness.core.train import evaluate
 
 EDGE_SAMPLE_SEED = 0
 ARCH_SAMPLE_SEED = 0
 ONE_SHOT_SEED = 1
 TOP_K = (1, 5, 10)
+
+
+class CorrelatedMethod(Protocol):
+    """What the correlations ask of a search method (``methods.base.SearchMethod`` has all of it): a protocol,
+    so that this kernel module needs no import of ``methods``."""
+
+    name: str
+    space: Any  # its ``arch_shape()`` and ``op_names``
+    supernet: Any  # None for a method without one
+
+    def importance(self) -> dict[str, np.ndarray] | None:
+        """Operation-importance scores per group (``[edges, ops]``), or None."""
+
+    def correlation_ops(self, group: str, index: int) -> list[int]:
+        """The ops of edge (group, index) the operation-level correlation discretises to."""
+
+    def discretised(self, group: str, index: int, op: int) -> AbstractContextManager[None]:
+        """While active, edge (group, index) computes only ``op``."""
+
+    def score_architectures(self, genotypes: list[Any], data: SearchData | None = None) -> np.ndarray | None:
+        """The method's score of each genotype (higher = predicted better; NaN leaves one out), or None."""
+
+    def discrete_accuracies(self, genotypes: list[Any], batches: Any) -> np.ndarray:
+        """The supernet's accuracy (percent) on ``batches`` of each genotype, every edge discretised to its op;
+        NaN for a genotype with an op the method cannot discretise to."""
 
 
 def sample_edges(arch_shape: dict[str, tuple[int, int]], count: int) -> list[tuple[str, int]]:
@@ -69,7 +94,7 @@ def sample_edges(arch_shape: dict[str, tuple[int, int]], count: int) -> list[tup
     return [all_edges[i] for i in picked]
 
 
-def op_level_correlation(method: SearchMethod, data: SearchData, cfg: dict[str, Any]) -> dict[str, Any]:
+def op_level_correlation(method: CorrelatedMethod, data: SearchData, cfg: dict[str, Any]) -> dict[str, Any]:
     """``op_kendall_tau``, ``op_spearman_rho`` (means over edges), ``op_corr_edges`` and per-edge detail."""
     scores = method.importance()
     if scores is None or method.supernet is None:
@@ -91,28 +116,7 @@ def op_level_correlation(method: SearchMethod, data: SearchData, cfg: dict[str, 
             "op_corr_edges": len(detail), "op_correlation": detail}
 
 
-def sample_archs(count: int, total: int) -> np.ndarray:
-    """A fixed, seed-independent sample of ``count`` of ``total`` architecture indices, sorted."""
-    if count >= total:
-        return np.arange(total)
-    rng = np.random.default_rng(ARCH_SAMPLE_SEED)
-    return np.sort(rng.choice(total, size=max(0, count), replace=False))
-
-
-def log_normalised(importance: np.ndarray) -> np.ndarray:
-    """log(I[e, o] / Σ_o' I[e, o']) for every entry of an ``[edges, ops]`` importance (which must be ≥ 0).
-
-    A zero importance counts as 1e-30 (log ≈ −69) so that a pruned op ranks last without producing NaN; an
-    edge whose importances are all zero gets log(1e-30) for every op, so it adds the same constant to every
-    architecture.
-    """
-    importance = np.asarray(importance, dtype=np.float64)
-    totals = importance.sum(axis=1, keepdims=True)
-    normalised = importance / np.where(totals > 0, totals, 1.0)  # an all-zero edge ranks nothing
-    return np.log(np.clip(normalised, 1e-30, None))
-
-
-def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str, cfg: dict[str, Any],
+def arch_level_correlation(method: CorrelatedMethod, table: Benchmark, dataset: str, cfg: dict[str, Any],
                            data: SearchData | None = None) -> dict[str, Any]:
     """``arch_kendall_tau``, ``arch_spearman_rho`` and ``arch_correlation`` (sample size, target column, the
     scoring's seconds); ``data`` is for a method whose score measures architectures (ADWPNAS)."""
@@ -122,10 +126,9 @@ def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str,
     count = int(cfg["arch_corr_samples"])
     if count == 0:
         return none
-    indices = arch_sample(table, target, count)
-    accs = table.column(target)[indices]
+    genotypes, accs = arch_sample(table, target, count)
     start = time.perf_counter()
-    scores = method.score_architectures(table.genotypes(indices), data)
+    scores = method.score_architectures(genotypes, data)
     if scores is None:  # a method without scores: the record says so
         detail["undefined"] = f"{method.name} has no architecture scores"
         return none
@@ -135,35 +138,16 @@ def arch_level_correlation(method: SearchMethod, table: Benchmark, dataset: str,
     return {"arch_kendall_tau": tau, "arch_spearman_rho": rho, "arch_correlation": detail}
 
 
-def arch_sample(table: Benchmark, target: str, count: int) -> np.ndarray:
-    """The architecture-level sample: ``count`` fixed indices (``sample_archs``), those with a figure in
-    ``target``."""
-    indices = sample_archs(count, len(table))
-    return indices[np.isfinite(table.column(target)[indices])]
+def arch_sample(table: Benchmark, target: str, count: int) -> tuple[list[Any], np.ndarray]:
+    """The architecture-level sample: the genotypes of ``table.sample(count, ARCH_SAMPLE_SEED)`` that have a
+    figure in ``target``, and those figures."""
+    genotypes = table.sample(count, ARCH_SAMPLE_SEED)
+    figures = np.asarray(table.query(genotypes, target), dtype=np.float64)
+    known = np.isfinite(figures)
+    return [g for g, k in zip(genotypes, known) if k], figures[known]
 
 
-def genotype_edges(space: Any, genotypes: list[Any]) -> list[list[tuple[str, int, int]]]:
-    """Every genotype's (group, edge, op) choices (``space.edge_choices``), one list per genotype."""
-    choices = space.edge_choices(genotypes)
-    return [[(g, int(e), int(o)) for g, (rows, ops) in choices.items() for e, o in zip(rows[i], ops[i])]
-            for i in range(len(genotypes))]
-
-
-def discrete_accuracies(method: SearchMethod, cells: list[list[tuple[str, int, int]]], batches: Any) -> list[float]:
-    """The supernet's accuracy (percent, batch statistics: the running ones are restored once, after the last
-    cell, as they do not enter a pass) on ``batches`` of each cell, every one of its (group, edge, op) choices
-    discretised (``method.discretised``)."""
-    accs = []
-    with batch_statistics(method.supernet):
-        for cell in cells:
-            with ExitStack() as stack:
-                for group, edge, op in cell:
-                    stack.enter_context(method.discretised(group, edge, op))
-                accs.append(measure(method.supernet, batches)[1])
-    return accs
-
-
-def one_shot_correlation(method: SearchMethod, table: Benchmark, dataset: str, data: SearchData,
+def one_shot_correlation(method: CorrelatedMethod, table: Benchmark, dataset: str, data: SearchData,
                          cfg: dict[str, Any]) -> dict[str, Any]:
     """``oneshot_kendall_tau``, ``oneshot_spearman_rho`` and ``oneshot_correlation`` (the module docstring)."""
     target, _ = table.target_column(dataset)
@@ -173,26 +157,24 @@ def one_shot_correlation(method: SearchMethod, table: Benchmark, dataset: str, d
         detail["undefined"] = f"{method.name} has no supernet"
         return none
     count = int(cfg.get("oneshot_samples", 0))
-    indices = arch_sample(table, target, int(cfg.get("arch_corr_samples", 0)))
-    if count == 0 or len(indices) == 0:
+    genotypes, figures = arch_sample(table, target, int(cfg.get("arch_corr_samples", 0)))
+    if count == 0 or len(genotypes) == 0:
         return none
-    if len(indices) > count:
-        indices = np.sort(np.random.default_rng(ONE_SHOT_SEED).choice(indices, size=count, replace=False))
-    cells = genotype_edges(method.space, table.genotypes(indices))
-    allowed = {(g, e): set(method.correlation_ops(g, e)) for g, (n, _) in method.space.arch_shape().items()
-               for e in range(n)}
-    usable = [i for i, cell in enumerate(cells) if all(o in allowed[(g, e)] for g, e, o in cell)]
+    if len(genotypes) > count:  # positions in the architecture-level sample, kept in its order
+        picked = np.sort(np.random.default_rng(ONE_SHOT_SEED).choice(len(genotypes), size=count, replace=False))
+        genotypes, figures = [genotypes[i] for i in picked], figures[picked]
     batches = data.val_batches(limit_batches=int(cfg["corr_batches"]))
     start = time.perf_counter()
-    scores = discrete_accuracies(method, [cells[i] for i in usable], batches)
-    bench = table.column(target)[indices[usable]]
-    detail.update(samples=len(usable), batches=len(batches), seconds=time.perf_counter() - start)
-    if len(usable) < len(indices):
-        detail["left_out"] = f"{len(indices) - len(usable)} cells use ops {method.name} cannot discretise to"
-    if len(usable) < 2:
+    accs = np.asarray(method.discrete_accuracies(genotypes, batches), dtype=np.float64)
+    usable = np.isfinite(accs)
+    scores, bench = accs[usable], figures[usable]
+    detail.update(samples=len(scores), batches=len(batches), seconds=time.perf_counter() - start)
+    if len(scores) < len(genotypes):
+        detail["left_out"] = f"{len(genotypes) - len(scores)} cells use ops {method.name} cannot discretise to"
+    if len(scores) < 2:
         detail["undefined"] = "fewer than 2 cells could be evaluated"
         return none
     tau, rho = rank_correlation(scores, bench)
-    order = np.argsort(-np.asarray(scores), kind="stable")  # ties: the earlier cell of the sample
-    detail["top_k"] = {str(k): float(np.mean(bench[order[:k]])) for k in TOP_K if k <= len(usable)}
+    order = np.argsort(-scores, kind="stable")  # ties: the earlier cell of the sample
+    detail["top_k"] = {str(k): float(np.mean(bench[order[:k]])) for k in TOP_K if k <= len(scores)}
     return {"oneshot_kendall_tau": tau, "oneshot_spearman_rho": rho, "oneshot_correlation": detail}

@@ -1,25 +1,29 @@
-"""What the harness needs from a table of known results: the interface of a benchmark.
+"""What the harness needs from a source of known results: the interface of a benchmark.
 
-A space with a benchmark (``SearchSpace.benchmark()``) hands one of these to its users, who know it only
-through this interface:
+A benchmark is queried, not enumerated: a table of every architecture (NAS-Bench-201) and a surrogate model
+that predicts a figure from a genotype (NAS-Bench-301 for the DARTS space) both implement it. A space with a
+benchmark (``SearchSpace.benchmark()``) hands one of these to its users, who know it only through this
+interface:
 
+- the architecture-level and one-shot ranking correlations draw a fixed sample of architectures
+  (``sample(n, seed)``, the seed is the correlation's), keep those with a figure in the column that stands for
+  the search dataset (``target_column``, ``query``) and correlate the method's scores with those figures;
 - the trial looks the derived architecture up (``figures``, ``locate``, ``describe``) and, where the space
   evaluates by look-up, takes its test accuracy from ``target_column`` and sizes the benchmark's own
   network with ``network_info``;
-- the architecture-level ranking correlation samples architecture indices (``__len__``), keeps those with
-  a figure in the target column (``column``, ``target_column``) and has the method score their genotypes
-  (``genotypes``);
-- the leaderboard's reference rows show every accuracy column's best (``optimum``) and the best of the
-  column that stands for the dataset (``target_column``), for a table rebuilt from a record's
-  ``describe()`` output (``SearchSpace.load_benchmark``);
-- random search selects by a validation figure (``valid_column``, ``figures``), never by a test figure.
+- the leaderboard's reference rows and the plots' anytime line show the best figure of a column
+  (``optimum``), where the benchmark knows it (a surrogate does not: ``None``), for a benchmark loaded again
+  from a record's ``describe()`` output (``SearchSpace.load_benchmark``);
+- random search selects by a validation figure (``valid_column``, ``query``), never by a test figure.
 
-Architectures are numbered 0..len − 1 in the benchmark's own order; genotypes are the space's.
+Genotypes are the space's. A finite table's own API (indices, whole columns, its best row) is the table's,
+for its own tools (``python -m harness nb201``), not part of this interface.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,28 +31,41 @@ import numpy as np
 from harness.core.data import DataInfo
 
 
+def sample_indices(count: int, total: int, seed: int) -> np.ndarray:
+    """``count`` distinct indices of ``0..total − 1`` drawn by ``numpy.random.default_rng(seed)``, sorted;
+    all of them when ``count ≥ total``, none when ``count ≤ 0``: how a finite table implements ``sample``."""
+    if count >= total:
+        return np.arange(total)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(total, size=max(0, count), replace=False))
+
+
 class Benchmark(abc.ABC):
-    """A table of known figures (accuracies in percent, costs) of every architecture of a space."""
+    """Known (or predicted) figures of a space's architectures: accuracies in percent, costs."""
 
     @abc.abstractmethod
-    def __len__(self) -> int:
-        """The number of architectures (indices 0..len − 1)."""
+    def sample(self, n: int, seed: int) -> list[Any]:
+        """The genotypes of ``n`` distinct architectures (all of them when the benchmark has fewer; none for
+        ``n ≤ 0``), the same for the same ``n`` and ``seed``, in a fixed order."""
 
     @abc.abstractmethod
-    def genotypes(self, indices: np.ndarray) -> list[Any]:
-        """The space's genotypes of the architectures ``indices``, in that order."""
+    def query(self, genotypes: Sequence[Any], column: str) -> np.ndarray:
+        """One figure of ``column`` per genotype (float64, in order), NaN where the benchmark has none (an
+        unknown column: all NaN)."""
 
-    @abc.abstractmethod
-    def column(self, name: str) -> np.ndarray:
-        """One figure per architecture (indexed like ``genotypes``), NaN where the table has none."""
+    def optimum(self) -> dict[str, float] | None:
+        """The best figure of every accuracy column over all architectures; None where the benchmark does not
+        know it (a surrogate cannot enumerate the space). The default: None."""
+        return None
 
     @abc.abstractmethod
     def figures(self, genotype: Any) -> dict[str, float]:
-        """The accuracy figures of one architecture, by column name (only those the table has)."""
+        """The accuracy figures of one architecture, by column name (only those the benchmark has)."""
 
     @abc.abstractmethod
     def locate(self, genotype: Any) -> dict[str, Any]:
-        """Where one architecture is in the table: ``{"index": its index, "arch": its canonical string}``."""
+        """Where one architecture is in the benchmark, for the record: at least ``{"arch": its canonical
+        string}`` (a table adds its ``"index"``)."""
 
     @abc.abstractmethod
     def target_column(self, dataset: str) -> tuple[str, str]:
@@ -57,10 +74,6 @@ class Benchmark(abc.ABC):
     @abc.abstractmethod
     def valid_column(self, dataset: str) -> str:
         """The validation-figure column a selection on ``dataset`` may use (never a test figure)."""
-
-    @abc.abstractmethod
-    def optimum(self) -> dict[str, float]:
-        """The best figure of every accuracy column, each over all architectures."""
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:

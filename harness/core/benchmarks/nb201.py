@@ -32,13 +32,14 @@ import os
 import pickle
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness import __version__
-from harness.core.benchmarks.base import Benchmark
+from harness.core.benchmarks.base import Benchmark, sample_indices
 from harness.core.benchmarks.nb201_arch import (
     EDGES,
     NB201_OPS,
@@ -146,9 +147,25 @@ class NB201Table(Benchmark):
     def __len__(self) -> int:
         return NUM_ARCHS
 
+    # --- the Benchmark interface: a fixed sample and figures by genotype ------------------------
+    def sample(self, n: int, seed: int) -> list[Genotype]:
+        """The genotypes of ``sample_indices(n, 15625, seed)``: distinct official indices, in index order."""
+        return self.genotypes(sample_indices(n, NUM_ARCHS, seed))
+
+    def query(self, genotypes: Sequence[Genotype], column: str) -> np.ndarray:
+        """The figures of ``column`` of ``genotypes`` (NaN where the table has none, or no such column)."""
+        if column not in self.columns:
+            return np.full(len(genotypes), np.nan)
+        return self.column(column)[self.indices_of(genotypes)]
+
     # --- look-ups -------------------------------------------------------------------------------
     def index_of(self, genotype: Genotype) -> int:
         return int(self._index_of_key[int(codes_key(arch_codes(genotype)))])
+
+    def indices_of(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        """The official indices of ``genotypes``, in order."""
+        codes = np.array([arch_codes(g) for g in genotypes], dtype=np.uint8).reshape(len(genotypes), len(EDGES))
+        return self._index_of_key[codes_key(codes)]
 
     def genotype(self, index: int) -> Genotype:
         return genotype_of_key(int(codes_key(self.codes[index])))
