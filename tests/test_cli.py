@@ -124,7 +124,9 @@ def test_random_search_runs_end_to_end(tmp_path):
 
 
 class ToySpace(DartsSpace):
+    """A space that offers no capability DARTS needs (a DartsSpace subclass would otherwise inherit them)."""
     name = "toy"
+    features = frozenset({"sample"})
 
 
 BAD_INPUTS = {
