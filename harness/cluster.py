@@ -49,7 +49,7 @@ def host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def _probe(address: str, timeout: float = 10.0) -> None:
+def probe(address: str, timeout: float = 10.0) -> None:
     """Refuse an address where nothing answers within ``timeout`` seconds: Ray itself keeps retrying for
     many minutes."""
     target = host_port(address)
@@ -66,7 +66,7 @@ def _probe(address: str, timeout: float = 10.0) -> None:
 CONNECT_TIMEOUT_S = 60
 
 
-def _join_within_time_limit(address: str) -> None:
+def join_within_time_limit(address: str) -> None:
     """Join the cluster once from a child process that is killed after ``CONNECT_TIMEOUT_S``: something
     that answers on the port but is not a healthy Ray head makes ``ray.init`` retry for many minutes, and a
     retry loop inside Ray cannot be interrupted from the driver itself."""
@@ -104,9 +104,9 @@ def connect_cluster(spec: ExperimentSpec) -> None:
     its nodes."""
     import ray
 
-    _probe(spec.address)
+    probe(spec.address)
     if not ray.is_initialized():
-        _join_within_time_limit(spec.address)
+        join_within_time_limit(spec.address)
         try:
             with sigterm_deferred():
                 ray.init(address=spec.address, logging_level="ERROR", log_to_driver=False,
