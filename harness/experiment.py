@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -152,14 +153,12 @@ def write_specs(specs: list[ExperimentSpec], folder: Path | Remote, study: Study
         (folder / STUDY_FILE).write_text(study.text, encoding="utf-8")
 
 
-def locked(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, create: bool) -> ExitStack:
+@contextmanager
+def locked(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, create: bool) -> Iterator[None]:
     """The locks the driver holds: the experiment's, or the study's and every cell's (a cell is an experiment, and
     ``run --resume`` of one must not run beside its study's driver)."""
-    stack = ExitStack()
-    stack.enter_context(driver_lock(folder, create=create))
-    if study is not None:
-        stack.enter_context(cell_locks(specs, create=create))
-    return stack
+    with driver_lock(folder, create=create), (cell_locks(specs, create=create) if study else nullcontext()):
+        yield
 
 
 def run_cells(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, todo: dict[str, list[int]],

@@ -105,7 +105,7 @@ class ExperimentSpec:
         return self.checkpoints_dir / f"{self.record_path(seed).stem}.pt"
 
     def ids(self) -> dict[str, Any]:
-        """What identifies the experiment's trials in Ray Tune's results and MLflow (``harness.trial.TRIAL_IDS``),
+        """What identifies the experiment's trials in every report to Ray Tune and in MLflow's parameters,
         with the cell in a study."""
         return {"experiment": self.name, "method": self.method, "space": self.space, "dataset": self.dataset,
                 "budget": self.budget, "config_hash": self.config_hash, **({"cell": self.cell} if self.cell else {})}

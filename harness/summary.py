@@ -43,24 +43,29 @@ def summarise(specs: list[ExperimentSpec], folder: Path | Remote, console: Conso
     if study is None:
         trials_table(specs[0], records, console)
     if records:
-        board = build_leaderboard(records)
-        csv_path, _ = write_leaderboard(board, folder)
-        if study is None:
-            console.print(leaderboard_table(board, f"leaderboard ({specs[0].budget} budget, {specs[0].dataset})"))
-            console.print(f"records: {folder / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}")
-        else:
-            console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)"))
-            console.print(f"records: {folder / CELLS_DIR}/*/trials\nleaderboard: {csv_path}\n"
-                          f"report: python -m harness report {shlex.quote(uri(folder))}")
+        write_board(records, specs[0], folder, console, study)
     have = {(r.get("config_hash"), r.get("seed")) for r in records}
-    missing = [(s.name, seed) for s in specs for seed in s.seeds if (s.config_hash, seed) not in have]
+    missing = sorted(seed for s in specs for seed in s.seeds if (s.config_hash, seed) not in have)
     total = sum(len(s.seeds) for s in specs)
     if study is None:
-        what = (f"{total - len(missing)} of {total} trials finished (missing seeds "
-                f"{','.join(str(seed) for seed in sorted(seed for _, seed in missing))})")
+        what = f"{total - len(missing)} of {total} trials finished (missing seeds {','.join(map(str, missing))})"
     else:
         what = f"{total - len(missing)} of {total} trials of study '{study.name}' finished"
     return exit_status(errors, interrupted, bool(missing), f"{what}; resume with: {resume_command(folder)}")
+
+
+def write_board(records: list[dict[str, Any]], first: ExperimentSpec, folder: Path | Remote, console: Console,
+                study: Study | None) -> None:
+    """The leaderboard of ``records`` written in ``folder`` and shown, with where the records and it lie."""
+    board = build_leaderboard(records)
+    csv_path, _ = write_leaderboard(board, folder)
+    if study is None:
+        console.print(leaderboard_table(board, f"leaderboard ({first.budget} budget, {first.dataset})"))
+        console.print(f"records: {folder / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}")
+    else:
+        console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)"))
+        console.print(f"records: {folder / CELLS_DIR}/*/trials\nleaderboard: {csv_path}\n"
+                      f"report: python -m harness report {shlex.quote(uri(folder))}")
 
 
 def trials_table(spec: ExperimentSpec, records: list[dict[str, Any]], console: Console) -> None:

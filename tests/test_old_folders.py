@@ -119,3 +119,17 @@ def test_an_old_run_and_study_finish_through_ray(tmp_path, ray_session, capsys):
                        *(f"old-study/cells/{f}/trials/random-nb201-digits-s{s}.json" for f in sorted(CELLS)
                          for s in (0, 1))]
     assert all(p.read_bytes() == data for p, data in kept.items())
+
+
+def test_a_spec_on_an_object_store_keeps_its_uri_and_query():
+    """``out`` of an experiment on an object store is a URI with its query (the endpoint): it comes back whole, and
+    the record and Tune paths lie under it."""
+    from harness.core.storage import Remote
+
+    stored = {**json.loads(RUN_SPEC.read_text()), "out": "s3://bucket/runs?endpoint_override=127.0.0.1:9000",
+              "records_dir": "s3://bucket/runs/old-run/trials?endpoint_override=127.0.0.1:9000"}
+    spec = ExperimentSpec.from_json(stored)
+    assert isinstance(spec.folder, Remote) and str(spec.folder) == "s3://bucket/runs/old-run"
+    assert spec.to_json() == stored
+    assert str(spec.record_path(0)) == "s3://bucket/runs/old-run/trials/random-nb201-digits-s0.json"
+    assert spec.tune_dir.uri == "s3://bucket/runs/old-run/tune?endpoint_override=127.0.0.1:9000"
