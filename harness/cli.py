@@ -178,14 +178,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         list(range(args.seeds)) if args.seeds is not None else None)
     if args.method and "," in args.method:  # the shorthand of a one-space study (study_request checks --callback)
         return cmd_run_methods(args, seeds, console)
-    callbacks, mlflow_uri = _callbacks(args)
-    req = RunRequest(method=args.method, space=args.space, dataset=args.dataset, budget=args.budget,
-                     seeds=seeds, overrides=args.overrides, out=args.out, name=args.name,
-                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                     max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                     address=args.address, data_dir=args.data_dir, resume=args.resume, callbacks=callbacks,
-                     ship_code=not args.no_ship_code,
-                     mlflow_uri=mlflow_uri)
+    req = RunRequest(**run_options(args), name=args.name, resume=args.resume, method=args.method, space=args.space,
+                     dataset=args.dataset, budget=args.budget, seeds=seeds, overrides=args.overrides)
     return run(req, console)
 
 
@@ -205,16 +199,21 @@ def cmd_run_methods(args: argparse.Namespace, seeds: list[int] | None, console: 
     return run_study(study_request(args, file=None, study=study, name=name, resume=False), console)
 
 
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options ``run`` and ``study run`` share (``RunOptions``: where the results go and how trials run), but
+    the name and ``--resume``."""
+    callbacks, mlflow_uri = _callbacks(args)
+    return {"out": args.out, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
+            "max_concurrent": args.max_concurrent, "max_failures": args.max_failures, "address": args.address,
+            "data_dir": args.data_dir, "callbacks": callbacks, "mlflow_uri": mlflow_uri,
+            "ship_code": not args.no_ship_code}
+
+
 def study_request(args: argparse.Namespace, **what: Any) -> Any:
-    """The ``StudyRequest`` of ``what`` (file or study, name, resume) with how its trials run, from the options
-    ``run`` and ``study run`` share."""
+    """The ``StudyRequest`` of ``what`` (file or study, name, resume) with how its trials run (``run_options``)."""
     from harness.experiment import StudyRequest
 
-    callbacks, mlflow_uri = _callbacks(args)
-    return StudyRequest(**what, out=args.out, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                        max_concurrent=args.max_concurrent, max_failures=args.max_failures, address=args.address,
-                        data_dir=args.data_dir, callbacks=callbacks, mlflow_uri=mlflow_uri,
-                        ship_code=not args.no_ship_code)
+    return StudyRequest(**what, **run_options(args))
 
 
 def cmd_study(args: argparse.Namespace, console: Console) -> int:

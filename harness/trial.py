@@ -60,10 +60,9 @@ from harness.core.metrics import (
     measure_latency_ms,
     peak_memory_mb,
 )
-from harness.core.records import json_safe, read_record, record_filename, write_record
+from harness.core.records import json_safe, read_record, write_record
 from harness.core.registry import get_method, get_space
 from harness.core.stats import is_number
-from harness.core.storage import Remote, location
 from harness.core.train import (
     Diverged,
     check_finite,
@@ -75,32 +74,21 @@ from harness.core.train import (
     to_device,
 )
 from harness.evaluation import FinalTraining
+from harness.spec import ExperimentSpec
 
 EVAL_SEED_OFFSET = 7919  # the final network's initialisation gets its own stream, fixed per trial seed
 
 
-CHECKPOINTS_DIR = "checkpoints"
-
-
-def record_path(spec: dict[str, Any], seed: int) -> Path | Remote:
-    return location(spec["records_dir"]) / record_filename(spec["method"], spec["space"], spec["dataset"], seed)
-
-
-def checkpoint_path(spec: dict[str, Any], seed: int) -> Path | Remote:
-    """``<experiment>/checkpoints/<trial>.pt`` (the records folder's sibling)."""
-    return location(spec["records_dir"]).parent / CHECKPOINTS_DIR / f"{record_path(spec, seed).stem}.pt"
-
-
-def finished_record(spec: dict[str, Any], seed: int) -> dict[str, Any] | None:
+def finished_record(spec: ExperimentSpec, seed: int) -> dict[str, Any] | None:
     """The seed's record if it exists, reads as a record and belongs to this setting; else None."""
-    path = record_path(spec, seed)
+    path = spec.record_path(seed)
     if not path.exists():
         return None
     try:
         record = read_record(path)
     except UserError:
         return None
-    return record if record.get("config_hash") == spec["config_hash"] else None
+    return record if record.get("config_hash") == spec.config_hash else None
 
 
 def pick_device(gpus_per_trial: float, strict: bool = True) -> torch.device:
@@ -123,16 +111,21 @@ def pick_device(gpus_per_trial: float, strict: bool = True) -> torch.device:
                     f"sees no CUDA device: {fix}, or run with --gpus-per-trial 0")
 
 
-def job_text(spec: dict[str, Any], seed: int) -> str:
-    """The JSON text of one trial's job (``params["job"]`` of ``run_trial``)."""
-    return json.dumps({"spec": spec, "seed": seed})
+def job_text(spec: ExperimentSpec, seed: int) -> str:
+    """The JSON text of one trial's job (``params["job"]`` of ``run_trial``; read back by ``read_job``)."""
+    return json.dumps({"spec": spec.to_json(), "seed": seed})
+
+
+def read_job(text: str) -> tuple[ExperimentSpec, int]:
+    """The spec and seed of a trial's job (``job_text``)."""
+    job = json.loads(text)
+    return ExperimentSpec.from_json(job["spec"]), int(job["seed"])
 
 
 # What Ray Tune's own results (result.json, progress.csv, TensorBoard, MLflow, W&B) say of each trial: its
 # identifiers in every report (JSON and CSV keep strings; TensorBoard and MLflow keep the numbers only), the
 # summary's keys in every report (None until the last: progress.csv takes its columns from the first report) and,
 # in the last report, every numeric figure of its record (``record_figures``).
-TRIAL_IDS = ("experiment", "method", "space", "dataset", "budget", "config_hash")
 NOT_FIGURES = ("config", "config_sources", "overrides", "split", "importance", "history")
 
 
@@ -152,12 +145,11 @@ def record_figures(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_trial(params: dict[str, Any]) -> None:
-    """The Ray Tune function trainable: ``execute_trial`` with reports that name the trial (``TRIAL_IDS``, the
-    cell and the seed) and carry the summary's keys; the last one, held back until the trial returns its record,
+    """The Ray Tune function trainable: ``execute_trial`` with reports that name the trial (``ExperimentSpec.ids``
+    and the seed) and carry the summary's keys; the last one, held back until the trial returns its record,
     also carries the record's figures (``record_figures``)."""
-    job = json.loads(params["job"])
-    spec, seed = job["spec"], int(job["seed"])
-    ids = {**{k: spec[k] for k in TRIAL_IDS}, **({"cell": spec["cell"]} if spec.get("cell") else {}), "seed": seed}
+    spec, seed = read_job(params["job"])
+    ids = {**spec.ids(), "seed": seed}
     last: dict[str, Any] = {}
 
     def report(metrics: dict[str, Any]) -> None:
@@ -179,38 +171,38 @@ DIVERGED = "diverged"  # the key of a diverged trial's last report: its one line
 
 
 @contextmanager
-def diverging(spec: dict[str, Any], seed: int, where: str, lr_keys: tuple[str, ...]) -> Iterator[None]:
+def diverging(spec: ExperimentSpec, seed: int, where: str, lr_keys: tuple[str, ...]) -> Iterator[None]:
     """A ``Diverged`` inside names ``where`` (the phase's epoch) and the learning rates to lower (those of
     ``lr_keys`` the configuration has), and the trial's checkpoint goes: a retry or a resume from it diverges the same
     way (a resume keeps the configuration)."""
     try:
         yield
     except Diverged as exc:
-        checkpoint_path(spec, seed).unlink(missing_ok=True)
-        rates = ", ".join(f"{key}={spec['config'][key]:g}" for key in lr_keys if key in spec["config"])
+        spec.checkpoint_path(seed).unlink(missing_ok=True)
+        rates = ", ".join(f"{key}={spec.config[key]:g}" for key in lr_keys if key in spec.config)
         raise Diverged(exc.value, exc.what, where, rates) from None
 
 
-def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str, Any]:
+def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str, Any]:
     """Run one trial, continuing from its checkpoint if it has one; ``report(metrics)`` is called once per
     epoch and once at the end. Returns the record (also written to the experiment's ``trials/`` folder)."""
-    cfg = spec["config"]
+    cfg = spec.config
     done = finished_record(spec, seed)
     if done is not None:
         report({**{k: done.get(k) for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
         return done
-    saved = checkpoint_path(spec, seed)
+    saved = spec.checkpoint_path(seed)
     checkpoint = load_checkpoint(saved) if saved.exists() else None
 
-    torch.set_num_threads(max(1, int(spec["cpus_per_trial"])))
-    device = pick_device(spec["gpus_per_trial"])
+    torch.set_num_threads(max(1, int(spec.cpus_per_trial)))
+    device = pick_device(spec.gpus_per_trial)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seed_everything(seed)
     backends = configure_backends(cfg, device)  # memory_format, cudnn_benchmark, deterministic: recorded
-    data = SearchData(load_dataset(spec["dataset"], spec.get("data_dir"), cfg["image_size"]), cfg, seed, device)
-    space = get_space(spec["space"])(cfg)
-    method = get_method(spec["method"])(space, cfg, data.info, device, seed)
+    data = SearchData(load_dataset(spec.dataset, spec.data_dir, cfg["image_size"]), cfg, seed, device)
+    space = get_space(spec.space)(cfg)
+    method = get_method(spec.method)(space, cfg, data.info, device, seed)
     table, lookup = space.benchmark(), space.evaluates_by_lookup()
     search_epochs = method.num_epochs()
     total_epochs = search_epochs + (0 if lookup else int(cfg["eval_epochs"]))
@@ -254,11 +246,11 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
         genotype = method.derive()
         findings = op_level_correlation(method, data, cfg)
         if table is not None:
-            findings.update(benchmark_figures(table, genotype, spec["dataset"]))
-            findings.update(arch_level_correlation(method, table, spec["dataset"], cfg, data))
-            findings.update(one_shot_correlation(method, table, spec["dataset"], data, cfg))
+            findings.update(benchmark_figures(table, genotype, spec.dataset))
+            findings.update(arch_level_correlation(method, table, spec.dataset, cfg, data))
+            findings.update(one_shot_correlation(method, table, spec.dataset, data, cfg))
         else:  # the record says why the architecture-level figures are null
-            why = {"samples": 0, "undefined": f"the {spec['space']} space has no table of known results"}
+            why = {"samples": 0, "undefined": f"the {spec.space} space has no table of known results"}
             findings.update(arch_kendall_tau=None, arch_spearman_rho=None, arch_correlation=why,
                             oneshot_kendall_tau=None, oneshot_spearman_rho=None, oneshot_correlation=dict(why))
         findings.update(method.record_info())
@@ -300,7 +292,7 @@ def execute_trial(spec: dict[str, Any], seed: int, report: Reporter) -> dict[str
     # 8. record
     return finish(spec, seed, state, device, report, final.net, data.info, test_acc, test_loss,
                   f"the final network trained from scratch ({final.epochs} epochs), tested once on "
-                  f"{spec['dataset']}")
+                  f"{spec.dataset}")
 
 
 def benchmark_figures(table: Benchmark, genotype: Any, dataset: str) -> dict[str, Any]:
@@ -309,29 +301,29 @@ def benchmark_figures(table: Benchmark, genotype: Any, dataset: str) -> dict[str
             "benchmark_info": {**table.locate(genotype), "table": table.describe()}}
 
 
-def finish_by_lookup(spec: dict[str, Any], seed: int, space: Any, table: Benchmark, genotype: Any,
+def finish_by_lookup(spec: ExperimentSpec, seed: int, space: Any, table: Benchmark, genotype: Any,
                      state: dict[str, Any], device: torch.device, report: Reporter) -> dict[str, Any]:
     """Evaluation by look-up: the test accuracy is the table's figure for the search dataset; parameters
     and multiply-adds are those of the benchmark's own network (paper size) for that dataset."""
-    column, source = table.target_column(spec["dataset"])
+    column, source = table.target_column(spec.dataset)
     info = table.network_info(column)
     net = space.build_network(genotype, info, "paper", auxiliary=False)
     test_acc = state["results"]["benchmark"].get(column)
     return finish(spec, seed, state, device, report, net, info, test_acc, None, f"{source} (table column {column})")
 
 
-def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch.device, report: Reporter,
+def finish(spec: ExperimentSpec, seed: int, state: dict[str, Any], device: torch.device, report: Reporter,
            net: torch.nn.Module, info: Any, test_acc: float | None, test_loss: float | None,
            test_acc_source: str) -> dict[str, Any]:
     """Write the trial's record atomically and report the flat summary."""
     # the teacher's cost (NOS) is not in it: the record states it beside (teacher_seconds, teacher_device_hours)
     hours = (state["search_seconds"] + state["results"]["correlation_seconds"] + state["eval_seconds"]) / 3600
     peak_mem_mb = peak_memory_mb(device)  # the trial's own peak, before the latency's batch pass adds to it
-    latency = network_latency(net, info, spec["config"], device)
+    latency = network_latency(net, info, spec.config, device)
     record = {
-        "method": spec["method"], "space": spec["space"], "dataset": spec["dataset"],
-        "budget": spec["budget"], "seed": seed, "experiment": spec["experiment"],
-        "config": spec["config"], "config_hash": spec["config_hash"], "overrides": spec["overrides"],
+        "method": spec.method, "space": spec.space, "dataset": spec.dataset,
+        "budget": spec.budget, "seed": seed, "experiment": spec.name,
+        "config": spec.config, "config_hash": spec.config_hash, "overrides": spec.overrides,
         **state["results"],
         "test_acc": test_acc, "test_loss": test_loss, "test_acc_source": test_acc_source,
         "search_seconds": state["search_seconds"], "eval_seconds": state["eval_seconds"],
@@ -344,8 +336,8 @@ def finish(spec: dict[str, Any], seed: int, state: dict[str, Any], device: torch
         "runner": runner_info(),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_record(record_path(spec, seed), record)
-    checkpoint_path(spec, seed).unlink(missing_ok=True)  # the record is the result; the state is spent
+    write_record(spec.record_path(seed), record)
+    spec.checkpoint_path(seed).unlink(missing_ok=True)  # the record is the result; the state is spent
     report({**{k: record[k] for k in SUMMARY_KEYS}, "phase": "done", "progress": 1.0})
     return record
 

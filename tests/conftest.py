@@ -135,7 +135,7 @@ def trial_records(method: str, space: str, out, name: str, seeds: int = 1, *sets
                                  seeds=list(range(seeds)), overrides=list(sets), out=Path(out), name=name,
                                  cpus_per_trial=None, gpus_per_trial=None, max_concurrent=None, max_failures=None,
                                  address=None, data_dir=None, resume=False))
-    for seed in spec["seeds"]:
+    for seed in spec.seeds:
         execute_trial(spec, seed, report=lambda metrics: None)
     return [json.loads(p.read_text()) for p in sorted((Path(out) / name / "trials").glob("*.json"))]
 

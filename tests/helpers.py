@@ -50,3 +50,14 @@ def result_frame(tune_dir, **storage):
     from harness.trial import run_trial
 
     return tune.Tuner.restore(str(tune_dir), trainable=run_trial, **storage).get_results().get_dataframe()
+
+
+def a_spec(folder, **fields):
+    """An ``ExperimentSpec`` of the experiment folder ``folder`` with the given fields, the others plain values (for
+    tests of what reads a spec: a summary, a trial that finds its record)."""
+    from harness.spec import ExperimentSpec
+
+    defaults = {"method": "m", "space": "s", "dataset": "digits", "budget": "smoke", "seeds": (0,), "config": {},
+                "config_hash": "h", "overrides": {}, "cpus_per_trial": 1, "gpus_per_trial": 0, "max_concurrent": None,
+                "max_failures": 0, "address": None, "data_dir": None}
+    return ExperimentSpec(folder=folder, **{**defaults, **fields})

@@ -29,6 +29,13 @@ def test_nothing_imports_the_plugin_packages_to_fill_the_registry():
     assert architecture.plugin_imports(architecture.imports(ROOT)) == []
 
 
+def test_only_the_storage_modules_ask_whether_a_location_is_remote(tmp_path):
+    assert architecture.kind_questions(ROOT) == {}
+    root = _tree(tmp_path, {"harness/__init__.py": "", "harness/core/places.py": "isinstance(at, Remote)\n",
+                            "harness/report.py": "if is_remote(x) or isinstance(y, (Path, Remote)):\n    pass\n"})
+    assert architecture.kind_questions(root) == {"harness/report.py": 2}
+
+
 @pytest.mark.parametrize("module, expected", [
     ("harness", "core"), ("harness.core", "core"), ("harness.core.benchmarks.nb201", "core"),
     ("spaces.darts", "spaces"), ("methods", "methods"), ("methods.nos.teacher", "methods"),

@@ -73,12 +73,12 @@ def test_run_writes_records_and_leaderboard(two_seeds):
 def test_same_seed_gives_same_genotype_and_accuracy(two_seeds):
     # seed 0 once more, alone and in this process (one thread: the default of a trial on a CPU), against seed 0 of
     # the two-seed run through Ray: the same setting gives the same record wherever its trial runs
+    from harness.spec import ExperimentSpec
     from harness.trial import execute_trial
 
-    spec = read(two_seeds / "e2e" / "experiment.json")
-    assert spec["cpus_per_trial"] == 1
-    again = {**spec, "experiment": "again", "records_dir": str(two_seeds / "again" / "trials")}
-    execute_trial(again, 0, report=lambda metrics: None)
+    spec = ExperimentSpec.from_json(read(two_seeds / "e2e" / "experiment.json"))
+    assert spec.cpus_per_trial == 1
+    execute_trial(spec.at(two_seeds / "again"), 0, report=lambda metrics: None)
     first = read(two_seeds / "e2e" / "trials" / "darts-darts-digits-s0.json")
     again = read(two_seeds / "again" / "trials" / "darts-darts-digits-s0.json")
     assert again["genotype"] == first["genotype"]

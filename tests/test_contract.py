@@ -28,7 +28,7 @@ from harness.core.records import read_record
 from harness.core.registry import get_method, get_space
 from harness.core.train import rng_state, seed_everything, set_rng_state
 from harness.experiment import RunRequest, build_spec
-from harness.trial import checkpoint_path, execute_trial, record_path
+from harness.trial import execute_trial
 from methods.base import SearchMethod
 from spaces.base import EdgeId
 
@@ -238,14 +238,14 @@ def test_execute_trial_writes_its_record(pair, tmp_path: Path):
     def report(metrics: dict[str, Any]) -> None:
         reports.append(metrics)
         if metrics["phase"] != "done":
-            checkpointed.append(checkpoint_path(spec, SEED).is_file())
+            checkpointed.append(spec.checkpoint_path(SEED).is_file())
 
     returned = execute_trial(spec, SEED, report=report)
-    path = record_path(spec, SEED)
+    path = spec.record_path(SEED)
     assert path.is_file()
     record = read_record(path)
     assert record["genotype"] == returned["genotype"]
-    built = get_space(space)(spec["config"])
+    built = get_space(space)(spec.config)
     assert built.to_str(built.parse(record["genotype"])) == record["genotype"]
     assert (record["method"], record["space"], record["seed"]) == (method, space, SEED)
     assert reports[-1]["phase"] == "done"
@@ -276,4 +276,4 @@ def test_execute_trial_writes_its_record(pair, tmp_path: Path):
     assert record["latency_ms"] > 0 and record["latency_batch_ms"] > 0
     assert record["latency_batch"] == record["config"]["eval_batch_size"] and record["device"].startswith("cpu")
     assert checkpointed and all(checkpointed)
-    assert not checkpoint_path(spec, SEED).exists()  # the record is the result; the state is spent
+    assert not spec.checkpoint_path(SEED).exists()  # the record is the result; the state is spent

@@ -298,7 +298,7 @@ def test_darts_search_on_a_class_sorted_folder(digits_folder, tmp_path, monkeypa
     """In-process, as a run's trial does it (the specification of ``run``, then ``execute_trial``): what is
     tested is the data path; ``run`` itself is tested through Ray in test_cli.py."""
     from harness.experiment import RunRequest, build_spec
-    from harness.trial import execute_trial, record_path
+    from harness.trial import execute_trial
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     spec = build_spec(RunRequest(method="darts", space="darts", dataset=f"folder:{digits_folder}", budget="smoke",
@@ -306,15 +306,15 @@ def test_darts_search_on_a_class_sorted_folder(digits_folder, tmp_path, monkeypa
                                  cpus_per_trial=None, gpus_per_trial=None, max_concurrent=None, max_failures=None,
                                  address=None, data_dir=None, resume=False))
     execute_trial(spec, 0, report=lambda metrics: None)
-    path = record_path(spec, 0)
+    path = spec.record_path(0)
     record = json.loads(path.read_text())
     # the split the driver records in experiment.json (harness.experiment.run) is the trial's
-    spec["split"] = load_dataset(spec["dataset"], None, 8).limited(int(spec["config"]["train_limit"])).split_info()
-    for split in (spec["split"], record["split"]):
+    split_of_driver = load_dataset(spec.dataset, None, 8).limited(int(spec.config["train_limit"])).split_info()
+    for split in (split_of_driver, record["split"]):
         assert split["order"] == ORDER_STRATIFIED and split["classes"] == [f"digit{k}" for k in range(10)]
         assert sum(split["weights"]) == sum(split["arch"]) == 719 and sum(split["test"]) == 359
         assert min(split["weights"]) >= 68 and min(split["arch"]) >= 68  # every class, in proportion
-    assert record["split"] == spec["split"]
+    assert record["split"] == split_of_driver
     # The supernet learned: every discretised accuracy of the operation-level correlation is far above the
     # 10 % of chance, and the correlation is defined.
     accs = [a for edge in record["op_correlation"] for a in edge["accs"]]

@@ -8,6 +8,7 @@ two-driver and the moved-folder cases need real driver processes and Ray.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -30,7 +31,7 @@ from harness.cli import main
 from harness.core.errors import UserError
 from harness.core.records import atomic_write, write_record
 from harness.experiment import RunRequest, build_spec, estimate_seconds, summarise
-from harness.trial import checkpoint_path, execute_trial, pick_device, record_path
+from harness.trial import execute_trial, pick_device
 
 SMOKE = ["--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset", "digits", "--cpus-per-trial", "1"]
 # short trials on 400 of the digits: the driver's logic is the same
@@ -146,11 +147,11 @@ def test_summary_and_leaderboard_show_a_missing_metric_as_a_dash(tmp_path, capsy
                                  max_concurrent=None, max_failures=None, address=None, data_dir=None,
                                  resume=False))
     for seed, acc in ((0, None), (1, 61.5)):
-        write_record(record_path(spec, seed), {
+        write_record(spec.record_path(seed), {
             "method": "darts", "space": "darts", "dataset": "digits", "budget": "smoke", "seed": seed,
-            "config_hash": spec["config_hash"], "test_acc": acc, "search_val_acc": None, "params_m": 0.1,
+            "config_hash": spec.config_hash, "test_acc": acc, "search_val_acc": None, "params_m": 0.1,
             "op_kendall_tau": None, "search_seconds": 1.0, "eval_seconds": None})
-    assert summarise(spec, capsys_console(), [], False) == 0
+    assert summarise([spec], spec.folder, capsys_console(), [], False) == 0
     out = capsys.readouterr().out
     assert "—" in out and "61.50" in out
     board = (tmp_path / "nulls" / "leaderboard.csv").read_text().splitlines()
@@ -172,7 +173,7 @@ def made(tmp_path):
                                  overrides=["search_epochs=1"], out=tmp_path, name="made", cpus_per_trial=1,
                                  gpus_per_trial=0, max_concurrent=None, max_failures=None, address=None,
                                  data_dir=None, resume=False))
-    write_record(tmp_path / "made" / "experiment.json", spec)
+    spec.write()
     return spec
 
 
@@ -203,8 +204,8 @@ def test_resume_accepts_the_same_options_and_adds_seeds(made, tmp_path):
     console = capsys_console()
     with console.capture() as captured:
         spec = resume_spec(req, console)
-    assert spec["seeds"] == [0, 1, 2] and spec["config_hash"] == made["config_hash"]
-    assert (spec["max_concurrent"], spec["max_failures"]) == (1, 0)
+    assert spec.seeds == (0, 1, 2) and spec.config_hash == made.config_hash
+    assert (spec.max_concurrent, spec.max_failures) == (1, 0)
     text = captured.get()
     assert "adding seeds 2" in text and "--max-concurrent 1" in text
 
@@ -227,7 +228,7 @@ def test_trial_given_a_gpu_that_torch_cannot_see_is_one_line(made, tmp_path, mon
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # this machine, or a GPU node gone wrong
     monkeypatch.setattr(torch.version, "cuda", cuda_build)
     with pytest.raises(UserError) as exc_info:
-        execute_trial({**made, "gpus_per_trial": 1}, 0, report=lambda metrics: None)
+        execute_trial(dataclasses.replace(made, gpus_per_trial=1), 0, report=lambda metrics: None)
     msg = one_line(exc_info)
     assert "given 1 GPU(s)" in msg and f"'{socket.gethostname()}'" in msg and torch.__version__ in msg, msg
     assert fix in msg and "--gpus-per-trial 0" in msg, msg
@@ -240,13 +241,13 @@ def test_cpu_trial_and_the_drivers_estimate_without_cuda_use_the_cpu(made, digit
     node) measures on the CPU instead of failing."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device(0) == torch.device("cpu") and pick_device(1, strict=False) == torch.device("cpu")
-    search, evaluation = estimate_seconds({**made, "gpus_per_trial": 1}, digits_dataset)
+    search, evaluation = estimate_seconds(dataclasses.replace(made, gpus_per_trial=1), digits_dataset)
     assert search > 0 and evaluation > 0
 
 
 def test_planted_checkpoint_is_refused_and_never_run(made, tmp_path, capsys):
     marker = tmp_path / "pwned"
-    path = checkpoint_path({**made, "records_dir": str(tmp_path / "made" / "trials")}, 1)
+    path = made.checkpoint_path(1)
     path.parent.mkdir(parents=True)
     torch.save({"epoch": 3, "payload": _Planted(marker)}, path)
     assert main(["run", "--resume", "--name", "made", "--out", str(tmp_path)]) == 2
@@ -320,37 +321,45 @@ def _same_result(a: dict, b: dict) -> None:
     assert [h.get("train_loss") for h in a["history"]] == [h.get("train_loss") for h in b["history"]]
 
 
+def _record(folder: Path, seed: int) -> Path:
+    return folder / "trials" / f"darts-darts-digits-s{seed}.json"
+
+
+def _checkpoint(folder: Path, seed: int) -> Path:
+    return folder / "checkpoints" / f"darts-darts-digits-s{seed}.pt"
+
+
 def test_sigterm_then_resume_in_a_moved_folder_reruns_every_seed_without_a_valid_record(ray_session, tmp_path):
     out = tmp_path / "first"
     proc = _driver([*SMOKE, "--seeds", "2", "--max-concurrent", "1", *TINY, "--out", str(out), "--name", "mv"],
                    ray_session)
-    spec = {"method": "darts", "space": "darts", "dataset": "digits", "records_dir": str(out / "mv" / "trials")}
-    _wait_for(lambda: record_path(spec, 0).exists() and checkpoint_path(spec, 1).exists(), proc,
+    spec = out / "mv"
+    _wait_for(lambda: _record(spec, 0).exists() and _checkpoint(spec, 1).exists(), proc,
               "seed 0's record and seed 1's first checkpoint")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "resume with: python -m harness run --resume --name mv" in err
     assert "Traceback" not in err and "Fatal Python error" not in err, err
-    first = json.loads(record_path(spec, 0).read_text())
-    assert not record_path(spec, 1).exists()
+    first = json.loads(_record(spec, 0).read_text())
+    assert not _record(spec, 1).exists()
 
     moved = tmp_path / "moved"
     moved.mkdir()
     shutil.move(str(out / "mv"), str(moved / "mv"))
     assert main(["run", "--resume", "--name", "mv", "--out", str(moved)]) == 0
     assert not (out / "mv").exists()  # nothing ran in the old place
-    here = {**spec, "records_dir": str(moved / "mv" / "trials")}
-    assert json.loads(record_path(here, 0).read_text()) == first  # the finished seed was not run again
-    second = json.loads(record_path(here, 1).read_text())
+    here = moved / "mv"
+    assert json.loads(_record(here, 0).read_text()) == first  # the finished seed was not run again
+    second = json.loads(_record(here, 1).read_text())
     assert not (moved / "mv" / "checkpoints").exists() or not list((moved / "mv" / "checkpoints").iterdir())
     assert json.loads((moved / "mv" / "experiment.json").read_text())["out"] == str(moved)
 
-    record_path(here, 0).unlink()  # as the error message for a corrupt record advises
-    record_path(here, 1).write_text("{ not json")
+    _record(here, 0).unlink()  # as the error message for a corrupt record advises
+    _record(here, 1).write_text("{ not json")
     assert main(["run", "--resume", "--name", "mv", "--out", str(moved)]) == 0
-    _same_result(json.loads(record_path(here, 0).read_text()), first)
-    _same_result(json.loads(record_path(here, 1).read_text()), second)
+    _same_result(json.loads(_record(here, 0).read_text()), first)
+    _same_result(json.loads(_record(here, 1).read_text()), second)
 
 
 def test_one_driver_per_experiment(ray_session, tmp_path, capsys):
@@ -381,7 +390,7 @@ def test_a_port_that_answers_but_is_not_ray_is_refused_within_the_time_limit(mon
     import socketserver
     import threading
 
-    from harness import experiment
+    from harness import cluster
 
     class Silent(socketserver.BaseRequestHandler):
         def handle(self):  # accept and say nothing, as a wrong service would
@@ -390,13 +399,13 @@ def test_a_port_that_answers_but_is_not_ray_is_refused_within_the_time_limit(mon
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Silent)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(experiment, "CONNECT_TIMEOUT_S", 5)
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 5)
     address = f"127.0.0.1:{server.server_address[1]}"
     try:
         start = time.monotonic()
-        experiment._probe(address)  # the port answers
+        cluster.probe(address)  # the port answers
         with pytest.raises(UserError) as exc_info:
-            experiment._join_within_time_limit(address)
+            cluster.join_within_time_limit(address)
         elapsed = time.monotonic() - start
     finally:
         server.shutdown()
@@ -475,7 +484,7 @@ def test_a_resume_cannot_pass_the_seed_limit(made, tmp_path, capsys, monkeypatch
     def accepted(*args, **kwargs):
         raise AssertionError("the resume was accepted")
 
-    monkeypatch.setattr(experiment, "run_experiment", accepted)
+    monkeypatch.setattr(experiment, "run_jobs", accepted)
     assert main(["run", "--resume", "--name", "made", "--out", str(tmp_path), "--seed-list", seeds]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{MAX_SEEDS:,}" in err, err
@@ -551,7 +560,7 @@ def test_a_diverged_search_is_one_line_and_leaves_no_record(tmp_path):
     msg = one_line(exc_info)
     assert msg.startswith("diverged at search epoch 1 of 2 (loss nan)") and "lower the learning rate" in msg, msg
     assert "w_lr=1e+06" in msg, msg
-    assert not record_path(spec, 0).exists() and not checkpoint_path(spec, 0).exists()
+    assert not spec.record_path(0).exists() and not spec.checkpoint_path(0).exists()
 
 
 def test_the_shared_training_loop_stops_at_the_first_non_finite_loss():

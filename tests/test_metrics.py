@@ -263,14 +263,15 @@ def test_missing_metrics_are_dashes_in_the_leaderboard_views():
 
 
 def test_a_finished_trial_reports_the_summary_metrics(tmp_path):
+    from helpers import a_spec
+
     from harness.core.metric_table import SUMMARY
     from harness.core.records import record_filename, write_record
     from harness.trial import execute_trial
 
-    spec = {"records_dir": str(tmp_path), "method": "m", "space": "s", "dataset": "d", "config_hash": "h",
-            "config": {}}
+    spec = a_spec(tmp_path, dataset="d")
     record = _metric_record(3, op_kendall_tau=None)
-    write_record(tmp_path / record_filename("m", "s", "d", 3), record)
+    write_record(tmp_path / "trials" / record_filename("m", "s", "d", 3), record)
     reports = []
     execute_trial(spec, 3, reports.append)
     assert reports == [{**{m.key: record[m.key] for m in SUMMARY}, "phase": "done", "progress": 1.0}]

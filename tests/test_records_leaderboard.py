@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from helpers import a_spec
 from rich.console import Console
 
 from harness.core.errors import UserError
@@ -704,13 +705,12 @@ def test_show_record_unchanged(index, name):
 def test_run_summary_unchanged(tmp_path):
     from harness.experiment import summarise
 
-    spec = {"out": str(tmp_path), "experiment": "exp", "config_hash": "abc123", "budget": "smoke",
-            "dataset": "digits", "seeds": [0, 1, 2]}
+    spec = a_spec(tmp_path / "exp", config_hash="abc123", seeds=(0, 1, 2))
     for record in golden_records()[5:8]:  # nos on darts: seeds 0-2, one without params, one with a NaN accuracy
         name = record_filename(record["method"], record["space"], record["dataset"], record["seed"])
         write_record(tmp_path / "exp" / "trials" / name, record)
     console = Console(record=True, width=200)
-    assert summarise(spec, console, [], False) == 0
+    assert summarise([spec], spec.folder, console, [], False) == 0
     assert _lines(console.export_text().replace(str(tmp_path), "<tmp>")) == GOLDEN["summary"]
     assert _lines((tmp_path / "exp" / "leaderboard.csv").read_text()) == GOLDEN["summary_csv"]
 
@@ -891,15 +891,14 @@ def test_an_experiments_summary_takes_only_its_own_records(tmp_path):
     """An experiment nested in another's folder, with the same setting, lends the outer one nothing."""
     from harness.experiment import summarise
 
-    spec = {"out": str(tmp_path), "experiment": "exp", "config_hash": "abc123", "budget": "smoke",
-            "dataset": "digits", "seeds": [0, 1]}
+    spec = a_spec(tmp_path / "exp", config_hash="abc123", seeds=(0, 1))
     for seed, acc in ((0, 90.0), (1, 92.0)):
         write_record(tmp_path / "exp" / "trials" / f"darts-s{seed}.json", make_record("darts", seed, acc))
     for seed, acc in ((0, 10.0), (5, 20.0)):  # newer than the outer seed 0, and a seed the outer has not
         write_record(tmp_path / "exp" / "inner" / "trials" / f"darts-s{seed}.json",
                      make_record("darts", seed, acc, finished_at="2026-01-01T00:00:00+00:00"))
     console = Console(record=True, width=200)
-    assert summarise(spec, console, [], False) == 0
+    assert summarise([spec], spec.folder, console, [], False) == 0
     board = pd.read_csv(tmp_path / "exp" / "leaderboard.csv", dtype={"seeds": str})
     assert list(board["seeds"]) == ["0,1"] and list(board["test_acc_mean"]) == [91.0]
     assert "inner" not in console.export_text()
@@ -960,19 +959,18 @@ def test_the_readme_states_the_loaders_limits():
 
 def test_a_studys_summary_takes_only_its_cells_own_records(tmp_path):
     """As an experiment's summary: an experiment nested inside a cell's folder lends the study nothing."""
-    from harness.experiment import summarise_study
+    from harness.experiment import summarise
     from harness.study import Study
 
     cells = tmp_path / "st" / "cells"
-    spec = {"out": str(cells), "experiment": "darts-nb201-digits-0123456789", "config_hash": "abc123",
-            "budget": "smoke", "dataset": "digits", "seeds": [0, 1]}
+    spec = a_spec(cells / "darts-nb201-digits-0123456789", config_hash="abc123", seeds=(0, 1))
     for seed, acc in ((0, 90.0), (1, 92.0)):
-        write_record(cells / spec["experiment"] / "trials" / f"darts-s{seed}.json", make_record("darts", seed, acc))
+        write_record(spec.folder / "trials" / f"darts-s{seed}.json", make_record("darts", seed, acc))
     for seed, acc in ((0, 10.0), (5, 20.0)):
-        write_record(cells / spec["experiment"] / "inner" / "trials" / f"darts-s{seed}.json",
+        write_record(spec.folder / "inner" / "trials" / f"darts-s{seed}.json",
                      make_record("darts", seed, acc, finished_at="2026-01-01T00:00:00+00:00"))
     study = Study(name="st", budget="smoke", seeds=[0, 1], cells=[], text="")
     console = Console(record=True, width=200)
-    assert summarise_study(study, [spec], tmp_path / "st", console, [], False) == 0
+    assert summarise([spec], tmp_path / "st", console, [], False, study) == 0
     board = pd.read_csv(tmp_path / "st" / "leaderboard.csv", dtype={"seeds": str})
     assert list(board["seeds"]) == ["0,1"] and list(board["test_acc_mean"]) == [91.0]

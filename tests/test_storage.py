@@ -353,11 +353,11 @@ def test_a_store_lost_mid_run_ends_like_an_interruption(ray_session, tmp_path, c
 
     from s3_server import s3_server_process
 
-    from harness import experiment
+    from harness import runner
 
     # the driver looks at the store every 0.2 s and gives up at the first failed look (each is retried for 6 s)
-    monkeypatch.setattr(experiment, "STORE_PROBE_S", 0.2, raising=False)
-    monkeypatch.setattr(experiment, "STORE_PROBES", 1, raising=False)
+    monkeypatch.setattr(runner, "STORE_PROBE_S", 0.2)
+    monkeypatch.setattr(runner, "STORE_PROBES", 1)
     monkeypatch.chdir(tmp_path)
     for handler in logging.getLogger("ray").handlers:  # Ray's console lines to this test's stderr (Ray's handler
         if type(handler).__module__.startswith("ray."):  # keeps the stream it met first: an earlier test's, closed)

@@ -208,7 +208,6 @@ def fake_trials(monkeypatch, during=None) -> list[tuple[str, int, str]]:
     of every job run."""
     import harness.experiment as experiment
     from harness.core.records import write_record
-    from harness.trial import record_path
 
     ran: list[tuple[str, int, str]] = []
 
@@ -216,10 +215,11 @@ def fake_trials(monkeypatch, during=None) -> list[tuple[str, int, str]]:
         if during is not None:
             during()
         for spec, seed in jobs:
-            ran.append((spec["experiment"], seed, spec["records_dir"]))
-            write_record(record_path(spec, seed), {**{k: spec[k] for k in ("experiment", "method", "space", "dataset",
-                                                                         "budget", "config_hash", "overrides")},
-                                                   "seed": seed, "test_acc": 50.0})
+            ran.append((spec.name, seed, str(spec.records_dir)))
+            write_record(spec.record_path(seed), {"experiment": spec.name, "method": spec.method, "space": spec.space,
+                                                  "dataset": spec.dataset, "budget": spec.budget,
+                                                  "config_hash": spec.config_hash, "overrides": spec.overrides,
+                                                  "seed": seed, "test_acc": 50.0})
         return [], False
 
     monkeypatch.setattr(experiment, "run_jobs", run_jobs)

@@ -164,8 +164,8 @@ def test_callbacks_stay_out_of_the_configuration_hash(tmp_path):
                                      resume=False, callbacks=callbacks))
 
     plain, logged = spec(None), spec(["mlflow", "wandb"])
-    assert plain["config_hash"] == logged["config_hash"]
-    assert plain["callbacks"] == [] and logged["callbacks"] == ["mlflow", "wandb"]
+    assert plain.config_hash == logged.config_hash
+    assert plain.callbacks == () and logged.callbacks == ("mlflow", "wandb")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed")

@@ -138,6 +138,22 @@ def plugin_imports(found: list[Import]) -> list[Import]:
     return [i for i in found if i.target in ("methods", "spaces") and not i.source.startswith(i.target)]
 
 
+KIND_QUESTION = re.compile(r"\bis_remote\(|\bisinstance\([^\n)]*\bRemote\b")
+STORAGE_MODULES = ("harness/storage.py", "harness/core/storage.py", "harness/core/places.py")
+
+
+def kind_questions(root: Path) -> dict[str, int]:
+    """Per module outside the storage modules (``STORAGE_MODULES``), how often it asks whether a location is local or
+    on an object store (``is_remote(...)``, ``isinstance(..., Remote)``): the places' job (``harness.core.places``)."""
+    counts = {}
+    for path in modules(root).values():
+        rel = str(path.relative_to(root))
+        n = len(KIND_QUESTION.findall(path.read_text(encoding="utf-8")))
+        if n and rel not in STORAGE_MODULES:
+            counts[rel] = n
+    return counts
+
+
 def layer_edges(found: list[Import]) -> dict[tuple[str, str], int]:
     """How many module imports run from each layer to each layer."""
     counts: dict[tuple[str, str], int] = {}
@@ -181,11 +197,9 @@ def main() -> None:
     plugin = plugin_imports(found)
     print("imports of the plug-in packages outside the registry:",
           ", ".join(f"{i.source} -> {i.target}" for i in plugin) or "none")
-    remote = {str(p.relative_to(root)): len(re.findall(r"\bis_remote\(", p.read_text(encoding="utf-8")))
-              for p in known.values()}
-    remote = {k: v for k, v in remote.items() if v}
-    print("calls of is_remote(...):", sum(remote.values()),
-          "(" + ", ".join(f"{k} {v}" for k, v in sorted(remote.items())) + ")")
+    kind = kind_questions(root)
+    print("places asking which kind a location is (is_remote(...) or isinstance(..., Remote)) outside the "
+          "storage modules:", sum(kind.values()), "(" + ", ".join(f"{k} {v}" for k, v in sorted(kind.items())) + ")")
     sizes = sorted(((len(p.read_text(encoding="utf-8").splitlines()), str(p.relative_to(root)))
                     for p in known.values()), reverse=True)
     print("largest modules (lines): " + ", ".join(f"{f} {n}" for n, f in sizes[:args.top]))

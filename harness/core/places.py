@@ -43,12 +43,6 @@ def place(at: str | os.PathLike[str] | Remote) -> Place:
     return StorePlace(at) if isinstance(at, Remote) else LocalPlace(at)
 
 
-def is_remote(at: Any) -> bool:
-    """Whether ``at`` is a ``Remote``. Only for ``harness.experiment`` until its calls move to ``place``: ask the place
-    for what differs (``Place``), never which kind it is."""
-    return isinstance(at, Remote)
-
-
 def write_group(files: dict[Any, tuple[Writer, bool]]) -> None:
     """Write the targets of ``files`` as a group, all or none (``Place.write_group`` of their kind); each
     ``write(f)`` gets a text file, or a binary one when its flag says so. A group must lie on one kind of place:
