@@ -207,57 +207,23 @@ def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str
     search_epochs = method.num_epochs()
     total_epochs = search_epochs + (0 if lookup else int(cfg["eval_epochs"]))
 
-    state: dict[str, Any] = {"phase": "search", "epoch": 0, "history": [], "search_seconds": 0.0,
-                             "eval_seconds": 0.0, "results": {}}
-    saved_rng = None
-    if checkpoint is not None:
-        state, saved_rng = checkpoint, checkpoint.pop("rng")
-        # where a retried or resumed trial picked up (the record keeps it: a lost node, an interrupted driver)
-        state.setdefault("resumed_at", []).append({"phase": state["phase"], "epoch": state["epoch"]})
-        if state["phase"] == "search":
-            method.load_state_dict(state.pop("method"))
-            set_rng_state(saved_rng)
+    state, saved_rng = trial_state(checkpoint, method)
 
     def checkpoint_state(extra: dict[str, Any]) -> dict[str, Any]:
         return {**state, **extra, "rng": rng_state()}
 
     # 4. search
     while state["phase"] == "search" and state["epoch"] < search_epochs:
-        epoch, start = state["epoch"], time.perf_counter()
-        excluded_before = method.excluded_seconds()
-        with diverging(spec, seed, f"search epoch {epoch + 1} of {search_epochs}", ("w_lr", "arch_lr")):
-            metrics = method.train_epoch(epoch, data)
-            check_finite(metrics.get("train_loss"), metrics.get("val_loss"))  # a method with a loop of its own
-        # the seconds the epoch spent on what the method declares is not search (NOS: obtaining its teacher, whose
-        # cost the record states beside it) are left out, and named in the epoch's history where there are any
-        excluded = {name: total - excluded_before.get(name, 0.0) for name, total in method.excluded_seconds().items()}
-        excluded = {name: value for name, value in excluded.items() if value}
-        seconds = time.perf_counter() - start - sum(excluded.values())
-        state["search_seconds"] += seconds
-        state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds, **excluded})
-        state["epoch"] = epoch + 1
+        metrics = search_epoch(spec, seed, method, data, state, search_epochs)
         save_checkpoint(saved, checkpoint_state({"method": method.state_dict()}))
-        report({"phase": "search", "epoch": epoch, "progress": state["epoch"] / total_epochs,
+        report({"phase": "search", "epoch": state["epoch"] - 1, "progress": state["epoch"] / total_epochs,
                 **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
 
     # 5-6. derive and correlate (deterministic given the search state, so not checkpointed separately)
     if state["phase"] == "search":
         start = time.perf_counter()
         genotype = method.derive()
-        findings = op_level_correlation(method, data, cfg)
-        if table is not None:
-            findings.update(benchmark_figures(table, genotype, spec.dataset))
-            findings.update(arch_level_correlation(method, table, spec.dataset, cfg, data))
-            findings.update(one_shot_correlation(method, table, spec.dataset, data, cfg))
-        else:  # the record says why the architecture-level figures are null
-            why = {"samples": 0, "undefined": f"the {spec.space} space has no table of known results"}
-            findings.update(arch_kendall_tau=None, arch_spearman_rho=None, arch_correlation=why,
-                            oneshot_kendall_tau=None, oneshot_spearman_rho=None, oneshot_correlation=dict(why))
-        findings.update(method.record_info())
-        importance = method.importance()
-        if importance is not None:  # the scores behind the genotype and the correlations, for tracing
-            findings["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}
-            findings["importance_ops"] = list(space.op_names)  # their columns, named for readers (the plots)
+        findings = trial_findings(spec, method, space, table, genotype, data)
         network = space.describe_network(data.info)
         state["results"] = {"genotype": space.to_str(genotype), "split": data.split, **backends,
                             **({"space_info": network} if network else {}),
@@ -275,15 +241,9 @@ def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str
         final.load_state_dict(state.pop("final"))
         set_rng_state(saved_rng)
     while state["epoch"] < final.epochs:
-        epoch, start = state["epoch"], time.perf_counter()
-        with diverging(spec, seed, f"evaluation epoch {epoch + 1} of {final.epochs}", ("eval_lr",)):
-            metrics = final.train_epoch(epoch)
-        seconds = time.perf_counter() - start
-        state["eval_seconds"] += seconds
-        state["history"].append({"phase": "eval", "epoch": epoch, **metrics, "seconds": seconds})
-        state["epoch"] = epoch + 1
+        metrics = eval_epoch(spec, seed, final, state)
         save_checkpoint(saved, checkpoint_state({"final": final.state_dict()}))
-        report({"phase": "eval", "epoch": epoch,
+        report({"phase": "eval", "epoch": state["epoch"] - 1,
                 "progress": (search_epochs + state["epoch"]) / total_epochs, **metrics})
     start = time.perf_counter()
     test_loss, test_acc = final.test()
@@ -293,6 +253,76 @@ def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str
     return finish(spec, seed, state, device, report, final.net, data.info, test_acc, test_loss,
                   f"the final network trained from scratch ({final.epochs} epochs), tested once on "
                   f"{spec.dataset}")
+
+
+def trial_state(checkpoint: dict[str, Any] | None, method: Any) -> tuple[dict[str, Any], Any]:
+    """The trial's state and the random state it was saved with: a fresh one, or the checkpoint's (the method
+    restored into and the random state set when it stopped in the search; an evaluation restores its own)."""
+    if checkpoint is None:
+        return {"phase": "search", "epoch": 0, "history": [], "search_seconds": 0.0, "eval_seconds": 0.0,
+                "results": {}}, None
+    state, saved_rng = checkpoint, checkpoint.pop("rng")
+    # where a retried or resumed trial picked up (the record keeps it: a lost node, an interrupted driver)
+    state.setdefault("resumed_at", []).append({"phase": state["phase"], "epoch": state["epoch"]})
+    if state["phase"] == "search":
+        method.load_state_dict(state.pop("method"))
+        set_rng_state(saved_rng)
+    return state, saved_rng
+
+
+def search_epoch(spec: ExperimentSpec, seed: int, method: Any, data: SearchData, state: dict[str, Any],
+                 search_epochs: int) -> dict[str, Any]:
+    """One search epoch: trains, appends the epoch to ``state``'s history and counts its seconds; the epoch's
+    metrics. The seconds the epoch spent on what the method declares is not search (``excluded_seconds``; NOS:
+    obtaining its teacher, whose cost the record states beside it) are left out, and named in the epoch's history
+    where there are any."""
+    epoch, start = state["epoch"], time.perf_counter()
+    excluded_before = method.excluded_seconds()
+    with diverging(spec, seed, f"search epoch {epoch + 1} of {search_epochs}", ("w_lr", "arch_lr")):
+        metrics = method.train_epoch(epoch, data)
+        check_finite(metrics.get("train_loss"), metrics.get("val_loss"))  # a method with a loop of its own
+    excluded = {name: total - excluded_before.get(name, 0.0) for name, total in method.excluded_seconds().items()}
+    excluded = {name: value for name, value in excluded.items() if value}
+    seconds = time.perf_counter() - start - sum(excluded.values())
+    state["search_seconds"] += seconds
+    state["history"].append({"phase": "search", "epoch": epoch, **metrics, "seconds": seconds, **excluded})
+    state["epoch"] = epoch + 1
+    return metrics
+
+
+def eval_epoch(spec: ExperimentSpec, seed: int, final: FinalTraining, state: dict[str, Any]) -> dict[str, Any]:
+    """One epoch of the final network's training: appends it to ``state``'s history and counts its seconds."""
+    epoch, start = state["epoch"], time.perf_counter()
+    with diverging(spec, seed, f"evaluation epoch {epoch + 1} of {final.epochs}", ("eval_lr",)):
+        metrics = final.train_epoch(epoch)
+    seconds = time.perf_counter() - start
+    state["eval_seconds"] += seconds
+    state["history"].append({"phase": "eval", "epoch": epoch, **metrics, "seconds": seconds})
+    state["epoch"] = epoch + 1
+    return metrics
+
+
+def trial_findings(spec: ExperimentSpec, method: Any, space: Any, table: Benchmark | None, genotype: Any,
+                   data: SearchData) -> dict[str, Any]:
+    """What the trial finds about the derived genotype and the method's scores: the correlations, the benchmark's
+    figures (where the space has a table; else the record says why they are null), the method's own information
+    and its importance with the op names of its columns."""
+    cfg = spec.config
+    findings = op_level_correlation(method, data, cfg)
+    if table is not None:
+        findings.update(benchmark_figures(table, genotype, spec.dataset))
+        findings.update(arch_level_correlation(method, table, spec.dataset, cfg, data))
+        findings.update(one_shot_correlation(method, table, spec.dataset, data, cfg))
+    else:
+        why = {"samples": 0, "undefined": f"the {spec.space} space has no table of known results"}
+        findings.update(arch_kendall_tau=None, arch_spearman_rho=None, arch_correlation=why,
+                        oneshot_kendall_tau=None, oneshot_spearman_rho=None, oneshot_correlation=dict(why))
+    findings.update(method.record_info())
+    importance = method.importance()
+    if importance is not None:  # the scores behind the genotype and the correlations, for tracing
+        findings["importance"] = {group: matrix.tolist() for group, matrix in importance.items()}
+        findings["importance_ops"] = list(space.op_names)  # their columns, named for readers (the plots)
+    return findings
 
 
 def benchmark_figures(table: Benchmark, genotype: Any, dataset: str) -> dict[str, Any]:
