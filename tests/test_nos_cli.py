@@ -87,8 +87,9 @@ def test_list_shows_the_pairs(capsys):
     from harness.core.registry import SPACES
 
     assert main(["list"]) == 0
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
     spaces = list(SPACES)
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in capsys.readouterr().out.splitlines()
+             if line.startswith("│")]
+    rows = {c[0]: c[1:] for c in cells if len(c) == len(spaces) + 2}  # the matrix: method, spaces, needs
     for method, supported in {"nos": {"hetero", "darts"}, "darts": {"darts", "hetero", "nb201", "proxyless"}}.items():
         assert {s for s, mark in zip(spaces, rows[method]) if mark == "✓"} == supported
