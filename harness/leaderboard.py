@@ -222,6 +222,30 @@ def _group_row(key: tuple[str, ...], group: list[dict[str, Any]], extra_keys: li
     return row
 
 
+def _holm_adjust(keys: list[tuple[str, ...]], rows: list[dict[str, Any]], baseline: str) -> None:
+    """``p_holm`` of every row: ``p_wilcoxon`` Holm-adjusted over the compared rows of each space, dataset and
+    budget (NaN p-values do not count); NaN for the baseline's own rows."""
+    families: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for key, row in zip(keys, rows):
+        if key != (baseline, *key[1:4], ""):
+            families.setdefault(key[1:4], []).append(row)
+        row["p_holm"] = float("nan")
+    for family in families.values():
+        for row, adjusted in zip(family, holm([r["p_wilcoxon"] for r in family])):
+            row["p_holm"] = adjusted
+
+
+def _with_reference_rows(df: pd.DataFrame, records: list[dict[str, Any]], tables: dict[str, Any] | None
+                         ) -> pd.DataFrame:
+    """``df`` with the benchmark optimum rows of ``reference_rows`` added (unranked, not compared)."""
+    extra = pd.DataFrame(reference_rows(records, tables)).reindex(columns=df.columns)
+    if not len(extra):
+        return df
+    extra[["baseline", "comparison_note"]] = ""  # not compared
+    extra = extra.astype({c: df[c].dtype for c in ("n_seeds", "n_common_seeds", "rank")})
+    return pd.concat([df, extra], ignore_index=True)
+
+
 def build_leaderboard(records: list[dict[str, Any]], reference: bool = False,
                       baseline: str = BASELINE_METHOD, tables: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per (method, space, dataset, budget, variant): seeds, the statistics over seeds of every
@@ -251,26 +275,14 @@ def build_leaderboard(records: list[dict[str, Any]], reference: bool = False,
         row = _group_row(key, group, extra_keys, bench_keys)
         row.update(_comparison(key, by_seed, baseline))
         rows.append(row)
-    # Holm over the compared rows of each space, dataset and budget (NaN p-values do not count)
-    families: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for key, row in zip(groups, rows):
-        if key != (baseline, *key[1:4], ""):
-            families.setdefault(key[1:4], []).append(row)
-        row["p_holm"] = float("nan")
-    for family in families.values():
-        for row, adjusted in zip(family, holm([r["p_wilcoxon"] for r in family])):
-            row["p_holm"] = adjusted
+    _holm_adjust(list(groups), rows, baseline)
 
     df = pd.DataFrame(rows)
     df["n_common_seeds"] = df["n_common_seeds"].astype("Int64")
     df["rank"] = (df.groupby(["space", "dataset", "budget"])[_RANK_COLUMN]
                   .rank(method="min", ascending=False).astype("Int64"))
     if reference:
-        extra = pd.DataFrame(reference_rows(records, tables)).reindex(columns=df.columns)
-        if len(extra):
-            extra[["baseline", "comparison_note"]] = ""  # not compared
-            extra = extra.astype({c: df[c].dtype for c in ("n_seeds", "n_common_seeds", "rank")})
-            df = pd.concat([df, extra], ignore_index=True)
+        df = _with_reference_rows(df, records, tables)
     df = df.sort_values(["space", "dataset", "budget", "rank", "method", "variant"], na_position="last")
     return df[columns].reset_index(drop=True)
 

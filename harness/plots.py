@@ -339,7 +339,8 @@ def _importance(w: _Writer, group: str, parts: list[str], series: dict[str, list
                    [[e, *(float(v) for v in mean[e])] for e in range(edges)])
 
 
-def _correlations(w: _Writer, group: str, parts: list[str], series: dict[str, list[dict[str, Any]]]) -> None:
+def _correlation_rows(series: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
+    """The correlations figure's data: per label and correlation, each seed's finite value and their mean."""
     rows = []
     for label, records in series.items():
         for key, _ in TAUS:
@@ -348,6 +349,11 @@ def _correlations(w: _Writer, group: str, parts: list[str], series: dict[str, li
             rows += [[label, key, "seed", seed, v] for seed, v in values]
             if values:
                 rows.append([label, key, "mean", "", float(np.mean([v for _, v in values]))])
+    return rows
+
+
+def _correlations(w: _Writer, group: str, parts: list[str], series: dict[str, list[dict[str, Any]]]) -> None:
+    rows = _correlation_rows(series)
     if not rows:
         return
     labels = list(dict.fromkeys(row[0] for row in rows))

@@ -34,8 +34,9 @@ from harness.experiment import RunRequest, build_spec, estimate_seconds, summari
 from harness.trial import execute_trial, pick_device
 
 SMOKE = ["--method", "darts", "--space", "darts", "--budget", "smoke", "--dataset", "digits", "--cpus-per-trial", "1"]
-# short trials on 400 of the digits: the driver's logic is the same
-TINY = ["--set", "search_epochs=1", "--set", "eval_epochs=1", "--set", "train_limit=400"]
+# short trials on 400 of the digits at 8×8 pixels, one correlation edge: the driver's logic is the same
+TINY = ["--set", "search_epochs=1", "--set", "eval_epochs=1", "--set", "train_limit=400", "--set", "image_size=8",
+        "--set", "corr_edges=1"]
 
 
 def _sys_is_read_only() -> bool:
