@@ -38,9 +38,10 @@ def check_ray_files(exp: Path, seeds: int) -> None:
 
 @pytest.fixture(scope="module")
 def tb_run(ray_session, tmp_path_factory):
-    """One real run of two seeds through the CLI (module-scoped: every check of Ray's folder reads it)."""
+    """One real run of two seeds through the CLI with the MLflow callback (module-scoped: every check of Ray's folder
+    and of MLflow's reads it; the resume test, which adds a run, comes after them)."""
     out = tmp_path_factory.mktemp("tune-results")
-    assert main(["run", *SMOKE, "--seeds", "2", "--out", str(out), "--name", "tb"]) == 0
+    assert main(["run", *SMOKE, "--seeds", "2", "--out", str(out), "--name", "tb", "--callback", "mlflow"]) == 0
     return out, out / "tb"
 
 
@@ -112,6 +113,24 @@ def test_tensorboard_events_hold_the_metrics(tb_run):
         assert "ray/tune/test_acc" in tags and "ray/tune/progress" in tags
 
 
+def test_mlflow_callback_logs_every_trial(tb_run):
+    from mlflow.tracking import MlflowClient
+
+    _, exp = tb_run
+    spec = json.loads((exp / "experiment.json").read_text())
+    assert spec["callbacks"] == ["mlflow"] and spec["mlflow_uri"] is None
+    client = MlflowClient((exp / "mlruns").absolute().as_uri())
+    experiment = client.get_experiment_by_name("tb")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.data.params["seed"] for run in runs) == ["0", "1"]
+    for run in runs:
+        record = records(exp)[int(run.data.params["seed"])]
+        assert run.info.status == "FINISHED"
+        assert run.data.metrics["test_acc"] == pytest.approx(record["test_acc"])
+        assert run.data.params["method"] == "gdas" and run.data.params["config_hash"] == record["config_hash"]
+        assert len(client.get_metric_history(run.info.run_id, "progress")) >= 2
+
+
 def test_resume_has_its_own_ray_results(tb_run):
     """A resume is a fresh Ray Tune experiment of the missing seed in the same tune/ folder: the seed's trial
     folder holds the resumed run's results, and ExperimentAnalysis reads the newest experiment."""
@@ -132,26 +151,6 @@ def test_resume_has_its_own_ray_results(tb_run):
     for frame in (tune.ExperimentAnalysis(str(exp / "tune")).dataframe(), result_frame(exp / "tune")):
         assert list(frame["seed"]) == [1]
         assert frame["test_acc"].iloc[0] == pytest.approx(records(exp)[1]["test_acc"])
-
-
-def test_mlflow_callback_logs_every_trial(ray_session, tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    assert main(["run", *SMOKE, "--seeds", "1", "--out", str(tmp_path), "--name", "ml", "--callback", "mlflow"]) == 0
-    exp = tmp_path / "ml"
-    spec = json.loads((exp / "experiment.json").read_text())
-    assert spec["callbacks"] == ["mlflow"] and spec["mlflow_uri"] is None
-    client = MlflowClient((exp / "mlruns").absolute().as_uri())
-    experiment = client.get_experiment_by_name("ml")
-    runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 1
-    run, record = runs[0], records(exp)[0]
-    assert run.info.status == "FINISHED"
-    assert run.data.metrics["test_acc"] == pytest.approx(record["test_acc"])
-    assert run.data.params["method"] == "gdas" and run.data.params["seed"] == "0"
-    assert run.data.params["config_hash"] == record["config_hash"]
-    history = client.get_metric_history(run.info.run_id, "progress")
-    assert len(history) >= 2
 
 
 def test_callbacks_stay_out_of_the_configuration_hash(tmp_path):
