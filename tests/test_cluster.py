@@ -26,8 +26,9 @@ from harness.core.storage import Remote, location
 
 RUN = ["--method", "gdas", "--space", "nb201", "--budget", "smoke", "--dataset", "digits", "--seeds", "2",
        "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--max-failures", "3"]
-# long enough a search (0.2-0.4 s an epoch) to kill something in the middle of it; a small correlation sample
-SETS = ["search_epochs=30", "arch_corr_samples=50", "oneshot_samples=10"]
+# long enough a search (0.2-0.4 s an epoch, 4-8 s in all) to kill something in the middle of it; a small correlation
+# sample
+SETS = ["search_epochs=20", "arch_corr_samples=50", "oneshot_samples=10"]
 KEPT = ("genotype", "test_acc", "search_val_acc", "op_kendall_tau", "arch_kendall_tau", "oneshot_kendall_tau")
 
 
