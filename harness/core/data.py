@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.core.cache import get_or_build
+from harness.core.cache import get_or_build, key_lock
 from harness.core.errors import UserError
 from harness.core.records import atomic_write
 from harness.core.storage import default_cache_dir
@@ -331,10 +331,9 @@ def _load_cifar(name: str, root: Path) -> Dataset:
         if os.environ.get("HARNESS_OFFLINE") == "1":
             raise UserError(f"{name} is not in '{root / sub}' and downloads are off (HARNESS_OFFLINE=1); "
                             f"place the extracted python version of {name} in '{root}'")
-        # the entry is the folder itself: there once no file is missing (another trial may download it meanwhile)
-        get_or_build(root, sub, lambda: None if _missing(root / sub, files) else True,
-                     lambda: _fetch_cifar(name, root) or True, "data folder",
-                     "give --data-dir (or HARNESS_DATA_DIR) a writable folder")
+        with key_lock(root, sub, "data folder", "give --data-dir (or HARNESS_DATA_DIR) a writable folder"):
+            if _missing(root / sub, files):  # not downloaded by another trial while this one waited
+                _fetch_cifar(name, root)
     return read_cifar_folder(name, root)
 
 
