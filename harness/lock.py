@@ -16,9 +16,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import UserError
+from harness.core.errors import UserError, os_error_line
 from harness.core.places import place
-from harness.core.records import os_error_line
 from harness.core.storage import Remote
 from harness.spec import ExperimentSpec
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import UserError
-from harness.core.records import os_error_line, record_filename, write_record
+from harness.core.errors import UserError, os_error_line
+from harness.core.records import record_filename, write_record
 from harness.core.storage import Remote, location, uri
 
 SPEC_FILE = "experiment.json"

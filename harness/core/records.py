@@ -24,7 +24,6 @@ from rich.text import Text
 
 from harness.core.config import MAX_SEED
 from harness.core.errors import UserError, one_line
-from harness.core.errors import os_error_line as os_error_line  # kept here for the driver (harness.experiment)
 from harness.core.metric_table import NULL, record_metrics, shown_metrics
 from harness.core.places import place, write_group
 from harness.core.stats import is_number
