@@ -99,10 +99,17 @@ STORE_PROBE_S = 10.0
 STORE_PROBES = 3
 
 
+class StoreLost(OSError):
+    """The results' object store stopped answering mid-run (``StoreWatch``)."""
+
+
 class StoreWatch(tune.Stopper):
-    """Stops the whole Ray Tune experiment once the object store of ``place`` stops answering: its trials could only
+    """Ends the whole Ray Tune experiment once the object store of ``place`` stops answering: its trials could only
     fail and be retried, and Ray Tune would keep its own writes failing for minutes. ``lost``: why (None: it answers).
-    """
+
+    It ends it by raising ``StoreLost`` (an ``OSError``, as Ray Tune's own failed writes to the store are) from
+    ``stop_all``, not by returning True: on an exception Ray Tune stops the trials and returns at once, where a stop
+    would first write its experiment state to the dead store, each file retried for 6 s (30 s measured)."""
 
     def __init__(self, store: Place):
         self.place, self.failures, self.lost, self.next_look = store, 0, None, 0.0
@@ -120,7 +127,9 @@ class StoreWatch(tune.Stopper):
                 self.failures += 1
                 if self.failures >= STORE_PROBES:
                     self.lost = one_line(err, 300)
-        return self.lost is not None
+        if self.lost is not None:
+            raise StoreLost(self.lost)
+        return False
 
 
 def _store_fault(exc: BaseException | None) -> BaseException | None:
@@ -181,9 +190,8 @@ def run_jobs(jobs: list[tuple[ExperimentSpec, int]], done: list[str], exp_dir: P
             errors = trial_errors(tuner(jobs, exp_dir, options, watch).fit())
         except KeyboardInterrupt:
             interrupted = True
-        except OSError as err:  # Ray Tune's own reads and writes of its storage: the results' store (or disk) is lost
-            lost = one_line(err, 300)
-    lost = lost or (watch.lost if watch is not None else None)
+        except OSError as err:  # StoreWatch's StoreLost, or Ray Tune's own reads and writes of its storage failed:
+            lost = one_line(err, 300)  # the results' store (or disk) is lost
     if lost:  # ends as an interruption: the summary's resume line (or, if the store is still away, its error)
         interrupted = True
         print(f"results storage lost ({exp_dir}): {lost}", file=sys.stderr)

@@ -1,10 +1,10 @@
 """A real multi-node Ray cluster on this machine: a head node and a worker node (``ray start``, each with one CPU,
 on 127.0.0.1), started and stopped by these tests, which stop only the processes they started (by process
-group). Through the CLI with ``--address``: a two-seed experiment spreads over both nodes, ships the harness's
-code to the workers and gives the records of an in-process run; the node running a trial is killed mid-search
+group). Through the CLI with ``--address``: the driver of a two-seed experiment killed with SIGKILL mid-search is
+resumed on the cluster, its trials spread over both nodes, ship the harness's code to the workers and give the
+records of an in-process run, every seed with exactly one record; the node running a trial is killed mid-search
 and the trial finishes on the other node from its checkpoint with the same record (results on an S3 server, the
-storage both nodes share); the driver killed with
-SIGKILL mid-experiment is resumed on the cluster and every seed ends with exactly one record."""
+storage both nodes share)."""
 
 from __future__ import annotations
 
@@ -141,35 +141,30 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen) -> None:
         time.sleep(0.2)
 
 
-def test_a_run_spreads_over_both_nodes_ships_the_code_and_gives_the_local_records(cluster, reference):
-    proc, folder = run_on_cluster(cluster, "spread")
-    text, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, text[-3000:]
-    got = records(folder / "trials")
-    assert sorted(got) == [0, 1]
+def test_a_driver_killed_with_sigkill_is_resumed_over_both_nodes_with_the_code_shipped_and_the_local_records(
+        cluster, reference):
+    """One run for two facts (each cluster run costs the suite half a minute): the driver, killed once both trials
+    run (one on each node, each node has one CPU), is resumed on the cluster; the resumed trials spread over both
+    nodes, get the harness's code shipped and end with the records of an in-process run."""
+    proc, folder = run_on_cluster(cluster, "killed")
+    wait_for_checkpoints(folder, 2, proc)
+    proc.kill()  # SIGKILL: no handler runs, no resume hint, the lock is released by the kernel
+    proc.communicate(timeout=60)
+    trials = folder / "trials"
+    assert not list(trials.glob("*.json"))  # both seeds are left to the resumed driver, which runs them at once
+    resumed = harness(["run", "--resume", "--name", "killed", "--out", str(folder.parent), "--address",
+                       cluster["address"]], cluster["env"])
+    text, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, text[-3000:]
+    assert sorted(p.name for p in trials.glob("*.json")) == ["gdas-nb201-digits-s0.json", "gdas-nb201-digits-s1.json"]
+    got = records(trials)
+    assert all(r["resumed_at"] for r in got.values())  # continued from their checkpoints, not from scratch
     assert len({r["runner"]["node"] for r in got.values()}) == 2  # one trial on each node
     assert all(r["runner"]["code_shipped"] for r in got.values())
     # Ray unpacked the shipped packages for the workers (here an editable install of the harness still wins the
     # import; on a cluster without it the shipped copy is the one imported)
     unpacked = list(cluster["ray_tmp"].glob("session_*/runtime_resources/py_modules_files/*/harness/trial.py"))
     assert unpacked, "the harness was not shipped"
-    for seed, record in got.items():
-        assert same(record, reference[seed]), seed
-
-
-def test_a_driver_killed_with_sigkill_is_resumed_on_the_cluster(cluster, reference):
-    proc, folder = run_on_cluster(cluster, "killed")
-    wait_for_checkpoints(folder, 1, proc)
-    proc.kill()  # SIGKILL: no handler runs, no resume hint, the lock is released by the kernel
-    proc.communicate(timeout=60)
-    resumed = harness(["run", "--resume", "--name", "killed", "--out", str(folder.parent), "--address",
-                       cluster["address"]], cluster["env"])
-    text, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, text[-3000:]
-    trials = folder / "trials"
-    assert sorted(p.name for p in trials.glob("*.json")) == ["gdas-nb201-digits-s0.json", "gdas-nb201-digits-s1.json"]
-    got = records(trials)
-    assert any(r["resumed_at"] for r in got.values())  # continued from its checkpoint, not from scratch
     for seed, record in got.items():
         assert same(record, reference[seed]), seed
 

@@ -302,7 +302,8 @@ def test_darts_search_on_a_class_sorted_folder(digits_folder, tmp_path, monkeypa
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     spec = build_spec(RunRequest(method="darts", space="darts", dataset=f"folder:{digits_folder}", budget="smoke",
-                                 seeds=[0], overrides=["image_size=8"], out=tmp_path / "results", name="f",
+                                 seeds=[0], overrides=["image_size=8", "eval_epochs=2"], out=tmp_path / "results",
+                                 name="f",
                                  cpus_per_trial=None, gpus_per_trial=None, max_concurrent=None, max_failures=None,
                                  address=None, data_dir=None, resume=False))
     execute_trial(spec, 0, report=lambda metrics: None)
@@ -320,7 +321,7 @@ def test_darts_search_on_a_class_sorted_folder(digits_folder, tmp_path, monkeypa
     accs = [a for edge in record["op_correlation"] for a in edge["accs"]]
     assert accs and min(accs) > 25.0, accs
     assert record["op_kendall_tau"] is not None
-    assert record["test_acc"] > 50.0
+    assert record["test_acc"] > 40.0  # two evaluation epochs (a third of the test's time): measured 55.4 %
     capsys.readouterr()
     assert main(["show", str(path)]) == 0
     shown = " ".join(capsys.readouterr().out.split())

@@ -30,9 +30,9 @@ def records(folder: Path) -> list[dict]:
 def nos_two_seeds(ray_session, tmp_path_factory):
     out = tmp_path_factory.mktemp("nos")
     # 720 training images (half of digits' train set): the same assertions hold (measured: test 75.8 and 71.3 %,
-    # teacher 92.8 %) in three quarters of the time; one search epoch and one edge of the operation-level
-    # correlation (measured in-process: test 76.3 %; the trial's own correlation is tested in test_contract.py)
-    assert main([*smoke("nos", "hetero"), "--seeds", "2", "--set", "train_limit=720", "--set", "corr_edges=1",
+    # teacher 92.8 %) in three quarters of the time; one search epoch and no operation-level correlation (measured
+    # in-process: test 76.3 %; NOS's correlation on the heterogeneous space is test_other_pairs_run's, in-process)
+    assert main([*smoke("nos", "hetero"), "--seeds", "2", "--set", "train_limit=720", "--set", "corr_edges=0",
                  "--set", "search_epochs=1", "--out", str(out), "--name", "nos"]) == 0
     return out / "nos"
 
@@ -45,8 +45,6 @@ def test_two_seeds_share_one_teacher(nos_two_seeds):
         genotype = space.parse(rec["genotype"])
         assert isinstance(genotype, HeteroGenotype) and space.to_str(genotype) == rec["genotype"]
         assert rec["test_acc"] > 40.0  # 10 classes: chance is 10 %
-        assert rec["op_corr_edges"] == rec["config"]["corr_edges"]
-        assert len(rec["op_correlation"][0]["ops"]) == 11
         assert rec["teacher"]["test_acc"] > 50.0 and rec["teacher_test_acc"] == rec["teacher"]["test_acc"]
     # one teacher, trained by one trial (or earlier in this test session), loaded by the other
     assert recs[0]["teacher"]["key"] == recs[1]["teacher"]["key"]
@@ -78,6 +76,8 @@ def test_other_pairs_run(tmp_path, method, space, extra):
     assert get_space(space)(rec["config"]).to_str(get_space(space)(rec["config"]).parse(rec["genotype"])) == \
         rec["genotype"]
     assert 0.0 <= rec["test_acc"] <= 100.0 and rec["op_corr_edges"] == 1
+    if space == "hetero":  # every one of the heterogeneous space's 11 candidate operations is discretised and scored
+        assert len(rec["op_correlation"][0]["ops"]) == len(rec["op_correlation"][0]["accs"]) == 11
     if method == "nos" and "ags=false" not in extra:
         assert rec["teacher"]["source"] in ("trained", "cache")
     elif method == "nos":

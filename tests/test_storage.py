@@ -344,6 +344,29 @@ def test_a_study_on_s3_resumes_from_s3(ray_session, s3_endpoint, capsys):
     assert sorted(p.name for p in study.files() if p.parent.name == "trials") == [p.name for p in records]
 
 
+def test_the_store_watch_ends_the_experiment_at_the_last_failed_look_in_a_row(monkeypatch):
+    """A failed look is forgiven by one that answers; STORE_PROBES failed looks in a row raise StoreLost (an OSError,
+    which makes Ray Tune stop at once instead of writing its state to the dead store), and so does every later look."""
+    from harness import runner
+
+    monkeypatch.setattr(runner, "STORE_PROBE_S", 0.0)
+    monkeypatch.setattr(runner, "STORE_PROBES", 2)
+    answers = iter([None, OSError("gone"), None, OSError("gone"), OSError("gone for good")])
+
+    class Place:
+        def ping(self) -> None:
+            answer = next(answers)
+            if answer is not None:
+                raise answer
+
+    watch = runner.StoreWatch(Place())
+    assert [watch.stop_all() for _ in range(4)] == [False] * 4 and watch.lost is None
+    for _ in range(2):  # the second failure in a row, then no further look: the verdict stands
+        with pytest.raises(runner.StoreLost, match="gone for good"):
+            watch.stop_all()
+    assert isinstance(runner.StoreLost("x"), OSError) and watch("trial", {}) is False
+
+
 def test_a_store_lost_mid_run_ends_like_an_interruption(ray_session, tmp_path, capfd, monkeypatch):
     """The object store dies mid-search (its server killed once the trial's first checkpoint is there): the driver
     stops at once and ends as an interruption does, without a traceback: exit 130 and the line 'interrupted: ...;
