@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness {run,study,report,list,leaderboard,show,config,nb201}``.
+"""Command line: ``python -m harness {run,study,report,list,leaderboard,show,ls,config,nb201}``.
 
 A user's mistake is one line on stderr and exit status 2; nothing is written before the input is known
 to be good.
@@ -147,8 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--optimum", action="store_true",
                        help="add the benchmark optimum as a reference row (spaces with a table: nb201)")
 
-    show = sub.add_parser("show", help="one trial record, readable")
-    show.add_argument("record", type=location)
+    show = sub.add_parser("show", help="one trial record, readable; or an experiment's or a study's folder: its "
+                                       "trials with their key figures")
+    show.add_argument("record", type=location, metavar="RECORD|FOLDER")
+
+    ls = sub.add_parser("ls", help="the experiments and studies under DIR: what they run, seeds done, running now, "
+                                   "last change")
+    ls.add_argument("dir", nargs="?", default="results", type=location,
+                    help="a results folder, a study's or an experiment's (default: results)")
 
     nb201 = sub.add_parser("nb201", help="NAS-Bench-201 tables: import the official file, query, optimum")
     nb201_sub = nb201.add_subparsers(dest="nb201_command", required=True, parser_class=_Parser)
@@ -396,9 +402,18 @@ def cmd_nb201(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
     from harness.core.records import read_record, show_record
+    from harness.listing import show_folder
 
+    if args.record.is_dir():
+        return show_folder(args.record, console)
     show_record(read_record(args.record), console)
     return 0
+
+
+def cmd_ls(args: argparse.Namespace, console: Console) -> int:
+    from harness.listing import print_listing
+
+    return print_listing(args.dir, console)
 
 
 def make_console() -> Console:
@@ -432,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_leaderboard(args, console)
         if args.command == "nb201":
             return cmd_nb201(args, console)
+        if args.command == "ls":
+            return cmd_ls(args, console)
         return cmd_show(args, console)
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
