@@ -58,10 +58,10 @@ class Entry:
     def state(self) -> str:
         if self.problem:
             return "unreadable"
+        if self.done == self.total:  # (a study's driver holds its finished cells' locks until it ends)
+            return "done"
         if self.holder:
             return "running"
-        if self.done == self.total:
-            return "done"
         return "not started" if self.done == 0 else "incomplete"
 
 
@@ -284,9 +284,13 @@ def print_listing(root: Path | Remote, console: Console) -> int:
                   if n]
         title = f"{' and '.join(counts)} in {root}"
     console.print(entries_table(entries, root, title, console.width))
+    running: dict[str, list[str]] = {}  # who runs what: a study's driver holds every cell
     for entry in entries:
         if entry.holder:
-            console.print(f"running now: {_name(entry, root)} by {entry.holder}", soft_wrap=True)
+            running.setdefault(entry.holder, []).append(_name(entry, root))
+    for holder, names in running.items():
+        what = f"all {len(names)} cells" if kind == "study" and len(names) == len(entries) else ", ".join(names)
+        console.print(f"running now: {what} by {holder}", soft_wrap=True)
     resumable = [e.folder for e in entries if e.state in ("incomplete", "not started")]
     if kind != "folder" and resumable:  # a study resumes all its cells
         console.print(f"resume: {resume_command(root)}", soft_wrap=True)

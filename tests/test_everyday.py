@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -254,20 +256,52 @@ def test_ls_of_a_study_lists_its_cells_and_of_an_experiment_itself(results, caps
     assert printed.startswith("experiment old-run") and rows(printed)["old-run"][2:4] == ["2/2", "done"]
 
 
+@contextmanager
+def driven(*folders: Path) -> Iterator[None]:
+    """The driver locks of ``folders`` held as a driver holds them (``harness.lock.driver_lock``: an ``flock`` on
+    ``.driver.lock`` naming the holder), by "process 4242 on lab-host"."""
+    with ExitStack() as stack:
+        for folder in folders:
+            held = stack.enter_context(open(folder / ".driver.lock", "w"))
+            fcntl.flock(held, fcntl.LOCK_EX)
+            held.write(json.dumps({"pid": 4242, "host": "lab-host", "started": "2026-12-07T10:00:00"}))
+            held.flush()
+        yield
+
+
+HOLDER = "process 4242 on lab-host (started 2026-12-07T10:00:00)"
+
+
 def test_ls_names_the_driver_that_runs_an_experiment_now(results, capsys):
-    with open(results / "old-run" / ".driver.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        held.write(json.dumps({"pid": 4242, "host": "lab-host", "started": "2026-12-07T10:00:00"}))
-        held.flush()
+    (results / "old-run" / "trials" / "random-nb201-digits-s1.json").unlink()
+    with driven(results / "old-run"):
         assert main(["ls", str(results)]) == 0
         printed = capsys.readouterr().out
         assert main(["show", str(results / "old-run")]) == 0
         shown = capsys.readouterr().out
-    assert rows(printed)["old-run"][3] == "running"
-    assert "running now: old-run by process 4242 on lab-host (started 2026-12-07T10:00:00)" in printed
-    assert "being run now by process 4242 on lab-host" in shown
-    assert main(["ls", str(results)]) == 0  # the lock released: done again
-    assert rows(capsys.readouterr().out)["old-run"][3] == "done"
+    assert rows(printed)["old-run"][2:4] == ["1/2", "running"]
+    assert f"running now: old-run by {HOLDER}" in printed
+    assert "--name old-study" in printed and "--name old-run" not in printed  # only what no driver runs is resumed
+    assert f"1 of 2 seeds done (missing 1); being run now by {HOLDER}" in shown
+    assert main(["ls", str(results)]) == 0  # the lock released: to resume
+    assert rows(capsys.readouterr().out)["old-run"][3] == "missing 1"
+
+
+def test_a_study_driver_shows_once_and_its_finished_cells_as_done(results, capsys):
+    cells = results / "old-study" / "cells"
+    trials = cells / "random-nb201-digits-1ca170aa82" / "trials"  # both seeds of this cell done
+    record = json.loads((trials / "random-nb201-digits-s0.json").read_text())
+    (trials / "random-nb201-digits-s1.json").write_text(json.dumps({**record, "seed": 1}))
+    with driven(results / "old-study", *cells.iterdir()):
+        assert main(["ls", str(results / "old-study")]) == 0
+        printed = capsys.readouterr().out
+        assert main(["ls", str(results)]) == 0
+        top = capsys.readouterr().out
+    table = rows(printed)
+    assert table["cells/random-nb201-digits-1ca170aa82"][2:4] == ["2/2", "done"]  # held, but every seed has a record
+    assert table["cells/random-1k-nb201-digits-ad4fcd7794"][2:4] == ["1/2", "running"]
+    assert printed.count("running now") == 1 and f"running now: all 2 cells by {HOLDER}" in printed
+    assert rows(top)["old-study/"][2:4] == ["3/4", "running"] and f"running now: old-study by {HOLDER}" in top
 
 
 def test_ls_at_80_columns_keeps_every_name_whole(results):
