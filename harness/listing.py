@@ -31,11 +31,9 @@ from harness.core.records import MAX_RECORD_BYTES, read_limited
 from harness.core.storage import Remote, uri
 from harness.leaderboard import cell_text
 from harness.lock import lock_holder
-from harness.spec import CHECKPOINTS_DIR, RECORDS_DIR, SPEC_FILE, TUNE_DIR, ExperimentSpec
+from harness.spec import CHECKPOINTS_DIR, RECORDS_DIR, SPEC_FILE, ExperimentSpec
 from harness.study import CELLS_DIR, STUDY_SPEC
 from harness.summary import own_records, resume_command
-
-SKIPPED = {RECORDS_DIR, CHECKPOINTS_DIR, TUNE_DIR, "report", "mlruns", "wandb"}  # folders that hold no experiment
 
 
 @dataclass
@@ -134,80 +132,96 @@ def read_experiment(folder: Path | Remote, spec: ExperimentSpec | None = None) -
     return entry
 
 
+def _stored_cells(folder: Path | Remote) -> list[tuple[str, ExperimentSpec | None]]:
+    """The study's cells as its ``study.json`` lists them: each one's folder name and the spec it keeps of it (None
+    where that is not an experiment's); a ``UserError`` of a few words when the file is not a study's."""
+    stored = _load_json(folder / STUDY_SPEC)
+    try:
+        cells = [(str(name), stored["specs"].get(name)) for name in stored["cells"]]
+    except (KeyError, TypeError, AttributeError):
+        raise UserError("not a study's file") from None
+    out = []
+    for name, kept in cells:
+        try:
+            out.append((name, _spec(kept)))
+        except UserError:
+            out.append((name, None))
+    return out
+
+
+def _names(values: list[str]) -> str:
+    """``values`` once each, in order, joined by commas."""
+    return ", ".join(dict.fromkeys(values))
+
+
 def read_study(folder: Path | Remote) -> tuple[Entry, list[Entry]]:
     """The study of ``folder`` and its cells (each an experiment, ``read_experiment``)."""
     entry = Entry(folder, "study", holder=lock_holder(folder))
     try:
-        stored = _load_json(folder / STUDY_SPEC)
-        cells = [(str(name), stored["specs"].get(name)) for name in stored["cells"]]
+        rows = [read_experiment(folder / CELLS_DIR / name, kept) for name, kept in _stored_cells(folder)]
     except UserError as err:
         entry.problem = f"{STUDY_SPEC}: {err}"
         return entry, []
-    except (KeyError, TypeError, AttributeError):
-        entry.problem = f"{STUDY_SPEC}: not a study's file"
-        return entry, []
-    rows = []
-    for name, kept in cells:
-        try:
-            spec = _spec(kept) if kept is not None else None
-        except UserError:
-            spec = None
-        rows.append(read_experiment(folder / CELLS_DIR / name, spec))
-    specs = [s for row in rows for s in row.specs]
-    entry.specs = specs
-    entry.what = " · ".join(", ".join(dict.fromkeys(values)) for values in (
-        [s.cell or s.method for s in specs], [s.space for s in specs], [s.dataset for s in specs],
-        [s.budget for s in specs]))
+    entry.specs = [s for row in rows for s in row.specs]
+    entry.what = " · ".join(_names([getattr(s, key) or s.method for s in entry.specs])
+                            for key in ("cell", "space", "dataset", "budget"))
     entry.done, entry.total = sum(r.done for r in rows), sum(r.total for r in rows)
-    entry.missing = [f"{(r.specs[0].cell or r.folder.name) if r.specs else r.folder.name} "
-                     f"{','.join(r.missing)}" for r in rows if r.missing]
+    entry.missing = [f"{r.specs[0].cell or r.folder.name} {','.join(r.missing)}" for r in rows if r.missing]
     broken = [r for r in rows if r.problem]
     if broken:
         entry.problem = f"cell {broken[0].folder.name}: {broken[0].problem}"
-    entry.changed = max([t for t in [_changed(folder, STUDY_SPEC), *(r.changed for r in rows)] if t is not None],
-                        default=None)
+    times = [t for t in (_changed(folder, STUDY_SPEC), *(r.changed for r in rows)) if t is not None]
+    entry.changed = max(times, default=None)
     return entry, rows
 
 
 def _folders(root: Path | Remote) -> list[tuple[Path | Remote, set[str]]]:
-    """Every folder under ``root`` (itself included) that is an experiment or a study, with the names of its files:
-    a study's cells and the folders of an experiment (records, checkpoints, Ray Tune's) are not searched."""
+    """Every folder below ``root`` that is an experiment or a study, with the names of its files; nothing inside one is
+    searched (a study's cells are read with it), nor hidden folders."""
     local = place(root).local
+    if local is None:
+        return _store_folders(root)
     found: list[tuple[Path | Remote, set[str]]] = []
-    if local is None:  # an object store: one listing of every file below
-        names: dict[str, set[str]] = {}
-        for path in root.files():
-            names.setdefault(str(path.parent), set()).add(path.name)
-        for path, files in names.items():
-            if SPEC_FILE in files or STUDY_SPEC in files:
-                parts = path[len(str(root)):].strip("/").split("/") if path != str(root) else []
-                if not any(p in SKIPPED or p == CELLS_DIR or p.startswith(".") for p in parts):
-                    found.append((root / "/".join(parts) if parts else root, files))
-        return found
-    for here, dirs, files in os.walk(local, onerror=None):
+    for here, dirs, files in os.walk(local):
         if SPEC_FILE in files or STUDY_SPEC in files:
             found.append((Path(here), set(files)))
-            dirs.clear()  # an experiment's folders hold no experiment; a study's cells are read with it
-            continue
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED and not d.startswith("."))
+            dirs.clear()
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
     return found
 
 
-def list_folder(root: Path | Remote) -> tuple[str, list[Entry]]:
-    """What ``root`` holds: ("folder", its experiments and studies), ("study", its cells) when ``root`` is a study,
-    or ("experiment", itself). A missing root, or a file, is one line."""
+def _store_folders(root: Remote) -> list[tuple[Path | Remote, set[str]]]:
+    """``_folders`` on an object store: one listing of every file below ``root``, then the outermost folders that hold
+    an ``experiment.json`` or a ``study.json``."""
+    names: dict[str, set[str]] = {}
+    for path in root.files():
+        names.setdefault(str(path.parent), set()).add(path.name)
+    base = str(root).rstrip("/") + "/"
+    found: list[tuple[Path | Remote, set[str]]] = []
+    taken: list[str] = []
+    for path in sorted(p for p, files in names.items() if p.startswith(base) and {SPEC_FILE, STUDY_SPEC} & files):
+        parts = path[len(base):].split("/")
+        if not any(part.startswith(".") for part in parts) and not any(path.startswith(t + "/") for t in taken):
+            taken.append(path)
+            found.append((root / "/".join(parts), names[path]))
+    return found
+
+
+def list_folder(root: Path | Remote) -> tuple[Entry | None, list[Entry]]:
+    """What ``root`` holds: its experiments and studies (and None), or, when ``root`` is a study or an experiment,
+    that one and its cells (or itself). A missing root, or a file, is one line."""
     if not root.exists():
         raise UserError(f"folder {root} does not exist; give a results folder (default: results)")
     if not root.is_dir():
         raise UserError(f"{root} is a file, not a folder; 'python -m harness show {root}' shows a record")
     if (root / STUDY_SPEC).is_file():
-        return "study", read_study(root)[1]
+        return read_study(root)
     if (root / SPEC_FILE).is_file():
-        return "experiment", [read_experiment(root)]
-    entries = []
-    for folder, files in sorted(_folders(root), key=lambda f: str(f[0])):
-        entries.append(read_study(folder)[0] if STUDY_SPEC in files else read_experiment(folder))
-    return "folder", entries
+        entry = read_experiment(root)
+        return entry, [entry]
+    return None, [read_study(folder)[0] if STUDY_SPEC in files else read_experiment(folder)
+                  for folder, files in sorted(_folders(root), key=lambda f: str(f[0]))]
 
 
 # --- showing ------------------------------------------------------------------------------------------------------
@@ -265,42 +279,48 @@ def entries_table(entries: list[Entry], root: Path | Remote, title: str, width: 
     return table
 
 
+def _title(root: Path | Remote, head: Entry | None, entries: list[Entry]) -> str:
+    if head is None:
+        studies = sum(e.kind == "study" for e in entries)
+        experiments = len(entries) - studies
+        counts = [f"{experiments} experiment{'s' if experiments != 1 else ''}"] if experiments else []
+        counts += [f"{studies} stud{'ies' if studies != 1 else 'y'}"] if studies else []
+        return f"{' and '.join(counts)} in {root}"
+    if head.kind == "study":
+        return f"study {root.name}: {head.done} of {head.total} trials done, {len(entries)} cells"
+    return f"experiment {root.name}"
+
+
+def _notes(root: Path | Remote, head: Entry | None, entries: list[Entry]) -> list[str]:
+    """Who runs what now (one line per driver: a study's holds all its cells), and how to resume what is incomplete
+    (a study: all its cells at once)."""
+    running: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.holder:
+            running.setdefault(entry.holder, []).append(_name(entry, root))
+    every = len(entries) > 1 and head is not None  # a study's cells
+    notes = [f"running now: {f'all {len(names)} cells' if every and len(names) == len(entries) else ', '.join(names)} "
+             f"by {holder}" for holder, names in running.items()]
+    resumable = [e.folder for e in entries if e.state in ("incomplete", "not started")]
+    if head is not None and resumable:
+        return [*notes, f"resume: {resume_command(root)}"]
+    if len(resumable) > 1 and len({str(f.parent) for f in resumable}) == 1:
+        out = shlex.quote(uri(resumable[0].parent))
+        return [*notes, f"resume: python -m harness run --resume --name NAME --out {out} (NAME: "
+                        f"{', '.join(f.name for f in resumable)})"]
+    return [*notes, *(f"resume: {resume_command(folder)}" for folder in resumable)]
+
+
 def print_listing(root: Path | Remote, console: Console) -> int:
     """``ls``: the table of what ``root`` holds, who runs what now, and how to resume what is incomplete."""
-    kind, entries = list_folder(root)
+    head, entries = list_folder(root)
     if not entries:
         console.print(f"no experiments or studies in {root} (an experiment's folder holds {SPEC_FILE}, a study's "
                       f"{STUDY_SPEC})")
         return 0
-    if kind == "study":
-        study = read_study(root)[0]
-        title = f"study {root.name}: {study.done} of {study.total} trials done, {len(entries)} cells"
-    elif kind == "experiment":
-        title = f"experiment {root.name}"
-    else:
-        studies = sum(e.kind == "study" for e in entries)
-        counts = [f"{n} {what}" for n, what in ((len(entries) - studies, "experiment" if len(entries) - studies == 1
-                                                 else "experiments"), (studies, "study" if studies == 1 else "studies"))
-                  if n]
-        title = f"{' and '.join(counts)} in {root}"
-    console.print(entries_table(entries, root, title, console.width))
-    running: dict[str, list[str]] = {}  # who runs what: a study's driver holds every cell
-    for entry in entries:
-        if entry.holder:
-            running.setdefault(entry.holder, []).append(_name(entry, root))
-    for holder, names in running.items():
-        what = f"all {len(names)} cells" if kind == "study" and len(names) == len(entries) else ", ".join(names)
-        console.print(f"running now: {what} by {holder}", soft_wrap=True)
-    resumable = [e.folder for e in entries if e.state in ("incomplete", "not started")]
-    if kind != "folder" and resumable:  # a study resumes all its cells
-        console.print(f"resume: {resume_command(root)}", soft_wrap=True)
-    elif len({str(f.parent) for f in resumable}) == 1 and len(resumable) > 1:
-        console.print(f"resume: python -m harness run --resume --name NAME --out "
-                      f"{shlex.quote(uri(resumable[0].parent))} (NAME: {', '.join(f.name for f in resumable)})",
-                      soft_wrap=True)
-    else:
-        for folder in resumable:
-            console.print(f"resume: {resume_command(folder)}", soft_wrap=True)
+    console.print(entries_table(entries, root, _title(root, head, entries), console.width))
+    for line in _notes(root, head, entries):  # a command stays one line, which a terminal wraps (and copies whole)
+        console.print(line, soft_wrap=True)
     return 0
 
 
