@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness {run,study,report,list,leaderboard,show,config,nb201}``.
+"""Command line: ``python -m harness {run,study,report,list,leaderboard,show,ls,config,nb201}``.
 
 A user's mistake is one line on stderr and exit status 2; nothing is written before the input is known
 to be good.
@@ -56,6 +56,9 @@ NO_SHIP_HELP = ("with --address: do not ship the harness's code to the cluster's
 OUT_HELP = ("output folder, or a URI of any storage pyarrow reaches: s3://bucket/prefix, gs://bucket/prefix, ... "
             "(credentials and endpoint from the environment, e.g. AWS_ENDPOINT_URL; default: results/)")
 MLFLOW_URI_HELP = "MLflow tracking URI for --callback mlflow (default: file:<experiment folder>/mlruns)"
+DRY_RUN_HELP = ("show the plan and the time estimate (a few steps measured here), then stop: no Ray, nothing written "
+                "(on --address: whether the head answers, not its nodes)")
+YES_HELP = "run the paper budget without a GPU without asking (off a terminal it is refused without --yes)"
 
 
 def _callbacks(args: argparse.Namespace) -> tuple[list[str] | None, str | None]:
@@ -84,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--space", help="search space (see 'list')")
     run.add_argument("--dataset", help="digits, cifar10, cifar100, imagenet16-120 or folder:PATH (see 'list'; "
                                        "default: cifar10)")
-    run.add_argument("--budget", help="smoke, small or paper (default: paper)")
+    run.add_argument("--budget", help="smoke (seconds on a CPU), small (minutes on a CPU) or paper (the papers' "
+                                      "settings, for GPUs; without one it asks first: --yes; default: paper)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, help="run seeds 0..N-1 (default 1)")
     seeds.add_argument("--seed-list", help="explicit seeds, e.g. 3,7")
@@ -108,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--callback", action="append", choices=sorted(CALLBACKS), help=CALLBACK_HELP)
     run.add_argument("--no-ship-code", action="store_true", help=NO_SHIP_HELP)
     run.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)
+    run.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
+    run.add_argument("--yes", action="store_true", help=YES_HELP)
 
     study = sub.add_parser("study", help="studies: methods and variants × spaces × datasets × seeds in one command")
     study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
@@ -125,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("--callback", action="append", choices=sorted(CALLBACKS), help=CALLBACK_HELP)
     srun.add_argument("--no-ship-code", action="store_true", help=NO_SHIP_HELP)
     srun.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)
+    srun.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
+    srun.add_argument("--yes", action="store_true", help=YES_HELP)
 
     report = sub.add_parser("report", help="the comparison report (HTML, Markdown, CSVs, plots) of every record "
                                            "under DIR, written to DIR/report/")
@@ -139,8 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--optimum", action="store_true",
                        help="add the benchmark optimum as a reference row (spaces with a table: nb201)")
 
-    show = sub.add_parser("show", help="one trial record, readable")
-    show.add_argument("record", type=location)
+    show = sub.add_parser("show", help="one trial record, readable; or an experiment's or a study's folder: its "
+                                       "trials with their key figures")
+    show.add_argument("record", type=location, metavar="RECORD|FOLDER")
+
+    ls = sub.add_parser("ls", help="the experiments and studies under DIR: what they run, seeds done, running now, "
+                                   "last change")
+    ls.add_argument("dir", nargs="?", default="results", type=location,
+                    help="a results folder, a study's or an experiment's (default: results)")
 
     nb201 = sub.add_parser("nb201", help="NAS-Bench-201 tables: import the official file, query, optimum")
     nb201_sub = nb201.add_subparsers(dest="nb201_command", required=True, parser_class=_Parser)
@@ -206,7 +220,7 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"out": args.out, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
             "max_concurrent": args.max_concurrent, "max_failures": args.max_failures, "address": args.address,
             "data_dir": args.data_dir, "callbacks": callbacks, "mlflow_uri": mlflow_uri,
-            "ship_code": not args.no_ship_code}
+            "ship_code": not args.no_ship_code, "dry_run": args.dry_run, "yes": args.yes}
 
 
 def study_request(args: argparse.Namespace, **what: Any) -> Any:
@@ -388,9 +402,18 @@ def cmd_nb201(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
     from harness.core.records import read_record, show_record
+    from harness.listing import show_folder
 
+    if args.record.is_dir():
+        return show_folder(args.record, console)
     show_record(read_record(args.record), console)
     return 0
+
+
+def cmd_ls(args: argparse.Namespace, console: Console) -> int:
+    from harness.listing import print_listing
+
+    return print_listing(args.dir, console)
 
 
 def make_console() -> Console:
@@ -424,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_leaderboard(args, console)
         if args.command == "nb201":
             return cmd_nb201(args, console)
+        if args.command == "ls":
+            return cmd_ls(args, console)
         return cmd_show(args, console)
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -34,14 +34,14 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from harness.cluster import check_resources
+from harness.cluster import check_resources, probe
 from harness.core.config import config_hash, parse_overrides, resolve
 from harness.core.data import check_split, load_dataset, validate_name
 from harness.core.errors import UserError
 from harness.core.records import check_writable_folder, write_record
 from harness.core.registry import check_pair, get_method, get_space
 from harness.core.storage import Remote
-from harness.lock import cell_locks, driver_lock, running_note
+from harness.lock import cell_locks, driver_lock, lock_holder, running_note
 from harness.plan import estimate_seconds, print_plan
 from harness.progress import job_label
 from harness.request import (
@@ -54,6 +54,7 @@ from harness.request import (
     check_name,
     check_run_options,
     check_seeds,
+    confirm_cpu_paper,
     default_name,
 )
 from harness.resume import check_checkpoints, missing_seeds, resume_spec, resume_study
@@ -170,31 +171,58 @@ def run_cells(specs: list[ExperimentSpec], folder: Path | Remote, study: Study |
     return summarise(specs, folder, console, errors, interrupted, study)
 
 
-def launch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, console: Console) -> int:
-    """A new experiment or study: data, plan, claimed folder, specs written, every seed run."""
-    check_resources(specs[0])  # before anything is measured or written; every cell asks the same per trial
+def launch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, console: Console,
+           req: RunOptions) -> int:
+    """A new experiment or study: data, plan, claimed folder, specs written, every seed run. A dry run ends after
+    the plan."""
+    confirm_cpu_paper(specs[0], req, ask=False)  # refused off a terminal before anything is loaded or written
+    checked_resources(specs[0], req)  # before anything is measured or written; every cell asks the same per trial
     specs, estimates = measured(specs, console)
     print_plan(specs, folder, console, estimates, study)
+    if req.dry_run:
+        return dry_run_end(folder, console)
+    confirm_cpu_paper(specs[0], req, ask=True)
     with locked(specs, folder, study, create=True):
         write_specs(specs, folder, study)
         return run_cells(specs, folder, study, {s.name: list(s.seeds) for s in specs}, console)
 
 
-def relaunch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, console: Console) -> int:
-    """A resumed experiment or study: every seed without a valid record runs again, from its checkpoint if any."""
-    check_resources(specs[0])
-    with locked(specs, folder, study, create=False):
+def relaunch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, console: Console,
+             req: RunOptions) -> int:
+    """A resumed experiment or study: every seed without a valid record runs again, from its checkpoint if any. A
+    dry run shows what would run, without the lock (and says if a driver holds it)."""
+    checked_resources(specs[0], req)
+    with nullcontext() if req.dry_run else locked(specs, folder, study, create=False):
         todo = {spec.name: missing_seeds(spec) for spec in specs}  # under the lock: another driver may just have ended
         for spec in specs:
             check_checkpoints(spec, todo[spec.name])
-        write_specs(specs, folder, study)  # where it lies now, and the seeds added
+        if not req.dry_run:
+            write_specs(specs, folder, study)  # where it lies now, and the seeds added
         left = sum(len(seeds) for seeds in todo.values())
         print_plan(specs, folder, console, None, study, resume_jobs=left)
+        if req.dry_run:
+            return dry_run_end(folder, console)
         if not left:
             console.print(f"all {len(specs[0].seeds)} seeds have their records; nothing to run" if study is None
                           else "every trial of the study has its record; nothing to run")
             return summarise(specs, folder, console, [], False, study)
         return run_cells(specs, folder, study, todo, console)
+
+
+def checked_resources(spec: ExperimentSpec, req: RunOptions) -> None:
+    """``check_resources``; a dry run starts no Ray, so on ``--address`` it only checks that the head answers."""
+    if req.dry_run and spec.address:
+        probe(spec.address)
+    else:
+        check_resources(spec)
+
+
+def dry_run_end(folder: Path | Remote, console: Console) -> int:
+    """The end of a dry run: what it did not do (and who runs the folder now, if a driver does)."""
+    holder = lock_holder(folder) if folder.exists() else None
+    console.print("dry run: nothing was started or written (drop --dry-run to run it)"
+                  + (f"; {folder.name} is being run now by {holder}" if holder else ""))
+    return 0
 
 
 def run(req: RunRequest, console: Console) -> int:
@@ -210,9 +238,9 @@ def run(req: RunRequest, console: Console) -> int:
         return run_study(StudyRequest(**req.options(), file=None, study=None), console)
     if req.resume:
         spec = resume_spec(req, console)
-        return relaunch([spec], spec.folder, None, console)
+        return relaunch([spec], spec.folder, None, console, req)
     spec = build_spec(req)
-    return launch([spec], spec.folder, None, console)
+    return launch([spec], spec.folder, None, console, req)
 
 
 def run_study(req: StudyRequest, console: Console) -> int:
@@ -227,11 +255,11 @@ def run_study(req: StudyRequest, console: Console) -> int:
     study_dir = (req.out / name).absolute()
     if req.resume:
         study, specs = resume_study(study, req, study_dir, console)
-        return relaunch(specs, study_dir, study, console)
+        return relaunch(specs, study_dir, study, console, req)
     if study is None:
         raise UserError("study run needs a study file")
     check_writable_folder(req.out, "--out")
     if study_dir.exists():
         raise UserError(f"study '{name}' already exists in '{req.out}'; add --resume to continue it or choose "
                         "another --name" + running_note(study_dir))
-    return launch(cell_specs(study, req, study_dir, existing_ok=False), study_dir, study, console)
+    return launch(cell_specs(study, req, study_dir, existing_ok=False), study_dir, study, console, req)

@@ -30,18 +30,24 @@ def lock_file(exp_dir: Path | Remote) -> Path:
 
 def running_note(exp_dir: Path | Remote) -> str:
     """``"; it is being run by …"`` when a driver holds the experiment's lock, else ``""``."""
+    holder = lock_holder(exp_dir)
+    return f"; it is being run now by {holder}" if holder else ""
+
+
+def lock_holder(exp_dir: Path | Remote) -> str | None:
+    """Who runs the experiment (or study) now — ``process <pid> on <host> (started <time>)`` — when a driver holds its
+    lock; None when none does (or its lock file cannot be opened)."""
     path = lock_file(exp_dir)
     if not path.is_file():
-        return ""
+        return None
     try:
         with open(path, "a+") as fh:
             holder = _lock_or_holder(fh)
             if holder is None:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-                return ""
-            return f"; it is being run now by {holder}"
+            return holder
     except OSError:
-        return ""
+        return None
 
 
 def _lock_or_holder(fh: Any) -> str | None:

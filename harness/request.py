@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from harness.core.errors import UserError
 from harness.core.places import place
 from harness.core.records import record_filename
 from harness.core.storage import Remote, check_no_credentials
+from harness.spec import ExperimentSpec
 from harness.study import Study
 
 DEFAULT_DATASET = "cifar10"
@@ -40,6 +42,8 @@ class RunOptions:
     callbacks: list[str] | None = None  # extra Ray Tune loggers: mlflow, wandb (they change nothing a trial computes)
     mlflow_uri: str | None = None  # MLflow's tracking URI (default: a file store in the experiment folder)
     ship_code: bool = True  # on --address: the trial workers get the harness's code through Ray's runtime_env
+    dry_run: bool = False  # show the plan and the estimate, then stop: no Ray, nothing written
+    yes: bool = False  # run the paper budget without a GPU without asking (``confirm_cpu_paper``)
 
     def options(self) -> dict[str, Any]:
         """These options alone, to make another request of them (a study's cell is asked as a run)."""
@@ -121,3 +125,32 @@ def check_trial_resources(cpus: int | None, gpus: float | None) -> None:
             raise UserError(f"--gpus-per-trial must be a number ≥ 0 (got {gpus})")
         if gpus > 1 and gpus != int(gpus):
             raise UserError(f"--gpus-per-trial {gpus}: more than one GPU per trial must be a whole number")
+
+
+def confirm_cpu_paper(spec: ExperimentSpec, req: RunOptions, ask: bool) -> None:
+    """The paper budget takes days per seed without a GPU: a run whose trials get none (``spec.gpus_per_trial`` 0:
+    this machine has no CUDA GPU, or ``--gpus-per-trial 0``; on ``--address`` the trials get the GPUs they ask for)
+    goes ahead only with ``--yes`` or a "y" typed in a terminal. Off a terminal (a pipe, a batch job) it is refused
+    in one line before anything is loaded or written (``ask`` False: the first check); in a terminal the question
+    comes after the plan and its estimate (``ask`` True). A dry run asks nothing: it starts nothing."""
+    if req.yes or req.dry_run or spec.budget != "paper" or spec.gpus_per_trial:
+        return
+    how = ("set budget = \"smoke\" (seconds) or \"small\" (minutes) in the study file"
+           if isinstance(req, StudyRequest) and req.file is not None else "use --budget smoke (seconds) or --budget "
+           "small (minutes)")
+    default = " (the default)" if isinstance(req, RunRequest) and req.budget is None else ""
+    gpus = "; with --address, --gpus-per-trial 1 gives each trial a GPU of the cluster" if spec.address else ""
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        raise UserError(f"the paper budget{default} would run without a GPU, which can take days per seed; {how} on "
+                        f"a CPU, or add --yes to run it anyway{gpus} (--dry-run shows the time estimate)")
+    if not ask:
+        return
+    print("run the paper budget without a GPU (the estimate is above)? [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = input().strip().lower()
+    except EOFError:  # Ctrl-D: no answer, and the error goes on a line of its own
+        print(file=sys.stderr)
+        answer = ""
+    if answer not in ("y", "yes"):
+        raise UserError(f"not started: the paper budget{default} was not confirmed; {how} on a CPU, or add --yes to "
+                        f"run it without asking{gpus}")

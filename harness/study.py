@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.config import BUDGETS, MAX_CELLS, MAX_NAME, MAX_SEED, MAX_SEEDS, MAX_TRIALS, NAME_PATTERN, check_count
-from harness.core.errors import UserError
+from harness.core.errors import UserError, closest, unknown_name
 from harness.core.records import read_limited
 from harness.core.registry import all_methods, all_spaces, check_pair, compatible, spaces_of
 
@@ -140,7 +140,8 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
     doc = _toml(text, where)
     unknown = sorted(set(doc) - KEYS)
     if unknown:
-        raise _refuse(where, f"unknown key '{unknown[0]}' (a study file has: {', '.join(sorted(KEYS))})")
+        raise _refuse(where, unknown_name("key", unknown[0], sorted(KEYS), see=f"a study file has: "
+                                                                               f"{', '.join(sorted(KEYS))}"))
     for key in ("datasets", "spaces", "methods"):
         if key not in doc:
             raise _refuse(where, f"missing '{key}'")
@@ -149,7 +150,7 @@ def parse_study(text: str, where: str, default_name: str) -> Study:
         raise _refuse(where, f"name {name!r} must be a plain folder name (letters, digits and . _ + = -)"[:300])
     budget = _text(where, "'budget'", doc.get("budget", "paper"))
     if budget not in BUDGETS:
-        raise _refuse(where, f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
+        raise _refuse(where, unknown_name("budget", budget, BUDGETS))
     seeds = _seeds(where, doc.get("seeds", 1))
     datasets = _strings(where, "datasets", doc["datasets"])
     spaces = _spaces(where, doc["spaces"])
@@ -184,7 +185,7 @@ def _spaces(where: str, value: Any) -> list[str]:
     spaces, known = _strings(where, "spaces", value), all_spaces()
     for space in spaces:
         if space not in known:
-            raise _refuse(where, f"unknown space '{space}'; valid spaces: {', '.join(sorted(known))}")
+            raise _refuse(where, unknown_name("space", space, sorted(known)))
     return spaces
 
 
@@ -203,10 +204,10 @@ def _variants(where: str, variants: Any) -> dict[str, tuple[str, list[str]]]:
             raise _refuse(where, f"variant '{vname}' must be {{method = \"...\", set = [\"key=value\", ...]}}")
         extra = sorted(set(spec) - VARIANT_KEYS)
         if extra:
-            raise _refuse(where, f"variant '{vname}' has unknown key '{extra[0]}' (a variant has: method, set)")
+            raise _refuse(where, f"variant '{vname}': " + unknown_name("key", extra[0], sorted(VARIANT_KEYS),
+                                                                        see="a variant has: method, set"))
         if _text(where, f"variant '{vname}': 'method'", spec["method"]) not in known:
-            raise _refuse(where, f"variant '{vname}': unknown method {spec['method']!r}; valid methods: "
-                                 f"{', '.join(sorted(known))}")
+            raise _refuse(where, f"variant '{vname}': " + unknown_name("method", spec["method"], sorted(known)))
         overrides = _strings(f"{where}, variant '{vname}'", "set", spec.get("set", []), allow_empty=True)
         defined[vname] = (spec["method"], overrides)
     return defined
@@ -217,8 +218,9 @@ def _methods(where: str, value: Any, defined: dict[str, tuple[str, list[str]]]) 
     methods, known = _strings(where, "methods", value), all_methods()
     for mname in methods:
         if mname not in known and mname not in defined:
+            guess = closest(mname, [*known, *defined])
             raise _refuse(where, f"'{mname}' is neither a method ({', '.join(sorted(known))}) nor a variant of "
-                                 "[variants]")
+                                 "[variants]" + (f"; did you mean '{guess}'?" if guess else ""))
     return methods
 
 

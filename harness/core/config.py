@@ -62,7 +62,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import UserError
+from harness.core.errors import UserError, unknown_name
 
 KINDS = (bool, int, float, str)
 _INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*$")
@@ -456,7 +456,7 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
             ) -> ResolvedConfig:
     """Resolve the configuration of a (method, space) pair under a budget with ``--set`` overrides."""
     if budget not in BUDGETS:
-        raise UserError(f"unknown budget '{budget}'; valid budgets: {', '.join(BUDGETS)}")
+        raise UserError(unknown_name("budget", budget, BUDGETS))
     keys = declarations(method_cls, space_cls)
     values = {name: key.default for name, key in keys.items()}
     sources = {name: key.origin for name, key in keys.items()}
@@ -467,9 +467,9 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
     typed: dict[str, Any] = {}
     for name, text in (overrides or {}).items():
         if name not in keys:
-            raise UserError(f"unknown configuration key '{name}' for {method_cls.name}/{space_cls.name}; "
-                            f"see 'python -m harness config --method {method_cls.name} "
-                            f"--space {space_cls.name}' for the valid keys")
+            raise UserError(unknown_name("configuration key", name, keys, where=f" for {method_cls.name}/"
+                                         f"{space_cls.name}", see=f"see 'python -m harness config --method "
+                                         f"{method_cls.name} --space {space_cls.name}' for the valid keys"))
         typed[name] = keys[name].parse(name, text)
         values[name], sources[name] = typed[name], "override"
     for name, key in keys.items():

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from harness.core.cache import get_or_build, key_lock
-from harness.core.errors import UserError
+from harness.core.errors import UserError, unknown_name
 from harness.core.records import atomic_write
 from harness.core.storage import default_cache_dir
 from harness.core.train import memory_format
@@ -203,8 +203,8 @@ def validate_name(name: str) -> None:
         if not (root / "train").is_dir() or not ((root / "test").is_dir() or (root / "val").is_dir()):
             raise UserError(f"dataset folder '{root}' must contain train/ and test/ (or val/) subfolders")
         return
-    raise UserError(f"unknown dataset '{name}'; valid datasets: digits, cifar10, cifar100, imagenet16-120, "
-                    "folder:PATH")
+    raise UserError(unknown_name("dataset", name, [d for d in DATASETS if ":" not in d],
+                                 see=f"valid datasets: {', '.join(DATASETS)}"))
 
 
 def load_dataset(name: str, data_dir: Path | None = None, image_size: int = 32,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, TypeVar
 
-from harness.core.errors import UserError
+from harness.core.errors import UserError, unknown_name
 
 # The registries hold ``spaces.base.SearchSpace`` and ``methods.base.SearchMethod`` subclasses; the kernel does not
 # import those layers, not even for types (tests/test_architecture.py), so they are typed by their role here.
@@ -63,14 +63,14 @@ def all_methods() -> dict[str, type[SearchMethod]]:
 def get_space(name: str) -> type[SearchSpace]:
     _load()
     if name not in SPACES:
-        raise UserError(f"unknown space '{name}'; valid spaces: {', '.join(sorted(SPACES))}")
+        raise UserError(unknown_name("space", name, sorted(SPACES)))
     return SPACES[name]
 
 
 def get_method(name: str) -> type[SearchMethod]:
     _load()
     if name not in METHODS:
-        raise UserError(f"unknown method '{name}'; valid methods: {', '.join(sorted(METHODS))}")
+        raise UserError(unknown_name("method", name, sorted(METHODS)))
     return METHODS[name]
 
 
