@@ -656,7 +656,9 @@ def _importance_figure(g: _Group, label: str, records: list[dict[str, Any]], nam
                      f"(%); {marked}")
     _finish(fig, f"Operation importance of {label}, {what} — {g.heading}",
             ["Importance: the scores the method derives its genotype from (record field importance), each edge's "
-             "row divided by its sum over the edge's candidate ops; grey: not a candidate of the edge. The colour "
+             "row divided by its sum over the edge's candidate ops" + ("; grey: not a candidate of the edge"
+                                                                       if mask is not None and not mask.all() else "")
+             + ". The colour "
              f"scale reaches at least ±{100 * MIN_SPREAD:.0f} % of the uniform share, so that noise around uniform "
              "stays pale. Nodes numbered as in `python -m harness show`."])
     uniform = [1.0 / n if n else math.nan for n in k]
@@ -694,6 +696,11 @@ def _correlation_notes(g: _Group, labels: list[str]) -> list[str]:
             count = f" ({' / '.join(map(str, samples))} cells)" if samples else ""
             notes.append(f"{what}{count} against {g.benchmark_name()} {', '.join(targets)}, "
                          f"{g.table_text(records)}.")
+        else:  # undefined for every seed: the records say why
+            why = sorted({str(d["undefined"]) for r in records if isinstance(d := r.get(field), dict)
+                          and d.get("undefined")})
+            if why:
+                notes.append(f"{what.split(':')[0]}: not defined here ({'; '.join(why)}).")
     return notes
 
 
