@@ -193,11 +193,12 @@ def _write_report(root: Path | Remote, records: list[dict[str, Any]], out: Path,
         parts_md += [f"## {md_text(name)}\n", _md_table(headers, rows)]
         for plot in [p for p in plots if p.group == name]:
             data = base64.b64encode(plot.png.read_bytes()).decode("ascii")
-            rel_csv = plot.csv.relative_to(out).as_posix()
+            rel_csv, rel_pdf = plot.csv.relative_to(out).as_posix(), plot.pdf.relative_to(out).as_posix()
             parts_html.append(f"<figure><img alt='{html.escape(plot.title)}' src='data:image/png;base64,{data}'>"
-                              f"<figcaption>{html.escape(plot.title)} (data: <code>{html.escape(rel_csv)}"
-                              "</code>)</figcaption></figure>")
-            parts_md.append(f"![{md_text(plot.title)}]({plot.png.relative_to(out).as_posix()}) (data: `{rel_csv}`)\n")
+                              f"<figcaption>{html.escape(plot.title)} (<a href='{html.escape(rel_pdf)}'>PDF</a>, "
+                              f"data: <code>{html.escape(rel_csv)}</code>)</figcaption></figure>")
+            parts_md.append(f"![{md_text(plot.title)}]({plot.png.relative_to(out).as_posix()}) ([PDF]({rel_pdf}), "
+                            f"data: `{rel_csv}`)\n")
     settings = sorted({(str(r.get("method")), variant_of(r), str(r.get("space")), str(r.get("dataset")),
                         str(r.get("budget")), str(r.get("config_hash"))) for r in records})
     setting_rows = [[names.get((m, v), m + (f" [{v}]" if v else "")), s, d, b, h] for m, v, s, d, b, h in settings]

@@ -306,8 +306,15 @@ class SearchSpace:
 
     def cell_graphs(self, genotype: Any) -> dict[str, list[tuple[str, str, str]]] | None:
         """The genotype as graphs to draw (``harness.plots``): per cell name, its edges as ``(source label,
-        target label, op name)``, in the genotype's order; the node labels are the space's own. None (the
-        default): the space's genotypes are not drawn."""
+        target label, op name)``, in the genotype's order; the node labels are the space's own, numbered as its
+        genotype strings (and ``python -m harness show``) number them. None (the default): the space's genotypes
+        are not drawn."""
+        return None
+
+    def edge_labels(self, group: str) -> list[str] | None:
+        """The rows of ``group``'s architecture matrix named by their end nodes, ``"source→target"``, numbered as
+        in ``cell_graphs`` (the plots' importance heatmaps name their rows so). None (the default): the rows are
+        numbered."""
         return None
 
     # --- benchmark provenance and genotype choices ----------------------------------------------

@@ -77,6 +77,8 @@ def stage_cells_rule(rule: str) -> str:
 STEPS = 4  # intermediate nodes per cell
 NUM_EDGES = sum(2 + step for step in range(STEPS))  # 14
 CONCAT = range(2, 2 + STEPS)  # the intermediate nodes, concatenated into the cell output
+# The nodes of a cell as drawn (``cell_graphs``): numbered as a genotype's sources, the inputs named too.
+NODE_NAMES = ("0 (c_{k-2})", "1 (c_{k-1})", *(str(n) for n in CONCAT))
 STEM_MULTIPLIER = 3
 
 _FIELDS = Genotype._fields
@@ -789,13 +791,14 @@ class DartsSpace(SearchSpace):
                 f"reduce={_format_edges(genotype.reduce)}, reduce_concat=range(2, 6))")
 
     def cell_graphs(self, genotype: Genotype | CellsGenotype) -> dict[str, list[tuple[str, str, str]]]:
-        """Every distinct cell of the genotype as ``(source, target, op)`` edges: the inputs ``c_{k-2}`` and
-        ``c_{k-1}``, the intermediate nodes ``"0"``..``"3"`` (nodes 2..5) and the output ``c_{k}``, fed by every
+        """Every distinct cell of the genotype as ``(source, target, op)`` edges, its nodes numbered as the
+        genotype's sources and ``python -m harness show`` number them: the inputs ``"0 (c_{k-2})"`` and
+        ``"1 (c_{k-1})"``, the intermediate nodes ``"2"``..``"5"`` and the output ``c_{k}``, fed by every
         concatenated node with op ``concat``. A ``Genotype`` gives ``normal`` and ``reduce``; a per-stage
         ``CellsGenotype`` gives ``stage 1 normal``, ``reduction 1``, ``stage 2 normal``, ``reduction 2``,
         ``stage 3 normal``; a per-cell one ``cell 0 (normal)``, ... ``cell i (reduction)`` in network order."""
         _check_genotype(genotype, self.op_names)
-        names = ("c_{k-2}", "c_{k-1}", *(str(n) for n in range(STEPS)))
+        names = NODE_NAMES
 
         def graph(edges: list[tuple[str, int]], concat: Any) -> list[tuple[str, str, str]]:
             return ([(names[int(source)], names[2 + j // 2], op) for j, (op, source) in enumerate(edges)]
@@ -814,6 +817,10 @@ class DartsSpace(SearchSpace):
             order = [(f"cell {p} (reduction)", genotype.reduce[reductions.index(p)]) if p in reductions
                      else (f"cell {p} (normal)", cell_genotype(genotype, p, layers).normal) for p in range(layers)]
         return {name: graph(edges, CONCAT) for name, edges in order}
+
+    def edge_labels(self, group: str) -> list[str]:
+        """``"source→node"`` of every edge row (``edge_sources()``): ``0→2``, ``1→2``, ``0→3``, ... ``4→5``."""
+        return [f"{source}→{node}" for node, source in edge_sources()]
 
     # --- genotype choices -----------------------------------------------------------------------
     def edge_choices(self, genotypes: list[Genotype]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

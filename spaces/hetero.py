@@ -60,6 +60,7 @@ from harness.core.registry import register_space
 from spaces.base import CELL_SIZE_KEYS, EdgeFactory, SearchSpace, cell_budgets, cell_size, checked_scores
 from spaces.darts import (
     CONCAT,
+    NODE_NAMES,
     NUM_EDGES,
     STEPS,
     EvalNetwork,
@@ -389,20 +390,25 @@ class HeteroSpace(SearchSpace):
 
     # --- genotype choices -----------------------------------------------------------------------
     def cell_graphs(self, genotype: HeteroGenotype) -> dict[str, list[tuple[str, str, str]]]:
-        """The normal and the reduction cell as ``(source, target, op)`` edges: each inner node j (``"0"``..``"3"``)
-        is a two-tier block — its two tier-1 ops from ``c_{k-2}``, ``c_{k-1}`` or an earlier inner node into the
-        surrogate node ``j'``, then its tier-2 op ``j'`` → ``j`` — and the output ``c_{k}`` concatenates the
-        inner nodes (op ``concat``)."""
+        """The normal and the reduction cell as ``(source, target, op)`` edges, nodes numbered as the genotype's
+        sources: each inner node j (``"2"``..``"5"``) is a two-tier block — its two tier-1 ops from the inputs
+        ``"0 (c_{k-2})"``, ``"1 (c_{k-1})"`` or an earlier inner node into the surrogate node ``j'``, then its
+        tier-2 op ``j'`` → ``j`` — and the output ``c_{k}`` concatenates the inner nodes (op ``concat``)."""
         _check_genotype(genotype)
-        names = ("c_{k-2}", "c_{k-1}", *(str(n) for n in range(STEPS)))
+        names = NODE_NAMES
 
         def graph(edges: list[tuple[str, int]], tier2: list[str]) -> list[tuple[str, str, str]]:
-            first = [(names[int(source)], f"{j // 2}'", op) for j, (op, source) in enumerate(edges)]
-            second = [(f"{j}'", str(j), op) for j, op in enumerate(tier2)]
-            return first + second + [(str(j), "c_{k}", "concat") for j in range(STEPS)]
+            first = [(names[int(source)], f"{2 + j // 2}'", op) for j, (op, source) in enumerate(edges)]
+            second = [(f"{2 + j}'", str(2 + j), op) for j, op in enumerate(tier2)]
+            return first + second + [(str(2 + j), "c_{k}", "concat") for j in range(STEPS)]
 
         return {"normal": graph(genotype.normal, genotype.normal_tier2),
                 "reduce": graph(genotype.reduce, genotype.reduce_tier2)}
+
+    def edge_labels(self, group: str) -> list[str]:
+        """The tier-1 rows ``"source→node'"`` (``0→2'``, ... ``4→5'``), then the tier-2 rows ``"node'→node"``."""
+        return ([f"{source}→{node}'" for node, source in edge_sources()]
+                + [f"{node}'→{node}" for node in range(2, 2 + STEPS)])
 
     def edge_choices(self, genotypes: list[HeteroGenotype]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per cell type, the 8 tier-1 (op, source) pairs of each genotype (edge rows 0–13, as in the DARTS

@@ -231,6 +231,11 @@ class NB201Space(SearchSpace):
         genotype = check_genotype(genotype)
         return {GROUP: [(str(source), str(node), op) for (node, source), op in zip(EDGES, genotype) if op != "none"]}
 
+    def edge_labels(self, group: str) -> list[str]:
+        """``"source→node"`` in the benchmark's edge order: ``0→1``, ``0→2``, ``1→2``, ``0→3``, ``1→3``, ``2→3``
+        (the architecture string ``|op~source|`` groups them by node)."""
+        return [f"{source}→{node}" for node, source in EDGES]
+
     # --- benchmark ------------------------------------------------------------------------------
     def benchmark(self) -> Any:
         return load_table(self.cfg["nb201_table"])

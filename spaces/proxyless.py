@@ -447,6 +447,10 @@ class ProxylessSpace(SearchSpace):
         genotype = self.check(genotype)
         return {GROUP: [(str(block), str(block + 1), op) for block, op in enumerate(genotype)]}
 
+    def edge_labels(self, group: str) -> list[str]:
+        """Block i is the edge ``"i-1→i"`` of ``cell_graphs``: ``0→1`` (block 1) ... ``20→21`` (block 21)."""
+        return [f"{block}→{block + 1}" for block in range(NUM_BLOCKS)]
+
     def to_str(self, genotype: Genotype) -> str:
         genotype = self.check(genotype)
         parts, start = [], 0
