@@ -49,6 +49,7 @@ from harness.core.metric_table import NULL, board_metrics, metric
 from harness.core.records import atomic_write_many
 from harness.core.registry import all_methods, all_spaces, get_space
 from harness.core.stats import (
+    MIN_IQM_VALUES,
     SIGNIFICANCE,
     finite,
     holm,
@@ -492,6 +493,16 @@ def mean_std_text(row: pd.Series, stem: str, digits: int) -> str:
     return " ± ".join(cell_text(row.get(f"{stem}_{stat}"), digits) for stat in ("mean", "std"))
 
 
+def iqm_text(row: pd.Series) -> str:
+    """A row's interquartile mean of the test accuracy, "(= mean: n < 4)" after it where so few seeds leave nothing to
+    trim (``harness.core.stats.MIN_IQM_VALUES``)."""
+    text = cell_text(row.get("test_acc_iqm"), metric(RANKED_BY).board_digits)
+    seeds = row.get("n_seeds")
+    if text != NULL and _finite(seeds) and 0 < int(seeds) < MIN_IQM_VALUES:
+        return f"{text} (= mean: n < {MIN_IQM_VALUES})"
+    return text
+
+
 def test_acc_text(row: pd.Series, digits: int = 2) -> str:
     """A row's test accuracy, mean ± std over seeds ("93.50 ± —" for one seed); a reference row's (the benchmark's
     optimum) alone."""
@@ -644,7 +655,7 @@ def view_columns(notes: Notes) -> dict[str, ViewColumn]:
         ViewColumn("test_acc", "test acc %", test_acc),
         ViewColumn("best", "best", _metric_cell("test_acc_best")),
         ViewColumn("median", "median", _metric_cell("test_acc_median")),
-        ViewColumn("iqm", "IQM", _metric_cell("test_acc_iqm")),
+        ViewColumn("iqm", "IQM", iqm_text),
         ViewColumn("interval", "interval", lambda r: interval_text(r.get("test_acc_ci_low"), r.get("test_acc_ci_high"),
                                                                    r.get("test_acc_interval"))),
         ViewColumn("search_val", "search val %", _metric_cell("search_val_acc_mean")),

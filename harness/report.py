@@ -50,6 +50,7 @@ from harness.leaderboard import (
     cell_text,
     group_title,
     interval_text,
+    iqm_text,
     is_query_search,
     latex_leaderboard,
     md_text,
@@ -74,11 +75,11 @@ STAT_COLUMNS: list[tuple[str, Any]] = [
     ("seeds", lambda r: cell_text(r["n_seeds"], 0) if r["n_seeds"] else cell_text(None, 0)),
     (TEST_ACC, test_acc_text),
     ("median", lambda r: cell_text(r["test_acc_median"], 2)),
-    ("IQM", lambda r: _iqm_text(r)),
+    ("IQM", iqm_text),
     ("interval of the mean", lambda r: interval_text(r["test_acc_ci_low"], r["test_acc_ci_high"],
                                                      r["test_acc_interval"])),
     ("search cost", search_cost_text),
-    ("search cost interval", lambda r: "" if is_query_search(r) else interval_text(
+    ("search cost interval", lambda r: cell_text(None, 0) if is_query_search(r) else interval_text(
         _seconds(r["search_hours_ci_low"]), _seconds(r["search_hours_ci_high"]), r["search_hours_interval"],
         duration=True)),
     ("params M", lambda r: cell_text(r["params_m_mean"], 3)),
@@ -141,14 +142,6 @@ def _group_name(space: str, dataset: str, budget: str) -> str:
 
 def _seconds(hours: Any) -> float | None:
     return float(hours) * 3600.0 if isinstance(hours, (int, float)) and math.isfinite(hours) else None
-
-
-def _iqm_text(row: pd.Series) -> str:
-    text = cell_text(row["test_acc_iqm"], 2)
-    seeds = row["n_seeds"]
-    if text != cell_text(None, 0) and isinstance(seeds, (int, float)) and 0 < seeds < MIN_IQM_VALUES:
-        return f"{text} (= mean: n < {MIN_IQM_VALUES})"
-    return text
 
 
 def _label(row: pd.Series, names: dict[tuple[str, str], str], notes: Notes | None = None) -> str:
