@@ -917,10 +917,10 @@ def _latex_p(row: pd.Series) -> str:
 
 def latex_leaderboard(df: pd.DataFrame) -> str:
     """The leaderboard as LaTeX: per space, search dataset and budget one ``table`` with a booktabs ``tabular``
-    (``\\usepackage{booktabs}``) of ``SHORT_COLUMNS`` but the rank: test accuracy mean ± std, the best mean in bold
-    (rank 1), and below it the protocol — budget, search dataset, seeds, the test accuracy's source — with the
-    notes (benchmark-query searches) and what the p-value and "seeds won" mean. Every text escaped
-    (``latex_text``)."""
+    (``\\usepackage{booktabs}``) that fits a page: method, seeds, test accuracy mean ± std (the best mean in bold:
+    rank 1), search cost, p-value and seeds won against the baseline; below it the protocol — budget, search
+    dataset, seeds, the test accuracy's source — with the notes (benchmark-query searches) and what the p-value and
+    "seeds won" mean. Every text escaped (``latex_text``)."""
     out = ["% Leaderboard tables of the NAS harness, generated from the trial records; needs \\usepackage{booktabs}.",
            ""]
     for (space, dataset, budget), group in _groups(df):
@@ -928,12 +928,14 @@ def latex_leaderboard(df: pd.DataFrame) -> str:
         catalogue = view_columns(notes)
         baseline = _baseline_of(group)
         ranked = group[group["method"] != REFERENCE_METHOD]
-        headers = ["Method", "Seeds", r"Test acc.\ (\%)", "Best", "Search cost",
-                   rf"$p$ vs {latex_text(baseline)}", f"Seeds won vs {latex_text(baseline)}"]
+        headers = ["Method", "Seeds", r"Test acc.\ (\%)", "Search cost", rf"$p$ vs {latex_text(baseline)}",
+                   "Seeds won"]
         slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{space}-{dataset}-{budget}").strip("-").lower()
-        out += [r"\begin{table}[htbp]", r"\centering",
+        out += [r"\begin{table}[htbp]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
                 rf"\caption{{{latex_text(group_title(space, dataset, budget))}: test accuracy (\%), mean $\pm$ "
-                "std over seeds}", rf"\label{{tab:leaderboard-{slug}}}", r"\begin{tabular}{lrrrrlr}", r"\toprule",
+                "std over seeds}", rf"\label{{tab:leaderboard-{slug}}}",
+                # a method with its variant and the p cell (which may say why there is no p) wrap: the table fits a page
+                r"\begin{tabular}{p{2.4cm}rrrp{2cm}r}", r"\toprule",
                 " & ".join(headers) + r" \\", r"\midrule"]
         for k, (_, row) in enumerate(group.iterrows()):
             reference = row["method"] == REFERENCE_METHOD
@@ -947,7 +949,7 @@ def latex_leaderboard(df: pd.DataFrame) -> str:
             acc += rf"\textsuperscript{{{source_mark}}}" if source_mark else ""
             if not reference and _finite(row["rank"]) and int(row["rank"]) == 1:
                 acc = rf"\textbf{{{acc}}}"
-            cells = [method, latex_text(catalogue["seeds"].cell(row)), acc, latex_text(catalogue["best"].cell(row)),
+            cells = [method, latex_text(catalogue["seeds"].cell(row)), acc,
                      latex_text(search_cost_text(row) if not reference else NULL), _latex_p(row),
                      latex_text(catalogue["won"].cell(row))]
             out.append(" & ".join(cells) + r" \\")

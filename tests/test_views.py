@@ -9,6 +9,8 @@ import io
 import json
 import math
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -292,9 +294,11 @@ def check_latex(tex: str) -> None:
     assert unescaped.count("$") % 2 == 0 and "%" not in unescaped and "#" not in unescaped
     text = re.sub(r"\$[^$]*\$", "", unescaped)  # outside math: no _ or ^
     assert "_" not in text and "^" not in text
-    for spec, rows in re.findall(r"\\begin\{tabular\}\{([lrc]+)\}(.*?)\\end\{tabular\}", body, re.S):
+    for spec, rows in re.findall(r"\\begin\{tabular\}\{((?:[lrc]|p\{[\d.]+cm\})+)\}(.*?)\\end\{tabular\}", body,
+                                 re.S):
+        columns = len(re.sub(r"p\{[^}]*\}", "p", spec))
         lines = [line for line in rows.strip().splitlines() if line.endswith(r"\\")]
-        assert lines and all(re.sub(r"\\&", "", line).count("&") == len(spec) - 1 for line in lines)
+        assert lines and all(re.sub(r"\\&", "", line).count("&") == columns - 1 for line in lines)
         rules = re.findall(r"\\(toprule|midrule|bottomrule)", rows)
         assert rules[0] == "toprule" and rules[1] == "midrule" and rules[-1] == "bottomrule"
 
@@ -336,3 +340,23 @@ def test_report_latex_prints_the_tables(tmp_path, records, capsys, monkeypatch):
     assert tex in out and f"latex: {tmp_path / 'report' / 'leaderboard.tex'}" in out
     check_latex(tex)
     assert np.isfinite(float(re.search(r"\\textbf\{([\d.]+)", tex).group(1)))
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex here: check_latex checks the structure")
+def test_the_latex_tables_compile(tmp_path, records):
+    """Where pdflatex is installed: the tables compile in a plain article with booktabs, without an error and, for
+    the usual names, no table wider than the text; names with every special character compile too."""
+
+    def compile_(tables: str) -> str:
+        (tmp_path / "tables.tex").write_text(tables, encoding="utf-8")
+        (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n"
+                                          "\\usepackage{booktabs}\n\\begin{document}\n\\input{tables.tex}\n"
+                                          "\\end{document}\n")
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and (tmp_path / "doc.pdf").stat().st_size > 1000, run.stdout[-2000:]
+        return run.stdout
+
+    assert "Overfull \\hbox" not in compile_(latex_leaderboard(build_leaderboard(records)))
+    weird = [dict(r, method="my_method & 100% #1 ~x^{y}\\z", overrides={"lr": "$x^2$"}) for r in records[-3:]]
+    compile_(latex_leaderboard(build_leaderboard(weird)))
