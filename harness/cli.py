@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", type=location)
     report.add_argument("--baseline", default=BASELINE_METHOD, help="the method the others are tested against "
                                                                       f"(default: {BASELINE_METHOD})")
+    report.add_argument("--latex", action="store_true",
+                        help="also print the LaTeX leaderboard tables (booktabs; always written as "
+                             "DIR/report/leaderboard.tex)")
 
     sub.add_parser("list", help="methods, spaces, datasets, budgets and the method × space matrix")
 
@@ -146,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("dir", nargs="?", default="results", type=location)
     board.add_argument("--optimum", action="store_true",
                        help="add the benchmark optimum as a reference row (spaces with a table: nb201)")
+    board.add_argument("--columns", metavar="A,B,C",
+                       help="the terminal table's columns, in order, e.g. method,dataset,test_acc,search,p (any "
+                            "leaderboard.csv column too; the files keep every column)")
 
     show = sub.add_parser("show", help="one trial record, readable; or an experiment's or a study's folder: its "
                                        "trials with their key figures")
@@ -240,7 +246,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from harness.report import write_report
 
     written = write_report(args.dir, baseline=args.baseline)
-    console.print(f"report: {written['html']}\nmarkdown: {written['markdown']}\n"
+    if args.latex:  # as it is: a wrapped line would break a TeX comment
+        console.out(written["latex"].read_text(encoding="utf-8"), highlight=False)
+    console.print(f"report: {written['html']}\nmarkdown: {written['markdown']}\nlatex: {written['latex']}\n"
                   f"{len(written['plots'])} plots and {len(written['csvs'])} tables in {written['html'].parent}")
     return 0
 
@@ -316,14 +324,16 @@ def cmd_config(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
     from harness.core.records import load_records
-    from harness.leaderboard import build_leaderboard, leaderboard_table, write_leaderboard
+    from harness.leaderboard import build_leaderboard, leaderboard_table, parse_columns, view_width, write_leaderboard
 
     records = load_records(args.dir)
     if not records:
         raise UserError(f"no trial records under '{args.dir}' (looked for */trials/*.json)")
     board = build_leaderboard(records, reference=args.optimum)
+    columns = parse_columns(args.columns, board)  # an unknown name: one line, before anything is written
     csv_path, md_path = write_leaderboard(board, args.dir)
-    console.print(leaderboard_table(board, f"leaderboard of {args.dir} ({len(records)} records)"))
+    console.print(leaderboard_table(board, f"leaderboard of {args.dir} ({len(records)} records)",
+                                    view_width(console), columns))
     console.print(f"written: {csv_path}, {md_path}")
     return 0
 

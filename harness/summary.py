@@ -8,13 +8,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, Group
+from rich.text import Text
 
 from harness.core.metric_table import SUMMARY
 from harness.core.records import load_records
 from harness.core.storage import Remote, StoreError, uri
-from harness.leaderboard import build_leaderboard, cell_text, leaderboard_table, write_leaderboard
+from harness.leaderboard import (
+    ViewColumn,
+    build_leaderboard,
+    cell_text,
+    column_names,
+    duration_text,
+    fit_tables,
+    leaderboard_table,
+    rich_table,
+    view_width,
+    write_leaderboard,
+)
 from harness.spec import ExperimentSpec
 from harness.study import CELLS_DIR, Study
 
@@ -31,9 +42,10 @@ def own_records(spec: ExperimentSpec) -> list[dict[str, Any]]:
 
 
 def summarise(specs: list[ExperimentSpec], folder: Path | Remote, console: Console, errors: list[str],
-              interrupted: bool, study: Study | None = None) -> int:
+              interrupted: bool, study: Study | None = None, columns: list[str] | None = None) -> int:
     """The leaderboard of the experiment (one spec: with a table of its trials) or the study (``study``: every
-    cell's own records, as an experiment's), written in ``folder``; the exit status (``exit_status``)."""
+    cell's own records, as an experiment's), written in ``folder``; the exit status (``exit_status``). ``columns``:
+    the leaderboard's terminal columns (``harness.leaderboard.parse_columns``; None: the defaults)."""
     try:
         records = [r for spec in specs for r in own_records(spec)]
     except StoreError as err:  # the store was lost (run_jobs): end as the interruption it was
@@ -43,7 +55,7 @@ def summarise(specs: list[ExperimentSpec], folder: Path | Remote, console: Conso
     if study is None:
         trials_table(specs[0], records, console)
     if records:
-        write_board(records, specs[0], folder, console, study)
+        write_board(records, specs[0], folder, console, study, columns)
     have = {(r.get("config_hash"), r.get("seed")) for r in records}
     missing = sorted(seed for s in specs for seed in s.seeds if (s.config_hash, seed) not in have)
     total = sum(len(s.seeds) for s in specs)
@@ -55,27 +67,41 @@ def summarise(specs: list[ExperimentSpec], folder: Path | Remote, console: Conso
 
 
 def write_board(records: list[dict[str, Any]], first: ExperimentSpec, folder: Path | Remote, console: Console,
-                study: Study | None) -> None:
-    """The leaderboard of ``records`` written in ``folder`` and shown, with where the records and it lie."""
+                study: Study | None, columns: list[str] | None = None) -> None:
+    """The leaderboard of ``records`` written in ``folder`` and shown (``columns``: its terminal columns, checked
+    when the run began: ``parse_columns``; a name the records give no column is left out), with where the records
+    and it lie."""
     board = build_leaderboard(records)
     csv_path, _ = write_leaderboard(board, folder)
+    if columns is not None:  # a leaderboard.csv column these records do not give is left out
+        known = set(column_names(board))
+        columns = [c for c in columns if c in known]
+    width = view_width(console)
     if study is None:
-        console.print(leaderboard_table(board, f"leaderboard ({first.budget} budget, {first.dataset})"))
+        console.print(leaderboard_table(board, f"leaderboard ({first.budget} budget, {first.dataset})", width, columns))
         console.print(f"records: {folder / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}")
     else:
-        console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)"))
+        console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)", width, columns))
         console.print(f"records: {folder / CELLS_DIR}/*/trials\nleaderboard: {csv_path}\n"
                       f"report: python -m harness report {shlex.quote(uri(folder))}")
 
 
+def _summary_cell(metric: Any) -> Any:
+    """How a summary metric reads: a time (record unit "s") in readable units, any other figure with its decimals."""
+    if metric.unit == "s":
+        return lambda r: duration_text(r.get(metric.key))
+    return lambda r: cell_text(r.get(metric.key), metric.decimals)
+
+
 def trials_table(spec: ExperimentSpec, records: list[dict[str, Any]], console: Console) -> None:
-    """The experiment's trials, one row per record."""
-    table = Table(title=f"trials of {spec.name}")
-    for header in ("seed", "record", *(m.summary_header for m in SUMMARY)):
-        table.add_column(header)
-    for r in sorted(records, key=lambda r: r["seed"]):
-        table.add_row(str(r["seed"]), Path(r["_path"]).name, *(cell_text(r.get(m.key), m.decimals) for m in SUMMARY))
-    console.print(table)
+    """The experiment's trials, one row per record, laid out for the console's width as the leaderboard
+    (``harness.leaderboard.fit_tables``: no cell ever cut; the seed and the record repeated in a further table)."""
+    columns = [ViewColumn("seed", "seed", lambda r: str(r["seed"])),
+               ViewColumn("record", "record", lambda r: Path(r["_path"]).name, numeric=False)]
+    columns += [ViewColumn(m.key, m.label if m.unit == "s" else m.summary_header, _summary_cell(m)) for m in SUMMARY]
+    cells = [{c.name: c.cell(r) for c in columns} for r in sorted(records, key=lambda r: r["seed"])]
+    tables = fit_tables(columns, {"seed", "record"}, columns[:2], cells, view_width(console))
+    console.print(Group(Text(f"trials of {spec.name}", style="bold"), *(rich_table(t, cells) for t in tables)))
 
 
 def exit_status(errors: list[str], interrupted: bool, missing: bool, progress: str) -> int:

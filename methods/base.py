@@ -106,6 +106,11 @@ class SearchMethod:
     # by the leaderboard in its trailing ``<key>_mean`` columns; no leaderboard statistics nor summary place
     # (``metric_table.all_metrics``). NOS: its teacher's cost.
     metrics: ClassVar[tuple[Metric, ...]] = ()
+    # The configuration key whose value is how many times the search queries the space's benchmark in place of
+    # training anything, on a space that has one (random search on NAS-Bench-201: ``rs_candidates``); None: the
+    # search trains. The views (``harness.leaderboard``) show such a search's cost as its queries, never as the
+    # milliseconds the look-ups took, and label its row as a benchmark-query search.
+    benchmark_queries: ClassVar[str | None] = None
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

@@ -42,6 +42,7 @@ class RandomSearch(SearchMethod):
     ignored_keys = frozenset({"corr_edges", "corr_batches"})
     # smoke: three candidates of one epoch each (seconds); small: eight of three epochs (minutes on a CPU)
     budgets = {"smoke": {"rs_candidates": 3, "rs_epochs": 1}, "small": {"rs_candidates": 8, "rs_epochs": 3}}
+    benchmark_queries = "rs_candidates"  # on a space with a benchmark each candidate is one query (train_epoch)
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

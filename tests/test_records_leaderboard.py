@@ -201,7 +201,7 @@ def test_build_leaderboard_values():
     assert nos.p_wilcoxon == pytest.approx(0.5)  # exact: W- = 1, P(W- <= 1) = 2/8, two-sided
     assert nos.p_ttest == pytest.approx(scipy.stats.ttest_rel(accs, darts_accs).pvalue)
     assert nos.effect_size == pytest.approx(2.0 / 3.0)  # mean 2, std sqrt((0 + 9 + 9) / 2) = 3
-    assert nos.p_beats_baseline == pytest.approx(2 / 3)
+    assert nos.seeds_won_share == pytest.approx(2 / 3)
     assert nos.p_holm == pytest.approx(1.0)  # Holm over nos (0.5) and tuned darts (0.5): min(1, 2 * 0.5)
     assert nos.test_acc_iqm == pytest.approx(scipy.stats.trim_mean(accs, 0.25))
     assert nos.test_acc_ci_low <= nos.test_acc_mean <= nos.test_acc_ci_high
@@ -211,7 +211,7 @@ def test_build_leaderboard_values():
     darts = rows[("darts", "darts", "")]
     assert darts.baseline == "darts" and pd.isna(darts.n_common_seeds) and darts.comparison_note == ""
     assert all(math.isnan(v) for v in (darts.p_wilcoxon, darts.p_ttest, darts.p_holm, darts.effect_size,
-                                       darts.p_beats_baseline))  # the baseline itself
+                                       darts.seeds_won_share))  # the baseline itself
     assert darts.test_acc_mean == pytest.approx(92.0)
 
     tuned = rows[("darts", "darts", "epochs=3,lr=0.1")]
@@ -220,12 +220,12 @@ def test_build_leaderboard_values():
     assert tuned.p_wilcoxon == pytest.approx(scipy.stats.wilcoxon([2.0, 1.5]).pvalue)
     assert tuned.p_ttest == pytest.approx(scipy.stats.ttest_rel([92.0, 92.5], darts_accs[:2]).pvalue)
     assert tuned.effect_size == pytest.approx(1.75 / np.std([2.0, 1.5], ddof=1))
-    assert tuned.p_beats_baseline == 1.0 and tuned.p_holm == pytest.approx(1.0)
+    assert tuned.seeds_won_share == 1.0 and tuned.p_holm == pytest.approx(1.0)
 
     gdas = rows[("gdas", "darts", "")]
     assert gdas.n_seeds == 1 and math.isnan(gdas.test_acc_std) and math.isnan(gdas.p_wilcoxon)
     assert gdas.n_common_seeds == 1 and gdas.comparison_note == "too few common seeds (1): no p-value"
-    assert math.isnan(gdas.p_holm) and gdas.p_beats_baseline == 0.0  # 89 < 90 on seed 0
+    assert math.isnan(gdas.p_holm) and gdas.seeds_won_share == 0.0  # 89 < 90 on seed 0
 
     other = rows[("nos", "nb201", "")]
     assert math.isnan(other.p_wilcoxon) and other.rank == 1 and other.n_common_seeds == 0  # no darts on nb201
@@ -253,7 +253,7 @@ def test_paired_comparison_zero_variance_of_differences():
     assert df["p_ttest"].isna().all() and df["effect_size"].isna().all()
     nos = df[df["method"] == "nos"].iloc[0]
     assert nos.p_wilcoxon == pytest.approx(scipy.stats.wilcoxon([1.0, 1.0, 1.0]).pvalue)
-    assert nos.p_holm == pytest.approx(nos.p_wilcoxon) and nos.p_beats_baseline == 1.0
+    assert nos.p_holm == pytest.approx(nos.p_wilcoxon) and nos.seeds_won_share == 1.0
     assert nos.comparison_note == "differences of zero variance: no t-test or effect size"
 
 
@@ -266,23 +266,32 @@ def test_write_leaderboard_files(tmp_path):
     df = build_leaderboard(crafted_records())
     csv_path, md_path = write_leaderboard(df, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["leaderboard.csv", "leaderboard.md"]
-    again = pd.read_csv(csv_path, dtype={"variant": str, "seeds": str}).fillna({"variant": "", "comparison_note": ""})
+    text = ("variant", "seeds", "comparison_note", "test_source", "search_source", "test_acc_interval",
+            "search_hours_interval")  # read back as text: an empty cell is "" (pandas reads it as NaN)
+    again = pd.read_csv(csv_path, dtype=dict.fromkeys(text, str)).fillna(dict.fromkeys(text, ""))
     pd.testing.assert_frame_equal(again, df, check_dtype=False)
-    lines = md_path.read_text().splitlines()
-    assert len(lines) == 2 + len(df)
-    assert lines[0].startswith("| method | space | dataset | budget | variant | n_seeds |")
-    assert set(lines[1]) <= set("|-:")
-    nos_line = next(line for line in lines if line.startswith("| nos | darts"))
-    cells = [c.strip() for c in nos_line.strip("|").split("|")]
+    markdown = md_path.read_text()
+    # one short table per space, dataset and budget; every column stays in the CSV
+    assert "## darts · search dataset digits · smoke budget" in markdown and "`leaderboard.csv`" in markdown
+    tables = [line for line in markdown.splitlines() if line.startswith("| rank |")]
+    assert len(tables) == 2 and all(line.count("|") - 1 <= 8 for line in tables)
+    assert tables[0] == ("| rank | method | seeds | test acc % | best | search cost | p vs darts (Wilcoxon, Holm) "
+                         "| seeds won vs darts |")
+    darts_section = markdown.split("## ")[1]
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in darts_section.splitlines() if line.startswith("| ") and not line.startswith("| rank")}
+    assert rows["nos"] == ["1", "nos", "3", "94.00 ± 2.00", "96.00", "1.00 h", "n = 3: cannot reach p &lt; 0.05",
+                           "2/3"]
+    assert rows["darts \\[epochs=3,lr=0.1\\]"][5:] == ["1.00 h", "n = 2: cannot reach p &lt; 0.05", "2/2"]
+    assert rows["darts"][5:] == ["1.00 h", "—", "—"] and rows["gdas"][6:] == ["—", "0/1"]
+    assert "so fewer than 6 cannot reach 0.05" in markdown and "(a tie counts half)" in markdown
     cols = list(df.columns)
-    assert cells[cols.index("test_acc_mean")] == "94.00"
-    assert cells[cols.index("op_kendall_tau_mean")] == "0.500"
-    darts_line = next(line for line in lines if line.startswith("| darts | darts | digits | smoke |  |"))
-    darts_cells = [c.strip() for c in darts_line.strip("|").split("|")]
-    assert [darts_cells[cols.index(c)] for c in ("baseline", "n_common_seeds", "p_wilcoxon", "p_holm",
-                                                 "comparison_note")] == ["darts", "—", "—", "—", ""]
-    assert [cells[cols.index(c)] for c in ("n_common_seeds", "p_wilcoxon", "p_holm", "effect_size",
-                                           "p_beats_baseline")] == ["3", "0.500", "1.000", "0.67", "0.667"]
+    darts_row = df[(df["method"] == "darts") & (df["variant"] == "")].iloc[0]
+    assert darts_row["baseline"] == "darts" and pd.isna(darts_row["n_common_seeds"])
+    nos = df[(df["method"] == "nos") & (df["space"] == "darts")].iloc[0]
+    assert [nos[c] for c in ("n_common_seeds", "p_wilcoxon", "p_wilcoxon_min", "p_holm", "p_holm_min")] == [
+        3, 0.5, 0.25, 1.0, 0.5]
+    assert "seeds_won_share" in cols and "p_beats_baseline" not in cols
 
 
 def test_leaderboard_table_renders():
@@ -341,100 +350,125 @@ def _shown(record) -> str:
 # Outputs of the code before the metric table (commit 05c31c9) for golden_records(), plus the latency and one-shot
 # rows and columns added since, and the statistics columns (interquartile mean and bootstrap intervals; the paired
 # comparison with darts in place of Welch's p_vs_darts), regenerated with every other column's values checked equal
-# to the previous ones; lines right-stripped.
+# to the previous ones; lines right-stripped. Issue 29 added the sources (test_source, search_source,
+# search_queries_mean), the intervals' kinds, the smallest attainable p-values and renamed p_beats_baseline to
+# seeds_won_share (the values of every other column checked equal again), and laid the terminal table out anew
+# (readable costs, the variant beside its method, the limits of the p-values, the notes).
 GOLDEN = {
     'csv': (
-        'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
-        'an,test_acc_best,test_acc_iqm,test_acc_ci_low,test_acc_ci_high,search_val_acc_mean,search_'
-        'hours_mean,search_hours_ci_low,search_hours_ci_high,eval_hours_mean,device_hours_mean,devi'
-        'ce_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_ms_m'
-        'ean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean,ar'
-        'ch_spearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,baseline,n_common_'
-        'seeds,p_wilcoxon,p_ttest,p_holm,effect_size,p_beats_baseline,comparison_note,rank,correlat'
-        'ion_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edges_mean,peak_mem_mb_m'
-        'ean,val_acc_mean,benchmark_cifar100_test_mean,benchmark_cifar100_test_std,benchmark_cifar1'
-        '0_test_mean,benchmark_cifar10_test_std,benchmark_cifar10_valid_mean,benchmark_cifar10_vali'
-        'd_std',
-        'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,92.75,92.0,93.5,80.0'
-        ',1.0,1.0,1.0,2.0,3.0,CPU-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,,darts,'
-        '2,0.5,0.07044657495455456,1.0,6.363961030678928,1.0,,1,10.0,64.0,0.20000000000000004,4.0,5'
-        '00.0,,,,,,,',
-        'darts,darts,digits,smoke,"epochs=3,lr=0.1",2,"0,1",92.25,0.3535533905932738,92.25,92.5,92.'
-        '25,92.0,92.5,80.0,1.0,1.0,1.0,2.0,3.0,CPU-hours,3.3,500.0,2.5,,40.0,,0.5,0.6,,,,,darts,2,0'
-        '.5,0.0903344706017331,1.0,4.949747468305833,1.0,,2,10.0,64.0,,4.0,500.0,70.5,,,,,,',
-        'darts,darts,digits,smoke,,3,"0,1,2",92.16666666666667,2.9297326385411573,91.0,95.5,92.1666'
-        '6666666667,90.0,95.5,80.0,0.8352777777777778,0.8333333333333334,0.8372222222222222,2.0,3.0'
-        ',CPU-hours,3.2999999999999994,500.0,2.5,0.0,40.0,0.0,0.5,0.6,,,,,darts,,,,,,,,3,10.0,64.0,'
-        ',4.0,500.0,,,,,,,',
-        'eoinas,nb201,cifar10,smoke,,2,"0,1",94.065,0.43133513652379357,94.065,94.37,94.065,93.76,9'
-        '4.37,80.0,1.0,1.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45'
-        ',,,darts,2,0.5,0.39968289483265584,0.5,0.9742691504567892,1.0,,1,10.0,64.0,,4.0,500.0,,70.'
-        '5,0.7071067811865476,94.065,0.43133513652379357,92.565,0.43133513652379357',
-        'darts,nb201,cifar10,smoke,,2,"0,1",71.19999999999999,23.900209204105305,71.19999999999999,'
-        '88.1,71.19999999999999,54.3,88.1,80.0,1.0,1.0,1.0,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,'
-        '226.85,0.0,0.5,0.6,0.35,0.45,,,darts,,,,,,,,2,10.0,64.0,,4.0,500.0,,70.5,0.707106781186547'
-        '6,71.19999999999999,23.900209204105305,69.69999999999999,23.900209204105305',
+        'method,space,dataset,budget,variant,n_seeds,seeds,test_source,search_source,search_queries'
+        '_mean,test_acc_mean,test_acc_std,test_acc_median,test_acc_best,test_acc_iqm,test_acc_ci_lo'
+        'w,test_acc_ci_high,test_acc_interval,search_val_acc_mean,search_hours_mean,search_hours_ci'
+        '_low,search_hours_ci_high,search_hours_interval,eval_hours_mean,device_hours_mean,device_h'
+        'ours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_ms_mean,'
+        'latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean,arch_s'
+        'pearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,baseline,n_common_seed'
+        's,p_wilcoxon,p_wilcoxon_min,p_ttest,p_holm,p_holm_min,effect_size,seeds_won_share,comparis'
+        'on_note,rank,correlation_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edg'
+        'es_mean,peak_mem_mb_mean,val_acc_mean,benchmark_cifar100_test_mean,benchmark_cifar100_test'
+        '_std,benchmark_cifar10_test_mean,benchmark_cifar10_test_std,benchmark_cifar10_valid_mean,b'
+        'enchmark_cifar10_valid_std',
+        'nos,darts,digits,smoke,,3,"0,1,2",,trained on digits,,92.75,1.0606601717798212,92.75,93.5,'
+        '92.75,92.0,93.5,range,80.0,1.0,1.0,1.0,range,2.0,3.0,CPU-hours/GPU-hours,2.23456,401.0,2.5'
+        ',0.5,32.0,2.0,0.5,0.6,,,,,darts,2,0.5,0.5,0.07044657495455456,1.0,1.0,6.363961030678928,1.'
+        '0,,1,10.0,64.0,0.20000000000000004,4.0,500.0,,,,,,,',
+        'darts,darts,digits,smoke,"epochs=3,lr=0.1",2,"0,1",,trained on digits,,92.25,0.35355339059'
+        '32738,92.25,92.5,92.25,92.0,92.5,range,80.0,1.0,1.0,1.0,range,2.0,3.0,CPU-hours,3.3,500.0,'
+        '2.5,,40.0,,0.5,0.6,,,,,darts,2,0.5,0.5,0.0903344706017331,1.0,1.0,4.949747468305833,1.0,,2'
+        ',10.0,64.0,,4.0,500.0,70.5,,,,,,',
+        'darts,darts,digits,smoke,,3,"0,1,2",,trained on digits,,92.16666666666667,2.92973263854115'
+        '73,91.0,95.5,92.16666666666667,90.0,95.5,range,80.0,0.8352777777777778,0.8333333333333334,'
+        '0.8372222222222222,range,2.0,3.0,CPU-hours,3.2999999999999994,500.0,2.5,0.0,40.0,0.0,0.5,0'
+        '.6,,,,,darts,,,,,,,,,,3,10.0,64.0,,4.0,500.0,,,,,,,',
+        'eoinas,nb201,cifar10,smoke,,2,"0,1","NAS-Bench-201 CIFAR-10 test, 200 epochs, look-up",tra'
+        'ined on cifar10,,94.065,0.43133513652379357,94.065,94.37,94.065,93.76,94.37,range,80.0,1.0'
+        ',1.0,1.0,range,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,0.0,0.5,0.6,0.35,0.45,,,dart'
+        's,2,0.5,0.5,0.39968289483265584,0.5,0.5,0.9742691504567892,1.0,,1,10.0,64.0,,4.0,500.0,,70'
+        '.5,0.7071067811865476,94.065,0.43133513652379357,92.565,0.43133513652379357',
+        'darts,nb201,cifar10,smoke,,2,"0,1","NAS-Bench-201 CIFAR-10 test, 200 epochs, look-up",trai'
+        'ned on cifar10,,71.19999999999999,23.900209204105305,71.19999999999999,88.1,71.19999999999'
+        '999,54.3,88.1,range,80.0,1.0,1.0,1.0,range,2.0,3.0,CPU-hours,1.0731,153.27,7.8,0.0,226.85,'
+        '0.0,0.5,0.6,0.35,0.45,,,darts,,,,,,,,,,2,10.0,64.0,,4.0,500.0,,70.5,0.7071067811865476,71.'
+        '19999999999999,23.900209204105305,69.69999999999999,23.900209204105305',
     ),
     'md': (
-        '| method | space | dataset | budget | variant | n_seeds | seeds | test_acc_mean | test_acc'
-        '_std | test_acc_median | test_acc_best | test_acc_iqm | test_acc_ci_low | test_acc_ci_high'
-        ' | search_val_acc_mean | search_hours_mean | search_hours_ci_low | search_hours_ci_high | '
-        'eval_hours_mean | device_hours_mean | device_hours_kind | params_m_mean | madds_m_mean | l'
-        'atency_ms_mean | latency_ms_std | latency_batch_ms_mean | latency_batch_ms_std | op_kendal'
-        'l_tau_mean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean | onesh'
-        'ot_kendall_tau_mean | oneshot_spearman_rho_mean | baseline | n_common_seeds | p_wilcoxon |'
-        ' p_ttest | p_holm | effect_size | p_beats_baseline | comparison_note | rank | correlation_'
-        'seconds_mean | latency_batch_mean | method_extra_tau_mean | op_corr_edges_mean | peak_mem_'
-        'mb_mean | val_acc_mean | benchmark_cifar100_test_mean | benchmark_cifar100_test_std | benc'
-        'hmark_cifar10_test_mean | benchmark_cifar10_test_std | benchmark_cifar10_valid_mean | benc'
-        'hmark_cifar10_valid_std |',
-        '|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
-        '---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|--'
-        '-:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-        '| nos | darts | digits | smoke |  | 3 | 0,1,2 | 92.75 | 1.06 | 92.75 | 93.50 | 92.75 | 92.'
-        '00 | 93.50 | 80.00 | 1.00 | 1.00 | 1.00 | 2.00 | 3.00 | CPU-hours/GPU-hours | 2.23 | 401.0'
-        '0 | 2.50 | 0.50 | 32.00 | 2.00 | 0.500 | 0.600 | — | — | — | — | darts | 2 | 0.500 | 0.070'
-        ' | 1.000 | 6.36 | 1.000 |  | 1 | 10.00 | 64.00 | 0.200 | 4.00 | 500.00 | — | — | — | — | —'
-        ' | — | — |',
-        '| darts | darts | digits | smoke | epochs=3,lr=0.1 | 2 | 0,1 | 92.25 | 0.35 | 92.25 | 92.5'
-        '0 | 92.25 | 92.00 | 92.50 | 80.00 | 1.00 | 1.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 3.30 | '
-        '500.00 | 2.50 | — | 40.00 | — | 0.500 | 0.600 | — | — | — | — | darts | 2 | 0.500 | 0.090 '
-        '| 1.000 | 4.95 | 1.000 |  | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | 70.50 | — | — | — | — '
-        '| — | — |',
-        '| darts | darts | digits | smoke |  | 3 | 0,1,2 | 92.17 | 2.93 | 91.00 | 95.50 | 92.17 | 9'
-        '0.00 | 95.50 | 80.00 | 0.84 | 0.83 | 0.84 | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50'
-        ' | 0.00 | 40.00 | 0.00 | 0.500 | 0.600 | — | — | — | — | darts | — | — | — | — | — | — |  '
-        '| 3 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | — | — | — | — | — | — |',
-        '| eoinas | nb201 | cifar10 | smoke |  | 2 | 0,1 | 94.06 | 0.43 | 94.06 | 94.37 | 94.06 | 9'
-        '3.76 | 94.37 | 80.00 | 1.00 | 1.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80'
-        ' | 0.00 | 226.85 | 0.00 | 0.500 | 0.600 | 0.350 | 0.450 | — | — | darts | 2 | 0.500 | 0.40'
-        '0 | 0.500 | 0.97 | 1.000 |  | 1 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 9'
-        '4.06 | 0.43 | 92.56 | 0.43 |',
-        '| darts | nb201 | cifar10 | smoke |  | 2 | 0,1 | 71.20 | 23.90 | 71.20 | 88.10 | 71.20 | 5'
-        '4.30 | 88.10 | 80.00 | 1.00 | 1.00 | 1.00 | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.80'
-        ' | 0.00 | 226.85 | 0.00 | 0.500 | 0.600 | 0.350 | 0.450 | — | — | darts | — | — | — | — | '
-        '— | — |  | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 71.20 | 23.90 | 69.7'
-        '0 | 23.90 |',
+        '| method | space | dataset | budget | variant | n_seeds | seeds | test_source | search_sou'
+        'rce | search_queries_mean | test_acc_mean | test_acc_std | test_acc_median | test_acc_best'
+        ' | test_acc_iqm | test_acc_ci_low | test_acc_ci_high | test_acc_interval | search_val_acc_'
+        'mean | search_hours_mean | search_hours_ci_low | search_hours_ci_high | search_hours_inter'
+        'val | eval_hours_mean | device_hours_mean | device_hours_kind | params_m_mean | madds_m_me'
+        'an | latency_ms_mean | latency_ms_std | latency_batch_ms_mean | latency_batch_ms_std | op_'
+        'kendall_tau_mean | op_spearman_rho_mean | arch_kendall_tau_mean | arch_spearman_rho_mean |'
+        ' oneshot_kendall_tau_mean | oneshot_spearman_rho_mean | baseline | n_common_seeds | p_wilc'
+        'oxon | p_wilcoxon_min | p_ttest | p_holm | p_holm_min | effect_size | seeds_won_share | co'
+        'mparison_note | rank | correlation_seconds_mean | latency_batch_mean | method_extra_tau_me'
+        'an | op_corr_edges_mean | peak_mem_mb_mean | val_acc_mean | benchmark_cifar100_test_mean |'
+        ' benchmark_cifar100_test_std | benchmark_cifar10_test_mean | benchmark_cifar10_test_std | '
+        'benchmark_cifar10_valid_mean | benchmark_cifar10_valid_std |',
+        '|---|---|---|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---'
+        ':|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+        '---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|--'
+        '-:|---:|---:|---:|---:|',
+        '| nos | darts | digits | smoke |  | 3 | 0,1,2 |  | trained on digits | — | 92.75 | 1.06 | '
+        '92.75 | 93.50 | 92.75 | 92.00 | 93.50 | range | 80.00 | 1.00 | 1.00 | 1.00 | range | 2.00 '
+        '| 3.00 | CPU-hours/GPU-hours | 2.23 | 401.00 | 2.50 | 0.50 | 32.00 | 2.00 | 0.500 | 0.600 '
+        '| — | — | — | — | darts | 2 | 0.500 | 0.500 | 0.070 | 1.000 | 1.000 | 6.36 | 1.00 |  | 1 |'
+        ' 10.00 | 64.00 | 0.200 | 4.00 | 500.00 | — | — | — | — | — | — | — |',
+        '| darts | darts | digits | smoke | epochs=3,lr=0.1 | 2 | 0,1 |  | trained on digits | — | '
+        '92.25 | 0.35 | 92.25 | 92.50 | 92.25 | 92.00 | 92.50 | range | 80.00 | 1.00 | 1.00 | 1.00 '
+        '| range | 2.00 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50 | — | 40.00 | — | 0.500 | 0.600 |'
+        ' — | — | — | — | darts | 2 | 0.500 | 0.500 | 0.090 | 1.000 | 1.000 | 4.95 | 1.00 |  | 2 | '
+        '10.00 | 64.00 | — | 4.00 | 500.00 | 70.50 | — | — | — | — | — | — |',
+        '| darts | darts | digits | smoke |  | 3 | 0,1,2 |  | trained on digits | — | 92.17 | 2.93 '
+        '| 91.00 | 95.50 | 92.17 | 90.00 | 95.50 | range | 80.00 | 0.84 | 0.83 | 0.84 | range | 2.0'
+        '0 | 3.00 | CPU-hours | 3.30 | 500.00 | 2.50 | 0.00 | 40.00 | 0.00 | 0.500 | 0.600 | — | — '
+        '| — | — | darts | — | — | — | — | — | — | — | — |  | 3 | 10.00 | 64.00 | — | 4.00 | 500.00'
+        ' | — | — | — | — | — | — | — |',
+        '| eoinas | nb201 | cifar10 | smoke |  | 2 | 0,1 | NAS-Bench-201 CIFAR-10 test, 200 epochs,'
+        ' look-up | trained on cifar10 | — | 94.06 | 0.43 | 94.06 | 94.37 | 94.06 | 93.76 | 94.37 |'
+        ' range | 80.00 | 1.00 | 1.00 | 1.00 | range | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.'
+        '80 | 0.00 | 226.85 | 0.00 | 0.500 | 0.600 | 0.350 | 0.450 | — | — | darts | 2 | 0.500 | 0.'
+        '500 | 0.400 | 0.500 | 0.500 | 0.97 | 1.00 |  | 1 | 10.00 | 64.00 | — | 4.00 | 500.00 | — |'
+        ' 70.50 | 0.71 | 94.06 | 0.43 | 92.56 | 0.43 |',
+        '| darts | nb201 | cifar10 | smoke |  | 2 | 0,1 | NAS-Bench-201 CIFAR-10 test, 200 epochs, '
+        'look-up | trained on cifar10 | — | 71.20 | 23.90 | 71.20 | 88.10 | 71.20 | 54.30 | 88.10 |'
+        ' range | 80.00 | 1.00 | 1.00 | 1.00 | range | 2.00 | 3.00 | CPU-hours | 1.07 | 153.27 | 7.'
+        '80 | 0.00 | 226.85 | 0.00 | 0.500 | 0.600 | 0.350 | 0.450 | — | — | darts | — | — | — | — '
+        '| — | — | — | — |  | 2 | 10.00 | 64.00 | — | 4.00 | 500.00 | — | 70.50 | 0.71 | 71.20 | 23'
+        '.90 | 69.70 | 23.90 |',
     ),
     'terminal': (
-        '                                                                                  leaderbo'
-        'ard',
+        'leaderboard',
         '',
-        ' method   space   dataset   budget   variant           seeds      test acc %    best   sea'
-        'rch h   params M   MAdds M    latency ms    op τ   arch τ   p (Wilcoxon, Holm)   rank',
+        ' rank   method                    space   search dataset   budget   seeds       test acc %'
+        '    best   search cost   params M   MAdds M    latency ms    op τ   arch τ         p (Wilc'
+        'oxon, Holm)   seeds won',
         ' ─────────────────────────────────────────────────────────────────────────────────────────'
-        '─────────────────────────────────────────────────────────────────────────────────────',
-        ' nos      darts   digits    smoke                      0,1,2    92.75 ± 1.06   93.50      '
-        ' 1.00       2.23    401.00   2.50 ± 0.50   0.500        —                1.000      1',
-        ' darts    darts   digits    smoke    epochs=3,lr=0.1     0,1    92.25 ± 0.35   92.50      '
-        ' 1.00       3.30    500.00      2.50 ± —   0.500        —                1.000      2',
-        ' darts    darts   digits    smoke                      0,1,2    92.17 ± 2.93   95.50      '
-        ' 0.84       3.30    500.00   2.50 ± 0.00   0.500        —                    —      3',
-        ' eoinas   nb201   cifar10   smoke                        0,1    94.06 ± 0.43   94.37      '
-        ' 1.00       1.07    153.27   7.80 ± 0.00   0.500    0.350                0.500      1',
-        ' darts    nb201   cifar10   smoke                        0,1   71.20 ± 23.90   88.10      '
-        ' 1.00       1.07    153.27   7.80 ± 0.00   0.500    0.350                    —      2',
+        '──────────────────────────────────────────────────────────────────────────────────────────'
+        '───────────────────────',
+        '    1   nos                       darts   digits           smoke        3     92.75 ± 1.06'
+        '   93.50        1.00 h       2.23    401.00   2.50 ± 0.50   0.500        —   n=2: cannot r'
+        'each p<0.05         2/2',
+        '    2   darts [epochs=3,lr=0.1]   darts   digits           smoke        2     92.25 ± 0.35'
+        '   92.50        1.00 h       3.30    500.00      2.50 ± —   0.500        —   n=2: cannot r'
+        'each p<0.05         2/2',
+        '    3   darts                     darts   digits           smoke        3     92.17 ± 2.93'
+        '   95.50      50.2 min       3.30    500.00   2.50 ± 0.00   0.500        —                '
+        '          —           —',
+        '    1   eoinas                    nb201   cifar10          smoke        2    94.06 ± 0.43¹'
+        '   94.37        1.00 h       1.07    153.27   7.80 ± 0.00   0.500    0.350   n=2: cannot r'
+        'each p<0.05         2/2',
+        '    2   darts                     nb201   cifar10          smoke        2   71.20 ± 23.90¹'
+        '   88.10        1.00 h       1.07    153.27   7.80 ± 0.00   0.500    0.350                '
+        '          —           —',
         '',
+        '¹ test accuracy: NAS-Bench-201 CIFAR-10 test, 200 epochs, look-up',
+        'p (Wilcoxon, Holm): two-sided Wilcoxon signed-rank test of the test accuracy against darts'
+        ' on the common seeds, Holm-adjusted within a space, dataset and budget; with n common seed'
+        's p cannot go below 2/2ⁿ (n = 3: 0.25),',
+        'so fewer than 6 cannot reach 0.05.',
+        "seeds won: the common seeds where the row's test accuracy beats darts's (a tie counts half"
+        ').',
     ),
     'show_nb201': (
         'method eoinas · space nb201 · dataset cifar10 · budget smoke · seed 1',
@@ -639,48 +673,52 @@ GOLDEN = {
         '└────────┴───────┘',
     ),
     'summary': (
-        '                                          trials of exp',
-        '┏━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━┳━'
-        '━━━━━━━┓',
-        '┃ seed ┃ record                   ┃ search val % ┃ test % ┃ params M ┃ op τ  ┃ search s ┃ '
-        'eval s ┃',
-        '┡━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━╇━'
-        '━━━━━━━┩',
-        '│ 0    │ nos-darts-digits-s0.json │ 80.00        │ 92.00  │ 1.235    │ 0.500 │ 3600.0   │ '
-        '7200.0 │',
-        '│ 1    │ nos-darts-digits-s1.json │ 80.00        │ 93.50  │ —        │ 0.500 │ 3600.0   │ '
-        '7200.0 │',
-        '│ 2    │ nos-darts-digits-s2.json │ 80.00        │ —      │ 3.235    │ 0.500 │ 3600.0   │ '
-        '7200.0 │',
-        '└──────┴──────────────────────────┴──────────────┴────────┴──────────┴───────┴──────────┴─'
-        '───────┘',
-        '                                                         leaderboard (smoke budget, digits'
-        ')',
+        'trials of exp',
         '',
-        ' method   space   dataset   budget   seeds     test acc %    best   search h   params M   '
-        'MAdds M    latency ms    op τ   p (Wilcoxon, Holm)   rank',
+        ' seed   record                     search val %   test %   params M    op τ   search time '
+        '  evaluation time',
         ' ─────────────────────────────────────────────────────────────────────────────────────────'
-        '─────────────────────────────────────────────────────────',
-        ' nos      darts   digits    smoke    0,1,2   92.75 ± 1.06   93.50       1.00       2.23   '
-        ' 401.00   2.50 ± 0.50   0.500                    —      1',
+        '─────────────────',
+        '    0   nos-darts-digits-s0.json          80.00    92.00      1.235   0.500        1.00 h '
+        '           2.00 h',
+        '    1   nos-darts-digits-s1.json          80.00    93.50          —   0.500        1.00 h '
+        '           2.00 h',
+        '    2   nos-darts-digits-s2.json          80.00        —      3.235   0.500        1.00 h '
+        '           2.00 h',
+        '',
+        'leaderboard (smoke budget, digits)',
+        '',
+        ' rank   method   space   search dataset   budget   seeds     test acc %    best   search c'
+        'ost   params M   MAdds M',
+        ' ─────────────────────────────────────────────────────────────────────────────────────────'
+        '────────────────────────',
+        '    1   nos      darts   digits           smoke        3   92.75 ± 1.06   93.50        1.0'
+        '0 h       2.23    401.00',
+        '',
+        '(continued: the columns that did not fit beside them)',
+        '',
+        ' method    latency ms    op τ   p (Wilcoxon, Holm)   seeds won',
+        ' ─────────────────────────────────────────────────────────────',
+        ' nos      2.50 ± 0.50   0.500                    —           —',
         '',
         'records: <tmp>/exp/trials (python -m harness show RECORD)',
         'leaderboard: <tmp>/exp/leaderboard.csv',
     ),
     'summary_csv': (
-        'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
-        'an,test_acc_best,test_acc_iqm,test_acc_ci_low,test_acc_ci_high,search_val_acc_mean,search_'
-        'hours_mean,search_hours_ci_low,search_hours_ci_high,eval_hours_mean,device_hours_mean,devi'
-        'ce_hours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_ms_m'
-        'ean,latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean,ar'
-        'ch_spearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,baseline,n_common_'
-        'seeds,p_wilcoxon,p_ttest,p_holm,effect_size,p_beats_baseline,comparison_note,rank,correlat'
-        'ion_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edges_mean,peak_mem_mb_m'
-        'ean',
-        'nos,darts,digits,smoke,,3,"0,1,2",92.75,1.0606601717798212,92.75,93.5,92.75,92.0,93.5,80.0'
-        ',1.0,1.0,1.0,2.0,3.0,CPU-hours/GPU-hours,2.23456,401.0,2.5,0.5,32.0,2.0,0.5,0.6,,,,,darts,'
-        '0,,,,,,no darts row without overrides to compare with,1,10.0,64.0,0.20000000000000004,4.0,'
-        '500.0',
+        'method,space,dataset,budget,variant,n_seeds,seeds,test_source,search_source,search_queries'
+        '_mean,test_acc_mean,test_acc_std,test_acc_median,test_acc_best,test_acc_iqm,test_acc_ci_lo'
+        'w,test_acc_ci_high,test_acc_interval,search_val_acc_mean,search_hours_mean,search_hours_ci'
+        '_low,search_hours_ci_high,search_hours_interval,eval_hours_mean,device_hours_mean,device_h'
+        'ours_kind,params_m_mean,madds_m_mean,latency_ms_mean,latency_ms_std,latency_batch_ms_mean,'
+        'latency_batch_ms_std,op_kendall_tau_mean,op_spearman_rho_mean,arch_kendall_tau_mean,arch_s'
+        'pearman_rho_mean,oneshot_kendall_tau_mean,oneshot_spearman_rho_mean,baseline,n_common_seed'
+        's,p_wilcoxon,p_wilcoxon_min,p_ttest,p_holm,p_holm_min,effect_size,seeds_won_share,comparis'
+        'on_note,rank,correlation_seconds_mean,latency_batch_mean,method_extra_tau_mean,op_corr_edg'
+        'es_mean,peak_mem_mb_mean',
+        'nos,darts,digits,smoke,,3,"0,1,2",,trained on digits,,92.75,1.0606601717798212,92.75,93.5,'
+        '92.75,92.0,93.5,range,80.0,1.0,1.0,1.0,range,2.0,3.0,CPU-hours/GPU-hours,2.23456,401.0,2.5'
+        ',0.5,32.0,2.0,0.5,0.6,,,,,darts,0,,,,,,,,no darts row without overrides to compare with,1,'
+        '10.0,64.0,0.20000000000000004,4.0,500.0',
     ),
 }
 

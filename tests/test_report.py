@@ -1,6 +1,7 @@
 """The comparison report: from the records under a folder, one HTML page that parses and embeds every plot, its
-Markdown twin naming every plot file, the leaderboard CSV, the study file where there is one, and one line (exit 2)
-for a folder without records."""
+Markdown twin naming every plot file, the leaderboard CSV and LaTeX tables, the study file where there is one, and one
+line (exit 2) for a folder without records. Each group's title says where its test accuracy comes from, a search that
+queried the benchmark is labelled so and costed in queries, and every statistic states its limits."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from test_plots import darts_records, nb201_records
+from test_views import LOOKUP_SOURCE, check_latex, random_records
 
 from harness.cli import main
 from harness.core.benchmarks.nb201 import load_table
@@ -56,10 +58,24 @@ def write_records(root: Path, records: list[dict]) -> None:
         (folder / f"r{k}.json").write_text(json.dumps(full))
 
 
+def sourced(records: list[dict]) -> list[dict]:
+    """The records as the trial writes them: the test accuracy's source (a look-up on NAS-Bench-201, the trained
+    network elsewhere) and the evaluation epochs of the configuration."""
+    for record in records:
+        if record["space"] == "nb201":
+            record.update(test_acc_source=LOOKUP_SOURCE.format(dataset="cifar10", column="cifar10_test"),
+                          config={"eval": "lookup", "eval_epochs": 4})
+        else:
+            record.update(test_acc_source="the final network trained from scratch (4 epochs), tested once on digits",
+                          config={"eval_epochs": 4})
+    return records
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    write_records(root, nb201_records(load_table("default")) + darts_records())
+    table = load_table("default")
+    write_records(root, sourced(nb201_records(table) + darts_records()) + random_records(table))
     (root / "study.toml").write_text('name = "x"\n# the study file\n')
     return root, write_report(root)
 
@@ -76,7 +92,10 @@ def test_the_html_parses_and_embeds_every_plot(report):
     embedded = set(page.images)
     assert all(src.startswith("data:image/png;base64,") for src in embedded)
     assert {base64.b64decode(src.split(",", 1)[1]) for src in embedded} == {p.read_bytes() for p in pngs}
-    assert "nb201 / digits / smoke" in page.headings and "darts / digits / smoke" in page.headings
+    assert ("nb201 · search dataset digits · smoke budget — test accuracy: NAS-Bench-201 CIFAR-10 test, 200 epochs, "
+            "look-up") in page.headings
+    assert "darts · search dataset digits · smoke budget — test accuracy: digits test, network trained 4 epochs" in (
+        page.headings)
     text = written["html"].read_text()
     assert "the study file" in text and "cpu (test)" in text and "hdarts{}" in text  # study, device, config hash
 
@@ -90,11 +109,38 @@ def test_markdown_and_csvs(report):
         assert csv.is_file() and csv.stat().st_size > 0
     board = pd.read_csv(root / "report" / "leaderboard.csv", keep_default_na=False)
     nb201 = board[board["space"] == "nb201"]
-    assert set(nb201["method"]) == {"darts", "gdas", "optimum"}
+    assert set(nb201["method"]) == {"darts", "gdas", "random", "optimum"}
     gdas = nb201[nb201["method"] == "gdas"].iloc[0]
     assert int(gdas["n_common_seeds"]) == 3 and "p Holm" in markdown
     # the statistics table's figures are the leaderboard's
-    assert f"| {float(gdas['test_acc_mean']):.2f} |" in markdown
+    assert f"| {float(gdas['test_acc_mean']):.2f} ± {float(gdas['test_acc_std']):.2f} |" in markdown
+
+
+def test_the_report_states_sources_queries_and_the_limits_of_its_statistics(report):
+    root, written = report
+    page = written["html"].read_text()
+    markdown = written["markdown"].read_text()
+    board = pd.read_csv(root / "report" / "leaderboard.csv", keep_default_na=False)
+    nb201 = board[board["space"] == "nb201"].set_index("method")
+    assert set(nb201["test_source"]) == {"NAS-Bench-201 CIFAR-10 test, 200 epochs, look-up",
+                                         "NAS-Bench-201 CIFAR-10 test, 200 epochs, the best cell of the table"}
+    assert nb201.loc["random", "search_source"] == ("benchmark queries: 3 per seed of NAS-Bench-201 CIFAR-10 "
+                                                    "validation (cifar10-valid: trained on 25k), 200 epochs; "
+                                                    "nothing trained")
+    assert nb201.loc["darts", "search_source"] == "trained on digits"
+    for text in (page, markdown):
+        assert "CIFAR-10" in text
+        assert "random¹" in text and "3 queries" in text  # labelled, and costed in queries, never as free
+        assert "¹ random searched by benchmark queries: 3 per seed" in text
+        assert "n = 3: cannot reach p &lt; 0.05" in text  # 3 common seeds: no Wilcoxon p below 0.25
+        assert "(range)" in text and "(95 % CI)" not in text  # 3 seeds: their range, labelled so
+        assert "(= mean: n &lt; 4)" in text  # nothing trimmed: the IQM is the mean
+        assert "How each statistic is computed" in text and "6 seeds are the fewest" in text
+        assert "h 0.0000" not in text and "0.0000" not in text
+    assert "search h" not in page and "P(beats baseline)" not in page
+    latex = written["latex"].read_text()
+    check_latex(latex)
+    assert r"random\textsuperscript{1}" in latex and "3 queries" in latex
 
 
 def test_report_of_a_folder_without_records_is_one_line(tmp_path, capsys):

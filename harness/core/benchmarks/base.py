@@ -11,6 +11,7 @@ interface:
 - the trial looks the derived architecture up (``figures``, ``locate``, ``describe``) and, where the space
   evaluates by look-up, takes its test accuracy from ``target_column`` and sizes the benchmark's own
   network with ``network_info``;
+- the views name where a figure comes from (``figure_label``: "NAS-Bench-201 CIFAR-10 test, 200 epochs");
 - the leaderboard's reference rows and the plots' anytime line show the best figure of a column
   (``optimum``), where the benchmark knows it (a surrogate does not: ``None``), for a benchmark loaded again
   from a record's ``describe()`` output (``SearchSpace.load_benchmark``);
@@ -74,6 +75,12 @@ class Benchmark(abc.ABC):
     @abc.abstractmethod
     def valid_column(self, dataset: str) -> str:
         """The validation-figure column a selection on ``dataset`` may use (never a test figure)."""
+
+    def figure_label(self, column: str) -> str:
+        """What ``column``'s figures are, in a few words for tables and reports: the benchmark, the dataset and split,
+        and how the networks behind them were trained (NAS-Bench-201: "NAS-Bench-201 CIFAR-10 test, 200 epochs").
+        The default: the benchmark's class name and the column."""
+        return f"{type(self).__name__} {column}"
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:

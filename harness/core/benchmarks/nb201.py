@@ -81,6 +81,19 @@ COLUMN_HELP = {
     "cifar10_test_v10": "CIFAR-10 test accuracy % from the v1.0 release",
     "nwot_score": "NAS-without-training zero-cost score",
 }
+# Every accuracy column holds the benchmark's figures for networks trained this many epochs (hp='200'; the v1.0
+# columns of the merged CSV are the same setting), and its short name for tables (``NB201Table.figure_label``).
+TRAINING_EPOCHS = 200
+COLUMN_LABELS = {
+    "cifar10_valid_valid": "CIFAR-10 validation (cifar10-valid: trained on 25k)",
+    "cifar10_valid_test": "CIFAR-10 test (cifar10-valid: trained on 25k)",
+    "cifar10_test": "CIFAR-10 test",
+    "cifar100_valid": "CIFAR-100 validation",
+    "cifar100_test": "CIFAR-100 test",
+    "imagenet16_120_valid": "ImageNet16-120 validation",
+    "imagenet16_120_test": "ImageNet16-120 test",
+    "cifar10_test_v10": "CIFAR-10 test (v1.0 release)",
+}
 for _prefix in ("cifar10", "cifar100", "imagenet16_120"):
     COLUMN_HELP[f"{_prefix}_params_m"] = f"parameters of the {_prefix} network (millions)"
     COLUMN_HELP[f"{_prefix}_flops_m"] = f"FLOPs of the {_prefix} network (millions)"
@@ -215,6 +228,13 @@ class NB201Table(Benchmark):
         why = (f"the table has no {dataset} test figures" if own
                else f"the search dataset '{dataset}' is not one of the benchmark's datasets")
         return "cifar10_test", f"NAS-Bench-201 cifar10 test accuracy of the derived cell: {why}"
+
+    def figure_label(self, column: str) -> str:
+        """"NAS-Bench-201 <dataset> <split>, 200 epochs" for an accuracy column (``COLUMN_LABELS``); the column's name
+        after "NAS-Bench-201" for another."""
+        if column in COLUMN_LABELS:
+            return f"NAS-Bench-201 {COLUMN_LABELS[column]}, {TRAINING_EPOCHS} epochs"
+        return f"NAS-Bench-201 {column}"
 
     def valid_column(self, dataset: str) -> str:
         """The validation figure a selection on ``dataset`` may use (never a test figure): the dataset's own
