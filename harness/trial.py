@@ -60,7 +60,7 @@ from harness.core.metrics import (
     measure_latency_ms,
     peak_memory_mb,
 )
-from harness.core.records import json_safe, read_record, write_record
+from harness.core.records import json_safe, read_record, run_environment, write_record
 from harness.core.registry import get_method, get_space
 from harness.core.stats import is_number
 from harness.core.train import (
@@ -126,7 +126,7 @@ def read_job(text: str) -> tuple[ExperimentSpec, int]:
 # identifiers in every report (JSON and CSV keep strings; TensorBoard and MLflow keep the numbers only), the
 # summary's keys in every report (None until the last: progress.csv takes its columns from the first report) and,
 # in the last report, every numeric figure of its record (``record_figures``).
-NOT_FIGURES = ("config", "config_sources", "overrides", "split", "importance", "history")
+NOT_FIGURES = ("config", "config_sources", "overrides", "split", "importance", "history", "environment")
 
 
 def record_figures(record: dict[str, Any]) -> dict[str, Any]:
@@ -363,7 +363,7 @@ def finish(spec: ExperimentSpec, seed: int, state: dict[str, Any], device: torch
         "madds_m": count_madds_m(net, (1, info.in_channels, info.image_size, info.image_size)),
         **latency,
         "history": state["history"], "resumed_at": state.get("resumed_at", []), "harness_version": __version__,
-        "runner": runner_info(),
+        "runner": runner_info(), "environment": run_environment(device),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     write_record(spec.record_path(seed), record)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.metadata
 import json
 import math
+import os
+import platform
 import re
 import sys
 from collections.abc import Callable
@@ -65,6 +68,132 @@ def bounded_stem(stem: str, limit: int) -> str:
     if len(stem) <= limit:
         return stem
     return f"{stem[:limit - 13]}-{hashlib.sha256(stem.encode()).hexdigest()[:12]}"
+
+
+# --- the environment a record was computed in -------------------------------------------------------------------
+ENVIRONMENT_KEYS = ("python", "os", "cpu", "cpu_count", "cpu_capability", "torch", "torch_commit", "cuda", "cudnn",
+                    "blas", "lapack", "mkl", "onednn", "openmp", "numpy", "numpy_blas", "torchvision", "gpu",
+                    "gpu_capability", "cuda_driver")
+
+
+def run_environment(device: Any = "cpu") -> dict[str, str | int | None]:
+    """What produced a trial's figures besides its configuration and seed, for the record's ``environment``: the same
+    configuration on another torch build, BLAS, SIMD level or GPU may differ in the last digits and then diverge.
+
+    ``python``; ``os`` (``platform.platform()``); ``cpu`` (the model name of /proc/cpuinfo, else ``platform``'s),
+    ``cpu_count`` (logical cores); ``cpu_capability``, the SIMD kernels torch dispatches to (AVX2, AVX512, ...);
+    ``torch`` (version with its build tag, e.g. ``2.14.1+cu130``), ``torch_commit``; ``cuda`` and ``cudnn``, the
+    versions torch was built with (None in a CPU-only build); ``blas`` and ``lapack`` (torch's build settings),
+    ``mkl``, ``onednn`` and ``openmp`` (the libraries it was built with, as ``torch.__config__.show()`` names them);
+    ``numpy`` and ``numpy_blas``; ``torchvision``; where ``device`` is CUDA, ``gpu`` (its name), ``gpu_capability``
+    and ``cuda_driver``, else None. Every value is text, an integer or None."""
+    import numpy
+    import torch
+
+    try:
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        numpy_blas = f"{blas['name']} {blas['version']}"
+    except Exception:  # numpy before 1.26, or a build that does not say
+        numpy_blas = None
+    try:
+        torchvision = importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
+        torchvision = None
+    environment: dict[str, str | int | None] = {
+        "python": platform.python_version(), "os": platform.platform(), "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__, "torch_commit": torch.version.git_version, "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        **torch_libraries(torch.__config__.show()), "numpy": numpy.__version__, "numpy_blas": numpy_blas,
+        "torchvision": torchvision, "gpu": None, "gpu_capability": None, "cuda_driver": None,
+    }
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        environment.update(gpu=torch.cuda.get_device_name(index), gpu_capability=f"{major}.{minor}",
+                           cuda_driver=_cuda_driver())
+    return environment
+
+
+def torch_libraries(shown: str) -> dict[str, str | None]:
+    """What ``torch.__config__.show()`` (``shown``) says torch was built with: ``blas`` and ``lapack`` (its build
+    settings ``BLAS_INFO`` and ``LAPACK_INFO``, e.g. ``mkl``, ``open``), and the lines naming ``mkl`` (Intel's Math
+    Kernel Library), ``onednn`` (oneDNN, called MKL-DNN in older builds) and ``openmp``, as torch words them; None
+    where it names none."""
+    settings = dict(re.findall(r"\b([A-Z_]+)=([^,\s]*)", shown))
+    lines = [line.strip()[2:].strip() for line in shown.splitlines() if line.strip().startswith("- ")]
+
+    def line(pattern: str) -> str | None:
+        return next((text for text in lines if re.match(pattern, text)), None)
+
+    return {"blas": settings.get("BLAS_INFO") or None, "lapack": settings.get("LAPACK_INFO") or None,
+            "mkl": line(r"Intel\(R\) (oneAPI )?Math Kernel Library"), "onednn": line(r"(Intel\(R\) MKL-DNN|oneDNN) "),
+            "openmp": line(r"OpenMP ")}
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name: the first ``model name`` of ``cpuinfo`` (Linux x86), else ``platform.processor()``, else
+    the machine type (``aarch64``)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _cuda_driver() -> str | None:
+    """The CUDA version the NVIDIA driver supports, e.g. ``13.0`` (torch's own query; None where it has none)."""
+    try:
+        import torch
+
+        version = int(torch._C._cuda_getDriverVersion())
+    except Exception:  # a private function of torch: another build may lack it
+        return None
+    return f"{version // 1000}.{version % 1000 // 10}" if version > 0 else None
+
+
+def environment_differences(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    """(key, value before, value after) for each key of two ``environment`` objects whose values differ, in
+    ``run_environment``'s order (keys it does not know after them, sorted); a missing object (a record written before
+    records carried one) counts as empty, a missing key as None."""
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    known = list(ENVIRONMENT_KEYS)
+    keys = known + sorted((set(before) | set(after)) - set(known))
+    return [(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)]
+
+
+def environment_summary(environment: dict[str, Any]) -> str:
+    """One line of a record's ``environment`` for ``show``: torch and its build, BLAS and SIMD level, NumPy, Python,
+    CPU and GPU, e.g. ``torch 2.14.1+cu130 (CUDA 13.0, cuDNN 9.24.0) · BLAS mkl · AVX512 · numpy 2.4.6 · Python
+    3.11.7 · CPU AMD EPYC``; what the record lacks is left out."""
+    env = environment
+    parts = []
+    if env.get("torch"):
+        cuda = env.get("cuda")
+        build = ["CUDA " + str(cuda)] if cuda else ["CPU-only build"]
+        if cuda and env.get("cudnn"):
+            build.append(f"cuDNN {cudnn_text(env['cudnn'])}")
+        parts.append(f"torch {env['torch']} ({', '.join(build)})")
+    parts += [f"{label}{env[key]}" for key, label in (("blas", "BLAS "), ("cpu_capability", ""), ("numpy", "numpy "),
+                                                       ("python", "Python "), ("cpu", "CPU "), ("gpu", "GPU "))
+              if env.get(key) not in (None, "")]
+    return " · ".join(parts)
+
+
+def cudnn_text(version: Any) -> str:
+    """cuDNN's version number as torch gives it, readable: ``92400`` → ``9.24.0`` (cuDNN 9 counts major·10000 +
+    minor·100 + patch), ``8907`` → ``8.9.7`` (cuDNN 8: major·1000 + minor·100 + patch); anything else as it is."""
+    if not _is_int(version) or version <= 0:
+        return str(version)
+    if version >= 10000:
+        return f"{version // 10000}.{version // 100 % 100}.{version % 100}"
+    return f"{version // 1000}.{version // 100 % 10}.{version % 100}"
 
 
 # --- JSON ---------------------------------------------------------------------------------------
@@ -263,7 +392,7 @@ def fields(record: dict[str, Any]) -> list[tuple[str, Callable[[Any], bool], str
                                                      "finished_at", "test_acc_source", "genotype")),
         *((m.key, _number_or_none, "a number") for m in metrics),
         *((m.unit_key, _text_or_none, "text") for m in metrics if m.unit_key),
-        *((key, _dict_or_none, "an object") for key in ("config", "benchmark", "importance")),
+        *((key, _dict_or_none, "an object") for key in ("config", "benchmark", "importance", "environment")),
         ("history", lambda v: v is None or _is_history(v), "a list of epochs with a text phase and an integer epoch"),
         ("split", lambda v: v is None or _is_split(v), "a recorded split"),
         ("benchmark_info", lambda v: v is None or _is_benchmark_info(v), "an object whose table is an object"),
@@ -543,6 +672,8 @@ def show_record(record: dict[str, Any], console: Console) -> None:
                                              "finished_at", "_path") if record.get(k) not in (None, "")]
     if details:
         console.print(Text("  ".join(details), style="dim"))
+    if isinstance(record.get("environment"), dict) and environment_summary(record["environment"]):
+        console.print(Text(f"environment: {environment_summary(record['environment'])}", style="dim"))
 
     genotype = record.get("genotype")
     if genotype not in (None, ""):
