@@ -9,9 +9,9 @@ Wilcoxon signed-rank and paired t-test p-values, the Wilcoxon p-value Holm-adjus
 non-baseline rows (``harness.core.stats.holm``), the smallest value each of those two p-values can take with that
 many seeds, Cohen's d_z and the share of the common seeds the row wins.
 
-Every row says where its figures come from (``test_source``: "NAS-Bench-201 CIFAR-10 test, 200 epochs, look-up" or
+Every row says where its figures come from (``test_source``: "<benchmark> CIFAR-10 test, 200 epochs, look-up" or
 "digits test, network trained 4 epochs"; ``search_source``), and a search that queries the space's benchmark in place
-of training (``SearchMethod.benchmark_queries``: random search on NAS-Bench-201) has its queries as its cost.
+of training (``SearchMethod.benchmark_queries``: random search on a benchmark space) has its queries as its cost.
 
 The views: the terminal leaderboard (``leaderboard_view``: laid out for the width, never a number or a name cut,
 the columns that do not fit in further tables), the Markdown page (``markdown_leaderboard``: one short table per
@@ -199,7 +199,7 @@ def record_benchmark(record: dict[str, Any], tables: dict[str, Any]) -> Any:
 
 
 def test_source(record: dict[str, Any], tables: dict[str, Any]) -> str:
-    """Where the record's test accuracy comes from, in a few words: a benchmark's figure looked up ("NAS-Bench-201
+    """Where the record's test accuracy comes from, in a few words: a benchmark's figure looked up ("<benchmark>
     CIFAR-10 test, 200 epochs, look-up": the table column the trial names in ``test_acc_source``, labelled by the
     table, ``Benchmark.figure_label``), or the trained network's test accuracy on the search dataset ("digits
     test, network trained 4 epochs": the configuration's ``eval_epochs``); the record's own ``test_acc_source``
@@ -228,7 +228,7 @@ def benchmark_queries(record: dict[str, Any]) -> float | None:
 
 
 def search_source(record: dict[str, Any], tables: dict[str, Any]) -> str:
-    """How the record's search saw data: "benchmark queries: 3 per seed of NAS-Bench-201 CIFAR-10 validation (…),
+    """How the record's search saw data: "benchmark queries: 3 per seed of <benchmark> CIFAR-10 validation (…),
     200 epochs; nothing trained" for a search that queries the benchmark (``benchmark_queries``; the figure it
     selects by: ``Benchmark.valid_column``), else "trained on <dataset>"."""
     queries = benchmark_queries(record)
@@ -516,7 +516,7 @@ def is_query_search(row: pd.Series) -> bool:
 
 
 def group_title(space: Any, dataset: Any, budget: Any) -> str:
-    """The name of a (space, dataset, budget) group in every view: "nb201 · search dataset digits · smoke budget"."""
+    """The name of a (space, dataset, budget) group in every view: "darts · search dataset digits · smoke budget"."""
     return f"{space} · search dataset {dataset} · {budget} budget"
 
 

@@ -253,7 +253,7 @@ def _two_lines(name: str, what: str) -> Group:
     return Group(Text(name), Padding(Text(what), (0, 0, 0, 2)))
 
 
-def entries_table(entries: list[Entry], root: Path | Remote, title: str, width: int) -> Table:
+def entries_table(entries: list[Entry], root: Path | Remote, width: int) -> Table:
     """One row per experiment or study: its folder (never shortened), what it runs, seeds (or trials) done, its state
     and its last change. When that is wider than ``width`` (a terminal of 80 columns), what it runs goes on a second
     line under the folder, so that no name is cut and the columns stay one word wide."""
@@ -265,7 +265,7 @@ def entries_table(entries: list[Entry], root: Path | Remote, title: str, width: 
     widths = [max(len(text) for text in column) for column in zip(headers, *rows)]
     # each column border is three spaces wide (padding, rule, padding) and each edge one
     one_line = sum(widths) + 3 * (len(widths) - 1) + 2 <= width
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     room = width - sum(widths[2:]) - 3 * 3 - 2  # what the first column may take beside the other three
     table.add_column("name" if one_line else _two_lines("name", WHAT), no_wrap=one_line,
                      min_width=widths[0] if one_line else max(widths[0], min(widths[1] + 2, room)))
@@ -318,7 +318,9 @@ def print_listing(root: Path | Remote, console: Console) -> int:
         console.print(f"no experiments or studies in {root} (an experiment's folder holds {SPEC_FILE}, a study's "
                       f"{STUDY_SPEC})")
         return 0
-    console.print(entries_table(entries, root, _title(root, head, entries), console.width))
+    # the title names the folder: its own lines at the console's width (a table's title would wrap at the table's)
+    console.print(Text(_title(root, head, entries), style="bold"))
+    console.print(entries_table(entries, root, console.width))
     for line in _notes(root, head, entries):  # a command stays one line, which a terminal wraps (and copies whole)
         console.print(line, soft_wrap=True)
     return 0

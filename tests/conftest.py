@@ -35,6 +35,14 @@ def _throw_away_cache():
 
 
 @pytest.fixture(autouse=True)
+def _no_terminal_size(monkeypatch):
+    """The views lay themselves out for ``COLUMNS`` where it is set, and pytest-xdist's workers have COLUMNS=80
+    and LINES=24 (a single process has neither): a test that wants a width sets it."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _one_thread():
     """Two shared cores: a second torch thread makes tiny ops slower, not faster."""
     before = torch.get_num_threads()
