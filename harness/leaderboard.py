@@ -26,7 +26,6 @@ import html
 import io
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,9 +42,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from harness.console import layout_width
 from harness.core.config import BASELINE_METHOD
 from harness.core.errors import UserError
-from harness.core.metric_table import NULL, board_metrics, metric
+from harness.core.metric_table import METRICS, NULL, board_metrics, metric
 from harness.core.provenance import benchmark_queries, count_text, record_benchmark, search_source
 from harness.core.records import atomic_write_many
 from harness.core.stats import (  # duration_text: the one formatter of times, shared by every view
@@ -606,9 +606,12 @@ def _has_any(df: pd.DataFrame, column: str) -> bool:
 
 
 def column_names(df: pd.DataFrame | None = None) -> list[str]:
-    """The names ``--columns`` takes: the terminal's own (``view_columns``) and every column of ``df``'s CSV."""
+    """The names ``--columns`` takes: the terminal's own (``view_columns``) and every column of ``df``'s CSV; without
+    ``df`` (a run's ``--columns``, checked before it starts) the columns every leaderboard can have: ``BASE_COLUMNS``
+    and the trailing ``<key>_mean`` of the metric table's metrics without columns of their own."""
     names = list(view_columns(Notes({}, {}, {}, None)))
-    return names + [c for c in (BASE_COLUMNS if df is None else df.columns) if c not in names]
+    csv = BASE_COLUMNS + [f"{m.key}_mean" for m in METRICS if not m.stats] if df is None else list(df.columns)
+    return names + [c for c in csv if c not in names]
 
 
 def parse_columns(text: str | None, df: pd.DataFrame | None = None) -> list[str] | None:
@@ -649,19 +652,11 @@ def _chosen(df: pd.DataFrame, notes: Notes, names: list[str] | None) -> tuple[li
 
 
 # --- the terminal leaderboard ---------------------------------------------------------------------
-PIPE_WIDTH = 120  # a pipe or a log file without COLUMNS: wide enough for the usual columns, readable in an editor
-MIN_WIDTH = 40
-
-
 def view_width(console: Console) -> int:
-    """The width the terminal views lay themselves out for: ``COLUMNS`` where it is set (at least ``MIN_WIDTH``),
-    else the terminal's width, else (a pipe, a log file) ``PIPE_WIDTH``; never wider than ``console`` prints."""
-    columns = os.environ.get("COLUMNS", "").strip()
-    if columns.isdigit():
-        wanted = max(MIN_WIDTH, int(columns))
-    else:
-        wanted = console.width if console.is_terminal else PIPE_WIDTH
-    return min(wanted, console.width)
+    """The width the terminal views lay themselves out for: ``harness.console.layout_width`` (``COLUMNS``, else the
+    terminal's width, else ``PIPE_WIDTH`` in a pipe), never wider than ``console`` prints. The commands' console
+    (``harness.console.make_console``) is built that wide already."""
+    return min(layout_width(console.is_terminal, console.width), console.width)
 
 
 _MEASURER: list[Console] = []
