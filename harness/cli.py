@@ -16,6 +16,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harness.console import make_console
 from harness.core.config import BASELINE_METHOD, MAX_SEEDS, check_count
 from harness.core.errors import UserError
 from harness.core.storage import location
@@ -59,6 +60,8 @@ MLFLOW_URI_HELP = "MLflow tracking URI for --callback mlflow (default: file:<exp
 DRY_RUN_HELP = ("show the plan and the time estimate (a few steps measured here), then stop: no Ray, nothing written "
                 "(on --address: whether the head answers, not its nodes)")
 YES_HELP = "run the paper budget without a GPU without asking (off a terminal it is refused without --yes)"
+COLUMNS_HELP = ("the terminal leaderboard's columns, in order, e.g. method,dataset,test_acc,search,p (any "
+                "leaderboard.csv column too; the files keep every column)")
 
 
 def _callbacks(args: argparse.Namespace) -> tuple[list[str] | None, str | None]:
@@ -114,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)
     run.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     run.add_argument("--yes", action="store_true", help=YES_HELP)
+    run.add_argument("--columns", metavar="A,B,C", help=f"at the end, {COLUMNS_HELP}")
 
     study = sub.add_parser("study", help="studies: methods and variants × spaces × datasets × seeds in one command")
     study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
@@ -133,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)
     srun.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     srun.add_argument("--yes", action="store_true", help=YES_HELP)
+    srun.add_argument("--columns", metavar="A,B,C", help=f"at the end, {COLUMNS_HELP}")
 
     report = sub.add_parser("report", help="the comparison report (HTML, Markdown, CSVs, plots) of every record "
                                            "under DIR, written to DIR/report/")
@@ -149,9 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("dir", nargs="?", default="results", type=location)
     board.add_argument("--optimum", action="store_true",
                        help="add the benchmark optimum as a reference row (spaces with a table: nb201)")
-    board.add_argument("--columns", metavar="A,B,C",
-                       help="the terminal table's columns, in order, e.g. method,dataset,test_acc,search,p (any "
-                            "leaderboard.csv column too; the files keep every column)")
+    board.add_argument("--columns", metavar="A,B,C", help=COLUMNS_HELP)
 
     show = sub.add_parser("show", help="one trial record, readable; or an experiment's or a study's folder: its "
                                        "trials with their key figures")
@@ -220,13 +223,16 @@ def cmd_run_methods(args: argparse.Namespace, seeds: list[int] | None, console: 
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options ``run`` and ``study run`` share (``RunOptions``: where the results go and how trials run), but
-    the name and ``--resume``."""
+    """The options ``run`` and ``study run`` share (``RunOptions``: where the results go, how trials run and the
+    end-of-run leaderboard's ``--columns``), but the name and ``--resume``."""
+    from harness.leaderboard import parse_columns
+
     callbacks, mlflow_uri = _callbacks(args)
+    columns = parse_columns(args.columns)  # an unknown name: one line, before anything runs or is written
     return {"out": args.out, "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
             "max_concurrent": args.max_concurrent, "max_failures": args.max_failures, "address": args.address,
             "data_dir": args.data_dir, "callbacks": callbacks, "mlflow_uri": mlflow_uri,
-            "ship_code": not args.no_ship_code, "dry_run": args.dry_run, "yes": args.yes}
+            "ship_code": not args.no_ship_code, "dry_run": args.dry_run, "yes": args.yes, "columns": columns}
 
 
 def study_request(args: argparse.Namespace, **what: Any) -> Any:
@@ -424,16 +430,6 @@ def cmd_ls(args: argparse.Namespace, console: Console) -> int:
     from harness.listing import print_listing
 
     return print_listing(args.dir, console)
-
-
-def make_console() -> Console:
-    """The console every command prints through. Rich markup and emoji codes are off: what it prints are names,
-    paths, datasets, genotypes and record fields that users and other machines chose, and ``[/x]``, ``[old]`` or
-    ``:smile:`` in them is printed as it is (a style is a ``rich.text.Text``, never markup in a string)."""
-    console = Console(markup=False, emoji=False)
-    if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard's columns
-        console = Console(width=160, markup=False, emoji=False)
-    return console
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,12 +163,13 @@ def locked(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | No
 
 
 def run_cells(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, todo: dict[str, list[int]],
-              console: Console) -> int:
-    """Run the seeds of ``todo`` (by cell folder name) as one Ray Tune experiment in ``folder``; summarise."""
+              console: Console, columns: list[str] | None = None) -> int:
+    """Run the seeds of ``todo`` (by cell folder name) as one Ray Tune experiment in ``folder``; summarise (the
+    leaderboard's terminal ``columns``: ``--columns``)."""
     done = [job_label(s, seed) for s in specs for seed in s.seeds if seed not in todo[s.name]]
     jobs = [(s, seed) for s in specs for seed in todo[s.name]]
     errors, interrupted = run_jobs(jobs, done, folder, specs[0], console)
-    return summarise(specs, folder, console, errors, interrupted, study)
+    return summarise(specs, folder, console, errors, interrupted, study, columns)
 
 
 def launch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, console: Console,
@@ -184,7 +185,7 @@ def launch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | No
     confirm_cpu_paper(specs[0], req, ask=True)
     with locked(specs, folder, study, create=True):
         write_specs(specs, folder, study)
-        return run_cells(specs, folder, study, {s.name: list(s.seeds) for s in specs}, console)
+        return run_cells(specs, folder, study, {s.name: list(s.seeds) for s in specs}, console, req.columns)
 
 
 def relaunch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, console: Console,
@@ -205,8 +206,8 @@ def relaunch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | 
         if not left:
             console.print(f"all {len(specs[0].seeds)} seeds have their records; nothing to run" if study is None
                           else "every trial of the study has its record; nothing to run")
-            return summarise(specs, folder, console, [], False, study)
-        return run_cells(specs, folder, study, todo, console)
+            return summarise(specs, folder, console, [], False, study, req.columns)
+        return run_cells(specs, folder, study, todo, console, req.columns)
 
 
 def checked_resources(spec: ExperimentSpec, req: RunOptions) -> None:

@@ -11,7 +11,8 @@ many seeds, Cohen's d_z and the share of the common seeds the row wins.
 
 Every row says where its figures come from (``test_source``: "<benchmark> CIFAR-10 test, 200 epochs, look-up" or
 "digits test, network trained 4 epochs"; ``search_source``), and a search that queries the space's benchmark in place
-of training (``SearchMethod.benchmark_queries``: random search on a benchmark space) has its queries as its cost.
+of training (``SearchMethod.benchmark_queries``: random search on a benchmark space) has its queries as its cost
+(``harness.core.provenance``, which ``show`` and the plots read too).
 
 The views: the terminal leaderboard (``leaderboard_view``: laid out for the width, never a number or a name cut,
 the columns that do not fit in further tables), the Markdown page (``markdown_leaderboard``: one short table per
@@ -25,9 +26,7 @@ import html
 import io
 import json
 import math
-import os
 import re
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,14 +42,16 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from harness.console import layout_width
 from harness.core.config import BASELINE_METHOD
-from harness.core.errors import UserError, one_line
-from harness.core.metric_table import NULL, board_metrics, metric
+from harness.core.errors import UserError
+from harness.core.metric_table import METRICS, NULL, board_metrics, metric
+from harness.core.provenance import benchmark_queries, count_text, record_benchmark, search_source
 from harness.core.records import atomic_write_many
-from harness.core.registry import all_methods, all_spaces, get_space
-from harness.core.stats import (
+from harness.core.stats import (  # duration_text: the one formatter of times, shared by every view
     MIN_IQM_VALUES,
     SIGNIFICANCE,
+    duration_text,
     finite,
     holm,
     holm_floor,
@@ -176,28 +177,6 @@ def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [newest[s] for s in sorted(newest, key=lambda s: (not is_number(s), s if is_number(s) else str(s)))]
 
 
-def record_benchmark(record: dict[str, Any], tables: dict[str, Any]) -> Any:
-    """The benchmark table the record's ``benchmark_info["table"]`` describes, loaded through its space (``tables``
-    caches each description); None where the record names none, or its space has none. A table that cannot be
-    loaded here (results copied from a machine where it lies elsewhere) is None too, said once per table in one
-    warning line: what needs it — the optimum row, the anytime plot — is left out, the rest is shown (the figures'
-    sources in the record's own words)."""
-    info = record.get("benchmark_info")
-    space = record.get("space")
-    if not isinstance(info, dict) or space not in all_spaces():
-        return None
-    description = info.get("table") or {}
-    key = json.dumps([space, description], sort_keys=True, default=str)
-    if key not in tables:
-        try:
-            tables[key] = get_space(space).load_benchmark(description)
-        except UserError as err:
-            print(f"warning: {one_line(err)}; what needs that table is left out (the optimum row, "
-                  "the anytime plot; the figures' sources are the records' own words)", file=sys.stderr)
-            tables[key] = None
-    return tables[key]
-
-
 def test_source(record: dict[str, Any], tables: dict[str, Any]) -> str:
     """Where the record's test accuracy comes from, in a few words: a benchmark's figure looked up ("<benchmark>
     CIFAR-10 test, 200 epochs, look-up": the table column the trial names in ``test_acc_source``, labelled by the
@@ -213,37 +192,6 @@ def test_source(record: dict[str, Any], tables: dict[str, Any]) -> str:
     if is_number(epochs):
         return f"{record.get('dataset')} test, network trained {int(epochs)} epochs"
     return text
-
-
-def benchmark_queries(record: dict[str, Any]) -> float | None:
-    """How many times the record's search queried its space's benchmark in place of training (its method's
-    ``benchmark_queries`` key of the recorded configuration), where the trial had a benchmark (``benchmark_info``);
-    None for a search that trains, or a method not registered here."""
-    if not isinstance(record.get("benchmark_info"), dict) or not isinstance(record.get("config"), dict):
-        return None
-    method = all_methods().get(str(record.get("method")))
-    key = getattr(method, "benchmark_queries", None)
-    value = record["config"].get(key) if key else None
-    return float(value) if is_number(value) else None
-
-
-def search_source(record: dict[str, Any], tables: dict[str, Any]) -> str:
-    """How the record's search saw data: "benchmark queries: 3 per seed of <benchmark> CIFAR-10 validation (…),
-    200 epochs; nothing trained" for a search that queries the benchmark (``benchmark_queries``; the figure it
-    selects by: ``Benchmark.valid_column``), else "trained on <dataset>"."""
-    queries = benchmark_queries(record)
-    dataset = record.get("dataset")
-    if queries is None:
-        return f"trained on {dataset}"
-    table = record_benchmark(record, tables)
-    what = (table.figure_label(table.valid_column(str(dataset))) if table is not None
-            else "the benchmark's validation accuracy")
-    return f"benchmark queries: {count_text(queries)} per seed of {what}; nothing trained"
-
-
-def count_text(value: float) -> str:
-    """A count: whole numbers without decimals, a mean over seeds with one."""
-    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
 def reference_rows(records: list[dict[str, Any]], tables: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -420,35 +368,6 @@ def cell_text(value: Any, digits: int) -> str:
     if isinstance(value, (float, np.floating)):
         return NULL if not math.isfinite(value) else f"{value:.{digits}f}"
     return str(value)
-
-
-# (the largest duration shown in a unit, the unit, seconds per unit), smallest first; beyond the last: days
-_DURATION_UNITS = ((1e-3, "µs", 1e-6), (1.0, "ms", 1e-3), (60.0, "s", 1.0), (3600.0, "min", 60.0),
-                   (48 * 3600.0, "h", 3600.0))
-
-
-def _significant(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits, never in exponent form (0.000442 → "0.000442", 1234 →
-    "1234")."""
-    if value == 0:
-        return "0"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
-
-
-def duration_text(seconds: Any) -> str:
-    """A duration in the unit that reads best — µs, ms, s, min, h or d — with three significant digits
-    ("442 µs", "0.957 s"→"957 ms", "1.50 min", "2.35 h"); "—" for a missing one. The one formatter of times and
-    costs in every view (the leaderboard, the report, the run's summary)."""
-    if not _finite(seconds):
-        return NULL
-    if float(seconds) == 0:
-        return "0 s"
-    value = float(f"{float(seconds):.3g}")  # rounded first, so that 59.96 s reads "1.00 min", not "60.0 s"
-    for limit, unit, scale in _DURATION_UNITS:
-        if abs(value) < limit:
-            return f"{_significant(value / scale)} {unit}"
-    return f"{_significant(value / 86400.0)} d"
 
 
 def p_text(p: Any, p_min: Any, n: Any, compact: bool = False) -> str:
@@ -687,9 +606,12 @@ def _has_any(df: pd.DataFrame, column: str) -> bool:
 
 
 def column_names(df: pd.DataFrame | None = None) -> list[str]:
-    """The names ``--columns`` takes: the terminal's own (``view_columns``) and every column of ``df``'s CSV."""
+    """The names ``--columns`` takes: the terminal's own (``view_columns``) and every column of ``df``'s CSV; without
+    ``df`` (a run's ``--columns``, checked before it starts) the columns every leaderboard can have: ``BASE_COLUMNS``
+    and the trailing ``<key>_mean`` of the metric table's metrics without columns of their own."""
     names = list(view_columns(Notes({}, {}, {}, None)))
-    return names + [c for c in (BASE_COLUMNS if df is None else df.columns) if c not in names]
+    csv = BASE_COLUMNS + [f"{m.key}_mean" for m in METRICS if not m.stats] if df is None else list(df.columns)
+    return names + [c for c in csv if c not in names]
 
 
 def parse_columns(text: str | None, df: pd.DataFrame | None = None) -> list[str] | None:
@@ -730,19 +652,11 @@ def _chosen(df: pd.DataFrame, notes: Notes, names: list[str] | None) -> tuple[li
 
 
 # --- the terminal leaderboard ---------------------------------------------------------------------
-PIPE_WIDTH = 120  # a pipe or a log file without COLUMNS: wide enough for the usual columns, readable in an editor
-MIN_WIDTH = 40
-
-
 def view_width(console: Console) -> int:
-    """The width the terminal views lay themselves out for: ``COLUMNS`` where it is set (at least ``MIN_WIDTH``),
-    else the terminal's width, else (a pipe, a log file) ``PIPE_WIDTH``; never wider than ``console`` prints."""
-    columns = os.environ.get("COLUMNS", "").strip()
-    if columns.isdigit():
-        wanted = max(MIN_WIDTH, int(columns))
-    else:
-        wanted = console.width if console.is_terminal else PIPE_WIDTH
-    return min(wanted, console.width)
+    """The width the terminal views lay themselves out for: ``harness.console.layout_width`` (``COLUMNS``, else the
+    terminal's width, else ``PIPE_WIDTH`` in a pipe), never wider than ``console`` prints. The commands' console
+    (``harness.console.make_console``) is built that wide already."""
+    return min(layout_width(console.is_terminal, console.width), console.width)
 
 
 _MEASURER: list[Console] = []

@@ -5,10 +5,15 @@ plots that have data (a plot without data is skipped silently; no empty image is
 
 * ``accuracy_vs_cost`` — test accuracy against search time (``search_seconds``, in seconds, minutes or hours as
   the largest value asks), one point per series (a method, or ``method [variant]``,
-  ``harness.leaderboard.variant_of``) at the means over seeds, error bars the 95 % bootstrap intervals of
-  ``harness.core.stats.summary``; one panel per source of the test accuracy (the records' ``test_acc_source``:
-  a benchmark look-up or the final network trained on the dataset), a log time axis where the times span more
-  than two decades;
+  ``harness.leaderboard.variant_of``) at the means over seeds, error bars the intervals of
+  ``harness.core.stats.summary`` labelled as the leaderboard labels them (the 95 % bootstrap CI from 5 seeds, the
+  range min–max below: ``interval_words``); one panel per source of the test accuracy (in the leaderboard's words,
+  ``harness.leaderboard.test_source``: a benchmark look-up or the final network trained on the dataset), a log time
+  axis where the
+  times span more than two decades. A search that queried the benchmark in place of training (random search on
+  NAS-Bench-201) has no search time to be placed at (never drawn as free): its own panel, its cost the number of
+  queries (``harness.core.provenance.benchmark_queries``, the leaderboard's "3 queries"), on the accuracy scale of
+  the panel beside it;
 * ``search_curves`` — the validation accuracy per search epoch (``history`` entries of phase ``search``): the
   mean over seeds as a line, the band from the lowest to the highest seed. Figures measured on the search split
   (a supernet's, a briefly trained candidate's) and figures a method looked up in the benchmark (random search
@@ -77,10 +82,11 @@ from matplotlib.textpath import TextToPath  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from harness.core.errors import GenotypeError, UserError  # noqa: E402
+from harness.core.provenance import benchmark_queries, record_benchmark  # noqa: E402
 from harness.core.records import bounded_stem  # noqa: E402
 from harness.core.registry import get_space  # noqa: E402
-from harness.core.stats import finite, summary  # noqa: E402
-from harness.leaderboard import record_benchmark, variant_of  # noqa: E402
+from harness.core.stats import CI_LABEL, MIN_CI_VALUES, RANGE_LABEL, finite, summary  # noqa: E402
+from harness.leaderboard import test_source, variant_of  # noqa: E402
 
 KINDS = ("accuracy_vs_cost", "search_curves", "anytime", "importance", "correlations", "cells")
 TAUS = (("op_kendall_tau", "op-level"), ("arch_kendall_tau", "architecture-level"),
@@ -324,6 +330,20 @@ class _Group:
                                                                                           atol=1e-9)
         return column if same else None
 
+    def queries(self, label: str) -> list[float] | None:
+        """Each seed's number of benchmark queries where series ``label``'s search queried the benchmark in place of
+        training: its method's count (``harness.core.provenance.benchmark_queries``, the leaderboard's "3 queries"),
+        else, for a series found to query (``queried``), its search steps (one query each); None for a search that
+        trains."""
+        counts = []
+        for record in self.series[label]:
+            count = benchmark_queries(record)
+            if count is None and self.queried(label):
+                count = float(len(_search_entries(record))) or None
+            if count is not None:
+                counts.append(count)
+        return counts or None
+
     def table_text(self, records: list[dict[str, Any]]) -> str:
         """The benchmark tables of ``records`` as their ``benchmark_info["table"]`` (``describe()``) names them:
         ``table default (from nb201_merged.csv)``."""
@@ -372,46 +392,100 @@ def _time_axis(ax: Any, values: list[float]) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(_number_text))
 
 
+def interval_words(kinds: set[str]) -> tuple[str, str]:
+    """What the error bars of series with interval ``kinds`` are (``harness.core.stats.summary``'s ``interval``: the
+    leaderboard's labels), short for a title and in full for a figure's note: the 95 % bootstrap CI from
+    ``MIN_CI_VALUES`` seeds, below that the range, min to max, labelled so (three seeds' bootstrap interval is their
+    range anyway); no bar for a series of one seed."""
+    kinds = set(kinds) - {""}
+    ci = f"{CI_LABEL} (percentile bootstrap of the mean)"
+    span = f"{RANGE_LABEL} (min–max over seeds: fewer than {MIN_CI_VALUES} seeds give no honest 95 % interval)"
+    if kinds == {CI_LABEL}:
+        return CI_LABEL, ci
+    if kinds == {RANGE_LABEL}:
+        return f"{RANGE_LABEL}, min–max", span
+    if kinds:
+        return (f"{CI_LABEL} or {RANGE_LABEL}",
+                f"{ci} for a series of {MIN_CI_VALUES} or more seeds, else its {span}")
+    return "none: one seed", "none (one seed per series)"
+
+
 def _accuracy_vs_cost(g: _Group) -> Iterator[Drawn]:
-    rows = []
+    """Test accuracy against search cost. A search that trains is placed at its search time; one that queried the
+    benchmark in place of training (``_Group.queries``) has no time to place it at (its look-ups take milliseconds, and
+    the benchmark keeps no training times to simulate it with), so it gets a panel of its own whose axis is its number
+    of queries, as the leaderboard's "3 queries": it is never drawn as free on the time axis."""
+    rows, kinds = [], set()
     for label, records in g.series.items():
         acc = summary([r.get("test_acc") for r in records])
-        hours = summary([_number(r.get("search_seconds")) / 3600 for r in records])
-        if acc["n"] and hours["n"]:
-            sources = [str(r["test_acc_source"]) for r in records if r.get("test_acc_source")]
+        queries = g.queries(label)
+        cost = summary(queries if queries is not None else [_number(r.get("search_seconds")) / 3600 for r in records])
+        if acc["n"] and cost["n"]:
+            kinds |= {acc["interval"], cost["interval"]}
+            sources = [text for text in (test_source(r, g.tables) for r in records) if text]
+            timed = [cost[k] if queries is None else math.nan for k in ("n", "mean", "ci_low", "ci_high")]
+            asked = [cost[k] if queries is not None else math.nan for k in ("n", "mean", "ci_low", "ci_high")]
             rows.append([label, records[0].get("method"), variant_of(records[0]), acc["n"], acc["mean"],
-                         acc["ci_low"], acc["ci_high"], hours["n"], hours["mean"], hours["ci_low"], hours["ci_high"],
+                         acc["ci_low"], acc["ci_high"], acc["interval"], *timed, *asked, cost["interval"],
                          sources[0] if sources else "", g.queried(label) or ""])
     if not rows:
         return
-    kinds = sorted({str(r.get("device_hours_kind")).removesuffix("-hours") for recs in g.series.values()
-                    for r in recs if r.get("device_hours_kind")})
-    seconds = [3600 * value for row in rows for value in (row[8], row[9], row[10]) if math.isfinite(value)]
-    unit, length = time_unit(max(seconds))
-    panels = list(dict.fromkeys(row[11] for row in rows))  # one panel per source of the test accuracy
+    header = ["label", "method", "variant", "n_acc", "test_acc_mean", "test_acc_ci_low", "test_acc_ci_high",
+              "test_acc_interval", "n_cost", "search_hours_mean", "search_hours_ci_low", "search_hours_ci_high",
+              "n_queries", "benchmark_queries_mean", "benchmark_queries_ci_low", "benchmark_queries_ci_high",
+              "cost_interval", "test_acc_source", "queries_benchmark_column"]
+    col = {name: k for k, name in enumerate(header)}
+    kinds_of_device = sorted({str(r.get("device_hours_kind")).removesuffix("-hours") for recs in g.series.values()
+                              for r in recs if r.get("device_hours_kind")})
+    seconds = [3600 * row[k] for row in rows for k in (col["search_hours_mean"], col["search_hours_ci_low"],
+                                                        col["search_hours_ci_high"]) if math.isfinite(row[k])]
+    unit, length = time_unit(max(seconds)) if seconds else ("seconds", 1.0)
+    # one panel per source of the test accuracy, searches that train and searches that query apart (those first)
+    panels = list(dict.fromkeys((row[col["test_acc_source"]], math.isfinite(row[col["n_queries"]])) for row in rows))
+    panels.sort(key=lambda panel: panel[1])
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.6), squeeze=False, layout="constrained")
-    for ax, source in zip(axes[0], panels):
-        mine = [row for row in rows if row[11] == source]
+    shared: dict[str, Any] = {}
+    for ax, (source, queried) in zip(axes[0], panels):
+        if source in shared:  # one accuracy scale for the panels of one source: the points compare across them
+            ax.sharey(shared[source])
+        shared.setdefault(source, ax)
+        mine = [row for row in rows if (row[col["test_acc_source"]], math.isfinite(row[col["n_queries"]]))
+                == (source, queried)]
+        first = col["benchmark_queries_mean"] if queried else col["search_hours_mean"]
+        scale = 1.0 if queried else 3600 / length
         for row in mine:
-            x, low, high = (3600 * v / length for v in row[8:11])
-            yerr = np.array([_bounds(row[5], row[4], row[6])]).T
-            xerr = np.array([_bounds(low, x, high)]).T
-            ax.errorbar(x, row[4], xerr=xerr, yerr=yerr, fmt="o", capsize=4, color=f"C{rows.index(row)}",
-                        label=f"{g.legend(row[0])}, n = {row[3]}")
-        _time_axis(ax, [3600 * v / length for row in mine for v in row[8:11] if math.isfinite(v)])
-        ax.set_xlabel(f"search time ({' / '.join(kinds) or 'device'} time, {unit})")
+            x, low, high = (scale * v for v in row[first:first + 3])
+            mean, acc_low, acc_high = (row[col[k]] for k in ("test_acc_mean", "test_acc_ci_low", "test_acc_ci_high"))
+            ax.errorbar(x, mean, yerr=np.array([_bounds(acc_low, mean, acc_high)]).T,
+                        xerr=np.array([_bounds(low, x, high)]).T, fmt="o", capsize=4, color=f"C{rows.index(row)}",
+                        label=f"{g.legend(row[0])}, n = {row[col['n_acc']]}")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        _panel_title(ax, f"test accuracy: {source or 'as recorded (its source is not in the records)'}", len(panels))
-    _finish(fig, f"Test accuracy vs search time — {g.heading}",
-            ["Points: means over seeds; error bars: 95 % bootstrap intervals of the means. Search time: the "
-             "search alone (no correlation measurement, no final training), on the trial's own device."])
-    yield Drawn("accuracy_vs_cost", g.name, f"{g.name}: test accuracy vs search time (95 % bootstrap intervals)",
-                [*g.parts, "accuracy_vs_cost"], fig,
-                ["label", "method", "variant", "n_acc", "test_acc_mean", "test_acc_ci_low", "test_acc_ci_high",
-                 "n_cost", "search_hours_mean", "search_hours_ci_low", "search_hours_ci_high", "test_acc_source",
-                 "queries_benchmark_column"], rows)
+        what = f"test accuracy: {source or 'as recorded (its source is not in the records)'}"
+        if queried:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+            ax.xaxis.set_major_formatter(FuncFormatter(_number_text))
+            ax.yaxis.set_major_formatter(FuncFormatter(_number_text))
+            top = max(scale * v for row in mine for v in row[first:first + 3] if math.isfinite(v))
+            ax.set_xlim(0, top * 1.25 + 1)
+            ax.set_xlabel("benchmark queries per seed (nothing trained: no search time)")
+            _panel_title(ax, f"searches that query the benchmark, costed in queries — {what}", len(panels))
+        else:
+            _time_axis(ax, [scale * v for row in mine for v in row[first:first + 3] if math.isfinite(v)])
+            ax.set_xlabel(f"search time ({' / '.join(kinds_of_device) or 'device'} time, {unit})")
+            beside = any(q for s, q in panels if s == source)  # a panel of queries beside: say which searches are here
+            _panel_title(ax, f"searches that train, at their search time — {what}" if beside else what, len(panels))
+    short, full = interval_words(kinds)
+    notes = [f"Points: means over seeds; error bars: {full}. Search time: the search alone (no correlation "
+             "measurement, no final training), on the trial's own device."]
+    if any(queried for _, queried in panels):
+        notes.append("A search that queries the benchmark in place of training is placed at its number of queries, "
+                     "on an axis of its own: the look-ups take milliseconds and the benchmark keeps no training times "
+                     "to give it a search time, so it is never drawn as free beside the searches that train.")
+    _finish(fig, f"Test accuracy vs search cost — {g.heading}", notes)
+    yield Drawn("accuracy_vs_cost", g.name, f"{g.name}: test accuracy vs search cost (error bars: {short})",
+                [*g.parts, "accuracy_vs_cost"], fig, header, rows)
 
 
 def _epoch_rows(series: dict[str, list[dict[str, Any]]],
@@ -996,7 +1070,7 @@ TEXT_ONLY = {"text.parse_math": False, "text.usetex": False}
 def figures(records: list[dict[str, Any]], tables: dict[str, Any] | None = None) -> Iterator[Drawn]:
     """Every plot of ``KINDS`` that has data, per (space, dataset, budget) group of ``records`` (groups sorted,
     then by kind), drawn and not saved: the caller closes each figure (``write_plots`` saves them). ``tables``:
-    the cache of ``harness.leaderboard.record_benchmark``."""
+    the cache of ``harness.core.provenance.record_benchmark``."""
     tables = {} if tables is None else tables
     with plt.rc_context(TEXT_ONLY):
         for key, members in _groups(records):
@@ -1008,7 +1082,7 @@ def figures(records: list[dict[str, Any]], tables: dict[str, Any] | None = None)
 def write_plots(records: list[dict[str, Any]], out: Path, tables: dict[str, Any] | None = None) -> list[PlotFile]:
     """Write every plot of ``KINDS`` that has data, per (space, dataset, budget) group of ``records``, into
     folder ``out`` (created when missing) as PDF, PNG and CSV; returns the written plots in order (groups sorted,
-    then by kind). ``tables``: the cache of ``harness.leaderboard.record_benchmark`` (shared with the report's
+    then by kind). ``tables``: the cache of ``harness.core.provenance.record_benchmark`` (shared with the report's
     leaderboard, so a table that is not here is said once)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,11 +4,13 @@
 folder) and writes ``DIR/report/``: ``report.html`` (every plot embedded as a PNG data URI: it opens in any
 browser with no server and no network), ``report.md`` (the same tables; plots as files beside it),
 ``leaderboard.csv`` (every statistic, ``harness.leaderboard``), ``leaderboard.tex`` (the leaderboard as booktabs
-tables, ``harness.leaderboard.latex_leaderboard``) and ``plots/`` (each plot a PNG and the CSV of exactly what it
-draws, ``harness.plots``). Per (space, dataset, budget) group, titled with where its test accuracy comes from: the
-statistics over seeds against the baseline (``harness.core.stats``), each stating its limits (an interval of fewer
-than 5 seeds is their range, a p-value that cannot reach 0.05 with so few seeds says so), the notes (a search that
-queried a benchmark in place of training), then the plots. A section says how each statistic is computed. The
+tables, ``harness.leaderboard.latex_leaderboard``) and ``plots/`` (each plot a PDF, a PNG and the CSV of exactly what
+it draws, ``harness.plots``). On the page every plot is shown at its printed size (``plot_width``: a one-panel figure
+about 650 pixels wide, a two-panel one twice that), never wider than the page. Per (space, dataset, budget) group,
+titled with where its test accuracy comes from: the statistics over seeds against the baseline
+(``harness.core.stats``), each stating its limits (an interval of fewer than 5 seeds is their range, a p-value that
+cannot reach 0.05 with so few seeds says so), the notes (a search that queried a benchmark in place of training),
+then the plots. A section says how each statistic is computed. The
 page also carries the study file when ``DIR`` holds one, the harness version, every setting's configuration hash
 and the devices the trials ran on. It is derived from the records only, so ``report`` regenerates it at any time.
 """
@@ -62,7 +64,7 @@ from harness.leaderboard import (
     variant_of,
     won_text,
 )
-from harness.plots import PlotFile, write_plots
+from harness.plots import DPI, PlotFile, write_plots
 from harness.study import STUDY_FILE
 
 REPORT_DIR = "report"
@@ -127,12 +129,23 @@ HOW = [
     "dataset and how many training epochs, as the benchmark states them), or the final network trained on the "
     "search dataset for the recorded number of epochs and tested once on its test split.",
 ]
+# A figure is as wide as its image (its caption wraps under it: a table box), images at their printed size
+# (``plot_width``) and never wider than the page; two one-panel figures sit side by side where the page is wide enough.
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px}
 th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-figure{display:inline-block;margin:1em;vertical-align:top}figcaption{font-size:13px;color:#444}
-img{max-width:640px;border:1px solid #ddd}pre{background:#f7f7f7;padding:1em;overflow-x:auto}
+figure{display:inline-table;margin:1em 1.5em 1em 0;vertical-align:top;max-width:100%}
+figcaption{display:table-caption;caption-side:bottom;font-size:13px;color:#444;padding-top:.3em}
+img{max-width:100%;height:auto;border:1px solid #ddd}pre{background:#f7f7f7;padding:1em;overflow-x:auto}
 p.note{font-size:13px;color:#444;margin:.2em 0;max-width:1100px}"""
+SCREEN_DPI = 100  # CSS pixels per inch a plot is shown at: its printed size (``harness.plots.DPI`` pixels per inch)
+
+
+def plot_width(png: bytes) -> int:
+    """The width in CSS pixels a plot's PNG is shown at: its printed size, ``SCREEN_DPI`` per inch of the figure (the
+    PNG's pixel width, from its header, over ``harness.plots.DPI``), so that every figure has the same scale and a
+    two-panel figure is shown twice as wide as a one-panel one instead of squeezed to the same width."""
+    return round(int.from_bytes(png[16:20], "big") * SCREEN_DPI / DPI)
 
 
 def _group_name(space: str, dataset: str, budget: str) -> str:
@@ -296,9 +309,11 @@ def _write_report(root: Path | Remote, records: list[dict[str, Any]], out: Path,
                      f"### Compared with {md_text(baseline)}, seed by seed\n", _md_table(*comparison)]
         parts_md += ["".join(md_text(line) + "  \n" for line in lines)]
         for plot in [p for p in plots if p.group == name]:
-            data = base64.b64encode(plot.png.read_bytes()).decode("ascii")
+            png = plot.png.read_bytes()
+            data = base64.b64encode(png).decode("ascii")
             rel_csv, rel_pdf = plot.csv.relative_to(out).as_posix(), plot.pdf.relative_to(out).as_posix()
-            parts_html.append(f"<figure><img alt='{html.escape(plot.title)}' src='data:image/png;base64,{data}'>"
+            parts_html.append(f"<figure><img alt='{html.escape(plot.title)}' width='{plot_width(png)}' "
+                              f"src='data:image/png;base64,{data}'>"
                               f"<figcaption>{html.escape(plot.title)} (<a href='{html.escape(rel_pdf)}'>PDF</a>, "
                               f"data: <code>{html.escape(rel_csv)}</code>)</figcaption></figure>")
             parts_md.append(f"![{md_text(plot.title)}]({plot.png.relative_to(out).as_posix()}) ([PDF]({rel_pdf}), "

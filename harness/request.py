@@ -44,6 +44,7 @@ class RunOptions:
     ship_code: bool = True  # on --address: the trial workers get the harness's code through Ray's runtime_env
     dry_run: bool = False  # show the plan and the estimate, then stop: no Ray, nothing written
     yes: bool = False  # run the paper budget without a GPU without asking (``confirm_cpu_paper``)
+    columns: list[str] | None = None  # the end-of-run leaderboard's terminal columns (checked: ``parse_columns``)
 
     def options(self) -> dict[str, Any]:
         """These options alone, to make another request of them (a study's cell is asked as a run)."""

@@ -95,12 +95,14 @@ def _summary_cell(metric: Any) -> Any:
 
 def trials_table(spec: ExperimentSpec, records: list[dict[str, Any]], console: Console) -> None:
     """The experiment's trials, one row per record, laid out for the console's width as the leaderboard
-    (``harness.leaderboard.fit_tables``: no cell ever cut; the seed and the record repeated in a further table)."""
+    (``harness.leaderboard.fit_tables``: no cell ever cut). The record's name (long for a ``folder:`` dataset) is in
+    the first table only, and wraps onto further lines where it does not fit; a further table repeats the seed, which
+    names the row as well (one record per seed)."""
     columns = [ViewColumn("seed", "seed", lambda r: str(r["seed"])),
                ViewColumn("record", "record", lambda r: Path(r["_path"]).name, numeric=False)]
     columns += [ViewColumn(m.key, m.label if m.unit == "s" else m.summary_header, _summary_cell(m)) for m in SUMMARY]
     cells = [{c.name: c.cell(r) for c in columns} for r in sorted(records, key=lambda r: r["seed"])]
-    tables = fit_tables(columns, {"seed", "record"}, columns[:2], cells, view_width(console))
+    tables = fit_tables(columns, {"seed", "record"}, columns[:1], cells, view_width(console))
     console.print(Group(Text(f"trials of {spec.name}", style="bold"), *(rich_table(t, cells) for t in tables)))
 
 

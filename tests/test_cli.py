@@ -67,10 +67,15 @@ def test_run_writes_records_and_leaderboard(two_seeds):
     row = board.iloc[0]
     assert (row.method, row.space, row.n_seeds) == ("darts", "darts", 2)
     assert row.test_acc_mean == pytest.approx((records[0]["test_acc"] + records[1]["test_acc"]) / 2)
-    rows = [line for line in (two_seeds / "e2e" / "leaderboard.md").read_text().splitlines()
-            if line.startswith("| darts | darts |")]
-    assert len(rows) == 1  # one row: the method, its space, ... and the baseline it is compared with
-    assert rows[0].count("| darts |") == 2
+    # the Markdown: one short table per space, search dataset and budget, under its heading and its test source
+    md = (two_seeds / "e2e" / "leaderboard.md").read_text().splitlines()
+    assert "## darts · search dataset digits · smoke budget" in md
+    assert f"Test accuracy: digits test, network trained {records[0]['config']['eval_epochs']} epochs." in md
+    # rank 1, the method with its variant (the fixture's --set; Markdown-escaped brackets), its seeds; no darts row
+    # without overrides to compare with: no p-value, no seeds won
+    rows = [line for line in md if line.startswith(r"| 1 | darts \[search_epochs=1,train_limit=720\] | 2 | ")]
+    assert len(rows) == 1
+    assert f"| {row.test_acc_mean:.2f} ± {row.test_acc_std:.2f} |" in rows[0] and rows[0].endswith("| — | — |")
     assert not list((two_seeds / "e2e").rglob("*.tmp"))
 
 

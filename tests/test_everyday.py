@@ -44,7 +44,7 @@ def no_launch(monkeypatch):
     """The time estimate stubbed (``ESTIMATE``) and the trials' launch replaced by a recorder: what reaches it ran."""
     launched: list[list[str]] = []
 
-    def run_cells(specs, folder, study, todo, console):
+    def run_cells(specs, folder, study, todo, console, columns=None):
         launched.append([s.name for s in specs])
         return 0
 
@@ -345,6 +345,38 @@ def test_ls_reads_an_object_store(results, s3_endpoint, capsys):
     table = rows(capsys.readouterr().out)
     assert table["old-run"][2:] == ["2/2", "done", "—"]  # no file times from a store
     assert table["old-study/"][2:4] == ["2/4", "missing 2"]
+
+
+# --- --columns of run and study run -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ["run", "--method", "random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"],
+    ["run", "--method", "darts,random", "--space", "nb201", "--budget", "smoke", "--dataset", "digits"],
+    ["study", "run", str(Path(__file__).parent.parent / "studies" / "nb201.toml")],
+], ids=["run", "run-methods", "study-run"])
+def test_an_unknown_run_column_is_one_line_before_anything(tmp_path, capsys, no_launch, argv):
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out), "--columns", "method,test_acc,serch"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "unknown column 'serch'; did you mean 'search'?" in captured.err
+    assert captured.out == "" and not out.exists() and no_launch == []  # no plan, nothing written, nothing run
+
+
+def test_run_columns_reach_the_end_of_run_leaderboard(results, capsys, monkeypatch):
+    seen = {}
+    real = experiment.summarise
+
+    def summarise(*args, **kwargs):
+        seen["columns"] = args[6] if len(args) > 6 else kwargs.get("columns")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "summarise", summarise)
+    # every seed of old-run has its record: the resume runs nothing and ends with the leaderboard
+    assert main(["run", "--resume", "--name", "old-run", "--out", str(results), "--columns",
+                 "method,test_acc,search,correlation_seconds_mean"]) == 0
+    assert seen["columns"] == ["method", "test_acc", "search", "correlation_seconds_mean"]
+    board = capsys.readouterr().out.split("leaderboard (smoke budget, digits)")[1]
+    header = next(line for line in board.splitlines() if "method" in line)
+    assert header.split() == ["method", "test", "acc", "%", "search", "cost", "correlation_seconds_mean"]
 
 
 # --- show FOLDER ----------------------------------------------------------------------------------------------------

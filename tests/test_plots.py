@@ -534,9 +534,64 @@ def test_benchmark_lookups_never_share_the_supernets_axis(drawn, table):
     legend = [t.get_text() for ax in cost.fig.axes for t in ax.get_legend().get_texts()]
     assert any(t.startswith("random (queries the benchmark)") for t in legend)
     assert any(t.startswith("darts,") for t in legend)  # a supernet is not said to query
-    # the test accuracies come from two sources here (the crafted darts records name none): two panels
+    # the test accuracies come from two sources here (the crafted darts records name none), and random queried: two
+    # panels, the supernet's on the time axis, random's on an axis of queries (its search steps: its records carry no
+    # configuration to count them by)
     assert len(cost.fig.axes) == 2
-    assert [row[12] for row in cost.rows] == ["", "cifar10_valid_valid"]
+    column = {name: k for k, name in enumerate(cost.header)}
+    assert [row[column["queries_benchmark_column"]] for row in cost.rows] == ["", "cifar10_valid_valid"]
+    assert [row[column["benchmark_queries_mean"]] for row in cost.rows][1] == EPOCHS
+    assert [ax.get_xlabel().split(" (")[0] for ax in cost.fig.axes] == ["search time", "benchmark queries per seed"]
+
+
+def _points(ax) -> list[tuple[str, float, float]]:
+    """The (legend label, x, y) of every error-bar point drawn on ``ax``."""
+    handles, labels = ax.get_legend_handles_labels()
+    return [(label, float(h.lines[0].get_xdata()[0]), float(h.lines[0].get_ydata()[0]))
+            for h, label in zip(handles, labels)]
+
+
+def test_a_search_that_queries_the_benchmark_is_never_drawn_as_free(drawn, table):
+    """Random search on NAS-Bench-201 (three queries per seed, about 0.4 ms of look-ups) beside DARTS and GDAS, which
+    train (about 6 to 13 minutes): its point is on a panel of its own whose axis counts queries, as the leaderboard's
+    "3 queries" — never at about 0 on the time axis — with the accuracy scale of the panel beside it."""
+    source = "NAS-Bench-201 cifar10 test accuracy of the derived cell (table column cifar10_test)"
+    # one source of the test accuracy for all (only the kind of search splits the panels); random's count of queries
+    # from its configuration, as the leaderboard counts them
+    records = [{**r, "test_acc_source": source} for r in nb201_records(table)]
+    records += [{**r, "test_acc_source": source, "config": {"rs_candidates": 3}} for r in random_records(table)]
+    [cost] = drawn(records, "accuracy_vs_cost", render=False)
+    timed, queried = cost.fig.axes
+    assert [p[0].split(",")[0] for p in _points(timed)] == ["darts", "gdas [tau_max=5]"]
+    assert timed.get_xlabel() == "search time (CPU time, minutes)"
+    [(label, x, y)] = _points(queried)
+    assert label.startswith("random (queries the benchmark)") and x == 3.0
+    assert queried.get_xlabel().startswith("benchmark queries per seed")
+    assert "query the benchmark" in queried.get_title(loc="left").replace("\n", " ")
+    assert queried.get_shared_y_axes().joined(queried, timed)  # one accuracy scale
+    column = {name: k for k, name in enumerate(cost.header)}
+    row = next(r for r in cost.rows if r[0] == "random")
+    assert np.isnan(row[column["search_hours_mean"]]) and row[column["benchmark_queries_mean"]] == 3.0
+    assert "never drawn as free" in " ".join(t.get_text() for t in cost.fig.texts).replace("\n", " ")
+
+
+@pytest.mark.parametrize("seeds, short, full", [
+    (3, "range, min–max", "range (min–max over seeds: fewer than 5 seeds"),
+    (5, "95 % CI", "95 % CI (percentile bootstrap of the mean)"),
+])
+def test_error_bars_are_labelled_as_the_leaderboard_labels_intervals(drawn, seeds, short, full):
+    """Below 5 seeds the error bars are the seeds' range (min–max), from 5 on the bootstrap 95 % CI
+    (``harness.core.stats.summary``): the caption and the figure's note say which, as the leaderboard does."""
+    records = [{"method": f"m{k}", "space": "darts", "dataset": "digits", "budget": "smoke", "seed": seed,
+                "overrides": {}, "test_acc": 90.0 + k + 0.7 * seed, "search_seconds": 600.0 + 60 * seed}
+               for k in range(2) for seed in range(seeds)]
+    [cost] = drawn(records, "accuracy_vs_cost", render=False)
+    assert cost.title.endswith(f"(error bars: {short})")
+    note = " ".join(t.get_text() for t in cost.fig.texts).replace("\n", " ")
+    assert f"error bars: {full}" in " ".join(note.split())
+    assert ("bootstrap" in cost.title + note) == (seeds >= 5)
+    column = {name: k for k, name in enumerate(cost.header)}
+    assert {row[column["test_acc_interval"]] for row in cost.rows} == {"range" if seeds < 5 else "95 % CI"}
 
 
 def nb201_importance_records(table, matrices) -> list[dict]:

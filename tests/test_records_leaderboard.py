@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +150,45 @@ def test_show_record_renders_genotype_nulls_and_overrides():
     assert "reduce cell:" in out
     assert "—" in out
     assert "lr *" in out and "epochs *" not in out
-    assert "CPU-hours" in out and "train_loss" in out
+    assert "train_loss" in out
+    # times in readable units (duration_text), the device's kind beside the device time (make_record: 3600 s of
+    # search, 3 CPU-hours)
+    assert re.search(r"│ search time +│ +1\.00 h │ +│", out) and re.search(r"│ device time +│ +3\.00 h │ CPU +│", out)
+
+
+def test_show_reads_times_in_units_and_names_a_queried_figure():
+    """``show`` prints times as people read them (the one ``duration_text``), and for a search that queried its
+    benchmark (random search on NAS-Bench-201) it names the figure's source instead of calling the benchmark's
+    validation accuracy a supernet's."""
+    from harness.core.benchmarks.nb201 import load_table
+
+    info = {"index": 0, "arch": NB201_GENOTYPE, "table": load_table().describe()}
+    queried = make_record("random", space="nb201", genotype=NB201_GENOTYPE, benchmark_info=info,
+                          config={"rs_candidates": 3}, search_seconds=0.0004424, correlation_seconds=0.0046,
+                          eval_seconds=0.0, device_hours=1.418e-06, teacher_seconds=5400.0,
+                          search_seconds_without_intensive=90.5,
+                          history=[{"epoch": k, "phase": "search", "val_acc": 80.0 + k, "seconds": s}
+                                   for k, s in enumerate((0.0001057, 0.0002003, 0.0001363))])
+    console = Console(record=True, width=160)
+    show_record(queried, console)
+    out = console.export_text()
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("│").split("│")]
+                                              for line in out.splitlines() if line.startswith("│"))}
+    assert rows["search time"] == ["442 µs", ""] and rows["correlation time"] == ["4.60 ms", ""]
+    assert rows["evaluation time"] == ["0 s", ""] and rows["device time"] == ["5.10 ms", "CPU"]  # 1.418e-06 h
+    assert rows["teacher training time"] == ["1.50 h", ""]  # a method's own time metric
+    assert rows["search_seconds_without_intensive"] == ["1.51 min", ""]  # a number the table lacks, in seconds
+    assert [rows[str(k)][-1] for k in range(3)] == ["106 µs", "200 µs", "136 µs"]  # the history's seconds
+    assert rows["best queried benchmark val accuracy"] == ["80", "%"] and "supernet val accuracy" not in out
+    assert ("search: 3 queries of NAS-Bench-201 CIFAR-10 validation (cifar10-valid: trained on 25k), 200 epochs, the "
+            "best cell kept; no supernet, nothing trained") in " ".join(out.split())
+    assert "search: benchmark queries" in out  # the history's title: its search epochs are queries
+
+    trained = make_record("darts", space="nb201", genotype=NB201_GENOTYPE, benchmark_info=info)
+    console = Console(record=True, width=160)
+    show_record(trained, console)  # looked up for its test accuracy, but its search trained a supernet
+    out = console.export_text()
+    assert "supernet val accuracy" in out and "queried" not in out and "search:" not in out
 
 
 def test_show_record_plain_genotype_string():
@@ -479,30 +518,30 @@ GOLDEN = {
         'benchmark index 1235 (table default, source NATS-tss-v1_0-3ffb9)',
         'test accuracy: NAS-Bench-201 cifar10 test (table column cifar10_test)',
         'metrics',
-        '┏━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓',
-        '┃ metric                  ┃ value ┃ unit      ┃',
-        '┡━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩',
-        '│ supernet val accuracy   │    80 │ %         │',
-        '│ test accuracy           │ 94.37 │ %         │',
-        '│ search time             │  3600 │ s         │',
-        '│ correlation time        │    10 │ s         │',
-        '│ evaluation time         │  7200 │ s         │',
-        '│ device time             │     3 │ CPU-hours │',
-        '│ peak memory             │   500 │ MB        │',
-        '│ parameters              │ 1.073 │ M         │',
-        '│ multiply-adds           │ 153.3 │ M         │',
-        '│ latency, batch 1        │   7.8 │ ms        │',
-        '│ latency, eval batch     │ 226.8 │ ms        │',
-        '│ latency batch size      │    64 │           │',
-        '│ op-level Kendall τ      │   0.5 │           │',
-        '│ op-level Spearman ρ     │   0.6 │           │',
-        '│ op-level edges sampled  │     4 │           │',
-        '│ arch-level Kendall τ    │   0.4 │           │',
-        '│ arch-level Spearman ρ   │   0.5 │           │',
-        '│ benchmark cifar10.test  │ 94.37 │           │',
-        '│ benchmark cifar10.valid │ 92.87 │           │',
-        '│ benchmark cifar100_test │    71 │           │',
-        '└─────────────────────────┴───────┴───────────┘',
+        '┏━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━┓',
+        '┃ metric                  ┃  value ┃ unit ┃',
+        '┡━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━┩',
+        '│ supernet val accuracy   │     80 │ %    │',
+        '│ test accuracy           │  94.37 │ %    │',
+        '│ search time             │ 1.00 h │      │',
+        '│ correlation time        │ 10.0 s │      │',
+        '│ evaluation time         │ 2.00 h │      │',
+        '│ device time             │ 3.00 h │ CPU  │',
+        '│ peak memory             │    500 │ MB   │',
+        '│ parameters              │  1.073 │ M    │',
+        '│ multiply-adds           │  153.3 │ M    │',
+        '│ latency, batch 1        │    7.8 │ ms   │',
+        '│ latency, eval batch     │  226.8 │ ms   │',
+        '│ latency batch size      │     64 │      │',
+        '│ op-level Kendall τ      │    0.5 │      │',
+        '│ op-level Spearman ρ     │    0.6 │      │',
+        '│ op-level edges sampled  │      4 │      │',
+        '│ arch-level Kendall τ    │    0.4 │      │',
+        '│ arch-level Spearman ρ   │    0.5 │      │',
+        '│ benchmark cifar10.test  │  94.37 │      │',
+        '│ benchmark cifar10.valid │  92.87 │      │',
+        '│ benchmark cifar100_test │     71 │      │',
+        '└─────────────────────────┴────────┴──────┘',
         'history (1 epochs)',
         '┏━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┓',
         '┃ epoch ┃ phase  ┃ train_loss ┃ val_acc ┃',
@@ -535,25 +574,25 @@ GOLDEN = {
         '    node 5 ← (skip_connect, 2), (avg_pool_3x3, 0)',
         '    output = concat range(2, 6)',
         'metrics',
-        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓',
-        '┃ metric                 ┃ value ┃ unit      ┃',
-        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩',
-        '│ supernet val accuracy  │    80 │ %         │',
-        '│ test accuracy          │    91 │ %         │',
-        '│ search time            │  3007 │ s         │',
-        '│ correlation time       │    10 │ s         │',
-        '│ evaluation time        │  7200 │ s         │',
-        '│ device time            │     3 │ CPU-hours │',
-        '│ peak memory            │   500 │ MB        │',
-        '│ parameters             │   3.3 │ M         │',
-        '│ multiply-adds          │   500 │ M         │',
-        '│ latency, batch 1       │   2.5 │ ms        │',
-        '│ latency, eval batch    │    40 │ ms        │',
-        '│ latency batch size     │    64 │           │',
-        '│ op-level Kendall τ     │     — │           │',
-        '│ op-level Spearman ρ    │   0.6 │           │',
-        '│ op-level edges sampled │     4 │           │',
-        '└────────────────────────┴───────┴───────────┘',
+        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━┓',
+        '┃ metric                 ┃    value ┃ unit ┃',
+        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━┩',
+        '│ supernet val accuracy  │       80 │ %    │',
+        '│ test accuracy          │       91 │ %    │',
+        '│ search time            │ 50.2 min │      │',
+        '│ correlation time       │   10.0 s │      │',
+        '│ evaluation time        │   2.00 h │      │',
+        '│ device time            │   3.00 h │ CPU  │',
+        '│ peak memory            │      500 │ MB   │',
+        '│ parameters             │      3.3 │ M    │',
+        '│ multiply-adds          │      500 │ M    │',
+        '│ latency, batch 1       │      2.5 │ ms   │',
+        '│ latency, eval batch    │       40 │ ms   │',
+        '│ latency batch size     │       64 │      │',
+        '│ op-level Kendall τ     │        — │      │',
+        '│ op-level Spearman ρ    │      0.6 │      │',
+        '│ op-level edges sampled │        4 │      │',
+        '└────────────────────────┴──────────┴──────┘',
         'history (1 epochs)',
         '┏━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┓',
         '┃ epoch ┃ phase  ┃ train_loss ┃ val_acc ┃',
@@ -586,26 +625,26 @@ GOLDEN = {
         '    node 5 ← (skip_connect, 2), (avg_pool_3x3, 0)',
         '    output = concat range(2, 6)',
         'metrics',
-        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓',
-        '┃ metric                 ┃ value ┃ unit      ┃',
-        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩',
-        '│ supernet val accuracy  │    80 │ %         │',
-        '│ test accuracy          │  93.5 │ %         │',
-        '│ search time            │  3600 │ s         │',
-        '│ correlation time       │    10 │ s         │',
-        '│ evaluation time        │  7200 │ s         │',
-        '│ device time            │     3 │ CPU-hours │',
-        '│ peak memory            │   500 │ MB        │',
-        '│ multiply-adds          │   401 │ M         │',
-        '│ latency, batch 1       │   2.5 │ ms        │',
-        '│ latency, eval batch    │    32 │ ms        │',
-        '│ latency batch size     │    64 │           │',
-        '│ op-level Kendall τ     │   0.5 │           │',
-        '│ op-level Spearman ρ    │   0.6 │           │',
-        '│ op-level edges sampled │     4 │           │',
-        '│ method_extra_tau       │   0.2 │           │',
-        '│ teacher_acc            │     — │           │',
-        '└────────────────────────┴───────┴───────────┘',
+        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━┓',
+        '┃ metric                 ┃  value ┃ unit ┃',
+        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━┩',
+        '│ supernet val accuracy  │     80 │ %    │',
+        '│ test accuracy          │   93.5 │ %    │',
+        '│ search time            │ 1.00 h │      │',
+        '│ correlation time       │ 10.0 s │      │',
+        '│ evaluation time        │ 2.00 h │      │',
+        '│ device time            │ 3.00 h │ CPU  │',
+        '│ peak memory            │    500 │ MB   │',
+        '│ multiply-adds          │    401 │ M    │',
+        '│ latency, batch 1       │    2.5 │ ms   │',
+        '│ latency, eval batch    │     32 │ ms   │',
+        '│ latency batch size     │     64 │      │',
+        '│ op-level Kendall τ     │    0.5 │      │',
+        '│ op-level Spearman ρ    │    0.6 │      │',
+        '│ op-level edges sampled │      4 │      │',
+        '│ method_extra_tau       │    0.2 │      │',
+        '│ teacher_acc            │      — │      │',
+        '└────────────────────────┴────────┴──────┘',
         'history (1 epochs)',
         '┏━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┓',
         '┃ epoch ┃ phase  ┃ train_loss ┃ val_acc ┃',
@@ -638,26 +677,26 @@ GOLDEN = {
         '    node 5 ← (skip_connect, 2), (avg_pool_3x3, 0)',
         '    output = concat range(2, 6)',
         'metrics',
-        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓',
-        '┃ metric                 ┃ value ┃ unit      ┃',
-        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩',
-        '│ supernet val accuracy  │    80 │ %         │',
-        '│ test accuracy          │     — │ %         │',
-        '│ search time            │  3600 │ s         │',
-        '│ correlation time       │    10 │ s         │',
-        '│ evaluation time        │  7200 │ s         │',
-        '│ device time            │     3 │ GPU-hours │',
-        '│ peak memory            │   500 │ MB        │',
-        '│ parameters             │ 3.235 │ M         │',
-        '│ multiply-adds          │   402 │ M         │',
-        '│ latency, batch 1       │     3 │ ms        │',
-        '│ latency, eval batch    │    34 │ ms        │',
-        '│ latency batch size     │    64 │           │',
-        '│ op-level Kendall τ     │   0.5 │           │',
-        '│ op-level Spearman ρ    │   0.6 │           │',
-        '│ op-level edges sampled │     4 │           │',
-        '│ method_extra_tau       │   0.4 │           │',
-        '└────────────────────────┴───────┴───────────┘',
+        '┏━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━┓',
+        '┃ metric                 ┃  value ┃ unit ┃',
+        '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━┩',
+        '│ supernet val accuracy  │     80 │ %    │',
+        '│ test accuracy          │      — │ %    │',
+        '│ search time            │ 1.00 h │      │',
+        '│ correlation time       │ 10.0 s │      │',
+        '│ evaluation time        │ 2.00 h │      │',
+        '│ device time            │ 3.00 h │ GPU  │',
+        '│ peak memory            │    500 │ MB   │',
+        '│ parameters             │  3.235 │ M    │',
+        '│ multiply-adds          │    402 │ M    │',
+        '│ latency, batch 1       │      3 │ ms   │',
+        '│ latency, eval batch    │     34 │ ms   │',
+        '│ latency batch size     │     64 │      │',
+        '│ op-level Kendall τ     │    0.5 │      │',
+        '│ op-level Spearman ρ    │    0.6 │      │',
+        '│ op-level edges sampled │      4 │      │',
+        '│ method_extra_tau       │    0.4 │      │',
+        '└────────────────────────┴────────┴──────┘',
         'history (1 epochs)',
         '┏━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┓',
         '┃ epoch ┃ phase  ┃ train_loss ┃ val_acc ┃',

@@ -6,6 +6,7 @@ queried the benchmark is labelled so and costed in queries, and every statistic 
 from __future__ import annotations
 
 import base64
+import io
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,12 +30,14 @@ class Page(HTMLParser):
         super().__init__()
         self.stack: list[str] = []
         self.images: list[str] = []
+        self.widths: list[str | None] = []
         self.headings: list[str] = []
         self._heading = False
 
     def handle_starttag(self, tag, attrs):
         if tag == "img":
             self.images.append(dict(attrs)["src"])
+            self.widths.append(dict(attrs).get("width"))
         if tag not in self.VOID:
             self.stack.append(tag)
         self._heading = tag in ("h1", "h2")
@@ -98,6 +101,24 @@ def test_the_html_parses_and_embeds_every_plot(report):
         page.headings)
     text = written["html"].read_text()
     assert "the study file" in text and "cpu (test)" in text and "hdarts{}" in text  # study, device, config hash
+
+
+def test_plots_are_shown_at_their_printed_size(report):
+    """Every plot at its printed size (100 CSS pixels per inch of the figure: its PNG's width at 200 dpi halved), so
+    that a two-panel figure is twice as wide as a one-panel one, never squeezed to a fixed 640 pixels; never wider than
+    the page (max-width 100 %)."""
+    from PIL import Image
+
+    _, written = report
+    page = Page()
+    page.feed(written["html"].read_text())
+    for src, width in zip(page.images, page.widths):
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as image:
+            assert int(width) == round(image.size[0] / 2)
+    widths = sorted(int(w) for w in page.widths)
+    assert widths[0] >= 500 and widths[-1] >= 2 * 580  # the one-panel figures and the two-panel accuracy vs cost
+    style = written["html"].read_text().split("<style>")[1].split("</style>")[0]
+    assert "img{max-width:100%" in style and "640px" not in style
 
 
 def test_markdown_and_csvs(report):

@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 
 from harness.cli import main
+from harness.console import PIPE_WIDTH, layout_width, make_console
 from harness.core.benchmarks.nb201 import load_table
 from harness.core.errors import UserError
 from harness.core.records import write_record
@@ -149,20 +150,63 @@ def test_a_pipe_is_laid_out_for_columns_or_120(board, monkeypatch):
 def test_the_command_in_a_pipe_never_cuts(tmp_path, records, board, capsys, monkeypatch):
     for k, record in enumerate(records):
         write_record(tmp_path / "exp" / "trials" / f"r{k}.json", record)
-    for columns, width in ((None, 120), ("80", 80)):
+    for columns, width in ((None, 120), ("80", 80), ("200", 200)):
         if columns is None:
             monkeypatch.delenv("COLUMNS", raising=False)
         else:
             monkeypatch.setenv("COLUMNS", columns)
         assert main(["leaderboard", str(tmp_path)]) == 0
         out = capsys.readouterr().out
-        assert max(len(line.rstrip()) for line in out.splitlines() if not line.startswith("written:")) <= width
+        widest = max(len(line.rstrip()) for line in out.splitlines())
+        assert widest <= width
+        if width == 200:  # laid out at COLUMNS, not at a fixed pipe width (the first table is 191 wide)
+            assert widest > 160
         _whole(out, board)
         notes = " ".join(out.split())
         assert "test acc %: " not in out  # two sources: numbered notes, one per source
         assert "¹ test accuracy: folder:/data/my_images test, network trained 4 epochs" in notes
         assert "² test accuracy: NAS-Bench-201 CIFAR-10 test, 200 epochs, look-up" in notes
         assert "³ random searched by benchmark queries" in notes and "random³" in out
+
+
+def test_the_console_is_as_wide_as_the_views_are_laid_out(monkeypatch):
+    """One rule for the width (``harness.console.layout_width``): COLUMNS where set (at least 40), else the
+    terminal's width, else 120 in a pipe; the commands' console is built that wide, so that its titles and notes
+    wrap where the tables are laid out."""
+    assert layout_width(False, 93, {}) == PIPE_WIDTH == 120 and layout_width(True, 93, {}) == 93
+    assert layout_width(False, 93, {"COLUMNS": "200"}) == layout_width(True, 93, {"COLUMNS": "200"}) == 200
+    assert layout_width(False, 93, {"COLUMNS": "7"}) == 40 and layout_width(False, 93, {"COLUMNS": "wide"}) == 120
+    monkeypatch.setattr("sys.stdout", io.StringIO())  # a pipe, even where pytest runs in a terminal with -s
+    for columns, width in ((None, 120), ("80", 80), ("200", 200), ("7", 40)):
+        if columns is None:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        else:
+            monkeypatch.setenv("COLUMNS", columns)
+        console = make_console()
+        assert not console.is_terminal and console.width == view_width(console) == width
+
+
+def test_the_trials_table_never_cuts_a_long_record_name(records):
+    """The run's table of trials at 80 columns: a record of a long ``folder:`` dataset's name wraps in the first table
+    and is not repeated in the further ones (the seed names the row); no line is wider, no figure is cut."""
+    from types import SimpleNamespace
+
+    from harness.summary import trials_table
+
+    name = "proxyless-darts-folder-home-someone-datasets-a-very-long-dataset-name-of-images-at-64px-s{}.json"
+    mine = [{**record, "_path": f"/results/exp/trials/{name.format(record['seed'])}", "search_val_acc": 50.0 + s,
+             "params_m": 1.5, "op_kendall_tau": 0.25, "eval_seconds": 600.0}
+            for s, record in enumerate(r for r in records if r["method"] == LONG)]
+    console = Console(record=True, width=80, file=io.StringIO())
+    trials_table(SimpleNamespace(name="exp"), mine, console)
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80 and "…" not in text
+    joined = "".join(text.split())  # the name's pieces, wrapped in the first table (seed and record), in order
+    for record in mine:
+        assert record["_path"].rsplit("/", 1)[1] in joined
+    assert joined.count(name.format(0)) == 1  # not repeated in a further table
+    for figure in ("50.00", "1.500", "0.250", "1.50 h", "10.0 min"):  # search val %, params, op τ, times
+        assert figure in text, figure
 
 
 # --- --columns ----------------------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from harness.core.config import MAX_SEED
 from harness.core.errors import UserError, one_line
 from harness.core.metric_table import NULL, record_metrics, shown_metrics
 from harness.core.places import place, write_group
-from harness.core.stats import is_number
+from harness.core.provenance import count_text, queried_figure
+from harness.core.stats import duration_text, is_number
 from harness.core.storage import Remote, location
 
 IDENTITY_KEYS = ("method", "space", "dataset", "budget", "seed")
@@ -516,6 +517,25 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _is_seconds(key: str) -> bool:
+    """A record or history key that holds seconds: "seconds" is one of its words (``search_seconds``, a method's
+    ``search_seconds_without_intensive``, a history entry's ``seconds``)."""
+    return "seconds" in key.split("_")
+
+
+def _value_unit(m: Any, record: dict[str, Any]) -> tuple[str, str]:
+    """A metric's value and unit as ``show`` prints them: a time (a metric in seconds or hours) in the unit that reads
+    best (``duration_text``: "442 µs", "1.50 min"), with the kind of device where the record names it ("CPU" of
+    ``device_hours_kind`` "CPU-hours"); any other figure with its significant digits and its unit."""
+    value = record[m.key]
+    if m.unit in ("s", "hours"):
+        kind = str(record.get(m.unit_key) or "") if m.unit_key else ""
+        seconds = value * 3600.0 if m.unit == "hours" and is_number(value) else value
+        return duration_text(seconds), kind.removesuffix("-hours")
+    unit = str(record.get(m.unit_key) or m.unit) if m.unit_key else m.unit
+    return _fmt(value, m.significant), unit
+
+
 def _cell_lines(title: str, edges: list[tuple[str, int]]) -> list[str]:
     lines = [f"{title}:"]
     for k in range(0, len(edges), 2):
@@ -602,10 +622,16 @@ def split_summary(split: dict[str, Any]) -> str:
             f"{len(split['classes'])} classes; order: {split['order'].split(':')[0]}")
 
 
-def _metrics_table(record: dict[str, Any]) -> Table:
-    """The metric table's metrics the record has, in the table's order with their labels and units; then
-    every other numeric key (and undefined accuracies and correlations) by name; then the benchmark's
-    figures. A null or NaN value is shown as "—"."""
+# The label of ``search_val_acc`` for a search that queried its benchmark (``queried_figure``): no supernet was
+# validated, the figure is the benchmark's, of the best cell queried (its source: ``show``'s "search:" line).
+QUERIED_VAL_LABEL = "best queried benchmark val accuracy"
+
+
+def _metrics_table(record: dict[str, Any], queried: bool = False) -> Table:
+    """The metric table's metrics the record has, in the table's order with their labels and units (times in readable
+    units: ``_value_unit``); then every other numeric key (and undefined accuracies and correlations) by name; then
+    the benchmark's figures. A null or NaN value is shown as "—". ``queried``: the search queried its benchmark, so
+    its search validation accuracy is the benchmark's figure (``QUERIED_VAL_LABEL``)."""
     table = Table(title="metrics", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -613,15 +639,15 @@ def _metrics_table(record: dict[str, Any]) -> Table:
     shown = shown_metrics(record)
     for m in shown:
         if m.key in record:
-            unit = str(record.get(m.unit_key) or m.unit) if m.unit_key else m.unit
-            table.add_row(m.label, _fmt(record[m.key], m.significant), unit)
+            label = QUERIED_VAL_LABEL if queried and m.key == "search_val_acc" else m.label
+            table.add_row(label, *_value_unit(m, record))
     shown_keys = {m.key for m in shown}
     for key in sorted(record):
         value = record[key]
         if key in shown_keys or key in _NOT_METRICS or key.startswith("_") or isinstance(value, bool):
             continue
         if is_number(value) or (value is None and key.endswith(("_acc", "_tau", "_rho"))):
-            table.add_row(key, _fmt(value), "")
+            table.add_row(key, duration_text(value) if _is_seconds(key) else _fmt(value), "")
     benchmark = record.get("benchmark")
     if isinstance(benchmark, dict):
         for key, value in _flatten(benchmark).items():
@@ -629,8 +655,9 @@ def _metrics_table(record: dict[str, Any]) -> Table:
     return table
 
 
-def _history_table(history: list[Any]) -> Table:
-    """Per epoch (long phases elided in the middle): phase and every numeric column that has a value."""
+def _history_table(history: list[Any], title: str | None = None) -> Table:
+    """Per epoch (long phases elided in the middle): phase and every numeric column that has a value (times in
+    readable units, ``duration_text``). ``title``: in place of "history (N epochs)"."""
     columns: list[str] = []
     for row in history:
         if isinstance(row, dict):
@@ -638,7 +665,8 @@ def _history_table(history: list[Any]) -> Table:
                 if key not in ("epoch", "phase") and key not in columns and (is_number(value) or value is None):
                     columns.append(key)
     columns = [c for c in columns if any(isinstance(r, dict) and is_number(r.get(c)) for r in history)]
-    table = Table(title=f"history ({len(history)} epochs)", title_justify="left")
+    title = title or f"history ({len(history)} epochs)"
+    table = Table(title=title, title_justify="left", min_width=len(title))  # the title on one line where it fits
     table.add_column("epoch", justify="right")
     table.add_column("phase")
     for column in columns:
@@ -647,7 +675,8 @@ def _history_table(history: list[Any]) -> Table:
         if row is None:
             table.add_row("…", "…", *["…" for _ in columns])
         else:
-            table.add_row(_fmt(row.get("epoch")), _fmt(row.get("phase")), *[_fmt(row.get(c)) for c in columns])
+            table.add_row(_fmt(row.get("epoch")), _fmt(row.get("phase")),
+                          *[duration_text(row.get(c)) if _is_seconds(c) else _fmt(row.get(c)) for c in columns])
     return table
 
 
@@ -687,13 +716,18 @@ def show_record(record: dict[str, Any], console: Console) -> None:
                            f"source {table.get('source')})", style="dim"))
     if record.get("test_acc_source"):
         console.print(Text(f"test accuracy: {record['test_acc_source']}", style="dim"))
+    queried = queried_figure(record, {})
+    if queried is not None:  # no supernet, nothing trained: say whose validation figure the search read
+        console.print(Text(f"search: {count_text(queried[0])} queries of {queried[1]}, the best cell kept; no "
+                           "supernet, nothing trained", style="dim"))
     if isinstance(record.get("split"), dict):
         console.print(Text(f"search split: {split_summary(record['split'])}", style="dim"))
 
-    console.print(_metrics_table(record))
+    console.print(_metrics_table(record, queried=queried is not None))
     history = record.get("history") or []
     if isinstance(history, list) and history:
-        console.print(_history_table(history))
+        title = f"history ({len(history)} epochs; search: benchmark queries)" if queried is not None else None
+        console.print(_history_table(history, title))
     config = record.get("config")
     if isinstance(config, dict) and config:
         console.print(_config_table(config, record.get("overrides") or {}))

@@ -14,6 +14,8 @@ smallest p-value the Wilcoxon test can give with that many seeds (``min_attainab
 of the common seeds the method wins. ``holm``: Holm–Bonferroni adjusted p-values for the several methods compared
 with one baseline; ``holm_floor``: the smallest adjusted p-value a row can get.
 
+``duration_text``: a time in the unit that reads best, the one formatter of times and costs in every view.
+
 These numbers state their limits: with 3 seeds no outcome gives a Wilcoxon (or sign-test) p-value below 0.25, so
 the views print that limit instead of a bare p-value (``harness.leaderboard.p_text``).
 """
@@ -27,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import scipy.stats
+
+from harness.core.metric_table import NULL
 
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_RESAMPLES = 9999
@@ -195,3 +199,33 @@ def holm_floor(min_pvalues: Sequence[float]) -> list[float]:
         return values
     lowest = min(known) * len(known)
     return [min(1.0, max(p, lowest)) if math.isfinite(p) else p for p in values]
+
+
+# --- durations as people read them ------------------------------------------------------------------
+# (the largest duration shown in a unit, the unit, seconds per unit), smallest first; beyond the last: days
+_DURATION_UNITS = ((1e-3, "µs", 1e-6), (1.0, "ms", 1e-3), (60.0, "s", 1.0), (3600.0, "min", 60.0),
+                   (48 * 3600.0, "h", 3600.0))
+
+
+def _significant(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits, never in exponent form (0.000442 → "0.000442", 1234 →
+    "1234")."""
+    if value == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+def duration_text(seconds: Any) -> str:
+    """A duration in the unit that reads best — µs, ms, s, min, h or d — with three significant digits
+    ("442 µs", "0.957 s"→"957 ms", "1.50 min", "2.35 h"); "—" for a missing one. The one formatter of times and
+    costs in every view (the leaderboard, the report, the run's summary, ``show``)."""
+    if not (is_number(seconds) and math.isfinite(float(seconds))):
+        return NULL
+    if float(seconds) == 0:
+        return "0 s"
+    value = float(f"{float(seconds):.3g}")  # rounded first, so that 59.96 s reads "1.00 min", not "60.0 s"
+    for limit, unit, scale in _DURATION_UNITS:
+        if abs(value) < limit:
+            return f"{_significant(value / scale)} {unit}"
+    return f"{_significant(value / 86400.0)} d"
