@@ -85,6 +85,8 @@ def test_write_makes_each_row_from_the_records_with_its_command_and_source(root,
     assert ("Environment: torch 2.14.1+cpu (CPU-only build) · BLAS openblas · AVX2 · numpy 2.4.6 · Python 3.11.7 · "
             "CPU Test CPU (4 logical cores)") in text
     assert "Crafted for the test." in text
+    assert ("| method | seeds | test acc % (mean ± std) | per seed | search | trial time | params (M) | "
+            "multiply-adds (M) |") in text
     table = rows(text)
     # gdas: mean of 91, 96, 95.5 = 94.17, sample std 2.75; ranked first; search 1.50 min, trial 2.00 min
     assert table["gdas"] == ["gdas", "0, 1, 2", "94.17 ± 2.75", "91.00, 96.00, 95.50", "1.50 min", "2.00 min",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import re
 import shlex
@@ -358,20 +359,21 @@ def group_table(group: Any, records: list[dict[str, Any]]) -> list[str]:
         method = str(row["method"]) + (f" [{row['variant']}]" if str(row["variant"]) else "")
         per_seed = ", ".join(cell_text(r.get("test_acc") if isinstance(r.get("test_acc"), (int, float)) else None, 2)
                              for r in mine)
-        hours = row.get("device_hours_mean")
+        hours = float(row.get("device_hours_mean", math.nan))
         rows.append({
             "method": method,
             "seeds": ", ".join(str(r.get("seed")) for r in mine),
-            "test acc % (mean ± std)": test_acc_text(row) if len(mine) > 1 else per_seed,
+            "test acc %": test_acc_text(row) if len(mine) > 1 else per_seed,
             "per seed": per_seed if len(mine) > 1 else NULL,
             "search": search_cost_text(row),
-            "trial (search + correlation + evaluation)": duration_text(hours * 3600 if hours == hours else None),
+            "trial time": duration_text(hours * 3600 if math.isfinite(hours) else None),
             "wall per trial": duration_text(row.get("wall_seconds_mean")),
             "params (M)": cell_text(row.get("params_m_mean"), 2),
             "multiply-adds (M)": cell_text(row.get("madds_m_mean"), 2),
         })
     columns = [c for c in rows[0] if any(r[c] != NULL for r in rows)]  # a column no row fills is left out
-    lines = ["| " + " | ".join(columns) + " |",
+    headers = {"test acc %": "test acc % (mean ± std)" if any(r["per seed"] != NULL for r in rows) else "test acc %"}
+    lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
              "|" + "|".join("---" if c in ("method", "seeds") else "---:" for c in columns) + "|"]
     lines += ["| " + " | ".join(_md(r[c]) for c in columns) + " |" for r in rows]
     return lines
@@ -432,6 +434,10 @@ def page(entries: list[Entry], root: Path) -> str:
              "smoke budget only shows that everything runs (a few steps of search and training), so its accuracies "
              "are no ranking of the methods. Times depend on the machine and on what else runs on it: each entry says "
              "its machine's load.", "",
+             "In the tables: test accuracy in %, the mean ± the sample standard deviation over seeds with every "
+             "seed's value; search: the search's time, or the queries of a search that queries the benchmark instead "
+             "of training; trial time: search, ranking correlations and evaluation of one trial (mean over seeds); "
+             "wall per trial: the whole trial as a pair_records file keeps it.", "",
              "Earlier figures, typed by hand from runs whose records were not kept: [history.md](history.md).", ""]
     for entry in entries:
         lines += entry_section(entry, root, PAGE.parent) + [""]
