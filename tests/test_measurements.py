@@ -164,3 +164,43 @@ def test_a_pair_records_file_gets_its_source_when_todays_configuration_is_the_on
     (tmp_path / "random-nb201.json").write_text(json.dumps(kept))
     made = measurements.pair_record(tmp_path / "random-nb201.json", entry)
     assert "config" not in made and test_source(made, {}) == ""
+
+
+def _fake_run(status: int, made: list[str]):
+    """A stand-in for the harness subprocess: writes ``made`` files under the --out/--name folder, exits ``status``."""
+    real = measurements.subprocess.run
+
+    def run(argv, cwd=None, env=None, **kwargs):
+        if argv[0] == "git":  # the revision: not the command
+            return real(argv, cwd=cwd, env=env, **kwargs)
+        args = list(argv)
+        folder = Path(cwd) / args[args.index("--out") + 1] / args[args.index("--name") + 1]
+        for name in made:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text("{}")
+        return measurements.subprocess.CompletedProcess(argv, status)
+    return run
+
+
+def test_run_keeps_the_records_and_what_made_them_not_ray_tunes_folder(root, monkeypatch):
+    made = ["experiment.json", "trials/darts-darts-digits-s0.json", "leaderboard.csv", "tune/tuner.pkl",
+            "tune/trial/events.out.tfevents", "checkpoints/x.pt", ".driver.lock"]
+    monkeypatch.setattr(measurements.subprocess, "run", _fake_run(0, made))
+    (entry,) = measurements.load_manifest(root)
+    assert measurements.run_entry(entry, root) == 0
+    folder = root / "docs" / "measurements" / "tiny"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == \
+        ["experiment.json", "leaderboard.csv", "run.json", "trials/darts-darts-digits-s0.json"]
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["command"].endswith("--dataset digits --out docs/measurements --name tiny")
+    assert meta["wall_seconds"] >= 0 and meta["cpu_count"] and not (folder.parent / ".tiny.previous").exists()
+
+
+def test_a_failed_run_leaves_the_previous_records_as_they_were(root, monkeypatch):
+    folder = root / "docs" / "measurements" / "tiny"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    monkeypatch.setattr(measurements.subprocess, "run", _fake_run(1, ["experiment.json", "trials/half.json"]))
+    (entry,) = measurements.load_manifest(root)
+    assert measurements.run_entry(entry, root) == 1
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert not (folder.parent / ".tiny.previous").exists()
