@@ -61,7 +61,8 @@ def write_board(records: list[dict[str, Any]], first: ExperimentSpec, folder: Pa
     csv_path, _ = write_leaderboard(board, folder)
     if study is None:
         console.print(leaderboard_table(board, f"leaderboard ({first.budget} budget, {first.dataset})"))
-        console.print(f"records: {folder / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}")
+        console.print(f"records: {folder / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}\n"
+                      f"report: python -m harness report {shlex.quote(uri(folder))}")
     else:
         console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)"))
         console.print(f"records: {folder / CELLS_DIR}/*/trials\nleaderboard: {csv_path}\n"
