@@ -161,8 +161,15 @@ def trial_cost(t: Timings, where: str = "") -> TrialCost:
 
 
 def measure_trial(spec: ExperimentSpec, dataset: Any, startup: float = 0.0, steps: int = 2) -> TrialCost:
-    """The phases of one trial of ``spec`` measured here (seed 0; the module docstring); ``startup``: seconds already
-    known of the start-up (imports, data loading), to which building the split, space and method is added."""
+    """The phases of one trial of ``spec`` measured here (``measure_timings``), said where."""
+    timings, where = measure_timings(spec, dataset, startup, steps)
+    return trial_cost(timings, where)
+
+
+def measure_timings(spec: ExperimentSpec, dataset: Any, startup: float = 0.0, steps: int = 2) -> tuple[Timings, str]:
+    """Every unit of a trial of ``spec`` timed here (seed 0; ``steps`` timed steps after a warm-up one) with its
+    count, and the device in words; ``startup``: seconds already known of the start-up (imports, data loading), to
+    which building the split, space and method is added."""
     cfg = spec.config
     torch.set_num_threads(min(spec.cpus_per_trial, os.cpu_count() or 1))  # never more than a trial gets
     device = pick_device(spec.gpus_per_trial, strict=False)  # the driver: maybe a cluster's GPU-less head
@@ -193,7 +200,7 @@ def measure_trial(spec: ExperimentSpec, dataset: Any, startup: float = 0.0, step
                      test_batch=batch_seconds(final.net, data.test_batches()), test_batches=len(data.test_batches()))
         net, info = final.net, data.info
     parts.update(latency_timings(net, info, cfg, device))
-    return trial_cost(Timings(**parts), f"this machine, {device_words(device)}")
+    return Timings(**parts), f"this machine, {device_words(device)}"
 
 
 def device_words(device: torch.device) -> str:

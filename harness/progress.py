@@ -106,14 +106,18 @@ class TrialProgress:
             words += f" epoch {self.epoch}/{self.epochs}" if self.epochs else f" epoch {self.epoch}"
         return f"{words}  {self.extra}" if self.extra else words
 
-    def times(self, now: float) -> str:
-        """``0:37 elapsed, ETA 1:12`` (``ETA ≥ 0:40`` when only a lower bound is known)."""
+    def times(self, now: float, short: bool = False) -> str:
+        """``0:37 elapsed, ETA 1:12`` (``ETA ≥ 0:40`` when only a lower bound is known); ``short``: ``0:37 · ETA
+        1:12``. A trial that ended: how long it ran."""
         if self.started is None:
             return ""
         elapsed = clock((self.ended or now) - self.started)
-        if self.ended is not None or self.deadline is None:
-            return elapsed if self.ended is not None else f"{elapsed} elapsed"
-        return f"{elapsed} elapsed, ETA {'≥ ' if self.lower_bound else ''}{clock(max(0.0, self.deadline - now))}"
+        if self.ended is not None:
+            return elapsed
+        if self.deadline is None:
+            return elapsed if short else f"{elapsed} elapsed"
+        eta = f"ETA {'≥ ' if self.lower_bound else ''}{clock(max(0.0, self.deadline - now))}"
+        return f"{elapsed} · {eta}" if short else f"{elapsed} elapsed, {eta}"
 
     def start(self, now: float) -> None:
         self.started, self.phase_started, self.status, self.ended = now, now, "starting", None
@@ -159,7 +163,7 @@ class TrialTimesColumn(ProgressColumn):
 
     def render(self, task: Any) -> Text:
         trial = task.fields.get("trial")
-        return Text("" if trial is None else trial.times(time.monotonic()), style="progress.elapsed")
+        return Text("" if trial is None else trial.times(time.monotonic(), short=True), style="progress.elapsed")
 
 
 class ProgressBoard:
@@ -175,9 +179,11 @@ class ProgressBoard:
         self.progress: Progress | None = None
         self.tasks: dict[str, Any] = {}
         if self.live:
+            bar = [BarColumn(bar_width=12)] if console.width >= 100 else []  # 80 columns: a study's label, the
+            # phase with its epoch and accuracy, and the times fill them
             self.progress = Progress(TextColumn("{task.description}", markup=False),  # a label names a dataset
-                                     BarColumn(bar_width=12), TextColumn("{task.fields[status]}", markup=False),
-                                     TrialTimesColumn(), console=console, transient=False, refresh_per_second=2)
+                                     *bar, TextColumn("{task.fields[status]}", markup=False), TrialTimesColumn(),
+                                     console=console, transient=False, refresh_per_second=2)
             self.tasks = {label: self.progress.add_task(label, total=1.0, status="pending", trial=trial)
                           for label, trial in self.trials.items()}
 
@@ -192,9 +198,10 @@ class ProgressBoard:
             self.show(label)
 
     def reported(self, label: str, result: dict[str, Any]) -> None:
-        if label in self.trials:
-            self.trials[label].result(result, self.now())
-            self.show(label)
+        trial = self.trials.get(label)
+        if trial is not None:
+            trial.result(result, self.now())
+            self.show(label, always=trial.ended is not None)  # its last report: done or diverged
 
     def ended(self, label: str, status: str) -> None:
         trial = self.trials.get(label)
