@@ -3,8 +3,8 @@
 An experiment (``run``) is a study of one cell: both go through one pipeline — specs (``build_spec``, one per cell),
 resources, data and time estimate, plan, lock, ``experiment.json`` (and a study's files), trials (``run_jobs``),
 summary. Each stage lives in its module: ``request`` (what was asked and its checks), ``spec`` (the typed spec and
-its JSON), ``plan`` (the plan and the estimate), ``cluster`` (where trials run), ``lock`` (one driver per
-experiment), ``runner`` (the Ray Tune experiment), ``progress`` (the display), ``resume`` and ``summary``.
+its JSON), ``estimate`` (the time estimate), ``plan`` (the plan), ``cluster`` (where trials run), ``lock`` (one driver
+per experiment), ``runner`` (the Ray Tune experiment), ``progress`` (the display), ``resume`` and ``summary``.
 
 Layout of one experiment (``<out>/<name>/``): ``experiment.json`` (the spec: what was asked and the
 resolved configuration), ``trials/*.json`` (one record per finished seed: the source of truth),

@@ -185,7 +185,9 @@ def diverging(spec: ExperimentSpec, seed: int, where: str, lr_keys: tuple[str, .
 
 def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str, Any]:
     """Run one trial, continuing from its checkpoint if it has one; ``report(metrics)`` is called once per
-    epoch and once at the end. Returns the record (also written to the experiment's ``trials/`` folder)."""
+    epoch (with the phase's ``epochs`` and ``phase_seconds`` so far), when the correlation and the latency timing
+    begin (for the progress display), and once at the end. Returns the record (also written to the experiment's
+    ``trials/`` folder)."""
     cfg = spec.config
     done = finished_record(spec, seed)
     if done is not None:
