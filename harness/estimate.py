@@ -124,11 +124,8 @@ class Timings:
     units the trial's configuration asks for (``trial_cost`` multiplies them out)."""
 
     startup: float = 0.0  # imports, data, the split, space and method built
-    search_step: float = 0.0
-    search_steps: int = 0  # per epoch
-    search_epochs: int = 0
-    val_batch: float = 0.0  # the epoch's validation pass, per batch of the architecture half (0: no supernet)
-    val_batches: int = 0
+    search_fixed: float = 0.0  # the search's epochs apart from their batches (set-up, derivation, one-time costs)
+    search_streams: tuple[tuple[float, int], ...] = ()  # every batch stream of every epoch: (seconds a batch, batches)
     corr_pass: float = 0.0  # the operation-level correlation: one supernet pass (batch statistics) on one batch
     corr_ops: int = 0  # the ops of every sampled edge
     corr_batches: int = 0
@@ -152,7 +149,7 @@ def trial_cost(t: Timings, where: str = "") -> TrialCost:
     """A trial's phases from its ``Timings`` (the module docstring)."""
     return TrialCost(
         startup=t.startup,
-        search=t.search_epochs * (t.search_step * t.search_steps + t.val_batch * t.val_batches),
+        search=t.search_fixed + sum(seconds * count for seconds, count in t.search_streams),
         correlation=(t.corr_pass * t.corr_ops * t.corr_batches + t.arch_score * t.arch_cells
                      + t.one_shot_pass * t.one_shot_cells * t.corr_batches),
         evaluation=t.eval_build + t.eval_step * t.eval_steps * t.eval_epochs + t.test_batch * t.test_batches,
@@ -178,14 +175,9 @@ def measure_timings(spec: ExperimentSpec, dataset: Any, startup: float = 0.0, st
     data = SearchData(dataset, cfg, 0, device)
     space = get_space(spec.space)(cfg)
     method = get_method(spec.method)(space, cfg, data.info, device, 0)
-    startup += time.perf_counter() - built
-
-    step, steps_per_epoch = method.step_time(data, steps)
-    parts: dict[str, Any] = {"startup": startup, "search_step": step, "search_steps": steps_per_epoch,
-                             "search_epochs": method.num_epochs()}
-    if method.supernet is not None:  # the epoch's validation pass
-        parts.update(val_batch=batch_seconds(method.supernet, data.val_batches()), val_batches=len(data.val_batches()))
-    parts.update(correlation_timings(spec, method, data))
+    parts: dict[str, Any] = {"startup": startup + time.perf_counter() - built}
+    parts.update(search_timings(method, data, steps))
+    parts.update(correlation_timings(spec, method, data))  # on the method as the dry run of its search left it
 
     genotype = space.sample(np.random.default_rng(0))  # a cell of the space stands for the one the search derives
     if space.evaluates_by_lookup():
@@ -211,6 +203,87 @@ def device_words(device: torch.device) -> str:
     return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
 
 
+class TimedBatches:
+    """A batch stream cut to ``limit`` batches that notes when each batch is asked for: the time between the second
+    and the third ask is one batch's work (its consumer's step on it and the next batch's preparation)."""
+
+    def __init__(self, batches: Any, limit: int):
+        self.batches, self.full = batches, len(batches)
+        batches.limit_batches = min(limit, batches.limit_batches) if batches.limit_batches else limit
+        self.asked: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.batches, name)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Any:
+        for batch in self.batches:
+            self.asked.append(time.perf_counter())
+            yield batch
+        self.asked.append(time.perf_counter())
+
+    def per_batch(self) -> float | None:
+        """Seconds of one batch's work, once a second batch was worked through (None before)."""
+        return self.asked[2] - self.asked[1] if len(self.asked) >= 3 else None
+
+
+class DryRunData:
+    """A trial's data whose every batch stream stops after ``DRY_RUN_BATCHES`` batches and is timed (``TimedBatches``):
+    the search runs every epoch in order, each on two batches of each stream (``search_timings``)."""
+
+    def __init__(self, data: SearchData):
+        self.data, self.streams = data, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.data, name)
+
+    def timed(self, batches: Any) -> TimedBatches:
+        self.streams.append(TimedBatches(batches, DRY_RUN_BATCHES))
+        return self.streams[-1]
+
+    def weight_batches(self, epoch: int, phase: str = "weights") -> TimedBatches:
+        return self.timed(self.data.weight_batches(epoch, phase))
+
+    def arch_batches(self, epoch: int) -> TimedBatches:
+        return self.timed(self.data.arch_batches(epoch))
+
+    def val_batches(self, limit_batches: int = 0) -> TimedBatches:
+        return self.timed(self.data.val_batches(limit_batches))
+
+
+DRY_RUN_BATCHES = 2
+DRY_RUN_LIMIT_S = 60.0  # the dry run of the search stops after this long: the epochs left are like its last
+
+
+def search_timings(method: Any, data: SearchData, steps: int) -> dict[str, Any]:
+    """The search's epochs: after ``steps`` timed steps (``method.step_time``: the warm-up, and NOS's untrained
+    teacher), a dry run of every epoch in order with each batch stream cut to two batches (``DryRunData``), so that a
+    method whose epochs differ (phases, pruned operations, candidates trained) is timed epoch by epoch. An epoch
+    counts each stream's batches at the pace of its second batch, and the rest of its time once. Once the dry run has
+    taken ``DRY_RUN_LIMIT_S`` (a large budget on a slow device), the epochs left are taken to be like its last."""
+    method.step_time(data, steps)
+    fixed, streams, started = [], [], time.perf_counter()
+    for epoch in range(method.num_epochs()):
+        if fixed and time.perf_counter() - started > DRY_RUN_LIMIT_S:
+            fixed.append(fixed[-1])
+            streams.append(streams[-1])
+            continue
+        dry = DryRunData(data)
+        start = time.perf_counter()
+        method.train_epoch(epoch, dry)
+        took, paced = time.perf_counter() - start, []
+        for stream in dry.streams:
+            pace = stream.per_batch()
+            if pace is not None:  # a stream worked through: its batches at that pace, the ones it ran taken out
+                paced.append((pace, stream.full))
+                took -= pace * (len(stream.asked) - 1)
+        fixed.append(max(0.0, took))
+        streams.append(paced)
+    return {"search_fixed": sum(fixed), "search_streams": tuple(pair for epoch in streams for pair in epoch)}
+
+
 def batch_seconds(net: torch.nn.Module, batches: Any, train_mode_bn: bool = False) -> float:
     """Seconds of ``net``'s forward pass over one of ``batches`` (after an untimed one); 0 for no batches."""
     if not len(batches):
@@ -226,7 +299,7 @@ def correlation_timings(spec: ExperimentSpec, method: Any, data: SearchData) -> 
     and the one-shot passes (2 cells timed)."""
     cfg, space = spec.config, method.space
     out: dict[str, Any] = {"corr_batches": len(data.val_batches(limit_batches=int(cfg.get("corr_batches", 0))))}
-    if method.supernet is not None and method.importance() is not None and cfg.get("corr_edges"):
+    if method.supernet is not None and method.importance() is not None and cfg.get("corr_edges"):  # as the trial
         out["corr_pass"] = batch_seconds(method.supernet, data.val_batches(), train_mode_bn=True)
         out["corr_ops"] = sum(len(method.correlation_ops(group, index))
                               for group, index in sample_edges(space.arch_shape(), int(cfg["corr_edges"])))

@@ -22,7 +22,7 @@ from harness.experiment import RunRequest, build_spec
 
 
 def a_request(tmp_path, method: str, space: str, **fields) -> RunRequest:
-    sets = [f"{k}={v}" for k, v in tiny_overrides(method, space).items()]
+    sets = [f"{k}={v}" for k, v in tiny_overrides(method, space).items()]  # or the test's own ``overrides``
     return RunRequest(**{"method": method, "space": space, "dataset": "digits", "budget": "smoke", "seeds": [0],
                          "overrides": sets, "out": tmp_path, "name": f"{method}-{space}", "cpus_per_trial": 1,
                          "gpus_per_trial": 0, "max_concurrent": None, "max_failures": None, "address": None,
@@ -30,40 +30,51 @@ def a_request(tmp_path, method: str, space: str, **fields) -> RunRequest:
 
 
 def test_each_phase_is_its_timed_units_times_their_counts():
-    timings = Timings(startup=7.0, search_step=0.5, search_steps=6, search_epochs=2, val_batch=0.25, val_batches=4,
+    timings = Timings(startup=7.0, search_fixed=1.5, search_streams=((0.5, 6), (0.25, 4), (0.5, 6), (0.25, 4)),
                       corr_pass=0.2, corr_ops=14, corr_batches=2, arch_score=0.01, arch_cells=100,
                       one_shot_pass=0.05, one_shot_cells=20, eval_build=0.3, eval_step=0.1, eval_steps=23,
                       eval_epochs=4, test_batch=0.2, test_batches=6, net_build=0.6, madds=0.4, latency_pass=0.25,
                       latency_passes=4)
     cost = trial_cost(timings, "here")
     assert cost.startup == 7.0
-    assert cost.search == pytest.approx(2 * (0.5 * 6 + 0.25 * 4))  # 8: steps and the epoch's validation
+    assert cost.search == pytest.approx(1.5 + 2 * (0.5 * 6 + 0.25 * 4))  # 9.5: two epochs of steps and validation
     assert cost.correlation == pytest.approx(0.2 * 14 * 2 + 0.01 * 100 + 0.05 * 20 * 2)  # 5.6 + 1 + 2
     assert cost.evaluation == pytest.approx(0.3 + 0.1 * 23 * 4 + 0.2 * 6)  # 10.7
     assert cost.latency == pytest.approx(0.6 + 0.4 + 0.25 * 4)  # 2.0
-    assert cost.total == pytest.approx(7 + 8 + 8.6 + 10.7 + 2.0)
+    assert cost.total == pytest.approx(7 + 9.5 + 8.6 + 10.7 + 2.0)
     assert cost.after("search") == pytest.approx(8.6 + 10.7 + 2.0) and cost.after("latency") == 0
     assert cost.where == "here"
 
 
 def test_a_tiny_trial_is_timed_with_the_counts_of_its_configuration(tmp_path, digits_dataset):
-    spec = build_spec(a_request(tmp_path, "gdas", "darts"))  # GDAS: one op per edge, the cheapest supernet step
+    """The search runs every epoch on two batches of each stream; the other phases' counts are the configuration's."""
+    spec = build_spec(a_request(tmp_path, "gdas", "darts", overrides=[  # GDAS: one op per edge, a cheap step
+        *(f"{k}={v}" for k, v in tiny_overrides("gdas", "darts").items()), "train_limit=80"]))
     cfg = spec.config
     t, where = measure_timings(spec, digits_dataset, startup=1.5, steps=1)
     assert where == "this machine, CPU, 1 thread"
     assert t.startup > 1.5  # the imports and data given, plus the split, space and method built
-    weight_half = -(-int(cfg["train_limit"]) // 2)
-    assert t.search_epochs == int(cfg["search_epochs"]) == 2
-    assert t.search_steps == -(-weight_half // int(cfg["search_batch_size"]))
-    assert t.val_batches == t.search_steps  # the architecture half: as large as the weight half here
+    # each of the 2 epochs: its weight-half steps (the architecture batches zipped with them) and its validation pass
+    # over the architecture half, 40 images each in batches of 20
+    assert [count for _, count in t.search_streams] == [2, 2, 2, 2]
+    assert all(pace > 0 for pace, _ in t.search_streams) and t.search_fixed >= 0
     assert t.corr_ops == 7 * int(cfg["corr_edges"])  # the DARTS space: 7 ops per edge ('none' is no choice)
     assert t.corr_batches == 1 and t.arch_cells == 0 and t.one_shot_cells == 0  # no table: no cells to score
-    assert t.eval_epochs == int(cfg["eval_epochs"]) and t.eval_steps > 0 and t.test_batches > 0
+    assert t.eval_epochs == int(cfg["eval_epochs"]) and t.test_batches > 0
+    assert t.eval_steps == -(-80 // int(cfg["eval_batch_size"]))  # the whole training set (both halves)
     assert t.net_build == 0  # trained, not looked up
     assert t.latency_passes == int(cfg["latency_runs"]) + int(cfg["latency_warmup"])
-    for unit in ("search_step", "val_batch", "corr_pass", "eval_build", "eval_step", "test_batch", "madds",
-                 "latency_pass"):
+    for unit in ("corr_pass", "eval_build", "eval_step", "test_batch", "madds", "latency_pass"):
         assert getattr(t, unit) > 0, unit
+
+
+def test_a_method_whose_epochs_differ_is_timed_epoch_by_epoch(tmp_path, digits_dataset):
+    """Random search trains one candidate per epoch for rs_epochs: every candidate epoch is a stream of its own."""
+    spec = build_spec(a_request(tmp_path, "random", "darts", overrides=[
+        *(f"{k}={v}" for k, v in tiny_overrides("random", "darts").items()), "train_limit=80", "rs_epochs=2"]))
+    t, _ = measure_timings(spec, digits_dataset, steps=1)
+    # 2 candidates × (2 training epochs of 2 weight batches + the validation of 2 batches)
+    assert [count for _, count in t.search_streams] == [2, 2, 2] * 2, t.search_streams
 
 
 def test_a_look_up_trial_scores_the_tables_cells_and_evaluates_nothing(tmp_path, digits_dataset):
@@ -114,4 +125,4 @@ def test_on_a_cluster_a_task_with_the_trials_resources_measures(ray_session, tmp
     spec = build_spec(a_request(tmp_path, "random", "nb201", address=ray_session))
     cost = measure_on_cluster(spec, timeout=300)
     assert cost.where.startswith("cluster node ") and cost.where.endswith(", CPU, 1 thread"), cost.where
-    assert cost.startup > 0 and cost.latency > 0 and cost.search == 0  # random search on NB201: table queries
+    assert cost.startup > 0 and cost.latency > 0 and cost.search < 0.5  # random search on NB201: table queries
