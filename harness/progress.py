@@ -188,9 +188,10 @@ class ProgressBoard:
                           for label, trial in self.trials.items()}
 
     def done_earlier(self, label: str) -> None:
+        """A resume's trial with its record already: shown (in a log, said once) as finished earlier."""
         self.trials[label].finish(self.now(), "finished earlier")
         self.trials[label].started = None
-        self.show(label, always=False, quiet=True)
+        self.show(label, always=True)
 
     def started(self, label: str) -> None:
         if label in self.trials:
@@ -209,14 +210,12 @@ class ProgressBoard:
             trial.finish(self.now(), status)
             self.show(label, always=True)
 
-    def show(self, label: str, always: bool = False, quiet: bool = False) -> None:
+    def show(self, label: str, always: bool = False) -> None:
         """Update the trial's live line; in a log, write its line unless its last one is less than ``LOG_EVERY_S``
         seconds old (its news then waits for ``flush``), or ``always`` (its end)."""
         trial = self.trials[label]
         if self.progress is not None:
             self.progress.update(self.tasks[label], completed=trial.fraction, status=trial.text())
-            return
-        if quiet:
             return
         now, last = self.now(), self.logged.get(label)
         if always or last is None or now - last >= LOG_EVERY_S:

@@ -67,9 +67,17 @@ def lines(out: io.StringIO) -> list[str]:
 
 def test_a_log_gets_a_trials_news_at_most_every_few_seconds_and_its_end_at_once():
     board, out, now = log_board(["seed 0", "seed 1"], {"seed 0": COST})
-    board.done_earlier("seed 1")  # a resume's finished seed: no line
+    seen = 0
+
+    def new() -> list[str]:
+        nonlocal seen
+        said = lines(out)
+        seen, fresh = len(said), said[seen:]
+        return fresh
+
+    board.done_earlier("seed 1")  # a resume's finished seed
     board.started("seed 0")
-    assert lines(out) == ["seed 0: starting, 0:00 elapsed, ETA 1:00"]
+    assert new() == ["seed 1: finished earlier", "seed 0: starting, 0:00 elapsed, ETA 1:00"]
     now.now = 2.0
     board.reported("seed 0", {"phase": "search", "epoch": 0, "epochs": 10, "phase_seconds": 3.0, "val_acc": 40.0,
                               "progress": 0.05})
@@ -78,23 +86,23 @@ def test_a_log_gets_a_trials_news_at_most_every_few_seconds_and_its_end_at_once(
                               "progress": 0.1})
     now.now = LOG_EVERY_S - 0.1
     board.flush()
-    assert len(lines(out)) == 1  # the news waits: its last line is not LOG_EVERY_S seconds old
+    assert new() == []  # the news waits: the trial's last line is not LOG_EVERY_S seconds old
     now.now = 5.0
     board.flush()  # the latest news: epoch 2 at 3 s an epoch (the ETA of 69 s at t=4, one second later)
-    assert lines(out)[1:] == ["seed 0: search epoch 2/10  val 45.0%, 0:05 elapsed, ETA 1:08"]
+    assert new() == ["seed 0: search epoch 2/10  val 45.0%, 0:05 elapsed, ETA 1:08"]
     board.flush()
-    assert len(lines(out)) == 2  # nothing new
+    assert new() == []  # nothing new
     now.now = 6.0
     board.reported("seed 0", {"phase": "correlation", "progress": 0.5})
     now.now = 12.0
     board.flush()
-    assert lines(out)[2:] == ["seed 0: correlation, 0:12 elapsed, ETA 0:39"]  # 1.5 × 10 - 6 s + 1.5 × 20
+    assert new() == ["seed 0: correlation, 0:12 elapsed, ETA 0:39"]  # 1.5 × 10 - 6 s + 1.5 × 20
     now.now = 13.0
     board.reported("seed 0", {"phase": "eval", "epoch": 0, "epochs": 4, "phase_seconds": 4.0, "train_acc": 60.0})
     now.now = 14.0
     board.reported("seed 0", {"phase": "done", "test_acc": 93.456, "progress": 1.0})
     board.ended("seed 0", "finished")  # Ray Tune's on_trial_complete after the last report: no second line
-    assert lines(out)[3:] == ["seed 0: finished  test 93.46%, 0:14"]
+    assert new() == ["seed 0: finished  test 93.46%, 0:14"]
 
 
 def test_a_failed_trial_and_a_diverged_one_say_so():
@@ -144,7 +152,8 @@ def test_ray_tunes_callback_feeds_the_board_of_the_running_driver(tmp_path):
         assert board.trials["seed 1"].status == "finished" and board.trials["seed 0"].status == "finished earlier"
     callback.on_trial_result(0, [], trial, {"phase": "search"})  # after the block: no display, nothing happens
     said = lines(out)
-    assert said[0].startswith("seed 1: starting") and said[-1].startswith("seed 1: finished")
+    assert said[0] == "seed 0: finished earlier" and said[1].startswith("seed 1: starting"), said
+    assert said[-1].startswith("seed 1: finished"), said
 
 
 @pytest.mark.parametrize("phase, words", [("eval", "evaluation epoch 1/4"), ("latency", "latency"),

@@ -666,6 +666,7 @@ GOLDEN = {
         '',
         'records: <tmp>/exp/trials (python -m harness show RECORD)',
         'leaderboard: <tmp>/exp/leaderboard.csv',
+        'report: python -m harness report <tmp>/exp',
     ),
     'summary_csv': (
         'method,space,dataset,budget,variant,n_seeds,seeds,test_acc_mean,test_acc_std,test_acc_medi'
