@@ -3,10 +3,10 @@
 A trial's wall time is the sum of its phases (``TrialCost``), each measured where the trial will run and extrapolated
 to the configured counts:
 
-- ``startup``: the trial's worker imports torch, Ray Tune and the harness (``import_seconds``: on this machine, how
-  long this driver took to import them, ``IMPORT_SECONDS``; on a cluster, the round trip of the measuring task
-  beyond its own work: scheduling, the worker's start and imports, the shipped code), loads its data and builds its
-  search split, space and method;
+- ``startup``: the trial's worker starts and imports torch, Ray Tune and the harness (on this machine
+  ``WORKER_STARTUPS`` × how long this driver took to start and import them, ``import_seconds``; on a cluster, the round
+  trip of the measuring task beyond its own work: scheduling, the worker's start and imports, the shipped code),
+  loads its data and builds its search split, space and method;
 - ``search``: one search step (``method.step_time``, after a warm-up step) × steps per epoch, plus the epoch's
   validation pass over the architecture half (one batch timed × its batches), × search epochs;
 - ``correlation``: the operation-level correlation (one supernet forward timed × every sampled edge's ops ×
@@ -19,12 +19,11 @@ to the configured counts:
   batch timed, × ``latency_warmup + latency_runs``) on the final network (the benchmark's own at paper size for a
   look-up).
 
-The run (``run_seconds``): Ray's start on this machine (modelled as ``RAY_START_STARTUPS`` × ``import_seconds``: it
-starts Python processes of its own, then Ray Tune its first trial; nothing when a cluster was joined with
-``--address``), then the trials in their order, each taking the first free slot (``makespan``) of ``trial_slots``
-(what fits on the nodes at once, by the CPUs and GPUs a trial asks, capped by ``--max-concurrent``) and, for CPU trials
-on this machine, slowed by sharing its cores (``contention``), then the end (Ray Tune's last writes, the summary,
-Ray's stop: modelled as half an ``import_seconds``).
+The run (``run_seconds``): Ray's start on this machine (``RAY_START_STARTUPS`` × ``import_seconds``; nothing when a
+cluster was joined with ``--address``), then the trials in their order, each taking the first free slot
+(``makespan``) of ``trial_slots`` (what fits on the nodes at once, by the CPUs and GPUs a trial asks, capped by
+``--max-concurrent``) and, for CPU trials on this machine, slowed by sharing its cores (``contention``), then the end
+(``END_STARTUPS`` × ``import_seconds``: Ray Tune's last writes, the summary, Ray's stop).
 
 On a cluster (``--address``) the trial's phases are measured by a Ray task that asks for the trial's own resources
 (``measure_on_cluster``): it runs on a node where a trial can run (with its GPU), not on the driver's head node, which
@@ -70,6 +69,7 @@ class TrialCost:
     evaluation: float = 0.0
     latency: float = 0.0
     where: str = ""
+    launch: float = 0.0  # of ``startup``: the worker's start and imports, before Ray Tune says the trial started
 
     @property
     def total(self) -> float:
@@ -157,10 +157,12 @@ def trial_cost(t: Timings, where: str = "") -> TrialCost:
         where=where)
 
 
-def measure_trial(spec: ExperimentSpec, dataset: Any, startup: float = 0.0, steps: int = 2) -> TrialCost:
-    """The phases of one trial of ``spec`` measured here (``measure_timings``), said where."""
-    timings, where = measure_timings(spec, dataset, startup, steps)
-    return trial_cost(timings, where)
+def measure_trial(spec: ExperimentSpec, dataset: Any, startup: float = 0.0, steps: int = 2,
+                  launch: float = 0.0) -> TrialCost:
+    """The phases of one trial of ``spec`` measured here (``measure_timings``), said where; ``launch``: the worker's
+    start, counted in the start-up."""
+    timings, where = measure_timings(spec, dataset, startup + launch, steps)
+    return dataclasses.replace(trial_cost(timings, where), launch=launch)
 
 
 def measure_timings(spec: ExperimentSpec, dataset: Any, startup: float = 0.0, steps: int = 2) -> tuple[Timings, str]:
@@ -359,12 +361,14 @@ def measure_on_cluster(spec: ExperimentSpec, timeout: float = CLUSTER_MEASURE_TI
         ray.cancel(ref, force=True)
         raise
     overhead = max(0.0, time.perf_counter() - start - inside)
-    return dataclasses.replace(cost, startup=cost.startup + overhead)
+    return dataclasses.replace(cost, startup=cost.startup + overhead, launch=overhead)
 
 
 def estimate_seconds(spec: ExperimentSpec, dataset: Any, load_seconds: float = 0.0) -> TrialCost:
-    """One trial's phases: on a cluster (``--address``), measured by a task on one of its nodes; else here, with
-    this driver's imports and the data's loading (``load_seconds``) as the start-up's known part."""
+    """One trial's phases: on a cluster (``--address``), measured by a task on one of its nodes; else here, with its
+    worker's start (``WORKER_STARTUPS`` of this driver's) and the data's loading (``load_seconds``) as the start-up's
+    known part."""
+    launch = WORKER_STARTUPS * import_seconds()
     if spec.address:
         import ray
 
@@ -373,9 +377,9 @@ def estimate_seconds(spec: ExperimentSpec, dataset: Any, load_seconds: float = 0
                 return measure_on_cluster(spec)
             except ray.exceptions.GetTimeoutError:
                 pass  # no node was free for it: measured here, and said so
-            cost = measure_trial(spec, dataset, import_seconds() + load_seconds)
+            cost = measure_trial(spec, dataset, load_seconds, launch=launch)
             return dataclasses.replace(cost, where=f"{cost.where}: no node of the cluster was free to measure on")
-    return measure_trial(spec, dataset, import_seconds() + load_seconds)
+    return measure_trial(spec, dataset, load_seconds, launch=launch)
 
 
 # --- the run: concurrency and overheads -----------------------------------------------------------------------------
@@ -414,10 +418,15 @@ def makespan(durations: Sequence[float], slots: int) -> float:
     return max(free)
 
 
-# Ray's local start, in Python start-ups (``import_seconds``): its own processes start and import Ray, then Ray Tune
-# sets up the experiment and starts the first trial's actor (on the 2-core machine: ray.init 8.4 s and the trials'
-# import 6.8 s; docs/estimate.md compares the model with whole runs)
+# The overheads of Ray on this machine, in this driver's Python start-ups (``import_seconds``), as measured on the
+# 2-core machine (docs/estimate.md): a trial's worker starts Python, imports and connects Ray, then imports the trial's
+# modules (1.25-2 ×, between two trials of the quickstart and of a study); Ray's local start launches its own
+# processes and Ray Tune sets up the experiment (about 2 ×, from the plan to the first trial less that trial's
+# worker); the end is Ray Tune's last writes, the summary and Ray's stop (about 1 ×, from the last trial's end to the
+# driver's exit).
+WORKER_STARTUPS = 1.5
 RAY_START_STARTUPS = 2.0
+END_STARTUPS = 1.0
 
 
 def contention(slots: int, cpus_per_trial: float, cores: int, load: float) -> float:
@@ -453,5 +462,5 @@ def run_seconds(costs: Sequence[TrialCost], slots: int, joined_cluster: bool, sl
     docstring); no Ray start for a cluster already joined."""
     startup = import_seconds() if startup is None else startup
     return RunCost(start=0.0 if joined_cluster else RAY_START_STARTUPS * startup,
-                   trials=makespan([c.total * slowdown for c in costs], slots), end=startup / 2, slots=slots,
+                   trials=makespan([c.total * slowdown for c in costs], slots), end=END_STARTUPS * startup, slots=slots,
                    slowdown=slowdown)

@@ -55,15 +55,16 @@ def time_left(cost: TrialCost | None, phase: str, epoch: int | None = None, epoc
               ratio: float = 1.0) -> tuple[float | None, bool, float]:
     """The seconds a trial has left, whether that is only a lower bound, and its pace against the estimate.
 
-    ``phase`` is the trial's (``starting`` before its first report, else a report's ``search``, ``correlation``,
-    ``eval``, ``latency``); in an epoch phase ``epoch`` epochs of ``epochs`` are done and took ``phase_seconds``:
-    the phase's rest goes at that pace, and the later phases take the estimate's seconds scaled by the pace against
-    the estimate's (``ratio``, returned for the phases that report once, kept within ``RATIO_LIMITS``). A one-report
-    phase has run ``in_phase`` seconds: it takes the estimate's seconds × ``ratio``. Without an estimate (a resume)
-    only an epoch phase's rest is known: a lower bound. ``since_start``: seconds since the trial started."""
-    if phase == "starting":
-        return (None, False, ratio) if cost is None else (max(cost.after("startup"), cost.total - since_start),
-                                                          False, ratio)
+    ``phase`` is the trial's (``starting`` before its first report, its worker up: ``cost.launch`` is over; else a
+    report's ``search``, ``correlation``, ``eval``, ``latency``); in an epoch phase ``epoch`` epochs of ``epochs`` are
+    done and took ``phase_seconds``: the phase's rest goes at that pace, and the later phases take the estimate's
+    seconds scaled by the pace against the estimate's (``ratio``, returned for the phases that report once, kept
+    within ``RATIO_LIMITS``). A one-report phase has run ``in_phase`` seconds: it takes the estimate's seconds ×
+    ``ratio``. Without an estimate (a resume) only an epoch phase's rest is known: a lower bound. ``since_start``:
+    seconds since the trial started."""
+    if phase == "starting":  # its worker has started (``cost.launch``)
+        return (None, False, ratio) if cost is None else (
+            max(cost.after("startup"), cost.total - cost.launch - since_start), False, ratio)
     name = REPORTED.get(phase)
     if name is None:
         return None, False, ratio

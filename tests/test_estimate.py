@@ -7,6 +7,7 @@ import pytest
 from conftest import tiny_overrides
 
 from harness.estimate import (
+    END_STARTUPS,
     RAY_START_STARTUPS,
     Timings,
     TrialCost,
@@ -113,8 +114,8 @@ def test_cpu_trials_sharing_the_cores_run_slower_than_the_one_measured():
 def test_the_run_is_rays_start_the_trials_on_their_slots_and_the_end():
     costs = [TrialCost(startup=2, search=8), TrialCost(search=10), TrialCost(evaluation=10)]
     run = run_seconds(costs, slots=2, joined_cluster=False, startup=4.0)
-    assert (run.start, run.trials, run.end) == (RAY_START_STARTUPS * 4.0, 20.0, 2.0)
-    assert run.total == RAY_START_STARTUPS * 4.0 + 22.0
+    assert (run.start, run.trials, run.end) == (RAY_START_STARTUPS * 4.0, 20.0, END_STARTUPS * 4.0)
+    assert run.total == (RAY_START_STARTUPS + END_STARTUPS) * 4.0 + 20.0
     slower = run_seconds(costs, slots=2, joined_cluster=True, slowdown=1.5, startup=4.0)
     assert (slower.start, slower.trials) == (0.0, 30.0)  # a joined cluster is already up
 

@@ -34,6 +34,8 @@ def test_clock_format():
 def test_time_left_from_the_phase_pace_and_the_estimate_of_later_phases():
     assert time_left(COST, "starting", since_start=4) == (56, False, 1.0)
     assert time_left(COST, "starting", since_start=15) == (50, False, 1.0)  # start-up over its estimate: the rest
+    launched = TrialCost(startup=10, search=20, correlation=10, evaluation=15, latency=5, launch=6)
+    assert time_left(launched, "starting", since_start=1) == (53, False, 1.0)  # its worker's 6 s were before
     # search epoch 2 of 10 in 6 s: 3 s an epoch against the estimate's 2 → the 8 left take 24 s, and the later
     # phases 1.5 × their 30 s
     assert time_left(COST, "search", epoch=2, epochs=10, phase_seconds=6) == (24 + 45, False, 1.5)

@@ -49,6 +49,15 @@ class Outcome:
     whole: float = 0.0  # wall seconds of the whole command
     measured: dict[str, float] = field(default_factory=dict)  # the records' mean per-trial phase seconds
     load: tuple[float, float] = (0.0, 0.0)
+    ray_start: tuple[float | None, float | None] = (None, None)  # the plan's Ray start; the plan to the first trial
+    end: tuple[float | None, float | None] = (None, None)  # the plan's end; the last trial's end to the exit
+
+
+def overheads(text: str) -> tuple[float | None, float | None]:
+    """The plan's "Ray's start 9 s" and "end 4 s"."""
+    flat = re.sub(r"\s+", " ", text)
+    start, end = re.search(rf"Ray's start {NUMBER}", flat), re.search(rf"end {NUMBER}\)", flat)
+    return (seconds(*start.groups()) if start else 0.0), (seconds(*end.groups()) if end else None)
 
 
 def parse_plan(text: str) -> tuple[float | None, dict[str, float]]:
@@ -74,17 +83,24 @@ def run_one(label: str, argv: list[str], out: Path, trials: int) -> Outcome:
     start = time.monotonic()
     child = subprocess.Popen([sys.executable, "-m", "harness", "run", *argv, "--out", str(out), "--name", label],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
-    lines, plan_at = [], None
+    lines, plan_at, first_start, last_end = [], None, None, None
     assert child.stdout is not None
     for line in child.stdout:
         lines.append(line)
         if plan_at is None and "from now" in re.sub(r"\s+", " ", "".join(lines[-3:])):
             plan_at = time.monotonic()
+        if first_start is None and re.match(r"\d\d:\d\d:\d\d  .*: starting", line):
+            first_start = time.monotonic()
+        if re.match(r"\d\d:\d\d:\d\d  .*: (finished|error|diverged)", line):
+            last_end = time.monotonic()
     outcome.status = child.wait()
     end = time.monotonic()
     outcome.whole = end - start
     outcome.from_plan = None if plan_at is None else end - plan_at
     outcome.estimate, outcome.per_trial = parse_plan("".join(lines))
+    planned_start, planned_end = overheads("".join(lines))
+    outcome.ray_start = (planned_start, None if None in (plan_at, first_start) else first_start - plan_at)
+    outcome.end = (planned_end, None if last_end is None else end - last_end)
     (out / f"{label}.log").write_text("".join(lines), encoding="utf-8")
     records = [json.loads(p.read_text()) for p in (out / label).rglob("trials/*.json")]
     for phase, key in RECORD_KEYS.items():
@@ -107,12 +123,14 @@ def row(o: Outcome) -> str:
               f"— / {fmt(o.measured.get(p))}" for p in PHASES]
     status = "" if o.status == 0 else f" (exit {o.status})"
     return (f"| {o.label}{status} | {o.trials} | {fmt(o.estimate)} | {fmt(o.from_plan)} | {ratio} | {fmt(o.whole)} | "
-            + " | ".join(phases) + f" | {o.load[0]:.1f} → {o.load[1]:.1f} |")
+            + " | ".join(phases) + f" | {fmt(o.ray_start[0])} / {fmt(o.ray_start[1])} | "
+            f"{fmt(o.end[0])} / {fmt(o.end[1])} | {o.load[0]:.1f} → {o.load[1]:.1f} |")
 
 
 HEADER = ("| run | trials | estimate | measured (from the plan) | measured / estimate | whole command | "
-          "search: plan / records | correlation: plan / records | evaluation: plan / records | load average |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "search: plan / records | correlation: plan / records | evaluation: plan / records | "
+          "Ray's start: plan / plan to first trial | end: plan / last trial to exit | load average |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def registered_pairs() -> list[tuple[str, str]]:
