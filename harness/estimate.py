@@ -7,12 +7,14 @@ to the configured counts:
   ``WORKER_STARTUPS`` × how long this driver took to start and import them, ``import_seconds``; on a cluster, the round
   trip of the measuring task beyond its own work: scheduling, the worker's start and imports, the shipped code),
   loads its data and builds its search split, space and method;
-- ``search``: one search step (``method.step_time``, after a warm-up step) × steps per epoch, plus the epoch's
-  validation pass over the architecture half (one batch timed × its batches), × search epochs;
-- ``correlation``: the operation-level correlation (one supernet forward timed × every sampled edge's ops ×
-  ``corr_batches``), the one-shot correlation (the method's accuracy of 2 cells timed × ``oneshot_samples``) and the
-  architecture-level correlation (the method's scores of 2 cells timed × ``arch_corr_samples``: by default a sum of
-  log-importances, ADWPNAS measures every cell);
+- ``search``: after a few steps timed (``method.step_time``: the warm-up), a dry run of every epoch in order with each
+  batch stream cut to two batches (``search_timings``): each stream's batches at the pace of its second one (its
+  steps, or its validation pass), and the rest of the epoch once, so that a method whose epochs differ (ADWPNAS's
+  phases, EoiNAS's pruning, random search's candidates) is timed epoch by epoch;
+- ``correlation``: on the method as the dry run left it, the operation-level correlation (one supernet forward timed ×
+  every sampled edge's ops × ``corr_batches``), the one-shot correlation (the method's accuracy of 2 cells on one
+  batch timed × ``oneshot_samples`` × ``corr_batches``) and the architecture-level correlation (the method's scores
+  of 2 cells timed × ``arch_corr_samples``: by default a sum of log-importances, ADWPNAS measures every cell);
 - ``evaluation``: the final network's training (two steps timed, on a sampled cell of the space, × batches × epochs)
   and its test pass (one batch timed × test batches); nothing where the space evaluates by look-up;
 - ``latency``: the record's multiply-add count and the latency passes (one pass at batch 1 and one at the evaluation
@@ -212,7 +214,8 @@ class TimedBatches:
     def __init__(self, batches: Any, limit: int):
         self.batches, self.full = batches, len(batches)
         batches.limit_batches = min(limit, batches.limit_batches) if batches.limit_batches else limit
-        self.asked: list[float] = []
+        self.asked: list[float] = []  # of the first pass over it
+        self.passes = self.yielded = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.batches, name)
@@ -221,10 +224,14 @@ class TimedBatches:
         return len(self.batches)
 
     def __iter__(self) -> Any:
+        first, self.passes = not self.passes, self.passes + 1
         for batch in self.batches:
-            self.asked.append(time.perf_counter())
+            if first:
+                self.asked.append(time.perf_counter())
+            self.yielded += 1
             yield batch
-        self.asked.append(time.perf_counter())
+        if first:
+            self.asked.append(time.perf_counter())
 
     def per_batch(self) -> float | None:
         """Seconds of one batch's work, once a second batch was worked through (None before)."""
@@ -279,8 +286,8 @@ def search_timings(method: Any, data: SearchData, steps: int) -> dict[str, Any]:
         for stream in dry.streams:
             pace = stream.per_batch()
             if pace is not None:  # a stream worked through: its batches at that pace, the ones it ran taken out
-                paced.append((pace, stream.full))
-                took -= pace * (len(stream.asked) - 1)
+                paced.append((pace, stream.full * stream.passes))
+                took -= pace * stream.yielded
         fixed.append(max(0.0, took))
         streams.append(paced)
     return {"search_fixed": sum(fixed), "search_streams": tuple(pair for epoch in streams for pair in epoch)}

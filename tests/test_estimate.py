@@ -127,3 +127,27 @@ def test_on_a_cluster_a_task_with_the_trials_resources_measures(ray_session, tmp
     cost = measure_on_cluster(spec, timeout=300)
     assert cost.where.startswith("cluster node ") and cost.where.endswith(", CPU, 1 thread"), cost.where
     assert cost.startup > 0 and cost.latency > 0 and cost.search < 0.5  # random search on NB201: table queries
+
+
+class FiveBatches:
+    """A batch stream of five batches that honours ``limit_batches`` as ``harness.core.data.Batches`` does."""
+
+    limit_batches = 0
+
+    def __len__(self) -> int:
+        return min(5, self.limit_batches) if self.limit_batches else 5
+
+    def __iter__(self):
+        yield from range(len(self))
+
+
+def test_a_timed_stream_runs_two_batches_of_its_five_and_counts_every_pass():
+    from harness.estimate import TimedBatches
+
+    stream = TimedBatches(FiveBatches(), 2)
+    assert stream.full == 5 and len(stream) == 2 and stream.per_batch() is None
+    assert list(stream) == [0, 1] and stream.per_batch() is not None and len(stream.asked) == 3  # two, then the end
+    assert list(stream) == [0, 1] and (stream.passes, stream.yielded, len(stream.asked)) == (2, 4, 3)
+    zipped = TimedBatches(FiveBatches(), 2)
+    list(zip([0, 1], zipped))  # the shorter partner of a zip: its end is never asked for
+    assert zipped.per_batch() is None
