@@ -3,8 +3,8 @@
 An experiment (``run``) is a study of one cell: both go through one pipeline — specs (``build_spec``, one per cell),
 resources, data and time estimate, plan, lock, ``experiment.json`` (and a study's files), trials (``run_jobs``),
 summary. Each stage lives in its module: ``request`` (what was asked and its checks), ``spec`` (the typed spec and
-its JSON), ``plan`` (the plan and the estimate), ``cluster`` (where trials run), ``lock`` (one driver per
-experiment), ``runner`` (the Ray Tune experiment), ``progress`` (the display), ``resume`` and ``summary``.
+its JSON), ``estimate`` (the time estimate), ``plan`` (the plan), ``cluster`` (where trials run), ``lock`` (one driver
+per experiment), ``runner`` (the Ray Tune experiment), ``progress`` (the display), ``resume`` and ``summary``.
 
 Layout of one experiment (``<out>/<name>/``): ``experiment.json`` (the spec: what was asked and the
 resolved configuration), ``trials/*.json`` (one record per finished seed: the source of truth),
@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -41,8 +42,9 @@ from harness.core.errors import UserError
 from harness.core.records import check_writable_folder, write_record
 from harness.core.registry import check_pair, get_method, get_space
 from harness.core.storage import Remote
+from harness.estimate import TrialCost, estimate_seconds
 from harness.lock import cell_locks, driver_lock, lock_holder, running_note
-from harness.plan import estimate_seconds, print_plan
+from harness.plan import print_plan
 from harness.progress import job_label
 from harness.request import (
     DEFAULT_BUDGET,
@@ -124,22 +126,26 @@ def cell_specs(study: Study, req: StudyRequest, study_dir: Path | Remote, existi
     return specs
 
 
-def measured(specs: list[ExperimentSpec], console: Console) -> tuple[list[ExperimentSpec], list[tuple[float, float]]]:
-    """The specs with their data's split (checked), and each one's time estimate; each dataset is loaded once. An
-    experiment's plan says where its data came from."""
-    loaded: dict[tuple[Any, ...], Any] = {}
+def measured(specs: list[ExperimentSpec], console: Console) -> tuple[list[ExperimentSpec], list[TrialCost]]:
+    """The specs with their data's split (checked), and each one's time estimate (its trials load the data too: the
+    seconds it took count in their start-up); each dataset is loaded once. An experiment's plan says where its data
+    came from."""
+    loaded: dict[tuple[Any, ...], tuple[Any, float]] = {}
     out, estimates = [], []
     for spec in specs:
         key = (spec.dataset, spec.data_dir, spec.config["image_size"])
         if key not in loaded:
-            loaded[key] = load_dataset(*key)
-            if loaded[key].source and spec.cell is None:
-                console.print(f"data: {spec.dataset} {loaded[key].source}")
+            start = time.perf_counter()
+            dataset = load_dataset(*key)
+            loaded[key] = dataset, time.perf_counter() - start
+            if dataset.source and spec.cell is None:
+                console.print(f"data: {spec.dataset} {dataset.source}")
+        dataset, load_seconds = loaded[key]
         train_limit = int(spec.config.get("train_limit", 0))
-        spec = dataclasses.replace(spec, split=loaded[key].limited(train_limit).split_info())
+        spec = dataclasses.replace(spec, split=dataset.limited(train_limit).split_info())
         check_split(spec.split, train_limit)
         out.append(spec)
-        estimates.append(estimate_seconds(spec, loaded[key]))
+        estimates.append(estimate_seconds(spec, dataset, load_seconds))
     return out, estimates
 
 
@@ -163,12 +169,14 @@ def locked(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | No
 
 
 def run_cells(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, todo: dict[str, list[int]],
-              console: Console, columns: list[str] | None = None) -> int:
-    """Run the seeds of ``todo`` (by cell folder name) as one Ray Tune experiment in ``folder``; summarise (the
-    leaderboard's terminal ``columns``: ``--columns``)."""
+              console: Console, estimates: list[TrialCost] | None = None, columns: list[str] | None = None) -> int:
+    """Run the seeds of ``todo`` (by cell folder name) as one Ray Tune experiment in ``folder`` (``estimates``: each
+    spec's trial cost, for the progress display's times left); summarise (the leaderboard's terminal ``columns``:
+    ``--columns``)."""
     done = [job_label(s, seed) for s in specs for seed in s.seeds if seed not in todo[s.name]]
     jobs = [(s, seed) for s in specs for seed in todo[s.name]]
-    errors, interrupted = run_jobs(jobs, done, folder, specs[0], console)
+    costs = {job_label(s, seed): cost for s, cost in zip(specs, estimates or []) for seed in todo[s.name]}
+    errors, interrupted = run_jobs(jobs, done, folder, specs[0], console, costs)
     return summarise(specs, folder, console, errors, interrupted, study, columns)
 
 
@@ -185,7 +193,8 @@ def launch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | No
     confirm_cpu_paper(specs[0], req, ask=True)
     with locked(specs, folder, study, create=True):
         write_specs(specs, folder, study)
-        return run_cells(specs, folder, study, {s.name: list(s.seeds) for s in specs}, console, req.columns)
+        return run_cells(specs, folder, study, {s.name: list(s.seeds) for s in specs}, console, estimates,
+                         req.columns)
 
 
 def relaunch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | None, console: Console,
@@ -207,7 +216,7 @@ def relaunch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | 
             console.print(f"all {len(specs[0].seeds)} seeds have their records; nothing to run" if study is None
                           else "every trial of the study has its record; nothing to run")
             return summarise(specs, folder, console, [], False, study, req.columns)
-        return run_cells(specs, folder, study, todo, console, req.columns)
+        return run_cells(specs, folder, study, todo, console, None, req.columns)
 
 
 def checked_resources(spec: ExperimentSpec, req: RunOptions) -> None:

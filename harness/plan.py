@@ -1,58 +1,28 @@
 """The plan shown before anything runs: what each experiment (or study cell) will run, on what, and the time it
-should take, extrapolated from a few steps measured on this machine."""
+should take (``harness.estimate``: every phase of a trial measured on a few steps, and the run's concurrency)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.core.data import SearchData
 from harness.core.records import split_summary
-from harness.core.registry import get_method, get_space
 from harness.core.storage import Remote
-from harness.core.train import seed_everything, time_train_steps
-from harness.evaluation import FinalTraining
+from harness.estimate import (
+    PHASE_LABELS,
+    RunCost,
+    TrialCost,
+    contention,
+    node_resources,
+    run_seconds,
+    trial_slots,
+)
 from harness.spec import ExperimentSpec
 from harness.study import Study
-from harness.trial import pick_device
-
-
-def estimate_seconds(spec: ExperimentSpec, dataset: Any) -> tuple[float, float]:
-    """Seconds per trial for search and evaluation, extrapolated from a few measured steps (seed 0)."""
-    cfg = spec.config
-    torch.set_num_threads(min(spec.cpus_per_trial, os.cpu_count() or 1))  # never more than a trial gets
-    device = pick_device(spec.gpus_per_trial, strict=False)  # the driver: maybe a cluster's GPU-less head
-    seed_everything(0)
-    data = SearchData(dataset, cfg, 0, device)
-    space = get_space(spec.space)(cfg)
-    method = get_method(spec.method)(space, cfg, data.info, device, 0)
-    step, steps_per_epoch = method.step_time(data)
-    search = step * steps_per_epoch * method.num_epochs()
-    if space.evaluates_by_lookup():
-        return search, 0.0
-
-    final = FinalTraining(space, space.sample(np.random.default_rng(0)), data, cfg, device)
-    eval_step = time_train_steps(final.net, final.opt, data.eval_train_batches(0), cfg["eval_grad_clip"],
-                                 cfg["auxiliary_weight"], steps=2)
-    evaluation = eval_step * len(data.eval_train_batches(0)) * final.epochs
-    return search, evaluation
-
-
-def parallel_trials(spec: ExperimentSpec) -> int:
-    """How many trials of this experiment can run at once on this machine."""
-    fits = (os.cpu_count() or 1) // spec.cpus_per_trial
-    if spec.gpus_per_trial:
-        fits = min(fits, int(torch.cuda.device_count() // spec.gpus_per_trial))
-    limit = spec.max_concurrent or len(spec.seeds)
-    return max(1, min(fits, limit, len(spec.seeds)))
 
 
 def _fmt_seconds(s: float) -> str:
@@ -65,8 +35,35 @@ def _fmt_seconds(s: float) -> str:
     return f"{s / 86400:.1f} days"
 
 
+def run_cost(specs: list[ExperimentSpec], estimates: list[TrialCost], jobs: list[int] | None = None) -> RunCost:
+    """The whole run of every seed of ``specs`` (``jobs``: how many of each spec's trials run, default all), each trial
+    taking what its spec's estimate says, on the slots the cluster or this machine offers at once."""
+    counts = jobs if jobs is not None else [len(s.seeds) for s in specs]
+    costs = [cost for cost, count in zip(estimates, counts) for _ in range(count)]
+    first = specs[0]
+    slots = trial_slots(first.cpus_per_trial, first.gpus_per_trial, node_resources(first), first.max_concurrent,
+                        len(costs))
+    slowdown = 1.0
+    if not first.address and not first.gpus_per_trial:  # CPU trials on this machine share its cores
+        slowdown = contention(slots, first.cpus_per_trial, os.cpu_count() or 1, os.getloadavg()[0])
+    return run_seconds(costs, slots, joined_cluster=bool(first.address), slowdown=slowdown)
+
+
+def phase_text(cost: TrialCost) -> str:
+    """``start-up 9 s, search 31 s, correlation 16 s, evaluation 23 s, latency 1 s`` (phases that take time)."""
+    return ", ".join(f"{PHASE_LABELS[name]} {_fmt_seconds(seconds)}" for name, seconds in cost.phases().items()
+                     if seconds >= 0.5)
+
+
+def run_text(run: RunCost) -> str:
+    """``≈ 2.1 min from now (2 at once; Ray's start 7 s, end 4 s)``."""
+    parts = [f"{run.slots} at once" + (f", ×{run.slowdown:.2f} for sharing the cores" if run.slowdown > 1.01 else "")]
+    parts += ([f"Ray's start {_fmt_seconds(run.start)}"] if run.start else []) + [f"end {_fmt_seconds(run.end)}"]
+    return f"≈ {_fmt_seconds(run.total)} from now ({'; '.join(parts)})"
+
+
 def print_plan(specs: list[ExperimentSpec], folder: Path | Remote, console: Console,
-               estimates: list[tuple[float, float]] | None, study: Study | None = None,
+               estimates: list[TrialCost] | None, study: Study | None = None,
                resume_jobs: int | None = None) -> None:
     """The plan of an experiment (one spec: its trials, split, budget, device and estimate) or of a study (every
     cell with its configuration and estimated cost, and the total); ``resume_jobs``: a resume's, with the trials left
@@ -82,7 +79,7 @@ def print_plan(specs: list[ExperimentSpec], folder: Path | Remote, console: Cons
 
 
 def experiment_plan(spec: ExperimentSpec, folder: Path | Remote, console: Console,
-                    estimate: tuple[float, float] | None, resume: bool) -> None:
+                    estimate: TrialCost | None, resume: bool) -> None:
     device = "GPU" if spec.gpus_per_trial else "CPU"
     table = Table(title="resume" if resume else "plan", show_header=False, box=None)
     table.add_row("experiment", f"{spec.name}  ({folder})")
@@ -95,26 +92,21 @@ def experiment_plan(spec: ExperimentSpec, folder: Path | Remote, console: Consol
     table.add_row("device", f"{device}; per trial {spec.cpus_per_trial} CPU, {spec.gpus_per_trial} GPU"
                             + (f"; at most {spec.max_concurrent} at once" if spec.max_concurrent else ""))
     if estimate is not None:
-        search, evaluation = estimate
-        waves = -(-len(spec.seeds) // parallel_trials(spec))
-        table.add_row("estimate", f"≈ {_fmt_seconds(search + evaluation)} per trial (search "
-                                  f"{_fmt_seconds(search)}, evaluation {_fmt_seconds(evaluation)}); "
-                                  f"≈ {_fmt_seconds(waves * (search + evaluation))} in all, from a few steps "
-                                  "measured on this machine")
+        run = run_cost([spec], [estimate])
+        table.add_row("estimate", f"{run_text(run)}; per trial ≈ {_fmt_seconds(estimate.total)} "
+                                  f"({phase_text(estimate)}), from a few steps measured on {estimate.where}")
     console.print(table)
 
 
-def study_plan(study: Study, specs: list[ExperimentSpec], estimates: list[tuple[float, float]] | None,
+def study_plan(study: Study, specs: list[ExperimentSpec], estimates: list[TrialCost] | None,
                console: Console, study_dir: Path | Remote, resume_jobs: int | None) -> None:
     """Every cell with its configuration and estimated cost, and the total."""
     table = Table(title=f"study {study.name} ({study_dir})" + (": resume" if resume_jobs is not None else ""))
     for header in ("cell", "method", "space", "dataset", "config", "seeds", "per trial", "cell total"):
         table.add_column(header)
-    total = 0.0
     for k, spec in enumerate(specs):
-        per = sum(estimates[k]) if estimates else None
+        per = estimates[k].total if estimates else None
         seeds = len(spec.seeds)
-        total += (per or 0.0) * seeds
         table.add_row(spec.cell, spec.method, spec.space, spec.dataset,
                       spec.config_hash + (f" {spec.overrides}" if spec.overrides else ""), str(seeds),
                       "—" if per is None else f"≈ {_fmt_seconds(per)}",
@@ -126,8 +118,7 @@ def study_plan(study: Study, specs: list[ExperimentSpec], estimates: list[tuple[
     line = (f"{len(specs)} cells, {jobs} trials ({study.budget} budget), {device}; per trial {first.cpus_per_trial} "
             f"CPU, {first.gpus_per_trial} GPU")
     if estimates:
-        slots = max(1, min(parallel_trials(dataclasses.replace(first, seeds=tuple(range(jobs)))), jobs))
-        line += f"; ≈ {_fmt_seconds(total / slots)} in all ({slots} at once), from a few steps measured here"
+        line += f"; {run_text(run_cost(specs, estimates))}, from a few steps measured on {estimates[0].where}"
     if resume_jobs is not None:
         line += f"; {resume_jobs} trials left to run"
     console.print(line)

@@ -19,6 +19,7 @@ from harness.cluster import start_local_ray
 from harness.core.errors import one_line
 from harness.core.places import Place, place
 from harness.core.storage import Remote, StoreError
+from harness.estimate import TrialCost
 from harness.progress import RichProgressCallback, job_label, live_progress, trial_label
 from harness.spec import TUNE_DIR, ExperimentSpec
 from harness.trial import DIVERGED, job_text, read_job, run_trial
@@ -168,10 +169,12 @@ def store_faults_in_one_line() -> Iterator[None]:
 
 
 def run_jobs(jobs: list[tuple[ExperimentSpec, int]], done: list[str], exp_dir: Path | Remote,
-             options: ExperimentSpec, console: Console) -> tuple[list[str], bool]:
+             options: ExperimentSpec, console: Console,
+             costs: dict[str, TrialCost] | None = None) -> tuple[list[str], bool]:
     """Run every (spec, seed) of ``jobs`` as one fresh Ray Tune experiment stored in ``exp_dir/tune``, with the
     resources, concurrency, retries and cluster of ``options`` (a spec); ``done`` are the labels shown as
-    finished earlier. Returns the trials' errors (last lines) and whether the driver was interrupted."""
+    finished earlier, ``costs`` the plan's estimate of each trial by label (the progress display's ETA). Returns the
+    trials' errors (last lines) and whether the driver was interrupted."""
     if not options.address:  # a cluster was joined by check_resources
         try:
             start_local_ray()
@@ -185,7 +188,7 @@ def run_jobs(jobs: list[tuple[ExperimentSpec, int]], done: list[str], exp_dir: P
     results = place(exp_dir)
     watch = StoreWatch(results) if results.needs_watch else None
     labels = done + [job_label(spec, seed) for spec, seed in jobs]
-    with live_progress(console, labels, done), store_faults_in_one_line():
+    with live_progress(console, labels, done, costs), store_faults_in_one_line():
         try:
             errors = trial_errors(tuner(jobs, exp_dir, options, watch).fit())
         except KeyboardInterrupt:

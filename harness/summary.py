@@ -79,7 +79,8 @@ def write_board(records: list[dict[str, Any]], first: ExperimentSpec, folder: Pa
     width = view_width(console)
     if study is None:
         console.print(leaderboard_table(board, f"leaderboard ({first.budget} budget, {first.dataset})", width, columns))
-        console.print(f"records: {folder / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}")
+        console.print(f"records: {folder / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}\n"
+                      f"report: python -m harness report {shlex.quote(uri(folder))}")
     else:
         console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)", width, columns))
         console.print(f"records: {folder / CELLS_DIR}/*/trials\nleaderboard: {csv_path}\n"

@@ -185,7 +185,9 @@ def diverging(spec: ExperimentSpec, seed: int, where: str, lr_keys: tuple[str, .
 
 def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str, Any]:
     """Run one trial, continuing from its checkpoint if it has one; ``report(metrics)`` is called once per
-    epoch and once at the end. Returns the record (also written to the experiment's ``trials/`` folder)."""
+    epoch (with the phase's ``epochs`` and ``phase_seconds`` so far), when the correlation and the latency timing
+    begin (for the progress display), and once at the end. Returns the record (also written to the experiment's
+    ``trials/`` folder)."""
     cfg = spec.config
     done = finished_record(spec, seed)
     if done is not None:
@@ -216,11 +218,13 @@ def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str
     while state["phase"] == "search" and state["epoch"] < search_epochs:
         metrics = search_epoch(spec, seed, method, data, state, search_epochs)
         save_checkpoint(saved, checkpoint_state({"method": method.state_dict()}))
-        report({"phase": "search", "epoch": state["epoch"] - 1, "progress": state["epoch"] / total_epochs,
+        report({"phase": "search", "epoch": state["epoch"] - 1, "epochs": search_epochs,
+                "phase_seconds": state["search_seconds"], "progress": state["epoch"] / total_epochs,
                 **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
 
     # 5-6. derive and correlate (deterministic given the search state, so not checkpointed separately)
     if state["phase"] == "search":
+        report({"phase": "correlation", "progress": search_epochs / total_epochs})  # the progress display's phase
         start = time.perf_counter()
         genotype = method.derive()
         findings = trial_findings(spec, method, space, table, genotype, data)
@@ -243,8 +247,9 @@ def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str
     while state["epoch"] < final.epochs:
         metrics = eval_epoch(spec, seed, final, state)
         save_checkpoint(saved, checkpoint_state({"final": final.state_dict()}))
-        report({"phase": "eval", "epoch": state["epoch"] - 1,
-                "progress": (search_epochs + state["epoch"]) / total_epochs, **metrics})
+        report({"phase": "eval", "epoch": state["epoch"] - 1, "epochs": final.epochs,
+                "phase_seconds": state["eval_seconds"], "progress": (search_epochs + state["epoch"]) / total_epochs,
+                **metrics})
     start = time.perf_counter()
     test_loss, test_acc = final.test()
     state["eval_seconds"] += time.perf_counter() - start
@@ -349,6 +354,7 @@ def finish(spec: ExperimentSpec, seed: int, state: dict[str, Any], device: torch
     # the teacher's cost (NOS) is not in it: the record states it beside (teacher_seconds, teacher_device_hours)
     hours = (state["search_seconds"] + state["results"]["correlation_seconds"] + state["eval_seconds"]) / 3600
     peak_mem_mb = peak_memory_mb(device)  # the trial's own peak, before the latency's batch pass adds to it
+    report({"phase": "latency"})  # the progress display's phase (timed passes of the final network)
     latency = network_latency(net, info, spec.config, device)
     record = {
         "method": spec.method, "space": spec.space, "dataset": spec.dataset,

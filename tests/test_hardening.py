@@ -242,8 +242,8 @@ def test_cpu_trial_and_the_drivers_estimate_without_cuda_use_the_cpu(made, digit
     node) measures on the CPU instead of failing."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device(0) == torch.device("cpu") and pick_device(1, strict=False) == torch.device("cpu")
-    search, evaluation = estimate_seconds(dataclasses.replace(made, gpus_per_trial=1), digits_dataset)
-    assert search > 0 and evaluation > 0
+    cost = estimate_seconds(dataclasses.replace(made, gpus_per_trial=1), digits_dataset)
+    assert cost.search > 0 and cost.evaluation > 0 and cost.where.startswith("this machine, CPU")
 
 
 def test_planted_checkpoint_is_refused_and_never_run(made, tmp_path, capsys):

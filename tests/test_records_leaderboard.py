@@ -742,6 +742,7 @@ GOLDEN = {
         '',
         'records: <tmp>/exp/trials (python -m harness show RECORD)',
         'leaderboard: <tmp>/exp/leaderboard.csv',
+        'report: python -m harness report <tmp>/exp',
     ),
     'summary_csv': (
         'method,space,dataset,budget,variant,n_seeds,seeds,test_source,search_source,search_queries'

@@ -13,6 +13,7 @@ from helpers import one_line
 
 from harness.cli import main
 from harness.core.errors import UserError
+from harness.estimate import TrialCost
 from harness.study import one_space_study, parse_study
 
 GOOD = """
@@ -211,7 +212,7 @@ def fake_trials(monkeypatch, during=None) -> list[tuple[str, int, str]]:
 
     ran: list[tuple[str, int, str]] = []
 
-    def run_jobs(jobs, done, exp_dir, options, console):
+    def run_jobs(jobs, done, exp_dir, options, console, costs=None):
         if during is not None:
             during()
         for spec, seed in jobs:
@@ -223,7 +224,8 @@ def fake_trials(monkeypatch, during=None) -> list[tuple[str, int, str]]:
         return [], False
 
     monkeypatch.setattr(experiment, "run_jobs", run_jobs)
-    monkeypatch.setattr(experiment, "estimate_seconds", lambda spec, dataset: (1.0, 1.0))
+    monkeypatch.setattr(experiment, "estimate_seconds",
+                        lambda spec, dataset, load_seconds: TrialCost(search=1.0, evaluation=1.0, where="here"))
     return ran
 
 
