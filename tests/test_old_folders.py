@@ -63,7 +63,7 @@ def fake_trials(monkeypatch) -> list[tuple[Path, int, Path]]:
 
     ran: list[tuple[Path, int, Path]] = []
 
-    def run_jobs(jobs, done, exp_dir, options, console):
+    def run_jobs(jobs, done, exp_dir, options, console, costs=None):
         ran.extend((spec.folder, seed, spec.record_path(seed)) for spec, seed in jobs)
         return [], True
 
