@@ -51,7 +51,7 @@ from harness.core.correlation import arch_sample, sample_edges
 from harness.core.data import SearchData, load_dataset
 from harness.core.metrics import count_madds_m
 from harness.core.registry import get_method, get_space
-from harness.core.train import evaluate, seed_everything, time_train_steps
+from harness.core.train import Diverged, evaluate, seed_everything, time_train_steps
 from harness.evaluation import FinalTraining
 from harness.spec import ExperimentSpec
 from harness.trial import network_latency, pick_device
@@ -271,17 +271,22 @@ def search_timings(method: Any, data: SearchData, steps: int) -> dict[str, Any]:
     teacher), a dry run of every epoch in order with each batch stream cut to two batches (``DryRunData``), so that a
     method whose epochs differ (phases, pruned operations, candidates trained) is timed epoch by epoch. An epoch
     counts each stream's batches at the pace of its second batch, and the rest of its time once. Once the dry run has
-    taken ``DRY_RUN_LIMIT_S`` (a large budget on a slow device), the epochs left are taken to be like its last."""
+    taken ``DRY_RUN_LIMIT_S`` (a large budget on a slow device), the epochs left are taken to be like its last. A dry
+    run that diverges (a learning rate too high: the trial will say so) ends there too, its last epoch as far as it
+    got: the estimate is not the place to refuse a configuration."""
     method.step_time(data, steps)
-    fixed, streams, started = [], [], time.perf_counter()
+    fixed, streams, started, diverged = [], [], time.perf_counter(), False
     for epoch in range(method.num_epochs()):
-        if fixed and time.perf_counter() - started > DRY_RUN_LIMIT_S:
+        if fixed and (diverged or time.perf_counter() - started > DRY_RUN_LIMIT_S):
             fixed.append(fixed[-1])
             streams.append(streams[-1])
             continue
         dry = DryRunData(data)
         start = time.perf_counter()
-        method.train_epoch(epoch, dry)
+        try:
+            method.train_epoch(epoch, dry)
+        except Diverged:
+            diverged = True
         took, paced = time.perf_counter() - start, []
         for stream in dry.streams:
             pace = stream.per_batch()

@@ -151,3 +151,27 @@ def test_a_timed_stream_runs_two_batches_of_its_five_and_counts_every_pass():
     zipped = TimedBatches(FiveBatches(), 2)
     list(zip([0, 1], zipped))  # the shorter partner of a zip: its end is never asked for
     assert zipped.per_batch() is None
+
+
+def test_a_dry_run_that_diverges_still_gives_every_epoch_a_time():
+    """A learning rate too high diverges the search's dry run: the estimate goes on (the trial itself ends as diverged
+    and the summary says so: test_hardening.py), the epochs after the divergence taken to be like its last."""
+    from harness.core.train import Diverged
+    from harness.estimate import search_timings
+
+    epochs_run: list[int] = []
+
+    class Diverging:
+        def step_time(self, data, steps):
+            pass
+
+        def num_epochs(self):
+            return 4
+
+        def train_epoch(self, epoch, data):
+            epochs_run.append(epoch)
+            if epoch == 1:
+                raise Diverged(float("nan"), "loss")
+
+    timings = search_timings(Diverging(), data=None, steps=1)
+    assert epochs_run == [0, 1] and timings["search_fixed"] >= 0.0 and timings["search_streams"] == ()
