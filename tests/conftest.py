@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -185,3 +186,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         cost[item.nodeid.split("::")[0]] = cost.get(item.nodeid.split("::")[0], 0.0) + _estimated_cost(item)
     items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])  # stable: a file's tests keep their order
+
+
+@contextlib.contextmanager
+def estimate_not_measured():
+    """A run's time estimate without its measurement (a dry run of every search epoch, the correlations, the final
+    network's steps and its latency: 5-10 s of a smoke run): for the costliest end-to-end fixtures, whose records and
+    leaderboards are what they test. The estimate is tested in test_estimate.py and test_everyday.py, and measured
+    for real by every run of a driver process (test_hardening.py, test_cluster.py)."""
+    from harness import experiment
+    from harness.estimate import TrialCost
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiment, "estimate_seconds", lambda spec, dataset, load_seconds: TrialCost(where="a test"))
+        yield
