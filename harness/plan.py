@@ -74,8 +74,9 @@ def print_plan(specs: list[ExperimentSpec], folder: Path | Remote, console: Cons
         study_plan(study, specs, estimates, console, folder, resume_jobs)
     first = specs[0]
     if first.budget == "paper" and not first.gpus_per_trial:
-        console.print(Text("warning:", style="bold yellow"), "the paper budget is about to run without a GPU: "
-                      f"expect days per seed; use {'--budget' if study is None else 'budget'} small or smoke on a CPU")
+        console.print(Text("warning:", style="bold yellow"), "the paper budget is about to run without a GPU (its "
+                      "time is the estimate above, measured on this CPU; the papers ran on GPUs): use "
+                      f"{'--budget' if study is None else 'budget'} small or smoke on a CPU")
 
 
 def experiment_plan(spec: ExperimentSpec, folder: Path | Remote, console: Console,

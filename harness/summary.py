@@ -79,12 +79,13 @@ def write_board(records: list[dict[str, Any]], first: ExperimentSpec, folder: Pa
     width = view_width(console)
     if study is None:
         console.print(leaderboard_table(board, f"leaderboard ({first.budget} budget, {first.dataset})", width, columns))
-        console.print(f"records: {folder / 'trials'} (python -m harness show RECORD)\nleaderboard: {csv_path}\n"
-                      f"report: python -m harness report {shlex.quote(uri(folder))}")
+        records = f"{folder / 'trials'} (python -m harness show RECORD)"
     else:
         console.print(leaderboard_table(board, f"study {study.name} ({study.budget} budget)", width, columns))
-        console.print(f"records: {folder / CELLS_DIR}/*/trials\nleaderboard: {csv_path}\n"
-                      f"report: python -m harness report {shlex.quote(uri(folder))}")
+        records = f"{folder / CELLS_DIR}/*/trials"
+    # paths and a command: one line each, which a terminal wraps and copies whole (a wrapped command would not paste)
+    console.print(f"records: {records}\nleaderboard: {csv_path}\nreport: python -m harness report "
+                  f"{shlex.quote(uri(folder))}", soft_wrap=True)
 
 
 def _summary_cell(metric: Any) -> Any:
