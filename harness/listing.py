@@ -25,15 +25,14 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.core.errors import UserError, one_line
-from harness.core.metric_table import NULL, SUMMARY
+from harness.core.metric_table import NULL
 from harness.core.places import place
 from harness.core.records import MAX_RECORD_BYTES, read_limited
 from harness.core.storage import Remote, uri
-from harness.leaderboard import cell_text
 from harness.lock import lock_holder
 from harness.spec import CHECKPOINTS_DIR, RECORDS_DIR, SPEC_FILE, ExperimentSpec
 from harness.study import CELLS_DIR, STUDY_SPEC
-from harness.summary import own_records, resume_command
+from harness.summary import own_records, resume_command, summary_columns
 
 
 @dataclass
@@ -327,21 +326,22 @@ def print_listing(root: Path | Remote, console: Console) -> int:
 
 
 def trials_of(rows: list[Entry], title: str, study: bool) -> Table:
-    """Every trial of ``rows`` (an experiment, or a ``study``'s cells) with the figures a run's summary shows (the
-    metric table's ``SUMMARY``): by cell (its method or variant; its space and dataset where the cells differ in
+    """Every trial of ``rows`` (an experiment, or a ``study``'s cells) with the figures a run's summary shows
+    (``summary_columns``): by cell (its method or variant; its space and dataset where the cells differ in
     them), then seed."""
     rows = [row for row in rows if row.records]
     varies = [key for key in ("space", "dataset") if len({getattr(row.specs[0], key) for row in rows}) > 1]
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in (["cell"] if study else []) + varies + ["seed"]:
         table.add_column(header, no_wrap=True)
-    for m in SUMMARY:
-        table.add_column(m.summary_header, justify="right")
+    figures = summary_columns()
+    for column in figures:
+        table.add_column(column.header, justify="right")
     for row in rows:
         spec = row.specs[0]
         ids = ([spec.cell or spec.method] if study else []) + [str(getattr(spec, key)) for key in varies]
         for record in sorted(row.records, key=lambda r: r["seed"]):
-            table.add_row(*ids, str(record["seed"]), *(cell_text(record.get(m.key), m.decimals) for m in SUMMARY))
+            table.add_row(*ids, str(record["seed"]), *(column.cell(record) for column in figures))
     return table
 
 

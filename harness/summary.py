@@ -88,8 +88,14 @@ def write_board(records: list[dict[str, Any]], first: ExperimentSpec, folder: Pa
                   f"{shlex.quote(uri(folder))}", soft_wrap=True)
 
 
+def summary_columns() -> list[ViewColumn]:
+    """The key figures of a trial (the metric table's ``SUMMARY``) as every table of trials shows them: the run's
+    summary and ``show FOLDER``. A time (record unit "s") reads in readable units, any other figure with its
+    decimals."""
+    return [ViewColumn(m.key, m.label if m.unit == "s" else m.summary_header, _summary_cell(m)) for m in SUMMARY]
+
+
 def _summary_cell(metric: Any) -> Any:
-    """How a summary metric reads: a time (record unit "s") in readable units, any other figure with its decimals."""
     if metric.unit == "s":
         return lambda r: duration_text(r.get(metric.key))
     return lambda r: cell_text(r.get(metric.key), metric.decimals)
@@ -101,8 +107,7 @@ def trials_table(spec: ExperimentSpec, records: list[dict[str, Any]], console: C
     the first table only, and wraps onto further lines where it does not fit; a further table repeats the seed, which
     names the row as well (one record per seed)."""
     columns = [ViewColumn("seed", "seed", lambda r: str(r["seed"])),
-               ViewColumn("record", "record", lambda r: Path(r["_path"]).name, numeric=False)]
-    columns += [ViewColumn(m.key, m.label if m.unit == "s" else m.summary_header, _summary_cell(m)) for m in SUMMARY]
+               ViewColumn("record", "record", lambda r: Path(r["_path"]).name, numeric=False), *summary_columns()]
     cells = [{c.name: c.cell(r) for c in columns} for r in sorted(records, key=lambda r: r["seed"])]
     tables = fit_tables(columns, {"seed", "record"}, columns[:1], cells, view_width(console))
     console.print(Group(Text(f"trials of {spec.name}", style="bold"), *(rich_table(t, cells) for t in tables)))

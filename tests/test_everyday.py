@@ -24,6 +24,7 @@ from rich.console import Console
 from harness import experiment
 from harness.cli import main
 from harness.core.errors import UserError, closest, unknown_name
+from harness.core.stats import duration_text
 from harness.estimate import TrialCost
 from harness.listing import print_listing
 from harness.request import RunRequest, StudyRequest, confirm_cpu_paper
@@ -387,6 +388,8 @@ def test_show_of_an_experiment_folder_lists_its_trials(results, capsys):
         assert printed.startswith("experiment old-run: random · nb201 · digits · smoke\n2 of 2 seeds done\n")
         seeds = [line.split() for line in printed.splitlines() if line.split()[:1] in (["0"], ["1"])]
         assert [s[0] for s in seeds] == ["0", "1"] and seeds[0][2] == f"{record['test_acc']:.2f}"
+        # the figures as the run's summary shows them (summary_columns): times in readable units
+        assert f" {duration_text(record['search_seconds'])} " in printed and "search time" in printed
         assert f"one trial: python -m harness show {results / 'old-run' / 'trials'}" in printed
 
 
