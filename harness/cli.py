@@ -54,6 +54,9 @@ CALLBACK_HELP = ("also log trials to mlflow (--mlflow-uri; default: a file store
                  "(offline without WANDB_API_KEY); repeatable")
 NO_SHIP_HELP = ("with --address: do not ship the harness's code to the cluster's workers through Ray's runtime_env "
                 "(the cluster's image has it installed)")
+DATA_DIR_HELP = ("the data folder: CIFAR's python batches (downloaded there when missing) or its PNG copy in "
+                 "class folders (train/<class>/*.png, test/...); ImageNet16 (default: $HARNESS_DATA_DIR or "
+                 "~/.cache/nas-harness/data)")
 OUT_HELP = ("output folder, or a URI of any storage pyarrow reaches: s3://bucket/prefix, gs://bucket/prefix, ... "
             "(credentials and endpoint from the environment, e.g. AWS_ENDPOINT_URL; default: results/)")
 MLFLOW_URI_HELP = "MLflow tracking URI for --callback mlflow (default: file:<experiment folder>/mlruns)"
@@ -90,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--space", help="search space (see 'list')")
     run.add_argument("--dataset", help="digits, cifar10, cifar100, imagenet16-120 or folder:PATH (see 'list'; "
                                        "default: cifar10)")
-    run.add_argument("--budget", help="smoke (seconds on a CPU), small (minutes on a CPU) or paper (the papers' "
-                                      "settings, for GPUs; without one it asks first: --yes; default: paper)")
+    run.add_argument("--budget", help="smoke (seconds on a CPU), small (minutes on a CPU), cpu (real 32×32 data "
+                                      "on a CPU) or paper (the papers' settings, for GPUs; without one it asks "
+                                      "first: --yes; default: paper)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, help="run seeds 0..N-1 (default 1)")
     seeds.add_argument("--seed-list", help="explicit seeds, e.g. 3,7")
@@ -105,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="retries of a crashed trial from its last checkpoint (default 2)")
     run.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                      help="Ray cluster address ('auto' on a 'ray up' cluster; default: a local Ray)")
-    run.add_argument("--data-dir", help="where datasets are downloaded (default: ~/.cache/nas-harness/core/data "
-                                        "or $HARNESS_DATA_DIR)")
+    run.add_argument("--data-dir", help=DATA_DIR_HELP)
     run.add_argument("--resume", action="store_true",
                      help="continue the experiment --name in --out: run every seed without a valid record "
                           "(options that change what trials compute are refused; more seeds are added)")
@@ -131,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     srun.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     srun.add_argument("--max-failures", type=int, help="retries of a failed trial (default 2)")
     srun.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address")
-    srun.add_argument("--data-dir", help="where datasets are downloaded")
+    srun.add_argument("--data-dir", help=DATA_DIR_HELP)
     srun.add_argument("--callback", action="append", choices=sorted(CALLBACKS), help=CALLBACK_HELP)
     srun.add_argument("--no-ship-code", action="store_true", help=NO_SHIP_HELP)
     srun.add_argument("--mlflow-uri", help=MLFLOW_URI_HELP)

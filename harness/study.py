@@ -3,7 +3,7 @@
 A study file is TOML::
 
     name = "nb201-vs-hetero"          # optional: the folder name (default: the file's stem)
-    budget = "smoke"                  # smoke, small or paper (default: paper)
+    budget = "smoke"                  # smoke, small, cpu or paper (default: paper)
     seeds = 3                         # seeds 0..2, or a list: [0, 5, 7]
     datasets = ["digits"]
     spaces = ["nb201", "hetero"]

@@ -182,6 +182,9 @@ class NB201Space(SearchSpace):
         smoke={"search_layers": 1, "eval_layers": 1, "arch_corr_samples": 1000, "oneshot_samples": 20,
                "latency_runs": 1, "latency_warmup": 0},
         small={"search_layers": 2, "eval_layers": 3, "arch_corr_samples": 5000, "oneshot_samples": 50},
+        # small's sizes with one cell per stage (5 cells at 32×32); 1,000 sampled architectures, the size of
+        # the sample ADWPNAS scores with predicted weights (a forward pass each) in about a minute
+        cpu={"search_layers": 1, "arch_corr_samples": 1000},
     )
 
     @classmethod

@@ -364,14 +364,35 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "search_epochs": 10, "search_batch_size": 64, "eval_epochs": 30, "eval_batch_size": 64,
         "corr_edges": 4, "corr_batches": 4, "train_limit": 10000,
     },
+    # real 32×32 data on a CPU: small's epochs, batch and method settings on a 5,000-image training subset
+    # (2,500 per search half, class-balanced), with nb201's supernet one cell per stage (its ``budgets``):
+    # one search of any method on nb201 and real CIFAR-10 in at most about 5 minutes on 2 threads (measured:
+    # docs/measurements.md and reproductions/nb201-cifar10-cpu/)
+    "cpu": {"train_limit": 5000},
     "paper": {},
 }
+# A preset built on another: the base's values at each level (generic, space, method), then its own.
+BUDGET_BASE = {"cpu": "small"}
 
 BUDGET_HELP = {
     "smoke": "seconds on 2 CPU cores: tests and the quickstart (tiny networks, 2 search epochs)",
     "small": "minutes on a CPU: a real signal on small data",
+    "cpu": "real 32×32 data (CIFAR-10) on a CPU: small on 5,000 training images; an nb201 search ≤ 5 min on "
+           "2 threads",
     "paper": "the papers' settings (GPU; days per seed for the evaluation protocol)",
 }
+
+
+def budget_preset(budget: str, space_cls: Any, method_cls: Any) -> dict[str, Any]:
+    """The values of budget ``budget`` for a (method, space) pair: the generic preset, then the space's values,
+    then the method's (each more specific level wins); a preset with a base (``BUDGET_BASE``) takes the base's
+    values at each level before its own, so ``cpu`` keeps the method settings of ``small`` it does not change."""
+    chain = [b for b in (BUDGET_BASE.get(budget), budget) if b]
+    preset: dict[str, Any] = {}
+    for level in (BUDGETS, space_cls.budgets, method_cls.budgets):
+        for name in chain:
+            preset.update(level.get(name, {}))
+    return preset
 
 
 @dataclass
@@ -460,8 +481,7 @@ def resolve(method_cls: Any, space_cls: Any, budget: str, overrides: dict[str, s
     keys = declarations(method_cls, space_cls)
     values = {name: key.default for name, key in keys.items()}
     sources = {name: key.origin for name, key in keys.items()}
-    preset = {**BUDGETS[budget], **space_cls.budgets.get(budget, {}), **method_cls.budgets.get(budget, {})}
-    for name, value in preset.items():
+    for name, value in budget_preset(budget, space_cls, method_cls).items():
         if name in values:
             values[name], sources[name] = value, f"budget:{budget}"
     typed: dict[str, Any] = {}

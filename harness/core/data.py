@@ -22,9 +22,14 @@ resized to ``image_size``) into uint8 tensors cached under ``$HARNESS_CACHE_DIR/
 ``~/.cache/nas-harness/datasets``), keyed by the folder's path, every file's name, size and modification
 time, and ``image_size``: written atomically under a file lock, so concurrent trials decode once and share
 it, and a changed folder gets a new entry. **ImageNet16-120** (NAS-Bench-201's third dataset) is read from
-the pickled batches of down-sampled ImageNet 16×16 and cached the same way. **CIFAR** missing from the data
-folder is downloaded there by one trial, under a file lock in that folder, and renamed into place whole
-(``_load_cifar``).
+the pickled batches of down-sampled ImageNet 16×16 and cached the same way. **CIFAR** is read from the data
+folder in either of two layouts: torchvision's python batches (``cifar-10-batches-py``; DARTS's split, the
+batches' stored order), or a lossless PNG copy in class folders (``train/<class>/*.png``, ``test/<class>/*.png``,
+e.g. the public repository cyizhuo/CIFAR-10-dataset), decoded once into the cache like a folder and checked
+image by image against CIFAR's classes, counts and 32×32 size (``read_cifar_png``). A PNG copy does not keep
+the batches' order, so it gets the class-stratified order: its search halves are 25,000 images each, 2,500 per
+class, but not DARTS's exact halves. With neither layout, CIFAR is downloaded there by one trial, under a file
+lock in that folder, and renamed into place whole (``_load_cifar``).
 """
 
 from __future__ import annotations
@@ -57,8 +62,10 @@ from harness.core.train import memory_format
 
 DATASETS = {
     "digits": "scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes; offline)",
-    "cifar10": "CIFAR-10 via torchvision (downloaded on first use into the data folder)",
-    "cifar100": "CIFAR-100 via torchvision (downloaded on first use into the data folder)",
+    "cifar10": "CIFAR-10: torchvision's python batches (downloaded on first use into the data folder) or a PNG "
+               "copy there in class folders (train/<class>/*.png, test/<class>/*.png)",
+    "cifar100": "CIFAR-100: torchvision's python batches (downloaded on first use into the data folder) or a PNG "
+                "copy there in class folders (train/<class>/*.png, test/<class>/*.png)",
     "imagenet16-120": "NAS-Bench-201's ImageNet16-120: down-sampled ImageNet 16×16, its first 120 classes "
                       "(no download: place the files in <data folder>/ImageNet16)",
     "folder:PATH": "any ImageFolder layout with train/ and test/ (or val/), resized to image_size; decoded "
@@ -70,6 +77,14 @@ _CIFAR = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels"),
     "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels"),
 }
+_CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
+# CIFAR as PNGs in class folders: images per class in train/ and test/, and CIFAR-10's class names (its labels
+# 0..9 in this order, which is also their sorted order, as an ImageFolder numbers them). CIFAR-100's 100 fine
+# labels are numbered in the sorted order of their names too, so its folders are checked by count.
+CIFAR_PNG_COUNTS = {"cifar10": (5000, 1000), "cifar100": (500, 100)}
+CIFAR_PNG_CLASSES = {"cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                                 "truck")}
+CIFAR_SIZE = 32
 # NAS-Bench-201's ImageNet16-120: the down-sampled ImageNet 16×16 files (image-net.org's Imagenet16_train and
 # Imagenet16_val archives) in <data dir>/ImageNet16; labels 1..1000 in the files, of which the benchmark keeps
 # 1..120 (as labels 0..119). Crop padding 2 and horizontal flip, as in NAS-Bench-201's training pipeline.
@@ -218,7 +233,7 @@ def load_dataset(name: str, data_dir: Path | None = None, image_size: int = 32,
     if name == "digits":
         return _load_digits()
     if name in _CIFAR:
-        return _load_cifar(name, Path(data_dir) if data_dir else default_data_dir())
+        return _load_cifar(name, Path(data_dir) if data_dir else default_data_dir(), cache)
     if name == "imagenet16-120":
         return _load_imagenet16(Path(data_dir) if data_dir else default_data_dir(), cache)
     return _load_folder(Path(name[len("folder:"):]).expanduser(), image_size, cache)
@@ -299,9 +314,9 @@ def _read_pickled(folder: Path, train: list[str], test: list[str], label_key: st
 def read_cifar_folder(name: str, root: Path) -> Dataset:
     """Read CIFAR's python-pickle batches from ``root`` (the layout torchvision downloads)."""
     sub, train_files, test_files, label_key = _CIFAR[name]
-    tensors = _read_pickled(root / sub, train_files, test_files, label_key, 32, name,
+    tensors = _read_pickled(root / sub, train_files, test_files, label_key, CIFAR_SIZE, name,
                             "delete the folder to download them again")
-    return Dataset(name, *tensors, 10 if name == "cifar10" else 100, crop_padding=4, flip=True, order=ORDER_CIFAR)
+    return Dataset(name, *tensors, _CIFAR_CLASSES[name], crop_padding=4, flip=True, order=ORDER_CIFAR)
 
 
 def _download_cifar(name: str, folder: Path) -> None:
@@ -317,8 +332,9 @@ def _missing(folder: Path, files: list[str]) -> list[str]:
     return [f for f in files if not (folder / f).is_file()]
 
 
-def _load_cifar(name: str, root: Path) -> Dataset:
-    """CIFAR ``name`` from ``root``, downloaded first if its files are missing.
+def _load_cifar(name: str, root: Path, cache: Path) -> Dataset:
+    """CIFAR ``name`` from ``root``: its python batches; else its PNG copy in ``root/train`` and ``root/test``
+    (``read_cifar_png``, cached in ``cache``); else downloaded.
 
     Trials that start together (on one node, or on nodes sharing the data folder) download once: the download
     holds the exclusive ``flock`` of ``<root>/<folder>.lock`` and checks again once it holds it, so a trial that
@@ -327,6 +343,8 @@ def _load_cifar(name: str, root: Path) -> Dataset:
     cut short leaves nothing but its temporary folder, removed on the way out)."""
     sub, train_files, test_files, _ = _CIFAR[name]
     files = train_files + test_files
+    if _missing(root / sub, files) and ((root / "train").is_dir() or (root / "test").is_dir()):
+        return _load_cifar_png(name, root, cache)
     if _missing(root / sub, files):
         if os.environ.get("HARNESS_OFFLINE") == "1":
             raise UserError(f"{name} is not in '{root / sub}' and downloads are off (HARNESS_OFFLINE=1); "
@@ -357,6 +375,57 @@ def _fetch_cifar(name: str, root: Path) -> None:
         os.replace(tmp / sub, root / sub)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_cifar_png(name: str, root: Path, cache: Path) -> Dataset:
+    """CIFAR ``name`` from its PNG copy in ``root/train`` and ``root/test`` (checked, then decoded once and
+    cached like a folder)."""
+    labelled, n_train, classes = _cifar_png_files(name, root)
+    key = {"dataset": name, "layout": "png", "root": str(root.resolve()),
+           "files": _file_stats(root, [f for f, _ in labelled])}
+    return _cached_dataset(cache, name, key, lambda: read_cifar_png(name, root, labelled, n_train, classes))
+
+
+def _cifar_png_files(name: str, root: Path) -> tuple[list[tuple[Path, int]], int, list[str]]:
+    """The (file, label) pairs of a PNG copy of CIFAR ``name`` (training images first), their number of training
+    images and the class names; a copy that is not CIFAR ``name`` is one line saying what differs: a missing
+    split, other classes, other counts per class (``CIFAR_PNG_COUNTS``)."""
+    per_class = dict(zip(("train", "test"), CIFAR_PNG_COUNTS[name]))
+    found: dict[str, dict[str, list[Path]]] = {}
+    for split in per_class:
+        if not (root / split).is_dir():
+            raise UserError(f"'{root}' holds a PNG copy of {name} without its {split}/ folder; {name} in class "
+                            f"folders needs train/<class>/*.png and test/<class>/*.png")
+        found[split] = _class_files(root / split)
+    classes = list(found["train"])
+    want = list(CIFAR_PNG_CLASSES.get(name, ())) or classes
+    for split, files in found.items():
+        if list(files) != want or len(want) != _CIFAR_CLASSES[name]:
+            extra = sorted(set(files) - set(want))
+            missing = sorted(set(want) - set(files))
+            what = (f"{len(files)} class folders, {name} has {_CIFAR_CLASSES[name]}" if not (extra or missing)
+                    else f"extra: {', '.join(extra[:5]) or 'none'}; missing: {', '.join(missing[:5]) or 'none'}")
+            raise UserError(f"the class folders of '{root / split}' are not {name}'s ({what})")
+        wrong = [(c, len(f)) for c, f in files.items() if len(f) != per_class[split]]
+        if wrong:
+            c, n = wrong[0]
+            raise UserError(f"'{root / split / c}' has {n:,} images; {name} has {per_class[split]:,} per class in "
+                            f"{split}/ ({len(wrong)} class folder(s) differ): the copy is incomplete or not {name}")
+    labelled = [(f, k) for split in ("train", "test") for k, c in enumerate(classes) for f in found[split][c]]
+    return labelled, len(classes) * per_class["train"], classes
+
+
+def read_cifar_png(name: str, root: Path, labelled: list[tuple[Path, int]], n_train: int,
+                   classes: list[str]) -> Dataset:
+    """Decode a PNG copy of CIFAR ``name`` (``labelled`` from ``_cifar_png_files``): every image must be 32×32
+    (nothing is resized: a resized copy is not CIFAR). Returned in class-stratified order, with CIFAR's
+    augmentation (crop padding 4, flip)."""
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
+        images = list(pool.map(lambda item: _decode_image(item[0], CIFAR_SIZE, resize=False), labelled))
+    x = torch.from_numpy(np.stack(images))
+    y = torch.tensor([k for _, k in labelled], dtype=torch.int64)
+    return _stratified(Dataset(name, x[:n_train], y[:n_train], x[n_train:], y[n_train:], _CIFAR_CLASSES[name],
+                               crop_padding=4, flip=True, classes=tuple(classes)))
 
 
 def read_imagenet16(folder: Path) -> Dataset:
@@ -515,9 +584,10 @@ def _walk_images(folder: Path, seen: dict[str, Path], above: tuple[str, ...]) ->
     return found
 
 
-def _decode_image(path: Path, image_size: int) -> np.ndarray:
+def _decode_image(path: Path, image_size: int, resize: bool = True) -> np.ndarray:
     """One image as uint8 [3, S, S]: converted to RGB (greyscale, palette and RGBA alike, as torchvision's
-    loader does) and resized bilinearly (torchvision's ``Resize`` on a PIL image does the same)."""
+    loader does) and resized bilinearly (torchvision's ``Resize`` on a PIL image does the same); without
+    ``resize``, an image of another size is one line."""
     from PIL import Image
 
     try:
@@ -529,6 +599,9 @@ def _decode_image(path: Path, image_size: int) -> np.ndarray:
                 warnings.simplefilter("ignore")  # PIL's palette-transparency and decompression-bomb warnings
                 with Image.open(fh) as img:
                     rgb = img.convert("RGB")
+        if rgb.size != (image_size, image_size) and not resize:
+            raise UserError(f"image '{path}' is {rgb.size[0]}×{rgb.size[1]}, not {image_size}×{image_size}; "
+                            "replace it with the original")
         if rgb.size != (image_size, image_size):
             rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
         return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy()
