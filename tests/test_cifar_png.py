@@ -146,3 +146,28 @@ def test_budget_preset_levels_and_base_order():
     assert preset["a"] == "space-small" and preset["b"] == "space-cpu" and preset["c"] == "method-small"
     assert preset["train_limit"] == BUDGETS["cpu"]["train_limit"]
     assert budget_preset("small", Space, Method)["b"] == "space-small"
+
+
+# --- end to end: a search on the PNG copy is a CIFAR-10 search ---------------------------------------------
+
+@pytest.mark.slow
+def test_a_search_on_the_png_copy_is_a_cifar10_search_in_the_record(tmp_path, monkeypatch):
+    """In-process, as a run's trial does it (``build_spec``, then ``execute_trial``): the record names cifar10,
+    takes the benchmark's CIFAR-10 column as its test figure and keeps the PNG copy's stratified split."""
+    import json
+
+    from harness.experiment import RunRequest, build_spec
+    from harness.trial import execute_trial
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_png_copy(tmp_path / "cifar")
+    spec = build_spec(RunRequest(method="darts", space="nb201", dataset="cifar10", budget="smoke", seeds=[0],
+                                 overrides=[], out=tmp_path / "results", name="png", cpus_per_trial=None,
+                                 gpus_per_trial=None, max_concurrent=None, max_failures=None, address=None,
+                                 data_dir=str(root), resume=False))
+    execute_trial(spec, 0, report=lambda metrics: None)
+    record = json.loads(spec.record_path(0).read_text())
+    assert record["dataset"] == "cifar10"
+    assert record["test_acc"] == record["benchmark"]["cifar10_test"] and "cifar10_test" in record["test_acc_source"]
+    assert record["split"]["order"] == ORDER_STRATIFIED and record["split"]["classes"] == list(CLASSES)
+    assert record["split"]["weights"] == record["split"]["arch"] == [TRAIN // 2] * 10
