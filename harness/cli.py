@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness {run,study,report,list,leaderboard,show,ls,config,nb201}``.
+"""Command line: ``python -m harness {run,study,report,list,leaderboard,show,ls,config,nb201,published}``.
 
 A user's mistake is one line on stderr and exit status 2; nothing is written before the input is known
 to be good.
@@ -184,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--table", default="default", help=table_help)
     info = nb201_sub.add_parser("info", help="a table's columns and provenance")
     info.add_argument("--table", default="default", help=table_help)
+
+    published = sub.add_parser("published", help="the papers' published figures the leaderboard and the report set "
+                                                 "beside measured rows, with their sources and budgets")
+    published.add_argument("--method", help="only this method's rows (e.g. darts, gdas, agnas; rsps, optimum)")
+    published.add_argument("--space", help="only this space's rows: darts, hetero, nb201 or proxyless")
+    published.add_argument("--dataset", help="only the rows measured or searched on this dataset: cifar10, cifar100, "
+                                             "imagenet16-120 or imagenet")
 
     config = sub.add_parser("config", help="the resolved configuration: every key --set accepts")
     config.add_argument("--method", required=True)
@@ -435,6 +442,12 @@ def cmd_ls(args: argparse.Namespace, console: Console) -> int:
     return print_listing(args.dir, console)
 
 
+def cmd_published(args: argparse.Namespace, console: Console) -> int:
+    from harness.listing import print_published
+
+    return print_published(console, args.method, args.space, args.dataset)
+
+
 def main(argv: list[str] | None = None) -> int:
     handle_sigterm()  # first: SIGTERM ends a command like Ctrl-C: one line, exit 130, a resume hint for a run
     try:
@@ -458,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_nb201(args, console)
         if args.command == "ls":
             return cmd_ls(args, console)
+        if args.command == "published":
+            return cmd_published(args, console)
         return cmd_show(args, console)
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

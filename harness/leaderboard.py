@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from harness.core.config import BASELINE_METHOD
 from harness.core.errors import UserError
 from harness.core.metric_table import METRICS, NULL, board_metrics, metric
 from harness.core.provenance import benchmark_queries, count_text, record_benchmark, search_source
+from harness.core.published import PAPER_BUDGET, SEARCH_UNITS, budget_note, figure_text, match
 from harness.core.records import atomic_write_many
 from harness.core.stats import (  # duration_text: the one formatter of times, shared by every view
     MIN_IQM_VALUES,
@@ -85,6 +86,19 @@ def metric_columns(m: Any) -> list[str]:
 
 BASE_COLUMNS = (GROUP_KEYS + ["n_seeds", "seeds"] + PROVENANCE_COLUMNS
                 + [c for m in BOARD_METRICS for c in metric_columns(m)] + COMPARISON_COLUMNS + ["rank"])
+# What the papers report for the row (``harness.core.published``; empty where they report nothing): the test
+# accuracy (100 − a published test error) as an average or single figure with its std, and as a best; which of those
+# the figure is (``published_statistic``: "mean of 3 runs", "one figure"); the row's mean minus it
+# (``published_diff``) and whether it lies inside the row's interval of the mean (``published_inside``); the final
+# network's parameters; the search cost in hours and as printed ("1.5 GPU-days"); the paper's budget in words, the
+# source (paper and table) and what else a reader must know (the error it was converted from, the paper's own note,
+# and whether the row's budget is the papers').
+PUBLISHED_COLUMNS = ["published_test_acc_mean", "published_test_acc_std", "published_test_acc_best",
+                     "published_statistic", "published_diff", "published_inside", "published_params_m",
+                     "published_search_hours", "published_search_cost", "published_budget", "published_source",
+                     "published_note"]
+_PUBLISHED_TEXT = ("published_statistic", "published_search_cost", "published_budget", "published_source",
+                   "published_note")
 # Record keys already summarised by BASE_COLUMNS (or not metrics).
 _SUMMARISED = {"seed"} | {m.key for m in BOARD_METRICS}
 # The end of a looked-up record's ``test_acc_source`` (``harness.trial.finish_by_lookup``): the table column.
@@ -303,19 +317,82 @@ def _with_reference_rows(df: pd.DataFrame, records: list[dict[str, Any]], tables
     return pd.concat([df, extra], ignore_index=True)
 
 
+def shared_config(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The configuration values every one of ``records`` has (a record without a ``config`` object has none): what
+    a published row's variant is checked against."""
+    configs = [r.get("config") if isinstance(r.get("config"), dict) else {} for r in records]
+    if not configs:
+        return {}
+    return {k: v for k, v in configs[0].items() if all(k in c and c[k] == v for c in configs[1:])}
+
+
+def published_columns(row: dict[str, Any] | pd.Series, config: dict[str, Any]) -> dict[str, Any]:
+    """``PUBLISHED_COLUMNS`` of a leaderboard row whose records share ``config``: the papers' figures that stand
+    beside it (``harness.core.published.match``), the difference of the row's mean test accuracy from the published
+    one and whether that lies inside the row's interval of the mean. NaN, NA and "" where the papers give nothing
+    (never a zero)."""
+    out: dict[str, Any] = {c: "" if c in _PUBLISHED_TEXT else float("nan") for c in PUBLISHED_COLUMNS}
+    out["published_inside"] = pd.NA
+    found = match(str(row["method"]), str(row["space"]), str(row["dataset"]), config)
+    if found is None:
+        return out
+    main = found.test_acc_row
+    if found.figure is not None:
+        mean, std = found.figure.as_test_acc()
+        out.update(published_test_acc_mean=mean, published_test_acc_std=float("nan") if std is None else std,
+                   published_statistic=found.figure.statistic_text())
+        measured, low, high = (row.get(c) for c in (_RANK_COLUMN, "test_acc_ci_low", "test_acc_ci_high"))
+        if _finite(measured):
+            out["published_diff"] = float(measured) - mean
+        if _finite(low) and _finite(high):
+            out["published_inside"] = bool(float(low) <= mean <= float(high))
+    if found.best is not None:
+        out["published_test_acc_best"] = found.best.as_test_acc()[0]
+    if found.params is not None:
+        out["published_params_m"] = found.params.mean
+    if found.search is not None:
+        out["published_search_hours"] = found.search.search_hours()
+        out["published_search_cost"] = f"{found.search.text()} {SEARCH_UNITS[found.search.metric]}"
+    roles = {id(found.best): "best", id(found.params): "params", id(found.search): "search cost"}
+    sources = {main.source: ""}
+    for other in found.rows():
+        sources.setdefault(other.source, roles.get(id(other), ""))
+    out["published_budget"] = main.budget
+    out["published_source"] = "; ".join(f"{s} ({role})" if role else s for s, role in sources.items())
+    notes = []
+    if main.metric != "test_acc":
+        notes.append(f"{main.name}: {main.metric.replace('_', ' ')} {main.text()} % as printed, as test accuracy "
+                     "100 − error")
+    notes += [r.note for r in dict.fromkeys((main, *found.rows())) if r.note]
+    if _finite(row.get("n_seeds")) and int(row["n_seeds"]) > 0:  # a measured row, not the benchmark's optimum
+        notes.append(budget_note(str(row["budget"])))
+    out["published_note"] = "; ".join(dict.fromkeys(n for n in notes if n))
+    return out
+
+
+def _with_published(df: pd.DataFrame, configs: dict[tuple[str, ...], dict[str, Any]]) -> pd.DataFrame:
+    """``df`` with ``PUBLISHED_COLUMNS`` (``published_columns``; ``configs``: each group's ``shared_config``)."""
+    rows = [published_columns(row, configs.get(tuple(str(row[k]) for k in GROUP_KEYS), {}))
+            for _, row in df.iterrows()]
+    published = pd.DataFrame(rows, index=df.index, columns=PUBLISHED_COLUMNS)
+    published["published_inside"] = published["published_inside"].astype("boolean")
+    return pd.concat([df, published], axis=1)
+
+
 def build_leaderboard(records: list[dict[str, Any]], reference: bool = False,
                       baseline: str = BASELINE_METHOD, tables: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per (method, space, dataset, budget, variant): seeds, the statistics over seeds of every
     metric the metric table gives leaderboard columns, the comparison of the ranked metric (test accuracy)
     with the ``baseline`` method's row without overrides in the same space, dataset and budget (``COMPARISON_COLUMNS``:
     paired by seed, ``harness.core.stats.paired_comparison``; ``p_holm`` is ``p_wilcoxon`` Holm-adjusted over the
-    non-baseline rows of the same space, dataset and budget), and rank; columns in ``BASE_COLUMNS`` order, then
-    ``<key>_mean`` for every other numeric record key and ``benchmark_<k>_mean/_std``.
+    non-baseline rows of the same space, dataset and budget), and rank; columns in ``BASE_COLUMNS`` order, the papers'
+    figures beside them (``PUBLISHED_COLUMNS``), then ``<key>_mean`` for every other numeric record key and
+    ``benchmark_<k>_mean/_std``.
     ``reference`` adds the benchmark optimum rows of ``reference_rows`` (unranked, not compared; ``tables``: the
     cache of ``record_benchmark``).
     """
     extra_keys, bench_keys = _numeric_keys(records)
-    columns = (BASE_COLUMNS + [f"{k}_mean" for k in extra_keys]
+    columns = (BASE_COLUMNS + PUBLISHED_COLUMNS + [f"{k}_mean" for k in extra_keys]
                + [f"benchmark_{k}_{s}" for k in bench_keys for s in ("mean", "std")])
     if not records:
         return pd.DataFrame(columns=columns)
@@ -341,6 +418,7 @@ def build_leaderboard(records: list[dict[str, Any]], reference: bool = False,
                   .rank(method="min", ascending=False).astype("Int64"))
     if reference:
         df = _with_reference_rows(df, records, tables)
+    df = _with_published(df, {key: shared_config(group) for key, group in groups.items()})
     df = df.sort_values(["space", "dataset", "budget", "rank", "method", "variant"], na_position="last")
     return df[columns].reset_index(drop=True)
 
@@ -462,13 +540,17 @@ def superscript(number: int) -> str:
 class Notes:
     """The notes of a set of rows. ``shared_source``: the one test source of every row, where they share one (said
     once, unnumbered: ``lines``); else one numbered note per distinct source (``source``: source → number).
-    One numbered note per search that queries a benchmark (``queries``: (method, search source) → number).
-    ``texts``: number → text."""
+    One numbered note per search that queries a benchmark (``queries``: (method, search source) → number), and one per
+    source and budget of the papers' figures beside the rows (``published``: (source, budget) → number).
+    ``texts``: number → text. ``published_lines``: what the published columns mean and, where a row's budget is not
+    the papers', that it is not (``published_notes``)."""
 
     source: dict[str, int]
     queries: dict[tuple[str, str], int]
     texts: dict[int, str]
     shared_source: str | None
+    published: dict[tuple[str, str], int] = field(default_factory=dict)
+    published_lines: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, df: pd.DataFrame) -> Notes:
@@ -490,21 +572,69 @@ class Notes:
                     texts[queries[key]] = (f"{key[0]} searched by {key[1]}: its cost is its queries, not the "
                                            "time the look-ups took (the benchmark has no training times to "
                                            "simulate it with)")
-        return cls(source, queries, texts, shared)
+        published: dict[tuple[str, str], int] = {}
+        for _, row in df.iterrows():
+            key = published_key(row)
+            if key is not None and key not in published:
+                published[key] = len(texts) + 1
+                texts[published[key]] = f"paper: {key[0]}; the paper's budget: {key[1]}"
+        return cls(source, queries, texts, shared, published, published_notes(df))
 
     def source_mark(self, row: pd.Series) -> int | None:
         """The note number of the row's test source, where the rows do not share one."""
         return self.source.get(str(row.get("test_source") or ""))
 
     def lines(self) -> list[str]:
-        """The notes as lines: the shared source first (unnumbered), then the numbered ones."""
+        """The notes as lines: the shared source first (unnumbered), then the numbered ones, then the published
+        figures' lines."""
         shared = [f"test acc %: {self.shared_source}"] if self.shared_source else []
-        return shared + [f"{superscript(n)} {text}" for n, text in self.texts.items()]
+        return shared + [f"{superscript(n)} {text}" for n, text in self.texts.items()] + self.published_lines
+
+    def published_mark(self, row: pd.Series) -> int | None:
+        """The note number of the source and budget of the papers' figure beside the row."""
+        key = published_key(row)
+        return None if key is None else self.published.get(key)
 
     def query_mark(self, row: pd.Series) -> int | None:
         if not is_query_search(row):
             return None
         return self.queries.get((str(row["method"]), str(row.get("search_source") or "")))
+
+
+def published_key(row: pd.Series) -> tuple[str, str] | None:
+    """(source, the paper's budget) of the papers' figure beside ``row``; None where the papers give none."""
+    source = row.get("published_source")
+    if not isinstance(source, str) or not source:
+        return None
+    return source, str(row.get("published_budget") or "")
+
+
+PUBLISHED_MEANING = ("paper %: the published test accuracy beside the row (100 − the test error where a paper "
+                     "states an error), as printed: mean ± std, one figure, or the best of runs; Δ paper: the row's "
+                     "mean − the published mean, and whether the published mean lies inside or outside the row's "
+                     "interval of the mean")
+
+
+def published_notes(df: pd.DataFrame) -> list[str]:
+    """The lines the views close with where a row has a published figure beside it: what the columns mean and,
+    for the measured rows not at the papers' budget, that they are not ("published figures are at the papers'
+    budget; this row is budget cpu")."""
+    with_figures = [row for _, row in df.iterrows() if published_key(row) is not None]
+    if not with_figures:
+        return []
+    measured = [row for row in with_figures if _finite(row.get("n_seeds")) and int(row["n_seeds"]) > 0]
+    other = [row for row in measured if str(row["budget"]) != PAPER_BUDGET]
+    budgets = list(dict.fromkeys(str(row["budget"]) for row in other))
+    if not budgets:
+        return [PUBLISHED_MEANING]
+    if len(other) == 1:
+        line = budget_note(budgets[0])
+    elif len(other) == len(measured):
+        line = (f"published figures are at the papers' budget; these rows are budget {budgets[0]}" if len(budgets) == 1
+                else f"published figures are at the papers' budget; these rows are budgets {', '.join(budgets)}")
+    else:
+        line = (f"published figures are at the papers' budget; the rows of budget {', '.join(budgets)} are not")
+    return [PUBLISHED_MEANING, line]
 
 
 def statistics_notes(df: pd.DataFrame, baseline: str | None = None) -> list[str]:
@@ -537,15 +667,35 @@ class ViewColumn:
 # never cut; the test accuracy never wraps.
 ESSENTIAL = ("method", "space", "dataset", "test_acc")
 # Shown by default where the board has them (the others on request: --columns).
-DEFAULT_COLUMNS = ("rank", "method", "space", "dataset", "budget", "seeds", "test_acc", "best", "search",
-                   "params", "madds", "latency", "op_tau", "arch_tau", "oneshot_tau", "p", "won")
-# Shown by default only when some row has a figure (a board column of the name's metric).
-_IF_ANY = {"latency": "latency_ms_mean", "arch_tau": "arch_kendall_tau_mean",
-           "oneshot_tau": "oneshot_kendall_tau_mean"}
+DEFAULT_COLUMNS = ("rank", "method", "space", "dataset", "budget", "seeds", "test_acc", "paper", "paper_diff", "best",
+                   "search", "params", "madds", "latency", "op_tau", "arch_tau", "oneshot_tau", "p", "won")
+# Shown by default only when some row has a figure (in one of the board's columns named).
+_IF_ANY = {"latency": ("latency_ms_mean",), "arch_tau": ("arch_kendall_tau_mean",),
+           "oneshot_tau": ("oneshot_kendall_tau_mean",),
+           "paper": ("published_test_acc_mean", "published_test_acc_best"), "paper_diff": ("published_diff",)}
 
 
 def _metric_cell(column: str) -> Callable[[pd.Series], str]:
     return lambda row: cell_text(row.get(column), _digits(column))
+
+
+def paper_text(row: pd.Series) -> str:
+    """The papers' test accuracy beside a row as printed (``harness.core.published.figure_text``): "97.00 ± 0.14",
+    "97.07" (one figure), "97.54 (best)" where the papers give only a best; "—" where they give nothing."""
+    mean, std, best = (row.get(f"published_test_acc_{s}") for s in ("mean", "std", "best"))
+    if _finite(mean):
+        return figure_text(float(mean), float(std) if _finite(std) else None)
+    return f"{figure_text(float(best))} (best)" if _finite(best) else NULL
+
+
+def paper_diff_text(row: pd.Series) -> str:
+    """The row's mean minus the published one, and whether the published mean lies inside the row's interval of
+    the mean: "-3.21 (outside)"; "—" where there is none."""
+    diff, inside = row.get("published_diff"), row.get("published_inside")
+    if not _finite(diff):
+        return NULL
+    where = "" if inside is None or inside is pd.NA else (" (inside)" if bool(inside) else " (outside)")
+    return f"{float(diff):+.2f}{where}"
 
 
 def view_columns(notes: Notes) -> dict[str, ViewColumn]:
@@ -562,6 +712,10 @@ def view_columns(notes: Notes) -> dict[str, ViewColumn]:
         mark = notes.source_mark(row)
         return test_acc_text(row, digits) + (superscript(mark) if mark else "")
 
+    def paper(row: pd.Series) -> str:
+        mark = notes.published_mark(row)
+        return paper_text(row) + (superscript(mark) if mark else "")
+
     columns = [
         ViewColumn("rank", "rank", lambda r: cell_text(r["rank"], 0)),
         ViewColumn("method", "method", method, numeric=False),
@@ -572,6 +726,8 @@ def view_columns(notes: Notes) -> dict[str, ViewColumn]:
         ViewColumn("seeds", "seeds", lambda r: cell_text(r["n_seeds"], 0) if r["n_seeds"] else NULL),
         ViewColumn("seed_list", "seed list", lambda r: str(r["seeds"]), numeric=False),
         ViewColumn("test_acc", "test acc %", test_acc),
+        ViewColumn("paper", "paper %", paper),
+        ViewColumn("paper_diff", "Δ paper", paper_diff_text),
         ViewColumn("best", "best", _metric_cell("test_acc_best")),
         ViewColumn("median", "median", _metric_cell("test_acc_median")),
         ViewColumn("iqm", "IQM", iqm_text),
@@ -607,10 +763,12 @@ def _has_any(df: pd.DataFrame, column: str) -> bool:
 
 def column_names(df: pd.DataFrame | None = None) -> list[str]:
     """The names ``--columns`` takes: the terminal's own (``view_columns``) and every column of ``df``'s CSV; without
-    ``df`` (a run's ``--columns``, checked before it starts) the columns every leaderboard can have: ``BASE_COLUMNS``
-    and the trailing ``<key>_mean`` of the metric table's metrics without columns of their own."""
+    ``df`` (a run's ``--columns``, checked before it starts) the columns every leaderboard can have: ``BASE_COLUMNS``,
+    ``PUBLISHED_COLUMNS`` and the trailing ``<key>_mean`` of the metric table's metrics without columns of their
+    own."""
     names = list(view_columns(Notes({}, {}, {}, None)))
-    csv = BASE_COLUMNS + [f"{m.key}_mean" for m in METRICS if not m.stats] if df is None else list(df.columns)
+    csv = (BASE_COLUMNS + PUBLISHED_COLUMNS + [f"{m.key}_mean" for m in METRICS if not m.stats] if df is None
+           else list(df.columns))
     return names + [c for c in csv if c not in names]
 
 
@@ -637,7 +795,7 @@ def _chosen(df: pd.DataFrame, notes: Notes, names: list[str] | None) -> tuple[li
     ``names`` (the method first, so that every row can be told apart; a CSV column as itself)."""
     catalogue = view_columns(notes)
     if names is None:
-        wanted = [n for n in DEFAULT_COLUMNS if n not in _IF_ANY or _has_any(df, _IF_ANY[n])]
+        wanted = [n for n in DEFAULT_COLUMNS if n not in _IF_ANY or any(_has_any(df, c) for c in _IF_ANY[n])]
     else:
         wanted = ["method"] + [n for n in dict.fromkeys(names) if n != "method"]
     essential = set(ESSENTIAL) | ({"budget"} if len(df) and df["budget"].nunique() > 1 else set())
@@ -779,9 +937,18 @@ def _baseline_of(group: pd.DataFrame) -> str:
 SHORT_COLUMNS = ("rank", "method", "seeds", "test_acc", "best", "search", "p", "won")
 
 
+def short_columns(group: pd.DataFrame) -> tuple[str, ...]:
+    """``SHORT_COLUMNS``, with the papers' test accuracy after the row's where a row of ``group`` has one."""
+    if not any(published_key(row) is not None for _, row in group.iterrows()):
+        return SHORT_COLUMNS
+    at = SHORT_COLUMNS.index("test_acc") + 1
+    return SHORT_COLUMNS[:at] + ("paper",) + SHORT_COLUMNS[at:]
+
+
 def markdown_leaderboard(df: pd.DataFrame) -> str:
     """The Markdown leaderboard: per space, search dataset and budget, its heading, where the test accuracy comes
-    from, one table of ``SHORT_COLUMNS`` (eight, readable on a screen) and the notes; every column is in the CSV."""
+    from, one table of ``short_columns`` (eight, readable on a screen; nine with the papers' figure) and the notes;
+    every column is in the CSV."""
     lines = ["# Leaderboard", "",
              "One table per space, search dataset and budget: test accuracy mean ± std over seeds. Every column "
              "(median, IQM, intervals, all p-values, costs, sizes, correlations) is in `leaderboard.csv` beside "
@@ -793,16 +960,16 @@ def markdown_leaderboard(df: pd.DataFrame) -> str:
         lines += [f"## {md_text(group_title(space, dataset, budget))}", ""]
         if notes.shared_source:
             lines += [f"Test accuracy: {md_text(notes.shared_source)}.", ""]
-        columns = [catalogue[n] for n in SHORT_COLUMNS]
+        columns = [catalogue[n] for n in short_columns(group)]
         headers = {"p": f"p vs {baseline} (Wilcoxon, Holm)", "won": f"seeds won vs {baseline}",
-                   "test_acc": "test acc %"}
+                   "test_acc": "test acc %", "paper": "paper test acc %"}
         lines.append("| " + " | ".join(md_text(headers.get(c.name, c.header)) for c in columns) + " |")
         lines.append("|" + "|".join("---:" if c.numeric else "---" for c in columns) + "|")
         for _, row in group.iterrows():
             cells = [p_text(row["p_holm"], row["p_holm_min"], row["n_common_seeds"]) if c.name == "p" else c.cell(row)
                      for c in columns]
             lines.append("| " + " | ".join(md_text(cell) for cell in cells) + " |")
-        notes_lines = [f"{superscript(n)} {text}" for n, text in notes.texts.items()]
+        notes_lines = [f"{superscript(n)} {text}" for n, text in notes.texts.items()] + notes.published_lines
         lines += [""] + [md_text(line) + "  " for line in notes_lines + statistics_notes(group, baseline)] + [""]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -810,14 +977,15 @@ def markdown_leaderboard(df: pd.DataFrame) -> str:
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
           "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
           ">": r"\textgreater{}", "|": r"\textbar{}", "±": r"$\pm$", "—": "---", "–": "--", "τ": r"$\tau$",
-          "ρ": r"$\rho$", "·": r"$\cdot$", "×": r"$\times$", "µ": r"$\mu$", "≥": r"$\geq$", "≤": r"$\leq$",
+          "ρ": r"$\rho$", "·": r"$\cdot$", "−": r"$-$", "Δ": r"$\Delta$", "×": r"$\times$", "µ": r"$\mu$",
+          "≥": r"$\geq$", "≤": r"$\leq$",
           "ⁿ": r"\textsuperscript{n}", **{sup: rf"\textsuperscript{{{digit}}}" for digit, sup in zip("0123456789",
                                                                                           "⁰¹²³⁴⁵⁶⁷⁸⁹")}}
 
 
 def latex_text(value: Any) -> str:
     """``value`` as LaTeX text that prints as it reads: every character LaTeX treats specially escaped (``\\ & % $
-    # _ { } ~ ^ < > |``), the symbols the views use (± — – τ ρ · × µ ≥ ≤, superscript digits and n) as LaTeX, a
+    # _ { } ~ ^ < > |``), the symbols the views use (± — – − Δ τ ρ · × µ ≥ ≤, superscript digits and n) as LaTeX, a
     line break a space."""
     return "".join(_LATEX.get(ch, ch) for ch in " ".join(str(value).splitlines()))
 
@@ -832,9 +1000,10 @@ def _latex_p(row: pd.Series) -> str:
 def latex_leaderboard(df: pd.DataFrame) -> str:
     """The leaderboard as LaTeX: per space, search dataset and budget one ``table`` with a booktabs ``tabular``
     (``\\usepackage{booktabs}``) that fits a page: method, seeds, test accuracy mean ± std (the best mean in bold:
-    rank 1), search cost, p-value and seeds won against the baseline; below it the protocol — budget, search
-    dataset, seeds, the test accuracy's source — with the notes (benchmark-query searches) and what the p-value and
-    "seeds won" mean. Every text escaped (``latex_text``)."""
+    rank 1), the papers' test accuracy where a row has one (``short_columns``), search cost, p-value and seeds won
+    against the baseline; below it the protocol — budget, search dataset, seeds, the test accuracy's source — with
+    the notes (benchmark-query searches, the papers' sources and budgets) and what the p-value and "seeds won"
+    mean. Every text escaped (``latex_text``)."""
     out = ["% Leaderboard tables of the NAS harness, generated from the trial records; needs \\usepackage{booktabs}.",
            ""]
     for (space, dataset, budget), group in _groups(df):
@@ -842,14 +1011,15 @@ def latex_leaderboard(df: pd.DataFrame) -> str:
         catalogue = view_columns(notes)
         baseline = _baseline_of(group)
         ranked = group[group["method"] != REFERENCE_METHOD]
-        headers = ["Method", "Seeds", r"Test acc.\ (\%)", "Search cost", rf"$p$ vs {latex_text(baseline)}",
-                   "Seeds won"]
+        papers = "paper" in short_columns(group)  # a column of the papers' test accuracy
+        headers = ["Method", "Seeds", r"Test acc.\ (\%)"] + ([r"Paper (\%)"] if papers else []) + [
+            "Search cost", rf"$p$ vs {latex_text(baseline)}", "Seeds won"]
         slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{space}-{dataset}-{budget}").strip("-").lower()
         out += [r"\begin{table}[htbp]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
                 rf"\caption{{{latex_text(group_title(space, dataset, budget))}: test accuracy (\%), mean $\pm$ "
                 "std over seeds}", rf"\label{{tab:leaderboard-{slug}}}",
                 # a method with its variant and the p cell (which may say why there is no p) wrap: the table fits a page
-                r"\begin{tabular}{p{2.4cm}rrrp{2cm}r}", r"\toprule",
+                r"\begin{tabular}{p{2.4cm}rr" + ("r" if papers else "") + "rp{2cm}r}", r"\toprule",
                 " & ".join(headers) + r" \\", r"\midrule"]
         for k, (_, row) in enumerate(group.iterrows()):
             reference = row["method"] == REFERENCE_METHOD
@@ -863,9 +1033,10 @@ def latex_leaderboard(df: pd.DataFrame) -> str:
             acc += rf"\textsuperscript{{{source_mark}}}" if source_mark else ""
             if not reference and _finite(row["rank"]) and int(row["rank"]) == 1:
                 acc = rf"\textbf{{{acc}}}"
-            cells = [method, latex_text(catalogue["seeds"].cell(row)), acc,
-                     latex_text(search_cost_text(row) if not reference else NULL), _latex_p(row),
-                     latex_text(catalogue["won"].cell(row))]
+            cells = [method, latex_text(catalogue["seeds"].cell(row)), acc] + (
+                [latex_text(catalogue["paper"].cell(row))] if papers else []) + [
+                latex_text(search_cost_text(row) if not reference else NULL), _latex_p(row),
+                latex_text(catalogue["won"].cell(row))]
             out.append(" & ".join(cells) + r" \\")
         seeds = sorted({s for text in ranked["seeds"] for s in str(text).split(",") if s},
                        key=lambda s: (not s.lstrip("-").isdigit(), int(s) if s.lstrip("-").isdigit() else 0, s))
@@ -876,6 +1047,7 @@ def latex_leaderboard(df: pd.DataFrame) -> str:
             protocol += f"; test accuracy: {notes.shared_source}"
         texts = [latex_text(protocol + ". Mean ± std over seeds; the best mean in bold.")]
         texts += [rf"\textsuperscript{{{n}}}{latex_text(text)}." for n, text in notes.texts.items()]
+        texts += [latex_text(line) + "." for line in notes.published_lines]
         texts += [latex_text(line) for line in statistics_notes(group, baseline)]
         out += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip",
                 r"\parbox{\linewidth}{\footnotesize " + r" \\ ".join(texts) + "}", r"\end{table}", ""]

@@ -1,5 +1,6 @@
 """What a results folder holds: ``ls`` (every experiment and study under a folder, with its state) and ``show FOLDER``
-(an experiment's or a study's trials with their key figures).
+(an experiment's or a study's trials with their key figures); and ``published``, the papers' figures the harness
+sets beside its own (``harness.core.published``).
 
 An experiment is a folder with ``experiment.json``; a study one with ``study.json``, whose cells are the experiments
 under its ``cells/``. A seed is done when the experiment's ``trials/`` holds a record of it with the experiment's
@@ -24,11 +25,13 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from harness.core.errors import UserError, one_line
+from harness.core.errors import UserError, one_line, unknown_name
 from harness.core.metric_table import NULL
 from harness.core.places import place
+from harness.core.published import METRICS, PUBLISHED_FILE, Published, load_published
 from harness.core.records import MAX_RECORD_BYTES, read_limited
 from harness.core.storage import Remote, uri
+from harness.leaderboard import superscript
 from harness.lock import lock_holder
 from harness.spec import CHECKPOINTS_DIR, RECORDS_DIR, SPEC_FILE, ExperimentSpec
 from harness.study import CELLS_DIR, STUDY_SPEC
@@ -371,4 +374,115 @@ def show_folder(folder: Path | Remote, console: Console) -> int:
     if records:
         console.print(trials_of(rows, f"trials of {folder.name}", entry.kind == "study"))
         console.print(f"one trial: python -m harness show {shlex.quote(records[0]['_path'])}", soft_wrap=True)
+    return 0
+
+
+# --- the papers' published figures: ``published`` ---------------------------------------------------------------
+PUBLISHED_COLUMNS = ("method", "as the paper names it", "dataset", "metric", "published", "figure")
+
+
+def _published_blocks(rows: list[Published]) -> list[list[Published]]:
+    """``rows`` in runs of one source, space and budget (the file's order)."""
+    blocks: list[list[Published]] = []
+    for row in rows:
+        key = (row.source, row.space, row.budget)
+        if blocks and (blocks[-1][0].source, blocks[-1][0].space, blocks[-1][0].budget) == key:
+            blocks[-1].append(row)
+        else:
+            blocks.append([row])
+    return blocks
+
+
+def _row_note(row: Published) -> str:
+    if row.compare:
+        return row.note
+    return "context only, never set beside a measured row" + (f": {row.note}" if row.note else "")
+
+
+def published_block(rows: list[Published], width: int) -> list[Any]:
+    """One table of the file (rows of one source, space and budget) for ``published``: its source (bold), space,
+    the dataset searched on where a figure is measured on another, and budget as lines that wrap at ``width``, a
+    note every row shares, then a row per figure — the method with its variant, the row as the paper names it (where
+    it is not the previous row's), the dataset, the metric, the figure as printed and what it is (an average, a
+    best, one figure) — and the notes of single rows, numbered. Laid out for ``width``: in six columns where they
+    fit; else the paper's name under the method; else each row's words stacked on two lines beside its figure. A
+    figure never wraps and nothing is cut."""
+    first = rows[0]
+    transferred = [r for r in rows if r.dataset != r.search_dataset]
+    searches = {r.search_dataset for r in rows}
+    searched = f", searched on {first.search_dataset}" if transferred and len(searches) == 1 else ""
+    parts: list[Any] = [Text(first.source, style="bold"),
+                        Text(f"space {first.space}{searched}; the paper's budget: {first.budget}")]
+    notes = list(dict.fromkeys(_row_note(r) for r in rows))
+    shared = notes[0] if len(notes) == 1 and notes[0] else None
+    if shared:
+        parts.append(Text(f"note: {shared}"))
+    numbered = {} if shared or notes == [""] else {n: k for k, n in enumerate((n for n in notes if n), 1)}
+    cells = []
+    for k, row in enumerate(rows):
+        mark = numbered.get(_row_note(row))
+        # the paper's name where it is not the previous row's (a table's rows of one method and name read as one)
+        same = k and (rows[k - 1].label, rows[k - 1].name, _row_note(rows[k - 1])) == (row.label, row.name,
+                                                                                           _row_note(row))
+        name = "" if same else row.name + (superscript(mark) if mark else "")
+        dataset = (f"{row.dataset} (searched on {row.search_dataset})"
+                   if row.dataset != row.search_dataset and not searched else row.dataset)
+        cells.append((row.label, name, dataset, METRICS[row.metric][0], row.text(), row.statistic_text()))
+    widths = [max(len(text) for text in column) for column in zip(PUBLISHED_COLUMNS, *cells)]
+    gaps = lambda n: 3 * (n - 1) + 2  # noqa: E731 -- each column border is three spaces wide and each edge one
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    if sum(widths) + gaps(6) <= width:  # one line per figure
+        for k, header in enumerate(PUBLISHED_COLUMNS):
+            table.add_column(header, justify="right" if k == 4 else "left", no_wrap=True)
+        for row in cells:  # as Text: a "[order=1]" is no markup
+            table.add_row(*(Text(c) for c in row))
+    elif widths[0] + sum(widths[2:]) + gaps(5) <= width:  # the paper's name under the method
+        table.add_column(_two_lines(*PUBLISHED_COLUMNS[:2]), overflow="fold", min_width=widths[0])
+        for k, header in enumerate(PUBLISHED_COLUMNS[2:], 2):
+            table.add_column(header, justify="right" if k == 4 else "left", no_wrap=True)
+        for method, name, *rest in cells:
+            table.add_row(_two_lines(method, name) if name else Text(method), *(Text(c) for c in rest))
+    else:  # each row's words on two lines: method · name, then dataset · metric · figure; the figure beside them
+        table.add_column(_two_lines(f"{PUBLISHED_COLUMNS[0]} · {PUBLISHED_COLUMNS[1]}",
+                                    "dataset · metric · figure"), overflow="fold")
+        table.add_column(PUBLISHED_COLUMNS[4], justify="right", no_wrap=True, vertical="bottom")
+        for method, name, dataset, metric, value, figure in cells:
+            what = f"{dataset} · {metric} · {figure}"
+            table.add_row(_two_lines(f"{method} · {name}", what) if name else Padding(Text(what), (0, 0, 0, 2)),
+                          Text(value))
+    parts.append(table)
+    parts += [Text(f"{superscript(k)} {note}") for note, k in numbered.items()]
+    return parts
+
+
+def print_published(console: Console, method: str | None = None, space: str | None = None,
+                    dataset: str | None = None) -> int:
+    """``published``: the rows of the published-figures file (``harness.core.published``), those of ``method``,
+    ``space`` and ``dataset`` (the dataset measured on or searched on) where given, by the table they come from. A
+    name the file does not hold is one line naming the closest one."""
+    rows = list(load_published())
+    chosen = rows
+    for option, value, names in (("method", method, lambda r: [r.method]), ("space", space, lambda r: [r.space]),
+                                 ("dataset", dataset, lambda r: [r.dataset, r.search_dataset])):
+        if value is None:
+            continue
+        valid = list(dict.fromkeys(n for r in rows for n in names(r)))
+        if value not in valid:
+            raise UserError(unknown_name(option, value, valid, " in the published figures"))
+        chosen = [r for r in chosen if value in names(r)]
+    filters = ", ".join(f"{k} {v}" for k, v in (("method", method), ("space", space), ("dataset", dataset)) if v)
+    title = (f"published figures: {len(chosen)} of {len(rows)} rows" + (f" ({filters})" if filters else "")
+             + f", from {Path(*PUBLISHED_FILE.parts[-3:]).as_posix()}")
+    console.print(Text(title, style="bold"))
+    if not chosen:
+        console.print(f"no row has {filters}")
+        return 0
+    for block in _published_blocks(chosen):
+        console.print()
+        for part in published_block(block, console.width):
+            console.print(part)
+    console.print()
+    console.print("Figures as printed (a test error stays an error). The leaderboard and the report set the test "
+                  "accuracy of a row (100 − a test or top-1 error) beside their rows of the same method, space and "
+                  "dataset; a row marked 'context only' never stands beside one.", soft_wrap=False)
     return 0

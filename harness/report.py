@@ -36,6 +36,7 @@ from harness import __version__
 from harness.core.config import BASELINE_METHOD
 from harness.core.errors import UserError, one_line
 from harness.core.places import place
+from harness.core.published import PAPER_BUDGET, budget_note, figure_text
 from harness.core.records import atomic_write_many, load_records, read_limited
 from harness.core.stats import (
     BOOTSTRAP_RESAMPLES,
@@ -57,6 +58,9 @@ from harness.leaderboard import (
     latex_leaderboard,
     md_text,
     p_text,
+    paper_diff_text,
+    paper_text,
+    published_key,
     search_cost_text,
     statistics_notes,
     superscript,
@@ -98,6 +102,22 @@ COMPARISON_COLUMNS: list[tuple[str, Any]] = [
     ("seeds won", lambda r: won_text(r["seeds_won_share"], r["n_common_seeds"])),
     ("note", lambda r: str(r["comparison_note"]) if isinstance(r["comparison_note"], str) else ""),
 ]
+# The papers' figures beside a group's rows (``harness.leaderboard.PUBLISHED_COLUMNS``): (header, the cell of a
+# leaderboard row). ``_published_rows`` adds the method first; the paper's budget and source are the notes below.
+PUBLISHED_TABLE: list[tuple[str, Any]] = [
+    ("budget", lambda r: str(r["budget"]) if r["n_seeds"] else "—"),
+    ("test acc % mean ± std", test_acc_text),
+    ("interval of the mean", lambda r: interval_text(r["test_acc_ci_low"], r["test_acc_ci_high"],
+                                                     r["test_acc_interval"])),
+    ("paper test acc %", paper_text),
+    ("paper's figure", lambda r: str(r["published_statistic"] or "—")),
+    ("Δ paper (inside our interval?)", paper_diff_text),
+    ("best: ours / paper", lambda r: f"{cell_text(r['test_acc_best'], 2)} / "
+                                     f"{_published(r['published_test_acc_best'])}"),
+    ("params M: ours / paper", lambda r: f"{cell_text(r['params_m_mean'], 2)} / {_published(r['published_params_m'])}"),
+    ("search: ours / paper", lambda r: f"{search_cost_text(r) if r['n_seeds'] else '—'} / "
+                                       f"{r['published_search_cost'] or '—'}"),
+]
 # How each number of the report is computed, said on the page (HTML and Markdown).
 HOW = [
     "Every figure is computed from the trial records under the folder, over the seeds of a row (a seed that two "
@@ -128,6 +148,12 @@ HOW = [
     "test accuracy's source (in each group's title): a benchmark's figure looked up for the derived cell (which "
     "dataset and how many training epochs, as the benchmark states them), or the final network trained on the "
     "search dataset for the recorded number of epochs and tested once on its test split.",
+    "published figures: what the papers report for the same method, space and dataset (searched and tested on it), "
+    "copied from their tables into harness/core/published.toml ('python -m harness published' lists them), as "
+    "printed; a published test or top-1 error e is the test accuracy 100 − e. Δ paper: our mean − the published "
+    "mean (an average, or one figure where the paper gives no more); 'inside' where the published mean lies in our "
+    f"interval of the mean. The papers ran at their own budgets: a row of another budget than '{PAPER_BUDGET}' says "
+    "so, and its difference measures the budget as much as the method.",
 ]
 # A figure is as wide as its image (its caption wraps under it: a table box), images at their printed size
 # (``plot_width``) and never wider than the page; two one-panel figures sit side by side where the page is wide enough.
@@ -155,6 +181,37 @@ def _group_name(space: str, dataset: str, budget: str) -> str:
 
 def _seconds(hours: Any) -> float | None:
     return float(hours) * 3600.0 if isinstance(hours, (int, float)) and math.isfinite(hours) else None
+
+
+def _published(value: Any) -> str:
+    """A published figure as printed (``figure_text``); "—" where there is none."""
+    return figure_text(float(value)) if isinstance(value, (int, float)) and math.isfinite(value) else "—"
+
+
+def _published_rows(board: pd.DataFrame, names: dict[tuple[str, str], str], notes: Notes
+                    ) -> tuple[list[str], list[list[str]], list[str]] | None:
+    """The "Published figures" table of one group: headers, a row per leaderboard row with a published figure
+    beside it (``PUBLISHED_TABLE``; the paper's cell marked with its source's note), and the lines below it: each
+    source with the paper's budget, what the columns mean and, where a row's budget is not the papers', that it is
+    not. None where no row has one."""
+    board = board[[published_key(row) is not None for _, row in board.iterrows()]]
+    if not len(board):
+        return None
+    headers = ["method"] + [header for header, _ in PUBLISHED_TABLE]
+
+    def cell(header: str, fill: Any, row: pd.Series) -> str:
+        mark = notes.published_mark(row) if header == "paper test acc %" else None
+        return fill(row) + (superscript(mark) if mark else "")
+
+    rows = [[_label(row, names, notes)] + [cell(header, fill, row) for header, fill in PUBLISHED_TABLE]
+            for _, row in board.iterrows()]
+    lines = [f"{superscript(n)} {source}; the paper's budget: {budget}"
+             for (source, budget), n in notes.published.items()]
+    for _, row in board.iterrows():  # the row's own notes; its budget is said once, below
+        note = str(row["published_note"]).removesuffix(budget_note(str(row["budget"]))).rstrip("; ")
+        if note:
+            lines.append(f"{_label(row, names)}: {note}")
+    return headers, rows, lines + notes.published_lines
 
 
 def _label(row: pd.Series, names: dict[tuple[str, str], str], notes: Notes | None = None) -> str:
@@ -300,7 +357,8 @@ def _write_report(root: Path | Remote, records: list[dict[str, Any]], out: Path,
         name = _group_name(*key)
         notes = Notes.of(group)
         heading = _group_heading(key, notes)
-        lines = [f"{superscript(n)} {text}" for n, text in notes.texts.items()] + statistics_notes(group, baseline)
+        lines = ([f"{superscript(n)} {text}" for n, text in notes.texts.items() if n not in notes.published.values()]
+                 + statistics_notes(group, baseline))
         figures, comparison = (_stats_rows(group, names, notes, c) for c in (STAT_COLUMNS, COMPARISON_COLUMNS))
         parts_html += [f"<h2>{html.escape(heading)}</h2>", _html_table(*figures),
                        f"<h3>Compared with {html.escape(baseline)}, seed by seed</h3>", _html_table(*comparison)]
@@ -308,6 +366,13 @@ def _write_report(root: Path | Remote, records: list[dict[str, Any]], out: Path,
         parts_md += [f"## {md_text(heading)}\n", _md_table(*figures),
                      f"### Compared with {md_text(baseline)}, seed by seed\n", _md_table(*comparison)]
         parts_md += ["".join(md_text(line) + "  \n" for line in lines)]
+        published = _published_rows(group, names, notes)
+        if published is not None:
+            headers, rows, below = published
+            parts_html += ["<h3>Published figures</h3>", _html_table(headers, rows)]
+            parts_html += [f"<p class=note>{html.escape(line)}</p>" for line in below]
+            parts_md += ["### Published figures\n", _md_table(headers, rows),
+                         "".join(md_text(line) + "  \n" for line in below)]
         for plot in [p for p in plots if p.group == name]:
             png = plot.png.read_bytes()
             data = base64.b64encode(png).decode("ascii")
