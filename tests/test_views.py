@@ -310,7 +310,8 @@ def test_seeds_won_intervals_and_counts():
 
 @pytest.mark.parametrize("seconds, text", [
     (0.0, "0 s"), (1.2e-7, "0.120 µs"), (0.0004424, "442 µs"), (0.957, "957 ms"), (0.9996, "1.00 s"), (1.0, "1.00 s"),
-    (12.34, "12.3 s"), (59.96, "1.00 min"), (90.0, "1.50 min"), (3600.0, "1.00 h"), (5400.0, "1.50 h"),
+    (12.34, "12.3 s"), (59.96, "0.999 min"), (90.0, "1.50 min"), (3007.0, "50.1 min"), (3600.0, "1.00 h"),
+    (5400.0, "1.50 h"), (36 * 3600.0, "36.0 h"),
     (100_000.0, "27.8 h"), (2 * 86400.0, "2.00 d"), (None, "—"), (float("nan"), "—"), ("x", "—")])
 def test_durations_read_in_their_unit(seconds, text):
     assert duration_text(seconds) == text

@@ -224,8 +224,9 @@ def duration_text(seconds: Any) -> str:
         return NULL
     if float(seconds) == 0:
         return "0 s"
-    value = float(f"{float(seconds):.3g}")  # rounded first, so that 59.96 s reads "1.00 min", not "60.0 s"
-    for limit, unit, scale in _DURATION_UNITS:
-        if abs(value) < limit:
-            return f"{_significant(value / scale)} {unit}"
-    return f"{_significant(value / 86400.0)} d"
+    seconds = float(seconds)
+    rounded = abs(float(f"{seconds:.3g}"))  # the unit by the rounded figure: 59.96 s reads "0.999 min", not "60.0 s"
+    for limit, unit, scale in (*_DURATION_UNITS, (math.inf, "d", 86400.0)):
+        if rounded < limit:  # the figure rounded in its own unit: 3007 s is "50.1 min" and 36 h "36.0 h"
+            return f"{_significant(float(f'{seconds / scale:.3g}'))} {unit}"
+    raise AssertionError("unreachable: the last unit has no limit")
