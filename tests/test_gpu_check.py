@@ -109,6 +109,15 @@ def test_a_sharing_row_sums_its_trials_and_times_the_window_they_ran_together():
     assert (figures["trials"], figures["group_wall_seconds"], figures["pids"]) == (2, 21.5, [11, 12])
 
 
+def test_trials_spread_over_several_gpus_did_not_share_one():
+    on = [{"cuda_visible_devices": gpu} for gpu in ("0", "0", "1", "0")]
+    assert gpu_check.not_one_gpu(on, torch.device("cuda")) == (
+        "Ray gave the 4 trials different GPUs (0, 1), so they did not share one: run the check with "
+        "CUDA_VISIBLE_DEVICES set to one GPU")
+    assert gpu_check.not_one_gpu(on[:2], torch.device("cuda")) == ""
+    assert gpu_check.not_one_gpu([{"cuda_visible_devices": ""}, {"cuda_visible_devices": None}], CPU) == ""
+
+
 def test_the_barrier_lets_trials_go_together_and_names_the_missing_ones(tmp_path):
     passed = []
     threads = [threading.Thread(target=lambda i=i: (gpu_check.barrier(str(tmp_path), i, 2, 5.0), passed.append(i)))

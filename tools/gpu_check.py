@@ -27,7 +27,9 @@ lines go to stderr) with a row per check, in five sections, run in this order:
                  window from the first trial's first timed step to the last one's end, the group's wall time (worker
                  start-up and building included) and the summed images/s against one trial alone. Not the harness's
                  own launch (``python -m harness run --gpus-per-trial 0.5``): a fixed number of steps measures
-                 throughput, where a whole trial would mix in its correlation and evaluation phases.
+                 throughput, where a whole trial would mix in its correlation and evaluation phases. On a machine
+                 with several GPUs Ray may spread the trials over them: the row then FAILs and says to set
+                 ``CUDA_VISIBLE_DEVICES`` to one GPU.
 ``pairs``        every registered (method, space) pair (``python -m harness list``) runs one trial in-process
                  (``pair_records.trial_record``: ``build_spec`` + ``execute_trial``, seed 0, digits, one CPU thread)
                  with the GPU as its device: the smoke budget on the first 256 digits images (``train_limit=256``:
@@ -372,11 +374,23 @@ def sharing_row(count: int, plan: Plan, device: torch.device, pool: RayForSharin
     figures.update(config=list(plan.sharing_config), overrides=list(plan.sharing_sets), warmup=plan.sharing_warmup)
     if pool.start_seconds is not None and count == SHARES[0]:
         figures["ray_start_seconds"] = pool.start_seconds
+    spread = not_one_gpu(results, device)
+    if spread:
+        raise Failed(spread, figures)
     text = (f"{rate(figures['images_per_second_total'])} summed "
             f"({', '.join(f'{v:,.0f}' for v in figures['images_per_second_per_trial'])}) · {plan.sharing_steps} steps "
             f"each in {duration_text(figures['window_seconds'])} · group {duration_text(wall)}"
             + (f" · Ray started in {duration_text(pool.start_seconds)}" if "ray_start_seconds" in figures else ""))
     return figures, text
+
+
+def not_one_gpu(results: list[dict[str, Any]], device: torch.device) -> str:
+    """Why a sharing row's trials did not share one GPU (a machine with several: Ray spread them), or ""."""
+    gpus = sorted({str(r["cuda_visible_devices"]) for r in results})
+    if device.type != "cuda" or len(gpus) == 1:
+        return ""
+    return (f"Ray gave the {len(results)} trials different GPUs ({', '.join(gpus)}), so they did not share one: run "
+            "the check with CUDA_VISIBLE_DEVICES set to one GPU")
 
 
 def sharing_figures(results: list[dict[str, Any]], resources: dict[str, float], wall: float) -> dict[str, Any]:
