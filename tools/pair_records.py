@@ -48,30 +48,48 @@ def pairs() -> list[tuple[str, str]]:
     return valid_pairs()
 
 
-def run_pair(pair: tuple[str, str]) -> dict[str, Any]:
-    """The kept fields of one smoke trial of ``pair`` (seed 0, digits, one thread, CPU)."""
+def trial_record(pair: tuple[str, str], overrides: tuple[str, ...] = (), gpus_per_trial: float = 0,
+                 budget: str = "smoke") -> tuple[dict[str, Any], float]:
+    """One complete trial of ``pair`` in-process without Ray (digits, seed 0, one CPU thread; on the CPU unless
+    ``gpus_per_trial`` > 0), ``--set`` ``overrides`` applied: its record and its wall seconds."""
     import torch
 
-    from harness.core.records import json_safe
     from harness.experiment import RunRequest, build_spec
     from harness.trial import execute_trial
 
     torch.set_num_threads(1)
     method, space = pair
     with tempfile.TemporaryDirectory(prefix="nas-pairs-") as tmp:
-        spec = build_spec(RunRequest(method=method, space=space, dataset="digits", budget="smoke", seeds=[0],
-                                     overrides=[], out=Path(tmp), name="pair", cpus_per_trial=1, gpus_per_trial=0,
-                                     max_concurrent=None, max_failures=0, address=None, data_dir=None,
-                                     resume=False))
+        spec = build_spec(RunRequest(method=method, space=space, dataset="digits", budget=budget, seeds=[0],
+                                     overrides=list(overrides), out=Path(tmp), name="pair", cpus_per_trial=1,
+                                     gpus_per_trial=gpus_per_trial, max_concurrent=None, max_failures=0,
+                                     address=None, data_dir=None, resume=False))
         start = time.perf_counter()
         record = execute_trial(spec, 0, report=lambda metrics: None)
-        wall = time.perf_counter() - start
+        return record, time.perf_counter() - start
+
+
+def kept_fields(record: dict[str, Any], wall: float) -> dict[str, Any]:
+    """What the baseline keeps of a trial's record (``COMPARED``, the configuration hash, the environment and the wall
+    time), as the record file holds it: tuples are lists, NaN is null."""
+    from harness.core.records import json_safe
+
     kept = {key: record.get(key) for key in KEPT}
     kept["train_losses"] = [h.get("train_loss") for h in record["history"]]
     kept["config_hash"] = record["config_hash"]
     kept["environment"] = record["environment"]
     kept["wall_seconds"] = round(wall, 1)
-    return json.loads(json.dumps(json_safe(kept)))  # as the record file holds it: tuples are lists, NaN is null
+    return json.loads(json.dumps(json_safe(kept)))
+
+
+def differing(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The fields of ``COMPARED`` in which two kept trials differ (never the timings, the environment or the hash)."""
+    return [key for key in COMPARED if before.get(key) != now.get(key)]
+
+
+def run_pair(pair: tuple[str, str]) -> dict[str, Any]:
+    """The kept fields of one smoke trial of ``pair`` (seed 0, digits, one thread, CPU)."""
+    return kept_fields(*trial_record(pair))
 
 
 def _name(pair: tuple[str, str]) -> str:
@@ -125,7 +143,7 @@ def record_lines(results: dict[tuple[str, str], dict[str, Any]],
             lines.append(f"{label:16} no baseline ({folder / _name(pair)})")
             status = 1
             continue
-        differ = [k for k in COMPARED if before.get(k) != kept.get(k)]
+        differ = differing(before, kept)
         hashes = "same config hash" if before.get("config_hash") == kept["config_hash"] else "config hash changed"
         lines.append(f"{label:16} {'identical' if not differ else 'DIFFERS in ' + ', '.join(differ)}  "
                      f"(test {kept['test_acc']:.2f} %; {hashes}; {kept['wall_seconds']} s)")

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,11 @@ def sync(device: torch.device) -> None:
 
 
 def time_step(method_name: str, space_name: str, order: int, layout: str, device: torch.device, steps: int,
-              warmup: int, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Build one supernet as a trial does and time ``steps`` calls of its ``train_step`` (in this process)."""
+              warmup: int, overrides: list[str] | None = None,
+              ready: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Build one supernet as a trial does and time ``steps`` calls of its ``train_step`` (in this process).
+    ``ready``, if given, is called between the warm-up and the timed steps (``gpu_check.py``: a barrier, so that
+    trials sharing a device time their steps together)."""
     method_cls, space_cls = get_method(method_name), get_space(space_name)
     order_set = {"order": str(order)} if has_order(method_name, space_name) else {}  # GDAS, EoiNAS, AGNAS: none
     cfg = resolve(method_cls, space_cls, "paper",
@@ -159,6 +163,8 @@ def time_step(method_name: str, space_name: str, order: int, layout: str, device
     for _ in range(warmup):
         method.train_step((x_w, y_w), (x_a, y_a), epoch)
     sync(device)
+    if ready is not None:
+        ready()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
