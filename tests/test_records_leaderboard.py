@@ -522,7 +522,7 @@ GOLDEN = {
         '               —                 —   92.50        1.00 h       3.30    500.00      2.50 ± '
         '—   0.500        —',
         '    3   darts                     darts   digits           smoke        3     92.17 ± 2.93'
-        '               —                 —   95.50      50.2 min       3.30    500.00   2.50 ± 0.0'
+        '               —                 —   95.50      50.1 min       3.30    500.00   2.50 ± 0.0'
         '0   0.500        —',
         '    1   eoinas                    nb201   cifar10          smoke        2    94.06 ± 0.43¹'
         '               —                 —   94.37        1.00 h       1.07    153.27   7.80 ± 0.0'
@@ -628,7 +628,7 @@ GOLDEN = {
         '┡━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━┩',
         '│ supernet val accuracy  │       80 │ %    │',
         '│ test accuracy          │       91 │ %    │',
-        '│ search time            │ 50.2 min │      │',
+        '│ search time            │ 50.1 min │      │',
         '│ correlation time       │   10.0 s │      │',
         '│ evaluation time        │   2.00 h │      │',
         '│ device time            │   3.00 h │ CPU  │',
