@@ -366,8 +366,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
     },
     # real 32×32 data on a CPU: small's epochs, batch and method settings on a 5,000-image training subset
     # (2,500 per search half, class-balanced), with nb201's supernet one cell per stage (its ``budgets``):
-    # one search of any method on nb201 and real CIFAR-10 in at most about 5 minutes on 2 threads (measured:
-    # docs/measurements.md and reproductions/nb201-cifar10-cpu/)
+    # one search of any method on nb201 and real CIFAR-10 in at most about 5 minutes on 2 threads (measured for
+    # every one: reproductions/nb201-cifar10-cpu/README.md)
     "cpu": {"train_limit": 5000},
     "paper": {},
 }
