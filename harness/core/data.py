@@ -25,11 +25,11 @@ it, and a changed folder gets a new entry. **ImageNet16-120** (NAS-Bench-201's t
 the pickled batches of down-sampled ImageNet 16×16 and cached the same way. **CIFAR** is read from the data
 folder in either of two layouts: torchvision's python batches (``cifar-10-batches-py``; DARTS's split, the
 batches' stored order), or a lossless PNG copy in class folders (``train/<class>/*.png``, ``test/<class>/*.png``,
-e.g. the public repository cyizhuo/CIFAR-10-dataset), decoded once into the cache like a folder and checked
-image by image against CIFAR's classes, counts and 32×32 size (``read_cifar_png``). A PNG copy does not keep
-the batches' order, so it gets the class-stratified order: its search halves are 25,000 images each, 2,500 per
-class, but not DARTS's exact halves. With neither layout, CIFAR is downloaded there by one trial, under a file
-lock in that folder, and renamed into place whole (``_load_cifar``).
+e.g. the public repository cyizhuo/CIFAR-10-dataset), checked against CIFAR's classes and counts
+(``_cifar_png_files``), then decoded once into the cache like a folder, every image 32×32 (nothing resized). A PNG
+copy does not keep the batches' order, so it gets the class-stratified order: its search halves are 25,000 images
+each, 2,500 per class, but not DARTS's exact halves. With neither layout, CIFAR is downloaded there by one trial,
+under a file lock in that folder, and renamed into place whole (``_load_cifar``).
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def _missing(folder: Path, files: list[str]) -> list[str]:
 
 def _load_cifar(name: str, root: Path, cache: Path) -> Dataset:
     """CIFAR ``name`` from ``root``: its python batches; else its PNG copy in ``root/train`` and ``root/test``
-    (``read_cifar_png``, cached in ``cache``); else downloaded.
+    (``_load_cifar_png``, cached in ``cache``); else downloaded.
 
     Trials that start together (on one node, or on nodes sharing the data folder) download once: the download
     holds the exclusive ``flock`` of ``<root>/<folder>.lock`` and checks again once it holds it, so a trial that
@@ -383,7 +383,9 @@ def _load_cifar_png(name: str, root: Path, cache: Path) -> Dataset:
     labelled, n_train, classes = _cifar_png_files(name, root)
     key = {"dataset": name, "layout": "png", "root": str(root.resolve()),
            "files": _file_stats(root, [f for f, _ in labelled])}
-    return _cached_dataset(cache, name, key, lambda: read_cifar_png(name, root, labelled, n_train, classes))
+    # nothing is resized: a resized copy is not CIFAR (an image of another size is one line)
+    return _cached_dataset(cache, name, key,
+                           lambda: _decode_folder(name, labelled, n_train, classes, CIFAR_SIZE, resize=False))
 
 
 def _cifar_png_files(name: str, root: Path) -> tuple[list[tuple[Path, int]], int, list[str]]:
@@ -413,19 +415,6 @@ def _cifar_png_files(name: str, root: Path) -> tuple[list[tuple[Path, int]], int
                             f"{split}/ ({len(wrong)} class folder(s) differ): the copy is incomplete or not {name}")
     labelled = [(f, k) for split in ("train", "test") for k, c in enumerate(classes) for f in found[split][c]]
     return labelled, len(classes) * per_class["train"], classes
-
-
-def read_cifar_png(name: str, root: Path, labelled: list[tuple[Path, int]], n_train: int,
-                   classes: list[str]) -> Dataset:
-    """Decode a PNG copy of CIFAR ``name`` (``labelled`` from ``_cifar_png_files``): every image must be 32×32
-    (nothing is resized: a resized copy is not CIFAR). Returned in class-stratified order, with CIFAR's
-    augmentation (crop padding 4, flip)."""
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
-        images = list(pool.map(lambda item: _decode_image(item[0], CIFAR_SIZE, resize=False), labelled))
-    x = torch.from_numpy(np.stack(images))
-    y = torch.tensor([k for _, k in labelled], dtype=torch.int64)
-    return _stratified(Dataset(name, x[:n_train], y[:n_train], x[n_train:], y[n_train:], _CIFAR_CLASSES[name],
-                               crop_padding=4, flip=True, classes=tuple(classes)))
 
 
 def read_imagenet16(folder: Path) -> Dataset:
@@ -611,14 +600,16 @@ def _decode_image(path: Path, image_size: int, resize: bool = True) -> np.ndarra
         raise UserError(f"cannot read image '{path}' ({exc.__class__.__name__}); remove or replace it") from None
 
 
-def _decode_folder(root: Path, labelled: list[tuple[Path, int]], n_train: int, classes: list[str],
-                   image_size: int) -> Dataset:
-    """Decode ``labelled`` (file, label) pairs, the first ``n_train`` of them the training set."""
+def _decode_folder(name: str, labelled: list[tuple[Path, int]], n_train: int, classes: list[str],
+                   image_size: int, resize: bool = True) -> Dataset:
+    """Decode ``labelled`` (file, label) pairs, the first ``n_train`` of them the training set, as the dataset
+    ``name`` in class-stratified order (crop padding ``image_size // 8``: CIFAR's 4 at 32×32; flip); without
+    ``resize`` an image of another size is one line (``_decode_image``)."""
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
-        images = list(pool.map(lambda item: _decode_image(item[0], image_size), labelled))
+        images = list(pool.map(lambda item: _decode_image(item[0], image_size, resize), labelled))
     x = torch.from_numpy(np.stack(images))
     y = torch.tensor([k for _, k in labelled], dtype=torch.int64)
-    ds = Dataset(f"folder:{root}", x[:n_train], y[:n_train], x[n_train:], y[n_train:], len(classes),
+    ds = Dataset(name, x[:n_train], y[:n_train], x[n_train:], y[n_train:], len(classes),
                  crop_padding=max(1, image_size // 8), flip=True, classes=tuple(classes))
     return _stratified(ds)
 
@@ -643,7 +634,7 @@ def _load_folder(root: Path, image_size: int, cache: Path) -> Dataset:
     key = {"dataset": "folder", "root": str(root.resolve()), "image_size": image_size,
            "files": _file_stats(root, [f for f, _ in labelled])}
     return _cached_dataset(cache, f"folder:{root}", key,
-                           lambda: _decode_folder(root, labelled, n_train, classes, image_size))
+                           lambda: _decode_folder(f"folder:{root}", labelled, n_train, classes, image_size))
 
 
 def from_host(t: torch.Tensor, device: torch.device) -> torch.Tensor:
