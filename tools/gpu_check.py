@@ -90,7 +90,7 @@ from harness.console import make_console  # noqa: E402
 from harness.core.config import parse_overrides, resolve  # noqa: E402
 from harness.core.data import Dataset, SearchData  # noqa: E402
 from harness.core.errors import UserError  # noqa: E402
-from harness.core.records import environment_summary, run_environment  # noqa: E402
+from harness.core.records import atomic_write, environment_summary, run_environment  # noqa: E402
 from harness.core.registry import get_method, get_space  # noqa: E402
 from harness.core.stats import duration_text  # noqa: E402
 from harness.core.train import configure_backends, seed_everything  # noqa: E402
@@ -559,10 +559,8 @@ def rerun_command(rows: list[Row], cpu_quick: bool) -> str:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomically: a complete file or none."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    """Atomically (``atomic_write``): a complete file or none."""
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=1, default=str) + "\n"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -620,8 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         try:
             write_json(args.json, {**info, "rows": [row.to_json() for row in rows]})
-        except OSError as exc:
-            print(f"gpu_check: error: cannot write --json {args.json}: {exc.strerror or exc}", file=sys.stderr)
+        except UserError as exc:  # atomic_write's one line for an OS error (a full disk, a read-only folder)
+            print(f"gpu_check: error: --json: {exc}", file=sys.stderr)
             return 2
         console.print(f"written: {args.json}", soft_wrap=True)
     if not finished:

@@ -455,10 +455,9 @@ def write(root: Path, check: bool) -> int:
             return 1
         print(f"{PAGE} is current")
         return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(target)
+    from harness.core.records import atomic_write
+
+    atomic_write(target, lambda f: f.write(text))  # parent folders created; a complete page or the old one
     print(f"wrote {PAGE} ({len(entries)} entries)")
     return 0
 
