@@ -12,6 +12,7 @@ and checkpoints (a local folder; an object store shows none). Reading a folder w
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import shlex
@@ -255,6 +256,12 @@ def _two_lines(name: str, what: str) -> Group:
     return Group(Text(name), Padding(Text(what), (0, 0, 0, 2)))
 
 
+def fits(widths: list[int], width: int) -> bool:
+    """Whether columns of ``widths`` fit ``width`` on one line in a ``box.SIMPLE_HEAD`` table without padded edges:
+    each column border is three spaces wide (padding, rule, padding) and each edge one."""
+    return sum(widths) + 3 * (len(widths) - 1) + 2 <= width
+
+
 def entries_table(entries: list[Entry], root: Path | Remote, width: int) -> Table:
     """One row per experiment or study: its folder (never shortened), what it runs, seeds (or trials) done, its state
     and its last change. When that is wider than ``width`` (a terminal of 80 columns), what it runs goes on a second
@@ -265,8 +272,7 @@ def entries_table(entries: list[Entry], root: Path | Remote, width: int) -> Tabl
             for name, e in zip(names, entries)]
     headers = ("name", WHAT, "done", "state", "changed")
     widths = [max(len(text) for text in column) for column in zip(headers, *rows)]
-    # each column border is three spaces wide (padding, rule, padding) and each edge one
-    one_line = sum(widths) + 3 * (len(widths) - 1) + 2 <= width
+    one_line = fits(widths, width)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     room = width - sum(widths[2:]) - 3 * 3 - 2  # what the first column may take beside the other three
     table.add_column("name" if one_line else _two_lines("name", WHAT), no_wrap=one_line,
@@ -381,18 +387,6 @@ def show_folder(folder: Path | Remote, console: Console) -> int:
 PUBLISHED_COLUMNS = ("method", "as the paper names it", "dataset", "metric", "published", "figure")
 
 
-def _published_blocks(rows: list[Published]) -> list[list[Published]]:
-    """``rows`` in runs of one source, space and budget (the file's order)."""
-    blocks: list[list[Published]] = []
-    for row in rows:
-        key = (row.source, row.space, row.budget)
-        if blocks and (blocks[-1][0].source, blocks[-1][0].space, blocks[-1][0].budget) == key:
-            blocks[-1].append(row)
-        else:
-            blocks.append([row])
-    return blocks
-
-
 def _row_note(row: Published) -> str:
     if row.compare:
         return row.note
@@ -429,14 +423,13 @@ def published_block(rows: list[Published], width: int) -> list[Any]:
                    if row.dataset != row.search_dataset and not searched else row.dataset)
         cells.append((row.label, name, dataset, METRICS[row.metric][0], row.text(), row.statistic_text()))
     widths = [max(len(text) for text in column) for column in zip(PUBLISHED_COLUMNS, *cells)]
-    gaps = lambda n: 3 * (n - 1) + 2  # noqa: E731 -- each column border is three spaces wide and each edge one
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    if sum(widths) + gaps(6) <= width:  # one line per figure
+    if fits(widths, width):  # one line per figure
         for k, header in enumerate(PUBLISHED_COLUMNS):
             table.add_column(header, justify="right" if k == 4 else "left", no_wrap=True)
         for row in cells:  # as Text: a "[order=1]" is no markup
             table.add_row(*(Text(c) for c in row))
-    elif widths[0] + sum(widths[2:]) + gaps(5) <= width:  # the paper's name under the method
+    elif fits([widths[0], *widths[2:]], width):  # the paper's name under the method
         table.add_column(_two_lines(*PUBLISHED_COLUMNS[:2]), overflow="fold", min_width=widths[0])
         for k, header in enumerate(PUBLISHED_COLUMNS[2:], 2):
             table.add_column(header, justify="right" if k == 4 else "left", no_wrap=True)
@@ -477,9 +470,10 @@ def print_published(console: Console, method: str | None = None, space: str | No
     if not chosen:
         console.print(f"no row has {filters}")
         return 0
-    for block in _published_blocks(chosen):
+    # the tables of the file: runs of rows of one source, space and budget, in the file's order
+    for _, block in itertools.groupby(chosen, key=lambda r: (r.source, r.space, r.budget)):
         console.print()
-        for part in published_block(block, console.width):
+        for part in published_block(list(block), console.width):
             console.print(part)
     console.print()
     console.print("Figures as printed (a test error stays an error). The leaderboard and the report set the test "
