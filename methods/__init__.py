@@ -1,3 +1,3 @@
 """Search methods; importing this package registers every method."""
 
-from methods import adwpnas, agnas, darts, eoinas, gdas, nos, proxyless, random_search  # noqa: F401
+from methods import adwpnas, agnas, blackbox, darts, eoinas, gdas, nos, proxyless, random_search  # noqa: F401

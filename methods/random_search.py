@@ -29,20 +29,26 @@ from harness.core.train import cosine_lr, evaluate, set_lr, sgd, time_train_step
 from methods.base import SearchMethod
 from spaces.base import SearchSpace
 
+# The budget of every black-box search (this one and ``methods/blackbox.py``'s), so that one ``--set`` gives them all
+# the same: evaluations per trial, and the training epochs of one at full fidelity.
+CANDIDATE_KEYS: dict[str, Key] = {
+    "rs_candidates": Key(30, "random search: number of sampled genotypes", "[1, inf)"),
+    "rs_epochs": Key(10, "random search: training epochs of each candidate", "[1, inf)"),
+}
+
 
 @register_method
 class RandomSearch(SearchMethod):
     name = "random"
     description = "random search: best of k sampled genotypes, each trained briefly"
     needs = frozenset({"sample"})
-    keys = {
-        "rs_candidates": Key(30, "random search: number of sampled genotypes", "[1, inf)"),
-        "rs_epochs": Key(10, "random search: training epochs of each candidate", "[1, inf)"),
-    }  # no search_epochs: the search has rs_candidates steps
+    keys = CANDIDATE_KEYS  # no search_epochs: the search has rs_candidates steps
     ignored_keys = frozenset({"corr_edges", "corr_batches"})
     # smoke: three candidates of one epoch each (seconds); small: eight of three epochs (minutes on a CPU)
     budgets = {"smoke": {"rs_candidates": 3, "rs_epochs": 1}, "small": {"rs_candidates": 8, "rs_epochs": 3}}
     benchmark_queries = "rs_candidates"  # on a space with a benchmark each candidate is one query (train_epoch)
+    # on NAS-Bench-201 every black-box method (``methods/blackbox.py``) has the same paper budget: 100 look-ups
+    space_defaults = {"nb201": {"rs_candidates": 100}}
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):

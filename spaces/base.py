@@ -27,13 +27,19 @@ so a new space runs every method whose needs it meets, and no method lists space
 - ``stage-features``: the supernet's ``forward_features(x)`` gives the outputs of its stages, and
   ``check_stage_features`` accepts the configuration (NOS's attention transfer).
 
+- ``encoding``: the genotypes are categorical choices (``encoding``, ``encode``, ``decode``, built from
+  ``encoding_units``), so a black-box searcher (``methods/blackbox.py``: REA, TPE, BOHB, random search with ASHA)
+  can propose them. Every space here offers it: the default units (one op per edge) and the space's own
+  derivation rule (``decode``) need nothing else.
+
 A benchmark table is not a capability: no method needs one (random search queries it where the space has one,
 ``benchmark()``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -86,7 +92,29 @@ FEATURES: dict[str, str] = {
     "uniform-ops": "every op of op_names a candidate of every edge",
     "cells": "repeated cells, each with its own edge instances (EdgeId.cell)",
     "stage-features": "stage outputs of the supernet (forward_features)",
+    "encoding": "genotypes as categorical choices (encode, decode)",
 }
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One categorical dimension of a space's genotype encoding (``SearchSpace.encoding``).
+
+    ``name`` is unique and plain ASCII (searchers key on it); ``values`` are strings; ``site`` names the node or
+    block the choice belongs to (a mutation picks a site, then one of its choices). An op choice sets the op of
+    edge ``edges[0]`` of ``group`` (``keep`` 0); an inputs choice picks which ``keep`` of its unit's ``edges`` the
+    genotype keeps, each value the kept edge rows joined by ``+`` (``"0+2"``)."""
+
+    name: str
+    values: tuple[str, ...]
+    site: str
+    group: str
+    edges: tuple[int, ...]
+    keep: int = 0
+
+    @property
+    def is_inputs(self) -> bool:
+        return self.keep > 0
 
 # The size keys of the cell spaces (DARTS, heterogeneous, NAS-Bench-201), valued per space in ``defaults`` and
 # in its ``budgets`` (``cell_budgets``).
@@ -316,6 +344,87 @@ class SearchSpace:
         in ``cell_graphs`` (the plots' importance heatmaps name their rows so). None (the default): the rows are
         numbered."""
         return None
+
+    # --- the categorical encoding (black-box searchers) ------------------------------------------
+    def encoding_units(self, group: str) -> list[tuple[str, tuple[int, ...], int]]:
+        """The genotype's units of choice in ``group``, in edge order: ``(site, edges, keep)``: a genotype keeps
+        ``keep`` of the unit's edges, each with one of its ``choice_ops``; ``site`` names where a mutation acts (a
+        node, a block). The default: every edge alone, kept, its own site (named by ``edge_labels``)."""
+        labels = self.edge_labels(group) or [f"edge {e}" for e in range(self.arch_shape()[group][0])]
+        return [(labels[e], (e,), 1) for e in range(self.arch_shape()[group][0])]
+
+    def encoding(self) -> list[Choice]:
+        """The genotypes as categorical choices: per unit of ``encoding_units`` that keeps fewer edges than it has,
+        one inputs choice over the combinations of ``keep`` edges (in edge order), and per edge one op choice over
+        its ``choice_ops`` (by name). An op choice of an edge its unit does not keep is inactive: it changes
+        nothing (``active_choices``)."""
+        choices = []
+        for group in self.arch_shape():
+            for unit, (site, edges, keep) in enumerate(self.encoding_units(group)):
+                where = f"{group} {site}"
+                if keep < len(edges):
+                    values = tuple("+".join(map(str, combo)) for combo in itertools.combinations(edges, keep))
+                    choices.append(Choice(f"{group}.u{unit}.inputs", values, where, group, tuple(edges), keep))
+                for edge in edges:
+                    values = tuple(self.op_names[op] for op in self.choice_ops(group, edge))
+                    choices.append(Choice(f"{group}.e{edge}", values, where, group, (edge,)))
+        return choices
+
+    def kept_edges(self, config: Mapping[str, str]) -> set[tuple[str, int]]:
+        """The (group, edge) pairs a configuration of ``encoding`` keeps (``ValueError``, one line, for a missing
+        choice or an unknown value)."""
+        kept = set()
+        for group in self.arch_shape():
+            for unit, (_, edges, keep) in enumerate(self.encoding_units(group)):
+                if keep < len(edges):
+                    name = f"{group}.u{unit}.inputs"
+                    value = config.get(name)
+                    combos = {"+".join(map(str, c)): c for c in itertools.combinations(edges, keep)}
+                    if value not in combos:
+                        raise ValueError(f"choice '{name}' must be one of {', '.join(combos)}, got {value!r}")
+                    edges = combos[value]
+                kept.update((group, edge) for edge in edges)
+        return kept
+
+    def active_choices(self, config: Mapping[str, str]) -> list[Choice]:
+        """The choices of ``encoding`` that decide the genotype ``config`` decodes to: every inputs choice and the
+        op choices of the kept edges."""
+        kept = self.kept_edges(config)
+        return [c for c in self.encoding() if c.is_inputs or (c.group, c.edges[0]) in kept]
+
+    def decode(self, config: Mapping[str, str]) -> Any:
+        """The genotype of a configuration of ``encoding``: a score matrix per group with 1 at every kept edge's
+        chosen op and 0 elsewhere, given to the space's own derivation rule (``derive``), so a decoded genotype is
+        always one the space can build. Where the rule cannot honour the choices (the heterogeneous space's node
+        whose two tier-1 ops are both non-feature) it gives its best valid genotype for them."""
+        scores = {group: np.zeros(shape) for group, shape in self.arch_shape().items()}
+        for choice in self.active_choices(config):
+            if choice.is_inputs:
+                continue
+            value = config.get(choice.name)
+            if value not in choice.values:
+                raise ValueError(f"choice '{choice.name}' must be one of {', '.join(choice.values)}, got {value!r}")
+            scores[choice.group][choice.edges[0], self.op_names.index(value)] = 1.0
+        return self.derive(scores)
+
+    def encode(self, genotype: Any) -> dict[str, str]:
+        """The configuration of ``encoding`` for ``genotype`` (its ``edge_choices``); an op choice of an edge the
+        genotype does not keep takes its first value. ``decode(encode(g))`` is ``g`` for every genotype the
+        space's ``sample`` and ``decode`` give."""
+        chosen = {}
+        for group, (rows, ops) in self.edge_choices([genotype]).items():
+            chosen.update({(group, int(r)): self.op_names[int(o)] for r, o in zip(rows[0], ops[0])})
+        config = {}
+        for choice in self.encoding():
+            if choice.is_inputs:
+                kept = [e for e in choice.edges if (choice.group, e) in chosen]
+                if len(kept) != choice.keep:
+                    raise ValueError(f"the genotype keeps {len(kept)} of edges {choice.edges} of '{choice.group}', "
+                                     f"the encoding {choice.keep}")
+                config[choice.name] = "+".join(map(str, kept))
+            else:
+                config[choice.name] = chosen.get((choice.group, choice.edges[0]), choice.values[0])
+        return config
 
     # --- benchmark provenance and genotype choices ----------------------------------------------
     @classmethod

@@ -609,7 +609,8 @@ class DartsSpace(SearchSpace):
 
     name = "darts"
     description = "DARTS cells: 4 nodes, 14 edges x 8 ops, shared normal and reduction cells"
-    features = frozenset({"sample", "edges", "tensor-ops", "uniform-ops", "cells", "stage-features"})
+    features = frozenset({"sample", "edges", "tensor-ops", "uniform-ops", "cells", "stage-features",
+                          "encoding"})
     op_names = DARTS_OPS
     size_keys = CELL_SIZE_KEYS
     cell_keys: ClassVar[dict[str, Key]] = {
@@ -650,6 +651,11 @@ class DartsSpace(SearchSpace):
         for index, (node, _) in enumerate(edge_sources()):
             units.setdefault(node, []).append(index)
         return [tuple(edges) for edges in units.values()]
+
+    def encoding_units(self, group: str) -> list[tuple[str, tuple[int, ...], int]]:
+        """Each intermediate node keeps two of its incoming edges (``choice_units``), the node its site: a mutation
+        changes one node's inputs or one of its kept ops, as Real et al. (2019) mutate a DARTS-like cell."""
+        return [(f"node {2 + k}", unit, 2) for k, unit in enumerate(self.choice_units(group))]
 
     def choice_ops(self, group: str, index: int) -> tuple[int, ...]:
         """Every candidate but ``none``: choosing it would remove the edge."""

@@ -305,7 +305,8 @@ class HeteroSpace(SearchSpace):
 
     name = "hetero"
     description = "NOS heterogeneous cells: residual blocks of feature, attention and dynamic-conv ops, 18 x 11"
-    features = frozenset({"sample", "edges", "uniform-ops", "cells", "stage-features"})  # its ops give Contributions
+    # its ops give Contributions
+    features = frozenset({"sample", "edges", "uniform-ops", "cells", "stage-features", "encoding"})
     op_names = HETERO_OPS
     size_keys = CELL_SIZE_KEYS
     defaults: ClassVar[dict[str, Any]] = {"search_layers": 8, "search_channels": 16,
@@ -322,6 +323,15 @@ class HeteroSpace(SearchSpace):
 
     def arch_shape(self) -> dict[str, tuple[int, int]]:
         return {"normal": (NUM_ROWS, len(self.op_names)), "reduce": (NUM_ROWS, len(self.op_names))}
+
+    def encoding_units(self, group: str) -> list[tuple[str, tuple[int, ...], int]]:
+        """Per inner node (its site): two of its tier-1 edges kept, and its tier-2 edge."""
+        units, start = [], 0
+        for step, node in enumerate(range(2, 2 + STEPS)):
+            units += [(f"node {node}", tuple(range(start, start + node)), 2),
+                      (f"node {node}", (TIER2_OFFSET + step,), 1)]
+            start += node
+        return units
 
     def build_supernet(self, edge_factory: EdgeFactory, info: DataInfo) -> nn.Module:
         return SearchNetwork(edge_factory, info, *cell_size(self, "search"), self, cell_cls=SearchCell)

@@ -155,7 +155,7 @@ class NB201Space(SearchSpace):
 
     name = "nb201"
     description = "NAS-Bench-201: 6 edges x 5 ops, one cell shared by all cells; 15,625 known architectures"
-    features = frozenset({"sample", "edges", "tensor-ops", "uniform-ops", "cells"})
+    features = frozenset({"sample", "edges", "tensor-ops", "uniform-ops", "cells", "encoding"})
     op_names = NB201_OPS
     size_keys = CELL_SIZE_KEYS
     keys: ClassVar[dict[str, Key]] = {
@@ -238,6 +238,14 @@ class NB201Space(SearchSpace):
         """``"source→node"`` in the benchmark's edge order: ``0→1``, ``0→2``, ``1→2``, ``0→3``, ``1→3``, ``2→3``
         (the architecture string ``|op~source|`` groups them by node)."""
         return [f"{source}→{node}" for node, source in EDGES]
+
+    def encoding_units(self, group: str) -> list[tuple[str, tuple[int, ...], int]]:
+        """Every edge kept, grouped by target node (the site): a mutation picks a node, then one of its edges, as
+        the benchmark's REA code does (``mutate_arch_func`` of AutoDL-Projects' ``R_EA.py``)."""
+        nodes: dict[int, list[int]] = {}
+        for index, (node, _) in enumerate(EDGES):
+            nodes.setdefault(node, []).append(index)
+        return [(f"node {node}", tuple(edges), len(edges)) for node, edges in nodes.items()]
 
     # --- benchmark ------------------------------------------------------------------------------
     def benchmark(self) -> Any:

@@ -289,7 +289,7 @@ class ProxylessSpace(SearchSpace):
 
     name = "proxyless"
     description = "ProxylessNAS: a chain of 21 MBConv blocks x (6 kernel/expand choices + skip where allowed)"
-    features = frozenset({"sample", "edges", "tensor-ops"})  # a chain of one cell; zero on some blocks only
+    features = frozenset({"sample", "edges", "tensor-ops", "encoding"})  # a chain of one cell; zero on some blocks only
     op_names = OP_NAMES
     size_keys: ClassVar[dict[str, Key]] = {
         "widths": Key(None, "proxyless: widths of the stem, first block, six stages and last layer (9 integers)",

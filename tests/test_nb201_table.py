@@ -395,6 +395,7 @@ def expected_figures(index: int) -> dict[str, float]:
 def expected_costs(index: int) -> dict[str, float]:
     out = {}
     for d, (_, _, prefix) in enumerate(OFFICIAL):
+        out[f"{prefix}_train_seconds"] = 10.0  # the two epochs' 5 s (update_train_info's times), every seed
         if prefix != "cifar10_valid":
             for kind in ("params", "flops"):
                 out[f"{prefix}_{kind}_m"] = sum(cost(index, d, seed, kind) for seed in SEEDS) / 2
@@ -403,7 +404,9 @@ def expected_costs(index: int) -> dict[str, float]:
 
 OFFICIAL_COLUMNS = ["cifar10_valid_valid", "cifar10_valid_test", "cifar10_test", "cifar100_valid", "cifar100_test",
                     "imagenet16_120_valid", "imagenet16_120_test", "cifar10_params_m", "cifar10_flops_m",
-                    "cifar100_params_m", "cifar100_flops_m", "imagenet16_120_params_m", "imagenet16_120_flops_m"]
+                    "cifar100_params_m", "cifar100_flops_m", "imagenet16_120_params_m", "imagenet16_120_flops_m",
+                    "cifar10_valid_train_seconds", "cifar10_train_seconds", "cifar100_train_seconds",
+                    "imagenet16_120_train_seconds"]
 
 
 @pytest.fixture(scope="module")
@@ -451,6 +454,8 @@ def test_official_import_takes_the_full_results_mean_over_seeds(table, official_
     assert imported.valid_column("cifar100") == "cifar100_valid"  # this table has CIFAR-100 validation figures
     assert imported.target_column("cifar100")[0] == "cifar100_test"
     assert imported.best("imagenet16_120_valid") == 15_624
+    assert imported.cost_column("cifar10_valid_valid") == "cifar10_valid_train_seconds"
+    assert table.cost_column("cifar10_valid_valid") is None  # the bundled table has no training times
     out = tmp_path / "official.npz"
     imported.save(out)
     reloaded = load_table(str(out))

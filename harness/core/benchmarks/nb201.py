@@ -10,8 +10,11 @@ takes milliseconds and is cached per process, so a trial pays nothing noticeable
 epochs (``hp='200'``) averaged over its training seeds (``is_random=False``): ``cifar10_valid_valid`` and
 ``cifar10_valid_test`` (the ``cifar10-valid`` setting: trained on 25k images), ``cifar10_test`` (trained on
 all 50k), ``cifar100_valid`` / ``cifar100_test`` and ``imagenet16_120_valid`` / ``imagenet16_120_test``.
-Costs: ``<dataset>_params_m`` (millions) and ``<dataset>_flops_m`` (MFLOPs). Extra columns a source may have
-(``cifar10_test_v10``, ``nwot_score``) keep their meaning in ``meta``.
+Costs: ``<dataset>_params_m`` (millions), ``<dataset>_flops_m`` (MFLOPs) and, from an official file only,
+``<prefix>_train_seconds``: the seconds the benchmark spent training the network for its 200 epochs, mean over
+seeds (``get_metrics(dataset, 'train')['all_time']``), which a black-box search charges as the simulated cost of
+a look-up (``cost_column``). The bundled table has no training times: its look-ups cost one query each. Extra
+columns a source may have (``cifar10_test_v10``, ``nwot_score``) keep their meaning in ``meta``.
 
 **Sources.** ``python -m harness nb201 import PATH`` converts the official benchmark file (v1.0 or v1.1
 ``.pth``, read with the ``nas-bench-201`` package's own ``ArchResults``) or the merged CSV of
@@ -97,6 +100,8 @@ COLUMN_LABELS = {
 for _prefix in ("cifar10", "cifar100", "imagenet16_120"):
     COLUMN_HELP[f"{_prefix}_params_m"] = f"parameters of the {_prefix} network (millions)"
     COLUMN_HELP[f"{_prefix}_flops_m"] = f"FLOPs of the {_prefix} network (millions)"
+for _prefix in OFFICIAL_DATASETS.values():
+    COLUMN_HELP[f"{_prefix}_train_seconds"] = f"seconds the benchmark trained the {_prefix} network (200 epochs)"
 ACCURACY_SUFFIXES = ("_valid", "_test", "_test_v10")
 
 # The merged CSV of ../shared/data/nb201/ (see its README): its column → ours, and where each comes from.
@@ -242,6 +247,14 @@ class NB201Table(Benchmark):
         prefix = SEARCH_DATASETS.get(dataset)
         own = "cifar10_valid_valid" if prefix == "cifar10" else f"{prefix}_valid"
         return own if prefix and self.has(own) else "cifar10_valid_valid"
+
+    def cost_column(self, valid_column: str) -> str | None:
+        """The column of training seconds of the networks whose figures ``valid_column`` holds (``cifar10_valid_valid``
+        → ``cifar10_valid_train_seconds``), where the table has it: an official file's import; None for the bundled
+        table, which has no training times."""
+        prefix = valid_column.rsplit("_", 1)[0]
+        column = f"{prefix}_train_seconds"
+        return column if self.has(column) else None
 
     def network_info(self, column: str) -> DataInfo:
         """Input and classes of the benchmark network a column describes (CIFAR: 32×32, ImageNet16-120:
@@ -400,6 +413,7 @@ def _official_figures(entry: Any) -> dict[str, float]:
             continue
         for split, set_name in OFFICIAL_SETS[dataset]:
             out[f"{prefix}_{split}"] = float(results.get_metrics(dataset, set_name, is_random=False)["accuracy"])
+        out[f"{prefix}_train_seconds"] = float(results.get_metrics(dataset, "train", is_random=False)["all_time"])
         if dataset != "cifar10-valid":  # the same network as cifar10's
             costs = results.get_compute_costs(dataset)
             out[f"{prefix}_params_m"], out[f"{prefix}_flops_m"] = float(costs["params"]), float(costs["flops"])
@@ -416,6 +430,7 @@ def import_official(path: Path, progress: Any = None) -> NB201Table:
     columns = [f"{prefix}_{split}" for d, prefix in OFFICIAL_DATASETS.items() for split, _ in OFFICIAL_SETS[d]]
     columns += [f"{OFFICIAL_DATASETS[d]}_{k}" for d in ("cifar10", "cifar100", "ImageNet16-120")
                 for k in ("params_m", "flops_m")]
+    columns += [f"{prefix}_train_seconds" for prefix in OFFICIAL_DATASETS.values()]
     values = np.full((NUM_ARCHS, len(columns)), np.nan)
     infos = data["arch2infos"]
     for index in infos:

@@ -1,0 +1,527 @@
+"""Black-box NAS: regularized evolution (``rea``), TPE (``tpe``), BOHB (``bohb``) and random search with ASHA
+early stopping (``rs-asha``), beside the plain best-of-N random search (``random``).
+
+Each is a search strategy over the space's genotypes as categorical choices (``SearchSpace.encoding``: one op
+choice per edge or block, one inputs choice per node that keeps some of its edges; ``decode`` goes through the
+space's own derivation rule, so every proposal is a genotype the space can build). They share random search's
+budget keys, so one ``--set rs_candidates=N`` gives every black-box method the same budget:
+
+- ``rs_candidates``: evaluations per trial. One search "epoch" of the trial is one evaluation, so checkpoints,
+  progress and the search curve come per evaluation.
+- ``rs_epochs``: the training epochs of an evaluation at full fidelity.
+
+**Evaluating a candidate** is chosen by the space, as random search does it. On a space with a benchmark
+(NAS-Bench-201) a candidate is a query of the benchmark's validation figure for the search dataset
+(``Benchmark.valid_column``), at the one fidelity the table has (200 epochs), never a test figure. Its simulated
+cost is the benchmark's training time of that network (``cost_column``) where the table has it: a table imported
+from an official benchmark file has ``<prefix>_train_seconds``; the bundled table has no training times, so there
+a look-up costs one query and no seconds. On the other spaces a candidate is trained from scratch at the search
+network's size (``build_network(..., "search")``, the shared search SGD, a cosine schedule over its budget) and
+validated on the architecture half after every epoch, so that ASHA and BOHB can stop it early; its cost is the
+device seconds it took.
+
+**Candidates are evaluated one after another inside the trial** (on the trial's device and threads); the
+parallelism is Ray Tune's: the trials of the methods and seeds run side by side. Our choice, for
+reproducibility: a searcher's next proposal depends on every earlier result, and ASHA's decision to stop a
+candidate on the results recorded before it; evaluating candidates concurrently (Ray tasks or nested Tune trials)
+would make the genotype a seed finds depend on which candidate finished first. Evaluated in order, the same seed
+gives the same search on every machine, and a resumed trial equals an uninterrupted one.
+
+**Resume.** The method's state is the list of its evaluations (configuration, fidelity, curve, figure, cost).
+``load_state_dict`` builds the searcher afresh from the seed and replays them: every proposal is checked equal to
+the recorded one and every result fed back in the same order, which rebuilds the searcher's state exactly without
+pickling a third-party object. The searchers' own NumPy draws (hpbandster and Tune's schedulers use NumPy's global
+generator) run on a generator of their own (``_SearcherRandom``), so nothing else in the trial moves them.
+
+**The result.** The genotype is the best by validation among the candidates evaluated at the highest fidelity any
+candidate reached (hpbandster's incumbent rule; ties: the earlier); the search's validation figure is its figure.
+The record's ``blackbox`` lists every evaluation. No method here has operation-importance or architecture scores,
+so both correlations are undefined (null), as for random search.
+
+Ray Tune's searcher extras (``optuna``; ``hpbandster`` and ``ConfigSpace``) are the optional extra ``blackbox``:
+``pip install -e ".[blackbox]"``. Without them ``tpe`` or ``bohb`` stops with one line before anything runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from harness.core.config import Key
+from harness.core.data import DataInfo, SearchData
+from harness.core.errors import UserError
+from harness.core.registry import register_method
+from harness.core.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, to_device, train_epoch
+from methods.base import SearchMethod
+from methods.random_search import CANDIDATE_KEYS, RandomSearch
+from spaces.base import Choice, SearchSpace
+
+METRIC = "val_acc"
+EXTRA = 'pip install -e ".[blackbox]"'
+
+
+def require(module: str, method: str) -> None:
+    """``UserError`` (one line) when the optional package ``module`` that ``method`` needs is not installed."""
+    try:
+        __import__(module)
+    except ImportError:
+        raise UserError(f"--method {method} needs the optional package '{module}' (Ray Tune's searcher extra): "
+                        f"{EXTRA}") from None
+
+
+def _fitness(value: float) -> float:
+    """A figure as a tournament or promotion sees it: a missing figure (NaN) loses to every known one."""
+    return -math.inf if value is None or math.isnan(value) else float(value)
+
+
+def mutate(space: SearchSpace, encoding: list[Choice], config: dict[str, str],
+           rng: np.random.Generator) -> dict[str, str]:
+    """A child of ``config`` that decodes to another genotype: a site (node or block) drawn uniformly, one of its
+    active choices with more than one value drawn uniformly (``space.active_choices``: the inputs of a node, the op of
+    a kept edge), and a different value of it drawn uniformly; drawn again while the child decodes to the parent's
+    genotype (the heterogeneous space's rule may map a choice it cannot honour back to the parent). On NAS-Bench-201
+    this is the benchmark's REA mutation exactly: a node, one of its edges, another op."""
+    parent = space.to_str(space.decode(config))
+    sites = list(dict.fromkeys(c.site for c in encoding))
+    for _ in range(1000):
+        site = sites[int(rng.integers(len(sites)))]
+        active = [c for c in space.active_choices(config) if c.site == site and len(c.values) > 1]
+        if not active:
+            continue
+        choice = active[int(rng.integers(len(active)))]
+        others = [v for v in choice.values if v != config[choice.name]]
+        child = {**config, choice.name: others[int(rng.integers(len(others)))]}
+        if space.to_str(space.decode(child)) != parent:
+            return child
+    raise RuntimeError("no mutation of the genotype changes it")  # not reached on the spaces here
+
+
+class _SearcherRandom:
+    """A NumPy global generator state of the searcher's own: ``with rng.active():`` the searcher's calls draw from it
+    (hpbandster's KDE and Tune's schedulers call ``np.random``), and everything else in the trial keeps its own."""
+
+    def __init__(self, seed: int):
+        saved = np.random.get_state()
+        np.random.seed(seed % 2**32)
+        self.state = np.random.get_state()
+        np.random.set_state(saved)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        saved = np.random.get_state()
+        np.random.set_state(self.state)
+        try:
+            yield
+        finally:
+            self.state = np.random.get_state()
+            np.random.set_state(saved)
+
+
+class Searcher:
+    """What a black-box method asks of its strategy: ``suggest`` the next evaluation (a configuration of the space's
+    encoding and its budget in epochs, None for full fidelity), ``report`` a candidate's validation figure after an
+    epoch (True: stop it now), and ``complete`` an evaluation with its last figure."""
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int):
+        self.space, self.cfg, self.seed = space, cfg, seed
+        self.encoding = space.encoding()
+        self.rng = np.random.default_rng(seed)
+
+    def suggest(self, index: int) -> tuple[dict[str, str], int | None]:
+        raise NotImplementedError
+
+    def report(self, index: int, epoch: int, value: float) -> bool:
+        return False
+
+    def complete(self, index: int, config: dict[str, str], value: float, epochs: int) -> None:
+        """Evaluation ``index`` of ``config`` ended with figure ``value`` after ``epochs`` training epochs (0: a
+        look-up). The default learns nothing (random sampling)."""
+
+    def random_config(self) -> dict[str, str]:
+        """A uniform random genotype (the space's ``sample``), encoded."""
+        return self.space.encode(self.space.sample(self.rng))
+
+
+class Evolution(Searcher):
+    """Regularized (ageing) evolution, Real et al. (2019), Algorithm 1, as the NAS-Bench-201 code runs it
+    (AutoDL-Projects ``exps/NAS-Bench-201-algos/R_EA.py``, ``scripts-search/NAS-Bench-201-algos/R-EA.sh``): a
+    population of ``rea_population`` (10) random genotypes; then every cycle draws ``rea_sample_size`` (3) members
+    uniformly *with* replacement, takes the best as the parent (ties: the one drawn first), evaluates its mutation
+    (``mutate``), appends the child and removes the *oldest* member, whatever its figure."""
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int):
+        super().__init__(space, cfg, seed)
+        self.population: deque[tuple[dict[str, str], float]] = deque()
+        self.size, self.sample_size = int(cfg["rea_population"]), int(cfg["rea_sample_size"])
+        self.proposed = 0
+
+    def suggest(self, index: int) -> tuple[dict[str, str], int | None]:
+        self.proposed += 1
+        if self.proposed <= self.size:
+            return self.random_config(), None
+        members = list(self.population)
+        drawn = [members[int(self.rng.integers(len(members)))] for _ in range(self.sample_size)]
+        parent = max(drawn, key=lambda member: _fitness(member[1]))  # max keeps the first of equals
+        return mutate(self.space, self.encoding, parent[0], self.rng), None
+
+    def complete(self, index: int, config: dict[str, str], value: float, epochs: int) -> None:
+        self.population.append((config, value))
+        if len(self.population) > self.size:
+            self.population.popleft()  # ageing: the oldest goes
+
+
+class RandomWithASHA(Searcher):
+    """Random search with early stopping (Li & Talwalkar 2019): uniform genotypes, each trained for ``rs_epochs``
+    and stopped by Ray Tune's ``AsyncHyperBandScheduler`` (ASHA, Li et al. 2020) when its validation figure at a
+    rung (``asha_grace``·``asha_eta``^k epochs) falls below the top 1/``asha_eta`` of the figures recorded there so
+    far. Tune's scheduler is called directly (``on_trial_add``/``on_trial_result``/``on_trial_complete``) with the
+    trial's candidates as its trials. On a look-up benchmark there is one fidelity and nothing to stop: it is random
+    search."""
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int):
+        super().__init__(space, cfg, seed)
+        from ray.tune.schedulers import AsyncHyperBandScheduler
+
+        self.random = _SearcherRandom(seed)
+        self.scheduler = AsyncHyperBandScheduler(time_attr="epoch", metric=METRIC, mode="max",
+                                                 max_t=max(int(cfg["rs_epochs"]), 1),
+                                                 grace_period=int(cfg["asha_grace"]),
+                                                 reduction_factor=float(cfg["asha_eta"]))
+
+    class _Trial:  # what the scheduler reads of a Tune trial
+        def __init__(self, index: int):
+            self.trial_id = f"c{index}"
+
+    def suggest(self, index: int) -> tuple[dict[str, str], int | None]:
+        with self.random.active():
+            self.scheduler.on_trial_add(None, self._Trial(index))
+        return self.random_config(), None
+
+    def report(self, index: int, epoch: int, value: float) -> bool:
+        from ray.tune.schedulers import TrialScheduler
+
+        with self.random.active():
+            action = self.scheduler.on_trial_result(None, self._Trial(index), {"epoch": epoch, METRIC: value})
+        return action == TrialScheduler.STOP and epoch < int(self.cfg["rs_epochs"])
+
+    def complete(self, index: int, config: dict[str, str], value: float, epochs: int) -> None:
+        with self.random.active():
+            if epochs == 0:  # a look-up: the scheduler saw no epoch
+                self.scheduler.on_trial_remove(None, self._Trial(index))
+            else:
+                self.scheduler.on_trial_complete(None, self._Trial(index), {"epoch": epochs, METRIC: value})
+
+
+class TPE(Searcher):
+    """Tree-structured Parzen estimator through Ray Tune's ``OptunaSearch`` with Optuna's ``TPESampler`` seeded by
+    the trial (Optuna's defaults otherwise: 10 random start-up trials, independent per-choice densities). Every
+    candidate is evaluated at full fidelity."""
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int):
+        super().__init__(space, cfg, seed)
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        distributions = {c.name: optuna.distributions.CategoricalDistribution(c.values) for c in self.encoding}
+        self.search = OptunaSearch(space=distributions, metric=METRIC, mode="max",
+                                   sampler=optuna.samplers.TPESampler(seed=seed))
+
+    def suggest(self, index: int) -> tuple[dict[str, str], int | None]:
+        config = self.search.suggest(f"c{index}")
+        return {name: str(value) for name, value in config.items()}, None
+
+    def complete(self, index: int, config: dict[str, str], value: float, epochs: int) -> None:
+        if math.isnan(value):
+            self.search.on_trial_complete(f"c{index}", None, error=True)
+        else:
+            self.search.on_trial_complete(f"c{index}", {METRIC: value})
+
+
+class BOHB(Searcher):
+    """BOHB (Falkner et al. 2018): HyperBand's brackets of successive halving, with configurations proposed by
+    Ray Tune's ``TuneBOHB`` (hpbandster's kernel-density model, fitted on the largest budget that has enough
+    results). The brackets run here, synchronously and in order: Tune's ``HyperBandForBOHB`` needs Tune's trial
+    controller to pause and resume trials, which a search inside one trial does not have. As hpbandster's workers
+    do, an evaluation at budget b trains the configuration from scratch for b epochs (its own cosine schedule).
+
+    Budgets from ``bohb_min_epochs`` to ``rs_epochs`` with η = 3; the model's settings are the NAS-Bench-201 code's
+    (``BOHB.sh``: ``num_samples`` 4, ``random_fraction`` 0, ``bandwidth_factor`` 3; hpbandster's ``min_bandwidth``
+    1e-3). On a look-up benchmark the budgets collapse to its one fidelity: every bracket is one configuration,
+    queried, and BOHB is its model alone (the NAS-Bench-201 code queried the 200-epoch figures at every budget)."""
+
+    ETA = 3
+    MODEL = {"num_samples": 4, "random_fraction": 0.0, "bandwidth_factor": 3, "min_bandwidth": 1e-3}
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int, lookup: bool):
+        super().__init__(space, cfg, seed)
+        import ConfigSpace as CS
+        from ray.tune.search.bohb import TuneBOHB
+
+        configspace = CS.ConfigurationSpace(seed=seed)
+        configspace.add([CS.CategoricalHyperparameter(c.name, list(c.values)) for c in self.encoding])
+        self.random = _SearcherRandom(seed)
+        with self.random.active():
+            self.search = TuneBOHB(space=configspace, metric=METRIC, mode="max", seed=seed, bohb_config=self.MODEL)
+        top = int(cfg["rs_epochs"])
+        low = top if lookup else min(int(cfg["bohb_min_epochs"]), top)
+        self.lookup = lookup
+        self.s_max = int(math.floor(math.log(top / low) / math.log(self.ETA) + 1e-9))
+        self.top = top
+        self.bracket = 0  # brackets run s = s_max, s_max - 1, ..., 0, then again
+        self.queue: list[tuple[str, dict[str, str]]] = []  # (trial id, configuration) still to evaluate in the rung
+        self.results: list[tuple[str, dict[str, str], float]] = []  # the rung's results so far
+        self.rung, self.rungs = 0, [(0, 0)]
+        self.pending = 0  # evaluations of the rung not yet completed
+
+    def _rungs(self, s: int) -> list[tuple[int, int]]:
+        """(configurations, budget in epochs) of each successive-halving rung of bracket ``s``."""
+        n = int(math.ceil((self.s_max + 1) / (s + 1) * self.ETA ** s))
+        return [(max(int(n * self.ETA ** -i), 1), max(int(round(self.top * self.ETA ** (i - s))), 1))
+                for i in range(s + 1)]
+
+    def _start_bracket(self) -> None:
+        s = self.s_max - self.bracket % (self.s_max + 1)
+        self.bracket += 1
+        self.rungs, self.rung, self.results = self._rungs(s), 0, []
+        self.queue = []
+        self.pending = self.rungs[0][0]
+
+    def suggest(self, index: int) -> tuple[dict[str, str], int | None]:
+        if self.pending == 0 and not self.queue:
+            self._start_bracket()
+        budget = None if self.lookup else self.rungs[self.rung][1]
+        if self.queue:
+            trial, config = self.queue.pop(0)
+        else:
+            trial = f"c{index}"
+            with self.random.active():
+                config = {name: str(value) for name, value in self.search.suggest(trial).items()}
+        self.current = trial
+        return config, budget
+
+    def complete(self, index: int, config: dict[str, str], value: float, epochs: int) -> None:
+        trial = self.current
+        rung_budget = self.rungs[self.rung][1] if not self.lookup else self.top
+        with self.random.active():
+            if not math.isnan(value):
+                self.search.on_trial_result(trial, {METRIC: value, "hyperband_info": {"budget": rung_budget}})
+        self.results.append((trial, config, value))
+        self.pending -= 1
+        if self.pending > 0:
+            return
+        # the rung is complete: promote its best 1/η to the next rung (ties: the earlier), end the others
+        ranked = sorted(range(len(self.results)), key=lambda k: -_fitness(self.results[k][2]))
+        keep = self.rungs[self.rung + 1][0] if self.rung + 1 < len(self.rungs) else 0
+        promoted = sorted(ranked[:keep])
+        with self.random.active():
+            for k, (trial_id, _, _) in enumerate(self.results):
+                if k not in promoted:
+                    self.search.on_trial_complete(trial_id)
+        if keep:
+            self.queue = [(self.results[k][0], self.results[k][1]) for k in promoted]
+            self.rung, self.results, self.pending = self.rung + 1, [], len(self.queue)
+
+
+class BlackBoxSearch(SearchMethod):
+    """The shared protocol of the black-box methods (module docstring); a subclass names its ``searcher``."""
+
+    needs = frozenset({"sample", "encoding"})
+    keys: ClassVar[dict[str, Key]] = dict(CANDIDATE_KEYS)
+    ignored_keys = RandomSearch.ignored_keys
+    # smoke: six evaluations of up to three epochs, so that ASHA and BOHB's brackets (1 and 3 epochs) have something
+    # to stop; small: random search's eight candidates of three epochs. The paper budget on NAS-Bench-201 is 100
+    # look-ups (our choice: the bundled table has no training times to simulate the benchmark paper's 12,000 s).
+    budgets = {"smoke": {"rs_candidates": 6, "rs_epochs": 3}, "small": RandomSearch.budgets["small"]}
+    space_defaults = RandomSearch.space_defaults
+    benchmark_queries = "rs_candidates"
+    extras: ClassVar[tuple[str, ...]] = ()  # optional packages the searcher needs (``require``)
+
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
+                 seed: int):
+        for module in self.extras:
+            require(module, self.name)
+        super().__init__(space, cfg, info, device, seed)
+        self.table = space.benchmark()
+        self.valid_column = self.table.valid_column(info.name) if self.table is not None else None
+        self.cost_column = self.table.cost_column(self.valid_column) if self.table is not None else None
+        self.searcher = self.make_searcher()
+        self.evaluations: list[dict[str, Any]] = []
+
+    def make_searcher(self) -> Searcher:
+        raise NotImplementedError
+
+    def num_epochs(self) -> int:
+        return int(self.cfg["rs_candidates"])
+
+    # --- one evaluation per search epoch ------------------------------------------------------------
+    def _train(self, index: int, genotype: Any, epochs: int, data: SearchData) -> tuple[list[float], bool]:
+        """Train ``genotype`` from scratch for up to ``epochs`` epochs; its validation figure after each, and whether
+        the searcher stopped it early."""
+        cfg = self.cfg
+        net = to_device(self.space.build_network(genotype, self.info, "search", auxiliary=False), cfg, self.device)
+        opt = sgd(net.parameters(), cfg, "w")
+        curve: list[float] = []
+        for epoch in range(epochs):
+            set_lr(opt, cosine_lr(epoch, epochs, cfg["w_lr"], cfg["w_lr_min"]))
+            train_epoch(net, opt, data.weight_batches(index * int(cfg["rs_epochs"]) + epoch, phase="candidate"),
+                        cfg["grad_clip"])
+            curve.append(evaluate(net, data.val_batches())[1])
+            if self.searcher.report(index, epoch + 1, curve[-1]):
+                return curve, True
+        return curve, False
+
+    def _evaluate(self, index: int, data: SearchData | None) -> dict[str, Any]:
+        """Propose, evaluate and report evaluation ``index`` (``data`` None: replaying a recorded one)."""
+        config, budget = self.searcher.suggest(index)
+        genotype = self.space.decode(config)
+        entry: dict[str, Any] = {"index": index, "genotype": self.space.to_str(genotype), "config": config}
+        start = time.perf_counter()
+        if self.table is not None:
+            value = float(self.table.query([genotype], self.valid_column)[0])
+            cost = float(self.table.query([genotype], self.cost_column)[0]) if self.cost_column else None
+            entry.update(fidelity="look-up", val_acc=value, simulated_seconds=cost)
+        else:
+            epochs = int(budget if budget is not None else self.cfg["rs_epochs"])
+            assert data is not None
+            curve, stopped = self._train(index, genotype, epochs, data)
+            value = curve[-1]
+            entry.update(fidelity=epochs, epochs=len(curve), curve=curve, stopped=stopped, val_acc=value)
+        entry["seconds"] = time.perf_counter() - start
+        self.searcher.complete(index, config, value, int(entry.get("epochs", 0)))
+        return entry
+
+    def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
+        entry = self._evaluate(epoch, data)
+        self.evaluations.append(entry)
+        best = self.incumbent()
+        return {"val_acc": entry["val_acc"], "best_val_acc": best["val_acc"], "genotype": entry["genotype"],
+                "incumbent": best["genotype"],
+                **({"simulated_seconds": entry["simulated_seconds"]} if entry.get("simulated_seconds") is not None
+                   else {}),
+                **({"candidate_epochs": entry["epochs"], "stopped": entry["stopped"]} if "epochs" in entry else {})}
+
+    def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
+        """A uniform candidate's training step, and the steps of an evaluation at full fidelity (a look-up: none)."""
+        if self.table is not None:
+            return 0.0, 1
+        genotype = self.space.sample(np.random.default_rng(self.seed))
+        net = to_device(self.space.build_network(genotype, self.info, "search", auxiliary=False), self.cfg,
+                        self.device)
+        per_step = time_train_steps(net, sgd(net.parameters(), self.cfg, "w"),
+                                    data.weight_batches(0, phase="candidate"), self.cfg["grad_clip"], steps=steps)
+        return per_step, len(data.weight_batches(0)) * int(self.cfg["rs_epochs"])
+
+    # --- results ------------------------------------------------------------------------------------
+    def incumbent(self) -> dict[str, Any]:
+        """The best evaluation by validation among those at the highest fidelity reached (ties: the earlier)."""
+        def level(e: dict[str, Any]) -> int:
+            return int(e.get("epochs", 0))
+
+        top = max(level(e) for e in self.evaluations)
+        best = None
+        for e in self.evaluations:
+            if level(e) == top and (best is None or _fitness(e["val_acc"]) > _fitness(best["val_acc"])):
+                best = e
+        assert best is not None
+        return best
+
+    def derive(self) -> Any:
+        best = self.incumbent()
+        if math.isnan(best["val_acc"]):
+            raise UserError(f"none of the {len(self.evaluations)} evaluated architectures has a "
+                            f"'{self.valid_column}' figure in the benchmark table; use a table with validation figures")
+        return self.space.parse(best["genotype"])
+
+    def search_val_acc(self, last_epoch: dict[str, Any]) -> float:
+        return float(self.incumbent()["val_acc"])
+
+    def record_info(self) -> dict[str, Any]:
+        simulated = [e.get("simulated_seconds") for e in self.evaluations]
+        known = [s for s in simulated if s is not None]
+        return {"blackbox": {
+            "searcher": type(self.searcher).__name__,
+            "evaluations": self.evaluations,
+            "evaluation": ("look-up of the benchmark's " + str(self.valid_column)) if self.table is not None
+            else "trained from scratch at the search network's size, validated on the architecture half each epoch",
+            "stopped_early": sum(bool(e.get("stopped")) for e in self.evaluations),
+            "simulated_seconds": sum(known) if known and len(known) == len(simulated) else None,
+            "simulated_cost": (f"the benchmark's training seconds ({self.cost_column})" if self.cost_column
+                               else "none: the table has no training times (one query per evaluation)"
+                               if self.table is not None else None),
+        }}
+
+    # --- checkpoints: the evaluations, replayed into a fresh searcher ---------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"evaluations": [dict(e) for e in self.evaluations]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.searcher = self.make_searcher()
+        self.evaluations = []
+        for recorded in state["evaluations"]:
+            index = int(recorded["index"])
+            config, _ = self.searcher.suggest(index)
+            if config != recorded["config"]:
+                raise UserError(f"the resumed {self.name} search proposes another candidate at evaluation "
+                                f"{index + 1} than its checkpoint holds (a different package version?)")
+            if "curve" in recorded:
+                for epoch, value in enumerate(recorded["curve"]):
+                    self.searcher.report(index, epoch + 1, value)
+            self.searcher.complete(index, config, recorded["val_acc"], int(recorded.get("epochs", 0)))
+            self.evaluations.append(dict(recorded))
+
+
+@register_method
+class RegularizedEvolution(BlackBoxSearch):
+    name = "rea"
+    description = "regularized evolution (Real et al. 2019): ageing tournament, one-choice mutations"
+    keys = {**BlackBoxSearch.keys,
+            "rea_population": Key(10, "REA: population size (NAS-Bench-201's R-EA.sh)", "[1, inf)"),
+            "rea_sample_size": Key(3, "REA: tournament size, drawn with replacement (R-EA.sh)", "[1, inf)")}
+    # smoke: a population of three, so that its six evaluations evolve
+    budgets = {**BlackBoxSearch.budgets, "smoke": {**BlackBoxSearch.budgets["smoke"], "rea_population": 3,
+                                                   "rea_sample_size": 2}}
+
+    def make_searcher(self) -> Searcher:
+        return Evolution(self.space, self.cfg, self.seed)
+
+
+@register_method
+class TreeParzen(BlackBoxSearch):
+    name = "tpe"
+    description = "TPE through Ray Tune's OptunaSearch (Bergstra et al. 2011)"
+    extras = ("optuna",)
+
+    def make_searcher(self) -> Searcher:
+        return TPE(self.space, self.cfg, self.seed)
+
+
+@register_method
+class Bohb(BlackBoxSearch):
+    name = "bohb"
+    description = "BOHB: Tune's TuneBOHB model in HyperBand brackets (Falkner et al. 2018)"
+    extras = ("hpbandster", "ConfigSpace")
+    keys = {**BlackBoxSearch.keys,
+            "bohb_min_epochs": Key(1, "BOHB: smallest budget in epochs (trained spaces)", "[1, inf)")}
+
+    def make_searcher(self) -> Searcher:
+        return BOHB(self.space, self.cfg, self.seed, lookup=self.table is not None)
+
+
+@register_method
+class RandomASHA(BlackBoxSearch):
+    name = "rs-asha"
+    description = "random search with ASHA early stopping (Li & Talwalkar 2019), Tune's scheduler"
+    keys = {**BlackBoxSearch.keys,
+            "asha_eta": Key(4, "ASHA: reduction factor (Tune's default)", "[2, inf)"),
+            "asha_grace": Key(1, "ASHA: epochs before a candidate may be stopped", "[1, inf)")}
+
+    def make_searcher(self) -> Searcher:
+        return RandomWithASHA(self.space, self.cfg, self.seed)
