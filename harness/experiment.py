@@ -184,13 +184,13 @@ def launch(specs: list[ExperimentSpec], folder: Path | Remote, study: Study | No
            req: RunOptions) -> int:
     """A new experiment or study: data, plan, claimed folder, specs written, every seed run. A dry run ends after
     the plan."""
-    confirm_cpu_paper(specs[0], req, ask=False)  # refused off a terminal before anything is loaded or written
+    confirm_cpu_paper(specs, req, ask=False)  # refused off a terminal before anything is loaded or written
     checked_resources(specs[0], req)  # before anything is measured or written; every cell asks the same per trial
     specs, estimates = measured(specs, console)
     print_plan(specs, folder, console, estimates, study)
     if req.dry_run:
         return dry_run_end(folder, console)
-    confirm_cpu_paper(specs[0], req, ask=True)
+    confirm_cpu_paper(specs, req, ask=True)
     with locked(specs, folder, study, create=True):
         write_specs(specs, folder, study)
         return run_cells(specs, folder, study, {s.name: list(s.seeds) for s in specs}, console, estimates,

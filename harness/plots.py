@@ -567,7 +567,8 @@ def _anytime(g: _Group) -> Iterator[Drawn]:
         table = g.table(record)
         if table is None:
             return math.nan
-        genotype = _parse(g.space(record), entry.get("genotype"))
+        genotype = _parse(g.space(record), _incumbent(record, entry) if g.queried(series_label(record))
+                          else entry.get("genotype"))
         if genotype is None:
             return math.nan
         detail = record.get("arch_correlation")
@@ -586,25 +587,69 @@ def _anytime(g: _Group) -> Iterator[Drawn]:
     rows = [[*row, optimum.get(row[0], math.nan)] for row in _epoch_rows(g.series, value)]
     if not rows:
         return
+    labels = list(dict.fromkeys(row[0] for row in rows))
+    costs = {label: _search_costs(g.series[label], bool(g.queried(label))) for label in labels}
+    on_cost = all(costs.values())  # every series has a search cost per step: one cost axis for all
+    for row in rows:
+        row.append(costs[row[0]].get(row[1], math.nan) if on_cost else math.nan)
     colours = {label: f"C{k}" for k, label in enumerate(g.series)}
     fig, ax = plt.subplots(figsize=(7.2, 4.8), layout="constrained")
-    _draw_bands(ax, rows, g.legend, colours)
+    _draw_bands(ax, [[row[0], row[7], *row[2:6]] for row in rows] if on_cost else rows, g.legend, colours)
+    if on_cost:
+        ax.set_xscale("log")
     for best in sorted({row[6] for row in rows if math.isfinite(row[6])}):
         ax.axhline(best, color="black", linestyle="--", linewidth=1, label=f"the benchmark's best: {best:.2f} %")
     column_text = ", ".join(sorted(columns))
     queried = [label for label in dict.fromkeys(row[0] for row in rows) if g.queried(label)]
-    ax.set_xlabel("search epoch" + (" (a method that queries the benchmark: search step)" if queried else ""))
+    if on_cost:
+        ax.set_xlabel("search cost (hours, mean over seeds): measured device time; a look-up: the benchmark's "
+                      "training time")
+    else:
+        ax.set_xlabel("search epoch" + (" (a method that queries the benchmark: search step)" if queried else ""))
     ax.set_ylabel(f"{g.benchmark_name()} {column_text} (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     members = [r for label in dict.fromkeys(row[0] for row in rows) for r in g.series[label]]
     _panel_title(ax, f"look-ups: {g.benchmark_name()} {column_text}, {g.table_text(members)}")
-    _finish(fig, f"Benchmark accuracy of each search epoch's cell — {g.heading}",
-            ["Each epoch's genotype (the cell derived after the epoch" + ("; a method that queries the benchmark: "
-             "the step's candidate" if queried else "") + ") looked up in the benchmark. Lines: means over seeds; "
-             "bands: lowest to highest seed."])
+    notes = ["Each epoch's genotype (the cell derived after the epoch" + ("; a method that queries the benchmark: "
+             "the best candidate so far by its validation figure" if queried else "") + ") looked up in the "
+             "benchmark. Lines: means over seeds; bands: lowest to highest seed."]
+    if queried and not on_cost:
+        notes.append("On a step axis: the benchmark table has no training times to put its look-ups on a cost axis "
+                     "(an official benchmark file imported with `harness nb201 import` has them).")
+    _finish(fig, f"Benchmark accuracy of each search epoch's cell — {g.heading}", notes)
     yield Drawn("anytime", g.name, f"{g.name}: benchmark accuracy of the cell of each search epoch",
-                [*g.parts, "anytime"], fig, ["label", "epoch", "n", "mean", "min", "max", "optimum"], rows)
+                [*g.parts, "anytime"], fig, ["label", "epoch", "n", "mean", "min", "max", "optimum", "cost_hours"],
+                rows)
+
+
+def _incumbent(record: dict[str, Any], entry: dict[str, Any]) -> Any:
+    """The genotype of a query search's best step so far by its validation figure (``val_acc``; ties: the earlier)
+    up to ``entry``'s epoch: the search's incumbent there."""
+    best, best_value = entry.get("genotype"), -math.inf
+    for epoch, step in sorted(_search_entries(record).items()):
+        if epoch > entry["epoch"]:
+            break
+        number = _number(step.get("val_acc"))
+        if math.isfinite(number) and number > best_value:
+            best, best_value = step.get("genotype"), number
+    return best
+
+
+def _search_costs(records: list[dict[str, Any]], queried: bool) -> dict[int, float]:
+    """Per search epoch, the mean over ``records`` of the search cost up to it, in hours: the measured ``seconds`` of
+    a trained search's epochs, the ``simulated_seconds`` of a query search's look-ups. Empty where a record lacks a
+    step's cost (a look-up in a table without training times)."""
+    per_epoch: dict[int, list[float]] = {}
+    for record in records:
+        total = 0.0
+        for epoch, entry in sorted(_search_entries(record).items()):
+            cost = _number(entry.get("simulated_seconds" if queried else "seconds"))
+            if not math.isfinite(cost):
+                return {}
+            total += cost
+            per_epoch.setdefault(epoch, []).append(total / 3600)
+    return {epoch: float(np.mean(values)) for epoch, values in per_epoch.items()}
 
 
 def importance_shares(mean: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,7 +119,11 @@ class _SearcherRandom:
         saved = np.random.get_state()
         np.random.set_state(self.state)
         try:
-            yield
+            with warnings.catch_warnings():
+                # statsmodels' KDE (hpbandster's model) draws from NumPy's global generator, which here is the
+                # searcher's own; from its 0.17 it would draw fresh entropy instead (the lock pins 0.15)
+                warnings.filterwarnings("ignore", message="After 0.17 or January 2028", category=FutureWarning)
+                yield
         finally:
             self.state = np.random.get_state()
             np.random.set_state(saved)

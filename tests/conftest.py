@@ -86,7 +86,8 @@ def s3_uri(endpoint: str, bucket: str, prefix: str) -> str:
 # Applied to a pair where its smoke configuration has the key (the keys a pair lacks are not its own): digits
 # at 8×8 on tiny networks, so that a search epoch of any pair takes about a second on one thread.
 TINY = {"image_size": "8", "train_limit": "40", "search_batch_size": "20", "search_layers": "3",
-        "search_channels": "2", "search_epochs": "2", "rs_candidates": "2", "corr_edges": "1", "corr_batches": "1",
+        "search_channels": "2", "search_epochs": "2", "rs_candidates": "2", "rs_epochs": "1", "corr_edges": "1",
+        "corr_batches": "1",
         "teacher_depth": "11", "teacher_alpha": "4", "teacher_epochs": "1",
         # the proxyless chain at 8 channels in every stage and a last width of 64 (the smoke widths reach 80, and
         # 1280 for the last): its 23 blocks run at digits' whole 8×8 under strides=auto, and at the smoke widths a

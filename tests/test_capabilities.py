@@ -46,6 +46,8 @@ TODAY = {
     "nos": {"hetero", "darts"},
     "proxyless": {"proxyless", "darts", "nb201"},
     "random": {"darts", "hetero", "nb201", "proxyless"},
+    # the black-box searchers (issue 31): every space offers the categorical encoding
+    **{name: {"darts", "hetero", "nb201", "proxyless"} for name in ("rea", "tpe", "bohb", "rs-asha")},
 }
 
 

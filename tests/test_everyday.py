@@ -31,6 +31,7 @@ from harness.request import RunRequest, StudyRequest, confirm_cpu_paper
 
 OLD = Path(__file__).parent / "data" / "old_folders"
 QUICK = ["--method", "random", "--space", "nb201", "--dataset", "digits"]
+TRAINS = [*QUICK, "--set", "eval=train"]  # the cell trained, not looked up: the paper budget asks first
 ESTIMATE = TrialCost(search=12.0, evaluation=30.0, where="here")  # per trial, as the stubbed measurement gives it
 
 
@@ -127,7 +128,7 @@ def test_the_paper_budget_off_a_terminal_is_refused_before_anything_is_measured(
     monkeypatch.setattr(experiment, "load_dataset", lambda *a: pytest.fail("the data was loaded"))
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     out = tmp_path / "out"
-    assert main(["run", *QUICK, "--out", str(out)]) == 2
+    assert main(["run", *TRAINS, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("harness: error: the paper budget (the default) would run without")
     assert "--budget smoke" in err and "--yes" in err
@@ -137,7 +138,7 @@ def test_the_paper_budget_off_a_terminal_is_refused_before_anything_is_measured(
 @pytest.mark.parametrize("reply", ["y", "yes", "Y "])
 def test_a_yes_typed_in_a_terminal_runs_it(reply, tmp_path, capsys, monkeypatch, no_launch):
     asked = answer(monkeypatch, reply)
-    assert main(["run", *QUICK, "--budget", "paper", "--out", str(tmp_path), "--name", "p"]) == 0
+    assert main(["run", *TRAINS, "--budget", "paper", "--out", str(tmp_path), "--name", "p"]) == 0
     assert asked == [1] and no_launch == [["p"]]
     assert "[y/N]" in capsys.readouterr().err  # the question is on stderr: seen even when the output goes to a file
     assert (tmp_path / "p" / "experiment.json").is_file()
@@ -147,7 +148,7 @@ def test_a_yes_typed_in_a_terminal_runs_it(reply, tmp_path, capsys, monkeypatch,
 def test_anything_else_leaves_it_unstarted(reply, tmp_path, capsys, monkeypatch, no_launch):
     asked = answer(monkeypatch, reply)
     out = tmp_path / "out"
-    assert main(["run", *QUICK, "--out", str(out)]) == 2
+    assert main(["run", *TRAINS, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert asked == [1] and no_launch == [] and not out.exists()
     # after the question (which a user's Enter ends; Ctrl-D: the harness)
@@ -160,14 +161,14 @@ def test_the_question_comes_after_the_plan(tmp_path, capsys, monkeypatch, no_lau
     order: list[str] = []
     monkeypatch.setattr(sys, "stdin", Terminal())
     monkeypatch.setattr("builtins.input", lambda: order.append(capsys.readouterr().out) or "n")
-    assert main(["run", *QUICK, "--out", str(tmp_path / "out")]) == 2
+    assert main(["run", *TRAINS, "--out", str(tmp_path / "out")]) == 2
     assert "per trial ≈ 42 s" in order[0] and "without a GPU" in order[0]
 
 
 def test_yes_runs_it_off_a_terminal_without_asking(tmp_path, monkeypatch, no_launch):
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     monkeypatch.setattr("builtins.input", lambda: pytest.fail("--yes asked"))
-    assert main(["run", *QUICK, "--out", str(tmp_path), "--name", "p", "--yes"]) == 0
+    assert main(["run", *TRAINS, "--out", str(tmp_path), "--name", "p", "--yes"]) == 0
     assert no_launch == [["p"]]
 
 
@@ -182,15 +183,30 @@ def test_a_machine_with_a_gpu_is_not_asked(tmp_path, monkeypatch, no_launch):
 def test_smaller_budgets_and_trials_with_a_gpu_are_never_asked(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     cpu = SimpleNamespace(budget="small", gpus_per_trial=0, address=None)
-    confirm_cpu_paper(cpu, RunRequest(out=tmp_path, name=None, resume=False, method="darts", space="nb201",
-                                      dataset=None, budget="small", seeds=None, overrides=[]), ask=True)
+    confirm_cpu_paper([cpu], RunRequest(out=tmp_path, name=None, resume=False, method="darts", space="nb201",
+                                        dataset=None, budget="small", seeds=None, overrides=[]), ask=True)
     gpu = SimpleNamespace(budget="paper", gpus_per_trial=0.5, address=None)
-    confirm_cpu_paper(gpu, StudyRequest(out=tmp_path, name=None, resume=False, file=None, study=None), ask=True)
+    confirm_cpu_paper([gpu], StudyRequest(out=tmp_path, name=None, resume=False, file=None, study=None), ask=True)
+
+
+def test_a_paper_run_of_benchmark_look_ups_alone_is_not_asked(tmp_path, monkeypatch):
+    """Random search and the black-box methods on NAS-Bench-201 train nothing at the paper budget: no question; one
+    experiment that trains among them brings it back."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    request = RunRequest(out=tmp_path, name=None, resume=False, method="rea,random", space="nb201", dataset=None,
+                         budget="paper", seeds=None, overrides=[])
+    lookups = [SimpleNamespace(budget="paper", gpus_per_trial=0, address=None, method=method, space="nb201",
+                               config={"nb201_table": "default", "eval": "lookup"}) for method in ("rea", "random")]
+    confirm_cpu_paper(lookups, request, ask=False)
+    trained = SimpleNamespace(**{**vars(lookups[0]), "config": {"nb201_table": "default", "eval": "train"}})
+    with pytest.raises(UserError, match="^the paper budget would run without a GPU"):
+        confirm_cpu_paper([*lookups, trained], request, ask=False)
 
 
 def test_the_refusal_says_how_each_entry_point_picks_a_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO())
-    spec = SimpleNamespace(budget="paper", gpus_per_trial=0, address="10.0.0.1:6379")
+    spec = [SimpleNamespace(budget="paper", gpus_per_trial=0, address="10.0.0.1:6379", method="darts", space="darts",
+                            config={})]
     study = StudyRequest(out=tmp_path, name=None, resume=False, file=tmp_path / "s.toml", study=None)
     with pytest.raises(UserError, match='set budget = "smoke" .* in the study file') as err:
         confirm_cpu_paper(spec, study, ask=False)
@@ -204,7 +220,7 @@ def test_the_refusal_says_how_each_entry_point_picks_a_budget(tmp_path, monkeypa
 def test_study_run_of_a_paper_study_off_a_terminal_is_refused(tmp_path, capsys, monkeypatch, no_launch):
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     study = tmp_path / "paper.toml"
-    study.write_text('datasets = ["digits"]\nspaces = ["nb201"]\nmethods = ["random"]\n')
+    study.write_text('datasets = ["digits"]\nspaces = ["nb201"]\nmethods = ["darts"]\n')
     assert main(["study", "run", str(study), "--out", str(tmp_path / "out")]) == 2
     assert 'budget = "smoke"' in capsys.readouterr().err and not (tmp_path / "out").exists()
 
