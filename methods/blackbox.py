@@ -528,5 +528,12 @@ class RandomASHA(BlackBoxSearch):
             "asha_eta": Key(4, "ASHA: reduction factor (Tune's default)", "[2, inf)"),
             "asha_grace": Key(1, "ASHA: epochs before a candidate may be stopped", "[1, inf)")}
 
+    @classmethod
+    def validate_config(cls, cfg: dict[str, Any], space: type[SearchSpace]) -> None:
+        super().validate_config(cfg, space)
+        if cfg["asha_grace"] > cfg["rs_epochs"]:  # Tune's scheduler asserts it
+            raise UserError(f"asha_grace ({cfg['asha_grace']}) must be at most rs_epochs ({cfg['rs_epochs']}): ASHA's "
+                            "first rung comes after asha_grace of a candidate's epochs")
+
     def make_searcher(self) -> Searcher:
         return RandomWithASHA(self.space, self.cfg, self.seed)

@@ -396,15 +396,21 @@ class SearchSpace:
         """The genotype of a configuration of ``encoding``: a score matrix per group with 1 at every kept edge's
         chosen op and 0 elsewhere, given to the space's own derivation rule (``derive``), so a decoded genotype is
         always one the space can build. Where the rule cannot honour the choices (the heterogeneous space's node
-        whose two tier-1 ops are both non-feature) it gives its best valid genotype for them."""
-        scores = {group: np.zeros(shape) for group, shape in self.arch_shape().items()}
-        for choice in self.active_choices(config):
-            if choice.is_inputs:
-                continue
+        whose two tier-1 ops are both non-feature) it gives its best valid genotype for them. Every choice of the
+        encoding, active or not, must have one of its values, and no other name may appear (``ValueError``, one
+        line): a searcher's slip is caught where it happens, not when the inactive choice becomes active."""
+        encoding = self.encoding()
+        unknown = sorted(set(config) - {c.name for c in encoding})
+        if unknown:
+            raise ValueError(f"the {self.name or type(self).__name__} encoding has no choice '{unknown[0]}'")
+        for choice in encoding:
             value = config.get(choice.name)
             if value not in choice.values:
                 raise ValueError(f"choice '{choice.name}' must be one of {', '.join(choice.values)}, got {value!r}")
-            scores[choice.group][choice.edges[0], self.op_names.index(value)] = 1.0
+        scores = {group: np.zeros(shape) for group, shape in self.arch_shape().items()}
+        for choice in self.active_choices(config):
+            if not choice.is_inputs:
+                scores[choice.group][choice.edges[0], self.op_names.index(config[choice.name])] = 1.0
         return self.derive(scores)
 
     def encode(self, genotype: Any) -> dict[str, str]:
