@@ -41,12 +41,19 @@ def run_cost(specs: list[ExperimentSpec], estimates: list[TrialCost], jobs: list
     counts = jobs if jobs is not None else [len(s.seeds) for s in specs]
     costs = [cost for cost, count in zip(estimates, counts) for _ in range(count)]
     first = specs[0]
-    slots = trial_slots(first.cpus_per_trial, first.gpus_per_trial, node_resources(first), first.max_concurrent,
-                        len(costs))
+    bundles = max(spec.bundles for spec in specs)  # a black-box search's bb_workers: more resources per trial
+    cpus, gpus = first.cpus_per_trial * bundles, first.gpus_per_trial * bundles
+    slots = trial_slots(cpus, gpus, node_resources(first), first.max_concurrent, len(costs))
     slowdown = 1.0
     if not first.address and not first.gpus_per_trial:  # CPU trials on this machine share its cores
-        slowdown = contention(slots, first.cpus_per_trial, os.cpu_count() or 1, os.getloadavg()[0])
+        slowdown = contention(slots, cpus, os.cpu_count() or 1, os.getloadavg()[0])
     return run_seconds(costs, slots, joined_cluster=bool(first.address), slowdown=slowdown)
+
+
+def resources_text(spec: ExperimentSpec) -> str:
+    """``1 CPU, 0 GPU``; a trial of several bundles (``bb_workers``): ``4 bundles of 1 CPU, 0 GPU``."""
+    bundle = f"{spec.cpus_per_trial} CPU, {spec.gpus_per_trial} GPU"
+    return bundle if spec.bundles == 1 else f"{spec.bundles} bundles of {bundle} (candidates trained side by side)"
 
 
 def phase_text(cost: TrialCost) -> str:
@@ -90,7 +97,7 @@ def experiment_plan(spec: ExperimentSpec, folder: Path | Remote, console: Consol
         table.add_row("split", split_summary(spec.split))
     table.add_row("budget", f"{spec.budget}  (config {spec.config_hash}"
                             + (f", overrides {spec.overrides}" if spec.overrides else "") + ")")
-    table.add_row("device", f"{device}; per trial {spec.cpus_per_trial} CPU, {spec.gpus_per_trial} GPU"
+    table.add_row("device", f"{device}; per trial {resources_text(spec)}"
                             + (f"; at most {spec.max_concurrent} at once" if spec.max_concurrent else ""))
     if estimate is not None:
         run = run_cost([spec], [estimate])
@@ -116,8 +123,7 @@ def study_plan(study: Study, specs: list[ExperimentSpec], estimates: list[TrialC
     first = specs[0]
     device = "GPU" if first.gpus_per_trial else "CPU"
     jobs = sum(len(s.seeds) for s in specs)
-    line = (f"{len(specs)} cells, {jobs} trials ({study.budget} budget), {device}; per trial {first.cpus_per_trial} "
-            f"CPU, {first.gpus_per_trial} GPU")
+    line = f"{len(specs)} cells, {jobs} trials ({study.budget} budget), {device}; per trial {resources_text(first)}"
     if estimates:
         line += f"; {run_text(run_cost(specs, estimates))}, from a few steps measured on {estimates[0].where}"
     if resume_jobs is not None:

@@ -204,7 +204,7 @@ def run_jobs(jobs: list[tuple[ExperimentSpec, int]], done: list[str], exp_dir: P
 def tuner(jobs: list[tuple[ExperimentSpec, int]], exp_dir: Path | Remote, options: ExperimentSpec,
           watch: StoreWatch | None) -> tune.Tuner:
     """The Ray Tune experiment of ``jobs``: a grid of their jobs' texts, stored in ``<exp_dir>/tune``."""
-    trainable = tune.with_resources(run_trial, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    trainable = tune.with_resources(run_trial, lambda config: trial_resources(read_job(config["job"])[0]))
     return tune.Tuner(
         trainable,
         param_space={"job": tune.grid_search([job_text(spec, seed) for spec, seed in jobs])},
@@ -215,6 +215,13 @@ def tuner(jobs: list[tuple[ExperimentSpec, int]], exp_dir: Path | Remote, option
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             callbacks=[RichProgressCallback(), *logger_callbacks(options, exp_dir)]),
     )
+
+
+def trial_resources(spec: ExperimentSpec) -> tune.PlacementGroupFactory:
+    """A trial's placement group: ``trial_bundles`` bundles of ``--cpus-per-trial`` CPUs and ``--gpus-per-trial`` GPUs
+    (one but for a black-box search that trains ``bb_workers`` candidates side by side)."""
+    bundle = {"CPU": spec.cpus_per_trial, **({"GPU": spec.gpus_per_trial} if spec.gpus_per_trial else {})}
+    return tune.PlacementGroupFactory([dict(bundle) for _ in range(spec.bundles)])
 
 
 def trial_errors(grid: Any) -> list[str]:

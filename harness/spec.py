@@ -110,6 +110,14 @@ class ExperimentSpec:
         return {"experiment": self.name, "method": self.method, "space": self.space, "dataset": self.dataset,
                 "budget": self.budget, "config_hash": self.config_hash, **({"cell": self.cell} if self.cell else {})}
 
+    @property
+    def bundles(self) -> int:
+        """How many bundles of ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs each trial asks for
+        (``SearchMethod.trial_bundles``: one, or a black-box search's ``bb_workers``)."""
+        from harness.core.registry import get_method, get_space
+
+        return get_method(self.method).trial_bundles(self.config, get_space(self.space)(self.config))
+
     def at(self, folder: Path | Remote) -> ExperimentSpec:
         """The same experiment where it lies now (a moved folder, a resume with another ``--out``)."""
         return dataclasses.replace(self, folder=folder)

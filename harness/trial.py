@@ -229,8 +229,10 @@ def execute_trial(spec: ExperimentSpec, seed: int, report: Reporter) -> dict[str
         genotype = method.derive()
         findings = trial_findings(spec, method, space, table, genotype, data)
         network = space.describe_network(data.info)
+        parallel = method.parallel_device_seconds()
         state["results"] = {"genotype": space.to_str(genotype), "split": data.split, **backends,
                             **({"space_info": network} if network else {}),
+                            **({"parallel_device_seconds": parallel} if parallel else {}),
                             "search_val_acc": method.search_val_acc(state["history"][-1]),
                             "correlation_seconds": time.perf_counter() - start, **findings}
         state.update(phase="eval", epoch=0)
@@ -352,7 +354,9 @@ def finish(spec: ExperimentSpec, seed: int, state: dict[str, Any], device: torch
            test_acc_source: str) -> dict[str, Any]:
     """Write the trial's record atomically and report the flat summary."""
     # the teacher's cost (NOS) is not in it: the record states it beside (teacher_seconds, teacher_device_hours)
-    hours = (state["search_seconds"] + state["results"]["correlation_seconds"] + state["eval_seconds"]) / 3600
+    # candidates a black-box search trained beside the trial (parallel_device_seconds) are device time too
+    hours = (state["search_seconds"] + state["results"]["correlation_seconds"] + state["eval_seconds"]
+             + state["results"].get("parallel_device_seconds", 0.0)) / 3600
     peak_mem_mb = peak_memory_mb(device)  # the trial's own peak, before the latency's batch pass adds to it
     report({"phase": "latency"})  # the progress display's phase (timed passes of the final network)
     latency = network_latency(net, info, spec.config, device)

@@ -126,6 +126,13 @@ class SearchMethod:
         of the space's networks it asks the space (``space.check_stage_features``), never its keys. The
         default has no rule."""
 
+    @classmethod
+    def trial_bundles(cls, cfg: dict[str, Any], space: SearchSpace) -> int:
+        """How many equal bundles of resources (each ``--cpus-per-trial`` CPUs and ``--gpus-per-trial`` GPUs) a trial
+        of the method asks Ray for: the first runs the trial, the others what it starts beside itself (the black-box
+        methods' ``bb_workers`` candidate trainers). The default: one."""
+        return 1
+
     # --- search ---------------------------------------------------------------------------------
     def num_epochs(self) -> int:
         return int(self.cfg["search_epochs"])
@@ -197,6 +204,12 @@ class SearchMethod:
         waiting for or loading its cached teacher, which the paper's search cost leaves out). A method states
         such a cost in its record itself (``record_info``). The default is none."""
         return {}
+
+    def parallel_device_seconds(self) -> float:
+        """Device seconds the search spent beside the trial's own process (the black-box methods' candidates trained
+        by Ray actors in the trial's further bundles, ``trial_bundles``): ``harness.trial`` adds them to the record's
+        ``device_hours`` and records them as ``parallel_device_seconds`` where there are any. The default: none."""
+        return 0.0
 
     # --- results --------------------------------------------------------------------------------
     def search_val_acc(self, last_epoch: dict[str, Any]) -> float:

@@ -6,8 +6,8 @@ choice per edge or block, one inputs choice per node that keeps some of its edge
 space's own derivation rule, so every proposal is a genotype the space can build). They share random search's
 budget keys, so one ``--set rs_candidates=N`` gives every black-box method the same budget:
 
-- ``rs_candidates``: evaluations per trial. One search "epoch" of the trial is one evaluation, so checkpoints,
-  progress and the search curve come per evaluation.
+- ``rs_candidates``: evaluations per trial. One search "epoch" of the trial is one round of ``bb_workers``
+  evaluations (one by default), so checkpoints, progress and the search curve come per round.
 - ``rs_epochs``: the training epochs of an evaluation at full fidelity.
 
 **Evaluating a candidate** is chosen by the space, as random search does it. On a space with a benchmark
@@ -20,12 +20,18 @@ network's size (``build_network(..., "search")``, the shared search SGD, a cosin
 validated on the architecture half after every epoch, so that ASHA and BOHB can stop it early; its cost is the
 device seconds it took.
 
-**Candidates are evaluated one after another inside the trial** (on the trial's device and threads); the
-parallelism is Ray Tune's: the trials of the methods and seeds run side by side. Our choice, for
-reproducibility: a searcher's next proposal depends on every earlier result, and ASHA's decision to stop a
-candidate on the results recorded before it; evaluating candidates concurrently (Ray tasks or nested Tune trials)
-would make the genotype a seed finds depend on which candidate finished first. Evaluated in order, the same seed
-gives the same search on every machine, and a resumed trial equals an uninterrupted one.
+**Candidates side by side** (``bb_workers``, default 1). A search epoch of the trial is a round of ``bb_workers``
+evaluations: all proposed before any result, trained in lockstep epoch by epoch — by the trial's process and
+``bb_workers - 1`` Ray actors (``CandidateTrainer``), one in each further bundle of the trial's placement group (the
+runner asks for ``trial_bundles`` bundles) — their figures reported to the searcher in proposal order after every
+epoch, and completed in that order. Ray actors, not nested Tune trials: the trial's own placement group holds their
+resources, so a cluster full of trials cannot starve a trial's candidates (a nested Tune experiment would queue for
+resources its own parent holds), and an actor keeps its candidate's network between epochs. The lockstep is our
+choice for reproducibility: ASHA's decision to stop a candidate depends on the figures recorded before it, and a
+searcher's next proposal on every earlier result; taken in a fixed order, the same seed and ``bb_workers`` give the
+same search whichever candidate finishes first, and a candidate trains the same wherever it runs (its own
+initialisation seed and batches). Without Ray (in-process tests) the round's trainers run one after another here.
+The actors' device seconds are the search's too (``parallel_device_seconds``).
 
 **Resume.** The method's state is the list of its evaluations (configuration, fidelity, curve, figure, cost).
 ``load_state_dict`` builds the searcher afresh from the seed and replays them: every proposal is checked equal to
@@ -56,7 +62,7 @@ import numpy as np
 import torch
 
 from harness.core.config import Key
-from harness.core.data import DataInfo, SearchData
+from harness.core.data import DataInfo, Dataset, SearchData
 from harness.core.errors import UserError
 from harness.core.registry import register_method
 from harness.core.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, to_device, train_epoch
@@ -280,11 +286,9 @@ class BOHB(Searcher):
         self.lookup = lookup
         self.s_max = int(math.floor(math.log(top / low) / math.log(self.ETA) + 1e-9))
         self.top = top
-        self.bracket = 0  # brackets run s = s_max, s_max - 1, ..., 0, then again
-        self.queue: list[tuple[str, dict[str, str]]] = []  # (trial id, configuration) still to evaluate in the rung
-        self.results: list[tuple[str, dict[str, str], float]] = []  # the rung's results so far
-        self.rung, self.rungs = 0, [(0, 0)]
-        self.pending = 0  # evaluations of the rung not yet completed
+        self.started = 0  # brackets started: they run s = s_max, s_max - 1, ..., 0, then again
+        self.brackets: list[_Bracket] = []  # the open ones, oldest first
+        self.owner: dict[int, tuple[_Bracket, str]] = {}  # evaluation index → its bracket and trial id
 
     def _rungs(self, s: int) -> list[tuple[int, int]]:
         """(configurations, budget in epochs) of each successive-halving rung of bracket ``s``."""
@@ -292,54 +296,174 @@ class BOHB(Searcher):
         return [(max(int(n * self.ETA ** -i), 1), max(int(round(self.top * self.ETA ** (i - s))), 1))
                 for i in range(s + 1)]
 
-    def _start_bracket(self) -> None:
-        s = self.s_max - self.bracket % (self.s_max + 1)
-        self.bracket += 1
-        self.rungs, self.rung, self.results = self._rungs(s), 0, []
-        self.queue = []
-        self.pending = self.rungs[0][0]
-
     def suggest(self, index: int) -> tuple[dict[str, str], int | None]:
-        if self.pending == 0 and not self.queue:
-            self._start_bracket()
-        budget = None if self.lookup else self.rungs[self.rung][1]
-        if self.queue:
-            trial, config = self.queue.pop(0)
+        """The next evaluation of the oldest open bracket that has one to hand out; a new bracket when every open one
+        waits for results (several workers: as hpbandster runs brackets side by side)."""
+        bracket = next((b for b in self.brackets if b.has_work()), None)
+        if bracket is None:
+            bracket = _Bracket(self._rungs(self.s_max - self.started % (self.s_max + 1)))
+            self.started += 1
+            self.brackets.append(bracket)
+        if bracket.queue:
+            trial, config = bracket.queue.pop(0)
         else:
             trial = f"c{index}"
             with self.random.active():
                 config = {name: str(value) for name, value in self.search.suggest(trial).items()}
-        self.current = trial
-        return config, budget
+        bracket.handed += 1
+        self.owner[index] = (bracket, trial)
+        return config, None if self.lookup else bracket.budget()
 
     def complete(self, index: int, config: dict[str, str], value: float, epochs: int) -> None:
-        trial = self.current
-        rung_budget = self.rungs[self.rung][1] if not self.lookup else self.top
+        bracket, trial = self.owner.pop(index)
         with self.random.active():
             if not math.isnan(value):
-                self.search.on_trial_result(trial, {METRIC: value, "hyperband_info": {"budget": rung_budget}})
-        self.results.append((trial, config, value))
-        self.pending -= 1
-        if self.pending > 0:
+                budget = self.top if self.lookup else bracket.budget()
+                self.search.on_trial_result(trial, {METRIC: value, "hyperband_info": {"budget": budget}})
+        bracket.results.append((index, trial, config, value))
+        if len(bracket.results) < bracket.size():
             return
         # the rung is complete: promote its best 1/η to the next rung (ties: the earlier), end the others
-        ranked = sorted(range(len(self.results)), key=lambda k: -_fitness(self.results[k][2]))
-        keep = self.rungs[self.rung + 1][0] if self.rung + 1 < len(self.rungs) else 0
+        results = sorted(bracket.results)  # in the order they were handed out
+        ranked = sorted(range(len(results)), key=lambda k: -_fitness(results[k][3]))
+        keep = bracket.rungs[bracket.rung + 1][0] if bracket.rung + 1 < len(bracket.rungs) else 0
         promoted = sorted(ranked[:keep])
         with self.random.active():
-            for k, (trial_id, _, _) in enumerate(self.results):
+            for k, (_, trial_id, _, _) in enumerate(results):
                 if k not in promoted:
                     self.search.on_trial_complete(trial_id)
         if keep:
-            self.queue = [(self.results[k][0], self.results[k][1]) for k in promoted]
-            self.rung, self.results, self.pending = self.rung + 1, [], len(self.queue)
+            bracket.promote([(results[k][1], results[k][2]) for k in promoted])
+        else:
+            self.brackets.remove(bracket)
+
+
+class _Bracket:
+    """One HyperBand bracket's progress: its rungs, the rung it is in, what it still hands out and its results."""
+
+    def __init__(self, rungs: list[tuple[int, int]]):
+        self.rungs, self.rung = rungs, 0
+        self.queue: list[tuple[str, dict[str, str]]] = []  # promoted (trial id, configuration)s not handed out yet
+        self.handed = 0  # evaluations of the rung handed out
+        self.results: list[tuple[int, str, dict[str, str], float]] = []  # the rung's (index, trial, config, figure)
+
+    def size(self) -> int:
+        return self.rungs[self.rung][0]
+
+    def budget(self) -> int:
+        return self.rungs[self.rung][1]
+
+    def has_work(self) -> bool:
+        return self.handed < self.size()
+
+    def promote(self, survivors: list[tuple[str, dict[str, str]]]) -> None:
+        self.rung += 1
+        self.queue, self.handed, self.results = list(survivors), 0, []
+
+
+def candidate_seed(seed: int, index: int) -> int:
+    """The torch seed of evaluation ``index``'s initialisation: its own, so that it trains the same wherever it runs."""
+    return (seed * 1_000_003 + 7_919 * (index + 1)) % (2**63)
+
+
+class CandidateTrainer:
+    """Trains one candidate at a time from scratch, epoch by epoch: the search network of its genotype at the space's
+    search size (``build_network(..., "search")``, no auxiliary head or drop-path), the shared search SGD with a
+    cosine schedule over its budget, its own batches of the weight half (stream ``index · rs_epochs + epoch``) and
+    its own initialisation seed (``candidate_seed``); after every epoch its accuracy on the architecture half. A
+    candidate's training is so a function of the trial's seed, its index, its genotype and its budget, the same in
+    the trial's process and in a Ray actor (``remote_trainers``) on the same kind of device and threads."""
+
+    def __init__(self, space: str, cfg: dict[str, Any], data: Any, seed: int, device: torch.device | None = None,
+                 threads: int | None = None):
+        from harness.core.registry import get_space
+
+        if threads:
+            torch.set_num_threads(threads)
+        if device is None:  # a Ray actor: its bundle's device
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.space, self.cfg, self.seed, self.device = get_space(space)(cfg), cfg, seed, device
+        self.data = SearchData(data, cfg, seed, device) if isinstance(data, Dataset) else data  # an actor: built
+        self.net: torch.nn.Module | None = None
+
+    def start(self, index: int, genotype: str, epochs: int) -> None:
+        torch.manual_seed(candidate_seed(self.seed, index))
+        net = self.space.build_network(self.space.parse(genotype), self.data.info, "search", auxiliary=False)
+        self.net = to_device(net, self.cfg, self.device)
+        self.opt = sgd(self.net.parameters(), self.cfg, "w")
+        self.index, self.epochs, self.done = index, epochs, 0
+
+    def epoch(self) -> tuple[float, float]:
+        """Train the next epoch; the validation accuracy (percent) after it and the device seconds it took."""
+        assert self.net is not None
+        cfg, start = self.cfg, time.perf_counter()
+        set_lr(self.opt, cosine_lr(self.done, self.epochs, cfg["w_lr"], cfg["w_lr_min"]))
+        stream = self.index * int(cfg["rs_epochs"]) + self.done
+        train_epoch(self.net, self.opt, self.data.weight_batches(stream, phase="candidate"), cfg["grad_clip"])
+        value = evaluate(self.net, self.data.val_batches())[1]
+        self.done += 1
+        return value, time.perf_counter() - start
+
+
+def remote_trainers(space: str, cfg: dict[str, Any], data: SearchData, seed: int, count: int) -> list[Any]:
+    """``count`` ``CandidateTrainer`` Ray actors, one in each bundle after the first of the trial's placement group
+    (the runner asks for ``trial_bundles`` of them: ``bb_workers``), with the bundle's CPUs as threads and its GPU
+    share; none outside a Ray trial or where the group has too few bundles (the trainers then run in the trial's
+    process)."""
+    try:
+        import ray
+        from ray.util import get_current_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    except ImportError:  # pragma: no cover - Ray is a dependency
+        return []
+    group = get_current_placement_group() if ray.is_initialized() else None
+    if group is None or len(group.bundle_specs) < count + 1:
+        return []
+    dataset = ray.put(data.dataset)
+    actors = []
+    for k in range(1, count + 1):
+        bundle = group.bundle_specs[k]
+        cpus, gpus = float(bundle.get("CPU", 1)), float(bundle.get("GPU", 0))
+        actor = ray.remote(CandidateTrainer).options(
+            num_cpus=cpus, num_gpus=gpus,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=k))
+        actors.append(_Remote(actor.remote(space, cfg, dataset, seed, None, max(1, int(cpus)))))
+    return actors
+
+
+class _Remote:
+    """A ``CandidateTrainer`` actor behind the trainer's own calls (``start`` waits; ``epoch`` is sent and collected
+    by ``step_trainers``)."""
+
+    def __init__(self, actor: Any):
+        self.actor = actor
+
+    def start(self, index: int, genotype: str, epochs: int) -> None:
+        import ray
+
+        ray.get(self.actor.start.remote(index, genotype, epochs))
+
+
+def step_trainers(trainers: list[Any]) -> list[tuple[float, float]]:
+    """One epoch of every trainer, side by side: the actors' epochs sent first, this process's trained meanwhile."""
+    pending = {k: t.actor.epoch.remote() for k, t in enumerate(trainers) if isinstance(t, _Remote)}
+    results: dict[int, tuple[float, float]] = {k: t.epoch() for k, t in enumerate(trainers) if k not in pending}
+    if pending:
+        import ray
+
+        results.update(zip(pending, ray.get(list(pending.values()))))
+    return [results[k] for k in range(len(trainers))]
 
 
 class BlackBoxSearch(SearchMethod):
     """The shared protocol of the black-box methods (module docstring); a subclass names its ``searcher``."""
 
     needs = frozenset({"sample", "encoding"})
-    keys: ClassVar[dict[str, Key]] = dict(CANDIDATE_KEYS)
+    keys: ClassVar[dict[str, Key]] = {
+        **CANDIDATE_KEYS,
+        "bb_workers": Key(1, "black-box: candidates trained side by side, each in a bundle of the trial's resources",
+                          "[1, inf)"),
+    }
     ignored_keys = RandomSearch.ignored_keys
     # smoke: six evaluations of up to three epochs, so that ASHA and BOHB's brackets (1 and 3 epochs) have something
     # to stop; small: random search's eight candidates of three epochs. The paper budget on NAS-Bench-201 is 100
@@ -359,59 +483,101 @@ class BlackBoxSearch(SearchMethod):
         self.cost_column = self.table.cost_column(self.valid_column) if self.table is not None else None
         self.searcher = self.make_searcher()
         self.evaluations: list[dict[str, Any]] = []
+        self.workers = self.trial_bundles(cfg, space)  # candidates per round, trained side by side
+        self.pool: list[Any] = []  # the candidate trainers (``_trainers``)
 
     def make_searcher(self) -> Searcher:
         raise NotImplementedError
 
+    @classmethod
+    def trial_bundles(cls, cfg: dict[str, Any], space: SearchSpace) -> int:
+        """``bb_workers`` on a space whose candidates are trained; a look-up needs no worker."""
+        return 1 if space.benchmark() is not None else int(cfg["bb_workers"])
+
     def num_epochs(self) -> int:
-        return int(self.cfg["rs_candidates"])
+        return math.ceil(int(self.cfg["rs_candidates"]) / self.workers)
 
-    # --- one evaluation per search epoch ------------------------------------------------------------
-    def _train(self, index: int, genotype: Any, epochs: int, data: SearchData) -> tuple[list[float], bool]:
-        """Train ``genotype`` from scratch for up to ``epochs`` epochs; its validation figure after each, and whether
-        the searcher stopped it early."""
-        cfg = self.cfg
-        net = to_device(self.space.build_network(genotype, self.info, "search", auxiliary=False), cfg, self.device)
-        opt = sgd(net.parameters(), cfg, "w")
-        curve: list[float] = []
-        for epoch in range(epochs):
-            set_lr(opt, cosine_lr(epoch, epochs, cfg["w_lr"], cfg["w_lr_min"]))
-            train_epoch(net, opt, data.weight_batches(index * int(cfg["rs_epochs"]) + epoch, phase="candidate"),
-                        cfg["grad_clip"])
-            curve.append(evaluate(net, data.val_batches())[1])
-            if self.searcher.report(index, epoch + 1, curve[-1]):
-                return curve, True
-        return curve, False
+    # --- one round of evaluations per search epoch -------------------------------------------------------
+    def _trainers(self, data: SearchData, count: int) -> list[Any]:
+        """``count`` candidate trainers: this process's, and up to ``bb_workers`` - 1 Ray actors, one per further
+        bundle of the trial's placement group (``remote_trainers``); without them (no Ray, or no bundles), more
+        trainers in this process, stepped one after another. Made once per trial."""
+        if not self.pool:
+            self.pool = [CandidateTrainer(self.space.name, self.cfg, data, self.seed, self.device)]
+            if self.workers > 1:
+                self.pool += remote_trainers(self.space.name, self.cfg, data, self.seed, self.workers - 1) or [
+                    CandidateTrainer(self.space.name, self.cfg, data, self.seed, self.device)
+                    for _ in range(self.workers - 1)]
+        return self.pool[:count]
 
-    def _evaluate(self, index: int, data: SearchData | None) -> dict[str, Any]:
-        """Propose, evaluate and report evaluation ``index`` (``data`` None: replaying a recorded one)."""
-        config, budget = self.searcher.suggest(index)
-        genotype = self.space.decode(config)
-        entry: dict[str, Any] = {"index": index, "genotype": self.space.to_str(genotype), "config": config}
-        start = time.perf_counter()
-        if self.table is not None:
-            value = float(self.table.query([genotype], self.valid_column)[0])
-            cost = float(self.table.query([genotype], self.cost_column)[0]) if self.cost_column else None
-            entry.update(fidelity="look-up", val_acc=value, simulated_seconds=cost)
-        else:
-            epochs = int(budget if budget is not None else self.cfg["rs_epochs"])
-            assert data is not None
-            curve, stopped = self._train(index, genotype, epochs, data)
-            value = curve[-1]
-            entry.update(fidelity=epochs, epochs=len(curve), curve=curve, stopped=stopped, val_acc=value)
-        entry["seconds"] = time.perf_counter() - start
-        self.searcher.complete(index, config, value, int(entry.get("epochs", 0)))
-        return entry
+    def _round(self, first: int, count: int, data: SearchData | None,
+               recorded: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Evaluations ``first`` .. ``first + count - 1``: all proposed first, then trained side by side epoch by
+        epoch — after each epoch their figures are reported to the searcher in proposal order, which may stop some —
+        and completed in proposal order. ``recorded``: replay those evaluations' figures instead (``load_state_dict``),
+        making the same calls to the searcher in the same order."""
+        entries = []
+        for index in range(first, first + count):
+            config, budget = self.searcher.suggest(index)
+            if recorded is not None and config != recorded[index - first]["config"]:
+                raise UserError(f"the resumed {self.name} search proposes another candidate at evaluation "
+                                f"{index + 1} than its checkpoint holds (a different package version?)")
+            genotype = self.space.decode(config)
+            entry: dict[str, Any] = {"index": index, "genotype": self.space.to_str(genotype), "config": config}
+            if self.table is not None:
+                value = float(self.table.query([genotype], self.valid_column)[0])
+                cost = float(self.table.query([genotype], self.cost_column)[0]) if self.cost_column else None
+                entry.update(fidelity="look-up", val_acc=value, simulated_seconds=cost)
+            else:
+                epochs = int(budget if budget is not None else self.cfg["rs_epochs"])
+                entry.update(fidelity=epochs, epochs=0, curve=[], stopped=False, seconds=0.0)
+            entries.append(entry)
+        if self.table is None:
+            self._train_round(entries, data, recorded)
+        for entry in entries:
+            self.searcher.complete(entry["index"], entry["config"], entry["val_acc"], int(entry.get("epochs", 0)))
+        return entries if recorded is None else [dict(e) for e in recorded]
+
+    def _train_round(self, entries: list[dict[str, Any]], data: SearchData | None,
+                     recorded: list[dict[str, Any]] | None) -> None:
+        """Train the round's candidates in lockstep, one epoch each at a time (``CandidateTrainer``), until each has
+        its budget or the searcher stops it; fills their curves, figures, epochs and device seconds."""
+        trainers = [] if recorded is not None else self._trainers(data, len(entries))
+        for trainer, entry in zip(trainers, entries):
+            trainer.start(entry["index"], entry["genotype"], entry["fidelity"])
+        running = list(range(len(entries)))
+        while running:
+            if recorded is not None:
+                results = [(recorded[k]["curve"][entries[k]["epochs"]], 0.0) for k in running]
+            else:
+                results = step_trainers([trainers[k] for k in running])
+            for k, (value, seconds) in zip(list(running), results):
+                entry = entries[k]
+                if recorded is None:
+                    entry["trainer"] = "actor" if isinstance(trainers[k], _Remote) else "trial"
+                entry["curve"].append(value)
+                entry["epochs"] += 1
+                entry["seconds"] += seconds
+                entry["val_acc"] = value
+                if self.searcher.report(entry["index"], entry["epochs"], value) and entry["epochs"] < entry["fidelity"]:
+                    entry["stopped"] = True
+                    running.remove(k)
+                elif entry["epochs"] == entry["fidelity"]:
+                    running.remove(k)
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
-        entry = self._evaluate(epoch, data)
-        self.evaluations.append(entry)
+        first = epoch * self.workers
+        entries = self._round(first, min(self.workers, int(self.cfg["rs_candidates"]) - first), data)
+        self.evaluations += entries
         best = self.incumbent()
-        return {"val_acc": entry["val_acc"], "best_val_acc": best["val_acc"], "genotype": entry["genotype"],
-                "incumbent": best["genotype"],
-                **({"simulated_seconds": entry["simulated_seconds"]} if entry.get("simulated_seconds") is not None
-                   else {}),
-                **({"candidate_epochs": entry["epochs"], "stopped": entry["stopped"]} if "epochs" in entry else {})}
+        top = max(entries, key=lambda e: _fitness(e["val_acc"]))  # the round's best (ties: the earlier)
+        costs = [e.get("simulated_seconds") for e in entries]
+        return {"val_acc": top["val_acc"], "best_val_acc": best["val_acc"], "genotype": top["genotype"],
+                "incumbent": best["genotype"], "evaluations": len(entries),
+                **({"simulated_seconds": sum(costs)} if all(c is not None for c in costs) else {}),
+                **({"candidate_epochs": [e["epochs"] for e in entries] if self.workers > 1 else entries[0]["epochs"],
+                    "stopped": sum(e["stopped"] for e in entries) if self.workers > 1 else entries[0]["stopped"]}
+                   if self.table is None else {})}
 
     def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
         """A uniform candidate's training step, and the steps of an evaluation at full fidelity (a look-up: none)."""
@@ -448,6 +614,10 @@ class BlackBoxSearch(SearchMethod):
     def search_val_acc(self, last_epoch: dict[str, Any]) -> float:
         return float(self.incumbent()["val_acc"])
 
+    def parallel_device_seconds(self) -> float:
+        """The device seconds of the candidates Ray actors trained (``trainer`` "actor")."""
+        return sum(e["seconds"] for e in self.evaluations if e.get("trainer") == "actor")
+
     def record_info(self) -> dict[str, Any]:
         simulated = [e.get("simulated_seconds") for e in self.evaluations]
         known = [s for s in simulated if s is not None]
@@ -457,6 +627,9 @@ class BlackBoxSearch(SearchMethod):
             "evaluation": ("look-up of the benchmark's " + str(self.valid_column)) if self.table is not None
             else "trained from scratch at the search network's size, validated on the architecture half each epoch",
             "stopped_early": sum(bool(e.get("stopped")) for e in self.evaluations),
+            "workers": self.workers,
+            "trained_by_actors": sum(e.get("trainer") == "actor" for e in self.evaluations),
+            "device_seconds": sum(e.get("seconds", 0.0) for e in self.evaluations) if self.table is None else None,
             "simulated_seconds": sum(known) if known and len(known) == len(simulated) else None,
             "simulated_cost": (f"the benchmark's training seconds ({self.cost_column})" if self.cost_column
                                else "none: the table has no training times (one query per evaluation)"
@@ -470,17 +643,11 @@ class BlackBoxSearch(SearchMethod):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.searcher = self.make_searcher()
         self.evaluations = []
-        for recorded in state["evaluations"]:
-            index = int(recorded["index"])
-            config, _ = self.searcher.suggest(index)
-            if config != recorded["config"]:
-                raise UserError(f"the resumed {self.name} search proposes another candidate at evaluation "
-                                f"{index + 1} than its checkpoint holds (a different package version?)")
-            if "curve" in recorded:
-                for epoch, value in enumerate(recorded["curve"]):
-                    self.searcher.report(index, epoch + 1, value)
-            self.searcher.complete(index, config, recorded["val_acc"], int(recorded.get("epochs", 0)))
-            self.evaluations.append(dict(recorded))
+        recorded = list(state["evaluations"])
+        while len(self.evaluations) < len(recorded):
+            first = len(self.evaluations)
+            count = min(self.workers, len(recorded) - first)
+            self.evaluations += self._round(first, count, None, recorded[first:first + count])
 
 
 @register_method

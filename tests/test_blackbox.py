@@ -14,6 +14,7 @@ import builtins
 import math
 import sys
 import zlib
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,9 @@ from harness.core.data import DataInfo, SearchData
 from harness.core.errors import GenotypeError, UserError
 from harness.core.registry import get_method, get_space
 from harness.core.train import rng_state, seed_everything, set_rng_state
-from methods.blackbox import BOHB, TPE, BlackBoxSearch, Evolution, RandomWithASHA, mutate
+from harness.spec import ExperimentSpec
+from methods import blackbox
+from methods.blackbox import BOHB, TPE, Evolution, RandomWithASHA, mutate
 from spaces.base import SearchSpace
 from spaces.ops import OP_FAMILY
 
@@ -590,16 +593,19 @@ def test_a_checkpoint_that_does_not_replay_is_one_line():
     assert "evaluation 3" in one_line(err)
 
 
-def scripted_train(self: Any, index: int, genotype: Any, epochs: int, data: Any) -> tuple[list[float], bool]:
-    """``BlackBoxSearch._train`` without training: a candidate's figure after epoch e is a fixed function of its
-    genotype (crc32 of its string, mod 50) plus e, reported to the searcher after every epoch as ``_train`` does."""
-    base = zlib.crc32(self.space.to_str(genotype).encode()) % 50
-    curve: list[float] = []
-    for epoch in range(1, epochs + 1):
-        curve.append(float(base + epoch))
-        if self.searcher.report(index, epoch, curve[-1]):
-            return curve, True
-    return curve, False
+class ScriptedTrainer:
+    """``CandidateTrainer`` without training: a candidate's figure after epoch e is a fixed function of its genotype
+    (crc32 of its string, mod 50) plus e."""
+
+    def __init__(self, space: str, cfg: Any, data: Any, seed: int, device: Any = None, threads: Any = None):
+        pass
+
+    def start(self, index: int, genotype: str, epochs: int) -> None:
+        self.base, self.done = zlib.crc32(genotype.encode()) % 50, 0
+
+    def epoch(self) -> tuple[float, float]:
+        self.done += 1
+        return float(self.base + self.done), 0.0
 
 
 @pytest.mark.parametrize("name, evaluations, stops", [("rs-asha", 12, (3, 7)), ("bohb", 22, (5, 11, 15))])
@@ -607,7 +613,7 @@ def test_a_resumed_trained_search_replays_curves_and_budgets(monkeypatch, name, 
     """On a trained space (DARTS) the replay feeds back every recorded epoch: ASHA's rungs and BOHB's brackets are
     rebuilt, so the candidates after the resume are stopped and promoted as in the uninterrupted run (resumed
     within a bracket's first rung, its second and a later bracket)."""
-    monkeypatch.setattr(BlackBoxSearch, "_train", scripted_train)
+    monkeypatch.setattr(blackbox, "CandidateTrainer", ScriptedTrainer)
     cfg = smoke_cfg(name, "darts", rs_candidates=evaluations, rs_epochs=9 if name == "bohb" else 4,
                     **({"asha_eta": 2} if name == "rs-asha" else {}))
 
@@ -718,3 +724,75 @@ def test_cost_column_on_the_bundled_and_on_a_table_with_training_times(tmp_path)
     assert all("simulated_seconds" not in m for m in metrics)
     assert all(e["simulated_seconds"] is None for e in plain.evaluations)
     assert plain.record_info()["blackbox"]["simulated_seconds"] is None
+
+
+# --- candidates trained side by side (bb_workers) -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", METHODS)
+def test_rounds_of_side_by_side_candidates_resume_as_they_ran(monkeypatch, name):
+    """bb_workers = 3 on a trained space: each search epoch is a round of three evaluations, proposed before any
+    result (BOHB hands out a new bracket's configurations while a rung waits), reported in proposal order; a search
+    resumed after a round equals the uninterrupted one."""
+    monkeypatch.setattr(blackbox, "CandidateTrainer", ScriptedTrainer)
+    cfg = smoke_cfg(name, "darts", rs_candidates=14, rs_epochs=9 if name == "bohb" else 4, bb_workers=3,
+                    **({"asha_eta": 2} if name == "rs-asha" else {}))
+
+    def build() -> Any:
+        return get_method(name)(get_space("darts")(cfg), cfg, DataInfo(1, 10, 8), CPU, 0)
+
+    whole = build()
+    assert whole.num_epochs() == 5  # ⌈14 / 3⌉ rounds, the last of two
+    metrics = [whole.train_epoch(i, object()) for i in range(5)]
+    assert [m["evaluations"] for m in metrics] == [3, 3, 3, 3, 2]
+    assert [e["index"] for e in whole.evaluations] == list(range(14))
+    for m, first in zip(metrics, range(0, 14, 3)):  # each round's figure is its best evaluation's
+        round_ = whole.evaluations[first:first + 3]
+        assert m["val_acc"] == max(e["val_acc"] for e in round_)
+    if name == "bohb":  # brackets side by side: 9 at 1 epoch, then the next bracket's 5 at 3 while rung 1 waits
+        assert [e["fidelity"] for e in whole.evaluations] == [1] * 9 + [3] * 3 + [9] + [3]
+    for stop in (1, 3):
+        resumed = resumed_at(build, stop, object())
+        for i in range(stop, 5):
+            assert resumed.train_epoch(i, object()) == metrics[i], (stop, i)
+        assert without_seconds(resumed.evaluations) == without_seconds(whole.evaluations)
+
+
+def test_side_by_side_candidates_train_as_they_would_alone(digits_dataset):
+    """A candidate's training is a function of the seed, its index, its genotype and its budget: without Ray the
+    round's trainers run in this process one after another, and rs-asha with bb_workers = 2 trains every candidate of
+    the first round exactly as bb_workers = 1 does (ASHA's first rung sees them in the same order)."""
+    runs = {}
+    for workers in (1, 2):
+        cfg = resolve(get_method("rs-asha"), get_space("darts"), "smoke",
+                      {**tiny_overrides("rs-asha", "darts"), "rs_candidates": "2", "rs_epochs": "2",
+                       "bb_workers": str(workers)}).values
+        seed_everything(0)
+        data = SearchData(digits_dataset, cfg, 0, CPU)
+        method = get_method("rs-asha")(get_space("darts")(cfg), cfg, data.info, CPU, 0)
+        for epoch in range(method.num_epochs()):
+            method.train_epoch(epoch, data)
+        assert method.parallel_device_seconds() == 0.0  # no actor outside a Ray trial
+        assert {e["trainer"] for e in method.evaluations} == {"trial"}
+        runs[workers] = [(e["genotype"], e["curve"]) for e in method.evaluations]
+    assert runs[1] == runs[2]
+
+
+def test_a_trial_asks_for_one_bundle_per_worker():
+    """The runner's placement group and the plan's words: bb_workers bundles of the trial's resources on a trained
+    space, one on a look-up space (nothing to train) and for every other method."""
+    from harness.plan import resources_text
+    from harness.runner import trial_resources
+
+    def spec(method: str, space: str, workers: int) -> Any:
+        cfg = smoke_cfg(method, space, **({"bb_workers": workers} if method in METHODS else {}))
+        return SimpleNamespace(method=method, space=space, config=cfg, cpus_per_trial=2, gpus_per_trial=0.5,
+                               bundles=ExperimentSpec.bundles.fget(SimpleNamespace(method=method, space=space,
+                                                                                   config=cfg)))
+
+    darts = spec("bohb", "darts", 3)
+    assert darts.bundles == 3
+    assert trial_resources(darts).bundles == [{"CPU": 2, "GPU": 0.5}] * 3
+    assert resources_text(darts) == "3 bundles of 2 CPU, 0.5 GPU (candidates trained side by side)"
+    assert spec("bohb", "nb201", 3).bundles == 1 and spec("gdas", "darts", 1).bundles == 1
+    assert trial_resources(spec("gdas", "darts", 1)).bundles == [{"CPU": 2, "GPU": 0.5}]
+    assert resources_text(spec("random", "darts", 1)) == "2 CPU, 0.5 GPU"

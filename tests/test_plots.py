@@ -761,3 +761,53 @@ def test_titles_are_human_and_fit_their_figure(drawn, table):
             box = title.get_window_extent(renderer)
             assert box.x0 >= made.fig.bbox.x0 - 1 and box.x1 <= made.fig.bbox.x1 + 1, kind
             assert not re.search(r"'\w+'", title.get_text())  # no quoted internal labels ("importance 'cell'")
+
+
+def query_records(table, simulated: bool) -> list[dict]:
+    """A query search (``rea``) × 2 seeds on NAS-Bench-201: per step a real architecture whose ``val_acc`` is its
+    look-up in the validation column (as a look-up search records it), with the benchmark's training seconds of it
+    when ``simulated``."""
+    rng = np.random.default_rng(1)
+    records = []
+    for seed in range(2):
+        archs = [table.arch_str(int(i)) for i in rng.integers(0, len(table), EPOCHS)]
+        history = []
+        for e, arch in enumerate(archs):
+            figure = float(table.query([NB201Space({}).parse(arch)], "cifar10_valid_valid")[0])
+            history.append({"phase": "search", "epoch": e, "val_acc": figure, "genotype": arch,
+                            **({"simulated_seconds": 1000.0 * (e + 1 + seed)} if simulated else {})})
+        records.append({"method": "rea", "space": "nb201", "dataset": "digits", "budget": "smoke", "seed": seed,
+                        "overrides": {}, "genotype": archs[-1], "test_acc": 90.0, "search_seconds": 0.1,
+                        "device_hours_kind": "CPU-hours", "history": history,
+                        "benchmark_info": {"arch": archs[-1], "table": table.describe()}})
+    return records
+
+
+def test_anytime_draws_a_query_searchs_incumbent_and_a_cost_axis_when_it_has_one(table):
+    """A query search's line is the benchmark figure of its best step so far by validation; with every look-up's
+    simulated seconds and every trained epoch's seconds, all series share one axis of search cost (hours, mean over
+    seeds); without them the axis is the step and the cost column is empty."""
+    trained = nb201_records(table)
+    for record in trained:
+        for entry in record["history"]:
+            entry["seconds"] = 60.0 * (1 + record["seed"])
+    for simulated in (True, False):
+        queries = query_records(table, simulated)
+        rows = [r for r in drawn_tables([*trained, *queries])["nb201-digits-smoke-anytime"] if r["label"] == "rea"]
+        assert len(rows) == EPOCHS
+        for row in rows:
+            epoch = int(row["epoch"])
+            figures = []
+            for record in queries:
+                steps = record["history"][:epoch + 1]
+                best = max(steps, key=lambda s: s["val_acc"])  # max keeps the earlier of equal figures
+                figures.append(table.figures(NB201Space({}).parse(best["genotype"]))["cifar10_test"])
+            assert float(row["mean"]) == pytest.approx(np.mean(figures))
+            if simulated:
+                expected = np.mean([sum(1000.0 * (e + 1 + seed) for e in range(epoch + 1)) for seed in range(2)])
+                assert float(row["cost_hours"]) == pytest.approx(expected / 3600)
+            else:
+                assert row["cost_hours"] == ""
+        darts = [r for r in drawn_tables([*trained, *queries])["nb201-digits-smoke-anytime"] if r["label"] == "darts"]
+        if simulated:  # the trained series on the same axis: its epochs' measured seconds
+            assert float(darts[1]["cost_hours"]) == pytest.approx(np.mean([120.0, 240.0, 360.0]) / 3600)
