@@ -138,10 +138,11 @@ class _SearcherRandom:
 class Searcher:
     """What a black-box method asks of its strategy: ``suggest`` the next evaluation (a configuration of the space's
     encoding and its budget in epochs, None for full fidelity), ``report`` a candidate's validation figure after an
-    epoch (True: stop it now), and ``complete`` an evaluation with its last figure."""
+    epoch (True: stop it now), and ``complete`` an evaluation with its last figure. ``lookup``: the candidates are
+    look-ups of a benchmark, at its one fidelity."""
 
-    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int):
-        self.space, self.cfg, self.seed = space, cfg, seed
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int, lookup: bool = False):
+        self.space, self.cfg, self.seed, self.lookup = space, cfg, seed, lookup
         self.encoding = space.encoding()
         self.rng = np.random.default_rng(seed)
 
@@ -167,8 +168,8 @@ class Evolution(Searcher):
     uniformly *with* replacement, takes the best as the parent (ties: the one drawn first), evaluates its mutation
     (``mutate``), appends the child and removes the *oldest* member, whatever its figure."""
 
-    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int):
-        super().__init__(space, cfg, seed)
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int, lookup: bool = False):
+        super().__init__(space, cfg, seed, lookup)
         self.population: deque[tuple[dict[str, str], float]] = deque()
         self.size, self.sample_size = int(cfg["rea_population"]), int(cfg["rea_sample_size"])
         self.proposed = 0
@@ -196,8 +197,8 @@ class RandomWithASHA(Searcher):
     trial's candidates as its trials. On a look-up benchmark there is one fidelity and nothing to stop: it is random
     search."""
 
-    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int):
-        super().__init__(space, cfg, seed)
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int, lookup: bool = False):
+        super().__init__(space, cfg, seed, lookup)
         from ray.tune.schedulers import AsyncHyperBandScheduler
 
         self.random = _SearcherRandom(seed)
@@ -235,8 +236,8 @@ class TPE(Searcher):
     the trial (Optuna's defaults otherwise: 10 random start-up trials, independent per-choice densities). Every
     candidate is evaluated at full fidelity."""
 
-    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int):
-        super().__init__(space, cfg, seed)
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int, lookup: bool = False):
+        super().__init__(space, cfg, seed, lookup)
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
@@ -271,8 +272,8 @@ class BOHB(Searcher):
     ETA = 3
     MODEL = {"num_samples": 4, "random_fraction": 0.0, "bandwidth_factor": 3, "min_bandwidth": 1e-3}
 
-    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int, lookup: bool):
-        super().__init__(space, cfg, seed)
+    def __init__(self, space: SearchSpace, cfg: dict[str, Any], seed: int, lookup: bool = False):
+        super().__init__(space, cfg, seed, lookup)
         import ConfigSpace as CS
         from ray.tune.search.bohb import TuneBOHB
 
@@ -283,7 +284,6 @@ class BOHB(Searcher):
             self.search = TuneBOHB(space=configspace, metric=METRIC, mode="max", seed=seed, bohb_config=self.MODEL)
         top = int(cfg["rs_epochs"])
         low = top if lookup else min(int(cfg["bohb_min_epochs"]), top)
-        self.lookup = lookup
         self.s_max = int(math.floor(math.log(top / low) / math.log(self.ETA) + 1e-9))
         self.top = top
         self.started = 0  # brackets started: they run s = s_max, s_max - 1, ..., 0, then again
@@ -472,6 +472,7 @@ class BlackBoxSearch(SearchMethod):
     space_defaults = RandomSearch.space_defaults
     benchmark_queries = "rs_candidates"
     extras: ClassVar[tuple[str, ...]] = ()  # optional packages the searcher needs (``require``)
+    searcher_class: ClassVar[type[Searcher]] = Searcher  # the search strategy
 
     def __init__(self, space: SearchSpace, cfg: dict[str, Any], info: DataInfo, device: torch.device,
                  seed: int):
@@ -487,7 +488,8 @@ class BlackBoxSearch(SearchMethod):
         self.pool: list[Any] = []  # the candidate trainers (``_trainers``)
 
     def make_searcher(self) -> Searcher:
-        raise NotImplementedError
+        """A fresh searcher of the method's ``searcher_class``, seeded by the trial (also on resume, to replay into)."""
+        return self.searcher_class(self.space, self.cfg, self.seed, lookup=self.table is not None)
 
     @classmethod
     def trial_bundles(cls, cfg: dict[str, Any], space: SearchSpace) -> int:
@@ -653,6 +655,7 @@ class BlackBoxSearch(SearchMethod):
 @register_method
 class RegularizedEvolution(BlackBoxSearch):
     name = "rea"
+    searcher_class = Evolution
     description = "regularized evolution (Real et al. 2019): ageing tournament, one-choice mutations"
     keys = {**BlackBoxSearch.keys,
             "rea_population": Key(10, "REA: population size (NAS-Bench-201's R-EA.sh)", "[1, inf)"),
@@ -661,35 +664,29 @@ class RegularizedEvolution(BlackBoxSearch):
     budgets = {**BlackBoxSearch.budgets, "smoke": {**BlackBoxSearch.budgets["smoke"], "rea_population": 3,
                                                    "rea_sample_size": 2}}
 
-    def make_searcher(self) -> Searcher:
-        return Evolution(self.space, self.cfg, self.seed)
-
 
 @register_method
 class TreeParzen(BlackBoxSearch):
     name = "tpe"
+    searcher_class = TPE
     description = "TPE through Ray Tune's OptunaSearch (Bergstra et al. 2011)"
     extras = ("optuna",)
-
-    def make_searcher(self) -> Searcher:
-        return TPE(self.space, self.cfg, self.seed)
 
 
 @register_method
 class Bohb(BlackBoxSearch):
     name = "bohb"
+    searcher_class = BOHB
     description = "BOHB: Tune's TuneBOHB model in HyperBand brackets (Falkner et al. 2018)"
     extras = ("hpbandster", "ConfigSpace")
     keys = {**BlackBoxSearch.keys,
             "bohb_min_epochs": Key(1, "BOHB: smallest budget in epochs (trained spaces)", "[1, inf)")}
 
-    def make_searcher(self) -> Searcher:
-        return BOHB(self.space, self.cfg, self.seed, lookup=self.table is not None)
-
 
 @register_method
 class RandomASHA(BlackBoxSearch):
     name = "rs-asha"
+    searcher_class = RandomWithASHA
     description = "random search with ASHA early stopping (Li & Talwalkar 2019), Tune's scheduler"
     keys = {**BlackBoxSearch.keys,
             "asha_eta": Key(4, "ASHA: reduction factor (Tune's default)", "[2, inf)"),
@@ -701,6 +698,3 @@ class RandomASHA(BlackBoxSearch):
         if cfg["asha_grace"] > cfg["rs_epochs"]:  # Tune's scheduler asserts it
             raise UserError(f"asha_grace ({cfg['asha_grace']}) must be at most rs_epochs ({cfg['rs_epochs']}): ASHA's "
                             "first rung comes after asha_grace of a candidate's epochs")
-
-    def make_searcher(self) -> Searcher:
-        return RandomWithASHA(self.space, self.cfg, self.seed)
