@@ -575,7 +575,7 @@ class BlackBoxSearch(SearchMethod):
         top = max(entries, key=lambda e: _fitness(e["val_acc"]))  # the round's best (ties: the earlier)
         costs = [e.get("simulated_seconds") for e in entries]
         return {"val_acc": top["val_acc"], "best_val_acc": best["val_acc"], "genotype": top["genotype"],
-                "incumbent": best["genotype"], "evaluations": len(entries),
+                "incumbent": best["genotype"], **({"evaluations": len(entries)} if self.workers > 1 else {}),
                 **({"simulated_seconds": sum(costs)} if all(c is not None for c in costs) else {}),
                 **({"candidate_epochs": [e["epochs"] for e in entries] if self.workers > 1 else entries[0]["epochs"],
                     "stopped": sum(e["stopped"] for e in entries) if self.workers > 1 else entries[0]["stopped"]}

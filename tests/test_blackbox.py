@@ -743,7 +743,7 @@ def test_rounds_of_side_by_side_candidates_resume_as_they_ran(monkeypatch, name)
     whole = build()
     assert whole.num_epochs() == 5  # ⌈14 / 3⌉ rounds, the last of two
     metrics = [whole.train_epoch(i, object()) for i in range(5)]
-    assert [m["evaluations"] for m in metrics] == [3, 3, 3, 3, 2]
+    assert [m["evaluations"] for m in metrics] == [3, 3, 3, 3, 2]  # the rounds' sizes (bb_workers = 1: no column)
     assert [e["index"] for e in whole.evaluations] == list(range(14))
     for m, first in zip(metrics, range(0, 14, 3)):  # each round's figure is its best evaluation's
         round_ = whole.evaluations[first:first + 3]
@@ -796,3 +796,19 @@ def test_a_trial_asks_for_one_bundle_per_worker():
     assert spec("bohb", "nb201", 3).bundles == 1 and spec("gdas", "darts", 1).bundles == 1
     assert trial_resources(spec("gdas", "darts", 1)).bundles == [{"CPU": 2, "GPU": 0.5}]
     assert resources_text(spec("random", "darts", 1)) == "2 CPU, 0.5 GPU"
+
+
+def test_show_says_what_the_black_box_search_did():
+    """``harness show``'s line on a record's ``blackbox``: evaluations, how, budgets, stops, workers, simulated cost."""
+    from harness.core.records import blackbox_summary
+
+    trained = {"searcher": "BOHB", "evaluation": "trained", "device_seconds": 12.0, "stopped_early": 2, "workers": 3,
+               "evaluations": [{"fidelity": 1}, {"fidelity": 3}, {"fidelity": 1}], "simulated_cost": None}
+    assert blackbox_summary(trained) == ("black-box search (BOHB): 3 evaluations, trained; budgets 1, 3 epochs; 2 "
+                                         "stopped early; 3 side by side")
+    looked_up = {"searcher": "Evolution", "evaluation": "look-up of the benchmark's cifar10_valid_valid",
+                 "device_seconds": None, "evaluations": [{"fidelity": "look-up"}] * 100,
+                 "simulated_cost": "none: the table has no training times (one query per evaluation)"}
+    assert blackbox_summary(looked_up) == (
+        "black-box search (Evolution): 100 evaluations, look-up of the benchmark's cifar10_valid_valid; simulated "
+        "cost: none: the table has no training times (one query per evaluation)")

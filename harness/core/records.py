@@ -693,6 +693,21 @@ def _config_table(config: dict[str, Any], overrides: dict[str, Any]) -> Table:
     return table
 
 
+def blackbox_summary(blackbox: dict[str, Any]) -> str:
+    """One line on a black-box search's evaluations (``methods/blackbox.py``'s ``record_info``): how many, how they were
+    evaluated, how many were stopped early, by how many trainers, and their simulated cost where it has one."""
+    evaluations = blackbox["evaluations"]
+    line = (f"black-box search ({blackbox.get('searcher')}): {count_text(len(evaluations))} evaluations, "
+            f"{blackbox.get('evaluation')}")
+    if blackbox.get("device_seconds") is not None:
+        fidelities = sorted({e.get("fidelity") for e in evaluations if isinstance(e, dict)}, key=str)
+        line += (f"; budgets {', '.join(map(str, fidelities))} epochs; {blackbox.get('stopped_early', 0)} stopped "
+                 f"early; {blackbox.get('workers', 1)} side by side")
+    if blackbox.get("simulated_cost"):
+        line += f"; simulated cost: {blackbox['simulated_cost']}"
+    return line
+
+
 def show_record(record: dict[str, Any], console: Console) -> None:
     """Print a readable view of one record: identity, genotype, metrics, history and configuration."""
     ident = " · ".join(f"{k} {record.get(k, NULL)}" for k in IDENTITY_KEYS)
@@ -722,6 +737,9 @@ def show_record(record: dict[str, Any], console: Console) -> None:
                            "supernet, nothing trained", style="dim"))
     if isinstance(record.get("split"), dict):
         console.print(Text(f"search split: {split_summary(record['split'])}", style="dim"))
+    blackbox = record.get("blackbox")
+    if isinstance(blackbox, dict) and isinstance(blackbox.get("evaluations"), list):
+        console.print(Text(blackbox_summary(blackbox), style="dim"))
 
     console.print(_metrics_table(record, queried=queried is not None))
     history = record.get("history") or []
