@@ -80,7 +80,7 @@ def print_plan(specs: list[ExperimentSpec], folder: Path | Remote, console: Cons
     else:
         study_plan(study, specs, estimates, console, folder, resume_jobs)
     first = specs[0]
-    if first.budget == "paper" and not first.gpus_per_trial:
+    if first.budget == "paper" and not first.gpus_per_trial and any(spec.trains for spec in specs):
         console.print(Text("warning:", style="bold yellow"), "the paper budget is about to run without a GPU (its "
                       "time is the estimate above, measured on this CPU; the papers ran on GPUs): use "
                       f"{'--budget' if study is None else 'budget'} small or smoke on a CPU")

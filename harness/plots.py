@@ -597,13 +597,15 @@ def _anytime(g: _Group) -> Iterator[Drawn]:
     _draw_bands(ax, [[row[0], row[7], *row[2:6]] for row in rows] if on_cost else rows, g.legend, colours)
     if on_cost:
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(_number_text))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     for best in sorted({row[6] for row in rows if math.isfinite(row[6])}):
         ax.axhline(best, color="black", linestyle="--", linewidth=1, label=f"the benchmark's best: {best:.2f} %")
     column_text = ", ".join(sorted(columns))
     queried = [label for label in dict.fromkeys(row[0] for row in rows) if g.queried(label)]
     if on_cost:
-        ax.set_xlabel("search cost (hours, mean over seeds): measured device time; a look-up: the benchmark's "
-                      "training time")
+        ax.set_xlabel("search cost (hours, mean over seeds)")
     else:
         ax.set_xlabel("search epoch" + (" (a method that queries the benchmark: search step)" if queried else ""))
     ax.set_ylabel(f"{g.benchmark_name()} {column_text} (%)")
@@ -614,7 +616,10 @@ def _anytime(g: _Group) -> Iterator[Drawn]:
     notes = ["Each epoch's genotype (the cell derived after the epoch" + ("; a method that queries the benchmark: "
              "the best candidate so far by its validation figure" if queried else "") + ") looked up in the "
              "benchmark. Lines: means over seeds; bands: lowest to highest seed."]
-    if queried and not on_cost:
+    if on_cost:
+        notes.append("Search cost: the device time a trained search measured; a look-up: the benchmark's training "
+                     "time of the network it looked up (simulated, as NAS-Bench-201 draws it).")
+    elif queried:
         notes.append("On a step axis: the benchmark table has no training times to put its look-ups on a cost axis "
                      "(an official benchmark file imported with `harness nb201 import` has them).")
     _finish(fig, f"Benchmark accuracy of each search epoch's cell — {g.heading}", notes)

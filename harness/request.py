@@ -128,26 +128,15 @@ def check_trial_resources(cpus: int | None, gpus: float | None) -> None:
             raise UserError(f"--gpus-per-trial {gpus}: more than one GPU per trial must be a whole number")
 
 
-def trains(spec: ExperimentSpec) -> bool:
-    """Whether the experiment's trials train anything: not when its method only queries the space's benchmark
-    (``benchmark_queries``: random search and the black-box methods on NAS-Bench-201) and the derived cell is looked
-    up there too."""
-    from harness.core.registry import get_method, get_space
-
-    space = get_space(spec.space)(spec.config)
-    return not (get_method(spec.method).benchmark_queries and space.benchmark() is not None
-                and space.evaluates_by_lookup())
-
-
 def confirm_cpu_paper(specs: list[ExperimentSpec], req: RunOptions, ask: bool) -> None:
     """The paper budget takes days per seed without a GPU: a run whose trials get none (``gpus_per_trial`` 0:
     this machine has no CUDA GPU, or ``--gpus-per-trial 0``; on ``--address`` the trials get the GPUs they ask for)
-    and train something (``trains``: look-ups alone take minutes) goes ahead only with ``--yes`` or a "y" typed in a
-    terminal. Off a terminal (a pipe, a batch job) it is refused in one line before anything is loaded or written
-    (``ask`` False: the first check); in a terminal the question comes after the plan and its estimate (``ask``
-    True). A dry run asks nothing: it starts nothing."""
+    and train something (``ExperimentSpec.trains``: look-ups alone take minutes) goes ahead only with ``--yes`` or a
+    "y" typed in a terminal. Off a terminal (a pipe, a batch job) it is refused in one line before anything is
+    loaded or written (``ask`` False: the first check); in a terminal the question comes after the plan and its
+    estimate (``ask`` True). A dry run asks nothing: it starts nothing."""
     spec = specs[0]
-    if req.yes or req.dry_run or spec.budget != "paper" or spec.gpus_per_trial or not any(map(trains, specs)):
+    if req.yes or req.dry_run or spec.budget != "paper" or spec.gpus_per_trial or not any(s.trains for s in specs):
         return
     how = ("set budget = \"smoke\" (seconds) or \"small\" (minutes) in the study file"
            if isinstance(req, StudyRequest) and req.file is not None else "use --budget smoke (seconds) or --budget "

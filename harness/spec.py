@@ -118,6 +118,17 @@ class ExperimentSpec:
 
         return get_method(self.method).trial_bundles(self.config, get_space(self.space)(self.config))
 
+    @property
+    def trains(self) -> bool:
+        """Whether the trials train anything: not when the method only queries the space's benchmark
+        (``benchmark_queries``: random search and the black-box methods on NAS-Bench-201) and the derived cell is
+        looked up there too."""
+        from harness.core.registry import get_method, get_space
+
+        space = get_space(self.space)(self.config)
+        return not (get_method(self.method).benchmark_queries and space.benchmark() is not None
+                    and space.evaluates_by_lookup())
+
     def at(self, folder: Path | Remote) -> ExperimentSpec:
         """The same experiment where it lies now (a moved folder, a resume with another ``--out``)."""
         return dataclasses.replace(self, folder=folder)

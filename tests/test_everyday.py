@@ -28,6 +28,7 @@ from harness.core.stats import duration_text
 from harness.estimate import TrialCost
 from harness.listing import print_listing
 from harness.request import RunRequest, StudyRequest, confirm_cpu_paper
+from harness.spec import ExperimentSpec
 
 OLD = Path(__file__).parent / "data" / "old_folders"
 QUICK = ["--method", "random", "--space", "nb201", "--dataset", "digits"]
@@ -94,10 +95,13 @@ def test_dry_run_prints_the_plan_and_estimate_and_writes_nothing(tmp_path, capsy
 def test_a_dry_run_of_the_paper_budget_asks_nothing_and_warns(tmp_path, capsys, no_launch, monkeypatch):
     monkeypatch.setattr("builtins.input", lambda: pytest.fail("a dry run asked"))
     monkeypatch.setattr(sys, "stdin", io.StringIO())  # a pipe: a real run would be refused
-    assert main(["run", *QUICK, "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert main(["run", *TRAINS, "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "paper budget is about to run without a GPU" in printed and "dry run: nothing" in printed
     assert not (tmp_path / "out").exists()
+    assert main(["run", *QUICK, "--out", str(tmp_path / "out"), "--dry-run"]) == 0  # look-ups alone: no warning
+    printed = capsys.readouterr().out
+    assert "without a GPU" not in printed and "dry run: nothing" in printed
 
 
 def test_study_run_dry_run_shows_every_cell(tmp_path, capsys, no_launch):
@@ -195,18 +199,24 @@ def test_a_paper_run_of_benchmark_look_ups_alone_is_not_asked(tmp_path, monkeypa
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     request = RunRequest(out=tmp_path, name=None, resume=False, method="rea,random", space="nb201", dataset=None,
                          budget="paper", seeds=None, overrides=[])
-    lookups = [SimpleNamespace(budget="paper", gpus_per_trial=0, address=None, method=method, space="nb201",
-                               config={"nb201_table": "default", "eval": "lookup"}) for method in ("rea", "random")]
+    def spec(method: str, evaluation: str) -> SimpleNamespace:
+        made = SimpleNamespace(budget="paper", gpus_per_trial=0, address=None, method=method, space="nb201",
+                               config={"nb201_table": "default", "eval": evaluation})
+        made.trains = ExperimentSpec.trains.fget(made)
+        return made
+
+    lookups = [spec("rea", "lookup"), spec("random", "lookup")]
+    assert not any(s.trains for s in lookups)
     confirm_cpu_paper(lookups, request, ask=False)
-    trained = SimpleNamespace(**{**vars(lookups[0]), "config": {"nb201_table": "default", "eval": "train"}})
+    trained = spec("rea", "train")
+    assert trained.trains
     with pytest.raises(UserError, match="^the paper budget would run without a GPU"):
         confirm_cpu_paper([*lookups, trained], request, ask=False)
 
 
 def test_the_refusal_says_how_each_entry_point_picks_a_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO())
-    spec = [SimpleNamespace(budget="paper", gpus_per_trial=0, address="10.0.0.1:6379", method="darts", space="darts",
-                            config={})]
+    spec = [SimpleNamespace(budget="paper", gpus_per_trial=0, address="10.0.0.1:6379", trains=True)]
     study = StudyRequest(out=tmp_path, name=None, resume=False, file=tmp_path / "s.toml", study=None)
     with pytest.raises(UserError, match='set budget = "smoke" .* in the study file') as err:
         confirm_cpu_paper(spec, study, ask=False)
