@@ -32,8 +32,8 @@ from spaces.base import SearchSpace
 # The budget of every black-box search (this one and ``methods/blackbox.py``'s), so that one ``--set`` gives them all
 # the same: evaluations per trial, and the training epochs of one at full fidelity.
 CANDIDATE_KEYS: dict[str, Key] = {
-    "rs_candidates": Key(30, "random search: number of sampled genotypes", "[1, inf)"),
-    "rs_epochs": Key(10, "random search: training epochs of each candidate", "[1, inf)"),
+    "rs_candidates": Key(30, "black-box search: candidates evaluated (random search: genotypes sampled)", "[1, inf)"),
+    "rs_epochs": Key(10, "black-box search: training epochs of a candidate at full fidelity", "[1, inf)"),
 }
 
 
