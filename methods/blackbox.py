@@ -65,9 +65,15 @@ from harness.core.config import Key
 from harness.core.data import DataInfo, Dataset, SearchData
 from harness.core.errors import UserError
 from harness.core.registry import register_method
-from harness.core.train import cosine_lr, evaluate, set_lr, sgd, time_train_steps, to_device, train_epoch
+from harness.core.train import evaluate
 from methods.base import SearchMethod
-from methods.random_search import CANDIDATE_KEYS, RandomSearch
+from methods.random_search import (
+    CANDIDATE_KEYS,
+    RandomSearch,
+    candidate_model,
+    candidate_step_time,
+    train_candidate_epoch,
+)
 from spaces.base import Choice, SearchSpace
 
 METRIC = "val_acc"
@@ -388,18 +394,15 @@ class CandidateTrainer:
 
     def start(self, index: int, genotype: str, epochs: int) -> None:
         torch.manual_seed(candidate_seed(self.seed, index))
-        net = self.space.build_network(self.space.parse(genotype), self.data.info, "search", auxiliary=False)
-        self.net = to_device(net, self.cfg, self.device)
-        self.opt = sgd(self.net.parameters(), self.cfg, "w")
+        self.net, self.opt = candidate_model(self.space, self.space.parse(genotype), self.data.info, self.cfg,
+                                             self.device)
         self.index, self.epochs, self.done = index, epochs, 0
 
     def epoch(self) -> tuple[float, float]:
         """Train the next epoch; the validation accuracy (percent) after it and the device seconds it took."""
         assert self.net is not None
-        cfg, start = self.cfg, time.perf_counter()
-        set_lr(self.opt, cosine_lr(self.done, self.epochs, cfg["w_lr"], cfg["w_lr_min"]))
-        stream = self.index * int(cfg["rs_epochs"]) + self.done
-        train_epoch(self.net, self.opt, self.data.weight_batches(stream, phase="candidate"), cfg["grad_clip"])
+        start = time.perf_counter()
+        train_candidate_epoch(self.net, self.opt, self.data, self.cfg, self.index, self.done, self.epochs)
         value = evaluate(self.net, self.data.val_batches())[1]
         self.done += 1
         return value, time.perf_counter() - start
@@ -586,11 +589,8 @@ class BlackBoxSearch(SearchMethod):
         if self.table is not None:
             return 0.0, 1
         genotype = self.space.sample(np.random.default_rng(self.seed))
-        net = to_device(self.space.build_network(genotype, self.info, "search", auxiliary=False), self.cfg,
-                        self.device)
-        per_step = time_train_steps(net, sgd(net.parameters(), self.cfg, "w"),
-                                    data.weight_batches(0, phase="candidate"), self.cfg["grad_clip"], steps=steps)
-        return per_step, len(data.weight_batches(0)) * int(self.cfg["rs_epochs"])
+        return candidate_step_time(*candidate_model(self.space, genotype, self.info, self.cfg, self.device), data,
+                                   self.cfg, steps)
 
     # --- results ------------------------------------------------------------------------------------
     def incumbent(self) -> dict[str, Any]:

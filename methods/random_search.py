@@ -37,6 +37,31 @@ CANDIDATE_KEYS: dict[str, Key] = {
 }
 
 
+def candidate_model(space: SearchSpace, genotype: Any, info: DataInfo, cfg: dict[str, Any],
+                    device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A candidate's network at the space's search size (``build_network(..., "search")``, no auxiliary head or
+    drop-path) on ``device``, and the shared search SGD over its weights: what every black-box search trains."""
+    net = to_device(space.build_network(genotype, info, "search", auxiliary=False), cfg, device)
+    return net, sgd(net.parameters(), cfg, "w")
+
+
+def train_candidate_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer, data: SearchData, cfg: dict[str, Any],
+                          index: int, epoch: int, epochs: int) -> None:
+    """Epoch ``epoch`` of candidate ``index``'s ``epochs``: the cosine from ``w_lr`` to ``w_lr_min`` over them, on the
+    weight half's batch stream ``index · rs_epochs + epoch`` (the candidate's own)."""
+    set_lr(opt, cosine_lr(epoch, epochs, cfg["w_lr"], cfg["w_lr_min"]))
+    train_epoch(net, opt, data.weight_batches(index * int(cfg["rs_epochs"]) + epoch, phase="candidate"),
+                cfg["grad_clip"])
+
+
+def candidate_step_time(net: torch.nn.Module, opt: torch.optim.Optimizer, data: SearchData, cfg: dict[str, Any],
+                        steps: int) -> tuple[float, int]:
+    """Measured seconds of one candidate training step, and the steps of a candidate at full fidelity (the plan's
+    estimate)."""
+    per_step = time_train_steps(net, opt, data.weight_batches(0, phase="candidate"), cfg["grad_clip"], steps=steps)
+    return per_step, len(data.weight_batches(0)) * int(cfg["rs_epochs"])
+
+
 @register_method
 class RandomSearch(SearchMethod):
     name = "random"
@@ -63,18 +88,12 @@ class RandomSearch(SearchMethod):
         return int(self.cfg["rs_candidates"])
 
     def _build_candidate(self, index: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        cfg = self.cfg
-        net = self.space.build_network(self.candidates[index], self.info, "search", auxiliary=False)
-        net = to_device(net, cfg, self.device)
-        return net, sgd(net.parameters(), cfg, "w")
+        return candidate_model(self.space, self.candidates[index], self.info, self.cfg, self.device)
 
     def _train_candidate(self, index: int, data: SearchData) -> float:
-        cfg = self.cfg
         net, opt = self._build_candidate(index)
-        for epoch in range(cfg["rs_epochs"]):
-            set_lr(opt, cosine_lr(epoch, cfg["rs_epochs"], cfg["w_lr"], cfg["w_lr_min"]))
-            train_epoch(net, opt, data.weight_batches(index * cfg["rs_epochs"] + epoch, phase="candidate"),
-                        cfg["grad_clip"])
+        for epoch in range(self.cfg["rs_epochs"]):
+            train_candidate_epoch(net, opt, data, self.cfg, index, epoch, self.cfg["rs_epochs"])
         return evaluate(net, data.val_batches())[1]
 
     def train_epoch(self, epoch: int, data: SearchData) -> dict[str, Any]:
@@ -89,10 +108,7 @@ class RandomSearch(SearchMethod):
     def step_time(self, data: SearchData, steps: int = 1) -> tuple[float, int]:
         if self.table is not None:
             return 0.0, 1
-        net, opt = self._build_candidate(0)
-        per_step = time_train_steps(net, opt, data.weight_batches(0, phase="candidate"), self.cfg["grad_clip"],
-                                    steps=steps)
-        return per_step, len(data.weight_batches(0)) * self.cfg["rs_epochs"]
+        return candidate_step_time(*self._build_candidate(0), data, self.cfg, steps)
 
     def derive(self) -> Any:
         if np.isnan(self.val_accs).all():
