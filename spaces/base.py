@@ -371,19 +371,21 @@ class SearchSpace:
         return choices
 
     def kept_edges(self, config: Mapping[str, str]) -> set[tuple[str, int]]:
-        """The (group, edge) pairs a configuration of ``encoding`` keeps (``ValueError``, one line, for a missing
-        choice or an unknown value)."""
-        kept = set()
-        for group in self.arch_shape():
-            for unit, (_, edges, keep) in enumerate(self.encoding_units(group)):
-                if keep < len(edges):
-                    name = f"{group}.u{unit}.inputs"
-                    value = config.get(name)
-                    combos = {"+".join(map(str, c)): c for c in itertools.combinations(edges, keep)}
-                    if value not in combos:
-                        raise ValueError(f"choice '{name}' must be one of {', '.join(combos)}, got {value!r}")
-                    edges = combos[value]
-                kept.update((group, edge) for edge in edges)
+        """The (group, edge) pairs a configuration of ``encoding`` keeps: the edges an inputs choice names, and every
+        edge of a unit without one (``ValueError``, one line, for an inputs choice missing or not one of its
+        values)."""
+        encoding = self.encoding()
+        kept, chosen_among = set(), set()
+        for choice in encoding:
+            if choice.is_inputs:
+                value = config.get(choice.name)
+                if value not in choice.values:
+                    raise ValueError(f"choice '{choice.name}' must be one of {', '.join(choice.values)}, got "
+                                     f"{value!r}")
+                chosen_among.update((choice.group, edge) for edge in choice.edges)
+                kept.update((choice.group, int(edge)) for edge in value.split("+"))
+        kept.update((c.group, c.edges[0]) for c in encoding
+                    if not c.is_inputs and (c.group, c.edges[0]) not in chosen_among)
         return kept
 
     def active_choices(self, config: Mapping[str, str]) -> list[Choice]:
