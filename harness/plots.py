@@ -562,13 +562,19 @@ def _anytime(g: _Group) -> Iterator[Drawn]:
     optima: dict[int, dict[str, float]] = {}  # id(table) → table.optimum() ({} where it knows none)
     optimum: dict[str, float] = {}  # series label → the best target figure of its records' benchmarks
     columns: set[str] = set()
+    incumbents: dict[int, dict[int, Any]] = {}  # id(record) → its incumbents by epoch (``_incumbents``)
 
     def value(record: dict[str, Any], entry: dict[str, Any]) -> float:
         table = g.table(record)
         if table is None:
             return math.nan
-        genotype = _parse(g.space(record), _incumbent(record, entry) if g.queried(series_label(record))
-                          else entry.get("genotype"))
+        if g.queried(series_label(record)):
+            if id(record) not in incumbents:
+                incumbents[id(record)] = _incumbents(record)
+            text = incumbents[id(record)].get(entry["epoch"])
+        else:
+            text = entry.get("genotype")
+        genotype = _parse(g.space(record), text)
         if genotype is None:
             return math.nan
         detail = record.get("arch_correlation")
@@ -628,17 +634,16 @@ def _anytime(g: _Group) -> Iterator[Drawn]:
                 rows)
 
 
-def _incumbent(record: dict[str, Any], entry: dict[str, Any]) -> Any:
-    """The genotype of a query search's best step so far by its validation figure (``val_acc``; ties: the earlier)
-    up to ``entry``'s epoch: the search's incumbent there."""
-    best, best_value = entry.get("genotype"), -math.inf
+def _incumbents(record: dict[str, Any]) -> dict[int, Any]:
+    """Per search epoch, the genotype of a query search's best step so far by its validation figure (``val_acc``;
+    ties: the earlier; before any finite figure, the step's own): the search's incumbent there, in one pass."""
+    incumbents, best, best_value = {}, None, -math.inf
     for epoch, step in sorted(_search_entries(record).items()):
-        if epoch > entry["epoch"]:
-            break
         number = _number(step.get("val_acc"))
         if math.isfinite(number) and number > best_value:
             best, best_value = step.get("genotype"), number
-    return best
+        incumbents[epoch] = best if math.isfinite(best_value) else step.get("genotype")
+    return incumbents
 
 
 def _search_costs(records: list[dict[str, Any]], queried: bool) -> dict[int, float]:
