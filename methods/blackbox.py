@@ -550,6 +550,7 @@ class BlackBoxSearch(SearchMethod):
         trainers = [] if recorded is not None else self._trainers(data, len(entries))
         for trainer, entry in zip(trainers, entries):
             trainer.start(entry["index"], entry["genotype"], entry["fidelity"])
+            entry["trainer"] = "actor" if isinstance(trainer, _Remote) else "trial"
         running = list(range(len(entries)))
         while running:
             if recorded is not None:
@@ -558,8 +559,6 @@ class BlackBoxSearch(SearchMethod):
                 results = step_trainers([trainers[k] for k in running])
             for k, (value, seconds) in zip(list(running), results):
                 entry = entries[k]
-                if recorded is None:
-                    entry["trainer"] = "actor" if isinstance(trainers[k], _Remote) else "trial"
                 entry["curve"].append(value)
                 entry["epochs"] += 1
                 entry["seconds"] += seconds
